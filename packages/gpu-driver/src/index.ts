@@ -1,0 +1,2 @@
+// gpu-driver: the GPU actor (amdgpu/KFD, nouveau). Built by the gpu-driver issue.
+export const PACKAGE = 'gpu-driver';

@@ -1,0 +1,2 @@
+// nvme: the NVMe drive actor (drivers/nvme/host). Not built yet.
+export const PACKAGE = 'nvme';

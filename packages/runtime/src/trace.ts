@@ -1,0 +1,100 @@
+// The trace: NDJSON, one line per message sent, per message received and per domain event.
+// Every line starts with `t` (simulated ns), `actor` and `ev`; the format is documented in
+// README.md and is the input of all later analysis.
+//
+// Hot lines (send, recv, after) are formatted by hand; domain events go through pino, whose level
+// formatter is replaced so that each line opens with `t` and `actor` instead of `level`.
+// Lines are buffered in memory and written with writeSync when the buffer passes FLUSH_BYTES, on
+// `flush()`, at shutdown and when an actor crashes: a trace is never left half-written by a crash
+// of the simulated system (only by a crash of the process itself).
+import fs from 'node:fs';
+import path from 'node:path';
+import { pino, type Logger } from 'pino';
+import type { ActorId, Envelope } from './types.js';
+
+const FLUSH_BYTES = 1 << 20;
+
+/** An append-only NDJSON file with an in-memory buffer. One writer thread per file. */
+export class TraceSink {
+  private fd: number;
+  private pending: string[] = [];
+  private pendingBytes = 0;
+  linesWritten = 0;
+
+  constructor(readonly file: string) {
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    this.fd = fs.openSync(file, 'w');
+  }
+
+  write(line: string): void {
+    this.pending.push(line);
+    this.linesWritten++;
+    this.pendingBytes += line.length;
+    if (this.pendingBytes >= FLUSH_BYTES) this.flush();
+  }
+
+  flush(): void {
+    if (this.pending.length === 0 || this.fd < 0) return;
+    fs.writeSync(this.fd, this.pending.join(''));
+    this.pending = [];
+    this.pendingBytes = 0;
+  }
+
+  close(): void {
+    if (this.fd < 0) return;
+    this.flush();
+    fs.closeSync(this.fd);
+    this.fd = -1;
+  }
+}
+
+/** Typed arrays are written as JSON arrays, not as `{"0":…}` objects. */
+function jsonValue(_key: string, value: unknown): unknown {
+  return ArrayBuffer.isView(value) && !(value instanceof DataView) ? Array.from(value as unknown as ArrayLike<number>) : value;
+}
+
+export function messageJson(msg: unknown): string {
+  return JSON.stringify(msg, jsonValue);
+}
+
+/** Actor ids go into hand-built JSON, so they are restricted to characters that need no escaping. */
+export const ACTOR_ID_PATTERN = /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/;
+
+/** The trace lines of one actor. `clock` gives the simulated time stamped on each line. */
+export class ActorTracer {
+  private readonly prefix: string;
+  private readonly log: Logger;
+
+  constructor(
+    private readonly sink: TraceSink,
+    actor: ActorId,
+    private readonly clock: () => number,
+  ) {
+    if (!ACTOR_ID_PATTERN.test(actor)) throw new Error(`actor id ${JSON.stringify(actor)} must match ${ACTOR_ID_PATTERN}`);
+    this.prefix = `,"actor":"${actor}","ev":`;
+    this.log = pino(
+      { base: null, timestamp: false, formatters: { level: () => ({ t: this.clock(), actor }) } },
+      { write: (line: string) => this.sink.write(line) },
+    );
+  }
+
+  sent(env: Envelope): void {
+    const reply = env.replyTo === 0 ? '' : `,"replyTo":${env.replyTo}`;
+    this.sink.write(`{"t":${env.t}${this.prefix}"send","to":"${env.to}","id":${env.id}${reply},"msg":${messageJson(env.msg)}}\n`);
+  }
+
+  timerSet(env: Envelope): void {
+    this.sink.write(`{"t":${this.clock()}${this.prefix}"after","id":${env.id},"at":${env.t},"msg":${messageJson(env.msg)}}\n`);
+  }
+
+  received(env: Envelope): void {
+    const reply = env.replyTo === 0 ? '' : `,"replyTo":${env.replyTo}`;
+    this.sink.write(`{"t":${this.clock()}${this.prefix}"recv","from":"${env.from}","id":${env.id}${reply}}\n`);
+  }
+
+  event(ev: string, fields?: Record<string, unknown>): void {
+    if (fields === undefined) return this.log.info({ ev });
+    if ('t' in fields || 'actor' in fields || 'ev' in fields) throw new Error(`trace event '${ev}': fields t, actor and ev are the line's own`);
+    this.log.info({ ev, ...fields });
+  }
+}
