@@ -154,18 +154,18 @@ export class ThreadScheduler {
     let delivered = 0;
     let endNs = 0;
     let hung: ActorDiedError | undefined;
-    await Promise.all(
-      slots.map(async (s) => {
-        try {
-          const r = await withTimeout(s.stopped.promise, STOP_TIMEOUT_MS, () => new ActorDiedError(s.id, `did not answer stop within ${STOP_TIMEOUT_MS} ms (hung in its own code?)`));
-          summaries[s.id] = r.summary;
-          delivered += r.counters.received;
-          endNs = Math.max(endNs, r.endNs);
-        } catch (e) {
-          if (e instanceof ActorDiedError && e.actor === s.id && how.kind !== 'died') hung ??= e;
-        }
-      }),
+    const stops = await Promise.allSettled(
+      slots.map((s) => withTimeout(s.stopped.promise, STOP_TIMEOUT_MS, () => new ActorDiedError(s.id, `did not answer stop within ${STOP_TIMEOUT_MS} ms (hung in its own code?)`))),
     );
+    stops.forEach((st, i) => {
+      if (st.status === 'fulfilled') {
+        summaries[slots[i].id] = st.value.summary;
+        delivered += st.value.counters.received;
+        endNs = Math.max(endNs, st.value.endNs);
+      } else if (st.reason instanceof ActorDiedError && st.reason.actor === slots[i].id && how.kind !== 'died') {
+        hung ??= st.reason;
+      }
+    });
     for (const s of slots) s.control.close();
     await pool.destroy();
     const endedBy = how.kind === 'died' ? 'stopRun' : how.kind;
