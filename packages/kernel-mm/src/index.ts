@@ -1,2 +1,6 @@
-// kernel-mm: the memory manager actor `mm` (mm/ in Linux). Built by the kernel-mm issue.
-export const PACKAGE = 'kernel-mm';
+// @svmsim/kernel-mm: the memory manager actor `mm` and its protocol. Drivers import protocol.ts only.
+export * from './protocol.js';
+export { createMm } from './mm-actor.js';
+export { createRamdisk } from './ramdisk.js';
+export type { MmConfig, MmCosts } from './kernel.js';
+export type * from './oracle-events.js';

@@ -1,0 +1,387 @@
+// The data oracle (DESIGN.md §5): from a trace and mm's final memory dump it proves that no
+// acknowledged write was lost, that no device used a translation whose invalidation had been acked,
+// and that no DMA touched a frame outside its process or wrote through a read-only mirror.
+//
+// It is independent of mm: it never imports mm's page tables, VMAs or frames. It rebuilds its own
+// model of every process's memory from the oracle events (oracle-events.ts) alone. mm emits those
+// at the moment a change takes effect, so the order of the lines is the order in which memory
+// changed, and the model knows the exact word every page must hold at every line.
+//
+// Identities (what a "page" is, so that a value follows it through COW, migration, swap…):
+//   - a private anonymous page: (pid, page address); `fork` copies it to the child, `zap`
+//     (MADV_DONTNEED) makes it read 0 again;
+//   - a file page: (file, page index); MAP_SHARED mappings alias it; a shared anonymous mapping is a
+//     file of its own (negative `file` id), shared across fork;
+//   - a MAP_PRIVATE file mapping aliases the file page until that pid first writes the page (cpu_store
+//     or an applied dma_write / dev_write); from then on the page is the pid's own (COW). `zap`
+//     reverts it to the file.
+// Page index = pgoff + (addr - vma.start) / PAGE_SIZE. Never-written pages read 0. A write replaces
+// the whole word. munmap removes [start, end) (splitting VMAs); mprotect has no effect on content;
+// process_exit drops the pid.
+//
+// Rules (each violation names the device/pid/address/frame/time):
+//   stale_translation  a mirror access (sub, seq) after (trace order) an ok ack by that sub of an
+//                      invalidation covering the address with cur_seq > seq; or a mirror access whose
+//                      PTE no longer maps the frame (pte_ok=false) where such an ack exists;
+//   readonly_write     a mirror dma_write through a valid PTE that does not allow writes;
+//   outside_process    a pin access to a frame neither mapped at that address nor pinned, or a mirror
+//                      access with pte_ok=false that no acked invalidation explains;
+//   bad_load/bad_read  a cpu_load / a valid (pte_ok, not stale) dma_read returning another value than
+//                      the model's;
+//   unmapped_access    a cpu access or valid DMA at an address outside every VMA of the model;
+//   lost_write         at the end, a dumped page whose value differs from the model's, or a page the
+//                      model knows was written (non-zero) inside a live VMA missing from the dump;
+//   unexpected_page    a dumped page outside every VMA of the model.
+// Not violations, counted: a pin write to a frame no longer mapped but still pinned (the known gup
+// coherency problem; applied to the file page if the frame is a page-cache page), and a pin write
+// through a read-only PTE (gup vs writeback).
+import type { TraceLine } from '@svmsim/runtime';
+import type { EvDevWrite, EvDmaAccess, EvFork, EvInvalidateAck, EvInvalidateStart, EvMmap, EvCpuLoad, OracleEvents, EvZap } from './oracle-events.js';
+import { PAGE_SIZE } from './protocol.js';
+
+export interface FinalPage { pid: number; addr: number; value: number }
+
+export type ViolationKind =
+  | 'stale_translation' | 'readonly_write' | 'outside_process' | 'bad_load' | 'bad_read'
+  | 'unmapped_access' | 'lost_write' | 'unexpected_page';
+
+export interface Violation {
+  kind: ViolationKind;
+  t: number;
+  actor: string;
+  message: string;
+  pid?: number;
+  addr?: number;
+  pfn?: number;
+  dev?: string;
+  [detail: string]: unknown;
+}
+
+export interface CheckStats {
+  cpuStores: number; cpuLoads: number; dmaWrites: number; dmaReads: number; devWrites: number;
+  orphanPinnedWrites: number; pinnedWritesToReadOnly: number; invalidations: number; acks: number;
+  pagesCompared: number;
+}
+
+export interface CheckReport { violations: Violation[]; violationsDropped: number; stats: CheckStats; ok: boolean }
+
+export const MAX_VIOLATIONS = 1000;
+
+export function formatViolation(v: Violation): string {
+  return `${v.kind}: ${v.message}`;
+}
+
+const ORACLE_EVENTS = new Set<string>([
+  'mmap', 'munmap', 'mprotect', 'zap', 'fork', 'process_exit', 'file_create', 'cpu_store', 'cpu_load',
+  'dma_write', 'dma_read', 'invalidate_start', 'invalidate_ack', 'invalidate_end', 'dev_write',
+] satisfies (keyof OracleEvents)[]);
+
+const hex = (n: number): string => `0x${n.toString(16)}`;
+const pageOf = (addr: number): number => Math.floor(addr / PAGE_SIZE); // addresses exceed 2^32: no bitwise ops
+
+/** A written word and who wrote it. Immutable: a write replaces the object, so fork can share them. */
+interface Val { value: number; by: string; t: number }
+const ZERO: Val = { value: 0, by: 'nobody (never written)', t: 0 };
+const showVal = (v: Val): string => (v === ZERO ? '0 (never written)' : `${v.value} (written by ${v.by} at t=${v.t})`);
+
+/** A VMA in pages: [start, end) page numbers; `file` is null for private anonymous memory. */
+interface Vma { start: number; end: number; shared: boolean; file: number | null; pgoff: number }
+
+interface Proc {
+  vmas: Vma[]; // sorted by start, disjoint
+  own: Map<number, Val>; // page number → value: private anon pages and COW'd private file pages
+}
+
+interface InvInfo { inv: number; pid: number; start: number; end: number; event: string; curSeq: number }
+/** A piece of a subscription's "acked invalidation" map: the acked invalidation with the highest cur_seq over [start, end). */
+interface AckPiece { start: number; end: number; inv: InvInfo; ackT: number; ackDev: string }
+
+/** Index of the last element with start <= x (-1 if none); `a` sorted by start. */
+function lastAtOrBefore(a: { start: number }[], x: number): number {
+  let lo = 0, hi = a.length - 1, r = -1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    if (a[mid].start <= x) { r = mid; lo = mid + 1; } else hi = mid - 1;
+  }
+  return r;
+}
+
+/** Paint [s, e) with `p` in a sorted disjoint piece list, keeping the higher cur_seq where they overlap. */
+function paint(pieces: AckPiece[], s: number, e: number, p: Omit<AckPiece, 'start' | 'end'>): void {
+  let i = lastAtOrBefore(pieces, s);
+  if (i < 0 || pieces[i].end <= s) i++;
+  const out: AckPiece[] = [];
+  const push = (q: AckPiece): void => {
+    const last = out[out.length - 1];
+    if (last && last.inv === q.inv && last.ackT === q.ackT && last.end === q.start) last.end = q.end;
+    else if (q.start < q.end) out.push(q);
+  };
+  let cur = s, j = i;
+  for (; j < pieces.length && pieces[j].start < e; j++) {
+    const q = pieces[j];
+    if (q.start > cur) push({ ...p, start: cur, end: q.start });
+    if (q.start < s) push({ ...q, end: s });
+    const lo = Math.max(q.start, s), hi = Math.min(q.end, e);
+    push(q.inv.curSeq >= p.inv.curSeq ? { ...q, start: lo, end: hi } : { ...p, start: lo, end: hi });
+    if (q.end > e) push({ ...q, start: e });
+    cur = hi;
+  }
+  if (cur < e) push({ ...p, start: cur, end: e });
+  pieces.splice(i, j - i, ...out);
+}
+
+export function checkTrace(lines: TraceLine[], finalPages: FinalPage[] | null): CheckReport {
+  const stats: CheckStats = {
+    cpuStores: 0, cpuLoads: 0, dmaWrites: 0, dmaReads: 0, devWrites: 0, orphanPinnedWrites: 0,
+    pinnedWritesToReadOnly: 0, invalidations: 0, acks: 0, pagesCompared: 0,
+  };
+  const violations: Violation[] = [];
+  let dropped = 0;
+  const report = (v: Violation): void => {
+    if (violations.length < MAX_VIOLATIONS) violations.push(v);
+    else dropped++;
+  };
+
+  const procs = new Map<number, Proc>();
+  const files = new Map<number, Map<number, Val>>(); // file → page index → value
+  const invs = new Map<number, InvInfo>();
+  const acked = new Map<number, AckPiece[]>(); // sub → acked invalidations by address
+
+  const proc = (pid: number): Proc => {
+    let p = procs.get(pid);
+    if (!p) procs.set(pid, (p = { vmas: [], own: new Map() }));
+    return p;
+  };
+  const fileMap = (file: number): Map<number, Val> => {
+    let f = files.get(file);
+    if (!f) files.set(file, (f = new Map()));
+    return f;
+  };
+  const findVma = (p: Proc | undefined, page: number): Vma | undefined => {
+    if (!p) return undefined;
+    const i = lastAtOrBefore(p.vmas, page);
+    return i >= 0 && p.vmas[i].end > page ? p.vmas[i] : undefined;
+  };
+  /** Forget the pid's own pages in [s, e) (pages), walking whichever is smaller. */
+  const dropOwn = (p: Proc, s: number, e: number): void => {
+    if (e - s <= p.own.size) for (let pg = s; pg < e; pg++) p.own.delete(pg);
+    else for (const pg of p.own.keys()) if (pg >= s && pg < e) p.own.delete(pg);
+  };
+  const unmap = (p: Proc, s: number, e: number): void => {
+    dropOwn(p, s, e);
+    let i = lastAtOrBefore(p.vmas, s);
+    if (i < 0 || p.vmas[i].end <= s) i++;
+    const keep: Vma[] = [];
+    let j = i;
+    for (; j < p.vmas.length && p.vmas[j].start < e; j++) {
+      const v = p.vmas[j];
+      if (v.start < s) keep.push({ ...v, end: s });
+      if (v.end > e) keep.push({ ...v, start: e, pgoff: v.pgoff + (e - v.start) });
+    }
+    p.vmas.splice(i, j - i, ...keep);
+  };
+
+  /** The value the model holds at (pid, addr), or undefined if no VMA maps it. */
+  const read = (pid: number, addr: number): Val | undefined => {
+    const p = procs.get(pid), pg = pageOf(addr), v = findVma(p, pg);
+    if (!p || !v) return undefined;
+    if (v.file === null) return p.own.get(pg) ?? ZERO;
+    const fromFile = (): Val => files.get(v.file!)?.get(v.pgoff + pg - v.start) ?? ZERO;
+    return v.shared ? fromFile() : (p.own.get(pg) ?? fromFile());
+  };
+  /** Apply a write seen through (pid, addr); false if no VMA maps it. */
+  const write = (pid: number, addr: number, val: Val): boolean => {
+    const p = procs.get(pid), pg = pageOf(addr), v = findVma(p, pg);
+    if (!p || !v) return false;
+    if (v.shared && v.file !== null) fileMap(v.file).set(v.pgoff + pg - v.start, val);
+    else p.own.set(pg, val); // private anon, or COW of a private file page
+    return true;
+  };
+
+  const where = (pid: number, addr: number, pfn?: number): string =>
+    `pid ${pid} addr ${hex(addr)}${pfn === undefined ? '' : ` pfn ${hex(pfn)}`}`;
+  const unmapped = (l: TraceLine, what: string, pid: number, addr: number): void =>
+    report({ kind: 'unmapped_access', t: l.t, actor: l.actor, pid, addr,
+      message: `${what} at t=${l.t}: ${where(pid, addr)} is outside every VMA of the model` });
+
+  /** Rules 1–3 for a DMA access; returns whether the access went through a valid translation. */
+  const checkDma = (l: TraceLine, a: EvDmaAccess): boolean => {
+    const at = `${a.dev} ${l.ev} at t=${l.t}: ${where(a.pid, a.addr, a.pfn)}`;
+    const base = { t: l.t, actor: l.actor, dev: a.dev, pid: a.pid, addr: a.addr, pfn: a.pfn };
+    if (a.via === 'pin') {
+      if (!a.pte_ok && !a.pinned) {
+        report({ ...base, kind: 'outside_process', message: `${at} via pin: the frame is neither mapped at this address nor pinned` });
+      }
+      return a.pte_ok;
+    }
+    const pieces = a.sub === null ? undefined : acked.get(a.sub);
+    const k = pieces ? lastAtOrBefore(pieces, a.addr) : -1;
+    const hit = pieces && k >= 0 && pieces[k].end > a.addr ? pieces[k] : undefined;
+    const mirror = `${at} via mirror sub ${a.sub} seq ${a.seq}`;
+    if (hit && (!a.pte_ok || (a.seq !== null && hit.inv.curSeq > a.seq))) {
+      const i = hit.inv;
+      report({ ...base, kind: 'stale_translation', sub: a.sub, seq: a.seq, inv: i.inv, curSeq: i.curSeq, ackT: hit.ackT,
+        message: `${mirror}${a.pte_ok ? '' : ' (the PTE no longer maps this frame)'} used a stale translation: invalidation #${i.inv} ` +
+          `(${i.event} [${hex(i.start)}, ${hex(i.end)}) cur_seq ${i.curSeq}) was acked by ${hit.ackDev} at t=${hit.ackT}, before this access at t=${l.t}` });
+      return false;
+    }
+    if (!a.pte_ok) {
+      report({ ...base, kind: 'outside_process', sub: a.sub, seq: a.seq,
+        message: `${mirror}: the PTE does not map this frame and no acked invalidation covers the address` });
+      return false;
+    }
+    if (l.ev === 'dma_write' && !a.writable) {
+      report({ ...base, kind: 'readonly_write', sub: a.sub, seq: a.seq,
+        message: `${mirror} wrote ${a.value} through a read-only PTE` });
+    }
+    return true;
+  };
+
+  for (const l of lines) {
+    if (!ORACLE_EVENTS.has(l.ev)) continue;
+    const f = l as unknown as Record<string, unknown>;
+    switch (l.ev as keyof OracleEvents) {
+      case 'mmap': {
+        const m = f as unknown as EvMmap, p = proc(m.pid);
+        const s = pageOf(m.start), e = pageOf(m.end + PAGE_SIZE - 1);
+        unmap(p, s, e); // a MAP_FIXED mapping replaces what was there
+        const v: Vma = { start: s, end: e, shared: m.shared, file: m.file, pgoff: m.pgoff };
+        p.vmas.splice(lastAtOrBefore(p.vmas, s) + 1, 0, v);
+        break;
+      }
+      case 'munmap': {
+        const p = procs.get(f.pid as number);
+        if (p) unmap(p, pageOf(f.start as number), pageOf((f.end as number) + PAGE_SIZE - 1));
+        break;
+      }
+      case 'mprotect':
+      case 'invalidate_end':
+        break;
+      case 'zap': {
+        const z = f as unknown as EvZap, p = procs.get(z.pid);
+        // Only private pages are in `own`: anon pages read 0 again, private file pages alias the file again.
+        if (p) dropOwn(p, pageOf(z.start), pageOf(z.end + PAGE_SIZE - 1));
+        break;
+      }
+      case 'fork': {
+        const k = f as unknown as EvFork, parent = proc(k.pid);
+        procs.set(k.child, { vmas: parent.vmas.map((v) => ({ ...v })), own: new Map(parent.own) });
+        break;
+      }
+      case 'process_exit':
+        procs.delete(f.pid as number);
+        break;
+      case 'file_create':
+        fileMap(f.file as number);
+        break;
+      case 'cpu_store': {
+        stats.cpuStores++;
+        const pid = f.pid as number, addr = f.addr as number;
+        if (!write(pid, addr, { value: f.value as number, by: `cpu pid ${pid}`, t: l.t })) unmapped(l, 'cpu store', pid, addr);
+        break;
+      }
+      case 'cpu_load': {
+        stats.cpuLoads++;
+        const c = f as unknown as EvCpuLoad, want = read(c.pid, c.addr);
+        if (!want) unmapped(l, 'cpu load', c.pid, c.addr);
+        else if (want.value !== c.value) {
+          report({ kind: 'bad_load', t: l.t, actor: l.actor, pid: c.pid, addr: c.addr, pfn: c.pfn, expected: want.value, found: c.value,
+            message: `cpu load at t=${l.t}: ${where(c.pid, c.addr, c.pfn)} returned ${c.value}, expected ${showVal(want)}` });
+        }
+        break;
+      }
+      case 'dma_write': {
+        stats.dmaWrites++;
+        const a = f as unknown as EvDmaAccess;
+        const valid = checkDma(l, a);
+        const val: Val = { value: a.value, by: `${a.dev} (dma via ${a.via})`, t: l.t };
+        if (valid) {
+          if (a.via === 'pin' && !a.writable) stats.pinnedWritesToReadOnly++;
+          if (!write(a.pid, a.addr, val)) unmapped(l, `${a.dev} dma_write`, a.pid, a.addr);
+        } else if (a.via === 'pin' && !a.pte_ok && a.pinned) {
+          stats.orphanPinnedWrites++; // the pinned frame is no longer mapped there: it still is its page-cache page, if any
+          if (a.file !== null && a.idx !== null) fileMap(a.file).set(a.idx, { ...val, by: `${a.dev} (orphan pinned write)` });
+        }
+        break;
+      }
+      case 'dma_read': {
+        stats.dmaReads++;
+        const a = f as unknown as EvDmaAccess;
+        if (!checkDma(l, a)) break;
+        const want = read(a.pid, a.addr);
+        if (!want) unmapped(l, `${a.dev} dma_read`, a.pid, a.addr);
+        else if (want.value !== a.value) {
+          report({ kind: 'bad_read', t: l.t, actor: l.actor, dev: a.dev, pid: a.pid, addr: a.addr, pfn: a.pfn, expected: want.value, found: a.value,
+            message: `${a.dev} dma_read at t=${l.t}: ${where(a.pid, a.addr, a.pfn)} via ${a.via} returned ${a.value}, expected ${showVal(want)}` });
+        }
+        break;
+      }
+      case 'dev_write': {
+        stats.devWrites++;
+        const d = f as unknown as EvDevWrite;
+        write(d.pid, d.addr, { value: d.value, by: `${l.actor} (device-private page ${hex(d.dev_pfn)})`, t: l.t });
+        break;
+      }
+      case 'invalidate_start': {
+        stats.invalidations++;
+        const s = f as unknown as EvInvalidateStart;
+        invs.set(s.inv, { inv: s.inv, pid: s.pid, start: s.start, end: s.end, event: s.event, curSeq: s.cur_seq });
+        break;
+      }
+      case 'invalidate_ack': {
+        stats.acks++;
+        const k = f as unknown as EvInvalidateAck, i = invs.get(k.inv);
+        if (!k.ok || !i) break;
+        let pieces = acked.get(k.sub);
+        if (!pieces) acked.set(k.sub, (pieces = []));
+        paint(pieces, i.start, i.end, { inv: i, ackT: l.t, ackDev: k.dev });
+        break;
+      }
+    }
+  }
+
+  if (finalPages) compareFinal(finalPages, lines.length ? lines[lines.length - 1].t : 0);
+  return { violations, violationsDropped: dropped, stats, ok: violations.length === 0 && dropped === 0 };
+
+  function compareFinal(pages: FinalPage[], tEnd: number): void {
+    const dumped = new Map<number, Set<number>>(); // pid → page numbers in the dump
+    for (const fp of pages) {
+      const pg = pageOf(fp.addr);
+      let s = dumped.get(fp.pid);
+      if (!s) dumped.set(fp.pid, (s = new Set()));
+      s.add(pg);
+      const want = read(fp.pid, fp.addr);
+      if (!want) {
+        report({ kind: 'unexpected_page', t: tEnd, actor: 'mm', pid: fp.pid, addr: fp.addr, found: fp.value,
+          message: `final dump: pid ${fp.pid} addr ${hex(fp.addr)} (value ${fp.value}) lies outside every VMA of the model` });
+        continue;
+      }
+      stats.pagesCompared++;
+      if (want.value !== fp.value) {
+        report({ kind: 'lost_write', t: tEnd, actor: 'mm', pid: fp.pid, addr: fp.addr, expected: want.value, found: fp.value, writer: want.by, writeT: want.t,
+          message: `final dump: pid ${fp.pid} addr ${hex(fp.addr)} expected ${showVal(want)}, found ${fp.value}` });
+      }
+    }
+    const missing = (pid: number, pg: number, want: Val): void => {
+      if (want.value === 0 || dumped.get(pid)?.has(pg)) return; // a page absent from the dump reads 0
+      const addr = pg * PAGE_SIZE;
+      report({ kind: 'lost_write', t: tEnd, actor: 'mm', pid, addr, expected: want.value, found: null, writer: want.by, writeT: want.t,
+        message: `final dump: pid ${pid} addr ${hex(addr)} expected ${showVal(want)}, but the page is missing from the dump` });
+    };
+    for (const [pid, p] of procs) {
+      for (const [pg, val] of p.own) if (findVma(p, pg)) missing(pid, pg, val);
+      for (const v of p.vmas) {
+        const fm = v.file === null ? undefined : files.get(v.file);
+        if (!fm || fm.size === 0) continue;
+        const n = v.end - v.start;
+        const visit = (idx: number, val: Val): void => {
+          const pg = v.start + idx - v.pgoff;
+          if (v.shared || !p.own.has(pg)) missing(pid, pg, val);
+        };
+        if (n <= fm.size) {
+          for (let idx = v.pgoff; idx < v.pgoff + n; idx++) { const val = fm.get(idx); if (val) visit(idx, val); }
+        } else for (const [idx, val] of fm) if (idx >= v.pgoff && idx < v.pgoff + n) visit(idx, val);
+      }
+    }
+  }
+}

@@ -1,0 +1,39 @@
+// Process exit (kernel/exit.c → mm/mmap.c exit_mmap): mmu_notifier_release first (mn_itree_release:
+// MMU_NOTIFY_RELEASE over [0, ULONG_MAX), blockable, to every subscription), then unmap_vmas
+// (MMU_NOTIFY_UNMAP over [0, ULONG_MAX)), which subscriptions still in the tree get too. The
+// subscriptions are not removed: their drivers must call mmu_interval_notifier_remove.
+import type { Envelope, Message } from '@svmsim/runtime';
+import { mmu_notifier_invalidate_range_end, mmu_notifier_invalidate_range_start } from './invalidate.js';
+import type { Kernel } from './kernel.js';
+import { VPN_LIMIT } from './page-table.js';
+import type { Process } from './process.js';
+import { ESRCH, type Exit } from './protocol.js';
+
+/** ULONG_MAX as far as a double can say it exactly. */
+const ADDR_MAX = Number.MAX_SAFE_INTEGER;
+
+export function sys_exit(k: Kernel, env: Envelope<Message>, m: Exit): void {
+  const p = k.proc(m.pid);
+  if (!p || p.exiting) return k.ctx.reply(env, { type: 'syscall_result', ret: ESRCH });
+  exit_mmap(k, p, () => k.replyAfter(env, { type: 'syscall_result', ret: 0 }, k.costs.syscallNs));
+}
+
+export function exit_mmap(k: Kernel, p: Process, done: () => void): void {
+  p.exiting = true;
+  p.locks.lock(0, VPN_LIMIT, 'exit_mmap', (lock) => {
+    const release = { start: 0, end: ADDR_MAX, event: 'MMU_NOTIFY_RELEASE' as const, blockable: true, owner: null };
+    mmu_notifier_invalidate_range_start(k, p, release, (_r, relInv) => {
+      mmu_notifier_invalidate_range_end(k, relInv);
+      const unmap = { start: 0, end: ADDR_MAX, event: 'MMU_NOTIFY_UNMAP' as const, blockable: true, owner: null };
+      mmu_notifier_invalidate_range_start(k, p, unmap, (_r2, inv) => {
+        p.pt.forEach(0, VPN_LIMIT, (vpn) => k.zapPte(p, vpn));
+        p.vmas.list.length = 0;
+        p.alive = false;
+        k.oracle('process_exit', { pid: p.pid });
+        mmu_notifier_invalidate_range_end(k, inv);
+        p.locks.unlock(lock);
+        done();
+      });
+    });
+  });
+}

@@ -1,0 +1,226 @@
+// The page fault handler (mm/memory.c handle_mm_fault → __handle_mm_fault → handle_pte_fault),
+// used alike by CPU accesses, get_user_pages (faultin_page) and hmm_range_fault (hmm_vma_fault).
+// Followed: mm/memory.c v6.6–v6.15.
+//
+//   pte_none, anonymous      do_anonymous_page: read → the shared zero page, read-only;
+//                            write → a new zeroed page, writable and dirty
+//   pte_none, file or shmem  do_fault: read → the page-cache page, read-only (do_read_fault);
+//                            write to MAP_PRIVATE → a private copy (do_cow_fault);
+//                            write to MAP_SHARED → page_mkwrite, writable and dirty (do_shared_fault)
+//   swap entry               do_swap_page: read the slot (through the swap cache), map it
+//   device-private entry     do_swap_page → pgmap->ops->migrate_to_ram (device-memory.ts)
+//   device-exclusive entry   remove_device_exclusive_entry (device-memory.ts)
+//   present, write, !write   do_wp_page: zero page or shared anon (after fork, KSM) or private file
+//                            page → wp_page_copy (MMU_NOTIFY_CLEAR on the page); exclusive anon →
+//                            reuse; MAP_SHARED → wp_page_shared (page_mkwrite, mark dirty)
+//
+// A fault holds the page's range lock from its first look at the PTE until the PTE is set, so two
+// faults on one page, or a fault and an unmap, never interleave their PTE changes.
+import { EFAULT, ENOMEM, PAGE_SIZE, ZERO_PFN, type BioDone } from './protocol.js';
+import { blockDevOf, filemap_get_page } from './filemap.js';
+import { mmu_notifier_invalidate_range_end, mmu_notifier_invalidate_range_start } from './invalidate.js';
+import { EIO_RET, type Kernel } from './kernel.js';
+import { alloc_page } from './page-alloc.js';
+import { PTE_DEVICE_EXCLUSIVE, PTE_DEVICE_PRIVATE, PTE_DIRTY, PTE_KIND_MASK, PTE_MIGRATION, PTE_NONE, PTE_PRESENT, PTE_SWAP, PTE_WRITE, PTE_YOUNG } from './page-table.js';
+import { PG_ANON, PG_DIRTY, PG_KSM } from './physmem.js';
+import type { Process } from './process.js';
+import { fileIndex, vmaIsAnon, vmaReadable, vmaWritable, type Vma } from './vma.js';
+
+export const FAULT_FLAG_WRITE = 1 << 0;
+export const FAULT_FLAG_REMOTE = 1 << 7;
+/** Break COW for a read pin of a shared anon page (gup FOLL_PIN without FOLL_WRITE). */
+export const FAULT_FLAG_UNSHARE = 1 << 10;
+
+/** 0, or -EFAULT (SIGSEGV / no VMA / no permission), -ENOMEM, -EIO. */
+export type FaultDone = (ret: number) => void;
+
+/** Hooks for entries owned by device memory support (device-memory.ts installs them). */
+export const deviceFaultHooks = {
+  migrateToRam: (_k: Kernel, _p: Process, _vpn: number, done: FaultDone) => done(EFAULT),
+  restoreExclusive: (_k: Kernel, _p: Process, _vpn: number, done: FaultDone) => done(EFAULT),
+};
+
+/** handle_mm_fault for one page. `flags`: FAULT_FLAG_*. */
+export function handle_mm_fault(k: Kernel, p: Process, vpn: number, flags: number, done: FaultDone): void {
+  if (p.exiting) return done(EFAULT);
+  p.locks.lock(vpn, vpn + 1, 'fault', (lockId) => {
+    const finish = (ret: number) => {
+      p.locks.unlock(lockId);
+      done(ret);
+    };
+    const vma = p.vmas.find(vpn);
+    const write = (flags & FAULT_FLAG_WRITE) !== 0;
+    if (!vma || p.exiting || (write && !vmaWritable(vma)) || (!write && !vmaReadable(vma))) return finish(EFAULT);
+    handle_pte_fault(k, p, vma, vpn, flags, finish);
+  });
+}
+
+function handle_pte_fault(k: Kernel, p: Process, vma: Vma, vpn: number, flags: number, done: FaultDone): void {
+  const write = (flags & FAULT_FLAG_WRITE) !== 0;
+  const pteFlags = p.pt.flags(vpn);
+  switch (pteFlags & PTE_KIND_MASK) {
+    case PTE_NONE:
+      k.stats.countFault(vmaIsAnon(vma) ? 'anonymous' : 'file');
+      return vmaIsAnon(vma) ? do_anonymous_page(k, p, vpn, write, done) : do_fault(k, p, vma, vpn, write, done);
+    case PTE_SWAP:
+      k.stats.countFault('swap');
+      return do_swap_page(k, p, vma, vpn, write, done);
+    case PTE_DEVICE_PRIVATE:
+      k.stats.countFault('device_private');
+      return deviceFaultHooks.migrateToRam(k, p, vpn, done);
+    case PTE_DEVICE_EXCLUSIVE:
+      k.stats.countFault('device_exclusive');
+      return deviceFaultHooks.restoreExclusive(k, p, vpn, done);
+    case PTE_MIGRATION:
+      // Migrations hold the range lock while the entry exists: unreachable.
+      throw new Error(`fault on a migration entry at pid ${p.pid} vpn ${vpn} without the migration's lock`);
+    case PTE_PRESENT: {
+      if (write && !(pteFlags & PTE_WRITE)) {
+        k.stats.countFault('write_protect');
+        return do_wp_page(k, p, vma, vpn, done);
+      }
+      const unshare = (flags & FAULT_FLAG_UNSHARE) !== 0 && !vma.shared && !isExclusiveAnon(k, p.pt.value(vpn));
+      if (unshare) {
+        k.stats.countFault('unshare');
+        return wp_page_copy(k, p, vma, vpn, false, done);
+      }
+      // Spurious (another fault got there first): mark accessed / dirty.
+      p.pt.setFlags(vpn, pteFlags | PTE_YOUNG | (write ? PTE_DIRTY : 0));
+      return done(0);
+    }
+  }
+}
+
+function do_anonymous_page(k: Kernel, p: Process, vpn: number, write: boolean, done: FaultDone): void {
+  if (!write) {
+    k.mapPresent(p, vpn, ZERO_PFN, false, false);
+    return done(0);
+  }
+  alloc_page(k, true, (pfn) => {
+    if (pfn < 0) return done(ENOMEM);
+    k.pm.flags[pfn] |= PG_ANON;
+    k.mapPresent(p, vpn, pfn, true, true);
+    k.pm.put(pfn); // the mapping holds the page now
+    done(0);
+  });
+}
+
+function do_fault(k: Kernel, p: Process, vma: Vma, vpn: number, write: boolean, done: FaultDone): void {
+  const f = k.files.get(vma.file!)!;
+  const idx = fileIndex(vma, vpn);
+  if (idx >= f.pages) return done(EFAULT); // beyond EOF: SIGBUS
+  filemap_get_page(k, f, idx, (pfn) => {
+    if (pfn < 0) return done(pfn === EIO_RET ? EIO_RET : ENOMEM);
+    if (p.pt.kind(vpn) !== PTE_NONE) return done(0); // cannot happen under the range lock, but harmless
+    if (!write) {
+      k.mapPresent(p, vpn, pfn, false, false);
+      return done(0);
+    }
+    if (vma.shared) {
+      // do_shared_fault → do_page_mkwrite: the page is dirtied before it is mapped writable.
+      k.pm.flags[pfn] |= PG_DIRTY;
+      k.mapPresent(p, vpn, pfn, true, true);
+      return done(0);
+    }
+    // do_cow_fault: a private copy of the file page.
+    alloc_page(k, true, (copy) => {
+      if (copy < 0) return done(ENOMEM);
+      k.pm.flags[copy] |= PG_ANON;
+      k.pm.content[copy] = k.pm.content[pfn];
+      k.stats.cowCopies++;
+      k.mapPresent(p, vpn, copy, true, true);
+      k.pm.put(copy);
+      done(0);
+    });
+  });
+}
+
+/** do_swap_page: bring the slot's content back, through the swap cache when the slot is shared. */
+function do_swap_page(k: Kernel, p: Process, vma: Vma, vpn: number, write: boolean, done: FaultDone): void {
+  const slot = p.pt.value(vpn);
+  const install = (pfn: number) => {
+    // The PTE still holds the entry: swap_free it and map the page (exclusive when last user).
+    const lastUser = k.swap.swapMap[slot] === 1;
+    p.pt.clear(vpn);
+    k.swapFree(slot);
+    const exclusive = lastUser && k.pm.mapcount[pfn] === 0;
+    k.mapPresent(p, vpn, pfn, write && exclusive, write && exclusive);
+    k.stats.swapIns++;
+    if (write && !exclusive) return wp_page_copy(k, p, vma, vpn, false, done);
+    done(0);
+  };
+  const cached = k.swapCache.get(slot);
+  if (cached !== undefined) return install(cached);
+  alloc_page(k, true, (pfn) => {
+    if (pfn < 0) return done(ENOMEM);
+    k.pm.flags[pfn] |= PG_ANON;
+    k.call(k.blockdev, { type: 'bio_submit', op: 'read', dev: 'swap', block: slot }, (reply) => {
+      const bio = reply as BioDone;
+      if (reply.type !== 'bio_done' || bio.ret < 0) {
+        k.pm.put(pfn);
+        return done(EIO_RET);
+      }
+      k.pm.content[pfn] = bio.value;
+      // Shared slot (fork): keep the page in the swap cache for the other PTEs.
+      if (k.swap.swapMap[slot] > 1) {
+        k.swapCache.set(slot, pfn);
+        k.pm.get(pfn);
+      }
+      install(pfn);
+      k.pm.put(pfn);
+    });
+  });
+}
+
+/** An anonymous page mapped once and not KSM-shared: PageAnonExclusive. */
+export function isExclusiveAnon(k: Kernel, pfn: number): boolean {
+  return pfn !== ZERO_PFN && (k.pm.flags[pfn] & PG_ANON) !== 0 && (k.pm.flags[pfn] & PG_KSM) === 0 && k.pm.mapcount[pfn] === 1;
+}
+
+function do_wp_page(k: Kernel, p: Process, vma: Vma, vpn: number, done: FaultDone): void {
+  const pfn = p.pt.value(vpn);
+  const f = p.pt.flags(vpn);
+  if (vma.shared) {
+    // wp_page_shared: page_mkwrite (the filesystem learns the page is dirty), then write.
+    if (pfn !== ZERO_PFN) k.pm.flags[pfn] |= PG_DIRTY;
+    p.pt.setFlags(vpn, f | PTE_WRITE | PTE_DIRTY | PTE_YOUNG);
+    return done(0);
+  }
+  if (isExclusiveAnon(k, pfn)) {
+    // wp_page_reuse: ours alone, just make it writable.
+    p.pt.setFlags(vpn, f | PTE_WRITE | PTE_DIRTY | PTE_YOUNG);
+    return done(0);
+  }
+  wp_page_copy(k, p, vma, vpn, true, done);
+}
+
+/**
+ * wp_page_copy: replace the mapped page (zero page, a page shared after fork or by KSM, a file
+ * page in a private mapping) by a private copy. Devices mirroring the page are told first
+ * (MMU_NOTIFY_CLEAR on the page), as the kernel does.
+ */
+export function wp_page_copy(k: Kernel, p: Process, vma: Vma, vpn: number, write: boolean, done: FaultDone): void {
+  alloc_page(k, true, (copy) => {
+    if (copy < 0) return done(ENOMEM);
+    const old = p.pt.value(vpn);
+    k.pm.flags[copy] |= PG_ANON;
+    k.pm.content[copy] = old === ZERO_PFN ? 0 : k.pm.content[old];
+    const range = { start: vpn * PAGE_SIZE, end: (vpn + 1) * PAGE_SIZE, event: 'MMU_NOTIFY_CLEAR' as const, blockable: true, owner: null };
+    mmu_notifier_invalidate_range_start(k, p, range, (_ret, inv) => {
+      // The content may have changed while devices were told (a DMA write through a pin): copy last.
+      const now = p.pt.value(vpn);
+      k.pm.content[copy] = now === ZERO_PFN ? 0 : k.pm.content[now];
+      k.zapPte(p, vpn);
+      // FAULT_FLAG_UNSHARE maps the copy read-only; it is exclusive, so a later write reuses it.
+      k.mapPresent(p, vpn, copy, write, write);
+      k.pm.put(copy);
+      k.stats.cowCopies++;
+      mmu_notifier_invalidate_range_end(k, inv);
+      void vma;
+      done(0);
+    });
+  });
+}
+
+/** Swap-in, file read and COW are one fault each; the caller charges their cost. */
+export const faultCostNs = (k: Kernel) => k.costs.faultNs;

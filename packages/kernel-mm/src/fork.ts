@@ -1,0 +1,107 @@
+// fork (kernel/fork.c dup_mmap → mm/memory.c copy_page_range / copy_pte_range / copy_present_pte,
+// copy_nonpresent_pte). Followed: v6.6–v6.15.
+//
+//   The parent's address space is locked for the whole copy (mmap write lock).
+//   For every COW mapping (private) with populated PTEs: MMU_NOTIFY_PROTECTION_PAGE over the VMA in
+//   the parent — its writable PTEs are about to become read-only — and only after the acks:
+//     anon page, mm has MMF_HAS_PINNED and the page is maybe DMA-pinned → the child gets a copy now
+//       (folio_try_dup_anon_rmap fails → copy_present_page); the parent keeps its writable PTE
+//     other anon page → both PTEs read-only, the page shared (COW on the next write)
+//     file page in a private mapping → shared read-only, as it was
+//   Shared mappings are shared as they are. Swap entries are duplicated (swap_duplicate).
+//   Device-private entries are shared, read-only in both for COW mappings.
+//   Device-exclusive entries (simplified): the child maps the frame read-only; the parent keeps
+//   its exclusive entry. The kernel restores the parent's PTE first (try_restore_exclusive_pte).
+import type { Envelope, Message } from '@svmsim/runtime';
+import { mmu_notifier_invalidate_range_end, mmu_notifier_invalidate_range_start, type Invalidation } from './invalidate.js';
+import type { Kernel } from './kernel.js';
+import { PTE_DEVICE_EXCLUSIVE, PTE_DEVICE_PRIVATE, PTE_DIRTY, PTE_KIND_MASK, PTE_PRESENT, PTE_SWAP, PTE_WRITE, VPN_LIMIT } from './page-table.js';
+import { PG_ANON } from './physmem.js';
+import { Process } from './process.js';
+import { ENOMEM, ESRCH, PAGE_SIZE, ZERO_PFN, type Fork } from './protocol.js';
+
+export function sys_fork(k: Kernel, env: Envelope<Message>, m: Fork): void {
+  const p = k.proc(m.pid);
+  if (!p) return k.ctx.reply(env, { type: 'syscall_result', ret: ESRCH });
+  p.locks.lock(0, VPN_LIMIT, 'fork', (lock) => {
+    const cow = p.vmas.list.filter((v) => !v.shared);
+    const invs: Invalidation[] = [];
+    const protect = (i: number): void => {
+      if (i === cow.length) return copy();
+      const v = cow[i];
+      let populated = false;
+      p.pt.forEach(v.start, v.end, () => (populated = true));
+      if (!populated) return protect(i + 1);
+      const range = { start: v.start * PAGE_SIZE, end: v.end * PAGE_SIZE, event: 'MMU_NOTIFY_PROTECTION_PAGE' as const, blockable: true, owner: null };
+      mmu_notifier_invalidate_range_start(k, p, range, (_ret, inv) => {
+        invs.push(inv);
+        protect(i + 1);
+      });
+    };
+    const copy = () => {
+      const c = new Process(k.nextPid++, p.pid);
+      const ret = copy_page_range(k, p, c);
+      if (ret === 0) {
+        k.procs.set(c.pid, c);
+        k.oracle('fork', { pid: p.pid, child: c.pid });
+      }
+      for (const inv of invs) mmu_notifier_invalidate_range_end(k, inv);
+      p.locks.unlock(lock);
+      k.replyAfter(env, { type: 'syscall_result', ret: ret === 0 ? c.pid : ret }, k.costs.syscallNs);
+    };
+    protect(0);
+  });
+}
+
+function copy_page_range(k: Kernel, p: Process, c: Process): number {
+  const pm = k.pm;
+  for (const v of p.vmas.list) c.vmas.list.push({ ...v });
+  let failed = 0;
+  for (const v of p.vmas.list) {
+    const isCow = !v.shared;
+    p.pt.forEach(v.start, v.end, (vpn, f, val) => {
+      if (failed) return;
+      switch (f & PTE_KIND_MASK) {
+        case PTE_PRESENT: {
+          if (val === ZERO_PFN) return c.pt.set(vpn, f & ~PTE_WRITE, ZERO_PFN);
+          const anon = (pm.flags[val] & PG_ANON) !== 0;
+          if (isCow && anon && p.hasPinned && pm.maybeDmaPinned(val)) {
+            const copy = pm.alloc(true);
+            if (copy < 0) {
+              failed = ENOMEM;
+              return;
+            }
+            pm.flags[copy] |= PG_ANON;
+            pm.content[copy] = pm.content[val];
+            k.mapPresent(c, vpn, copy, true, true);
+            pm.put(copy);
+            k.stats.cowCopies++;
+            return;
+          }
+          const write = isCow ? false : (f & PTE_WRITE) !== 0;
+          if (isCow) p.pt.setFlags(vpn, f & ~PTE_WRITE);
+          k.mapPresent(c, vpn, val, write, (f & PTE_DIRTY) !== 0);
+          return;
+        }
+        case PTE_SWAP:
+          k.swap.dup(val);
+          c.pt.set(vpn, f, val);
+          return;
+        case PTE_DEVICE_PRIVATE:
+          k.devicePages.get(val);
+          if (isCow) p.pt.setFlags(vpn, f & ~PTE_WRITE);
+          c.pt.set(vpn, isCow ? f & ~PTE_WRITE : f, val);
+          return;
+        case PTE_DEVICE_EXCLUSIVE:
+          k.mapPresent(c, vpn, val, false, false);
+          return;
+      }
+    });
+  }
+  if (failed) {
+    // Undo the child's half-made copy; the parent's PTEs stay write-protected (harmless: COW faults).
+    c.pt.forEach(0, VPN_LIMIT, (vpn) => k.zapPte(c, vpn));
+    return failed;
+  }
+  return 0;
+}

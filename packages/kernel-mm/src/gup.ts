@@ -1,0 +1,134 @@
+// get_user_pages / pin_user_pages (mm/gup.c __get_user_pages → follow_page_pte / faultin_page,
+// __gup_longterm_locked → check_and_migrate_movable_pages; unpin_user_pages_dirty_lock). v6.6–v6.15.
+//
+//   FOLL_GET  +1 reference per page (put_page to release)
+//   FOLL_PIN  +GUP_PIN_COUNTING_BIAS and an exact pin count (unpin_user_page to release); sets
+//             MMF_HAS_PINNED on the mm (fork then copies pinned anon pages eagerly)
+//   FOLL_WRITE  the page must be writable: a read-only PTE takes a write fault (COW break) first
+//   a read pin of an anon page shared with another mm is unshared first (FAULT_FLAG_UNSHARE), so a
+//             pinned anon page is always exclusive
+//   FOLL_LONGTERM  needs FOLL_PIN; a writable long-term pin of a file mapping that needs dirty
+//             tracking is refused (-EFAULT, v6.5+ writable_file_mapping_allowed); pages in
+//             ZONE_MOVABLE are migrated out first: unpin all, migrate, pin again
+// Returns the number of pages pinned from the start (fewer than asked if a page fails after the
+// first), or -errno if the first page fails.
+import type { Envelope, Message } from '@svmsim/runtime';
+import { FAULT_FLAG_UNSHARE, FAULT_FLAG_WRITE, handle_mm_fault, isExclusiveAnon } from './fault.js';
+import type { Kernel } from './kernel.js';
+import { migrate_page } from './migrate.js';
+import { PTE_KIND_MASK, PTE_PRESENT, PTE_WRITE } from './page-table.js';
+import { PG_ANON, PG_DIRTY } from './physmem.js';
+import {
+  EFAULT, EINVAL, ENOMEM, ESRCH, FOLL_FORCE, FOLL_LONGTERM, FOLL_PIN, FOLL_WRITE, PAGE_SIZE, ZERO_PFN,
+  type GetUserPages, type GetUserPagesResult, type UnpinUserPages,
+} from './protocol.js';
+import { vmaNeedsDirtyTracking, vmaReadable, vmaWritable } from './vma.js';
+
+/** Rounds of unpin–migrate–repin before a FOLL_LONGTERM pin gives up (the kernel loops while -EAGAIN). */
+const LONGTERM_MIGRATE_ROUNDS_MAX = 8;
+/** Faults one page may take before gup gives up on it (a page unmapped again as fast as it is faulted). */
+const FAULTS_PER_PAGE_MAX = 16;
+
+export function get_user_pages(k: Kernel, env: Envelope<Message>, m: GetUserPages): void {
+  const p = k.proc(m.pid);
+  const pfns = new Float64Array(Math.max(0, m.nr_pages | 0));
+  const reply = (ret: number, walked: number) => {
+    const r: GetUserPagesResult = { type: 'get_user_pages_result', ret, pfns };
+    k.replyAfter(env, r, walked * k.costs.gupPerPageNs);
+  };
+  if (!p) return reply(ESRCH, 0);
+  const flags = m.pin ? m.gup_flags | FOLL_PIN : m.gup_flags;
+  if (m.start % PAGE_SIZE !== 0 || !Number.isInteger(m.nr_pages) || m.nr_pages <= 0) return reply(EINVAL, 0);
+  if (flags & FOLL_LONGTERM && !(flags & FOLL_PIN)) return reply(EINVAL, 0); // WARN in __gup_longterm_locked
+  const write = (flags & FOLL_WRITE) !== 0;
+  const startVpn = m.start / PAGE_SIZE;
+  let walked = 0;
+  let faults = 0;
+
+  const release = (n: number) => {
+    for (let i = 0; i < n; i++) ungrab(k, pfns[i], flags);
+  };
+  const page = (i: number): void => {
+    if (i === m.nr_pages) return longterm(0);
+    walked++;
+    const vpn = startVpn + i;
+    const vma = p.vmas.find(vpn);
+    // check_vma_flags
+    let err = 0;
+    if (!vma || !vmaReadable(vma)) err = EFAULT;
+    else if (write && !vmaWritable(vma) && !(flags & FOLL_FORCE)) err = EFAULT;
+    else if (flags & FOLL_LONGTERM && write && vmaNeedsDirtyTracking(vma)) err = EFAULT;
+    if (err) return reply(i > 0 ? i : err, walked);
+    const f = p.pt.flags(vpn);
+    const pfn = p.pt.value(vpn);
+    const present = (f & PTE_KIND_MASK) === PTE_PRESENT;
+    const needUnshare = present && flags & FOLL_PIN && !write && !vma!.shared && pfn !== ZERO_PFN && (k.pm.flags[pfn] & PG_ANON) !== 0 && !isExclusiveAnon(k, pfn);
+    if (present && (!write || f & PTE_WRITE) && !needUnshare) {
+      grab(k, pfn, flags);
+      pfns[i] = pfn;
+      return page(i + 1);
+    }
+    // faultin_page
+    if (++faults > FAULTS_PER_PAGE_MAX * m.nr_pages) {
+      release(i);
+      return reply(i > 0 ? i : EFAULT, walked);
+    }
+    handle_mm_fault(k, p, vpn, (write ? FAULT_FLAG_WRITE : 0) | (needUnshare ? FAULT_FLAG_UNSHARE : 0), (ret) => {
+      if (ret < 0) return reply(i > 0 ? i : ret === ENOMEM ? ENOMEM : EFAULT, walked);
+      page(i);
+    });
+  };
+  // check_and_migrate_movable_pages: every page must be long-term pinnable.
+  const longterm = (round: number): void => {
+    if (!(flags & FOLL_LONGTERM)) return done();
+    const movable: number[] = [];
+    for (let i = 0; i < m.nr_pages; i++) if (pfns[i] !== ZERO_PFN && k.pm.isMovable(pfns[i])) movable.push(pfns[i]);
+    if (movable.length === 0) return done();
+    if (round >= LONGTERM_MIGRATE_ROUNDS_MAX) {
+      release(m.nr_pages);
+      return reply(ENOMEM, walked);
+    }
+    release(m.nr_pages);
+    const next = (j: number) => {
+      if (j === movable.length) return page(0);
+      migrate_page(k, movable[j], false, () => next(j + 1));
+    };
+    retryRound = round + 1;
+    next(0);
+  };
+  let retryRound = 0;
+  const done = () => {
+    if (flags & FOLL_PIN) {
+      p.hasPinned = true;
+      k.stats.pinPages += m.nr_pages;
+    } else k.stats.gupPages += m.nr_pages;
+    k.ctx.trace(flags & FOLL_PIN ? 'pin_user_pages' : 'get_user_pages', { pid: p.pid, start: m.start, nr_pages: m.nr_pages, gup_flags: flags, round: retryRound });
+    reply(m.nr_pages, walked);
+  };
+  page(0);
+}
+
+function grab(k: Kernel, pfn: number, flags: number): void {
+  if (pfn === ZERO_PFN) return; // the zero page is not refcounted here
+  if (flags & FOLL_PIN) k.pm.pin(pfn);
+  else k.pm.get(pfn);
+}
+
+function ungrab(k: Kernel, pfn: number, flags: number): void {
+  if (pfn === ZERO_PFN) return;
+  if (flags & FOLL_PIN) k.pm.unpin(pfn);
+  else k.pm.put(pfn);
+}
+
+/** unpin_user_pages_dirty_lock / put_page on each. */
+export function unpin_user_pages(k: Kernel, m: UnpinUserPages): void {
+  for (const pfn of m.pfns) {
+    if (pfn === ZERO_PFN) continue;
+    if (!(pfn >= 0 && pfn < k.pm.nrFrames) || (m.pin ? k.pm.pincount[pfn] <= 0 : k.pm.refcount[pfn] <= k.pm.mapcount[pfn])) {
+      throw new Error(`${m.pin ? 'unpin_user_pages' : 'put_page'} of frame ${pfn}, which holds no ${m.pin ? 'pin' : 'gup reference'}`);
+    }
+    if (m.make_dirty) k.pm.flags[pfn] |= PG_DIRTY; // set_page_dirty_lock
+    if (m.pin) k.pm.unpin(pfn);
+    else k.pm.put(pfn);
+  }
+}

@@ -1,0 +1,284 @@
+// The state of the simulated kernel that every mechanism file works on, and the primitives they
+// share: calling another actor with a continuation, replying after a cost, installing and zapping
+// PTEs with their rmap and refcount bookkeeping (mm/memory.c set_pte_at / zap_pte_range,
+// mm/rmap.c), and the trace of the data oracle.
+//
+// mm never blocks its thread: an operation that waits (for acks, I/O, a lock, memory) is a
+// continuation stored here and resumed by the message or timer it waits for.
+import type { ActorId, Ctx, Envelope, Message } from '@svmsim/runtime';
+import type { Subscription } from './interval-notifier.js';
+import type { OracleEvents } from './oracle-events.js';
+import { PTE_DEVICE_EXCLUSIVE, PTE_DEVICE_PRIVATE, PTE_DIRTY, PTE_KIND_MASK, PTE_MIGRATION, PTE_PRESENT, PTE_SWAP, PTE_WRITE, PTE_YOUNG } from './page-table.js';
+import { PG_ANON, PG_DIRTY, PG_LRU, PG_REFERENCED, Physmem, assert } from './physmem.js';
+import type { Process } from './process.js';
+import { ZERO_PFN, type MmMessage, type Pid } from './protocol.js';
+import { SwapSpace } from './swap.js';
+
+/** Costs in simulated ns, overridable per scenario. Rough figures of a current x86 server. */
+export interface MmCosts {
+  /** Entering and leaving a page fault or a syscall. */
+  faultNs: number;
+  syscallNs: number;
+  /** clear_page / copy_page of 4 KiB. */
+  zeroPageNs: number;
+  copyPageNs: number;
+  /** Per page walked by get_user_pages / hmm_range_fault. */
+  gupPerPageNs: number;
+  hmmPerPageNs: number;
+  /** One reclaim scan step per page. */
+  reclaimScanNs: number;
+}
+
+export const DEFAULT_COSTS: MmCosts = {
+  faultNs: 1_000,
+  syscallNs: 500,
+  zeroPageNs: 400,
+  copyPageNs: 600,
+  gupPerPageNs: 50,
+  hmmPerPageNs: 40,
+  reclaimScanNs: 100,
+};
+
+export interface MmConfig {
+  frames: number;
+  movableStart?: number;
+  wmarkMin?: number;
+  wmarkLow?: number;
+  wmarkHigh?: number;
+  /** Swap slots (pages); 0 = no swap. */
+  swapPages?: number;
+  /** The block device actor behind files and swap. */
+  blockdev?: ActorId;
+  costs?: Partial<MmCosts>;
+  /** khungtaskd: warn when an operation waits longer than this for a device (ns). Default 120 s. */
+  hungTaskTimeoutNs?: number;
+  /** kswapd runs when free memory falls under the low watermark. Default true. */
+  kswapd?: boolean;
+}
+
+/** An I/O error: -EIO where a pfn was expected. */
+export const EIO_RET = -5;
+
+export interface FileObj {
+  id: number;
+  name: string;
+  pages: number;
+  /** Page cache: file index → pfn, -1 when not cached. */
+  cache: Int32Array;
+}
+
+/** Counters reported in mm's summary. Names carry their unit or are counts. */
+export class MmStats {
+  cpuFaults = 0;
+  cpuFaultsByKind: Record<string, number> = {};
+  gupPages = 0;
+  pinPages = 0;
+  hmmRangeFaults = 0;
+  hmmPages = 0;
+  hmmEbusy = 0;
+  invalidations = 0;
+  invalidationsByEvent: Record<string, number> = {};
+  /** Time from invalidate_range_start to the last ack, per invalidation that called a device. */
+  notifierWaitNs: number[] = [];
+  dmaWrites = 0;
+  dmaReads = 0;
+  swapOuts = 0;
+  swapIns = 0;
+  reclaimed = 0;
+  kswapdRuns = 0;
+  /** Time kswapd spent waiting in notifiers (ns). */
+  kswapdBlockedNs = 0;
+  directReclaims = 0;
+  directReclaimNs: number[] = [];
+  oomKills = 0;
+  writebacks = 0;
+  ksmMerged = 0;
+  migrations = 0;
+  cowCopies = 0;
+  hungTaskWarnings = 0;
+
+  countFault(kind: string): void {
+    this.cpuFaults++;
+    this.cpuFaultsByKind[kind] = (this.cpuFaultsByKind[kind] ?? 0) + 1;
+  }
+}
+
+type Continuation = (msg: Message, env: Envelope<Message>) => void;
+
+/** Messages mm sends itself (timers and deferred work). */
+export type MmInternal = { type: 'mm_reply_due' } | { type: 'mm_later' } | { type: 'mm_hung_task_check' };
+/** Everything mm sends. */
+export type MmOutgoing = MmMessage | MmInternal;
+
+export class Kernel {
+  readonly pm: Physmem;
+  readonly costs: MmCosts;
+  readonly procs = new Map<Pid, Process>();
+  readonly files = new Map<number, FileObj>();
+  readonly subs = new Map<number, Subscription>();
+  readonly swap: SwapSpace;
+  readonly blockdev: ActorId;
+  readonly stats = new MmStats();
+  readonly hungTaskTimeoutNs: number;
+  ctx!: Ctx<MmOutgoing>;
+
+  kswapdRunning = false;
+  nextPid = 1;
+  nextFileId = 1;
+  nextShmId = -1;
+  nextSubId = 1;
+  nextInvId = 1;
+  /** Requests mm made, by request id: resumed by the reply. */
+  private readonly calls = new Map<number, Continuation>();
+  /** The swap cache: slot → pfn, for slots shared by several PTEs while one of them is swapped in. */
+  readonly swapCache = new Map<number, number>();
+  /** Waiters for a locked page, by pfn (folio_wait_locked). */
+  readonly pageWaiters = new Map<number, (() => void)[]>();
+  /** Work deferred to a later turn of mm (cond_resched / a retry loop yielding), run in order. */
+  private readonly laterQueue: (() => void)[] = [];
+  /** khungtaskd checks armed while waiting for a driver, by timer id. */
+  readonly hungChecks = new Map<number, () => void>();
+  /** Replies held back by a cost timer, by timer id. */
+  private readonly deferredReplies = new Map<number, { env: Envelope<Message>; msg: MmOutgoing }>();
+
+  constructor(readonly cfg: MmConfig) {
+    this.pm = new Physmem({ nrFrames: cfg.frames, movableStart: cfg.movableStart, wmarkMin: cfg.wmarkMin, wmarkLow: cfg.wmarkLow, wmarkHigh: cfg.wmarkHigh });
+    this.costs = { ...DEFAULT_COSTS, ...cfg.costs };
+    this.swap = new SwapSpace(cfg.swapPages ?? 0);
+    this.blockdev = cfg.blockdev ?? 'ramdisk';
+    this.hungTaskTimeoutNs = cfg.hungTaskTimeoutNs ?? 120e9;
+  }
+
+  // ---- messaging ----
+
+  /** Send a request and resume `then` with its reply (or request_timeout / actor_died). */
+  call(to: ActorId, msg: MmOutgoing, then: Continuation, timeoutNs?: number): number {
+    const id = this.ctx.request(to, msg, timeoutNs);
+    this.calls.set(id, then);
+    return id;
+  }
+
+  /** Route a reply to the continuation waiting for it; false if nobody waits. */
+  resume(env: Envelope<Message>): boolean {
+    const then = this.calls.get(env.replyTo);
+    if (then === undefined) return false;
+    this.calls.delete(env.replyTo);
+    then(env.msg, env);
+    return true;
+  }
+
+  /** Run `fn` in a later turn: lets other messages in first (a retry loop must not starve them). */
+  later(fn: () => void): void {
+    this.laterQueue.push(fn);
+    if (this.laterQueue.length === 1) this.ctx.send(this.ctx.self, { type: 'mm_later' });
+  }
+
+  /** The `mm_later` self-message: run what was queued before it was sent. */
+  runLater(): void {
+    const batch = this.laterQueue.splice(0);
+    for (const fn of batch) fn();
+  }
+
+  get pendingCalls(): number {
+    return this.calls.size;
+  }
+
+  /** Reply once `costNs` of simulated time has passed (the work's duration). */
+  replyAfter(env: Envelope<Message>, msg: MmOutgoing, costNs: number): void {
+    if (costNs <= 0) {
+      this.ctx.reply(env, msg);
+      return;
+    }
+    const timer = this.ctx.after(costNs, { type: 'mm_reply_due' });
+    this.deferredReplies.set(timer, { env, msg });
+  }
+
+  /** The `mm_reply_due` timer fired. */
+  replyDue(timerId: number): void {
+    const r = this.deferredReplies.get(timerId);
+    assert(r !== undefined, `mm_reply_due for unknown timer ${timerId}`);
+    this.deferredReplies.delete(timerId);
+    this.ctx.reply(r.env, r.msg);
+  }
+
+  get pendingReplies(): number {
+    return this.deferredReplies.size;
+  }
+
+  /** An oracle event (oracle-events.ts): typed so that the checker's contract is kept. */
+  oracle<E extends keyof OracleEvents>(ev: E, fields: OracleEvents[E]): void {
+    if (this.ctx.tracing) this.ctx.trace(ev, fields as unknown as Record<string, unknown>);
+  }
+
+  proc(pid: Pid): Process | undefined {
+    const p = this.procs.get(pid);
+    return p && p.alive ? p : undefined;
+  }
+
+  // ---- PTE primitives ----
+
+  /** set_pte_at for a present page: maps pfn at vpn, taking a mapping reference (zero page: none). */
+  mapPresent(p: Process, vpn: number, pfn: number, write: boolean, dirty: boolean): void {
+    assert(p.pt.kind(vpn) !== PTE_PRESENT, `mapPresent: pid ${p.pid} vpn ${vpn} already present`);
+    if (pfn !== ZERO_PFN) {
+      this.pm.addRmap(pfn, p.pid, vpn);
+      if (this.pm.flags[pfn] & PG_ANON) p.rssAnon++;
+      else p.rssFile++;
+      if (!(this.pm.flags[pfn] & PG_LRU)) this.pm.lruAdd(pfn);
+    }
+    p.pt.set(vpn, PTE_PRESENT | (write ? PTE_WRITE : 0) | (dirty ? PTE_DIRTY : 0) | PTE_YOUNG, pfn);
+  }
+
+  /**
+   * zap_pte_range for one entry: drop whatever vpn maps, carrying the PTE's dirty and young bits to
+   * the page first. Frees the frame when that was its last reference.
+   */
+  zapPte(p: Process, vpn: number): void {
+    const f = p.pt.flags(vpn);
+    const v = p.pt.value(vpn);
+    switch (f & PTE_KIND_MASK) {
+      case PTE_PRESENT:
+        if (v !== ZERO_PFN) this.unmapFrame(p, vpn, v, f);
+        break;
+      case PTE_DEVICE_EXCLUSIVE:
+        this.unmapFrame(p, vpn, v, f);
+        break;
+      case PTE_SWAP:
+        this.swapFree(v);
+        break;
+      case PTE_DEVICE_PRIVATE:
+        this.devicePagePut(v);
+        break;
+      case PTE_MIGRATION:
+        assert(false, `zapPte: pid ${p.pid} vpn ${vpn} is under migration (callers hold the range lock)`);
+    }
+    p.pt.clear(vpn);
+  }
+
+  private unmapFrame(p: Process, vpn: number, pfn: number, pteFlags: number): void {
+    if (pteFlags & PTE_DIRTY) this.pm.flags[pfn] |= PG_DIRTY;
+    if (pteFlags & PTE_YOUNG) this.pm.flags[pfn] |= PG_REFERENCED;
+    if (this.pm.flags[pfn] & PG_ANON) p.rssAnon--;
+    else p.rssFile--;
+    this.pm.removeRmap(pfn, p.pid, vpn);
+  }
+
+  /** swap_free, dropping the swap cache's page with the slot's last user. */
+  swapFree(slot: number): void {
+    this.swap.put(slot);
+    if (this.swap.swapMap[slot] > 0) return;
+    const cached = this.swapCache.get(slot);
+    if (cached !== undefined) {
+      this.swapCache.delete(slot);
+      this.pm.put(cached);
+    }
+  }
+
+  /** Device-private pages are refcounted by their mappings; the owner frees the last one. */
+  devicePagePut(devPfn: number): void {
+    this.devicePages.put(this, devPfn);
+  }
+
+  // Filled in by device-private memory support (device-memory.ts).
+  devicePages!: { put(k: Kernel, devPfn: number): void; get(devPfn: number): void; owner(devPfn: number): ActorId | undefined };
+}

@@ -1,0 +1,146 @@
+// The `mm` actor: Linux's mm/ for one machine. Every request is dispatched to the file of its
+// mechanism; replies to mm's own requests (invalidate acks, bios, migrate_to_ram) resume the
+// operation waiting for them (Kernel.call / resume).
+import type { Actor, Ctx, Envelope, Incoming, Message } from '@svmsim/runtime';
+import { cpu_access, dma_access } from './access.js';
+import { DevicePages } from './device-memory.js';
+import { dump } from './dump.js';
+import { sys_exit } from './exit.js';
+import { createFile } from './filemap.js';
+import { sys_fork } from './fork.js';
+import { get_user_pages, unpin_user_pages } from './gup.js';
+import { hmm_range_fault, mmu_interval_notifier_insert, mmu_interval_notifier_remove, mmu_interval_read_begin } from './hmm-range-fault.js';
+import { Kernel, type MmConfig, type MmInternal, type MmOutgoing } from './kernel.js';
+import { migrate_page } from './migrate.js';
+import { PTE_KIND_MASK, PTE_PRESENT } from './page-table.js';
+import { Physmem } from './physmem.js';
+import { EINVAL, ESRCH, PAGE_SIZE, ZERO_PFN, type MmRequest } from './protocol.js';
+import { installReclaim, shrink_lruvec } from './reclaim.js';
+import { sys_madvise, sys_mmap, sys_mprotect, sys_munmap, sys_process_create } from './syscalls.js';
+
+
+export function createMm(config: unknown, _id: string): Actor<Message> {
+  const cfg = validateConfig(config);
+  const k = new Kernel(cfg);
+  k.devicePages = new DevicePages();
+  installReclaim();
+  return {
+    start(ctx) {
+      k.ctx = ctx as Ctx<MmOutgoing>;
+    },
+    receive(env: Incoming<Message>, ctx: Ctx<Message>) {
+      k.ctx = ctx as Ctx<MmOutgoing>;
+      if (env.replyTo !== 0 && k.resume(env)) return;
+      const m = env.msg as MmRequest | MmInternal;
+      switch (m.type) {
+        case 'mm_reply_due':
+          return k.replyDue(env.id);
+        case 'mm_later':
+          return k.runLater();
+        case 'mm_hung_task_check': {
+          const check = k.hungChecks.get(env.id);
+          k.hungChecks.delete(env.id);
+          return check?.();
+        }
+        case 'process_create':
+          return sys_process_create(k, env);
+        case 'file_create': {
+          if (!Number.isInteger(m.pages) || m.pages <= 0) return k.ctx.reply(env, { type: 'syscall_result', ret: EINVAL });
+          const f = createFile(k, m.name, m.pages, false);
+          return k.ctx.reply(env, { type: 'syscall_result', ret: f.id });
+        }
+        case 'mmap':
+          return sys_mmap(k, env, m);
+        case 'munmap':
+          return sys_munmap(k, env, m);
+        case 'mprotect':
+          return sys_mprotect(k, env, m);
+        case 'madvise':
+          return sys_madvise(k, env, m);
+        case 'fork':
+          return sys_fork(k, env, m);
+        case 'exit':
+          return sys_exit(k, env, m);
+        case 'cpu_access':
+          return cpu_access(k, env, m);
+        case 'mmu_interval_notifier_insert':
+          return mmu_interval_notifier_insert(k, env, m);
+        case 'mmu_interval_notifier_remove':
+          return mmu_interval_notifier_remove(k, env, m);
+        case 'mmu_interval_read_begin':
+          return mmu_interval_read_begin(k, env, m);
+        case 'hmm_range_fault':
+          return hmm_range_fault(k, env, m);
+        case 'get_user_pages':
+          return get_user_pages(k, env, m);
+        case 'unpin_user_pages':
+          return unpin_user_pages(k, m);
+        case 'dma_access':
+          return dma_access(k, env, m);
+        case 'reclaim':
+          return shrink_lruvec(k, m.nr_pages, 'direct', (n) => k.ctx.reply(env, { type: 'op_result', ret: n }));
+        case 'migrate_pages':
+          return migratePagesOf(k, env, m.pid, m.addr, m.nr_pages);
+        case 'dump':
+          return dump(k, env);
+        case 'migrate_vma_setup':
+        case 'migrate_vma_finalize':
+        case 'make_device_exclusive':
+        case 'ksm_scan':
+        case 'writeback':
+          return k.ctx.reply(env, { type: 'op_result', ret: EINVAL, error: `${m.type} is not modelled yet` });
+        default: {
+          const unknown: never = m;
+          throw new Error(`mm: unknown message '${(unknown as Message).type}' from ${env.from}`);
+        }
+      }
+    },
+    summary() {
+      return {
+        ...k.stats,
+        notifierWaitNs: undefined,
+        directReclaimNs: undefined,
+        notifierWaitNsP50: percentile(k.stats.notifierWaitNs, 0.5),
+        notifierWaitNsP99: percentile(k.stats.notifierWaitNs, 0.99),
+        notifierWaitNsMax: percentile(k.stats.notifierWaitNs, 1),
+        framesFree: k.pm.nrFree,
+        processes: [...k.procs.values()].filter((p) => p.alive).length,
+        pendingCalls: k.pendingCalls,
+        pendingReplies: k.pendingReplies,
+        bytesPerFrame: Physmem.bytesPerFrame(),
+      };
+    },
+  };
+}
+
+/** The `migrate_pages` trigger (NUMA balancing / compaction): migrate each mapped page of the range. */
+function migratePagesOf(k: Kernel, env: Envelope<Message>, pid: number, addr: number, nr: number): void {
+  const p = k.proc(pid);
+  if (!p) return k.ctx.reply(env, { type: 'op_result', ret: ESRCH });
+  const start = Math.floor(addr / PAGE_SIZE);
+  const pfns: number[] = [];
+  p.pt.forEach(start, start + nr, (_v, f, val) => {
+    if ((f & PTE_KIND_MASK) === PTE_PRESENT && val !== ZERO_PFN) pfns.push(val);
+  });
+  let moved = 0;
+  const next = (i: number) => {
+    if (i === pfns.length) return k.ctx.reply(env, { type: 'op_result', ret: moved });
+    migrate_page(k, pfns[i], true, (dst) => {
+      if (dst >= 0) moved++;
+      next(i + 1);
+    });
+  };
+  next(0);
+}
+
+function percentile(xs: number[], q: number): number {
+  if (xs.length === 0) return 0;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(q * s.length))];
+}
+
+function validateConfig(config: unknown): MmConfig {
+  const c = (config ?? {}) as Partial<MmConfig>;
+  if (!Number.isInteger(c.frames) || c.frames! < 16) throw new Error(`mm config: frames must be an integer >= 16, got ${JSON.stringify(c.frames)}`);
+  return c as MmConfig;
+}

@@ -1,0 +1,90 @@
+// The data oracle's vocabulary: the trace events (`ctx.trace(ev, fields)`) from which the checker
+// (checker.ts) proves that no acknowledged write was lost and no device used a stale translation.
+// `mm` emits them at the moment the change takes effect (after every ack, when the PTEs change),
+// so the order of mm's lines is the order in which memory changed. Devices emit `dev_write` for
+// writes to their own device-private memory, which never passes through mm.
+//
+// Identities the checker follows (its own model, rebuilt from these events, never from mm's state):
+//   - a private anonymous page: (pid, page address); fork copies it to the child;
+//   - a file page: (file, page index); MAP_SHARED mappings of the file alias it; a MAP_PRIVATE
+//     mapping aliases it until the process first writes the page (then it is the process's own);
+//   - a shared anonymous mapping is a file of its own (`file` = its shm id), shared by fork.
+import type { MmuNotifyEvent, Pid } from './protocol.js';
+
+/** A new VMA. `file` is set for file and shared anonymous mappings (shm ids are negative). */
+export interface EvMmap { pid: Pid; start: number; end: number; prot: number; shared: boolean; file: number | null; pgoff: number }
+/** The VMAs in [start, end) are gone (munmap, or a MAP_FIXED mapping replacing them). */
+export interface EvMunmap { pid: Pid; start: number; end: number }
+export interface EvMprotect { pid: Pid; start: number; end: number; prot: number }
+/** MADV_DONTNEED: private anonymous pages read as zero again; private file pages revert to the file. */
+export interface EvZap { pid: Pid; start: number; end: number }
+/** The child starts with a copy of every mapping of the parent (shared ones still shared). */
+export interface EvFork { pid: Pid; child: Pid }
+export interface EvProcessExit { pid: Pid }
+export interface EvFileCreate { file: number; pages: number }
+
+/** A CPU store that completed: the word is in the page. `pfn` is the frame written. */
+export interface EvCpuStore { pid: Pid; addr: number; pfn: number; value: number }
+/** A CPU load that completed, and the word it returned. */
+export interface EvCpuLoad { pid: Pid; addr: number; pfn: number; value: number }
+
+/**
+ * A device access, applied by mm when the message arrived. Facts mm observed at that moment:
+ *   pte_ok   — the process's PTE at addr maps pfn;
+ *   writable — that PTE allows writes;
+ *   pinned   — the frame holds a pin or gup reference;
+ *   file/idx — the frame is the page-cache page idx of file (else null).
+ */
+export interface EvDmaAccess {
+  dev: string;
+  pid: Pid;
+  addr: number;
+  pfn: number;
+  value: number;
+  via: 'pin' | 'mirror';
+  sub: number | null;
+  seq: number | null;
+  pte_ok: boolean;
+  writable: boolean;
+  pinned: boolean;
+  file: number | null;
+  idx: number | null;
+}
+
+/** invalidate_range_start over the interval-notifier subscriptions `subs` that overlap. */
+export interface EvInvalidateStart {
+  inv: number;
+  pid: Pid;
+  start: number;
+  end: number;
+  event: MmuNotifyEvent;
+  blockable: boolean;
+  owner: string | null;
+  cur_seq: number;
+  subs: number[];
+}
+/** mm received a subscription's answer to `inv`. */
+export interface EvInvalidateAck { inv: number; sub: number; dev: string; ok: boolean }
+/** invalidate_range_end: the PTE changes are done. */
+export interface EvInvalidateEnd { inv: number }
+
+/** A device wrote its own device-private page that mirrors (pid, addr). Emitted by the device. */
+export interface EvDevWrite { pid: Pid; addr: number; dev_pfn: number; value: number }
+
+export interface OracleEvents {
+  mmap: EvMmap;
+  munmap: EvMunmap;
+  mprotect: EvMprotect;
+  zap: EvZap;
+  fork: EvFork;
+  process_exit: EvProcessExit;
+  file_create: EvFileCreate;
+  cpu_store: EvCpuStore;
+  cpu_load: EvCpuLoad;
+  dma_write: EvDmaAccess;
+  dma_read: EvDmaAccess;
+  invalidate_start: EvInvalidateStart;
+  invalidate_ack: EvInvalidateAck;
+  invalidate_end: EvInvalidateEnd;
+  dev_write: EvDevWrite;
+}

@@ -1,0 +1,32 @@
+// A process's mm_struct: its VMAs, its page table, its notifier subscriptions and its range locks.
+import { MmuNotifierSubscriptions } from './interval-notifier.js';
+import { PageTable } from './page-table.js';
+import { RangeLocks } from './range-lock.js';
+import { VmaList } from './vma.js';
+
+/** Where bottom-up mmap placement starts: 16 MiB, page number 4096 (mmap_min_addr is far lower). */
+export const MMAP_BASE_VPN = 4096;
+
+export class Process {
+  readonly vmas = new VmaList();
+  readonly pt = new PageTable();
+  readonly notifiers = new MmuNotifierSubscriptions();
+  readonly locks = new RangeLocks();
+  /** MMF_HAS_PINNED: set by the first FOLL_PIN on this mm; fork then checks each anon page. */
+  hasPinned = false;
+  /** Exiting or reaped: no new faults. */
+  exiting = false;
+  alive = true;
+  /** MMF_OOM_SKIP: the OOM reaper has given up or finished; the killer may pick another victim. */
+  oomSkip = false;
+  rssAnon = 0;
+  rssFile = 0;
+  /** Outstanding work on this mm (faults, syscalls): exit waits for it. */
+  users = 0;
+
+  constructor(readonly pid: number, readonly parent: number | null) {}
+
+  get rss(): number {
+    return this.rssAnon + this.rssFile;
+  }
+}

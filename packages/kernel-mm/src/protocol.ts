@@ -1,0 +1,347 @@
+// The public interface of `mm`: every message a process, a driver or the harness exchanges with it,
+// and the kernel's constants. Drivers import this file and nothing else of the package, as real
+// drivers include <linux/mmu_notifier.h>, <linux/hmm.h> and <linux/mm.h>.
+//
+// Versions followed: FOLL_* from include/linux/mm_types.h and mm/internal.h (v6.6–v6.15);
+// mmu_notifier_event from include/linux/mmu_notifier.h (v6.15); HMM_PFN_* from include/linux/hmm.h;
+// MIGRATE_* from include/linux/migrate.h; errno values from include/uapi/asm-generic/errno*.h.
+//
+// Addresses are byte addresses (numbers; every simulated address is below 2^52). Page contents
+// are one word per page, held as an integer-valued double (exact below 2^53).
+
+export const PAGE_SHIFT = 12;
+export const PAGE_SIZE = 1 << PAGE_SHIFT;
+
+// ---- errno (negated, as the kernel returns them) ----
+export const EPERM = -1;
+export const ENOENT = -2;
+export const ESRCH = -3;
+export const EINTR = -4;
+export const EIO = -5;
+export const EBADF = -9;
+export const EAGAIN = -11;
+export const ENOMEM = -12;
+export const EFAULT = -14;
+export const EBUSY = -16;
+export const EEXIST = -17;
+export const EINVAL = -22;
+export const EOVERFLOW = -75;
+export const EOPNOTSUPP = -95;
+export const ERRNO_NAMES: Record<number, string> = {
+  [EPERM]: 'EPERM', [ENOENT]: 'ENOENT', [ESRCH]: 'ESRCH', [EINTR]: 'EINTR', [EIO]: 'EIO', [EBADF]: 'EBADF', [EAGAIN]: 'EAGAIN', [ENOMEM]: 'ENOMEM',
+  [EFAULT]: 'EFAULT', [EBUSY]: 'EBUSY', [EEXIST]: 'EEXIST', [EINVAL]: 'EINVAL', [EOVERFLOW]: 'EOVERFLOW', [EOPNOTSUPP]: 'EOPNOTSUPP',
+};
+
+// ---- mmap / mprotect / madvise (include/uapi/asm-generic/mman-common.h, mman.h) ----
+export const PROT_NONE = 0x0;
+export const PROT_READ = 0x1;
+export const PROT_WRITE = 0x2;
+export const PROT_EXEC = 0x4;
+export const MAP_SHARED = 0x01;
+export const MAP_PRIVATE = 0x02;
+export const MAP_FIXED = 0x10;
+export const MAP_ANONYMOUS = 0x20;
+export const MAP_POPULATE = 0x8000;
+export const MADV_DONTNEED = 4;
+export const MADV_MERGEABLE = 12;
+export const MADV_UNMERGEABLE = 13;
+export const MADV_PAGEOUT = 21;
+
+// ---- gup flags (include/linux/mm_types.h; FOLL_PIN is internal, mm/internal.h) ----
+export const FOLL_WRITE = 1 << 0;
+export const FOLL_GET = 1 << 1;
+export const FOLL_DUMP = 1 << 2;
+export const FOLL_FORCE = 1 << 3;
+export const FOLL_NOWAIT = 1 << 4;
+export const FOLL_NOFAULT = 1 << 5;
+export const FOLL_HWPOISON = 1 << 6;
+export const FOLL_ANON = 1 << 7;
+export const FOLL_LONGTERM = 1 << 8;
+export const FOLL_SPLIT_PMD = 1 << 9;
+export const FOLL_PCI_P2PDMA = 1 << 10;
+export const FOLL_INTERRUPTIBLE = 1 << 11;
+export const FOLL_HONOR_NUMA_FAULT = 1 << 12;
+/** Internal (mm/internal.h, __FOLL_PRIVATE_BASE = 16): set by pin_user_pages*(), never by callers. */
+export const FOLL_PIN = 1 << 19;
+/** include/linux/mm.h: a pin adds this to the refcount of a small folio. */
+export const GUP_PIN_COUNTING_BIAS = 1 << 10;
+
+// ---- mmu_notifier_event (include/linux/mmu_notifier.h) ----
+export const MMU_NOTIFY_EVENTS = [
+  'MMU_NOTIFY_UNMAP',
+  'MMU_NOTIFY_CLEAR',
+  'MMU_NOTIFY_PROTECTION_VMA',
+  'MMU_NOTIFY_PROTECTION_PAGE',
+  'MMU_NOTIFY_SOFT_DIRTY',
+  'MMU_NOTIFY_RELEASE',
+  'MMU_NOTIFY_MIGRATE',
+  'MMU_NOTIFY_EXCLUSIVE',
+] as const;
+export type MmuNotifyEvent = (typeof MMU_NOTIFY_EVENTS)[number];
+
+// ---- hmm_range_fault pfn flags (include/linux/hmm.h) ----
+// The kernel packs flags into the top bits of each 64-bit pfn entry (HMM_PFN_VALID = bit 63 …).
+// A double cannot hold bit 63 beside a pfn, so here each entry is two arrays: `pfns` (Float64Array)
+// and `flags` (Uint8Array) with these bits. Input requests use the same bits, as in the kernel
+// (HMM_PFN_REQ_FAULT == HMM_PFN_VALID, HMM_PFN_REQ_WRITE == HMM_PFN_WRITE).
+export const HMM_PFN_VALID = 1 << 0;
+export const HMM_PFN_WRITE = 1 << 1;
+export const HMM_PFN_ERROR = 1 << 2;
+export const HMM_PFN_REQ_FAULT = HMM_PFN_VALID;
+export const HMM_PFN_REQ_WRITE = HMM_PFN_WRITE;
+/** Not a kernel flag: the pfn is a device-private page of the caller (`dev_private_owner`), in its own pfn space. */
+export const HMM_PFN_DEVICE_PRIVATE = 1 << 7;
+
+// ---- migrate_vma (include/linux/migrate.h) ----
+export const MIGRATE_VMA_SELECT_SYSTEM = 1 << 0;
+export const MIGRATE_VMA_SELECT_DEVICE_PRIVATE = 1 << 1;
+export const MIGRATE_VMA_SELECT_DEVICE_COHERENT = 1 << 2;
+export const MIGRATE_PFN_VALID = 1 << 0;
+export const MIGRATE_PFN_MIGRATE = 1 << 1;
+export const MIGRATE_PFN_WRITE = 1 << 3;
+
+/** The shared zero page: the pfn every anonymous read fault maps until the first write. */
+export const ZERO_PFN = -1;
+
+// =====================================================================================
+// Messages. Requests name their reply type; every reply carries `ret` (>= 0 or -errno).
+// =====================================================================================
+
+export type Pid = number;
+
+// ---- process: syscalls and CPU accesses (from `app`) ----
+
+/** Create an empty process (exec of a new program). Reply: syscall_result, ret = pid. */
+export interface ProcessCreate { type: 'process_create' }
+export interface Mmap {
+  type: 'mmap';
+  pid: Pid;
+  /** Hint, or the exact address with MAP_FIXED; 0 lets mm choose. */
+  addr: number;
+  length: number;
+  prot: number;
+  flags: number;
+  /** File id for a file mapping (without MAP_ANONYMOUS). */
+  file?: number;
+  /** Byte offset in the file, page aligned. */
+  offset?: number;
+}
+export interface Munmap { type: 'munmap'; pid: Pid; addr: number; length: number }
+export interface Mprotect { type: 'mprotect'; pid: Pid; addr: number; length: number; prot: number }
+export interface Madvise { type: 'madvise'; pid: Pid; addr: number; length: number; advice: number }
+/** Reply: syscall_result, ret = the child's pid. */
+export interface Fork { type: 'fork'; pid: Pid }
+export interface Exit { type: 'exit'; pid: Pid }
+/** A CPU load or store by one of the process's threads. Reply: cpu_access_result. */
+export interface CpuAccess {
+  type: 'cpu_access';
+  pid: Pid;
+  addr: number;
+  write: boolean;
+  /** The word stored (stores only). */
+  value?: number;
+}
+export interface SyscallResult { type: 'syscall_result'; ret: number }
+export interface CpuAccessResult {
+  type: 'cpu_access_result';
+  /** 0, or -EFAULT for an access the process may not make (SIGSEGV). */
+  ret: number;
+  /** The word loaded (loads), or stored. */
+  value: number;
+  /** Faults taken to complete the access (0 when the PTE allowed it). */
+  faults: number;
+}
+
+// ---- files (setup, from the harness) ----
+/** Reply: syscall_result, ret = the file id. */
+export interface FileCreate { type: 'file_create'; name: string; pages: number }
+
+// ---- mmu_interval_notifier (from a driver) ----
+export interface MmuIntervalNotifierInsert { type: 'mmu_interval_notifier_insert'; pid: Pid; start: number; length: number }
+/** Reply to insert: `sub` identifies the subscription in every later message. */
+export interface MmuIntervalNotifierInsertResult { type: 'mmu_interval_notifier_insert_result'; ret: number; sub: number }
+/** Waits, like the kernel, until no invalidation is running (the callbacks will not be called again). */
+export interface MmuIntervalNotifierRemove { type: 'mmu_interval_notifier_remove'; sub: number }
+/** Reply: read_begin_result. Waits while this subscription is invalidated in the current epoch. */
+export interface MmuIntervalReadBegin { type: 'mmu_interval_read_begin'; sub: number }
+export interface MmuIntervalReadBeginResult { type: 'read_begin_result'; ret: number; seq: number }
+
+/**
+ * mm → driver: the `invalidate` callback of an mmu_interval_notifier (sent as a request).
+ * The driver takes its update lock, calls mmu_interval_set_seq(sub, cur_seq), stops using
+ * [start, end) and replies invalidate_ack. ok=false (the callback returning false) is allowed only
+ * when !blockable; mm then ends the invalidation with -EAGAIN.
+ */
+export interface Invalidate {
+  type: 'invalidate';
+  sub: number;
+  pid: Pid;
+  start: number;
+  end: number;
+  event: MmuNotifyEvent;
+  blockable: boolean;
+  /** range->owner: the pgmap owner for MIGRATE / EXCLUSIVE started by a driver, else null. */
+  owner: string | null;
+  cur_seq: number;
+}
+export interface InvalidateAck { type: 'invalidate_ack'; sub: number; ok: boolean }
+
+// ---- hmm_range_fault (from a driver) ----
+export interface HmmRangeFault {
+  type: 'hmm_range_fault';
+  sub: number;
+  notifier_seq: number;
+  start: number;
+  end: number;
+  default_flags: number;
+  pfn_flags_mask: number;
+  /** Per-page input flags (HMM_PFN_REQ_*), one per page; may be omitted when pfn_flags_mask is 0. */
+  flags_in?: Uint8Array;
+  /** Device-private pages of this owner are reported, not faulted. */
+  dev_private_owner: string | null;
+}
+export interface HmmRangeFaultResult {
+  type: 'hmm_range_fault_result';
+  /** 0, -EBUSY (redo read_begin), -EFAULT, -EPERM, -ENOMEM. */
+  ret: number;
+  pfns: Float64Array;
+  flags: Uint8Array;
+}
+
+// ---- gup (from a driver) ----
+export interface GetUserPages {
+  type: 'get_user_pages';
+  pid: Pid;
+  start: number;
+  nr_pages: number;
+  gup_flags: number;
+  /** pin_user_pages* (FOLL_PIN) rather than get_user_pages* (FOLL_GET). */
+  pin: boolean;
+}
+export interface GetUserPagesResult {
+  type: 'get_user_pages_result';
+  /** Pages pinned (may be fewer than asked), or -errno if none. */
+  ret: number;
+  pfns: Float64Array;
+}
+/** unpin_user_pages_dirty_lock (pin=true) or put_page on each (pin=false). Fire and forget. */
+export interface UnpinUserPages { type: 'unpin_user_pages'; pfns: Float64Array; make_dirty: boolean; pin: boolean }
+
+// ---- DMA: a device reading or writing memory through a translation ----
+/** How the device got the frame it accesses: a pin/gup reference, or a mirror (hmm_range_fault). */
+export type Translation = { via: 'pin' } | { via: 'mirror'; sub: number; seq: number };
+/** Reply (reads only): dma_read_result. Writes are fire and forget, applied in arrival order. */
+export interface DmaAccess {
+  type: 'dma_access';
+  dev: string;
+  pid: Pid;
+  addr: number;
+  pfn: number;
+  write: boolean;
+  value?: number;
+  tr: Translation;
+}
+export interface DmaReadResult { type: 'dma_read_result'; ret: number; value: number }
+
+// ---- device-private memory and migration (from a driver; lib/test_hmm.c's uses) ----
+export interface MigrateVmaSetup {
+  type: 'migrate_vma_setup';
+  pid: Pid;
+  start: number;
+  end: number;
+  flags: number;
+  pgmap_owner: string;
+}
+export interface MigrateVmaSetupResult {
+  type: 'migrate_vma_setup_result';
+  ret: number;
+  /** Handle for migrate_vma_pages / migrate_vma_finalize. */
+  migration: number;
+  /** Per page: MIGRATE_PFN_* flags of the source. */
+  src_flags: Uint8Array;
+  /** Per page: the source content (what the driver copies). */
+  src_data: Float64Array;
+  cpages: number;
+}
+/**
+ * The driver has copied: dst_pfns[i] >= 0 names the destination (a device-private pfn of the
+ * caller for SELECT_SYSTEM; ignored for a migration to system memory), -1 leaves the page.
+ * For a migration to system memory `dst_data` holds the content to install.
+ */
+export interface MigrateVmaFinalize {
+  type: 'migrate_vma_finalize';
+  migration: number;
+  dst_pfns: Float64Array;
+  dst_data?: Float64Array;
+}
+export interface MigrateVmaFinalizeResult { type: 'migrate_vma_finalize_result'; ret: number; migrated: number }
+/** mm → owning driver: a CPU touched a device-private page (dev_pagemap_ops.migrate_to_ram). */
+export interface MigrateToRam { type: 'migrate_to_ram'; pid: Pid; addr: number; dev_pfn: number }
+/** The page's content, copied out of device memory; the device frees the device page. ret < 0: VM_FAULT_SIGBUS. */
+export interface MigrateToRamResult { type: 'migrate_to_ram_result'; ret: number; value: number }
+/** mm → owning driver: the last reference to a device-private page is gone (dev_pagemap_ops.page_free). */
+export interface DevicePageFree { type: 'device_page_free'; dev_pfn: number }
+export interface MakeDeviceExclusive { type: 'make_device_exclusive'; pid: Pid; start: number; end: number; owner: string }
+export interface MakeDeviceExclusiveResult { type: 'make_device_exclusive_result'; ret: number; pfns: Float64Array }
+
+// ---- operations a scenario triggers ----
+export interface ReclaimTrigger { type: 'reclaim'; nr_pages: number }
+export interface MigratePages { type: 'migrate_pages'; pid: Pid; addr: number; nr_pages: number }
+export interface KsmScan { type: 'ksm_scan' }
+export interface Writeback { type: 'writeback' }
+/** Reply: dump_result: the content of every mapped virtual page of every live process. */
+export interface Dump { type: 'dump' }
+export interface DumpResult { type: 'dump_result'; ret: number; pages: DumpedPage[] }
+export interface DumpedPage {
+  pid: Pid;
+  addr: number;
+  value: number;
+  /** Where the content was found. */
+  where: 'ram' | 'zero' | 'swap' | 'file' | 'device';
+}
+export interface OpResult { type: 'op_result'; ret: number; [figure: string]: number | string }
+
+// ---- block I/O (mm → a block device: the ramdisk today, nvme later) ----
+/** A bio of one page. Reply: bio_done. */
+export interface BioSubmit { type: 'bio_submit'; op: 'read' | 'write'; dev: string; block: number; value?: number }
+export interface BioDone { type: 'bio_done'; ret: number; value: number }
+
+export type MmRequest =
+  | ProcessCreate | Mmap | Munmap | Mprotect | Madvise | Fork | Exit | CpuAccess | FileCreate
+  | MmuIntervalNotifierInsert | MmuIntervalNotifierRemove | MmuIntervalReadBegin | HmmRangeFault
+  | GetUserPages | UnpinUserPages | DmaAccess | MigrateVmaSetup | MigrateVmaFinalize | MakeDeviceExclusive
+  | ReclaimTrigger | MigratePages | KsmScan | Writeback | Dump;
+
+export type MmReply =
+  | SyscallResult | CpuAccessResult | MmuIntervalNotifierInsertResult | MmuIntervalReadBeginResult
+  | HmmRangeFaultResult | GetUserPagesResult | DmaReadResult | MigrateVmaSetupResult | MigrateVmaFinalizeResult
+  | MakeDeviceExclusiveResult | DumpResult | OpResult;
+
+/** What mm sends to drivers and block devices. */
+export type MmToDevice = Invalidate | MigrateToRam | BioSubmit | DevicePageFree;
+export type DeviceToMm = InvalidateAck | MigrateToRamResult | BioDone;
+
+export type MmMessage = MmRequest | MmReply | MmToDevice | DeviceToMm;
+
+// =====================================================================================
+// Driver-side helpers: the inline functions of <linux/mmu_notifier.h>. The subscription's
+// invalidate_seq lives with the driver, written under its update lock.
+// =====================================================================================
+
+export interface MmuIntervalNotifier {
+  sub: number;
+  invalidate_seq: number;
+}
+
+/** Call under the driver's update lock from the invalidate callback, unconditionally. */
+export function mmu_interval_set_seq(mni: MmuIntervalNotifier, cur_seq: number): void {
+  mni.invalidate_seq = cur_seq;
+}
+
+/** Under the update lock: true if an invalidation intervened since read_begin returned `seq`. */
+export function mmu_interval_read_retry(mni: MmuIntervalNotifier, seq: number): boolean {
+  return mni.invalidate_seq !== seq;
+}
+
+export const pageAlign = (addr: number) => addr - (addr % PAGE_SIZE);
+export const isPageAligned = (addr: number) => addr % PAGE_SIZE === 0;

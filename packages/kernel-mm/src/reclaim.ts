@@ -1,0 +1,239 @@
+// Page reclaim (mm/vmscan.c shrink_folio_list, mm/rmap.c try_to_unmap, mm/page_io.c swap_writepage)
+// with kswapd and direct reclaim, and MADV_PAGEOUT (reclaim_pages). Followed: v6.4+ (commit d824ec2a:
+// pinned file folios are unmapped, then kept).
+//
+// For each candidate page from the LRU tail:
+//   referenced (PTE young bits, PG_REFERENCED) → clear and rotate (second chance)
+//   locked, or any of its PTEs range-locked    → skip (folio_trylock fails)
+//   anon, not yet in swap, maybe DMA-pinned    → keep, before any unmap (no notifier)
+//   anon: allocate a swap slot, then try_to_unmap: for each mapping MMU_NOTIFY_CLEAR on the page,
+//     then the PTE becomes the swap entry — unless the page is maybe pinned (the anon-exclusive
+//     share check fails: the PTE is restored; the invalidation was sent all the same)
+//   file: try_to_unmap (MMU_NOTIFY_CLEAR per mapping, pins or not); then a pinned page is kept
+//     (activate_locked); a dirty one is written back first (pageout); a clean one is freed.
+//   anon after unmap: write the slot (swap_writepage), free the page.
+//
+// Waiting for drivers' acks is where reclaim stalls behind a device: the time kswapd spends between
+// an invalidation's start and its last ack is counted as kswapd blocked time.
+import type { BioDone } from './protocol.js';
+import { PAGE_SIZE, ZERO_PFN } from './protocol.js';
+import { blockDevOf, removeFromPageCache } from './filemap.js';
+import { mmu_notifier_invalidate_range_end, mmu_notifier_invalidate_range_start } from './invalidate.js';
+import type { Kernel } from './kernel.js';
+import { reclaimHooks } from './page-alloc.js';
+import { PTE_DIRTY, PTE_KIND_MASK, PTE_PRESENT, PTE_SWAP, PTE_YOUNG } from './page-table.js';
+import { LRU_ANON, LRU_FILE, PG_ANON, PG_DIRTY, PG_LOCKED, PG_LRU, PG_REFERENCED, type RmapEntry } from './physmem.js';
+import type { Process } from './process.js';
+
+/** Pages looked at per LRU per reclaim round before giving up on the round (a bound on the scan). */
+const SCAN_BATCH = 64;
+
+type Who = 'kswapd' | 'direct' | 'pageout';
+
+/** Reclaim up to `nr` pages from the LRU tails; `then(reclaimed)`. */
+export function shrink_lruvec(k: Kernel, nr: number, who: Who, then: (reclaimed: number) => void): void {
+  const candidates: number[] = [];
+  for (const lru of [LRU_FILE, LRU_ANON]) {
+    let pfn = k.pm.lruTail[lru];
+    for (let scanned = 0; pfn >= 0 && scanned < SCAN_BATCH && candidates.length < nr * 2; scanned++) {
+      const prev = k.pm.lruPrev[pfn];
+      if (referenced(k, pfn)) {
+        // Second chance: rotate to the head.
+        k.pm.lruDel(pfn);
+        k.pm.lruAdd(pfn);
+      } else {
+        candidates.push(pfn);
+      }
+      pfn = prev;
+    }
+  }
+  let reclaimed = 0;
+  const step = (i: number) => {
+    if (i >= candidates.length || reclaimed >= nr) return then(reclaimed);
+    shrink_folio(k, candidates[i], who, (freed) => {
+      if (freed) reclaimed++;
+      step(i + 1);
+    });
+  };
+  step(0);
+}
+
+/** folio_referenced: test and clear the young bits of every mapping, and PG_REFERENCED. */
+function referenced(k: Kernel, pfn: number): boolean {
+  let young = (k.pm.flags[pfn] & PG_REFERENCED) !== 0;
+  k.pm.flags[pfn] &= ~PG_REFERENCED;
+  for (const m of k.pm.mappings(pfn)) {
+    const p = k.procs.get(m.pid)!;
+    const f = p.pt.flags(m.vpn);
+    if (f & PTE_YOUNG) {
+      young = true;
+      p.pt.setFlags(m.vpn, f & ~PTE_YOUNG);
+    }
+  }
+  return young;
+}
+
+/** shrink_folio_list for one page. */
+export function shrink_folio(k: Kernel, pfn: number, who: Who, then: (freed: boolean) => void): void {
+  const pm = k.pm;
+  if (!(pm.flags[pfn] & PG_LRU) || pm.flags[pfn] & PG_LOCKED) return then(false);
+  const anon = (pm.flags[pfn] & PG_ANON) !== 0;
+  if (anon && pm.maybeDmaPinned(pfn)) return then(false); // not in swap cache yet: keep before unmap
+  const mappings = pm.mappings(pfn);
+  // folio_trylock and the PTE locks: skip a page someone is working on.
+  const locks: { p: Process; id: number }[] = [];
+  for (const m of mappings) {
+    const p = k.procs.get(m.pid)!;
+    const id = p.locks.tryLock(m.vpn, m.vpn + 1, 'reclaim');
+    if (id < 0) {
+      for (const l of locks) l.p.locks.unlock(l.id);
+      return then(false);
+    }
+    locks.push({ p, id });
+  }
+  const unlockAll = () => locks.forEach((l) => l.p.locks.unlock(l.id));
+  let slot = -1;
+  if (anon) {
+    slot = k.swap.alloc(mappings.length);
+    if (slot < 0) {
+      unlockAll();
+      return then(false); // no swap space: anon pages cannot be reclaimed
+    }
+  }
+  pm.flags[pfn] |= PG_LOCKED;
+  pm.get(pfn); // isolate_lru_folio's reference
+  try_to_unmap(k, pfn, mappings, slot, who, (unmapped) => {
+    unlockAll();
+    const finish = (freed: boolean) => {
+      pm.flags[pfn] &= ~PG_LOCKED;
+      const waiters = k.pageWaiters.get(pfn);
+      k.pageWaiters.delete(pfn);
+      if (freed) {
+        k.stats.reclaimed++;
+        if (pm.flags[pfn] & PG_LRU) pm.lruDel(pfn);
+      }
+      pm.put(pfn); // drop isolation: frees the page if nothing else holds it
+      waiters?.forEach((w) => w());
+      then(freed);
+    };
+    if (!unmapped) {
+      if (slot >= 0) {
+        // Some PTEs may already hold the swap entry: the page stays in the swap cache for them.
+        const entries = countSwapEntries(k, mappings, slot);
+        for (let i = 0; i < mappings.length - entries; i++) k.swap.put(slot);
+        if (entries > 0) {
+          k.swapCache.set(slot, pfn);
+          pm.get(pfn);
+        }
+      }
+      return finish(false);
+    }
+    if (anon) {
+      // swap_writepage: the slot gets the content the page has now (after the last PTE went).
+      k.call(k.blockdev, { type: 'bio_submit', op: 'write', dev: 'swap', block: slot, value: pm.content[pfn] }, (r) => {
+        if (r.type !== 'bio_done' || (r as BioDone).ret < 0) return finish(false);
+        k.stats.swapOuts++;
+        finish(true);
+      });
+      return;
+    }
+    // File page: unmapped even if pinned (devices saw CLEAR); only now is the pin honoured.
+    if (pm.maybeDmaPinned(pfn) || pm.extraRefs(pfn) > 1) return finish(false);
+    if (pm.flags[pfn] & PG_DIRTY) {
+      pm.flags[pfn] &= ~PG_DIRTY;
+      k.call(k.blockdev, { type: 'bio_submit', op: 'write', dev: blockDevOf(pm.fileId[pfn]), block: pm.fileIdx[pfn], value: pm.content[pfn] }, (r) => {
+        if (r.type !== 'bio_done' || (r as BioDone).ret < 0 || pm.flags[pfn] & PG_DIRTY || pm.mapcount[pfn] > 0) return finish(false);
+        k.stats.writebacks++;
+        removeFromPageCache(k, pfn);
+        finish(true);
+      });
+      return;
+    }
+    removeFromPageCache(k, pfn);
+    finish(true);
+  });
+}
+
+function countSwapEntries(k: Kernel, mappings: RmapEntry[], slot: number): number {
+  let n = 0;
+  for (const m of mappings) {
+    const p = k.procs.get(m.pid)!;
+    if ((p.pt.flags(m.vpn) & PTE_KIND_MASK) === PTE_SWAP && p.pt.value(m.vpn) === slot) n++;
+  }
+  return n;
+}
+
+/**
+ * try_to_unmap: for each mapping, MMU_NOTIFY_CLEAR on the page then the PTE change. `then(true)`
+ * when no mapping is left. An anon page that turns out maybe-pinned keeps its PTEs.
+ */
+function try_to_unmap(k: Kernel, pfn: number, mappings: RmapEntry[], slot: number, who: Who, then: (ok: boolean) => void): void {
+  const pm = k.pm;
+  const anon = (pm.flags[pfn] & PG_ANON) !== 0;
+  const step = (i: number) => {
+    if (i === mappings.length) return then(pm.mapcount[pfn] === 0);
+    const { pid, vpn } = mappings[i];
+    const p = k.procs.get(pid)!;
+    const range = { start: vpn * PAGE_SIZE, end: (vpn + 1) * PAGE_SIZE, event: 'MMU_NOTIFY_CLEAR' as const, blockable: true, owner: null };
+    const t0 = k.ctx.now();
+    mmu_notifier_invalidate_range_start(k, p, range, (_ret, inv) => {
+      if (who === 'kswapd') k.stats.kswapdBlockedNs += k.ctx.now() - t0;
+      const f = p.pt.flags(vpn);
+      const stillOurs = (f & PTE_KIND_MASK) === PTE_PRESENT && p.pt.value(vpn) === pfn;
+      if (stillOurs && anon && pm.maybeDmaPinned(pfn)) {
+        // folio_try_share_anon_rmap_pte fails: the PTE stays; the notifier pair was sent anyway.
+        mmu_notifier_invalidate_range_end(k, inv);
+        return then(false);
+      }
+      if (stillOurs) {
+        if (f & PTE_DIRTY) pm.flags[pfn] |= PG_DIRTY;
+        k.zapPte(p, vpn);
+        if (anon) p.pt.set(vpn, PTE_SWAP, slot);
+      }
+      mmu_notifier_invalidate_range_end(k, inv);
+      step(i + 1);
+    });
+  };
+  step(0);
+}
+
+// ---- kswapd (balance_pgdat) and direct reclaim (try_to_free_pages) ----
+
+export function wakeupKswapd(k: Kernel): void {
+  if (k.cfg.kswapd === false || k.kswapdRunning) return;
+  k.kswapdRunning = true;
+  k.stats.kswapdRuns++;
+  k.ctx.trace('kswapd_wake', { free: k.pm.nrFree, low: k.pm.wmarkLow });
+  const round = (failures: number) => {
+    // pgdat_balanced: stop at the high watermark; give up after MAX_RECLAIM_RETRIES fruitless rounds.
+    if (k.pm.nrFree >= k.pm.wmarkHigh || failures >= 16) {
+      k.kswapdRunning = false;
+      k.ctx.trace('kswapd_sleep', { free: k.pm.nrFree, failures });
+      return;
+    }
+    shrink_lruvec(k, 32, 'kswapd', (n) => k.later(() => round(n > 0 ? 0 : failures + 1)));
+  };
+  k.later(() => round(0));
+}
+
+export function installReclaim(): void {
+  reclaimHooks.wakeKswapd = wakeupKswapd;
+  reclaimHooks.directReclaim = (k, nr, then) => shrink_lruvec(k, nr, 'direct', then);
+}
+
+/** MADV_PAGEOUT over [start, end) of p: reclaim each mapped page; `then(pagesReclaimed)`. */
+export function reclaimPagesOf(k: Kernel, p: Process, start: number, end: number, then: (n: number) => void): void {
+  const pfns: number[] = [];
+  p.pt.forEach(start, end, (_vpn, f, v) => {
+    if ((f & PTE_KIND_MASK) === PTE_PRESENT && v !== ZERO_PFN) pfns.push(v);
+  });
+  let n = 0;
+  const step = (i: number) => {
+    if (i === pfns.length) return then(n);
+    shrink_folio(k, pfns[i], 'pageout', (freed) => {
+      if (freed) n++;
+      step(i + 1);
+    });
+  };
+  step(0);
+}

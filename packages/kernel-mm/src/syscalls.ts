@@ -1,0 +1,182 @@
+// The process's memory syscalls: mmap (mm/mmap.c do_mmap), munmap (mm/vma.c do_vmi_munmap →
+// unmap_region → unmap_vmas: MMU_NOTIFY_UNMAP), mprotect (mm/mprotect.c change_protection:
+// MMU_NOTIFY_PROTECTION_VMA, started only if a populated entry exists), madvise (mm/madvise.c:
+// MADV_DONTNEED → zap_page_range_single: MMU_NOTIFY_CLEAR; MADV_MERGEABLE → ksm_madvise;
+// MADV_PAGEOUT → reclaim_pages), and process creation. fork and exit are in fork.ts and exit.ts.
+//
+// Each syscall that changes PTEs holds the range lock over its whole range (the mmap write lock)
+// from before its invalidation until its PTE changes are done.
+import type { Envelope, Message } from '@svmsim/runtime';
+import { createFile } from './filemap.js';
+import { mmu_notifier_invalidate_range_end, mmu_notifier_invalidate_range_start } from './invalidate.js';
+import type { Kernel } from './kernel.js';
+import { VPN_LIMIT, PTE_KIND_MASK, PTE_PRESENT, PTE_WRITE } from './page-table.js';
+import { MMAP_BASE_VPN, Process } from './process.js';
+import {
+  EINVAL, ENOMEM, ESRCH, MADV_DONTNEED, MADV_MERGEABLE, MADV_PAGEOUT, MADV_UNMERGEABLE, MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, MAP_SHARED,
+  PAGE_SIZE, PROT_EXEC, PROT_READ, PROT_WRITE, EBADF,
+  type Madvise, type Mmap, type Mprotect, type Munmap, type SyscallResult,
+} from './protocol.js';
+import { reclaimPagesOf } from './reclaim.js';
+import type { Vma } from './vma.js';
+
+const result = (ret: number): SyscallResult => ({ type: 'syscall_result', ret });
+
+export function sys_process_create(k: Kernel, env: Envelope<Message>): void {
+  const p = new Process(k.nextPid++, null);
+  k.procs.set(p.pid, p);
+  k.replyAfter(env, result(p.pid), k.costs.syscallNs);
+}
+
+/** Checks shared by the range syscalls: page-aligned start, length > 0, inside the address space. */
+function rangeOf(addr: number, length: number): { start: number; end: number } | number {
+  if (!Number.isInteger(addr) || !Number.isInteger(length) || addr % PAGE_SIZE !== 0 || length <= 0) return EINVAL;
+  const start = addr / PAGE_SIZE;
+  const end = start + Math.ceil(length / PAGE_SIZE);
+  if (end > VPN_LIMIT) return EINVAL;
+  return { start, end };
+}
+
+export function sys_mmap(k: Kernel, env: Envelope<Message>, m: Mmap): void {
+  const p = k.proc(m.pid);
+  if (!p) return k.ctx.reply(env, result(ESRCH));
+  const shared = (m.flags & MAP_SHARED) !== 0;
+  const anon = (m.flags & MAP_ANONYMOUS) !== 0;
+  if (shared === ((m.flags & MAP_PRIVATE) !== 0)) return k.ctx.reply(env, result(EINVAL));
+  if (!Number.isInteger(m.length) || m.length <= 0 || (m.prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC)) !== 0) return k.ctx.reply(env, result(EINVAL));
+  const pages = Math.ceil(m.length / PAGE_SIZE);
+  let file: number | null = null;
+  let pgoff = 0;
+  if (!anon) {
+    const f = m.file === undefined ? undefined : k.files.get(m.file);
+    if (!f || m.file! < 0) return k.ctx.reply(env, result(EBADF));
+    if ((m.offset ?? 0) % PAGE_SIZE !== 0) return k.ctx.reply(env, result(EINVAL));
+    file = f.id;
+    pgoff = (m.offset ?? 0) / PAGE_SIZE;
+  } else if (shared) {
+    file = createFile(k, `shm:${p.pid}:${m.addr}`, pages, true).id;
+  }
+  let start: number;
+  if (m.flags & MAP_FIXED) {
+    const r = rangeOf(m.addr, m.length);
+    if (typeof r === 'number') return k.ctx.reply(env, result(r));
+    start = r.start;
+  } else {
+    const hint = m.addr > 0 && m.addr % PAGE_SIZE === 0 ? m.addr / PAGE_SIZE : MMAP_BASE_VPN;
+    start = p.vmas.findGap(pages, hint, VPN_LIMIT);
+    if (start < 0) start = p.vmas.findGap(pages, MMAP_BASE_VPN, VPN_LIMIT);
+    if (start < 0) return k.ctx.reply(env, result(ENOMEM));
+  }
+  const end = start + pages;
+  const vma: Vma = { start, end, prot: m.prot, shared, file, pgoff, mergeable: false };
+  const install = () => {
+    p.vmas.insert(vma);
+    k.oracle('mmap', { pid: p.pid, start: start * PAGE_SIZE, end: end * PAGE_SIZE, prot: m.prot, shared, file, pgoff });
+    k.replyAfter(env, result(start * PAGE_SIZE), k.costs.syscallNs);
+  };
+  if (p.vmas.overlapping(start, end).length === 0) return install();
+  // MAP_FIXED over existing mappings: unmap them first (do_vmi_munmap), then map.
+  do_munmap(k, p, start, end, install);
+}
+
+export function sys_munmap(k: Kernel, env: Envelope<Message>, m: Munmap): void {
+  const p = k.proc(m.pid);
+  if (!p) return k.ctx.reply(env, result(ESRCH));
+  const r = rangeOf(m.addr, m.length);
+  if (typeof r === 'number') return k.ctx.reply(env, result(r));
+  do_munmap(k, p, r.start, r.end, () => k.replyAfter(env, result(0), k.costs.syscallNs));
+}
+
+/** do_vmi_munmap: UNMAP invalidation over the range, zap every PTE, drop the VMAs. */
+export function do_munmap(k: Kernel, p: Process, start: number, end: number, done: () => void): void {
+  p.locks.lock(start, end, 'munmap', (lock) => {
+    if (p.vmas.overlapping(start, end).length === 0) {
+      p.locks.unlock(lock);
+      return done();
+    }
+    const range = { start: start * PAGE_SIZE, end: end * PAGE_SIZE, event: 'MMU_NOTIFY_UNMAP' as const, blockable: true, owner: null };
+    mmu_notifier_invalidate_range_start(k, p, range, (_ret, inv) => {
+      p.pt.forEach(start, end, (vpn) => k.zapPte(p, vpn));
+      p.vmas.remove(start, end);
+      k.oracle('munmap', { pid: p.pid, start: start * PAGE_SIZE, end: end * PAGE_SIZE });
+      mmu_notifier_invalidate_range_end(k, inv);
+      p.locks.unlock(lock);
+      done();
+    });
+  });
+}
+
+export function sys_mprotect(k: Kernel, env: Envelope<Message>, m: Mprotect): void {
+  const p = k.proc(m.pid);
+  if (!p) return k.ctx.reply(env, result(ESRCH));
+  const r = rangeOf(m.addr, m.length);
+  if (typeof r === 'number') return k.ctx.reply(env, result(r));
+  if ((m.prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC)) !== 0) return k.ctx.reply(env, result(EINVAL));
+  const { start, end } = r;
+  p.locks.lock(start, end, 'mprotect', (lock) => {
+    if (!p.vmas.covers(start, end)) {
+      p.locks.unlock(lock);
+      return k.ctx.reply(env, result(ENOMEM));
+    }
+    const apply = () => {
+      for (const v of p.vmas.splitAt(start, end)) v.prot = m.prot;
+      // Write permission is removed from PTEs now; it is granted again by write faults.
+      if (!(m.prot & PROT_WRITE)) {
+        p.pt.forEach(start, end, (vpn, f) => {
+          if ((f & PTE_KIND_MASK) === PTE_PRESENT && f & PTE_WRITE) p.pt.setFlags(vpn, f & ~PTE_WRITE);
+        });
+      }
+      k.oracle('mprotect', { pid: p.pid, start: start * PAGE_SIZE, end: end * PAGE_SIZE, prot: m.prot });
+    };
+    // change_pmd_range starts the invalidation lazily, at the first populated entry.
+    let populated = false;
+    p.pt.forEach(start, end, () => (populated = true));
+    if (!populated) {
+      apply();
+      p.locks.unlock(lock);
+      return k.replyAfter(env, result(0), k.costs.syscallNs);
+    }
+    const range = { start: start * PAGE_SIZE, end: end * PAGE_SIZE, event: 'MMU_NOTIFY_PROTECTION_VMA' as const, blockable: true, owner: null };
+    mmu_notifier_invalidate_range_start(k, p, range, (_ret, inv) => {
+      apply();
+      mmu_notifier_invalidate_range_end(k, inv);
+      p.locks.unlock(lock);
+      k.replyAfter(env, result(0), k.costs.syscallNs);
+    });
+  });
+}
+
+export function sys_madvise(k: Kernel, env: Envelope<Message>, m: Madvise): void {
+  const p = k.proc(m.pid);
+  if (!p) return k.ctx.reply(env, result(ESRCH));
+  const r = rangeOf(m.addr, m.length);
+  if (typeof r === 'number') return k.ctx.reply(env, result(r));
+  const { start, end } = r;
+  if (!p.vmas.covers(start, end)) return k.ctx.reply(env, result(ENOMEM));
+  switch (m.advice) {
+    case MADV_MERGEABLE:
+    case MADV_UNMERGEABLE:
+      for (const v of p.vmas.splitAt(start, end)) v.mergeable = m.advice === MADV_MERGEABLE;
+      return k.replyAfter(env, result(0), k.costs.syscallNs);
+    case MADV_DONTNEED:
+      return madvise_dontneed(k, p, start, end, () => k.replyAfter(env, result(0), k.costs.syscallNs));
+    case MADV_PAGEOUT:
+      return reclaimPagesOf(k, p, start, end, (n) => k.replyAfter(env, result(0), k.costs.syscallNs + n * k.costs.reclaimScanNs));
+    default:
+      return k.ctx.reply(env, result(EINVAL));
+  }
+}
+
+/** zap_page_range_single with MMU_NOTIFY_CLEAR: private pages read as zero (or the file) again. */
+function madvise_dontneed(k: Kernel, p: Process, start: number, end: number, done: () => void): void {
+  p.locks.lock(start, end, 'madvise', (lock) => {
+    const range = { start: start * PAGE_SIZE, end: end * PAGE_SIZE, event: 'MMU_NOTIFY_CLEAR' as const, blockable: true, owner: null };
+    mmu_notifier_invalidate_range_start(k, p, range, (_ret, inv) => {
+      p.pt.forEach(start, end, (vpn) => k.zapPte(p, vpn));
+      k.oracle('zap', { pid: p.pid, start: start * PAGE_SIZE, end: end * PAGE_SIZE });
+      mmu_notifier_invalidate_range_end(k, inv);
+      p.locks.unlock(lock);
+      done();
+    });
+  });
+}
