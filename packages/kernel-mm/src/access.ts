@@ -4,7 +4,7 @@
 import type { Envelope, Message } from '@svmsim/runtime';
 import { FAULT_FLAG_WRITE, handle_mm_fault } from './fault.js';
 import type { Kernel } from './kernel.js';
-import { PTE_DIRTY, PTE_KIND_MASK, PTE_PRESENT, PTE_WRITE, PTE_YOUNG } from './page-table.js';
+import { PTE_DEVICE_EXCLUSIVE, PTE_DIRTY, PTE_KIND_MASK, PTE_PRESENT, PTE_WAS_WRITE, PTE_WRITE, PTE_YOUNG } from './page-table.js';
 import { PG_DIRTY } from './physmem.js';
 import { EFAULT, EINVAL, ESRCH, PAGE_SIZE, ZERO_PFN, type CpuAccess, type CpuAccessResult, type DmaAccess } from './protocol.js';
 import { vmaReadable, vmaWritable } from './vma.js';
@@ -64,8 +64,10 @@ export function dma_access(k: Kernel, env: Envelope<Message>, m: DmaAccess): voi
   const p = k.procs.get(m.pid);
   const vpn = Math.floor(m.addr / PAGE_SIZE);
   const f = p ? p.pt.flags(vpn) : 0;
-  const pte_ok = p !== undefined && p.alive && (f & PTE_KIND_MASK) === PTE_PRESENT && p.pt.value(vpn) === pfn;
-  const writable = pte_ok && (f & PTE_WRITE) !== 0;
+  // A device-exclusive entry still names the frame: the device that holds it uses it legitimately.
+  const kind = f & PTE_KIND_MASK;
+  const pte_ok = p !== undefined && p.alive && (kind === PTE_PRESENT || kind === PTE_DEVICE_EXCLUSIVE) && p.pt.value(vpn) === pfn;
+  const writable = pte_ok && (f & (kind === PTE_PRESENT ? PTE_WRITE : PTE_WAS_WRITE)) !== 0;
   const real = pfn !== ZERO_PFN;
   const pinned = real && (k.pm.pincount[pfn] > 0 || k.pm.refcount[pfn] > k.pm.mapcount[pfn] + (k.pm.fileId[pfn] !== 0 ? 1 : 0));
   const file = real && k.pm.fileId[pfn] !== 0 ? k.pm.fileId[pfn] : null;

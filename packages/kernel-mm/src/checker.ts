@@ -36,7 +36,7 @@
 // coherency problem; applied to the file page if the frame is a page-cache page), and a pin write
 // through a read-only PTE (gup vs writeback).
 import type { TraceLine } from '@svmsim/runtime';
-import type { EvDevWrite, EvDmaAccess, EvFork, EvInvalidateAck, EvInvalidateStart, EvMmap, EvCpuLoad, OracleEvents, EvZap } from './oracle-events.js';
+import type { EvDevWrite, EvDmaAccess, EvFork, EvInvalidateAck, EvInvalidateStart, EvMmap, EvCpuLoad, OracleEvents, EvZap, EvCow } from './oracle-events.js';
 import { PAGE_SIZE } from './protocol.js';
 
 export interface FinalPage { pid: number; addr: number; value: number }
@@ -72,6 +72,7 @@ export function formatViolation(v: Violation): string {
 }
 
 const ORACLE_EVENTS = new Set<string>([
+  'cow',
   'mmap', 'munmap', 'mprotect', 'zap', 'fork', 'process_exit', 'file_create', 'cpu_store', 'cpu_load',
   'dma_write', 'dma_read', 'invalidate_start', 'invalidate_ack', 'invalidate_end', 'dev_write',
 ] satisfies (keyof OracleEvents)[]);
@@ -261,6 +262,12 @@ export function checkTrace(lines: TraceLine[], finalPages: FinalPage[] | null): 
         const z = f as unknown as EvZap, p = procs.get(z.pid);
         // Only private pages are in `own`: anon pages read 0 again, private file pages alias the file again.
         if (p) dropOwn(p, pageOf(z.start), pageOf(z.end + PAGE_SIZE - 1));
+        break;
+      }
+      case 'cow': {
+        // The private file page is the pid's own from now on, with the file's current value.
+        const c = f as unknown as EvCow, p = procs.get(c.pid), pg = pageOf(c.addr), v = findVma(p, pg);
+        if (p && v && v.file !== null && !v.shared && !p.own.has(pg)) p.own.set(pg, read(c.pid, c.addr)!);
         break;
       }
       case 'fork': {

@@ -3,7 +3,7 @@
 // hold device-private entries for them. Their content lives in the device, never in mm.
 // Device pfns are numbered from DEVICE_PFN_BASE, apart from RAM frames.
 import type { ActorId } from '@svmsim/runtime';
-import type { Kernel } from './kernel.js';
+import type { Ctx } from '@svmsim/runtime';
 import { assert } from './physmem.js';
 
 export const DEVICE_PFN_BASE = 1 << 28;
@@ -43,7 +43,7 @@ export class DevicePages {
   }
 
   /** The last reference gone: dev_pagemap_ops.page_free, a message to the owner. */
-  put(k: Kernel, devPfn: number): void {
+  put(k: { ctx: Ctx<any> }, devPfn: number): void {
     const m = this.find(devPfn);
     assert(m !== undefined && m.refcount[devPfn - m.base] > 0, `put of device pfn ${devPfn} with no reference`);
     if (--m.refcount[devPfn - m.base] === 0) k.ctx.send(m.owner, { type: 'device_page_free', dev_pfn: devPfn });

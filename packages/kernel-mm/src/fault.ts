@@ -130,6 +130,7 @@ function do_fault(k: Kernel, p: Process, vma: Vma, vpn: number, write: boolean, 
       k.stats.cowCopies++;
       k.mapPresent(p, vpn, copy, true, true);
       k.pm.put(copy);
+      k.oracle('cow', { pid: p.pid, addr: vpn * PAGE_SIZE });
       done(0);
     });
   });
@@ -215,8 +216,8 @@ export function wp_page_copy(k: Kernel, p: Process, vma: Vma, vpn: number, write
       k.mapPresent(p, vpn, copy, write, write);
       k.pm.put(copy);
       k.stats.cowCopies++;
+      if (vma.file !== null && !vma.shared) k.oracle('cow', { pid: p.pid, addr: vpn * PAGE_SIZE });
       mmu_notifier_invalidate_range_end(k, inv);
-      void vma;
       done(0);
     });
   });

@@ -6,6 +6,7 @@
 // mm never blocks its thread: an operation that waits (for acks, I/O, a lock, memory) is a
 // continuation stored here and resumed by the message or timer it waits for.
 import type { ActorId, Ctx, Envelope, Message } from '@svmsim/runtime';
+import { DevicePages } from './device-memory.js';
 import type { Subscription } from './interval-notifier.js';
 import type { OracleEvents } from './oracle-events.js';
 import { PTE_DEVICE_EXCLUSIVE, PTE_DEVICE_PRIVATE, PTE_DIRTY, PTE_KIND_MASK, PTE_MIGRATION, PTE_PRESENT, PTE_SWAP, PTE_WRITE, PTE_YOUNG } from './page-table.js';
@@ -123,6 +124,9 @@ export class Kernel {
   ctx!: Ctx<MmOutgoing>;
 
   kswapdRunning = false;
+  /** migrate_vma operations between setup and finalize (migrate-device.ts), by handle. */
+  readonly migrations = new Map<number, unknown>();
+  nextMigrationId = 1;
   nextPid = 1;
   nextFileId = 1;
   nextShmId = -1;
@@ -279,6 +283,6 @@ export class Kernel {
     this.devicePages.put(this, devPfn);
   }
 
-  // Filled in by device-private memory support (device-memory.ts).
-  devicePages!: { put(k: Kernel, devPfn: number): void; get(devPfn: number): void; owner(devPfn: number): ActorId | undefined };
+  /** Device-private memory's struct pages (device-memory.ts). */
+  readonly devicePages = new DevicePages();
 }

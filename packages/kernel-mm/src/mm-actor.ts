@@ -3,7 +3,6 @@
 // operation waiting for them (Kernel.call / resume).
 import type { Actor, Ctx, Envelope, Incoming, Message } from '@svmsim/runtime';
 import { cpu_access, dma_access } from './access.js';
-import { DevicePages } from './device-memory.js';
 import { dump } from './dump.js';
 import { sys_exit } from './exit.js';
 import { createFile } from './filemap.js';
@@ -12,6 +11,7 @@ import { get_user_pages, unpin_user_pages } from './gup.js';
 import { hmm_range_fault, mmu_interval_notifier_insert, mmu_interval_notifier_remove, mmu_interval_read_begin } from './hmm-range-fault.js';
 import { Kernel, type MmConfig, type MmInternal, type MmOutgoing } from './kernel.js';
 import { migrate_page } from './migrate.js';
+import { installDeviceFaults, make_device_exclusive, migrate_vma_finalize, migrate_vma_setup } from './migrate-device.js';
 import { PTE_KIND_MASK, PTE_PRESENT } from './page-table.js';
 import { Physmem } from './physmem.js';
 import { EINVAL, ESRCH, PAGE_SIZE, ZERO_PFN, type MmRequest } from './protocol.js';
@@ -22,8 +22,8 @@ import { sys_madvise, sys_mmap, sys_mprotect, sys_munmap, sys_process_create } f
 export function createMm(config: unknown, _id: string): Actor<Message> {
   const cfg = validateConfig(config);
   const k = new Kernel(cfg);
-  k.devicePages = new DevicePages();
   installReclaim();
+  installDeviceFaults();
   return {
     start(ctx) {
       k.ctx = ctx as Ctx<MmOutgoing>;
@@ -84,8 +84,15 @@ export function createMm(config: unknown, _id: string): Actor<Message> {
         case 'dump':
           return dump(k, env);
         case 'migrate_vma_setup':
+          return migrate_vma_setup(k, env, m);
         case 'migrate_vma_finalize':
+          return migrate_vma_finalize(k, env, m);
         case 'make_device_exclusive':
+          return make_device_exclusive(k, env, m);
+        case 'memremap_pages': {
+          if (!Number.isInteger(m.nr_pages) || m.nr_pages <= 0) return k.ctx.reply(env, { type: 'memremap_pages_result', ret: EINVAL, base: 0 });
+          return k.ctx.reply(env, { type: 'memremap_pages_result', ret: 0, base: k.devicePages.memremap(env.from, m.nr_pages) });
+        }
         case 'ksm_scan':
         case 'writeback':
           return k.ctx.reply(env, { type: 'op_result', ret: EINVAL, error: `${m.type} is not modelled yet` });

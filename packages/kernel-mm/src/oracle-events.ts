@@ -18,6 +18,12 @@ export interface EvMunmap { pid: Pid; start: number; end: number }
 export interface EvMprotect { pid: Pid; start: number; end: number; prot: number }
 /** MADV_DONTNEED: private anonymous pages read as zero again; private file pages revert to the file. */
 export interface EvZap { pid: Pid; start: number; end: number }
+/**
+ * A private file page became the process's own copy without a write (a COW break by a write pin,
+ * FOLL_WRITE gup, or a write fault whose store has not happened yet): from now on it no longer
+ * follows the file.
+ */
+export interface EvCow { pid: Pid; addr: number }
 /** The child starts with a copy of every mapping of the parent (shared ones still shared). */
 export interface EvFork { pid: Pid; child: Pid }
 export interface EvProcessExit { pid: Pid }
@@ -76,6 +82,7 @@ export interface OracleEvents {
   munmap: EvMunmap;
   mprotect: EvMprotect;
   zap: EvZap;
+  cow: EvCow;
   fork: EvFork;
   process_exit: EvProcessExit;
   file_create: EvFileCreate;

@@ -279,6 +279,10 @@ export interface MigrateVmaFinalizeResult { type: 'migrate_vma_finalize_result';
 export interface MigrateToRam { type: 'migrate_to_ram'; pid: Pid; addr: number; dev_pfn: number }
 /** The page's content, copied out of device memory; the device frees the device page. ret < 0: VM_FAULT_SIGBUS. */
 export interface MigrateToRamResult { type: 'migrate_to_ram_result'; ret: number; value: number }
+/** devm_memremap_pages(MEMORY_DEVICE_PRIVATE): a driver's device memory gets struct pages. Reply: memremap_pages_result. */
+export interface MemremapPages { type: 'memremap_pages'; nr_pages: number }
+/** `base` is the first device pfn of the range; device pfns never collide with RAM pfns. */
+export interface MemremapPagesResult { type: 'memremap_pages_result'; ret: number; base: number }
 /** mm → owning driver: the last reference to a device-private page is gone (dev_pagemap_ops.page_free). */
 export interface DevicePageFree { type: 'device_page_free'; dev_pfn: number }
 export interface MakeDeviceExclusive { type: 'make_device_exclusive'; pid: Pid; start: number; end: number; owner: string }
@@ -309,13 +313,13 @@ export interface BioDone { type: 'bio_done'; ret: number; value: number }
 export type MmRequest =
   | ProcessCreate | Mmap | Munmap | Mprotect | Madvise | Fork | Exit | CpuAccess | FileCreate
   | MmuIntervalNotifierInsert | MmuIntervalNotifierRemove | MmuIntervalReadBegin | HmmRangeFault
-  | GetUserPages | UnpinUserPages | DmaAccess | MigrateVmaSetup | MigrateVmaFinalize | MakeDeviceExclusive
+  | GetUserPages | UnpinUserPages | DmaAccess | MigrateVmaSetup | MigrateVmaFinalize | MakeDeviceExclusive | MemremapPages
   | ReclaimTrigger | MigratePages | KsmScan | Writeback | Dump;
 
 export type MmReply =
   | SyscallResult | CpuAccessResult | MmuIntervalNotifierInsertResult | MmuIntervalReadBeginResult
   | HmmRangeFaultResult | GetUserPagesResult | DmaReadResult | MigrateVmaSetupResult | MigrateVmaFinalizeResult
-  | MakeDeviceExclusiveResult | DumpResult | OpResult;
+  | MakeDeviceExclusiveResult | MemremapPagesResult | DumpResult | OpResult;
 
 /** What mm sends to drivers and block devices. */
 export type MmToDevice = Invalidate | MigrateToRam | BioSubmit | DevicePageFree;

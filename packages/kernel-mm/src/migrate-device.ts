@@ -1,0 +1,254 @@
+// Migration to and from device-private memory, and device-exclusive entries
+// (mm/migrate_device.c migrate_vma_setup / migrate_vma_pages / migrate_vma_finalize,
+// include/linux/migrate.h; mm/memory.c do_swap_page → pgmap->ops->migrate_to_ram and
+// remove_device_exclusive_entry; mm/rmap.c make_device_exclusive). Followed: v6.6–v6.15, with
+// Documentation/mm/hmm.rst.
+//
+// migrate_vma_setup (collect + unmap):
+//   the range is locked until finalize (faults on it wait, as on migration entries);
+//   MMU_NOTIFY_MIGRATE over the range with owner = pgmap_owner (the caller's own mirror may skip
+//   the work but still sets its seq); then per page:
+//     pte_none or the zero page in an anonymous VMA → offered with no source (MIGRATE_PFN_MIGRATE)
+//     a present anonymous page, SELECT_SYSTEM, mapped once, not pinned → migration entry,
+//       VALID|MIGRATE(|WRITE), its content handed to the driver to copy
+//     a device-private page of pgmap_owner, SELECT_DEVICE_PRIVATE → VALID|MIGRATE(|WRITE); the driver
+//       supplies the content in finalize (it lives in device memory)
+//     anything else (file pages, pages shared after fork, pinned pages: migrate_vma_check_page) → 0
+// migrate_vma_pages + migrate_vma_finalize (one message here): pages with a destination take it
+//   (a device-private entry, or a new RAM page with the driver's content); the others get their
+//   PTE back; the lock is released.
+//
+// A CPU fault on a device-private entry (do_swap_page → migrate_to_ram): MMU_NOTIFY_MIGRATE on the
+// page with the owner's pgmap owner (as the owner's migrate_to_ram → migrate_vma_setup does), then
+// `migrate_to_ram` to the owner, which copies the page out and forgets it; mm installs a RAM page.
+// A driver that cannot copy fails the fault (VM_FAULT_SIGBUS → -EFAULT).
+//
+// make_device_exclusive: fault each page in for write, MMU_NOTIFY_EXCLUSIVE with owner = the
+// caller, PTE → device-exclusive entry. A CPU fault on it restores the PTE after
+// MMU_NOTIFY_EXCLUSIVE with owner NULL (so the owner's mirror drops its entry).
+import type { Envelope, Message } from '@svmsim/runtime';
+import { FAULT_FLAG_WRITE, deviceFaultHooks, handle_mm_fault, type FaultDone } from './fault.js';
+import { mmu_notifier_invalidate_range_end, mmu_notifier_invalidate_range_start } from './invalidate.js';
+import type { Kernel } from './kernel.js';
+import { PTE_DEVICE_EXCLUSIVE, PTE_DEVICE_PRIVATE, PTE_KIND_MASK, PTE_MIGRATION, PTE_NONE, PTE_PRESENT, PTE_WAS_WRITE, PTE_WRITE } from './page-table.js';
+import { PG_ANON } from './physmem.js';
+import type { Process } from './process.js';
+import {
+  EFAULT, EINVAL, ENOMEM, ESRCH, MIGRATE_PFN_MIGRATE, MIGRATE_PFN_VALID, MIGRATE_PFN_WRITE, MIGRATE_VMA_SELECT_DEVICE_PRIVATE,
+  MIGRATE_VMA_SELECT_SYSTEM, PAGE_SIZE, ZERO_PFN,
+  type MakeDeviceExclusive, type MigrateToRamResult, type MigrateVmaFinalize, type MigrateVmaSetup,
+} from './protocol.js';
+import { vmaIsAnon, vmaWritable } from './vma.js';
+
+interface Migration {
+  id: number;
+  p: Process;
+  start: number;
+  npages: number;
+  lock: number;
+  /** Per page: MIGRATE_PFN_* of the source, and what the PTE was (to restore or to know the source). */
+  srcFlags: Uint8Array;
+  pteFlags: Uint8Array;
+  pteValue: Float64Array;
+  owner: string;
+}
+
+/** Migrations between setup and finalize, by handle (kept on the kernel, like every mm state). */
+const migrationsOf = (k: Kernel) => k.migrations as Map<number, Migration>;
+
+export function migrate_vma_setup(k: Kernel, env: Envelope<Message>, m: MigrateVmaSetup): void {
+  const p = k.proc(m.pid);
+  const npages = (m.end - m.start) / PAGE_SIZE;
+  const fail = (ret: number) =>
+    k.ctx.reply(env, { type: 'migrate_vma_setup_result', ret, migration: 0, src_flags: new Uint8Array(0), src_data: new Float64Array(0), cpages: 0 });
+  if (!p) return fail(ESRCH);
+  if (m.start % PAGE_SIZE !== 0 || m.end % PAGE_SIZE !== 0 || npages <= 0 || !Number.isInteger(npages)) return fail(EINVAL);
+  const start = m.start / PAGE_SIZE;
+  if (!p.vmas.covers(start, start + npages)) return fail(EINVAL);
+  p.locks.lock(start, start + npages, 'migrate_vma', (lock) => {
+    const range = { start: m.start, end: m.end, event: 'MMU_NOTIFY_MIGRATE' as const, blockable: true, owner: m.pgmap_owner };
+    mmu_notifier_invalidate_range_start(k, p, range, (_ret, inv) => {
+      const mig: Migration = {
+        id: k.nextMigrationId++, p, start, npages, lock, owner: m.pgmap_owner,
+        srcFlags: new Uint8Array(npages), pteFlags: new Uint8Array(npages), pteValue: new Float64Array(npages),
+      };
+      const data = new Float64Array(npages);
+      let cpages = 0;
+      for (let i = 0; i < npages; i++) {
+        const vpn = start + i;
+        const vma = p.vmas.find(vpn);
+        const f = p.pt.flags(vpn);
+        const v = p.pt.value(vpn);
+        mig.pteFlags[i] = f;
+        mig.pteValue[i] = v;
+        if (!vma || !vmaIsAnon(vma)) continue;
+        const kind = f & PTE_KIND_MASK;
+        const writable = vmaWritable(vma);
+        if (kind === PTE_NONE || (kind === PTE_PRESENT && v === ZERO_PFN)) {
+          if (!(m.flags & MIGRATE_VMA_SELECT_SYSTEM)) continue;
+          mig.srcFlags[i] = MIGRATE_PFN_MIGRATE | (writable ? MIGRATE_PFN_WRITE : 0);
+        } else if (kind === PTE_PRESENT && m.flags & MIGRATE_VMA_SELECT_SYSTEM) {
+          const pm = k.pm;
+          if (!(pm.flags[v] & PG_ANON) || pm.mapcount[v] !== 1 || pm.extraRefs(v) > 0 || pm.maybeDmaPinned(v)) continue;
+          mig.srcFlags[i] = MIGRATE_PFN_VALID | MIGRATE_PFN_MIGRATE | (f & PTE_WRITE ? MIGRATE_PFN_WRITE : 0);
+          data[i] = pm.content[v];
+          p.pt.setFlags(vpn, PTE_MIGRATION | (f & PTE_WRITE ? PTE_WAS_WRITE : 0));
+        } else if (kind === PTE_DEVICE_PRIVATE && m.flags & MIGRATE_VMA_SELECT_DEVICE_PRIVATE && k.devicePages.owner(v) === m.pgmap_owner) {
+          mig.srcFlags[i] = MIGRATE_PFN_VALID | MIGRATE_PFN_MIGRATE | (f & PTE_WRITE ? MIGRATE_PFN_WRITE : 0);
+        } else continue;
+        cpages++;
+      }
+      mmu_notifier_invalidate_range_end(k, inv);
+      migrationsOf(k).set(mig.id, mig);
+      k.ctx.trace('migrate_vma_setup', { pid: p.pid, start: m.start, end: m.end, flags: m.flags, owner: m.pgmap_owner, cpages, migration: mig.id });
+      k.ctx.reply(env, { type: 'migrate_vma_setup_result', ret: 0, migration: mig.id, src_flags: mig.srcFlags, src_data: data, cpages });
+    });
+  });
+}
+
+export function migrate_vma_finalize(k: Kernel, env: Envelope<Message>, m: MigrateVmaFinalize): void {
+  const mig = migrationsOf(k).get(m.migration);
+  if (!mig || m.dst_pfns.length !== mig.npages || (m.dst_data !== undefined && m.dst_data.length !== mig.npages)) {
+    return k.ctx.reply(env, { type: 'migrate_vma_finalize_result', ret: EINVAL, migrated: 0 });
+  }
+  migrationsOf(k).delete(mig.id);
+  const { p, start } = mig;
+  const pm = k.pm;
+  let migrated = 0;
+  for (let i = 0; i < mig.npages; i++) {
+    const vpn = start + i;
+    const src = mig.srcFlags[i];
+    const oldF = mig.pteFlags[i];
+    const oldV = mig.pteValue[i];
+    const oldKind = oldF & PTE_KIND_MASK;
+    const dst = m.dst_pfns[i];
+    const wasWrite = (src & MIGRATE_PFN_WRITE) !== 0;
+    const restore = () => {
+      if ((p.pt.flags(vpn) & PTE_KIND_MASK) === PTE_MIGRATION) p.pt.setFlags(vpn, oldF);
+    };
+    if (!(src & MIGRATE_PFN_MIGRATE) || dst < 0) {
+      restore();
+      continue;
+    }
+    if (oldKind === PTE_DEVICE_PRIVATE) {
+      // Device → system: a new RAM page with the driver's copy.
+      const pfn = pm.alloc(true);
+      if (pfn < 0 || m.dst_data === undefined) {
+        if (pfn >= 0) pm.put(pfn);
+        continue;
+      }
+      pm.flags[pfn] |= PG_ANON;
+      pm.content[pfn] = m.dst_data[i];
+      k.zapPte(p, vpn); // drops the device page's reference
+      k.mapPresent(p, vpn, pfn, wasWrite, wasWrite);
+      pm.put(pfn);
+    } else {
+      // System (or nothing) → device: the PTE becomes a device-private entry.
+      if (k.devicePages.owner(dst) !== mig.owner) {
+        restore();
+        continue;
+      }
+      if (oldKind === PTE_PRESENT) {
+        p.pt.setFlags(vpn, oldF); // back to present so zapPte can drop the page normally
+        k.zapPte(p, vpn);
+      } else if (oldKind !== PTE_NONE) {
+        continue;
+      }
+      k.devicePages.get(dst);
+      p.pt.set(vpn, PTE_DEVICE_PRIVATE | (wasWrite ? PTE_WRITE : 0), dst);
+    }
+    void oldV;
+    migrated++;
+    k.stats.migrations++;
+  }
+  p.locks.unlock(mig.lock);
+  k.ctx.trace('migrate_vma_finalize', { pid: p.pid, migration: mig.id, migrated });
+  k.ctx.reply(env, { type: 'migrate_vma_finalize_result', ret: 0, migrated });
+}
+
+/** do_swap_page on a device-private entry: the owner copies the page back to RAM. */
+function migrateToRam(k: Kernel, p: Process, vpn: number, done: FaultDone): void {
+  const devPfn = p.pt.value(vpn);
+  const owner = k.devicePages.owner(devPfn);
+  if (owner === undefined) return done(EFAULT);
+  const wasWrite = (p.pt.flags(vpn) & PTE_WRITE) !== 0;
+  const range = { start: vpn * PAGE_SIZE, end: (vpn + 1) * PAGE_SIZE, event: 'MMU_NOTIFY_MIGRATE' as const, blockable: true, owner };
+  mmu_notifier_invalidate_range_start(k, p, range, (_r, inv) => {
+    k.call(owner, { type: 'migrate_to_ram', pid: p.pid, addr: vpn * PAGE_SIZE, dev_pfn: devPfn }, (reply) => {
+      const r = reply as MigrateToRamResult;
+      if (reply.type !== 'migrate_to_ram_result' || r.ret < 0) {
+        mmu_notifier_invalidate_range_end(k, inv);
+        return done(EFAULT); // VM_FAULT_SIGBUS
+      }
+      const pfn = k.pm.alloc(true);
+      if (pfn < 0) {
+        mmu_notifier_invalidate_range_end(k, inv);
+        return done(ENOMEM);
+      }
+      k.pm.flags[pfn] |= PG_ANON;
+      k.pm.content[pfn] = r.value;
+      k.zapPte(p, vpn);
+      k.mapPresent(p, vpn, pfn, wasWrite, wasWrite);
+      k.pm.put(pfn);
+      k.stats.migrations++;
+      mmu_notifier_invalidate_range_end(k, inv);
+      done(0);
+    });
+  });
+}
+
+export function make_device_exclusive(k: Kernel, env: Envelope<Message>, m: MakeDeviceExclusive): void {
+  const p = k.proc(m.pid);
+  const npages = (m.end - m.start) / PAGE_SIZE;
+  const pfns = new Float64Array(Math.max(0, npages | 0)).fill(-1);
+  const reply = (ret: number) => k.ctx.reply(env, { type: 'make_device_exclusive_result', ret, pfns });
+  if (!p) return reply(ESRCH);
+  if (m.start % PAGE_SIZE !== 0 || m.end % PAGE_SIZE !== 0 || npages <= 0 || !Number.isInteger(npages)) return reply(EINVAL);
+  const start = m.start / PAGE_SIZE;
+  let done = 0;
+  const page = (i: number): void => {
+    if (i === npages) return reply(done);
+    const vpn = start + i;
+    const f = p.pt.flags(vpn);
+    if ((f & PTE_KIND_MASK) !== PTE_PRESENT || !(f & PTE_WRITE) || p.pt.value(vpn) === ZERO_PFN) {
+      // Fault it in for write first (make_device_exclusive faults with FOLL_WRITE).
+      handle_mm_fault(k, p, vpn, FAULT_FLAG_WRITE, (ret) => (ret < 0 ? reply(done > 0 ? done : ret) : retry(i)));
+      return;
+    }
+    p.locks.lock(vpn, vpn + 1, 'make_device_exclusive', (lock) => {
+      const range = { start: vpn * PAGE_SIZE, end: (vpn + 1) * PAGE_SIZE, event: 'MMU_NOTIFY_EXCLUSIVE' as const, blockable: true, owner: m.owner };
+      mmu_notifier_invalidate_range_start(k, p, range, (_r, inv) => {
+        const g = p.pt.flags(vpn);
+        if ((g & PTE_KIND_MASK) === PTE_PRESENT && g & PTE_WRITE) {
+          p.pt.setFlags(vpn, PTE_DEVICE_EXCLUSIVE | PTE_WAS_WRITE | (g & ~PTE_KIND_MASK & ~PTE_WRITE));
+          pfns[i] = p.pt.value(vpn);
+          done++;
+        }
+        mmu_notifier_invalidate_range_end(k, inv);
+        p.locks.unlock(lock);
+        page(i + 1);
+      });
+    });
+  };
+  let tries = 0;
+  const retry = (i: number) => (++tries > 16 * npages ? reply(done > 0 ? done : EFAULT) : page(i));
+  page(0);
+}
+
+/** remove_device_exclusive_entry: tell the owner (EXCLUSIVE, owner NULL), restore the PTE. */
+function restoreExclusive(k: Kernel, p: Process, vpn: number, done: FaultDone): void {
+  const range = { start: vpn * PAGE_SIZE, end: (vpn + 1) * PAGE_SIZE, event: 'MMU_NOTIFY_EXCLUSIVE' as const, blockable: true, owner: null };
+  mmu_notifier_invalidate_range_start(k, p, range, (_r, inv) => {
+    const f = p.pt.flags(vpn);
+    if ((f & PTE_KIND_MASK) === PTE_DEVICE_EXCLUSIVE) {
+      p.pt.setFlags(vpn, PTE_PRESENT | (f & PTE_WAS_WRITE ? PTE_WRITE : 0) | (f & ~PTE_KIND_MASK & ~PTE_WAS_WRITE));
+    }
+    mmu_notifier_invalidate_range_end(k, inv);
+    done(0);
+  });
+}
+
+export function installDeviceFaults(): void {
+  deviceFaultHooks.migrateToRam = migrateToRam;
+  deviceFaultHooks.restoreExclusive = restoreExclusive;
+}
