@@ -5,7 +5,6 @@ import type { Envelope, Message } from '@svmsim/runtime';
 import { FAULT_FLAG_WRITE, handle_mm_fault } from './fault.js';
 import type { Kernel } from './kernel.js';
 import { PTE_DEVICE_EXCLUSIVE, PTE_DIRTY, PTE_KIND_MASK, PTE_PRESENT, PTE_WAS_WRITE, PTE_WRITE, PTE_YOUNG } from './page-table.js';
-import { PG_DIRTY } from './physmem.js';
 import { EFAULT, EINVAL, ESRCH, PAGE_SIZE, ZERO_PFN, type CpuAccess, type CpuAccessResult, type DmaAccess } from './protocol.js';
 import { vmaReadable, vmaWritable } from './vma.js';
 
@@ -81,8 +80,9 @@ export function dma_access(k: Kernel, env: Envelope<Message>, m: DmaAccess): voi
     if (!Number.isFinite(m.value)) throw new Error(`${m.dev} DMA write without a value`);
     if (real) {
       k.pm.content[pfn] = m.value!;
-      k.pm.flags[pfn] |= PG_DIRTY;
-      if (pte_ok) p!.pt.setFlags(vpn, f | PTE_DIRTY | PTE_YOUNG);
+      // A mirror writes through a writable translation its write fault dirtied; a DMA through a
+      // pin dirties nothing the kernel can see: the driver must unpin with make_dirty.
+      if (pte_ok && tr.via === 'mirror') p!.pt.setFlags(vpn, f | PTE_DIRTY | PTE_YOUNG);
     }
     k.stats.dmaWrites++;
     fields.value = m.value!;

@@ -40,6 +40,7 @@ export function sys_fork(k: Kernel, env: Envelope<Message>, m: Fork): void {
     };
     const copy = () => {
       const c = new Process(k.nextPid++, p.pid);
+      c.owner = p.owner;
       const ret = copy_page_range(k, p, c);
       if (ret === 0) {
         k.procs.set(c.pid, c);

@@ -55,6 +55,8 @@ export interface MmConfig {
   hungTaskTimeoutNs?: number;
   /** kswapd runs when free memory falls under the low watermark. Default true. */
   kswapd?: boolean;
+  /** The periodic flusher writes dirty file pages back every this many ns (0/absent: only on `writeback`). */
+  writebackIntervalNs?: number;
 }
 
 /** An I/O error: -EIO where a pfn was expected. */
@@ -107,7 +109,12 @@ export class MmStats {
 type Continuation = (msg: Message, env: Envelope<Message>) => void;
 
 /** Messages mm sends itself (timers and deferred work). */
-export type MmInternal = { type: 'mm_reply_due' } | { type: 'mm_later' } | { type: 'mm_hung_task_check' };
+export type MmInternal =
+  | { type: 'mm_reply_due' }
+  | { type: 'mm_later' }
+  | { type: 'mm_hung_task_check' }
+  | { type: 'mm_sleep_done' }
+  | { type: 'mm_writeback_tick' };
 /** Everything mm sends. */
 export type MmOutgoing = MmMessage | MmInternal;
 
@@ -124,6 +131,8 @@ export class Kernel {
   ctx!: Ctx<MmOutgoing>;
 
   kswapdRunning = false;
+  /** KSM's stable tree: content → KSM page. */
+  readonly ksmStable = new Map<number, number>();
   /** migrate_vma operations between setup and finalize (migrate-device.ts), by handle. */
   readonly migrations = new Map<number, unknown>();
   nextMigrationId = 1;
@@ -140,6 +149,8 @@ export class Kernel {
   readonly pageWaiters = new Map<number, (() => void)[]>();
   /** Work deferred to a later turn of mm (cond_resched / a retry loop yielding), run in order. */
   private readonly laterQueue: (() => void)[] = [];
+  /** Sleeping retry loops, by timer id. */
+  private readonly sleepers = new Map<number, () => void>();
   /** khungtaskd checks armed while waiting for a driver, by timer id. */
   readonly hungChecks = new Map<number, () => void>();
   /** Replies held back by a cost timer, by timer id. */
@@ -175,6 +186,18 @@ export class Kernel {
   later(fn: () => void): void {
     this.laterQueue.push(fn);
     if (this.laterQueue.length === 1) this.ctx.send(this.ctx.self, { type: 'mm_later' });
+  }
+
+  /** Run `fn` after `delayNs` of simulated time (a sleep in a retry loop: schedule_timeout). */
+  afterNs(delayNs: number, fn: () => void): void {
+    this.sleepers.set(this.ctx.after(delayNs, { type: 'mm_sleep_done' }), fn);
+  }
+
+  /** The `mm_sleep_done` timer fired. */
+  wake(timerId: number): void {
+    const fn = this.sleepers.get(timerId);
+    this.sleepers.delete(timerId);
+    fn?.();
   }
 
   /** The `mm_later` self-message: run what was queued before it was sent. */

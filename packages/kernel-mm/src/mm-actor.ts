@@ -12,6 +12,9 @@ import { hmm_range_fault, mmu_interval_notifier_insert, mmu_interval_notifier_re
 import { Kernel, type MmConfig, type MmInternal, type MmOutgoing } from './kernel.js';
 import { migrate_page } from './migrate.js';
 import { installDeviceFaults, make_device_exclusive, migrate_vma_finalize, migrate_vma_setup } from './migrate-device.js';
+import { ksm_scan } from './ksm.js';
+import { installOom } from './oom.js';
+import { writeback_dirty } from './writeback.js';
 import { PTE_KIND_MASK, PTE_PRESENT } from './page-table.js';
 import { Physmem } from './physmem.js';
 import { EINVAL, ESRCH, PAGE_SIZE, ZERO_PFN, type MmRequest } from './protocol.js';
@@ -24,9 +27,12 @@ export function createMm(config: unknown, _id: string): Actor<Message> {
   const k = new Kernel(cfg);
   installReclaim();
   installDeviceFaults();
+  installOom();
   return {
     start(ctx) {
       k.ctx = ctx as Ctx<MmOutgoing>;
+      // The periodic flusher (dirty_writeback_centisecs).
+      if (cfg.writebackIntervalNs) ctx.after(cfg.writebackIntervalNs, { type: 'mm_writeback_tick' });
     },
     receive(env: Incoming<Message>, ctx: Ctx<Message>) {
       k.ctx = ctx as Ctx<MmOutgoing>;
@@ -37,6 +43,12 @@ export function createMm(config: unknown, _id: string): Actor<Message> {
           return k.replyDue(env.id);
         case 'mm_later':
           return k.runLater();
+        case 'mm_sleep_done':
+          return k.wake(env.id);
+        case 'mm_writeback_tick':
+          writeback_dirty(k, () => {});
+          ctx.after(cfg.writebackIntervalNs!, { type: 'mm_writeback_tick' });
+          return;
         case 'mm_hung_task_check': {
           const check = k.hungChecks.get(env.id);
           k.hungChecks.delete(env.id);
@@ -94,8 +106,9 @@ export function createMm(config: unknown, _id: string): Actor<Message> {
           return k.ctx.reply(env, { type: 'memremap_pages_result', ret: 0, base: k.devicePages.memremap(env.from, m.nr_pages) });
         }
         case 'ksm_scan':
+          return ksm_scan(k, (merged) => k.ctx.reply(env, { type: 'op_result', ret: merged }));
         case 'writeback':
-          return k.ctx.reply(env, { type: 'op_result', ret: EINVAL, error: `${m.type} is not modelled yet` });
+          return writeback_dirty(k, (written) => k.ctx.reply(env, { type: 'op_result', ret: written }));
         default: {
           const unknown: never = m;
           throw new Error(`mm: unknown message '${(unknown as Message).type}' from ${env.from}`);

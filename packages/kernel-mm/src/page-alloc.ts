@@ -13,6 +13,8 @@ import { PG_LOCKED } from './physmem.js';
 
 /** mm/internal.h: reclaim rounds without progress before the OOM killer is invoked. */
 export const MAX_RECLAIM_RETRIES = 16;
+/** mm/vmscan.c reclaim_throttle: an allocation that made no progress sleeps up to HZ/10; 1 ms here. */
+const RECLAIM_THROTTLE_NS = 1e6;
 
 /** Hooks the reclaim and OOM files install (kept apart so that each mechanism has its own file). */
 export interface ReclaimHooks {
@@ -53,15 +55,16 @@ function slowpath(k: Kernel, movable: boolean, round: number, startNs: number, t
       }
     }
     if (reclaimed > 0 || round + 1 < MAX_RECLAIM_RETRIES) {
-      // Progress, or retries left: yield to let writeback and other work finish, then retry.
-      k.later(() => slowpath(k, movable, reclaimed > 0 ? 0 : round + 1, startNs, then));
+      // Progress, or retries left: sleep a little (reclaim_throttle) so that I/O, acks and other
+      // work move on in simulated time, then retry.
+      k.afterNs(RECLAIM_THROTTLE_NS, () => slowpath(k, movable, reclaimed > 0 ? 0 : round + 1, startNs, then));
       return;
     }
     reclaimHooks.outOfMemory(k, (killed) => {
       const pfn = pm.nrFree > 0 ? pm.alloc(movable) : -1;
       k.stats.directReclaimNs.push(k.ctx.now() - startNs);
       if (pfn >= 0 || !killed) return then(pfn);
-      k.later(() => slowpath(k, movable, 0, startNs, then));
+      k.afterNs(RECLAIM_THROTTLE_NS, () => slowpath(k, movable, 0, startNs, then));
     });
   });
 }

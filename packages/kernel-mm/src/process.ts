@@ -17,6 +17,10 @@ export class Process {
   /** Exiting or reaped: no new faults. */
   exiting = false;
   alive = true;
+  /** The actor that runs this process's threads: it gets SIGKILL when the OOM killer picks it. */
+  owner = '';
+  /** Picked by the OOM killer (tsk_is_oom_victim). */
+  oomVictim = false;
   /** MMF_OOM_SKIP: the OOM reaper has given up or finished; the killer may pick another victim. */
   oomSkip = false;
   rssAnon = 0;

@@ -24,6 +24,7 @@ const result = (ret: number): SyscallResult => ({ type: 'syscall_result', ret })
 
 export function sys_process_create(k: Kernel, env: Envelope<Message>): void {
   const p = new Process(k.nextPid++, null);
+  p.owner = env.from;
   k.procs.set(p.pid, p);
   k.replyAfter(env, result(p.pid), k.costs.syscallNs);
 }
