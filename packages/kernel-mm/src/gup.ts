@@ -48,61 +48,67 @@ export function get_user_pages(k: Kernel, env: Envelope<Message>, m: GetUserPage
   const release = (n: number) => {
     for (let i = 0; i < n; i++) ungrab(k, pfns[i], flags);
   };
-  const page = (i: number): void => {
-    if (i === m.nr_pages) return longterm(0);
-    walked++;
-    const vpn = startVpn + i;
-    const vma = p.vmas.find(vpn);
-    // check_vma_flags
-    let err = 0;
-    if (!vma || !vmaReadable(vma)) err = EFAULT;
-    else if (write && !vmaWritable(vma) && !(flags & FOLL_FORCE)) err = EFAULT;
-    else if (flags & FOLL_LONGTERM && write && vmaNeedsDirtyTracking(vma)) err = EFAULT;
-    if (err) return reply(i > 0 ? i : err, walked);
-    const f = p.pt.flags(vpn);
-    const pfn = p.pt.value(vpn);
-    const present = (f & PTE_KIND_MASK) === PTE_PRESENT;
-    const needUnshare = present && flags & FOLL_PIN && !write && !vma!.shared && pfn !== ZERO_PFN && (k.pm.flags[pfn] & PG_ANON) !== 0 && !isExclusiveAnon(k, pfn);
-    if (present && (!write || f & PTE_WRITE) && !needUnshare) {
-      grab(k, pfn, flags);
-      pfns[i] = pfn;
-      return page(i + 1);
+  // Pages are taken in a loop; only a fault (which waits) leaves it and comes back through page(i).
+  const page = (from: number): void => {
+    for (let i = from; i < m.nr_pages; i++) {
+      walked++;
+      const vpn = startVpn + i;
+      const vma = p.vmas.find(vpn);
+      // check_vma_flags
+      let err = 0;
+      if (!vma || !vmaReadable(vma)) err = EFAULT;
+      else if (write && !vmaWritable(vma) && !(flags & FOLL_FORCE)) err = EFAULT;
+      else if (flags & FOLL_LONGTERM && write && vmaNeedsDirtyTracking(vma)) err = EFAULT;
+      if (err) return reply(i > 0 ? i : err, walked);
+      const f = p.pt.flags(vpn);
+      const pfn = p.pt.value(vpn);
+      const present = (f & PTE_KIND_MASK) === PTE_PRESENT;
+      const needUnshare = present && flags & FOLL_PIN && !write && !vma!.shared && pfn !== ZERO_PFN && (k.pm.flags[pfn] & PG_ANON) !== 0 && !isExclusiveAnon(k, pfn);
+      if (present && (!write || f & PTE_WRITE) && !needUnshare) {
+        grab(k, pfn, flags);
+        pfns[i] = pfn;
+        continue;
+      }
+      // faultin_page, then this page again.
+      if (++faults > FAULTS_PER_PAGE_MAX * m.nr_pages) {
+        release(i);
+        return reply(i > 0 ? i : EFAULT, walked);
+      }
+      handle_mm_fault(k, p, vpn, (write ? FAULT_FLAG_WRITE : 0) | (needUnshare ? FAULT_FLAG_UNSHARE : 0), (ret) => {
+        if (ret < 0) return reply(i > 0 ? i : ret === ENOMEM ? ENOMEM : EFAULT, walked);
+        page(i);
+      });
+      return;
     }
-    // faultin_page
-    if (++faults > FAULTS_PER_PAGE_MAX * m.nr_pages) {
-      release(i);
-      return reply(i > 0 ? i : EFAULT, walked);
-    }
-    handle_mm_fault(k, p, vpn, (write ? FAULT_FLAG_WRITE : 0) | (needUnshare ? FAULT_FLAG_UNSHARE : 0), (ret) => {
-      if (ret < 0) return reply(i > 0 ? i : ret === ENOMEM ? ENOMEM : EFAULT, walked);
-      page(i);
-    });
+    longterm();
   };
-  // check_and_migrate_movable_pages: every page must be long-term pinnable.
-  const longterm = (round: number): void => {
+  // check_and_migrate_movable_pages: every page must be long-term pinnable. If some are not, all
+  // pins are dropped, those pages migrated, and the pin starts over (-EAGAIN inside the kernel);
+  // a page that cannot be migrated fails the whole call.
+  let round = 0;
+  const longterm = (): void => {
     if (!(flags & FOLL_LONGTERM)) return done();
     const movable: number[] = [];
     for (let i = 0; i < m.nr_pages; i++) if (pfns[i] !== ZERO_PFN && k.pm.isMovable(pfns[i])) movable.push(pfns[i]);
     if (movable.length === 0) return done();
-    if (round >= LONGTERM_MIGRATE_ROUNDS_MAX) {
-      release(m.nr_pages);
-      return reply(ENOMEM, walked);
-    }
     release(m.nr_pages);
-    const next = (j: number) => {
-      if (j === movable.length) return page(0);
-      migrate_page(k, movable[j], false, () => next(j + 1));
+    if (++round > LONGTERM_MIGRATE_ROUNDS_MAX) return reply(ENOMEM, walked);
+    let failed = false;
+    const next = (j: number): void => {
+      if (j === movable.length) return failed ? reply(ENOMEM, walked) : page(0);
+      migrate_page(k, movable[j], false, (dst) => {
+        if (dst < 0) failed = true;
+        next(j + 1);
+      });
     };
-    retryRound = round + 1;
     next(0);
   };
-  let retryRound = 0;
   const done = () => {
     if (flags & FOLL_PIN) {
       p.hasPinned = true;
       k.stats.pinPages += m.nr_pages;
     } else k.stats.gupPages += m.nr_pages;
-    k.ctx.trace(flags & FOLL_PIN ? 'pin_user_pages' : 'get_user_pages', { pid: p.pid, start: m.start, nr_pages: m.nr_pages, gup_flags: flags, round: retryRound });
+    k.ctx.trace(flags & FOLL_PIN ? 'pin_user_pages' : 'get_user_pages', { pid: p.pid, start: m.start, nr_pages: m.nr_pages, gup_flags: flags, longtermRounds: round });
     reply(m.nr_pages, walked);
   };
   page(0);

@@ -1,9 +1,9 @@
 // The trace: NDJSON, one line per message sent, per message received and per domain event.
-// Every line starts with `t` (simulated ns), `actor` and `ev`; the format is documented in
-// README.md and is the input of all later analysis.
+// Every line has `t` (simulated ns), `actor` and `ev`; the format is documented in README.md and
+// is the input of all later analysis.
 //
-// Hot lines (send, recv, after) are formatted by hand; domain events go through pino, whose level
-// formatter is replaced so that each line opens with `t` and `actor` instead of `level`.
+// Hot lines (send, recv, after) are formatted by hand; domain events go through pino, configured so
+// that a line carries `actor` and `t` in place of pino's `level` and `time`.
 // Lines are buffered in memory and written with writeSync when the buffer passes FLUSH_BYTES, on
 // `flush()`, at shutdown and when an actor crashes: a trace is never left half-written by a crash
 // of the simulated system (only by a crash of the process itself).
@@ -83,8 +83,10 @@ export class ActorTracer {
   ) {
     if (!ACTOR_ID_PATTERN.test(actor)) throw new Error(`actor id ${JSON.stringify(actor)} must match ${ACTOR_ID_PATTERN}`);
     this.prefix = `,"actor":"${actor}","ev":`;
+    // pino caches what the level formatter returns, so only constant fields may go there (the
+    // actor); `t` comes from the timestamp hook, which pino calls for every line.
     this.log = pino(
-      { base: null, timestamp: false, formatters: { level: () => ({ t: this.clock(), actor }) } },
+      { base: null, timestamp: () => `,"t":${this.clock()}`, formatters: { level: () => ({ actor }) } },
       { write: (line: string) => this.sink.write(line) },
     );
   }

@@ -104,6 +104,21 @@ describe('LocalScheduler', () => {
     expect(r.endedBy).toBe('quiescent');
   });
 
+  it('stamps domain events with the simulated time at which they happen', async () => {
+    const dir = tempDir('events');
+    const tracer: Actor<Message> = {
+      start: (ctx) => void ctx.after(250, { type: 'tick' }),
+      receive(_env, ctx) {
+        ctx.trace('tick_seen', { at: ctx.now() });
+        if (ctx.now() < 750) ctx.after(250, { type: 'tick' });
+      },
+      summary: () => ({}),
+    };
+    await local.run({ actors: [{ id: 'tracer', actor: tracer }], seed: 1, traceDir: dir });
+    const ticks = readTrace(dir).filter((l) => l.ev === 'tick_seen');
+    expect(ticks.map((l) => [l.t, l.at, l.actor])).toEqual([[250, 250, 'tracer'], [500, 500, 'tracer'], [750, 750, 'tracer']]);
+  });
+
   it('stops at the duration and bounds runaway actors by steps', async () => {
     const ticker: Actor<Message> = {
       start: (ctx) => void ctx.after(10, { type: 'tick' }),

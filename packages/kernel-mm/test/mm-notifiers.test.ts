@@ -1,0 +1,193 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import {
+  EBUSY, EFAULT, ENOMEM, EPERM, FOLL_LONGTERM, FOLL_WRITE, HMM_PFN_ERROR, HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_VALID, HMM_PFN_WRITE,
+  MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, MAP_SHARED, PAGE_SIZE, PROT_READ, PROT_WRITE,
+} from '@svmsim/kernel-mm';
+import { readTrace } from '@svmsim/runtime';
+import { ret, runMm, val, type Step } from './mm-harness.js';
+
+const RW = PROT_READ | PROT_WRITE;
+const A = 16 * 1024 * 1024;
+const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'svmsim-mm-'));
+const create: Step = { msg: { type: 'process_create' } as never };
+const anon = (pages: number, prot = RW): Step => ({ msg: { type: 'mmap', pid: 1, addr: 0, length: pages * PAGE_SIZE, prot, flags: MAP_PRIVATE | MAP_ANONYMOUS } as never });
+const store = (pid: number, page: number, value: number, base = A): Step => ({ msg: { type: 'cpu_access', pid, addr: base + page * PAGE_SIZE, write: true, value } as never });
+const load = (pid: number, page: number, base = A): Step => ({ msg: { type: 'cpu_access', pid, addr: base + page * PAGE_SIZE, write: false } as never });
+const subscribe = (pid = 1, start = A, length = 64 * PAGE_SIZE): Step => ({ msg: { type: 'mmu_interval_notifier_insert', pid, start, length } as never });
+const readBegin = (sub = 1): Step => ({ msg: { type: 'mmu_interval_read_begin', sub } as never });
+const hmm = (seq: (r: never[]) => number, start: number, pages: number, flags: number): Step => (results) => ({
+  msg: { type: 'hmm_range_fault', sub: 1, notifier_seq: seq(results as never[]), start, end: start + pages * PAGE_SIZE, default_flags: flags, pfn_flags_mask: 0, dev_private_owner: null } as never,
+});
+const lastSeq = (results: never[]) => (results.filter((r: { type: string }) => r.type === 'read_begin_result').at(-1) as unknown as { seq: number }).seq;
+
+describe('mm: who gets which mmu_notifier event', () => {
+  it('munmap → UNMAP, mprotect → PROTECTION_VMA (only over populated entries), MADV_DONTNEED and COW → CLEAR', async () => {
+    const { invalidations } = await runMm([
+      create, anon(8), subscribe(),
+      { msg: { type: 'mprotect', pid: 1, addr: A, length: PAGE_SIZE, prot: PROT_READ } as never }, // nothing populated: no event
+      store(1, 1, 5),
+      { msg: { type: 'mprotect', pid: 1, addr: A + PAGE_SIZE, length: PAGE_SIZE, prot: PROT_READ } as never },
+      load(1, 2), store(1, 2, 6), // zero page then COW: CLEAR
+      { msg: { type: 'madvise', pid: 1, addr: A + 2 * PAGE_SIZE, length: PAGE_SIZE, advice: 4 } as never },
+      { msg: { type: 'munmap', pid: 1, addr: A, length: 8 * PAGE_SIZE } as never },
+    ]);
+    expect(invalidations.map((i) => i.event)).toEqual(['MMU_NOTIFY_PROTECTION_VMA', 'MMU_NOTIFY_CLEAR', 'MMU_NOTIFY_CLEAR', 'MMU_NOTIFY_UNMAP']);
+    expect(invalidations.every((i) => i.blockable && i.cur_seq % 2 === 1)).toBe(true);
+    expect(invalidations[3]).toMatchObject({ start: A, end: A + 8 * PAGE_SIZE });
+  });
+
+  it('fork → PROTECTION_PAGE on the parent; exit → RELEASE then UNMAP, and the subscription stays until removed', async () => {
+    const { invalidations, results } = await runMm([
+      create, anon(4), subscribe(), store(1, 0, 1),
+      { msg: { type: 'fork', pid: 1 } as never },
+      { msg: { type: 'exit', pid: 1 } as never },
+      readBegin(1),
+      { msg: { type: 'mmu_interval_notifier_remove', sub: 1 } as never },
+    ]);
+    expect(invalidations.map((i) => i.event)).toEqual(['MMU_NOTIFY_PROTECTION_PAGE', 'MMU_NOTIFY_RELEASE', 'MMU_NOTIFY_UNMAP']);
+    expect(ret(results[6])).toBe(0);
+    expect(ret(results[7])).toBe(0);
+  });
+
+  it('fork copies a pinned anonymous page at once: the parent keeps writing it without a fault', async () => {
+    const dir = tmp();
+    const { results, mm } = await runMm([
+      create, anon(2), store(1, 0, 1),
+      { msg: { type: 'get_user_pages', pid: 1, start: A, nr_pages: 1, gup_flags: FOLL_WRITE, pin: true } as never },
+      { msg: { type: 'fork', pid: 1 } as never },
+      store(1, 0, 2), load(2, 0), load(1, 0),
+    ], { traceDir: dir });
+    expect(ret(results[3])).toBe(1);
+    expect(val(results[6])).toBe(1);
+    expect(val(results[7])).toBe(2);
+    expect(mm.cpuFaultsByKind.write_protect ?? 0).toBe(0);
+    expect((results[5] as unknown as { faults: number }).faults).toBe(0);
+  });
+});
+
+describe('mm: gup and pin', () => {
+  it('refuses a writable FOLL_LONGTERM pin of a file mapping that needs dirty tracking, not of shmem', async () => {
+    const F = 64 * 1024 * 1024;
+    const { results } = await runMm([
+      create, { msg: { type: 'file_create', name: 'f', pages: 4 } as never },
+      { msg: { type: 'mmap', pid: 1, addr: F, length: 4 * PAGE_SIZE, prot: RW, flags: MAP_SHARED | MAP_FIXED, file: 1, offset: 0 } as never },
+      { msg: { type: 'mmap', pid: 1, addr: 2 * F, length: 4 * PAGE_SIZE, prot: RW, flags: MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED } as never },
+      { msg: { type: 'get_user_pages', pid: 1, start: F, nr_pages: 2, gup_flags: FOLL_WRITE | FOLL_LONGTERM, pin: true } as never },
+      { msg: { type: 'get_user_pages', pid: 1, start: 2 * F, nr_pages: 2, gup_flags: FOLL_WRITE | FOLL_LONGTERM, pin: true } as never },
+      { msg: { type: 'get_user_pages', pid: 1, start: F, nr_pages: 2, gup_flags: FOLL_WRITE, pin: true } as never },
+    ]);
+    expect(ret(results[4])).toBe(EFAULT);
+    expect(ret(results[5])).toBe(2);
+    expect(ret(results[6])).toBe(2);
+  });
+
+  it('fails a FOLL_LONGTERM pin with -ENOMEM when a page in ZONE_MOVABLE cannot be migrated (it is pinned already)', async () => {
+    const { results, mm } = await runMm(
+      [create, anon(4), store(1, 0, 1), store(1, 1, 2),
+        { msg: { type: 'get_user_pages', pid: 1, start: A, nr_pages: 2, gup_flags: FOLL_WRITE, pin: true } as never },
+        { msg: { type: 'get_user_pages', pid: 1, start: A, nr_pages: 2, gup_flags: FOLL_WRITE | FOLL_LONGTERM, pin: true } as never },
+        load(1, 0), load(1, 1)],
+      { mm: { frames: 256, movableStart: 128 } },
+    );
+    const short = (results[4] as unknown as { pfns: Float64Array }).pfns;
+    expect([...short].every((p) => p >= 128)).toBe(true); // user pages come from the movable zone first
+    expect(ret(results[5])).toBe(ENOMEM);
+    expect(mm.migrations).toBe(0);
+    expect([val(results[6]), val(results[7])]).toEqual([1, 2]);
+  });
+
+  it('pins pages from ZONE_MOVABLE long-term by migrating them first, contents intact', async () => {
+    const { results, mm } = await runMm(
+      [create, anon(4), store(1, 0, 1), store(1, 1, 2),
+        { msg: { type: 'get_user_pages', pid: 1, start: A, nr_pages: 2, gup_flags: FOLL_WRITE | FOLL_LONGTERM, pin: true } as never },
+        load(1, 0), load(1, 1)],
+      { mm: { frames: 256, movableStart: 128 } },
+    );
+    expect(ret(results[4])).toBe(2);
+    expect([...(results[4] as unknown as { pfns: Float64Array }).pfns].every((p) => p < 128)).toBe(true);
+    expect(mm.migrations).toBe(2);
+    expect([val(results[5]), val(results[6])]).toEqual([1, 2]);
+  });
+});
+
+describe('mm: hmm_range_fault', () => {
+  it('faults pages in, reports VALID/WRITE, and -EBUSY when an invalidation intervened since read_begin', async () => {
+    const { results } = await runMm([
+      create, anon(4), subscribe(), readBegin(),
+      hmm(lastSeq, A, 2, HMM_PFN_REQ_FAULT | HMM_PFN_REQ_WRITE),
+      hmm(lastSeq, A + 2 * PAGE_SIZE, 2, HMM_PFN_REQ_FAULT), // read fault: the zero page, read-only
+      { msg: { type: 'munmap', pid: 1, addr: A + 3 * PAGE_SIZE, length: PAGE_SIZE } as never },
+      hmm(lastSeq, A, 1, HMM_PFN_REQ_FAULT), // seq is stale now
+    ]);
+    const r1 = results[4] as unknown as { ret: number; flags: Uint8Array };
+    expect(r1.ret).toBe(0);
+    expect([...r1.flags]).toEqual([HMM_PFN_VALID | HMM_PFN_WRITE, HMM_PFN_VALID | HMM_PFN_WRITE]);
+    const r2 = results[5] as unknown as { ret: number; flags: Uint8Array; pfns: Float64Array };
+    expect([...r2.flags]).toEqual([HMM_PFN_VALID, HMM_PFN_VALID]);
+    expect([...r2.pfns]).toEqual([-1, -1]);
+    expect(ret(results[7])).toBe(EBUSY);
+  });
+
+  it('returns -EPERM for a write to a read-only VMA, -EFAULT for a hole, and ERROR entries in a snapshot', async () => {
+    const { results } = await runMm([
+      create, anon(2, PROT_READ), subscribe(), readBegin(),
+      hmm(lastSeq, A, 1, HMM_PFN_REQ_FAULT | HMM_PFN_REQ_WRITE),
+      hmm(lastSeq, A + 2 * PAGE_SIZE, 1, HMM_PFN_REQ_FAULT),
+      hmm(lastSeq, A + PAGE_SIZE, 2, 0),
+    ]);
+    expect(ret(results[4])).toBe(EPERM);
+    expect(ret(results[5])).toBe(EFAULT);
+    const snap = results[6] as unknown as { ret: number; flags: Uint8Array };
+    expect(snap.ret).toBe(0);
+    expect([...snap.flags]).toEqual([0, HMM_PFN_ERROR]);
+  });
+
+  it('makes read_begin wait while the subscription is being invalidated, and return the seq it read', async () => {
+    let waitedSeeds = 0;
+    for (let seed = 1; seed <= 12; seed++) {
+      const dir = tmp();
+      const { results } = await runMm(
+        [create, anon(2), subscribe(), store(1, 0, 1), { group: [{ msg: { type: 'munmap', pid: 1, addr: A, length: PAGE_SIZE } as never }, readBegin().msg as never].map((m) => ('msg' in (m as object) ? m : { msg: m })) as never }],
+        { traceDir: dir, ackDelayNs: 5_000, seed },
+      );
+      const lines = readTrace(dir);
+      const waited = lines.find((l) => l.ev === 'read_begin_waited');
+      const seq = (results.find((r) => r.type === 'read_begin_result') as unknown as { seq: number }).seq;
+      if (waited) {
+        waitedSeeds++;
+        expect(waited.waitedNs).toBe(5_000);
+        expect(seq).toBe(3); // the odd value of the epoch that invalidated it: read_retry(3) then passes
+      } else {
+        expect(seq).toBe(1); // read_begin came before the invalidation started
+      }
+    }
+    expect(waitedSeeds).toBeGreaterThan(0);
+  });
+});
+
+describe('mm: blocking', () => {
+  it('warns of a hung task when a driver takes longer than hungTaskTimeoutNs to ack, and completes after the ack', async () => {
+    const { results, mm } = await runMm([create, anon(2), subscribe(), store(1, 0, 1), { msg: { type: 'munmap', pid: 1, addr: A, length: PAGE_SIZE } as never }], {
+      ackDelayNs: 200e9,
+    });
+    expect(ret(results[4])).toBe(0);
+    expect(mm.hungTaskWarnings).toBe(1);
+    expect(mm.notifierWaitNsMax).toBeGreaterThanOrEqual(200e9);
+  });
+
+  it('lets the OOM reaper skip a VMA whose driver refuses a non-blockable invalidation, then give up', async () => {
+    const dir = tmp();
+    const steps: Step[] = [create, anon(200), subscribe(1, A, 200 * PAGE_SIZE)];
+    for (let i = 0; i < 200; i++) steps.push(store(1, i, i + 1));
+    steps.push({ sleepNs: 10e9 });
+    const { mm, signals } = await runMm(steps, { mm: { frames: 96, swapPages: 0 }, ackDelayNs: 3_600e9, refuseNonblocking: true, traceDir: dir });
+    expect(mm.oomKills).toBe(1);
+    expect(signals).toHaveLength(1);
+    const reaper = readTrace(dir).filter((l) => l.ev === 'oom_reaper');
+    expect(reaper).toHaveLength(1);
+    expect(reaper[0]).toMatchObject({ complete: false, attempts: 10 });
+  });
+});
