@@ -43,7 +43,7 @@ export function cpu_access(k: Kernel, env: Envelope<Message>, m: CpuAccess): voi
       k.ctx.trace('warn', { what: `pid ${p.pid} access at 0x${m.addr.toString(16)} faulted ${FAULTS_PER_ACCESS_MAX} times without progress` });
       return reply(EFAULT, 0, faults);
     }
-    handle_mm_fault(k, p, vpn, m.write ? FAULT_FLAG_WRITE : 0, (ret) => (ret < 0 ? reply(ret, 0, faults) : attempt()));
+    handle_mm_fault(k, p, vpn, m.write ? FAULT_FLAG_WRITE : 0, (ret) => (ret < 0 ? reply(ret, 0, faults) : k.bounce(attempt)));
   };
   attempt();
 }

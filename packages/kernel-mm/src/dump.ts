@@ -59,7 +59,7 @@ export function dump(k: Kernel, env: Envelope<Message>): void {
     const r = reads[i];
     k.call(k.blockdev, { type: 'bio_submit', op: 'read', dev: r.dev, block: r.block }, (reply) => {
       r.page.value = (reply as BioDone).value ?? 0;
-      next(i + 1);
+      k.bounce(() => next(i + 1));
     });
   };
   next(0);

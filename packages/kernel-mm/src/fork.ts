@@ -35,7 +35,7 @@ export function sys_fork(k: Kernel, env: Envelope<Message>, m: Fork): void {
       const range = { start: v.start * PAGE_SIZE, end: v.end * PAGE_SIZE, event: 'MMU_NOTIFY_PROTECTION_PAGE' as const, blockable: true, owner: null };
       mmu_notifier_invalidate_range_start(k, p, range, (_ret, inv) => {
         invs.push(inv);
-        protect(i + 1);
+        k.bounce(() => protect(i + 1));
       });
     };
     const copy = () => {

@@ -76,7 +76,7 @@ export function get_user_pages(k: Kernel, env: Envelope<Message>, m: GetUserPage
       }
       handle_mm_fault(k, p, vpn, (write ? FAULT_FLAG_WRITE : 0) | (needUnshare ? FAULT_FLAG_UNSHARE : 0), (ret) => {
         if (ret < 0) return reply(i > 0 ? i : ret === ENOMEM ? ENOMEM : EFAULT, walked);
-        page(i);
+        k.bounce(() => page(i));
       });
       return;
     }
@@ -95,10 +95,10 @@ export function get_user_pages(k: Kernel, env: Envelope<Message>, m: GetUserPage
     if (++round > LONGTERM_MIGRATE_ROUNDS_MAX) return reply(ENOMEM, walked);
     let failed = false;
     const next = (j: number): void => {
-      if (j === movable.length) return failed ? reply(ENOMEM, walked) : page(0);
+      if (j === movable.length) return failed ? reply(ENOMEM, walked) : k.bounce(() => page(0));
       migrate_page(k, movable[j], false, (dst) => {
         if (dst < 0) failed = true;
-        next(j + 1);
+        k.bounce(() => next(j + 1));
       });
     };
     next(0);

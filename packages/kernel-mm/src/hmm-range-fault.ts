@@ -79,7 +79,7 @@ export function hmm_range_fault(k: Kernel, env: Envelope<Message>, m: HmmRangeFa
       // hmm_vma_fault → handle_mm_fault, then walk again from this page.
       handle_mm_fault(k, p, vpn, FAULT_FLAG_REMOTE | (wantWrite ? FAULT_FLAG_WRITE : 0), (ret) => {
         if (ret < 0) return reply(ret, walked);
-        walk(i);
+        k.bounce(() => walk(i));
       });
       return;
     }

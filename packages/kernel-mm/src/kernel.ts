@@ -149,6 +149,8 @@ export class Kernel {
   readonly pageWaiters = new Map<number, (() => void)[]>();
   /** Work deferred to a later turn of mm (cond_resched / a retry loop yielding), run in order. */
   private readonly laterQueue: (() => void)[] = [];
+  private readonly bounced: (() => void)[] = [];
+  private bouncing = false;
   /** Sleeping retry loops, by timer id. */
   private readonly sleepers = new Map<number, () => void>();
   /** khungtaskd checks armed while waiting for a driver, by timer id. */
@@ -186,6 +188,24 @@ export class Kernel {
   later(fn: () => void): void {
     this.laterQueue.push(fn);
     if (this.laterQueue.length === 1) this.ctx.send(this.ctx.self, { type: 'mm_later' });
+  }
+
+  /**
+   * Continue a loop whose step may finish synchronously (a fault that needed no I/O, an
+   * invalidation with no subscriber): inside a bounce, `fn` runs once the current step has
+   * returned, so a chain of synchronous continuations is a loop, not a growing stack. Only for
+   * resuming loops: the caller must return right after.
+   */
+  bounce(fn: () => void): void {
+    this.bounced.push(fn);
+    if (this.bouncing) return;
+    this.bouncing = true;
+    try {
+      for (let f = this.bounced.shift(); f !== undefined; f = this.bounced.shift()) f();
+    } finally {
+      this.bouncing = false;
+      this.bounced.length = 0;
+    }
   }
 
   /** Run `fn` after `delayNs` of simulated time (a sleep in a retry loop: schedule_timeout). */

@@ -35,7 +35,7 @@ export function ksm_scan(k: Kernel, then: (merged: number) => void): void {
     if (i === candidates.length) return then(merged);
     try_to_merge_one_page(k, candidates[i].p, candidates[i].vpn, (ok) => {
       if (ok) merged++;
-      next(i + 1);
+      k.bounce(() => next(i + 1));
     });
   };
   next(0);

@@ -212,7 +212,7 @@ export function make_device_exclusive(k: Kernel, env: Envelope<Message>, m: Make
     const f = p.pt.flags(vpn);
     if ((f & PTE_KIND_MASK) !== PTE_PRESENT || !(f & PTE_WRITE) || p.pt.value(vpn) === ZERO_PFN) {
       // Fault it in for write first (make_device_exclusive faults with FOLL_WRITE).
-      handle_mm_fault(k, p, vpn, FAULT_FLAG_WRITE, (ret) => (ret < 0 ? reply(done > 0 ? done : ret) : retry(i)));
+      handle_mm_fault(k, p, vpn, FAULT_FLAG_WRITE, (ret) => (ret < 0 ? reply(done > 0 ? done : ret) : k.bounce(() => retry(i))));
       return;
     }
     p.locks.lock(vpn, vpn + 1, 'make_device_exclusive', (lock) => {
@@ -226,7 +226,7 @@ export function make_device_exclusive(k: Kernel, env: Envelope<Message>, m: Make
         }
         mmu_notifier_invalidate_range_end(k, inv);
         p.locks.unlock(lock);
-        page(i + 1);
+        k.bounce(() => page(i + 1));
       });
     });
   };

@@ -49,7 +49,7 @@ export function migrate_page(k: Kernel, pfn: number, movable: boolean, then: (ne
         l.p.pt.setFlags(l.vpn, PTE_MIGRATION | (f & PTE_WRITE ? PTE_WAS_WRITE : 0));
       }
       mmu_notifier_invalidate_range_end(k, inv);
-      unmapOne(i + 1);
+      k.bounce(() => unmapOne(i + 1));
     });
   };
   const commit = () => {

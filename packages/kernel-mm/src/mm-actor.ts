@@ -147,7 +147,7 @@ function migratePagesOf(k: Kernel, env: Envelope<Message>, pid: number, addr: nu
     if (i === pfns.length) return k.ctx.reply(env, { type: 'op_result', ret: moved });
     migrate_page(k, pfns[i], true, (dst) => {
       if (dst >= 0) moved++;
-      next(i + 1);
+      k.bounce(() => next(i + 1));
     });
   };
   next(0);

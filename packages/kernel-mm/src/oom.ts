@@ -76,7 +76,7 @@ function __oom_reap_task_mm(k: Kernel, p: Process, done: (complete: boolean) => 
     mmu_notifier_invalidate_range_start(k, p, range, (ret, inv) => {
       if (ret === EAGAIN) {
         complete = false; // that VMA is skipped; the core already ended the invalidation
-        return next(i + 1);
+        return k.bounce(() => next(i + 1));
       }
       // The reaper runs beside exit_mmap (it does not take the range lock); pages under migration are left.
       p.pt.forEach(v.start, v.end, (vpn, f) => {
@@ -84,7 +84,7 @@ function __oom_reap_task_mm(k: Kernel, p: Process, done: (complete: boolean) => 
         else if ((f & PTE_KIND_MASK) !== PTE_MIGRATION && p.locks.holders().every((h) => h.startsWith('exit_mmap'))) k.zapPte(p, vpn);
       });
       mmu_notifier_invalidate_range_end(k, inv);
-      next(i + 1);
+      k.bounce(() => next(i + 1));
     });
   };
   next(0);

@@ -52,7 +52,7 @@ export function shrink_lruvec(k: Kernel, nr: number, who: Who, then: (reclaimed:
     if (i >= candidates.length || reclaimed >= nr) return then(reclaimed);
     shrink_folio(k, candidates[i], who, (freed) => {
       if (freed) reclaimed++;
-      step(i + 1);
+      k.bounce(() => step(i + 1));
     });
   };
   step(0);
@@ -191,7 +191,7 @@ function try_to_unmap(k: Kernel, pfn: number, mappings: RmapEntry[], slot: numbe
         if (anon) p.pt.set(vpn, PTE_SWAP, slot);
       }
       mmu_notifier_invalidate_range_end(k, inv);
-      step(i + 1);
+      k.bounce(() => step(i + 1));
     });
   };
   step(0);
@@ -232,7 +232,7 @@ export function reclaimPagesOf(k: Kernel, p: Process, start: number, end: number
     if (i === pfns.length) return then(n);
     shrink_folio(k, pfns[i], 'pageout', (freed) => {
       if (freed) n++;
-      step(i + 1);
+      k.bounce(() => step(i + 1));
     });
   };
   step(0);

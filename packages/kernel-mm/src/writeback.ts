@@ -25,7 +25,7 @@ export function writeback_dirty(k: Kernel, then: (written: number) => void): voi
     if (i === dirty.length) return then(written);
     writeback_page(k, dirty[i], (ok) => {
       if (ok) written++;
-      next(i + 1);
+      k.bounce(() => next(i + 1));
     });
   };
   next(0);
@@ -55,7 +55,7 @@ function writeback_page(k: Kernel, pfn: number, done: (ok: boolean) => void): vo
         p.pt.setFlags(vpn, f & ~(PTE_WRITE | PTE_DIRTY));
       }
       mmu_notifier_invalidate_range_end(k, inv);
-      clean(i + 1);
+      k.bounce(() => clean(i + 1));
     });
   };
   const write = () => {

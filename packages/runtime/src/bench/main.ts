@@ -1,5 +1,5 @@
-// `npm run bench`: the runtime's thread-mode and local figures, each beside a raw worker_threads
-// baseline measured in the same run. Prints exactly one JSON object on stdout; progress on stderr.
+// The runtime's part of `npm run bench`: thread-mode and local figures, each beside a raw
+// worker_threads baseline measured in the same run. Progress goes to stderr.
 //
 // Units are in the names: msgsPerSec (messages per wall second), rttUsP50/P99 (µs of wall time).
 // Every figure is the median of REPS runs and is timed after a warm-up (in the same run for worker
@@ -39,7 +39,8 @@ function check(value: number, op: '>=' | '<=', target: number) {
   return { value: round(value, 3), op, target, met: op === '>=' ? value >= target : value <= target };
 }
 
-async function main(): Promise<void> {
+/** The runtime's figures (thread mode, round trip, LocalScheduler) with their baselines and targets. */
+export async function runtimeBench(): Promise<Record<string, unknown>> {
   const started = performance.now();
   const loadAtStart = round(os.loadavg()[0], 2);
 
@@ -89,10 +90,5 @@ async function main(): Promise<void> {
     },
     benchSeconds: round((performance.now() - started) / 1e3, 1),
   };
-  process.stdout.write(JSON.stringify(report, null, 2) + '\n');
+  return report;
 }
-
-main().catch((e: unknown) => {
-  progress(`failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
-  process.exitCode = 1;
-});
