@@ -22,7 +22,7 @@ import { mmu_notifier_invalidate_range_end, mmu_notifier_invalidate_range_start 
 import { EIO_RET, type Kernel } from './kernel.js';
 import { alloc_page } from './page-alloc.js';
 import { PTE_DEVICE_EXCLUSIVE, PTE_DEVICE_PRIVATE, PTE_DIRTY, PTE_KIND_MASK, PTE_MIGRATION, PTE_NONE, PTE_PRESENT, PTE_SWAP, PTE_WRITE, PTE_YOUNG } from './page-table.js';
-import { PG_ANON, PG_DIRTY, PG_KSM } from './physmem.js';
+import { PG_ANON, PG_DIRTY, PG_KSM, PG_SWAPCACHE } from './physmem.js';
 import type { Process } from './process.js';
 import { fileIndex, vmaIsAnon, vmaReadable, vmaWritable, type Vma } from './vma.js';
 
@@ -139,8 +139,8 @@ function do_fault(k: Kernel, p: Process, vma: Vma, vpn: number, write: boolean, 
 /** do_swap_page: bring the slot's content back, through the swap cache when the slot is shared. */
 function do_swap_page(k: Kernel, p: Process, vma: Vma, vpn: number, write: boolean, done: FaultDone): void {
   const slot = p.pt.value(vpn);
+  /** The caller holds a reference on pfn. The PTE still holds the entry: swap_free it and map the page. */
   const install = (pfn: number) => {
-    // The PTE still holds the entry: swap_free it and map the page (exclusive when last user).
     const lastUser = k.swap.swapMap[slot] === 1;
     p.pt.clear(vpn);
     k.swapFree(slot);
@@ -151,7 +151,13 @@ function do_swap_page(k: Kernel, p: Process, vma: Vma, vpn: number, write: boole
     done(0);
   };
   const cached = k.swapCache.get(slot);
-  if (cached !== undefined) return install(cached);
+  if (cached !== undefined) {
+    // Hold the page across install: freeing the slot drops the swap cache's own reference.
+    k.pm.get(cached);
+    install(cached);
+    k.pm.put(cached);
+    return;
+  }
   alloc_page(k, true, (pfn) => {
     if (pfn < 0) return done(ENOMEM);
     k.pm.flags[pfn] |= PG_ANON;
@@ -163,19 +169,20 @@ function do_swap_page(k: Kernel, p: Process, vma: Vma, vpn: number, write: boole
       }
       k.pm.content[pfn] = bio.value;
       // Shared slot (fork): keep the page in the swap cache for the other PTEs.
-      if (k.swap.swapMap[slot] > 1) {
-        k.swapCache.set(slot, pfn);
-        k.pm.get(pfn);
-      }
+      if (k.swap.swapMap[slot] > 1) k.swapCacheAdd(slot, pfn);
       install(pfn);
       k.pm.put(pfn);
     });
   });
 }
 
-/** An anonymous page mapped once and not KSM-shared: PageAnonExclusive. */
+/**
+ * An anonymous page mapped once, not KSM-shared and not standing in the swap cache for other PTEs'
+ * swap entries: PageAnonExclusive, what wp_can_reuse_anon_folio needs to reuse it.
+ */
 export function isExclusiveAnon(k: Kernel, pfn: number): boolean {
-  return pfn !== ZERO_PFN && (k.pm.flags[pfn] & PG_ANON) !== 0 && (k.pm.flags[pfn] & PG_KSM) === 0 && k.pm.mapcount[pfn] === 1;
+  const f = k.pm.flags[pfn];
+  return pfn !== ZERO_PFN && (f & PG_ANON) !== 0 && (f & (PG_KSM | PG_SWAPCACHE)) === 0 && k.pm.mapcount[pfn] === 1;
 }
 
 function do_wp_page(k: Kernel, p: Process, vma: Vma, vpn: number, done: FaultDone): void {

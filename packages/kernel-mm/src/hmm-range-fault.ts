@@ -18,7 +18,7 @@ import type { Envelope, Message } from '@svmsim/runtime';
 import { FAULT_FLAG_REMOTE, FAULT_FLAG_WRITE, handle_mm_fault } from './fault.js';
 import type { Subscription } from './interval-notifier.js';
 import type { Kernel } from './kernel.js';
-import { PTE_DEVICE_PRIVATE, PTE_KIND_MASK, PTE_PRESENT, PTE_WRITE } from './page-table.js';
+import { PTE_DEVICE_PRIVATE, PTE_KIND_MASK, PTE_MIGRATION, PTE_PRESENT, PTE_WRITE } from './page-table.js';
 import {
   EBUSY, EFAULT, EINVAL, ENOENT, EPERM, HMM_PFN_DEVICE_PRIVATE, HMM_PFN_ERROR, HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_VALID, HMM_PFN_WRITE,
   PAGE_SIZE, type HmmRangeFault, type HmmRangeFaultResult, type MmuIntervalNotifierInsert, type MmuIntervalNotifierRemove, type MmuIntervalReadBegin,
@@ -75,6 +75,14 @@ export function hmm_range_fault(k: Kernel, env: Envelope<Message>, m: HmmRangeFa
       if (!wantFault) {
         flags[i] = 0;
         continue;
+      }
+      if (kind === PTE_MIGRATION) {
+        // migration_entry_wait, then walk again: the page may be device-private of our owner now.
+        p.locks.lock(vpn, vpn + 1, 'migration_entry_wait', (id) => {
+          p.locks.unlock(id);
+          k.bounce(() => walk(i));
+        });
+        return;
       }
       // hmm_vma_fault → handle_mm_fault, then walk again from this page.
       handle_mm_fault(k, p, vpn, FAULT_FLAG_REMOTE | (wantWrite ? FAULT_FLAG_WRITE : 0), (ret) => {

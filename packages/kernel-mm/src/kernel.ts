@@ -10,7 +10,7 @@ import { DevicePages } from './device-memory.js';
 import type { Subscription } from './interval-notifier.js';
 import type { OracleEvents } from './oracle-events.js';
 import { PTE_DEVICE_EXCLUSIVE, PTE_DEVICE_PRIVATE, PTE_DIRTY, PTE_KIND_MASK, PTE_MIGRATION, PTE_PRESENT, PTE_SWAP, PTE_WRITE, PTE_YOUNG } from './page-table.js';
-import { PG_ANON, PG_DIRTY, PG_LRU, PG_REFERENCED, Physmem, assert } from './physmem.js';
+import { PG_ANON, PG_DIRTY, PG_LRU, PG_REFERENCED, PG_SWAPCACHE, Physmem, assert } from './physmem.js';
 import type { Process } from './process.js';
 import { ZERO_PFN, type MmMessage, type Pid } from './protocol.js';
 import { SwapSpace } from './swap.js';
@@ -55,6 +55,8 @@ export interface MmConfig {
   hungTaskTimeoutNs?: number;
   /** kswapd runs when free memory falls under the low watermark. Default true. */
   kswapd?: boolean;
+  /** Check every frame and PTE after each message (invariants.ts): small machines only. */
+  checkInvariants?: boolean;
   /** The periodic flusher writes dirty file pages back every this many ns (0/absent: only on `writeback`). */
   writebackIntervalNs?: number;
 }
@@ -310,15 +312,26 @@ export class Kernel {
     this.pm.removeRmap(pfn, p.pid, vpn);
   }
 
+  /** add_to_swap_cache: the page stands for the slot's content; it holds a reference. */
+  swapCacheAdd(slot: number, pfn: number): void {
+    this.swapCache.set(slot, pfn);
+    this.pm.flags[pfn] |= PG_SWAPCACHE;
+    this.pm.get(pfn);
+  }
+
+  /** delete_from_swap_cache */
+  swapCacheDel(slot: number): void {
+    const pfn = this.swapCache.get(slot);
+    if (pfn === undefined) return;
+    this.swapCache.delete(slot);
+    this.pm.flags[pfn] &= ~PG_SWAPCACHE;
+    this.pm.put(pfn);
+  }
+
   /** swap_free, dropping the swap cache's page with the slot's last user. */
   swapFree(slot: number): void {
     this.swap.put(slot);
-    if (this.swap.swapMap[slot] > 0) return;
-    const cached = this.swapCache.get(slot);
-    if (cached !== undefined) {
-      this.swapCache.delete(slot);
-      this.pm.put(cached);
-    }
+    if (this.swap.swapMap[slot] === 0) this.swapCacheDel(slot);
   }
 
   /** Device-private pages are refcounted by their mappings; the owner frees the last one. */

@@ -30,7 +30,7 @@ import type { Envelope, Message } from '@svmsim/runtime';
 import { FAULT_FLAG_WRITE, deviceFaultHooks, handle_mm_fault, type FaultDone } from './fault.js';
 import { mmu_notifier_invalidate_range_end, mmu_notifier_invalidate_range_start } from './invalidate.js';
 import type { Kernel } from './kernel.js';
-import { PTE_DEVICE_EXCLUSIVE, PTE_DEVICE_PRIVATE, PTE_KIND_MASK, PTE_MIGRATION, PTE_NONE, PTE_PRESENT, PTE_WAS_WRITE, PTE_WRITE } from './page-table.js';
+import { PTE_DEVICE_EXCLUSIVE, PTE_DEVICE_PRIVATE, PTE_KIND_MASK, PTE_MIGRATION, PTE_MIGRATION_DEVICE, PTE_NONE, PTE_PRESENT, PTE_WAS_WRITE, PTE_WRITE } from './page-table.js';
 import { PG_ANON } from './physmem.js';
 import type { Process } from './process.js';
 import {
@@ -95,6 +95,8 @@ export function migrate_vma_setup(k: Kernel, env: Envelope<Message>, m: MigrateV
           p.pt.setFlags(vpn, PTE_MIGRATION | (f & PTE_WRITE ? PTE_WAS_WRITE : 0));
         } else if (kind === PTE_DEVICE_PRIVATE && m.flags & MIGRATE_VMA_SELECT_DEVICE_PRIVATE && k.devicePages.owner(v) === m.pgmap_owner) {
           mig.srcFlags[i] = MIGRATE_PFN_VALID | MIGRATE_PFN_MIGRATE | (f & PTE_WRITE ? MIGRATE_PFN_WRITE : 0);
+          // A migration entry for the device page too: a device faulting it waits for the move.
+          p.pt.setFlags(vpn, PTE_MIGRATION | PTE_MIGRATION_DEVICE | (f & PTE_WRITE ? PTE_WAS_WRITE : 0));
         } else continue;
         cpages++;
       }
@@ -112,6 +114,19 @@ export function migrate_vma_finalize(k: Kernel, env: Envelope<Message>, m: Migra
     return k.ctx.reply(env, { type: 'migrate_vma_finalize_result', ret: EINVAL, migrated: 0 });
   }
   migrationsOf(k).delete(mig.id);
+  // migrate_vma_pages: a page with no source (pte_none or the zero page had no migration entry)
+  // gets its new PTE under an invalidation of its own (MMU_NOTIFY_MIGRATE, owner = pgmap_owner),
+  // since mirrors may have mapped the zero page there since setup.
+  const fresh = m.dst_pfns.some((d, i) => d >= 0 && mig.srcFlags[i] & MIGRATE_PFN_MIGRATE && !(mig.srcFlags[i] & MIGRATE_PFN_VALID));
+  if (!fresh) return finalizePages(k, env, m, mig);
+  const range = { start: mig.start * PAGE_SIZE, end: (mig.start + mig.npages) * PAGE_SIZE, event: 'MMU_NOTIFY_MIGRATE' as const, blockable: true, owner: mig.owner };
+  mmu_notifier_invalidate_range_start(k, mig.p, range, (_r, inv) => {
+    finalizePages(k, env, m, mig);
+    mmu_notifier_invalidate_range_end(k, inv);
+  });
+}
+
+function finalizePages(k: Kernel, env: Envelope<Message>, m: MigrateVmaFinalize, mig: Migration): void {
   const { p, start } = mig;
   const pm = k.pm;
   let migrated = 0;
@@ -135,11 +150,13 @@ export function migrate_vma_finalize(k: Kernel, env: Envelope<Message>, m: Migra
       const pfn = pm.alloc(true);
       if (pfn < 0 || m.dst_data === undefined) {
         if (pfn >= 0) pm.put(pfn);
+        restore();
         continue;
       }
       pm.flags[pfn] |= PG_ANON;
       pm.content[pfn] = m.dst_data[i];
-      k.zapPte(p, vpn); // drops the device page's reference
+      p.pt.setFlags(vpn, oldF); // the device-private entry again, so that zapPte drops its page
+      k.zapPte(p, vpn);
       k.mapPresent(p, vpn, pfn, wasWrite, wasWrite);
       pm.put(pfn);
     } else {

@@ -19,7 +19,9 @@ import type { Process } from './process.js';
 /** Move `pfn` to a new frame (in ZONE_MOVABLE if `movable`); `then(newPfn)` or `then(-1)`. */
 export function migrate_page(k: Kernel, pfn: number, movable: boolean, then: (newPfn: number) => void): void {
   const pm = k.pm;
-  if (pm.flags[pfn] & PG_LOCKED || pm.maybeDmaPinned(pfn)) return then(-1);
+  // isolate_lru_folio: only a page in use and on an LRU can be taken (it may have been freed since
+  // the caller chose it: the caller's list is a snapshot).
+  if (!(pm.flags[pfn] & PG_LRU) || pm.flags[pfn] & PG_LOCKED || pm.maybeDmaPinned(pfn)) return then(-1);
   const mappings = pm.mappings(pfn);
   const locks: { p: Process; id: number; vpn: number; flags: number }[] = [];
   for (const m of mappings) {
@@ -103,8 +105,7 @@ function moveCacheSlot(k: Kernel, from: number, to: number): void {
   }
   for (const [slot, pfn] of k.swapCache) {
     if (pfn !== from) continue;
-    k.swapCache.set(slot, to);
-    pm.get(to);
-    pm.put(from);
+    k.swapCacheDel(slot);
+    k.swapCacheAdd(slot, to);
   }
 }

@@ -17,6 +17,7 @@ import { installOom } from './oom.js';
 import { writeback_dirty } from './writeback.js';
 import { PTE_KIND_MASK, PTE_PRESENT } from './page-table.js';
 import { Physmem } from './physmem.js';
+import { checkInvariants } from './invariants.js';
 import { EINVAL, ESRCH, PAGE_SIZE, ZERO_PFN, type MmRequest } from './protocol.js';
 import { installReclaim, shrink_lruvec } from './reclaim.js';
 import { sys_madvise, sys_mmap, sys_mprotect, sys_munmap, sys_process_create } from './syscalls.js';
@@ -36,6 +37,15 @@ export function createMm(config: unknown, _id: string): Actor<Message> {
     },
     receive(env: Incoming<Message>, ctx: Ctx<Message>) {
       k.ctx = ctx as Ctx<MmOutgoing>;
+      dispatch(env, ctx);
+      if (cfg.checkInvariants) checkInvariants(k, env.msg.type);
+    },
+    summary() {
+      return summarize();
+    },
+  };
+
+  function dispatch(env: Incoming<Message>, ctx: Ctx<Message>): void {
       if (env.replyTo !== 0 && k.resume(env)) return;
       const m = env.msg as MmRequest | MmInternal;
       switch (m.type) {
@@ -114,8 +124,9 @@ export function createMm(config: unknown, _id: string): Actor<Message> {
           throw new Error(`mm: unknown message '${(unknown as Message).type}' from ${env.from}`);
         }
       }
-    },
-    summary() {
+  }
+
+  function summarize() {
       return {
         ...k.stats,
         notifierWaitNs: undefined,
@@ -129,8 +140,7 @@ export function createMm(config: unknown, _id: string): Actor<Message> {
         pendingReplies: k.pendingReplies,
         bytesPerFrame: Physmem.bytesPerFrame(),
       };
-    },
-  };
+  }
 }
 
 /** The `migrate_pages` trigger (NUMA balancing / compaction): migrate each mapped page of the range. */
@@ -138,19 +148,23 @@ function migratePagesOf(k: Kernel, env: Envelope<Message>, pid: number, addr: nu
   const p = k.proc(pid);
   if (!p) return k.ctx.reply(env, { type: 'op_result', ret: ESRCH });
   const start = Math.floor(addr / PAGE_SIZE);
-  const pfns: number[] = [];
-  p.pt.forEach(start, start + nr, (_v, f, val) => {
-    if ((f & PTE_KIND_MASK) === PTE_PRESENT && val !== ZERO_PFN) pfns.push(val);
-  });
   let moved = 0;
-  const next = (i: number) => {
-    if (i === pfns.length) return k.ctx.reply(env, { type: 'op_result', ret: moved });
-    migrate_page(k, pfns[i], true, (dst) => {
-      if (dst >= 0) moved++;
-      k.bounce(() => next(i + 1));
-    });
+  // Each page is looked up when its turn comes: earlier migrations wait for acks, meanwhile PTEs change.
+  const next = (vpn: number): void => {
+    for (; vpn < start + nr; vpn++) {
+      const f = p.pt.flags(vpn);
+      const pfn = p.pt.value(vpn);
+      if ((f & PTE_KIND_MASK) !== PTE_PRESENT || pfn === ZERO_PFN) continue;
+      const at = vpn;
+      migrate_page(k, pfn, true, (dst) => {
+        if (dst >= 0) moved++;
+        k.bounce(() => next(at + 1));
+      });
+      return;
+    }
+    k.ctx.reply(env, { type: 'op_result', ret: moved });
   };
-  next(0);
+  next(start);
 }
 
 function percentile(xs: number[], q: number): number {

@@ -8,7 +8,7 @@
 //   kind SWAP              — value = swap slot (a swap entry)
 //   kind DEVICE_PRIVATE    — value = device-private pfn (a device-private swap entry)
 //   kind DEVICE_EXCLUSIVE  — value = pfn of the page made exclusive to a device
-//   kind MIGRATION         — value = pfn being migrated (a migration entry); faults wait
+//   kind MIGRATION         — value = pfn (or device pfn) being migrated (a migration entry); faults wait
 import { assert } from './physmem.js';
 
 export const PTE_NONE = 0;
@@ -23,6 +23,8 @@ export const PTE_DIRTY = 1 << 4;
 export const PTE_YOUNG = 1 << 5;
 /** On a DEVICE_EXCLUSIVE or MIGRATION entry: the PTE was writable before (restore it so). */
 export const PTE_WAS_WRITE = 1 << 6;
+/** On a MIGRATION entry: the page being migrated is device-private (value = its device pfn). */
+export const PTE_MIGRATION_DEVICE = 1 << 7;
 
 const TABLE_SHIFT = 9;
 const TABLE_SIZE = 1 << TABLE_SHIFT;

@@ -20,7 +20,8 @@ export const PG_ANON = 1 << 1;
 export const PG_REFERENCED = 1 << 2;
 export const PG_LRU = 1 << 3;
 export const PG_KSM = 1 << 4;
-export const PG_WRITEBACK = 1 << 5;
+/** In the swap cache: some PTE still holds a swap entry whose content is this page. */
+export const PG_SWAPCACHE = 1 << 5;
 /** Locked for I/O or migration (folio_lock): faults on it wait. */
 export const PG_LOCKED = 1 << 6;
 /** Frame is in use (allocated). */

@@ -22,7 +22,7 @@ import { mmu_notifier_invalidate_range_end, mmu_notifier_invalidate_range_start 
 import type { Kernel } from './kernel.js';
 import { reclaimHooks } from './page-alloc.js';
 import { PTE_DIRTY, PTE_KIND_MASK, PTE_PRESENT, PTE_SWAP, PTE_YOUNG } from './page-table.js';
-import { LRU_ANON, LRU_FILE, PG_ANON, PG_DIRTY, PG_LOCKED, PG_LRU, PG_REFERENCED, type RmapEntry } from './physmem.js';
+import { LRU_ANON, LRU_FILE, PG_ANON, PG_DIRTY, PG_LOCKED, PG_LRU, PG_REFERENCED, PG_SWAPCACHE, type RmapEntry } from './physmem.js';
 import type { Process } from './process.js';
 
 /** Pages looked at per LRU per reclaim round before giving up on the round (a bound on the scan). */
@@ -79,6 +79,8 @@ export function shrink_folio(k: Kernel, pfn: number, who: Who, then: (freed: boo
   if (!(pm.flags[pfn] & PG_LRU) || pm.flags[pfn] & PG_LOCKED) return then(false);
   const anon = (pm.flags[pfn] & PG_ANON) !== 0;
   if (anon && pm.maybeDmaPinned(pfn)) return then(false); // not in swap cache yet: keep before unmap
+  // Already the swap cache page of a slot some PTEs hold: left until they swap it in (simplified).
+  if (pm.flags[pfn] & PG_SWAPCACHE) return then(false);
   const mappings = pm.mappings(pfn);
   // folio_trylock and the PTE locks: skip a page someone is working on.
   const locks: { p: Process; id: number }[] = [];
@@ -121,10 +123,7 @@ export function shrink_folio(k: Kernel, pfn: number, who: Who, then: (freed: boo
         // Some PTEs may already hold the swap entry: the page stays in the swap cache for them.
         const entries = countSwapEntries(k, mappings, slot);
         for (let i = 0; i < mappings.length - entries; i++) k.swap.put(slot);
-        if (entries > 0) {
-          k.swapCache.set(slot, pfn);
-          pm.get(pfn);
-        }
+        if (entries > 0) k.swapCacheAdd(slot, pfn);
       }
       return finish(false);
     }

@@ -70,14 +70,22 @@ export function sys_mmap(k: Kernel, env: Envelope<Message>, m: Mmap): void {
   }
   const end = start + pages;
   const vma: Vma = { start, end, prot: m.prot, shared, file, pgoff, mergeable: false };
-  const install = () => {
-    p.vmas.insert(vma);
-    k.oracle('mmap', { pid: p.pid, start: start * PAGE_SIZE, end: end * PAGE_SIZE, prot: m.prot, shared, file, pgoff });
-    k.replyAfter(env, result(start * PAGE_SIZE), k.costs.syscallNs);
-  };
-  if (p.vmas.overlapping(start, end).length === 0) return install();
-  // MAP_FIXED over existing mappings: unmap them first (do_vmi_munmap), then map.
-  do_munmap(k, p, start, end, install);
+  // The range stays locked from the unmapping of what was there (MAP_FIXED) to the new VMA's insertion.
+  p.locks.lock(start, end, 'mmap', (lock) => {
+    const install = () => {
+      p.vmas.insert(vma);
+      k.oracle('mmap', { pid: p.pid, start: start * PAGE_SIZE, end: end * PAGE_SIZE, prot: m.prot, shared, file, pgoff });
+      p.locks.unlock(lock);
+      k.replyAfter(env, result(start * PAGE_SIZE), k.costs.syscallNs);
+    };
+    if (p.vmas.overlapping(start, end).length === 0) return install();
+    if (!(m.flags & MAP_FIXED)) {
+      // The gap was taken while we waited for the lock: look again.
+      p.locks.unlock(lock);
+      return sys_mmap(k, env, m);
+    }
+    unmap_region(k, p, start, end, install);
+  });
 }
 
 export function sys_munmap(k: Kernel, env: Envelope<Message>, m: Munmap): void {
@@ -88,22 +96,27 @@ export function sys_munmap(k: Kernel, env: Envelope<Message>, m: Munmap): void {
   do_munmap(k, p, r.start, r.end, () => k.replyAfter(env, result(0), k.costs.syscallNs));
 }
 
-/** do_vmi_munmap: UNMAP invalidation over the range, zap every PTE, drop the VMAs. */
+/** do_vmi_munmap: take the range lock, unmap_region, release. */
 export function do_munmap(k: Kernel, p: Process, start: number, end: number, done: () => void): void {
   p.locks.lock(start, end, 'munmap', (lock) => {
-    if (p.vmas.overlapping(start, end).length === 0) {
-      p.locks.unlock(lock);
-      return done();
-    }
-    const range = { start: start * PAGE_SIZE, end: end * PAGE_SIZE, event: 'MMU_NOTIFY_UNMAP' as const, blockable: true, owner: null };
-    mmu_notifier_invalidate_range_start(k, p, range, (_ret, inv) => {
-      p.pt.forEach(start, end, (vpn) => k.zapPte(p, vpn));
-      p.vmas.remove(start, end);
-      k.oracle('munmap', { pid: p.pid, start: start * PAGE_SIZE, end: end * PAGE_SIZE });
-      mmu_notifier_invalidate_range_end(k, inv);
+    const finish = () => {
       p.locks.unlock(lock);
       done();
-    });
+    };
+    if (p.vmas.overlapping(start, end).length === 0) return finish();
+    unmap_region(k, p, start, end, finish);
+  });
+}
+
+/** unmap_region, the caller holding the range lock: UNMAP invalidation, zap every PTE, drop the VMAs. */
+function unmap_region(k: Kernel, p: Process, start: number, end: number, done: () => void): void {
+  const range = { start: start * PAGE_SIZE, end: end * PAGE_SIZE, event: 'MMU_NOTIFY_UNMAP' as const, blockable: true, owner: null };
+  mmu_notifier_invalidate_range_start(k, p, range, (_ret, inv) => {
+    p.pt.forEach(start, end, (vpn) => k.zapPte(p, vpn));
+    p.vmas.remove(start, end);
+    k.oracle('munmap', { pid: p.pid, start: start * PAGE_SIZE, end: end * PAGE_SIZE });
+    mmu_notifier_invalidate_range_end(k, inv);
+    done();
   });
 }
 

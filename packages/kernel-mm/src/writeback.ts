@@ -10,7 +10,7 @@ import type { Kernel } from './kernel.js';
 import { blockDevOf } from './filemap.js';
 import { mmu_notifier_invalidate_range_end, mmu_notifier_invalidate_range_start } from './invalidate.js';
 import { PTE_DIRTY, PTE_KIND_MASK, PTE_PRESENT, PTE_WRITE } from './page-table.js';
-import { PG_DIRTY, PG_LOCKED } from './physmem.js';
+import { PG_DIRTY, PG_LOCKED, PG_USED } from './physmem.js';
 import { PAGE_SIZE, type BioDone } from './protocol.js';
 
 /** One pass over every cached page of every regular file: clean and write what is dirty. */
@@ -38,7 +38,8 @@ function isDirty(k: Kernel, pfn: number): boolean {
 
 function writeback_page(k: Kernel, pfn: number, done: (ok: boolean) => void): void {
   const pm = k.pm;
-  if (pm.flags[pfn] & PG_LOCKED) return done(false);
+  // The list is a snapshot: the page may have been dropped from the cache since.
+  if (!(pm.flags[pfn] & PG_USED) || pm.fileId[pfn] === 0 || pm.flags[pfn] & PG_LOCKED) return done(false);
   pm.flags[pfn] |= PG_LOCKED;
   pm.get(pfn);
   const mappings = pm.mappings(pfn);

@@ -1,0 +1,54 @@
+// A full consistency check of mm's state, run after every message when `checkInvariants` is set
+// (tests and seed sweeps of small machines): every PTE against the frame it names, every frame's
+// counts against the PTEs, pins and caches that hold it. O(frames + PTEs): for small machines only.
+import type { Kernel } from './kernel.js';
+import { PTE_DEVICE_EXCLUSIVE, PTE_KIND_MASK, PTE_MIGRATION, PTE_MIGRATION_DEVICE, PTE_PRESENT, PTE_SWAP, PTE_WRITE, VPN_LIMIT } from './page-table.js';
+import { PG_ANON, PG_KSM, PG_USED, assert } from './physmem.js';
+import { GUP_PIN_COUNTING_BIAS, ZERO_PFN } from './protocol.js';
+
+export function checkInvariants(k: Kernel, after: string): void {
+  const pm = k.pm;
+  const maps = new Int32Array(pm.nrFrames);
+  const swapUsers = new Map<number, number>();
+  const writableAnon: { pid: number; vpn: number; pfn: number }[] = [];
+  for (const p of k.procs.values()) {
+    if (!p.alive) continue;
+    p.pt.forEach(0, VPN_LIMIT, (vpn, f, v) => {
+      const kind = f & PTE_KIND_MASK;
+      if (kind === PTE_PRESENT || kind === PTE_DEVICE_EXCLUSIVE || kind === PTE_MIGRATION) {
+        if (v === ZERO_PFN || f & PTE_MIGRATION_DEVICE) return;
+        assert(v >= 0 && v < pm.nrFrames && (pm.flags[v] & PG_USED) !== 0, `after ${after}: pid ${p.pid} vpn ${vpn} maps frame ${v}, which is free`);
+        maps[v]++;
+        if (kind === PTE_PRESENT && f & PTE_WRITE && pm.flags[v] & PG_ANON) {
+          writableAnon.push({ pid: p.pid, vpn, pfn: v });
+        }
+      } else if (kind === PTE_SWAP) {
+        swapUsers.set(v, (swapUsers.get(v) ?? 0) + 1);
+      }
+      assert(p.vmas.find(vpn) !== undefined, `after ${after}: pid ${p.pid} has a PTE at vpn ${vpn} outside every VMA`);
+    });
+  }
+  for (let pfn = 0; pfn < pm.nrFrames; pfn++) {
+    const used = (pm.flags[pfn] & PG_USED) !== 0;
+    if (!used) {
+      assert(pm.flags[pfn] === 0 && pm.refcount[pfn] === 0 && pm.mapcount[pfn] === 0 && pm.pincount[pfn] === 0, `after ${after}: free frame ${pfn} has flags ${pm.flags[pfn]} refcount ${pm.refcount[pfn]}`);
+      continue;
+    }
+    assert(pm.mapcount[pfn] === maps[pfn], `after ${after}: frame ${pfn} mapcount ${pm.mapcount[pfn]} but ${maps[pfn]} PTEs map it`);
+    assert(pm.pincount[pfn] >= 0, `after ${after}: frame ${pfn} pin count ${pm.pincount[pfn]}`);
+    const cacheRef = pm.fileId[pfn] !== 0 ? 1 : 0;
+    assert(pm.refcount[pfn] >= pm.mapcount[pfn] + pm.pincount[pfn] * GUP_PIN_COUNTING_BIAS + cacheRef, `after ${after}: frame ${pfn} refcount ${pm.refcount[pfn]} below its mappings ${pm.mapcount[pfn]}, pins ${pm.pincount[pfn]} and cache ${cacheRef}`);
+    assert(pm.mappings(pfn).length === pm.mapcount[pfn], `after ${after}: frame ${pfn} rmap has ${pm.mappings(pfn).length} entries, mapcount ${pm.mapcount[pfn]}`);
+  }
+  // A writable PTE to an anonymous page means the page is this mapping's alone (PageAnonExclusive).
+  for (const w of writableAnon) {
+    assert(pm.mapcount[w.pfn] === 1 && !(pm.flags[w.pfn] & PG_KSM), `after ${after}: pid ${w.pid} vpn ${w.vpn} maps anon frame ${w.pfn} writable, but it has ${pm.mapcount[w.pfn]} mappings${pm.flags[w.pfn] & PG_KSM ? ' and is a KSM page' : ''}`);
+  }
+  for (const [slot, users] of swapUsers) {
+    assert(k.swap.swapMap[slot] >= users, `after ${after}: swap slot ${slot} count ${k.swap.swapMap[slot]} below its ${users} PTEs`);
+  }
+  for (const p of k.procs.values()) {
+    const mn = p.notifiers;
+    assert((mn.invalidate_seq & 1) === 1 ? mn.active_invalidate_ranges > 0 : true, `after ${after}: pid ${p.pid} invalidate_seq ${mn.invalidate_seq} odd with no invalidation running`);
+  }
+}
