@@ -10,7 +10,7 @@ import type { Envelope, Message } from '@svmsim/runtime';
 import { createFile } from './filemap.js';
 import { mmu_notifier_invalidate_range_end, mmu_notifier_invalidate_range_start } from './invalidate.js';
 import type { Kernel } from './kernel.js';
-import { VPN_LIMIT, PTE_KIND_MASK, PTE_PRESENT, PTE_WRITE } from './page-table.js';
+import { VPN_LIMIT, PTE_DEVICE_EXCLUSIVE, PTE_DEVICE_PRIVATE, PTE_KIND_MASK, PTE_PRESENT, PTE_WAS_WRITE, PTE_WRITE } from './page-table.js';
 import { MMAP_BASE_VPN, Process } from './process.js';
 import {
   EINVAL, ENOMEM, ESRCH, MADV_DONTNEED, MADV_MERGEABLE, MADV_PAGEOUT, MADV_UNMERGEABLE, MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, MAP_SHARED,
@@ -135,9 +135,13 @@ export function sys_mprotect(k: Kernel, env: Envelope<Message>, m: Mprotect): vo
     const apply = () => {
       for (const v of p.vmas.splitAt(start, end)) v.prot = m.prot;
       // Write permission is removed from PTEs now; it is granted again by write faults.
+      // change_pte_range does it for non-present entries too: a writable device-private entry
+      // becomes readable, and a device-exclusive entry no longer restores to writable.
       if (!(m.prot & PROT_WRITE)) {
         p.pt.forEach(start, end, (vpn, f) => {
-          if ((f & PTE_KIND_MASK) === PTE_PRESENT && f & PTE_WRITE) p.pt.setFlags(vpn, f & ~PTE_WRITE);
+          const kind = f & PTE_KIND_MASK;
+          if ((kind === PTE_PRESENT || kind === PTE_DEVICE_PRIVATE) && f & PTE_WRITE) p.pt.setFlags(vpn, f & ~PTE_WRITE);
+          else if (kind === PTE_DEVICE_EXCLUSIVE && f & PTE_WAS_WRITE) p.pt.setFlags(vpn, f & ~PTE_WAS_WRITE);
         });
       }
       k.oracle('mprotect', { pid: p.pid, start: start * PAGE_SIZE, end: end * PAGE_SIZE, prot: m.prot });

@@ -949,15 +949,11 @@ describe('dmirror with fork, exit, files, reclaim (more of hmm-tests.c)', () => 
     }
   });
 
-  // KNOWN MM BUG (reported, not fixed here: mm is not this change's to edit). mprotect(PROT_READ)
-  // leaves writable device-private and device-exclusive entries writable (syscalls.ts sys_mprotect
-  // only clears PTE_WRITE on present PTEs); the page then comes back to RAM writable inside a
-  // PROT_READ VMA (migrate-device.ts migrateToRam / restoreExclusive), and a device WRITE through
-  // the mirror succeeds. The kernel's change_pte_range makes such entries readable
-  // (make_readable_device_private_entry, and for v6.15 restore_exclusive_pte only restores write
-  // when the VMA allows it), so the WRITE is -EPERM. `.fails` until mm is fixed.
+  // mprotect(PROT_READ) over device-private and device-exclusive entries makes them read-only, as
+  // the kernel's change_pte_range does (make_readable_device_private_entry; restore_exclusive_pte
+  // restores write only when the VMA allows it): a device WRITE through the mirror is then -EPERM.
   for (const how of ['MIGRATE_TO_DEV', 'EXCLUSIVE'] as const) {
-    it.fails(`mprotect(PROT_READ) after ${how}: the page must come back read-only (mm bug)`, async () => {
+    it(`mprotect(PROT_READ) after ${how}: the page comes back read-only`, async () => {
       const r = await run([
         S.create(), S.mmap(2), ...stores(0, 2, val), S.open(), S.cmd(`HMM_DMIRROR_${how}`, 0, 2, 'take'),
         S.mprotect(0, 2, PROT_READ), S.load(0, 'load0'), S.load(1, 'load1'),
