@@ -144,7 +144,8 @@ function do_swap_page(k: Kernel, p: Process, vma: Vma, vpn: number, write: boole
     const lastUser = k.swap.swapMap[slot] === 1;
     p.pt.clear(vpn);
     k.swapFree(slot);
-    const exclusive = lastUser && k.pm.mapcount[pfn] === 0;
+    // Ours alone: no other PTE maps it or holds its swap entry, and it is not a KSM page.
+    const exclusive = lastUser && k.pm.mapcount[pfn] === 0 && !(k.pm.flags[pfn] & PG_KSM);
     k.mapPresent(p, vpn, pfn, write && exclusive, write && exclusive);
     k.stats.swapIns++;
     if (write && !exclusive) return wp_page_copy(k, p, vma, vpn, false, done);

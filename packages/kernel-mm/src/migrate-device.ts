@@ -178,9 +178,12 @@ function finalizePages(k: Kernel, env: Envelope<Message>, m: MigrateVmaFinalize,
     migrated++;
     k.stats.migrations++;
   }
-  p.locks.unlock(mig.lock);
   k.ctx.trace('migrate_vma_finalize', { pid: p.pid, migration: mig.id, migrated });
+  // Reply, then unlock: an operation waiting for the range (a munmap, a MADV_DONTNEED) starts its
+  // invalidation only after this reply is on its way, so the driver maps the new device pages
+  // before it is told to drop them, never after.
   k.ctx.reply(env, { type: 'migrate_vma_finalize_result', ret: 0, migrated });
+  p.locks.unlock(mig.lock);
 }
 
 /** do_swap_page on a device-private entry: the owner copies the page back to RAM. */
@@ -222,34 +225,43 @@ export function make_device_exclusive(k: Kernel, env: Envelope<Message>, m: Make
   if (!p) return reply(ESRCH);
   if (m.start % PAGE_SIZE !== 0 || m.end % PAGE_SIZE !== 0 || npages <= 0 || !Number.isInteger(npages)) return reply(EINVAL);
   const start = m.start / PAGE_SIZE;
-  let done = 0;
-  const page = (i: number): void => {
-    if (i === npages) return reply(done);
-    const vpn = start + i;
-    const f = p.pt.flags(vpn);
-    if ((f & PTE_KIND_MASK) !== PTE_PRESENT || !(f & PTE_WRITE) || p.pt.value(vpn) === ZERO_PFN) {
-      // Fault it in for write first (make_device_exclusive faults with FOLL_WRITE).
-      handle_mm_fault(k, p, vpn, FAULT_FLAG_WRITE, (ret) => (ret < 0 ? reply(done > 0 ? done : ret) : k.bounce(() => retry(i))));
+  let faults = 0;
+  // First every page is faulted in for write (make_device_exclusive faults with FOLL_WRITE)...
+  const faultIn = (i: number): void => {
+    for (; i < npages; i++) {
+      const vpn = start + i;
+      const f = p.pt.flags(vpn);
+      if ((f & PTE_KIND_MASK) === PTE_PRESENT && f & PTE_WRITE && p.pt.value(vpn) !== ZERO_PFN) continue;
+      if (++faults > 16 * npages) return reply(EFAULT);
+      const at = i;
+      handle_mm_fault(k, p, vpn, FAULT_FLAG_WRITE, (ret) => (ret < 0 ? reply(ret) : k.bounce(() => faultIn(at))));
       return;
     }
-    p.locks.lock(vpn, vpn + 1, 'make_device_exclusive', (lock) => {
-      const range = { start: vpn * PAGE_SIZE, end: (vpn + 1) * PAGE_SIZE, event: 'MMU_NOTIFY_EXCLUSIVE' as const, blockable: true, owner: m.owner };
+    convert();
+  };
+  // ...then, holding the range until the reply is sent (so that a later invalidation of these pages
+  // reaches the driver after the reply, never before), each present writable page becomes a
+  // device-exclusive entry after MMU_NOTIFY_EXCLUSIVE with owner = the caller.
+  const convert = () =>
+    p.locks.lock(start, start + npages, 'make_device_exclusive', (lock) => {
+      const range = { start: m.start, end: m.end, event: 'MMU_NOTIFY_EXCLUSIVE' as const, blockable: true, owner: m.owner };
       mmu_notifier_invalidate_range_start(k, p, range, (_r, inv) => {
-        const g = p.pt.flags(vpn);
-        if ((g & PTE_KIND_MASK) === PTE_PRESENT && g & PTE_WRITE) {
-          p.pt.setFlags(vpn, PTE_DEVICE_EXCLUSIVE | PTE_WAS_WRITE | (g & ~PTE_KIND_MASK & ~PTE_WRITE));
-          pfns[i] = p.pt.value(vpn);
-          done++;
+        let done = 0;
+        for (let i = 0; i < npages; i++) {
+          const vpn = start + i;
+          const g = p.pt.flags(vpn);
+          if ((g & PTE_KIND_MASK) === PTE_PRESENT && g & PTE_WRITE && p.pt.value(vpn) !== ZERO_PFN) {
+            p.pt.setFlags(vpn, PTE_DEVICE_EXCLUSIVE | PTE_WAS_WRITE | (g & ~PTE_KIND_MASK & ~PTE_WRITE));
+            pfns[i] = p.pt.value(vpn);
+            done++;
+          }
         }
         mmu_notifier_invalidate_range_end(k, inv);
+        reply(done > 0 ? done : EFAULT);
         p.locks.unlock(lock);
-        k.bounce(() => page(i + 1));
       });
     });
-  };
-  let tries = 0;
-  const retry = (i: number) => (++tries > 16 * npages ? reply(done > 0 ? done : EFAULT) : page(i));
-  page(0);
+  faultIn(0);
 }
 
 /** remove_device_exclusive_entry: tell the owner (EXCLUSIVE, owner NULL), restore the PTE. */

@@ -101,6 +101,9 @@ export function shrink_folio(k: Kernel, pfn: number, who: Who, then: (freed: boo
       unlockAll();
       return then(false); // no swap space: anon pages cannot be reclaimed
     }
+    // add_to_swap: the page stands in the swap cache from now on, so a fault on a PTE that already
+    // holds the swap entry finds the page there instead of reading a slot not written yet.
+    k.swapCacheAdd(slot, pfn);
   }
   pm.flags[pfn] |= PG_LOCKED;
   pm.get(pfn); // isolate_lru_folio's reference
@@ -120,10 +123,10 @@ export function shrink_folio(k: Kernel, pfn: number, who: Who, then: (freed: boo
     };
     if (!unmapped) {
       if (slot >= 0) {
-        // Some PTEs may already hold the swap entry: the page stays in the swap cache for them.
+        // The slot was counted for every mapping; those that kept their PTE give their count back.
+        // PTEs that already hold the swap entry keep the page in the swap cache.
         const entries = countSwapEntries(k, mappings, slot);
-        for (let i = 0; i < mappings.length - entries; i++) k.swap.put(slot);
-        if (entries > 0) k.swapCacheAdd(slot, pfn);
+        for (let i = 0; i < mappings.length - entries; i++) k.swapFree(slot);
       }
       return finish(false);
     }
@@ -132,6 +135,10 @@ export function shrink_folio(k: Kernel, pfn: number, who: Who, then: (freed: boo
       k.call(k.blockdev, { type: 'bio_submit', op: 'write', dev: 'swap', block: slot, value: pm.content[pfn] }, (r) => {
         if (r.type !== 'bio_done' || (r as BioDone).ret < 0) return finish(false);
         k.stats.swapOuts++;
+        // __remove_mapping: unless a fault mapped the page again meanwhile, it leaves the swap cache
+        // (the slot keeps the content) and is freed.
+        if (pm.mapcount[pfn] > 0) return finish(false);
+        if (k.swapCache.get(slot) === pfn) k.swapCacheDel(slot);
         finish(true);
       });
       return;
