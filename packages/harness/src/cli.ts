@@ -1,7 +1,93 @@
 #!/usr/bin/env node
-// svmsim — the command line. Until the harness lands, it runs a short thread-mode demo of the
-// actor runtime and prints its summary.
-import { runDemo } from './demo.js';
+// svmsim — the command line. Exit codes: 0 ok, 1 an invariant was violated (or an expect unmet),
+// 2 bad usage or input, 3 the run failed (an actor crashed or hung).
+import { Command, CommanderError, Option } from 'commander';
+import { collectPolicy, EXIT_USAGE, parsePositive, parseSeed, reportError } from './commands/common.js';
+import { compareCommand } from './commands/compare.js';
+import { replayCommand } from './commands/replay.js';
+import { runCommand } from './commands/run.js';
+import { sweepCommand } from './commands/sweep.js';
+import { listBuiltinScenarios } from './scenario/load.js';
 
-const code = await runDemo(process.argv.slice(2));
-process.exitCode = code;
+const program = new Command('svmsim')
+  .description('Simulate how Linux keeps device page tables coherent with the CPU page table.')
+  .option('--debug', 'print stack traces of internal errors')
+  .exitOverride()
+  .configureOutput({ writeErr: (s) => process.stderr.write(s) })
+  .showHelpAfterError('(svmsim --help lists the commands)');
+
+let exitCode = 0;
+const debug = () => Boolean(program.opts().debug);
+const action =
+  <A extends unknown[]>(fn: (...args: A) => Promise<number>) =>
+  async (...args: A) => {
+    exitCode = await fn(...args);
+  };
+
+program
+  .command('run')
+  .description('run one scenario (a built-in name or a YAML/JSON file) and print its report')
+  .argument('<scenario>', 'built-in scenario name or path to a scenario file')
+  .option('--policy <dev=policy>', 'device policy, repeatable (e.g. --policy dmirror0=unsafe-skip-read-retry)', collectPolicy, {})
+  .option('--seed <n>', 'seed (default: the scenario\'s)', parseSeed)
+  .addOption(new Option('--deterministic', 'one thread, seeded interleaving, exact virtual time (default)').conflicts('threads'))
+  .option('--threads', 'each actor in its own worker thread: real races, wall-clock time')
+  .option('--time-scale <x>', 'thread mode: simulated ns per wall ns', (v) => parsePositive('--time-scale', v), 1)
+  .option('--duration <time>', 'override the scenario\'s duration (e.g. 50ms)')
+  .option('--trace <dir>', 'where the trace and report.json go (default: runs/<time>/<run>)')
+  .option('--json', 'print the report as JSON')
+  .addHelpText('after', '\nExamples:\n  svmsim run mirror-race\n  svmsim run mirror-race --policy dmirror0=unsafe-skip-read-retry --seed 7\n  svmsim run my-scenario.yaml --threads --time-scale 1000 --json\n')
+  .action(action((scenario: string, o) => runCommand(scenario, { policy: o.policy, seed: o.seed, threads: Boolean(o.threads), timeScale: o.timeScale, duration: o.duration, trace: o.trace, json: Boolean(o.json) })));
+
+program
+  .command('compare')
+  .description('run scenarios under each policy of their device and print one table per scenario')
+  .argument('[scenarios...]', 'scenario names or files (default: every built-in scenario)')
+  .option('--policies <list>', 'only these policies, comma-separated (unsafe twins are included only if named)')
+  .option('--seed <n>', 'seed for every run (default: each scenario\'s)', parseSeed)
+  .option('--threads', 'thread mode instead of deterministic')
+  .option('--time-scale <x>', 'thread mode: simulated ns per wall ns', (v) => parsePositive('--time-scale', v), 1)
+  .option('--json', 'print every report as JSON')
+  .addHelpText('after', '\nExamples:\n  svmsim compare\n  svmsim compare mirror-race ksm --policies safe,unsafe-skip-read-retry\n')
+  .action(action((scenarios: string[], o) => compareCommand(scenarios, { policies: o.policies, seed: o.seed, threads: Boolean(o.threads), timeScale: o.timeScale, json: Boolean(o.json) })));
+
+program
+  .command('sweep')
+  .description('deterministic runs over a range of seeds in parallel; prints each failing seed and how to replay it')
+  .argument('<scenario>', 'built-in scenario name or path to a scenario file')
+  .requiredOption('--seeds <from..to>', 'seeds to run, e.g. 1..500')
+  .option('--jobs <n>', 'worker threads (default: the number of cores)', (v) => parsePositive('--jobs', v))
+  .option('--policy <dev=policy>', 'device policy, repeatable', collectPolicy, {})
+  .option('--json', 'print the failures as JSON')
+  .addHelpText('after', '\nExample:\n  svmsim sweep mirror-race --policy dmirror0=unsafe-skip-read-retry --seeds 1..200\n')
+  .action(action((scenario: string, o) => sweepCommand(scenario, { seeds: o.seeds, jobs: o.jobs, policy: o.policy, json: Boolean(o.json) })));
+
+program
+  .command('replay')
+  .description('re-run one seed deterministically, keep its full trace and show the events around the first violation')
+  .argument('<scenario>', 'built-in scenario name or path to a scenario file')
+  .requiredOption('--seed <n>', 'the seed to replay', parseSeed)
+  .option('--policy <dev=policy>', 'device policy, repeatable', collectPolicy, {})
+  .option('--trace <dir>', 'where the trace goes (default: runs/<time>/replay.<run>)')
+  .option('--json', 'print the report as JSON')
+  .addHelpText('after', '\nExample:\n  svmsim replay mirror-race --policy dmirror0=unsafe-skip-read-retry --seed 7 --trace out/\n')
+  .action(action((scenario: string, o) => replayCommand(scenario, { seed: o.seed, policy: o.policy, trace: o.trace, json: Boolean(o.json) })));
+
+program
+  .command('list')
+  .description('list the built-in scenarios')
+  .action(async () => {
+    for (const b of listBuiltinScenarios()) process.stdout.write(`${b.name.padEnd(20)} ${b.description}\n`);
+  });
+
+try {
+  await program.parseAsync(process.argv);
+  process.exitCode = exitCode;
+} catch (e) {
+  if (e instanceof CommanderError) {
+    // --help and --version exit 0; a usage error has already been printed by commander.
+    process.exitCode = e.exitCode === 0 ? 0 : EXIT_USAGE;
+  } else {
+    process.exitCode = reportError(e, debug());
+  }
+}

@@ -1,1 +1,1 @@
-export { runDemo } from './demo.js';
+export { runScenario } from './run/run-scenario.js';

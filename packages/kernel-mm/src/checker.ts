@@ -37,7 +37,7 @@
 // through a read-only PTE (gup vs writeback).
 import type { TraceLine } from '@svmsim/runtime';
 import type { EvDevWrite, EvDmaAccess, EvFork, EvInvalidateAck, EvInvalidateStart, EvMmap, EvCpuLoad, OracleEvents, EvZap, EvCow } from './oracle-events.js';
-import { PAGE_SIZE } from './protocol.js';
+import { PAGE_SIZE, ZERO_PFN } from './protocol.js';
 
 export interface FinalPage { pid: number; addr: number; value: number }
 
@@ -200,7 +200,7 @@ export function checkTrace(lines: TraceLine[], finalPages: FinalPage[] | null): 
   };
 
   const where = (pid: number, addr: number, pfn?: number): string =>
-    `pid ${pid} addr ${hex(addr)}${pfn === undefined ? '' : ` pfn ${hex(pfn)}`}`;
+    `pid ${pid} addr ${hex(addr)}${pfn === undefined ? '' : (pfn === ZERO_PFN ? " the zero page" : ` pfn ${hex(pfn)}`)}`;
   const unmapped = (l: TraceLine, what: string, pid: number, addr: number): void =>
     report({ kind: 'unmapped_access', t: l.t, actor: l.actor, pid, addr,
       message: `${what} at t=${l.t}: ${where(pid, addr)} is outside every VMA of the model` });

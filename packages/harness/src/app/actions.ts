@@ -1,0 +1,217 @@
+// One script action (all but `fork`, which script.ts runs since it runs steps): the requests it
+// makes, and what it got — ret (0, or the first -errno of its requests) and what the operation
+// returns: `data` (loads and dmirror reads: the words read; stores and dmirror writes: the words
+// written), `faults`, `cpages`, `snapshot`, and positive results under a name of their own (`addr`
+// of an mmap, `pinned`, `unpinned`, `migrated`, `reclaimed`, `merged`, `written`).
+//   store / load   one cpu_access per page, one after another (a thread's loop); `value: 'unique'`
+//                  stores a fresh unique value in each page
+//   dmirror        dmirror_cmd on the device with the VMA's address + page * 4096; a WRITE without
+//                  `data` writes fresh unique values; `cmd` is "READ" or "HMM_DMIRROR_READ" alike
+//   mmap           at an address mm chooses, recorded under `vma` (`fixed`: MAP_FIXED over the
+//                  process's VMA of that name, in place)
+//   pin / unpin    pin_user_pages (FOLL_WRITE if write, FOLL_LONGTERM if longterm); unpin releases
+//                  the oldest pin of each page of its range (dirtying the pages pinned for writing);
+//                  a page with no pin held gives ret -EINVAL
+// A VMA name the process does not have gives ret -EINVAL and an `error` (a failure of the step).
+import {
+  EINVAL, FOLL_LONGTERM, FOLL_WRITE, MAP_FIXED, PAGE_SIZE,
+  type CpuAccess, type Exit, type GetUserPages, type Madvise, type MigratePages, type Mprotect, type Munmap, type UnpinUserPages,
+} from '@svmsim/kernel-mm';
+import { HMM_DMIRROR_CMDS, type DmirrorCmd, type HmmDmirrorCmdName } from '@svmsim/kernel-mm/dmirror';
+import type { Action } from '../scenario/types.js';
+import { ensureOpen } from './device-files.js';
+import type { Got } from './expectations.js';
+import { ADVICE, parseProt } from './mapping.js';
+import type { PhaseStats } from './phase-stats.js';
+import type { Reply, Request } from './requests.js';
+import { mmapOf, vmaRecord } from './setup.js';
+import type { App, Proc, VmaRecord } from './state.js';
+
+export type PlainAction = Exclude<Action, { op: 'fork' }>;
+
+/** The name an action counts under in its phase's counts and errors (workload names where they exist). */
+export function actionKind(a: Action): string {
+  switch (a.op) {
+    case 'mmap':
+      return a.fixed ? 'mmap_fixed' : 'mmap';
+    case 'madvise':
+      return `madvise_${a.advice}`;
+    case 'dmirror': {
+      const cmd = dmirrorCmd(a.cmd);
+      return cmd ? `dmirror_${cmd.slice('HMM_DMIRROR_'.length).toLowerCase()}` : 'dmirror';
+    }
+    default:
+      return a.op;
+  }
+}
+
+/** "read", "READ", "HMM_DMIRROR_READ", "migrate-to-dev" → the ioctl's name; undefined if none. */
+export function dmirrorCmd(cmd: string): HmmDmirrorCmdName | undefined {
+  let c = cmd.toUpperCase().replace(/-/g, '_');
+  if (!c.startsWith('HMM_DMIRROR_')) c = `HMM_DMIRROR_${c}`;
+  return (HMM_DMIRROR_CMDS as readonly string[]).includes(c) ? (c as HmmDmirrorCmdName) : undefined;
+}
+
+/** Run `a` in process `proc`; `done(got)` when its last request is answered. */
+export function runAction(app: App, proc: Proc, a: PlainAction, stats: PhaseStats, done: (got: Got) => void): void {
+  const { mm } = app;
+  const pid = proc.pid;
+  const kind = actionKind(a);
+  const call = (to: string, msg: Request, then: (r: Reply) => void): void =>
+    app.io.call(to, msg, (r) => {
+      stats.result(kind, r.ret);
+      then(r);
+    });
+  /** A single request whose ret is the step's (positive results under `as`). */
+  const simple = (to: string, msg: Request, as?: string): void =>
+    call(to, msg, (r) => done(r.ret < 0 || as === undefined ? { ret: Math.min(0, r.ret) } : { ret: 0, [as]: r.ret }));
+  const fail = (error: string): void => done({ ret: EINVAL, error });
+  /** The VMA `name` and the address of its page `page`, or a failure. */
+  const at = (name: string, page: number): { v: VmaRecord; addr: number } | undefined => {
+    const v = proc.vmas.get(name);
+    if (!v) fail(`no VMA "${name}" in ${proc.name} (pid ${pid})`);
+    return v && { v, addr: v.addr + page * PAGE_SIZE };
+  };
+
+  switch (a.op) {
+    case 'store':
+    case 'load': {
+      const r = at(a.vma, a.page);
+      if (!r) return;
+      return accessPages(app, pid, r.addr, a.pages, a.op === 'store' ? (a.value === 'unique' ? () => app.unique() : () => a.value as number) : undefined, call, done);
+    }
+    case 'mmap': {
+      let addr = 0;
+      if (a.fixed) {
+        const r = at(a.vma, 0);
+        if (!r) return;
+        addr = r.addr;
+      }
+      const m = mmapOf(app, pid, a, addr, a.fixed ? MAP_FIXED : 0);
+      if (typeof m === 'string') return fail(m);
+      return call(mm, m, (r) => {
+        if (r.ret < 0) return done({ ret: r.ret });
+        proc.vmas.set(a.vma, vmaRecord(app, { ...a, name: a.vma }, r.ret));
+        done({ ret: 0, addr: r.ret });
+      });
+    }
+    case 'munmap': {
+      const r = at(a.vma, a.page);
+      return r && simple(mm, { type: 'munmap', pid, addr: r.addr, length: a.pages * PAGE_SIZE } satisfies Munmap);
+    }
+    case 'mprotect': {
+      const r = at(a.vma, a.page);
+      if (!r) return;
+      const prot = parseProt(a.prot);
+      if (prot === undefined) return fail(`bad prot "${a.prot}"`);
+      return simple(mm, { type: 'mprotect', pid, addr: r.addr, length: a.pages * PAGE_SIZE, prot } satisfies Mprotect);
+    }
+    case 'madvise': {
+      const r = at(a.vma, a.page);
+      return r && simple(mm, { type: 'madvise', pid, addr: r.addr, length: a.pages * PAGE_SIZE, advice: ADVICE[a.advice] } satisfies Madvise);
+    }
+    case 'dmirror': {
+      const cmd = dmirrorCmd(a.cmd);
+      if (!cmd) return fail(`no dmirror command "${a.cmd}"`);
+      if (!app.device(a.device)) return fail(`no device "${a.device}"`);
+      const r = at(a.vma, a.page);
+      if (!r) return;
+      return ensureOpen(app, proc, a.device, (fd, ret) => {
+        if (fd === undefined) {
+          stats.result(kind, ret);
+          return done({ ret });
+        }
+        const m: DmirrorCmd = { type: 'dmirror_cmd', cmd, pid, fd, addr: r.addr, npages: a.pages };
+        const data = a.data ?? (cmd === 'HMM_DMIRROR_WRITE' ? Array.from({ length: a.pages }, () => app.unique()) : undefined);
+        if (data) m.data = data;
+        call(a.device, m, (res) => {
+          const got: Got = { ret: Math.min(0, res.ret), cpages: res.cpages, faults: res.faults };
+          if (res.data !== undefined) got.data = [...(res.data as number[])];
+          else if (cmd === 'HMM_DMIRROR_WRITE' && data) got.data = data;
+          if (res.snapshot !== undefined) got.snapshot = [...(res.snapshot as number[])];
+          done(got);
+        });
+      });
+    }
+    case 'pin': {
+      const r = at(a.vma, a.page);
+      if (!r) return;
+      const gup_flags = (a.write ? FOLL_WRITE : 0) | (a.longterm ? FOLL_LONGTERM : 0);
+      return call(mm, { type: 'get_user_pages', pid, start: r.addr, nr_pages: a.pages, gup_flags, pin: true } satisfies GetUserPages, (res) => {
+        if (res.ret < 0) return done({ ret: res.ret });
+        const pfns = res.pfns as Float64Array;
+        for (let i = 0; i < res.ret; i++) {
+          const page = r.addr + i * PAGE_SIZE;
+          proc.pins.set(page, [...(proc.pins.get(page) ?? []), { pfn: pfns[i], write: a.write }]);
+        }
+        done({ ret: 0, pinned: res.ret });
+      });
+    }
+    case 'unpin': {
+      const r = at(a.vma, a.page);
+      if (!r) return;
+      return done(unpin(app, proc, r.addr, a.pages, stats, kind));
+    }
+    case 'migrate_pages': {
+      const r = at(a.vma, a.page);
+      return r && simple(mm, { type: 'migrate_pages', pid, addr: r.addr, nr_pages: a.pages } satisfies MigratePages, 'migrated');
+    }
+    case 'reclaim':
+      return simple(mm, { type: 'reclaim', nr_pages: a.pages }, 'reclaimed');
+    case 'ksm_scan':
+      return simple(mm, { type: 'ksm_scan' }, 'merged');
+    case 'writeback':
+      return simple(mm, { type: 'writeback' }, 'written');
+    case 'exit':
+      return call(mm, { type: 'exit', pid } satisfies Exit, (r) => {
+        if (r.ret >= 0) proc.exited = true;
+        done({ ret: Math.min(0, r.ret) });
+      });
+    case 'sleep':
+      return app.io.sleep(a.duration, () => done({ ret: 0 }));
+  }
+}
+
+/** Loads (store undefined) or stores of `pages` pages from `addr`, one after another. */
+function accessPages(
+  app: App, pid: number, addr: number, pages: number, store: (() => number) | undefined,
+  call: (to: string, msg: Request, then: (r: Reply) => void) => void, done: (got: Got) => void,
+): void {
+  const data: number[] = [];
+  let ret = 0;
+  let faults = 0;
+  const next = (i: number): void => {
+    if (i === pages) return done({ ret, faults, data });
+    const value = store?.();
+    const m: CpuAccess = { type: 'cpu_access', pid, addr: addr + i * PAGE_SIZE, write: store !== undefined };
+    if (value !== undefined) m.value = value;
+    call(app.mm, m, (r) => {
+      if (r.ret < 0 && ret === 0) ret = r.ret;
+      faults += typeof r.faults === 'number' ? r.faults : 0;
+      data.push(value ?? (r.value as number));
+      next(i + 1);
+    });
+  };
+  next(0);
+}
+
+/** Release the oldest pin of each page of the range (unpin_user_pages_dirty_lock for write pins). */
+function unpin(app: App, proc: Proc, addr: number, pages: number, stats: PhaseStats, kind: string): Got {
+  const dirty: number[] = [];
+  const clean: number[] = [];
+  let missing = 0;
+  for (let i = 0; i < pages; i++) {
+    const page = addr + i * PAGE_SIZE;
+    const held = proc.pins.get(page);
+    const pin = held?.shift();
+    if (held && held.length === 0) proc.pins.delete(page);
+    if (!pin) missing++;
+    else (pin.write ? dirty : clean).push(pin.pfn);
+  }
+  for (const [pfns, make_dirty] of [[dirty, true], [clean, false]] as const) {
+    if (pfns.length > 0) app.io.send(app.mm, { type: 'unpin_user_pages', pfns: Float64Array.from(pfns), make_dirty, pin: true } satisfies UnpinUserPages);
+  }
+  const ret = missing > 0 ? EINVAL : 0;
+  stats.result(kind, ret);
+  return { ret, unpinned: dirty.length + clean.length };
+}

@@ -1,0 +1,33 @@
+// The end of a run, as kernel-mm's mirror stress does it: once nothing is in flight, ask mm for its
+// dump (every mapped page of every live process), resolve the pages it found in device memory
+// (`where: 'device'`, value = device pfn) with the devices' dmirror_devmem_read, and hand the
+// final pages (what checkTrace compares its model with) to `done`, which ends the run.
+// Several dmirror devices: each is asked for every device pfn and answers null for those not its own.
+import type { Dump, DumpResult } from '@svmsim/kernel-mm';
+import type { FinalPage } from '@svmsim/kernel-mm/checker';
+import type { DmirrorDevmemRead } from '@svmsim/kernel-mm/dmirror';
+import type { App } from './state.js';
+
+/** Dump and resolve; `state` tells each stage as it starts. */
+export function dumpFinalPages(app: App, state: (s: 'dump' | 'devmem') => void, done: (pages: FinalPage[]) => void): void {
+  state('dump');
+  app.io.call(app.mm, { type: 'dump' } satisfies Dump, (r) => {
+    const pages = (r as unknown as DumpResult).pages ?? [];
+    const finalPages = pages.map(({ pid, addr, value }) => ({ pid, addr, value }));
+    const onDevice = pages.flatMap((p, index) => (p.where === 'device' ? [{ index, devPfn: p.value }] : []));
+    const devices = app.dmirrors();
+    if (onDevice.length === 0 || devices.length === 0) return done(finalPages);
+    state('devmem');
+    const msg: DmirrorDevmemRead = { type: 'dmirror_devmem_read', dev_pfns: onDevice.map((d) => d.devPfn) };
+    let left = devices.length;
+    for (const dev of devices) {
+      app.io.call(dev, msg, (res) => {
+        const values = (res.values ?? []) as (number | null)[];
+        onDevice.forEach((d, i) => {
+          if (typeof values[i] === 'number') finalPages[d.index].value = values[i];
+        });
+        if (--left === 0) done(finalPages);
+      });
+    }
+  });
+}

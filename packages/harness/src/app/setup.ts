@@ -1,0 +1,104 @@
+// Setup, one request at a time, in this order: file_create for each file (mm answers its id),
+// process_create for each process (mm answers its pid), mmap of each VMA of each process at an
+// address mm chooses (madvise(MADV_MERGEABLE) right after when asked), and dmirror_open of every
+// dmirror device by every process. The first failure ends setup with a message naming the step
+// and the errno.
+import { MADV_MERGEABLE, PAGE_SIZE, type Madvise, type Mmap } from '@svmsim/kernel-mm';
+import type { DmirrorOpen } from '@svmsim/kernel-mm/dmirror';
+import type { VmaSpec } from '../scenario/types.js';
+import { errnoName, mapFlags, parseProt } from './mapping.js';
+import type { Reply, Request } from './requests.js';
+import { Proc, type App, type VmaRecord } from './state.js';
+
+interface SetupStep {
+  /** What the step does, for the failure message: "mmap main.buf". */
+  what: string;
+  to: string;
+  /** Built when the step runs (it may need a pid or file id an earlier step got); a string is a failure. */
+  msg: () => Request | string;
+  /** The reply's ret was >= 0. */
+  ok: (r: Reply) => void;
+}
+
+/** Run setup; `done(undefined)` when every step succeeded, `done(reason)` at the first failure. */
+export function runSetup(app: App, done: (failure?: string) => void): void {
+  const steps = setupSteps(app);
+  const next = (i: number): void => {
+    if (i === steps.length) return done();
+    if (app.ending) return done('the scenario duration ran out during setup');
+    const s = steps[i];
+    const msg = s.msg();
+    if (typeof msg === 'string') return done(`setup: ${s.what}: ${msg}`);
+    app.io.call(s.to, msg, (r) => {
+      if (!(r.ret >= 0)) return done(`setup: ${s.what} failed with ${errnoName(r.ret)}`);
+      s.ok(r);
+      next(i + 1);
+    });
+  };
+  next(0);
+}
+
+function setupSteps(app: App): SetupStep[] {
+  const { scenario, mm } = app;
+  const steps: SetupStep[] = [];
+  for (const f of scenario.files) {
+    steps.push({ what: `file_create ${f.name}`, to: mm, msg: () => ({ type: 'file_create', name: f.name, pages: f.pages }), ok: (r) => app.files.set(f.name, r.ret) });
+  }
+  for (const p of scenario.processes) {
+    steps.push({ what: `process_create ${p.name}`, to: mm, msg: () => ({ type: 'process_create' }), ok: (r) => app.named.set(p.name, app.register(new Proc(r.ret, p.name))) });
+  }
+  for (const p of scenario.processes) {
+    const proc = () => app.named.get(p.name)!;
+    for (const v of p.vmas) {
+      steps.push({
+        what: `mmap ${p.name}.${v.name}`,
+        to: mm,
+        msg: () => mmapOf(app, proc().pid, v),
+        ok: (r) => proc().vmas.set(v.name, vmaRecord(app, v, r.ret)),
+      });
+      if (v.mergeable) {
+        steps.push({
+          what: `madvise(MADV_MERGEABLE) ${p.name}.${v.name}`,
+          to: mm,
+          msg: (): Madvise => ({ type: 'madvise', pid: proc().pid, addr: proc().vmas.get(v.name)!.addr, length: v.pages * PAGE_SIZE, advice: MADV_MERGEABLE }),
+          ok: () => {},
+        });
+      }
+    }
+  }
+  for (const p of scenario.processes) {
+    for (const dev of app.dmirrors()) {
+      const proc = () => app.named.get(p.name)!;
+      steps.push({ what: `dmirror_open ${dev} by ${p.name}`, to: dev, msg: (): DmirrorOpen => ({ type: 'dmirror_open', pid: proc().pid }), ok: (r) => proc().files.set(dev, r.ret) });
+    }
+  }
+  return steps;
+}
+
+/** The mmap of a VMA spec at an address mm chooses; a string says why it cannot be made. */
+export function mmapOf(app: App, pid: number, v: Pick<VmaSpec, 'kind' | 'pages' | 'prot' | 'shared' | 'file' | 'offset'>, addr = 0, fixed = 0): Mmap | string {
+  const prot = parseProt(v.prot);
+  if (prot === undefined) return `bad prot "${v.prot}"`;
+  const m: Mmap = { type: 'mmap', pid, addr, length: v.pages * PAGE_SIZE, prot, flags: mapFlags(v.kind, v.shared) | fixed };
+  if (v.kind === 'file') {
+    const id = v.file === undefined ? undefined : app.files.get(v.file);
+    if (id === undefined) return `no file "${v.file}"`;
+    m.file = id;
+    m.offset = v.offset * PAGE_SIZE;
+  }
+  return m;
+}
+
+/** What the app remembers of a VMA mm mapped at `addr`. */
+export function vmaRecord(app: App, v: Pick<VmaSpec, 'name' | 'kind' | 'pages' | 'prot' | 'shared' | 'file' | 'offset'>, addr: number): VmaRecord {
+  return {
+    name: v.name,
+    addr,
+    pages: v.pages,
+    kind: v.kind,
+    prot: parseProt(v.prot) ?? 0,
+    shared: v.kind === 'shared-anon' ? true : v.kind === 'anon' ? false : v.shared,
+    file: v.kind === 'file' && v.file !== undefined ? app.files.get(v.file) : undefined,
+    offset: v.kind === 'file' ? v.offset : 0,
+  };
+}

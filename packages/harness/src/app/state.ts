@@ -1,0 +1,96 @@
+// What the app knows while it runs: the scenario, its processes (pid, VMAs with the addresses mm
+// chose, open device files, pins held), the file ids mm gave, the counter of unique store values,
+// and whether the run is ending. Every part of the app (setup, workload, script, end of run) works
+// on one App.
+import type { Ctx, Message } from '@svmsim/runtime';
+import type { DeviceSpec, Scenario, StepResult, VmaSpec } from '../scenario/types.js';
+import { Requests } from './requests.js';
+import type { PhaseSummary } from './types.js';
+
+/** A VMA of a process, where mm put it. */
+export interface VmaRecord {
+  name: string;
+  addr: number;
+  pages: number;
+  kind: VmaSpec['kind'];
+  prot: number;
+  shared: boolean;
+  /** mm's file id (file mappings). */
+  file?: number;
+  /** File offset in pages. */
+  offset: number;
+}
+
+/** A pin held by a script's `pin` step, released by a later `unpin` step. */
+export interface Pin {
+  pfn: number;
+  write: boolean;
+}
+
+/** A process of the run: a scenario's, or a child a script's `fork` made. */
+export class Proc {
+  /** VMA name → where it is (a child starts with a copy of its parent's). */
+  readonly vmas = new Map<string, VmaRecord>();
+  /** Device id → the fd of this process's open file on it. */
+  readonly files = new Map<string, number>();
+  /** Page address → pins held on that page, oldest first. */
+  readonly pins = new Map<number, Pin[]>();
+  exited = false;
+
+  constructor(
+    readonly pid: number,
+    readonly name: string,
+  ) {}
+
+  /** The child of a fork: same VMAs (same addresses), no open files, no pins. */
+  child(pid: number): Proc {
+    const c = new Proc(pid, `${this.name}[${pid}]`);
+    for (const [n, v] of this.vmas) c.vmas.set(n, v);
+    return c;
+  }
+}
+
+export class App {
+  /** The current delivery's ctx (set by the actor before anything runs). */
+  ctx!: Ctx<Message>;
+  readonly io: Requests;
+  readonly mm = 'mm';
+  /** File name → mm's file id. */
+  readonly files = new Map<string, number>();
+  /** Every process by pid, fork children included. */
+  readonly procs = new Map<number, Proc>();
+  /** Scenario process name → its process. */
+  readonly named = new Map<string, Proc>();
+  readonly phases: PhaseSummary[] = [];
+  readonly steps: StepResult[] = [];
+  /** Set at the end of the last phase or at scenario.duration: nothing new starts. */
+  ending = false;
+  private nextValue = 1;
+
+  constructor(readonly scenario: Scenario) {
+    this.io = new Requests(() => this.ctx);
+  }
+
+  /** A store value no other store of the run used (the oracle follows each one). */
+  unique(): number {
+    return this.nextValue++;
+  }
+
+  device(id: string): DeviceSpec | undefined {
+    return this.scenario.devices.find((d) => d.id === id);
+  }
+
+  /** The dmirror device actors of the scenario. */
+  dmirrors(): string[] {
+    return this.scenario.devices.filter((d) => d.kind === 'dmirror').map((d) => d.id);
+  }
+
+  register(p: Proc): Proc {
+    this.procs.set(p.pid, p);
+    return p;
+  }
+
+  trace(ev: string, fields: Record<string, unknown> = {}): void {
+    if (this.ctx.tracing) this.ctx.trace(ev, fields);
+  }
+}

@@ -1,0 +1,152 @@
+// What each workload operation kind (OP_KINDS) sends, as the mirror stress of kernel-mm does
+// (packages/kernel-mm/src/testing/mirror-stress.ts). Pages come from the thread's PagePicker in a
+// VMA drawn uniformly from the phase's; spans are 1..N pages (N below). Every store, and every page
+// of a dmirror WRITE, writes a fresh unique value. Errors of every request of an operation count
+// under the operation's kind.
+//   load, store              cpu_access of one page
+//   mmap_fixed               mmap MAP_FIXED of a span (≤ 4) in place, same kind, prot and file offset
+//   munmap                   munmap of a span (≤ 4), then the same MAP_FIXED mmap back in place
+//   mprotect                 a span (≤ 4) to PROT_READ or back to the VMA's own prot
+//   madvise_dontneed/pageout a span (≤ 4)
+//   fork                     fork; the child stores once (a picked page) and exits
+//   migrate_pages            a span (≤ 4)
+//   reclaim                  8 pages; ksm_scan; writeback
+//   pin                      pin_user_pages(FOLL_WRITE) of a span (≤ 2), then at once
+//                            unpin_user_pages_dirty_lock (make_dirty), as a direct I/O would
+//   dmirror_read/_write      HMM_DMIRROR_READ / _WRITE of a span (≤ 8)
+//   dmirror_migrate_to_dev/_sys, dmirror_snapshot   a span (≤ 4)
+import {
+  FOLL_WRITE, MADV_DONTNEED, MADV_PAGEOUT, MAP_FIXED, PAGE_SIZE, PROT_READ,
+  type CpuAccess, type Exit, type Fork, type GetUserPages, type Madvise, type MigratePages, type Mmap, type Mprotect, type Munmap, type UnpinUserPages,
+} from '@svmsim/kernel-mm';
+import type { DmirrorCmd, HmmDmirrorCmdName } from '@svmsim/kernel-mm/dmirror';
+import type { OpKind } from '../scenario/types.js';
+import { mapFlags } from './mapping.js';
+import type { PagePicker } from './pages.js';
+import type { PhaseStats } from './phase-stats.js';
+import type { Reply, Request } from './requests.js';
+import type { App, Proc, VmaRecord } from './state.js';
+
+/** One workload thread: the process it runs in and how it picks pages. */
+export interface OpThread {
+  app: App;
+  proc: Proc;
+  /** VMA names the operations touch. */
+  vmas: string[];
+  /** The dmirror device of dmirror operations (undefined: the phase has none in its mix). */
+  device: string | undefined;
+  picker: PagePicker;
+  stats: PhaseStats;
+}
+
+/** The dmirror ioctl of each dmirror operation kind, and the largest span it takes. */
+const DMIRROR_OPS: Partial<Record<OpKind, [HmmDmirrorCmdName, number]>> = {
+  dmirror_read: ['HMM_DMIRROR_READ', 8],
+  dmirror_write: ['HMM_DMIRROR_WRITE', 8],
+  dmirror_migrate_to_dev: ['HMM_DMIRROR_MIGRATE_TO_DEV', 4],
+  dmirror_migrate_to_sys: ['HMM_DMIRROR_MIGRATE_TO_SYS', 4],
+  dmirror_snapshot: ['HMM_DMIRROR_SNAPSHOT', 4],
+};
+
+export const isDmirrorOp = (kind: OpKind): boolean => kind in DMIRROR_OPS;
+
+interface Span {
+  v: VmaRecord;
+  first: number;
+  n: number;
+  addr: number;
+  length: number;
+}
+
+/** Run one operation of `kind`; `done` when its last request is answered. */
+export function runOp(t: OpThread, kind: OpKind, done: () => void): void {
+  const { app, proc, stats } = t;
+  const { mm } = app;
+  const pid = proc.pid;
+  const rng = () => app.ctx.rng;
+  const vma = (): VmaRecord => proc.vmas.get(t.vmas[t.vmas.length === 1 ? 0 : rng().int(t.vmas.length)])!;
+  const page = (): number => {
+    const v = vma();
+    return v.addr + t.picker.pick(v.pages) * PAGE_SIZE;
+  };
+  const span = (max: number): Span => {
+    const v = vma();
+    const n = Math.min(v.pages, 1 + rng().int(max));
+    const first = t.picker.pick(v.pages, n);
+    return { v, first, n, addr: v.addr + first * PAGE_SIZE, length: n * PAGE_SIZE };
+  };
+  /** A request of this operation; `then` (default: the operation is done) gets the reply. */
+  const call = (to: string, msg: Request, then: (r: Reply) => void = done): void =>
+    app.io.call(to, msg, (r) => {
+      stats.result(kind, r.ret);
+      then(r);
+    });
+
+  const dm = DMIRROR_OPS[kind];
+  if (dm) {
+    const [cmd, max] = dm;
+    const s = span(max);
+    const m: DmirrorCmd = { type: 'dmirror_cmd', cmd, pid, addr: s.addr, npages: s.n };
+    if (cmd === 'HMM_DMIRROR_WRITE') m.data = Array.from({ length: s.n }, () => app.unique());
+    return call(t.device!, m);
+  }
+  switch (kind) {
+    case 'load':
+      return call(mm, { type: 'cpu_access', pid, addr: page(), write: false } satisfies CpuAccess);
+    case 'store':
+      return call(mm, { type: 'cpu_access', pid, addr: page(), write: true, value: app.unique() } satisfies CpuAccess);
+    case 'mmap_fixed':
+      return call(mm, remap(pid, span(4)));
+    case 'munmap': {
+      const s = span(4);
+      return call(mm, { type: 'munmap', pid, addr: s.addr, length: s.length } satisfies Munmap, () => call(mm, remap(pid, s)));
+    }
+    case 'mprotect': {
+      const s = span(4);
+      return call(mm, { type: 'mprotect', pid, addr: s.addr, length: s.length, prot: rng().int(2) ? PROT_READ : s.v.prot } satisfies Mprotect);
+    }
+    case 'madvise_dontneed':
+    case 'madvise_pageout': {
+      const s = span(4);
+      return call(mm, { type: 'madvise', pid, addr: s.addr, length: s.length, advice: kind === 'madvise_dontneed' ? MADV_DONTNEED : MADV_PAGEOUT } satisfies Madvise);
+    }
+    case 'fork':
+      return call(mm, { type: 'fork', pid } satisfies Fork, (r) => {
+        if (!(r.ret > 0)) return done();
+        const child = r.ret;
+        call(mm, { type: 'cpu_access', pid: child, addr: page(), write: true, value: app.unique() } satisfies CpuAccess, () =>
+          call(mm, { type: 'exit', pid: child } satisfies Exit),
+        );
+      });
+    case 'migrate_pages': {
+      const s = span(4);
+      return call(mm, { type: 'migrate_pages', pid, addr: s.addr, nr_pages: s.n } satisfies MigratePages);
+    }
+    case 'reclaim':
+      return call(mm, { type: 'reclaim', nr_pages: 8 });
+    case 'ksm_scan':
+      return call(mm, { type: 'ksm_scan' });
+    case 'writeback':
+      return call(mm, { type: 'writeback' });
+    case 'pin': {
+      const s = span(2);
+      return call(mm, { type: 'get_user_pages', pid, start: s.addr, nr_pages: s.n, gup_flags: FOLL_WRITE, pin: true } satisfies GetUserPages, (r) => {
+        // Pinned briefly, as a direct I/O would: unpin at once, dirtying.
+        if (r.ret > 0) app.io.send(mm, { type: 'unpin_user_pages', pfns: (r.pfns as Float64Array).slice(0, r.ret), make_dirty: true, pin: true } satisfies UnpinUserPages);
+        done();
+      });
+    }
+    default:
+      throw new Error(`app: no workload operation '${kind}'`);
+  }
+}
+
+/** A fresh mapping of a span in place (MAP_FIXED), of the VMA's kind, prot and file offset. */
+function remap(pid: number, s: Span): Mmap {
+  const m: Mmap = { type: 'mmap', pid, addr: s.addr, length: s.length, prot: s.v.prot, flags: mapFlags(s.v.kind, s.v.shared) | MAP_FIXED };
+  if (s.v.kind === 'file') {
+    m.file = s.v.file;
+    m.offset = (s.v.offset + s.first) * PAGE_SIZE;
+  }
+  return m;
+}

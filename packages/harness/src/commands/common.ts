@@ -1,0 +1,71 @@
+// What the commands share: option parsing, where runs go, exit codes, and printing errors as one line.
+import path from 'node:path';
+import { ActorDiedError, RunSetupError } from '@svmsim/runtime';
+import { UsageError } from '../run/actors.js';
+import { ScenarioError } from '../scenario/load.js';
+
+/** Exit codes, as README documents them. */
+export const EXIT_OK = 0;
+export const EXIT_VIOLATION = 1;
+export const EXIT_USAGE = 2;
+export const EXIT_RUN_FAILED = 3;
+
+/** `--policy dev=policy`, repeatable. */
+export function collectPolicy(value: string, previous: Record<string, string>): Record<string, string> {
+  const m = /^([A-Za-z][A-Za-z0-9_.-]*)=([A-Za-z0-9_.-]+)$/.exec(value);
+  if (!m) throw new UsageError(`--policy ${value}: expected DEVICE=POLICY, e.g. --policy dmirror0=safe`);
+  return { ...previous, [m[1]]: m[2] };
+}
+
+export function parseSeed(value: string): number {
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(Number(value))) throw new UsageError(`--seed ${value}: expected a whole number`);
+  return Number(value);
+}
+
+export function parsePositive(name: string, value: string): number {
+  const n = Number(value);
+  if (!(n > 0) || !Number.isFinite(n)) throw new UsageError(`${name} ${value}: expected a positive number`);
+  return n;
+}
+
+/** `1..N` or `A..B` or a single number. */
+export function parseSeedRange(value: string): { from: number; to: number } {
+  const m = /^(\d+)(?:\.\.(\d+))?$/.exec(value);
+  if (!m) throw new UsageError(`--seeds ${value}: expected FROM..TO, e.g. --seeds 1..200`);
+  const from = Number(m[1]);
+  const to = m[2] === undefined ? from : Number(m[2]);
+  if (to < from) throw new UsageError(`--seeds ${value}: ${to} is below ${from}`);
+  return { from, to };
+}
+
+/** runs/<date-time>/ for this invocation. */
+export function runsDir(): string {
+  const stamp = new Date().toISOString().replace(/[:]/g, '-').replace(/\..*$/, '');
+  return path.join(process.cwd(), 'runs', stamp);
+}
+
+export function runName(scenario: string, policies: Record<string, string>, seed: number): string {
+  const p = Object.values(policies).join('+');
+  return `${scenario}${p ? `.${p}` : ''}.seed${seed}`;
+}
+
+/** Print an error as one line (a stack only with --debug) and return its exit code. */
+export function reportError(e: unknown, debug: boolean): number {
+  const say = (line: string) => process.stderr.write(`svmsim: ${line}\n`);
+  if (e instanceof ScenarioError || e instanceof UsageError) {
+    process.stderr.write(`${e.message}\n`);
+    return EXIT_USAGE;
+  }
+  if (e instanceof ActorDiedError) {
+    say(e.message);
+    if (debug && e.detail) process.stderr.write(`${e.detail}\n`);
+    return EXIT_RUN_FAILED;
+  }
+  if (e instanceof RunSetupError) {
+    say(e.message);
+    return EXIT_RUN_FAILED;
+  }
+  say(e instanceof Error ? e.message : String(e));
+  if (debug && e instanceof Error && e.stack) process.stderr.write(`${e.stack}\n`);
+  return EXIT_RUN_FAILED;
+}

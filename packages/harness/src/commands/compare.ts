@@ -1,0 +1,57 @@
+// `svmsim compare`: each scenario under each policy of its devices, one table per scenario.
+// `npm start` runs it over the built-in scenarios.
+import path from 'node:path';
+import { DEVICE_KINDS } from '../run/actors.js';
+import { runScenario, type RunReport } from '../run/run-scenario.js';
+import { table, verdict } from '../report/table.js';
+import { listBuiltinScenarios, loadScenario } from '../scenario/load.js';
+import type { Scenario } from '../scenario/types.js';
+import { EXIT_OK, EXIT_VIOLATION, runName, runsDir } from './common.js';
+import { progressBar } from './progress.js';
+
+export interface CompareOptions {
+  policies?: string;
+  seed?: number;
+  threads: boolean;
+  timeScale: number;
+  json: boolean;
+}
+
+/** The policy sets a scenario is compared under: every safe policy of its first device (unsafe twins only when asked). */
+function policySets(s: Scenario, only: string[] | undefined): Record<string, string>[] {
+  const dev = s.devices[0];
+  if (!dev) return [{}];
+  const known = DEVICE_KINDS[dev.kind].policies;
+  const chosen = only ? known.filter((p) => only.includes(p)) : known.filter((p) => !p.startsWith('unsafe'));
+  return chosen.map((p) => ({ [dev.id]: p }));
+}
+
+export async function compareCommand(sources: string[], o: CompareOptions): Promise<number> {
+  const names = sources.length > 0 ? sources : listBuiltinScenarios().map((b) => b.name);
+  const only = o.policies?.split(',').map((p) => p.trim()).filter(Boolean);
+  const scenarios = names.map((n) => ({ source: n, s: loadScenario(n) }));
+  const jobs = scenarios.flatMap(({ source, s }) => policySets(s, only).map((policies) => ({ source, s, policies })));
+  const dir = runsDir();
+  const mode = o.threads ? 'threads' : 'deterministic';
+  if (!o.json) process.stdout.write(`svmsim compare — ${scenarios.length} scenarios × their policies, ${mode}${o.seed !== undefined ? `, seed ${o.seed}` : ''}   (svmsim compare --help)\n\n`);
+  const bar = progressBar(jobs.length, 'runs');
+  const reports: RunReport[] = [];
+  for (const j of jobs) {
+    const s = { ...j.s, devices: j.s.devices.map((d) => (j.policies[d.id] ? { ...d, policy: j.policies[d.id] } : d)) };
+    const seed = o.seed ?? s.seed;
+    reports.push(await runScenario(s, { seed, mode, timeScale: o.timeScale, traceDir: path.join(dir, runName(s.name, j.policies, seed)) }));
+    bar.tick(`${s.name} ${Object.values(j.policies).join(',')}`);
+  }
+  bar.done();
+  if (o.json) process.stdout.write(JSON.stringify(reports, null, 2) + '\n');
+  else {
+    for (const { s } of scenarios) {
+      const rows = reports.filter((r) => r.scenario === s.name);
+      process.stdout.write(`${s.name} — ${s.description}\n${table(rows)}\n\n`);
+    }
+    process.stdout.write(`Traces: ${path.relative(process.cwd(), dir) || dir}/ (svmsim run <scenario> --trace DIR, report.json in each)\n`);
+    const bad = reports.filter((r) => verdict(r) !== 'ok');
+    for (const r of bad) process.stdout.write(`${r.scenario} ${Object.values(r.policies).join(',')}: ${verdict(r)} — ${r.check.violations[0] ?? ''}\n`);
+  }
+  return reports.every((r) => r.check.ok && r.expectFailures === 0) ? EXIT_OK : EXIT_VIOLATION;
+}

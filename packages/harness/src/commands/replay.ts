@@ -1,0 +1,41 @@
+// `svmsim replay`: re-run one seed deterministically with the full trace kept, and show every
+// violation with the trace lines of the page it concerns (the last ones before it).
+import path from 'node:path';
+import { readTrace } from '@svmsim/runtime';
+import { applyPolicies } from '../run/actors.js';
+import { runScenario } from '../run/run-scenario.js';
+import { details, table } from '../report/table.js';
+import { loadScenario } from '../scenario/load.js';
+import { EXIT_OK, EXIT_VIOLATION, runName, runsDir } from './common.js';
+
+export interface ReplayOptions {
+  seed: number;
+  policy: Record<string, string>;
+  trace?: string;
+  json: boolean;
+}
+
+/** How many trace lines of the page are shown before the first violation. */
+const CONTEXT_LINES = 12;
+
+export async function replayCommand(source: string, o: ReplayOptions): Promise<number> {
+  const s = applyPolicies(loadScenario(source), o.policy);
+  const policies = Object.fromEntries(s.devices.map((d) => [d.id, d.policy]));
+  const traceDir = o.trace ?? path.join(runsDir(), `replay.${runName(s.name, policies, o.seed)}`);
+  const r = await runScenario(s, { seed: o.seed, mode: 'deterministic', timeScale: 1, traceDir });
+  if (o.json) {
+    process.stdout.write(JSON.stringify(r, null, 2) + '\n');
+  } else {
+    process.stdout.write(`svmsim replay ${s.name} — seed ${o.seed}, deterministic\n\n${table([r])}\n${details(r)}\n`);
+    const first = r.check.violations[0];
+    const addr = first ? /addr (0x[0-9a-f]+)/.exec(first)?.[1] : undefined;
+    if (addr !== undefined) {
+      const a = Number(addr);
+      const lines = readTrace(traceDir).filter((l) => l.actor === 'mm' && (l.addr === a || (typeof l.start === 'number' && typeof l.end === 'number' && l.start <= a && a < l.end)));
+      process.stdout.write(`\nthe last ${CONTEXT_LINES} events of mm at ${addr} (whole trace: ${traceDir}):\n`);
+      for (const l of lines.slice(-CONTEXT_LINES)) process.stdout.write(`  ${JSON.stringify(l)}\n`);
+    }
+    process.stdout.write(`\nTrace: ${traceDir}\n`);
+  }
+  return r.check.ok && r.expectFailures === 0 ? EXIT_OK : EXIT_VIOLATION;
+}

@@ -1,0 +1,52 @@
+// `svmsim run`: one run of a scenario, a report table, the trace and report.json on disk.
+import path from 'node:path';
+import { UsageError, applyPolicies } from '../run/actors.js';
+import { runScenario, type RunReport } from '../run/run-scenario.js';
+import { details, table } from '../report/table.js';
+import { loadScenario } from '../scenario/load.js';
+import { formatDuration, parseDuration } from '../scenario/units.js';
+import { EXIT_OK, EXIT_VIOLATION, runName, runsDir } from './common.js';
+
+export interface RunCommandOptions {
+  policy: Record<string, string>;
+  seed?: number;
+  threads: boolean;
+  timeScale: number;
+  duration?: string;
+  trace?: string;
+  json: boolean;
+}
+
+export async function runCommand(source: string, o: RunCommandOptions): Promise<number> {
+  let s = applyPolicies(loadScenario(source), o.policy);
+  if (o.duration !== undefined) s = { ...s, duration: durationOption(o.duration) };
+  const seed = o.seed ?? s.seed;
+  const traceDir = o.trace ?? path.join(runsDir(), runName(s.name, Object.fromEntries(s.devices.map((d) => [d.id, d.policy])), seed));
+  const r = await runScenario(s, { seed, mode: o.threads ? 'threads' : 'deterministic', timeScale: o.timeScale, traceDir });
+  if (o.json) process.stdout.write(JSON.stringify(r, null, 2) + '\n');
+  else process.stdout.write(render(r, source));
+  return r.check.ok && r.expectFailures === 0 ? EXIT_OK : EXIT_VIOLATION;
+}
+
+function durationOption(v: string): number {
+  try {
+    return parseDuration(v);
+  } catch (e) {
+    throw new UsageError(`--duration: ${e instanceof Error ? e.message : String(e)}`);
+  }
+}
+
+function render(r: RunReport, source: string): string {
+  const policies = Object.entries(r.policies).map(([d, p]) => `--policy ${d}=${p}`).join(' ');
+  const replay = `svmsim run ${source} ${policies} --deterministic --seed ${r.seed}`.replace(/\s+/g, ' ');
+  return [
+    `svmsim run ${r.scenario} — ${r.mode}, seed ${r.seed}, ${formatDuration(r.simNs)} simulated in ${r.wallMs} ms`,
+    '',
+    table([r]),
+    details(r),
+    '',
+    `Trace: ${r.traceDir} (report.json beside it)`,
+    ...(r.check.ok && r.expectFailures === 0 ? [] : [`replay: ${replay} --trace out/`]),
+    '',
+  ].join('\n');
+}

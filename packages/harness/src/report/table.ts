@@ -1,0 +1,52 @@
+// Plain-text tables for the terminal: one row per run, the figure that tells the story first, the
+// checker's verdict last. Times are in the unit a person reads; --json carries the raw numbers.
+import type { RunReport } from '../run/run-scenario.js';
+import { formatDuration } from '../scenario/units.js';
+
+export interface Column {
+  title: string;
+  cell: (r: RunReport) => string;
+}
+
+export const verdict = (r: RunReport): string => {
+  if (!r.check.ok) return `${r.check.violations.length + r.check.violationsDropped} violation${r.check.violations.length === 1 ? '' : 's'}`;
+  if (r.expectFailures > 0) return `${r.expectFailures} expect failed`;
+  return 'ok';
+};
+
+const byEvent = (r: RunReport) =>
+  Object.entries(r.mm.invalidationsByEvent)
+    .map(([e, n]) => `${e.replace('MMU_NOTIFY_', '').toLowerCase()} ${n}`)
+    .join(', ') || '-';
+
+/** The columns of a run report, in the order EXPERIENCE.md shows. */
+export const RUN_COLUMNS: Column[] = [
+  { title: 'policy', cell: (r) => Object.values(r.policies).join(',') || '-' },
+  { title: 'cpu faults', cell: (r) => String(r.mm.cpuFaults) },
+  { title: 'hmm faults', cell: (r) => String(r.mm.hmmRangeFaults) },
+  { title: 'invalidations', cell: (r) => String(r.mm.invalidations) },
+  { title: 'notifier wait p50/p99/max', cell: (r) => [r.mm.notifierWaitNsP50, r.mm.notifierWaitNsP99, r.mm.notifierWaitNsMax].map(formatDuration).join(' / ') },
+  { title: 'kswapd blocked', cell: (r) => formatDuration(r.mm.kswapdBlockedNs) },
+  { title: 'swap out/in', cell: (r) => `${r.mm.swapOuts}/${r.mm.swapIns}` },
+  { title: 'OOM kills', cell: (r) => String(r.mm.oomKills) },
+  { title: 'verdict', cell: verdict },
+];
+
+export function table(rows: RunReport[], columns: Column[] = RUN_COLUMNS): string {
+  const cells = rows.map((r) => columns.map((c) => c.cell(r)));
+  const widths = columns.map((c, i) => Math.max(c.title.length, ...cells.map((row) => row[i].length)));
+  const line = (xs: string[]) => xs.map((x, i) => (i === 0 ? x.padEnd(widths[i]) : x.padStart(widths[i]))).join('  ');
+  return [line(columns.map((c) => c.title)), ...cells.map(line)].join('\n');
+}
+
+/** The details under a single run's table: invalidations by event, steps, violations. */
+export function details(r: RunReport): string {
+  const out: string[] = [];
+  out.push(`invalidations by event: ${byEvent(r)}`);
+  const failed = r.steps.filter((s) => s.failures.length > 0);
+  if (r.steps.length > 0) out.push(`steps: ${r.steps.length}, ${failed.length} with an unmet expect`);
+  for (const s of failed) for (const f of s.failures) out.push(`  step "${s.step}" (phase ${s.phase}): ${f}`);
+  for (const v of r.check.violations.slice(0, 10)) out.push(`  ${v}`);
+  if (r.check.violations.length > 10) out.push(`  … and ${r.check.violations.length - 10 + r.check.violationsDropped} more (report.json)`);
+  return out.join('\n');
+}

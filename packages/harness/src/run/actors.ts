@@ -1,0 +1,70 @@
+// From a scenario to the actors of a run: mm, its block device, the devices with their policies,
+// and the process actor `app`. Specs name compiled modules so that both schedulers can load them.
+// Adding a device kind is one entry in DEVICE_KINDS.
+import { fileURLToPath } from 'node:url';
+import type { ActorSpec } from '@svmsim/runtime';
+import type { DeviceSpec, Scenario } from '../scenario/types.js';
+
+const kernelMm = (file: string) => fileURLToPath(import.meta.resolve(`@svmsim/kernel-mm/${file}`));
+const harness = (file: string) => fileURLToPath(new URL(`../${file}.js`, import.meta.url));
+
+/** Each device kind: its module, factory, the policies it knows, and its config from the spec. */
+export const DEVICE_KINDS: Record<DeviceSpec['kind'], { module: () => string; exportName: string; policies: string[]; config: (d: DeviceSpec) => unknown }> = {
+  dmirror: {
+    module: () => kernelMm('dmirror'),
+    exportName: 'createDmirror',
+    policies: ['safe', 'unsafe-skip-read-retry'],
+    config: (d) => ({ devicePages: d.devicePages, ...(d.policy === 'unsafe-skip-read-retry' ? { unsafe: 'skip-read-retry' } : {}) }),
+  },
+};
+
+export interface RunActorsOptions {
+  seed: number;
+  /** Check mm's invariants after every message (deterministic runs of small machines). */
+  checkInvariants: boolean;
+}
+
+export function scenarioActors(s: Scenario, opts: RunActorsOptions): ActorSpec[] {
+  const m = s.machine;
+  const mmConfig = {
+    frames: m.frames,
+    movableStart: m.movableFrames > 0 ? m.frames - m.movableFrames : undefined,
+    wmarkMin: m.watermarks?.min,
+    wmarkLow: m.watermarks?.low,
+    wmarkHigh: m.watermarks?.high,
+    swapPages: m.swapPages,
+    kswapd: m.kswapd,
+    writebackIntervalNs: m.writebackInterval,
+    costs: m.costs,
+    checkInvariants: opts.checkInvariants,
+  };
+  return [
+    { id: 'mm', module: kernelMm('mm-actor'), exportName: 'createMm', config: mmConfig },
+    { id: 'ramdisk', module: kernelMm('ramdisk'), exportName: 'createRamdisk', config: { latencyNs: m.diskLatency } },
+    ...s.devices.map((d) => {
+      const kind = DEVICE_KINDS[d.kind];
+      return { id: d.id, module: kind.module(), exportName: kind.exportName, config: kind.config(d) };
+    }),
+    { id: 'app', module: harness('app/app-actor'), exportName: 'createApp', config: { scenario: s, seed: opts.seed } },
+  ];
+}
+
+/** `--policy dev=policy` overrides, checked against the device's kind. */
+export function applyPolicies(s: Scenario, overrides: Record<string, string>): Scenario {
+  const devices = s.devices.map((d) => {
+    const p = overrides[d.id];
+    if (p === undefined) return d;
+    const known = DEVICE_KINDS[d.kind].policies;
+    if (!known.includes(p)) throw new UsageError(`--policy ${d.id}=${p}: "${p}" is not one of ${known.join(', ')}`);
+    return { ...d, policy: p };
+  });
+  for (const id of Object.keys(overrides)) {
+    if (!s.devices.some((d) => d.id === id)) throw new UsageError(`--policy ${id}=…: scenario ${s.name} has no device ${id} (devices: ${s.devices.map((d) => d.id).join(', ') || 'none'})`);
+  }
+  return { ...s, devices };
+}
+
+/** A mistake in how the command was used: exit 2 with one line. */
+export class UsageError extends Error {
+  override name = 'UsageError';
+}

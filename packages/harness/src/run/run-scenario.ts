@@ -1,0 +1,128 @@
+// One run of a scenario: build the actors, run them under the chosen scheduler with the trace on,
+// check the trace and the final memory with the data oracle, and gather the figures a report shows.
+import fs from 'node:fs';
+import path from 'node:path';
+import { LocalScheduler, ThreadScheduler, readTrace, type RunResult } from '@svmsim/runtime';
+import { checkTrace, formatViolation } from '@svmsim/kernel-mm/checker';
+import type { Scenario, StepResult } from '../scenario/types.js';
+import { scenarioActors } from './actors.js';
+
+export interface RunOptions {
+  seed: number;
+  mode: 'deterministic' | 'threads';
+  /** Thread mode: simulated ns per wall ns. */
+  timeScale: number;
+  /** Where the trace and report.json go. */
+  traceDir: string;
+}
+
+export interface RunReport {
+  scenario: string;
+  policies: Record<string, string>;
+  seed: number;
+  mode: RunOptions['mode'];
+  traceDir: string;
+  endedBy: string;
+  reason: string;
+  simNs: number;
+  wallMs: number;
+  mm: MmFigures;
+  devices: Record<string, Record<string, unknown>>;
+  phases: unknown[];
+  steps: StepResult[];
+  expectFailures: number;
+  check: { ok: boolean; violations: string[]; violationsDropped: number; stats: Record<string, number> };
+}
+
+export interface MmFigures {
+  cpuFaults: number;
+  cpuFaultsByKind: Record<string, number>;
+  invalidations: number;
+  invalidationsByEvent: Record<string, number>;
+  notifierWaitNsP50: number;
+  notifierWaitNsP99: number;
+  notifierWaitNsMax: number;
+  kswapdRuns: number;
+  kswapdBlockedNs: number;
+  directReclaims: number;
+  swapOuts: number;
+  swapIns: number;
+  oomKills: number;
+  hmmRangeFaults: number;
+  hmmEbusy: number;
+  migrations: number;
+  ksmMerged: number;
+  writebacks: number;
+  hungTaskWarnings: number;
+}
+
+export async function runScenario(s: Scenario, opts: RunOptions): Promise<RunReport> {
+  fs.mkdirSync(opts.traceDir, { recursive: true });
+  for (const f of fs.readdirSync(opts.traceDir)) if (f.endsWith('.ndjson')) fs.rmSync(path.join(opts.traceDir, f));
+  const actors = scenarioActors(s, { seed: opts.seed, checkInvariants: opts.mode === 'deterministic' && s.machine.frames <= 4096 });
+  const t0 = performance.now();
+  // Past the scenario's duration the app drains and dumps by itself; the bound here only stops a run
+  // that cannot end (a device that never answers): twice the duration plus a margin.
+  const durationNs = s.duration * 2 + 10e9;
+  const r: RunResult =
+    opts.mode === 'deterministic'
+      ? await new LocalScheduler().run({ actors, seed: opts.seed, traceDir: opts.traceDir, durationNs })
+      : await new ThreadScheduler().run({ actors, seed: opts.seed, traceDir: opts.traceDir, timeScale: opts.timeScale, durationNs });
+  const wallMs = performance.now() - t0;
+  const app = r.summaries.app as { finalPages?: { pid: number; addr: number; value: number }[]; phases?: unknown[]; steps?: StepResult[]; expectFailures?: number };
+  const check = checkTrace(readTrace(opts.traceDir), app.finalPages ?? null);
+  const devices: RunReport['devices'] = {};
+  for (const d of s.devices) devices[d.id] = r.summaries[d.id] ?? {};
+  const report: RunReport = {
+    scenario: s.name,
+    policies: Object.fromEntries(s.devices.map((d) => [d.id, d.policy])),
+    seed: opts.seed,
+    mode: opts.mode,
+    traceDir: opts.traceDir,
+    endedBy: r.endedBy,
+    reason: r.reason,
+    simNs: r.endNs,
+    wallMs: Math.round(wallMs),
+    mm: pickMm(r.summaries.mm ?? {}),
+    devices,
+    phases: app.phases ?? [],
+    steps: app.steps ?? [],
+    expectFailures: app.expectFailures ?? 0,
+    check: {
+      ok: check.ok && app.finalPages !== undefined,
+      violations: [
+        ...(app.finalPages === undefined ? [`incomplete: the run ended (${r.reason}) before the final memory was dumped`] : []),
+        ...check.violations.map(formatViolation),
+      ],
+      violationsDropped: check.violationsDropped,
+      stats: { ...check.stats },
+    },
+  };
+  fs.writeFileSync(path.join(opts.traceDir, 'report.json'), JSON.stringify(report, null, 2) + '\n');
+  return report;
+}
+
+function pickMm(mm: Record<string, unknown>): MmFigures {
+  const n = (k: string) => (typeof mm[k] === 'number' ? (mm[k] as number) : 0);
+  return {
+    cpuFaults: n('cpuFaults'),
+    cpuFaultsByKind: (mm.cpuFaultsByKind as Record<string, number>) ?? {},
+    invalidations: n('invalidations'),
+    invalidationsByEvent: (mm.invalidationsByEvent as Record<string, number>) ?? {},
+    notifierWaitNsP50: n('notifierWaitNsP50'),
+    notifierWaitNsP99: n('notifierWaitNsP99'),
+    notifierWaitNsMax: n('notifierWaitNsMax'),
+    kswapdRuns: n('kswapdRuns'),
+    kswapdBlockedNs: n('kswapdBlockedNs'),
+    directReclaims: n('directReclaims'),
+    swapOuts: n('swapOuts'),
+    swapIns: n('swapIns'),
+    oomKills: n('oomKills'),
+    hmmRangeFaults: n('hmmRangeFaults'),
+    hmmEbusy: n('hmmEbusy'),
+    migrations: n('migrations'),
+    ksmMerged: n('ksmMerged'),
+    writebacks: n('writebacks'),
+    hungTaskWarnings: n('hungTaskWarnings'),
+  };
+}

@@ -1,0 +1,647 @@
+// The scenario file's schema (zod): what a YAML or JSON scenario may say, the defaults it leaves
+// out, and the checks between its parts (a step's VMA exists, a device is declared, …). Parsing
+// yields exactly the `Scenario` of types.ts, which the runner consumes without further checks.
+//
+// The file is written for people, so it is terser than types.ts: a step is keyed by its operation
+// (`- store: {vma: buf, page: 0}` becomes `{name: 'store 3', action: {op: 'store', vma: 'buf', page:
+// 0, pages: 1, value: 'unique'}}`), a phase by its kind (`- workload: {…}` becomes `{kind:
+// 'workload', …}`), times are "50ms" strings. Normalisation happens in zod transforms so that every
+// error path is the path in the user's file (phases[1].script.steps[3].store.vma).
+//
+// Errors are built for one line each (load.ts prints the first): every object is strict with a
+// did-you-mean against its keys, enums and name references suggest the closest allowed value, and
+// formatIssue turns zod's issues into "<path>: <value> is not … (did you mean …?)".
+import { ETIMEDOUT, HMM_DMIRROR_CMDS, type HmmDmirrorCmdName } from '@svmsim/kernel-mm/dmirror';
+import { DEFAULT_COSTS } from '@svmsim/kernel-mm/kernel';
+import { ERRNO_NAMES } from '@svmsim/kernel-mm/protocol';
+import { z } from 'zod';
+import {
+  OP_KINDS,
+  type Action,
+  type ActionStep,
+  type DeviceSpec,
+  type Expect,
+  type FileSpec,
+  type Machine,
+  type OpKind,
+  type Phase,
+  type ProcessSpec,
+  type Scenario,
+  type ScriptPhase,
+  type Step,
+  type VmaSpec,
+  type WorkloadPhase,
+} from './types.js';
+import { PROT_SPELLINGS, closest, didYouMean, parseDuration, parseProt, show } from './units.js';
+
+// =====================================================================================
+// Vocabulary
+// =====================================================================================
+
+/** Coherence policies of the dmirror device (DeviceSpec.policy). */
+export const DEVICE_POLICIES = ['safe', 'unsafe-skip-read-retry'] as const;
+export const DEVICE_KINDS = ['dmirror'] as const;
+export const VMA_KINDS = ['anon', 'shared-anon', 'file'] as const;
+export const PATTERNS = ['sequential', 'random', 'hot-cold', 'strided'] as const;
+export const MADVISE_ADVICE = ['dontneed', 'mergeable', 'pageout'] as const;
+/** errno names an expect.ret may give: protocol.ts ERRNO_NAMES, and ETIMEDOUT (dmirror's request timeout). */
+export const ERRNO_LIST: readonly string[] = [...Object.values(ERRNO_NAMES), ...(ERRNO_NAMES[ETIMEDOUT] ? [] : ['ETIMEDOUT'])];
+/** Names of vmas, files, devices, processes. */
+export const NAME_RE = /^[A-Za-z][A-Za-z0-9_-]*$/;
+/** Actor ids the runner uses; a device may not take one. */
+export const RESERVED_ACTOR_IDS = ['mm', 'app', 'ramdisk'] as const;
+/** dmirror commands that return words (read, or written for WRITE): expect.data applies, as to load and store. */
+const DMIRROR_DATA_CMDS: readonly string[] = ['HMM_DMIRROR_READ', 'HMM_DMIRROR_WRITE', 'HMM_DMIRROR_MIGRATE_TO_DEV', 'HMM_DMIRROR_EXCLUSIVE'];
+const CMD_PREFIX = 'HMM_DMIRROR_';
+
+// =====================================================================================
+// Building blocks with one-line messages
+// =====================================================================================
+
+const list = (xs: readonly string[]) => xs.join(', ');
+
+/** A strict object whose unknown key reports the allowed keys and the closest one. */
+function strict<T extends z.core.$ZodLooseShape>(shape: T) {
+  const keys = Object.keys(shape);
+  return z.strictObject(shape, {
+    error: (iss) => {
+      if (iss.code !== 'unrecognized_keys') return undefined;
+      const key = iss.keys[0];
+      return `unknown key ${JSON.stringify(key)}; allowed keys: ${list(keys)}${didYouMean(key, keys)}`;
+    },
+  });
+}
+
+/** An enum whose message lists the values and the closest one. */
+function oneOf<const T extends readonly [string, ...string[]]>(values: T) {
+  return z.enum(values, {
+    error: (iss) => (iss.code === 'invalid_value' ? notOneOf(iss.input, values) : undefined),
+  });
+}
+
+function notOneOf(input: unknown, values: readonly string[]): string {
+  if (input === undefined) return `missing; expected one of ${list(values)}`;
+  return `${show(input)} is not one of ${list(values)}${typeof input === 'string' ? didYouMean(input, values) : ''}`;
+}
+
+/** A converted value: `fn` throws an Error whose message becomes the issue's. */
+function converted<I, O>(accepts: (v: unknown) => v is I, what: string, fn: (v: I) => O) {
+  return z
+    .custom<I>((v) => accepts(v), {
+      error: (iss) => (iss.input === undefined ? `missing; expected ${what}` : `${show(iss.input)} is not ${what}`),
+    })
+    .transform((v, ctx): O => {
+      try {
+        return fn(v);
+      } catch (e) {
+        ctx.issues.push({ code: 'custom', message: (e as Error).message, input: v });
+        return z.NEVER;
+      }
+    });
+}
+
+const isStringOrNumber = (v: unknown): v is string | number => typeof v === 'string' || typeof v === 'number';
+
+/** A duration: "50ms", "1.5s", "2m 30s", or a number of ns → ns. */
+export const durationSchema = converted(isStringOrNumber, 'a duration (a number of ns or a string such as "50ms")', parseDuration);
+
+/** A protection: "rw", "r", "none", "rwx", … (kept as written; parseProt gives the bits). */
+export const protSchema = converted(
+  (v): v is string => typeof v === 'string',
+  `a protection (${PROT_SPELLINGS})`,
+  (v) => (parseProt(v), v),
+);
+
+/** A name of a vma, file, device or process. */
+export const nameSchema = converted(
+  (v): v is string => typeof v === 'string',
+  'a name (a string)',
+  (v) => {
+    if (!NAME_RE.test(v)) throw new Error(`${show(v)} is not a valid name: a name starts with a letter and holds letters, digits, _ and -`);
+    return v;
+  },
+);
+
+const label = z.string().min(1);
+const count = (min: number) => z.int().min(min);
+const flag = z.boolean();
+
+/** expect.ret: a number, or an errno name (a leading "-", as the kernel writes -EPERM, is dropped). */
+const retSchema = converted(isStringOrNumber, 'a return code (a number or an errno name such as "EFAULT")', (v): number | string => {
+  if (typeof v === 'number') {
+    if (!Number.isInteger(v)) throw new Error(`${v} is not a return code: expected an integer or an errno name`);
+    return v;
+  }
+  const name = v.startsWith('-') ? v.slice(1) : v;
+  if (!ERRNO_LIST.includes(name)) {
+    throw new Error(`${show(v)} is not an errno name; expected a number or one of ${list(ERRNO_LIST)}${didYouMean(name, ERRNO_LIST)}`);
+  }
+  return name;
+});
+
+/** dmirror cmd: a name of HMM_DMIRROR_CMDS, with or without its HMM_DMIRROR_ prefix, any case, - for _ ("migrate-to-dev"). */
+const cmdSchema = converted((v): v is string => typeof v === 'string', 'a dmirror command', (v): HmmDmirrorCmdName => {
+  const upper = v.toUpperCase().replace(/-/g, '_');
+  const full = upper.startsWith(CMD_PREFIX) ? upper : CMD_PREFIX + upper;
+  const found = HMM_DMIRROR_CMDS.find((c) => c === full);
+  if (found) return found;
+  const short = HMM_DMIRROR_CMDS.map((c) => c.slice(CMD_PREFIX.length));
+  const near = closest(upper.startsWith(CMD_PREFIX) ? upper.slice(CMD_PREFIX.length) : upper, short);
+  throw new Error(
+    `${show(v)} is not one of ${list(HMM_DMIRROR_CMDS)} (the ${CMD_PREFIX} prefix may be left out, any case)` +
+      (near === undefined ? '' : ` (did you mean ${CMD_PREFIX}${near}?)`),
+  );
+});
+
+const storeValue = z.custom<number | 'unique'>((v) => (typeof v === 'number' && Number.isFinite(v)) || v === 'unique', {
+  error: (iss) => `${show(iss.input)} is not a value to store: expected a number or "unique"`,
+});
+
+const words = z.array(z.number());
+
+// =====================================================================================
+// Machine, files, devices, processes
+// =====================================================================================
+
+const COST_KEYS = Object.keys(DEFAULT_COSTS);
+const costsSchema = strict(Object.fromEntries(COST_KEYS.map((k) => [k, durationSchema.optional()])) as Record<string, z.ZodOptional<typeof durationSchema>>)
+  .transform((c): Record<string, number> => Object.fromEntries(Object.entries(c).filter(([, v]) => v !== undefined)) as Record<string, number>);
+
+const machineSchema = strict({
+  frames: count(16).default(1024),
+  movableFrames: count(0).default(0),
+  swapPages: count(0).default(1024),
+  watermarks: strict({ min: count(1), low: count(1), high: count(1) }).optional(),
+  writebackInterval: durationSchema.optional(),
+  kswapd: flag.default(true),
+  diskLatency: durationSchema.default(10_000),
+  costs: costsSchema.prefault({}),
+}).superRefine((m, ctx) => {
+  if (m.movableFrames >= m.frames) {
+    ctx.addIssue({ continue: false, code: 'custom', path: ['movableFrames'], input: m.movableFrames, message: `${m.movableFrames} is not less than frames (${m.frames})` });
+  }
+  const w = m.watermarks;
+  if (w && !(w.min < w.low && w.low < w.high && w.high < m.frames)) {
+    ctx.addIssue({ continue: false,
+      code: 'custom', path: ['watermarks'], input: w,
+      message: `${show(w)}: expected min < low < high < frames (${m.frames})`,
+    });
+  }
+});
+
+const fileSchema = strict({ name: nameSchema, pages: count(1) });
+
+const deviceSchema = strict({
+  id: nameSchema,
+  kind: oneOf(DEVICE_KINDS).default('dmirror'),
+  policy: oneOf(DEVICE_POLICIES).default('safe'),
+  devicePages: count(1).default(256),
+});
+
+interface Mapping { kind?: VmaSpec['kind']; file?: string; shared: boolean; offset: number }
+/** kind, file, shared and offset agree (a VMA of the process or an mmap step). */
+function checkMapping(m: Mapping, ctx: z.RefinementCtx): void {
+  const kind = m.kind ?? (m.file !== undefined ? 'file' : 'anon');
+  if (kind === 'file' && m.file === undefined) {
+    ctx.addIssue({ continue: false, code: 'custom', path: ['file'], message: 'missing; a file mapping (kind: file) names one of the files' });
+  } else if (kind !== 'file' && m.file !== undefined) {
+    ctx.addIssue({ continue: false, code: 'custom', path: ['kind'], input: kind, message: `"${kind}" maps no file; use kind: file (or leave kind out) with file` });
+  } else if (kind !== 'file' && m.shared) {
+    ctx.addIssue({ continue: false, code: 'custom', path: ['shared'], input: true, message: 'true applies to file mappings; use kind: shared-anon for shared anonymous memory' });
+  } else if (kind !== 'file' && m.offset !== 0) {
+    ctx.addIssue({ continue: false, code: 'custom', path: ['offset'], input: m.offset, message: `${m.offset}: an offset applies to file mappings only` });
+  }
+}
+const kindOf = (m: { kind?: VmaSpec['kind']; file?: string }): VmaSpec['kind'] => m.kind ?? (m.file !== undefined ? 'file' : 'anon');
+
+const vmaSchema = strict({
+  name: nameSchema,
+  kind: oneOf(VMA_KINDS).optional(),
+  pages: count(1),
+  prot: protSchema.default('rw'),
+  shared: flag.default(false),
+  file: nameSchema.optional(),
+  offset: count(0).default(0),
+  mergeable: flag.default(false),
+})
+  .superRefine(checkMapping)
+  .transform((v) => ({
+    name: v.name,
+    kind: kindOf(v),
+    pages: v.pages,
+    prot: v.prot,
+    shared: v.shared,
+    ...(v.file !== undefined && { file: v.file }),
+    offset: v.offset,
+    mergeable: v.mergeable,
+  }));
+
+const processSchema = strict({ name: nameSchema, vmas: z.array(vmaSchema).default([]) });
+
+// =====================================================================================
+// Steps
+// =====================================================================================
+
+const range = { vma: nameSchema, page: count(0).default(0), pages: count(1).default(1) };
+/** `- exit:` (null) or `- exit: {}`. */
+const noArgs = z.preprocess((v) => (v === null ? {} : v), strict({}));
+
+const expectSchema = strict({
+  ret: retSchema.optional(),
+  cpages: count(0).optional(),
+  faults: count(0).optional(),
+  data: words.optional(),
+  snapshot: z.array(count(0)).optional(),
+});
+
+// Fork's steps are action steps (recursively); the annotation breaks the type cycle.
+const forkSteps: z.ZodType<ActionStep[], unknown> = z.lazy(() => stepList(actionStepSchema));
+
+/** One schema per operation, each yielding its member of the Action union. */
+const OPS = {
+  mmap: strict({
+    vma: nameSchema,
+    kind: oneOf(VMA_KINDS).optional(),
+    pages: count(1).default(1),
+    prot: protSchema.default('rw'),
+    shared: flag.default(false),
+    file: nameSchema.optional(),
+    offset: count(0).default(0),
+    fixed: flag.optional(),
+  })
+    .superRefine(checkMapping)
+    .transform((b) => ({
+      op: 'mmap' as const,
+      vma: b.vma,
+      kind: kindOf(b),
+      pages: b.pages,
+      prot: b.prot,
+      shared: b.shared,
+      ...(b.file !== undefined && { file: b.file }),
+      offset: b.offset,
+      ...(b.fixed !== undefined && { fixed: b.fixed }),
+    })),
+  munmap: strict(range).transform((b) => ({ op: 'munmap' as const, ...b })),
+  mprotect: strict({ ...range, prot: protSchema }).transform((b) => ({ op: 'mprotect' as const, ...b })),
+  madvise: strict({ ...range, advice: oneOf(MADVISE_ADVICE) }).transform((b) => ({ op: 'madvise' as const, ...b })),
+  store: strict({ ...range, value: storeValue.default('unique') }).transform((b) => ({ op: 'store' as const, ...b })),
+  load: strict(range).transform((b) => ({ op: 'load' as const, ...b })),
+  fork: z
+    .preprocess((v) => (v === null ? {} : Array.isArray(v) ? { steps: v } : v), strict({ steps: forkSteps.default([]) }))
+    .transform((b) => ({ op: 'fork' as const, steps: b.steps })),
+  exit: noArgs.transform(() => ({ op: 'exit' as const })),
+  dmirror: strict({ device: nameSchema, cmd: cmdSchema, ...range, data: words.optional() }).transform((b) => ({ op: 'dmirror' as const, ...b })),
+  pin: strict({ ...range, write: flag.default(false), longterm: flag.default(false) }).transform((b) => ({ op: 'pin' as const, ...b })),
+  unpin: strict(range).transform((b) => ({ op: 'unpin' as const, ...b })),
+  migrate_pages: strict(range).transform((b) => ({ op: 'migrate_pages' as const, ...b })),
+  reclaim: z.preprocess((v) => (v === null ? {} : v), strict({ pages: count(1).default(1) })).transform((b) => ({ op: 'reclaim' as const, ...b })),
+  ksm_scan: noArgs.transform(() => ({ op: 'ksm_scan' as const })),
+  writeback: noArgs.transform(() => ({ op: 'writeback' as const })),
+  // `- sleep: 5ms` or `- sleep: {duration: 5ms}`.
+  sleep: z
+    .preprocess((v) => (isStringOrNumber(v) ? { duration: v } : v), strict({ duration: durationSchema }))
+    .transform((b) => ({ op: 'sleep' as const, duration: b.duration })),
+};
+type OpName = keyof typeof OPS;
+export const STEP_OPS = Object.keys(OPS) as OpName[];
+
+type OptionalOps = { [K in OpName]: z.ZodOptional<(typeof OPS)[K]> };
+const optionalOps = Object.fromEntries(STEP_OPS.map((k) => [k, OPS[k].optional()])) as unknown as OptionalOps;
+
+function stepOps(s: Partial<Record<OpName, unknown>>): OpName[] {
+  return STEP_OPS.filter((k) => s[k] !== undefined);
+}
+
+function checkOneAction(s: Partial<Record<OpName | 'group', unknown>> & { expect?: unknown }, ctx: z.RefinementCtx, groupAllowed: boolean): void {
+  const found: string[] = stepOps(s);
+  if (s.group !== undefined) found.push('group');
+  const choices = `${list(STEP_OPS)}${groupAllowed ? ' or group' : ''}`;
+  if (found.length === 0) ctx.addIssue({ continue: false, code: 'custom', message: `a step needs an action: one of ${choices}` });
+  else if (found.length > 1) ctx.addIssue({ continue: false, code: 'custom', message: `a step has one action; found ${found.join(' and ')}` });
+  else if (found[0] === 'group' && s.expect !== undefined) {
+    ctx.addIssue({ continue: false, code: 'custom', path: ['expect'], message: 'a group takes no expect; give each step in it its own' });
+  }
+}
+
+/** A step list (at least `min` steps): default names "<op> <index>" / "group <index>" (the index in this list). */
+function stepList<T extends { name?: string | undefined }>(item: z.ZodType<T, unknown>, min = 0) {
+  return z.array(item).min(min).transform((steps) =>
+    steps.map((s, i) => ({ ...s, name: s.name ?? `${'action' in s ? (s.action as Action).op : 'group'} ${i}` })),
+  );
+}
+
+const actionStepSchema = strict({ name: label.optional(), expect: expectSchema.optional(), ...optionalOps })
+  .superRefine((s, ctx) => checkOneAction(s, ctx, false))
+  .transform((s) => {
+    const action: Action = s[stepOps(s)[0]]!;
+    return { name: s.name, action, ...(s.expect !== undefined && { expect: s.expect }) };
+  });
+
+const stepSchema = strict({
+  name: label.optional(),
+  expect: expectSchema.optional(),
+  group: stepList(actionStepSchema, 1).optional(),
+  ...optionalOps,
+})
+  .superRefine((s, ctx) => checkOneAction(s, ctx, true))
+  .transform((s): { name: string | undefined; group: ActionStep[] } | { name: string | undefined; action: Action; expect?: Expect } => {
+    if (s.group !== undefined) return { name: s.name, group: s.group };
+    const action: Action = s[stepOps(s)[0]]!;
+    return { name: s.name, action, ...(s.expect !== undefined && { expect: s.expect }) };
+  });
+
+// =====================================================================================
+// Phases
+// =====================================================================================
+
+type OptionalKinds = { [K in OpKind]: z.ZodOptional<z.ZodNumber> };
+const mixSchema = strict(Object.fromEntries(OP_KINDS.map((k) => [k, z.number().min(0).optional()])) as unknown as OptionalKinds).superRefine((m, ctx) => {
+  if (!Object.values(m).some((w) => w !== undefined && w > 0)) {
+    ctx.addIssue({ continue: false, code: 'custom', input: m, message: `${show(m)}: no operation has a positive weight; give one of ${list(OP_KINDS)} a weight` });
+  }
+});
+
+const workloadSchema = strict({
+  name: label.optional(),
+  process: nameSchema,
+  threads: count(1).default(1),
+  ops: count(1).optional(),
+  duration: durationSchema.optional(),
+  mix: mixSchema,
+  pattern: oneOf(PATTERNS).default('random'),
+  hotShare: z.number().min(0).max(1).default(0.9),
+  stride: count(1).default(1),
+  vmas: z.array(nameSchema).min(1).optional(),
+  device: nameSchema.optional(),
+}).superRefine((w, ctx) => {
+  if (w.ops === undefined && w.duration === undefined) {
+    ctx.addIssue({ continue: false, code: 'custom', message: 'a workload needs ops or duration (or both) to end' });
+  }
+});
+
+const scriptSchema = strict({
+  name: label.optional(),
+  process: nameSchema,
+  steps: stepList(stepSchema, 1),
+});
+
+const phaseSchema = strict({ workload: workloadSchema.optional(), script: scriptSchema.optional() })
+  .superRefine((p, ctx) => {
+    if (p.workload === undefined && p.script === undefined) ctx.addIssue({ continue: false, code: 'custom', message: 'a phase is a workload or a script: `- workload: {…}` or `- script: {…}`' });
+    else if (p.workload !== undefined && p.script !== undefined) ctx.addIssue({ continue: false, code: 'custom', message: 'a phase is one workload or one script; found both' });
+  })
+  .transform((p) =>
+    p.workload !== undefined
+      ? { kind: 'workload' as const, name: undefined as string | undefined, ...p.workload }
+      : { kind: 'script' as const, name: undefined as string | undefined, ...p.script! },
+  );
+
+const phaseList = z
+  .array(phaseSchema)
+  .min(1)
+  .transform((phases) => phases.map((p, i) => ({ ...p, name: p.name ?? `${p.kind} ${i}` })));
+
+// =====================================================================================
+// The scenario, and the checks between its parts
+// =====================================================================================
+
+/** The scenario file's schema; a file without `name` is called `defaultName` (load.ts: its base name). */
+export function makeScenarioSchema(defaultName: string) {
+  return scenarioObject(defaultName).superRefine(crossCheck);
+}
+export const scenarioSchema = makeScenarioSchema('scenario');
+
+/** The scenario's fields, before the checks between them. */
+function scenarioObject(defaultName: string) {
+  return strict({
+    name: label.default(defaultName),
+    description: z.string().default(''),
+    seed: count(0).default(1),
+    duration: durationSchema.default(1e9),
+    machine: machineSchema.prefault({}),
+    files: z.array(fileSchema).default([]),
+    devices: z.array(deviceSchema).default([]),
+    processes: z.array(processSchema).min(1),
+    phases: phaseList,
+  });
+}
+
+type Path = (string | number)[];
+
+/** Every reference names something declared (or created by an earlier mmap step); names are unique. */
+function crossCheck(s: z.output<ReturnType<typeof scenarioObject>>, ctx: z.RefinementCtx): void {
+  if (ctx.issues.length > 0) return; // the parts are not all there yet
+  const issue = (path: Path, input: unknown, message: string) => {
+    ctx.addIssue({ continue: false, code: 'custom', path, input, message });
+    throw STOP;
+  };
+  try {
+    crossCheckOrThrow(s, issue);
+  } catch (e) {
+    if (e !== STOP) throw e;
+  }
+}
+const STOP = Symbol('stop');
+
+function crossCheckOrThrow(s: Scenario, issue: (path: Path, input: unknown, message: string) => never): void {
+  const unique = (items: { name: string }[], at: Path, key: string, what: string) => {
+    const seen = new Map<string, number>();
+    items.forEach((it, i) => {
+      const j = seen.get(it.name);
+      if (j !== undefined) issue([...at, i, key], it.name, `${show(it.name)} names two ${what} (also ${formatPath([...at, j])})`);
+      seen.set(it.name, i);
+    });
+  };
+  unique(s.files, ['files'], 'name', 'files');
+  unique(s.devices.map((d) => ({ name: d.id })), ['devices'], 'id', 'devices');
+  unique(s.processes, ['processes'], 'name', 'processes');
+  s.devices.forEach((d, i) => {
+    if ((RESERVED_ACTOR_IDS as readonly string[]).includes(d.id)) {
+      issue(['devices', i, 'id'], d.id, `${show(d.id)} is taken by the simulator (${list(RESERVED_ACTOR_IDS)}); choose another id`);
+    }
+  });
+
+  const files = s.files.map((f) => f.name);
+  const devices = s.devices.map((d) => d.id);
+  const processes = s.processes.map((p) => p.name);
+  const ref = (path: Path, name: string, names: string[], what: string, plural: string) => {
+    if (names.includes(name)) return;
+    const known = names.length ? `${plural}: ${list(names)}` : `no ${plural} are declared`;
+    issue(path, name, `${show(name)} is not ${what}; ${known}${didYouMean(name, names)}`);
+  };
+
+  /** VMA names per process: declared ones, and those later phases can see after a script's mmap. */
+  const vmasOf = new Map<string, Set<string>>();
+  s.processes.forEach((p, i) => {
+    unique(p.vmas, ['processes', i, 'vmas'], 'name', 'VMAs of the process');
+    p.vmas.forEach((v, j) => {
+      if (v.file !== undefined) ref(['processes', i, 'vmas', j, 'file'], v.file, files, 'a declared file', 'files');
+    });
+    vmasOf.set(p.name, new Set(p.vmas.map((v) => v.name)));
+  });
+
+  const vmaRef = (path: Path, name: string, scope: Set<string>, proc: string) =>
+    ref(path, name, [...scope], `a VMA of process ${proc}`, 'its VMAs');
+
+  s.phases.forEach((phase, i) => {
+    const at: Path = ['phases', i, phase.kind];
+    ref([...at, 'process'], phase.process, processes, 'a declared process', 'processes');
+    const scope = vmasOf.get(phase.process)!;
+    if (phase.kind === 'workload') {
+      checkWorkload(phase, at, scope);
+    } else {
+      walk(phase.steps, [...at, 'steps'], scope, phase.process);
+    }
+  });
+
+  function checkWorkload(w: WorkloadPhase, at: Path, scope: Set<string>): void {
+    w.vmas?.forEach((v, j) => vmaRef([...at, 'vmas', j], v, scope, w.process));
+    if (w.vmas === undefined && scope.size === 0) {
+      issue([...at, 'process'], w.process, `process ${w.process} has no VMAs for the workload to touch; declare some under its vmas`);
+    }
+    if (w.device !== undefined) ref([...at, 'device'], w.device, devices, 'a declared device', 'devices');
+    for (const k of Object.keys(w.mix)) {
+      if (k.startsWith('dmirror_') && devices.length === 0) {
+        issue([...at, 'mix', k], w.mix[k as OpKind], `${k} needs a device; declare one under devices`);
+      }
+    }
+  }
+
+  /** Steps in order; an mmap makes its VMA visible to the steps after it (a fork's, to the child's only). */
+  function walk(steps: (Step | ActionStep)[], at: Path, scope: Set<string>, proc: string): void {
+    steps.forEach((st, i) => {
+      if ('group' in st) st.group.forEach((g, j) => action(g, [...at, i, 'group', j], scope, proc));
+      else action(st, [...at, i], scope, proc);
+    });
+  }
+
+  function action(st: ActionStep, at: Path, scope: Set<string>, proc: string): void {
+    const a = st.action;
+    const ap: Path = [...at, a.op];
+    switch (a.op) {
+      case 'mmap':
+        if (a.file !== undefined) ref([...ap, 'file'], a.file, files, 'a declared file', 'files');
+        scope.add(a.vma);
+        break;
+      case 'fork':
+        walk(a.steps, [...ap, 'steps'], new Set(scope), proc);
+        break;
+      case 'dmirror':
+        ref([...ap, 'device'], a.device, devices, 'a declared device', 'devices');
+        vmaRef([...ap, 'vma'], a.vma, scope, proc);
+        if (a.data !== undefined) {
+          if (a.cmd !== 'HMM_DMIRROR_WRITE') issue([...ap, 'data'], a.data, `data is the bounce buffer of HMM_DMIRROR_WRITE; ${a.cmd} takes none`);
+          if (a.data.length !== a.pages) issue([...ap, 'data'], a.data, `${n(a.data.length, 'word')} for ${n(a.pages, 'page')}; give one word per page`);
+        }
+        break;
+      default:
+        if ('vma' in a) vmaRef([...ap, 'vma'], a.vma, scope, proc);
+    }
+    const e = st.expect;
+    if (e === undefined) return;
+    const ep: Path = [...at, 'expect'];
+    if (e.data !== undefined) {
+      const words = a.op === 'load' || a.op === 'store' || (a.op === 'dmirror' && DMIRROR_DATA_CMDS.includes(a.cmd));
+      if (!words) issue([...ep, 'data'], e.data, `${describe(a)} returns no data; expect.data applies to load, store and dmirror ${list(DMIRROR_DATA_CMDS)}`);
+      const pages = (a as { pages: number }).pages;
+      if (e.data.length !== pages) issue([...ep, 'data'], e.data, `${n(e.data.length, 'word')} for ${n(pages, 'page')}; expect one word per page`);
+    }
+    if (e.snapshot !== undefined) {
+      if (a.op !== 'dmirror' || a.cmd !== 'HMM_DMIRROR_SNAPSHOT') issue([...ep, 'snapshot'], e.snapshot, `${describe(a)} returns no snapshot; expect.snapshot applies to dmirror HMM_DMIRROR_SNAPSHOT`);
+      if (e.snapshot.length !== a.pages) issue([...ep, 'snapshot'], e.snapshot, `${n(e.snapshot.length, 'entry', 'entries')} for ${n(a.pages, 'page')}; expect one per page`);
+    }
+  }
+}
+
+const n = (k: number, one: string, many = `${one}s`) => `${k} ${k === 1 ? one : many}`;
+const describe = (a: Action) => (a.op === 'dmirror' ? `dmirror ${a.cmd}` : a.op);
+
+// =====================================================================================
+// Messages
+// =====================================================================================
+
+/** `devices[0].policy`, `phases[1].script.steps[3]`, `machine.costs["odd key"]`; "" for the root. */
+export function formatPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const k of path) {
+    if (typeof k === 'number') out += `[${k}]`;
+    else if (typeof k === 'string' && /^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) out += out === '' ? k : `.${k}`;
+    else out += `[${JSON.stringify(String(k))}]`;
+  }
+  return out;
+}
+
+const EXPECTED: Record<string, string> = {
+  object: 'a mapping', array: 'a list', string: 'a string', number: 'a number', int: 'an integer',
+  boolean: 'true or false', nan: 'a number',
+};
+
+/** The first problem of a failed parse, as { path, message }; the message names the value and what is allowed. */
+export function firstIssue(error: z.ZodError): { path: string; message: string } {
+  let iss = error.issues[0];
+  // A misspelt key shows up as a missing one too: report the spelling, which says what was meant.
+  if (iss.code === 'invalid_type' && iss.input === undefined) {
+    const parent = JSON.stringify(iss.path.slice(0, -1));
+    const typo = error.issues.find((j) => j.code === 'unrecognized_keys' && JSON.stringify(j.path) === parent);
+    if (typo) iss = typo;
+  }
+  return { path: formatPath(iss.path), message: issueMessage(iss) };
+}
+
+function issueMessage(iss: z.core.$ZodIssue): string {
+  const input = iss.input;
+  switch (iss.code) {
+    case 'invalid_type': {
+      const want = EXPECTED[iss.expected] ?? iss.expected;
+      if (input === undefined) return `missing; expected ${want}`;
+      return `${show(input)} is not ${want}`;
+    }
+    case 'invalid_value':
+      return notOneOf(input, iss.values.map(String));
+    case 'too_small': {
+      const min = Number(iss.minimum);
+      if (iss.origin === 'array') return min === 1 ? 'an empty list; expected at least one item' : `${(input as unknown[]).length} items; expected at least ${min}`;
+      if (iss.origin === 'string') return `${show(input)} is too short; expected at least ${min} character${min === 1 ? '' : 's'}`;
+      return `${show(input)} is too small; expected ${iss.inclusive ? 'at least' : 'more than'} ${min}`;
+    }
+    case 'too_big': {
+      const max = Number(iss.maximum);
+      if (iss.origin === 'array') return `${(input as unknown[]).length} items; expected at most ${max}`;
+      return `${show(input)} is too big; expected ${iss.inclusive ? 'at most' : 'less than'} ${max}`;
+    }
+    default:
+      return iss.message;
+  }
+}
+
+// =====================================================================================
+// Compile-time checks: what the schema yields is what types.ts promises
+// =====================================================================================
+
+type Assignable<A, B extends A> = B;
+type NoExtraKeys<Out, T> = Exclude<keyof Out, keyof T> extends never ? true : never;
+type OpsOut = { [K in OpName]: z.output<(typeof OPS)[K]> }[OpName];
+export type ScenarioOutput = z.output<typeof scenarioSchema>;
+// Each line fails to compile if the parsed type does not fit the contract.
+type _checks = [
+  Assignable<Scenario, ScenarioOutput>,
+  NoExtraKeys<ScenarioOutput, Scenario>,
+  Assignable<Machine, z.output<typeof machineSchema>>,
+  NoExtraKeys<z.output<typeof machineSchema>, Machine>,
+  Assignable<FileSpec, z.output<typeof fileSchema>>,
+  Assignable<DeviceSpec, z.output<typeof deviceSchema>>,
+  NoExtraKeys<z.output<typeof deviceSchema>, DeviceSpec>,
+  Assignable<ProcessSpec, z.output<typeof processSchema>>,
+  Assignable<VmaSpec, z.output<typeof vmaSchema>>,
+  NoExtraKeys<z.output<typeof vmaSchema>, VmaSpec>,
+  Assignable<Phase[], z.output<typeof phaseList>>,
+  Assignable<WorkloadPhase, Extract<z.output<typeof phaseList>[number], { kind: 'workload' }>>,
+  NoExtraKeys<Extract<z.output<typeof phaseList>[number], { kind: 'workload' }>, WorkloadPhase>,
+  Assignable<ScriptPhase, Extract<z.output<typeof phaseList>[number], { kind: 'script' }>>,
+  Assignable<Expect, z.output<typeof expectSchema>>,
+  NoExtraKeys<z.output<typeof expectSchema>, Expect>,
+  Assignable<Action, OpsOut>,
+  // Every operation of the Action union has a schema, and no schema is for an unknown one.
+  Assignable<Action['op'], OpName>,
+  Assignable<OpName, Action['op']>,
+];

@@ -1,0 +1,171 @@
+// The scenario format: what a user writes (YAML or JSON) and the built-in scenarios ship as.
+// schema.ts validates a file against it (zod) and yields exactly these types, with defaults filled.
+//
+// Units: times are strings with a unit ("50ms", "2s", "1h", "300us", "120ns") or numbers of ns;
+// sizes are pages (4 KiB). Names (vma, file, device, process) are identifiers: [A-Za-z][A-Za-z0-9_-]*.
+
+/** Simulated nanoseconds, after parsing "50ms" and the like. */
+export type Ns = number;
+
+export interface Scenario {
+  name: string;
+  description: string;
+  /** Default seed (the CLI's --seed overrides it). */
+  seed: number;
+  /** Stop the run after this much simulated time even if phases remain. */
+  duration: Ns;
+  machine: Machine;
+  files: FileSpec[];
+  devices: DeviceSpec[];
+  processes: ProcessSpec[];
+  /** Run one after another by the process actor `app`. */
+  phases: Phase[];
+}
+
+export interface Machine {
+  /** Page frames of RAM. */
+  frames: number;
+  /** Frames at the top that form ZONE_MOVABLE (0: none). */
+  movableFrames: number;
+  swapPages: number;
+  /** Watermarks in frames; absent: derived from frames as the kernel does. */
+  watermarks?: { min: number; low: number; high: number };
+  /** Periodic writeback (dirty_writeback_centisecs); absent: only on a `writeback` step. */
+  writebackInterval?: Ns;
+  kswapd: boolean;
+  /** Block device latency per page (ns). */
+  diskLatency: Ns;
+  /** Overrides of mm's cost table (MmCosts, ns). */
+  costs: Record<string, number>;
+}
+
+export interface FileSpec {
+  name: string;
+  pages: number;
+}
+
+/** A device and the coherence policy it runs. Only `dmirror` exists until the device packages land. */
+export interface DeviceSpec {
+  id: string;
+  kind: 'dmirror';
+  /** dmirror: `safe`, or `unsafe-skip-read-retry` (the bug the checker must catch). */
+  policy: string;
+  /** Device-private pages the device can hold. */
+  devicePages: number;
+}
+
+export interface ProcessSpec {
+  name: string;
+  vmas: VmaSpec[];
+}
+
+export interface VmaSpec {
+  name: string;
+  /** anon: private anonymous; shared-anon: MAP_SHARED|MAP_ANONYMOUS; file: a mapping of `file`. */
+  kind: 'anon' | 'shared-anon' | 'file';
+  pages: number;
+  /** "rw", "r", "none", "rwx", … */
+  prot: string;
+  /** file mappings: MAP_SHARED (true) or MAP_PRIVATE (false). */
+  shared: boolean;
+  file?: string;
+  /** File offset in pages. */
+  offset: number;
+  /** madvise(MADV_MERGEABLE) right after the mmap. */
+  mergeable: boolean;
+}
+
+export type Phase = WorkloadPhase | ScriptPhase;
+
+/** Random operations drawn from `mix` by `threads` CPU threads, each keeping one in flight. */
+export interface WorkloadPhase {
+  kind: 'workload';
+  name: string;
+  /** The process whose threads run it. */
+  process: string;
+  threads: number;
+  /** End after this many operations, or after `duration` of simulated time (whichever first). */
+  ops?: number;
+  duration?: Ns;
+  /** Weights per operation kind; see OP_KINDS. */
+  mix: Partial<Record<OpKind, number>>;
+  /** Which pages of a VMA an operation picks. */
+  pattern: 'sequential' | 'random' | 'hot-cold' | 'strided';
+  /** hot-cold: share of accesses that go to the hot 10% of pages (0..1). strided: the stride in pages. */
+  hotShare: number;
+  stride: number;
+  /** VMAs the operations touch (default: every VMA of the process). */
+  vmas?: string[];
+  /** The device dmirror operations go to (default: the first device). */
+  device?: string;
+}
+
+export const OP_KINDS = [
+  'load', 'store', 'mmap_fixed', 'munmap', 'mprotect', 'madvise_dontneed', 'madvise_pageout', 'fork',
+  'migrate_pages', 'reclaim', 'ksm_scan', 'writeback', 'pin',
+  'dmirror_read', 'dmirror_write', 'dmirror_migrate_to_dev', 'dmirror_migrate_to_sys', 'dmirror_snapshot',
+] as const;
+export type OpKind = (typeof OP_KINDS)[number];
+
+/** Ordered steps, as a kernel selftest is written; `group` runs its steps concurrently. */
+export interface ScriptPhase {
+  kind: 'script';
+  name: string;
+  process: string;
+  steps: Step[];
+}
+
+export type Step = ActionStep | GroupStep;
+
+export interface GroupStep {
+  /** A label for reports; default "group N". */
+  name: string;
+  group: ActionStep[];
+}
+
+export interface ActionStep {
+  /** A label for reports; default "<action> N". */
+  name: string;
+  action: Action;
+  expect?: Expect;
+}
+
+export type Action =
+  | { op: 'mmap'; vma: string; kind: VmaSpec['kind']; pages: number; prot: string; shared: boolean; file?: string; offset: number; fixed?: boolean }
+  | { op: 'munmap'; vma: string; page: number; pages: number }
+  | { op: 'mprotect'; vma: string; page: number; pages: number; prot: string }
+  | { op: 'madvise'; vma: string; page: number; pages: number; advice: 'dontneed' | 'mergeable' | 'pageout' }
+  | { op: 'store'; vma: string; page: number; pages: number; value: number | 'unique' }
+  | { op: 'load'; vma: string; page: number; pages: number }
+  | { op: 'fork'; steps: ActionStep[] }
+  | { op: 'exit' }
+  | { op: 'dmirror'; device: string; cmd: string; vma: string; page: number; pages: number; data?: number[] }
+  | { op: 'pin'; vma: string; page: number; pages: number; write: boolean; longterm: boolean }
+  | { op: 'unpin'; vma: string; page: number; pages: number }
+  | { op: 'migrate_pages'; vma: string; page: number; pages: number }
+  | { op: 'reclaim'; pages: number }
+  | { op: 'ksm_scan' }
+  | { op: 'writeback' }
+  | { op: 'sleep'; duration: Ns };
+
+/** What a step must return. Every field given is compared; an unmet one fails the run (exit 1). */
+export interface Expect {
+  /** Return code: a number, or an errno name such as "EFAULT" (negated as the kernel returns it). */
+  ret?: number | string;
+  cpages?: number;
+  faults?: number;
+  /** Loads and dmirror reads: the words read, one per page. */
+  data?: number[];
+  /** dmirror SNAPSHOT: the HMM_DMIRROR_PROT_* byte per page. */
+  snapshot?: number[];
+}
+
+/** One step's outcome, as the report lists it. */
+export interface StepResult {
+  phase: string;
+  step: string;
+  /** What came back: ret and whatever else the operation returns. */
+  got: Record<string, unknown>;
+  /** The unmet expectations, one line each; empty when met (or nothing expected). */
+  failures: string[];
+}
