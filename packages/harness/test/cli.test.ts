@@ -88,6 +88,16 @@ describe('svmsim', () => {
     expect(r.out).toMatch(/1 expect failed/);
   });
 
+  it('runs the scripted scenario README.md shows', () => {
+    const readme = fs.readFileSync(fileURLToPath(new URL('../README.md', import.meta.url)), 'utf8');
+    const yaml = /```yaml\n([\s\S]*?)```/.exec(readme)![1];
+    const file = path.join(tmp(), 'readme.yaml');
+    fs.writeFileSync(file, yaml);
+    const r = svmsim('run', file, '--trace', tmp());
+    expect(r.code, r.out + r.err).toBe(0);
+    expect(r.out).toMatch(/steps: 5, 0 with an unmet expect/);
+  });
+
   it('compares scenarios under their policies', () => {
     const r = svmsim('compare', 'hmm-selftest', 'ksm', '--policies', 'safe,unsafe-skip-read-retry', '--seed', '3');
     expect(r.code).toBe(1); // the unsafe twin is caught in at least one of them
