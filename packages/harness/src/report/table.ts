@@ -22,11 +22,13 @@ const byEvent = (r: RunReport) =>
 /** The columns of a run report, in the order EXPERIENCE.md shows. */
 export const RUN_COLUMNS: Column[] = [
   { title: 'policy', cell: (r) => Object.values(r.policies).join(',') || '-' },
+  { title: 'ops', cell: (r) => String(r.phases.reduce((n: number, p) => n + ((p as { ops?: number }).ops ?? 0), 0)) },
   { title: 'cpu faults', cell: (r) => String(r.mm.cpuFaults) },
   { title: 'hmm faults', cell: (r) => String(r.mm.hmmRangeFaults) },
   { title: 'invalidations', cell: (r) => String(r.mm.invalidations) },
   { title: 'notifier wait p50/p99/max', cell: (r) => [r.mm.notifierWaitNsP50, r.mm.notifierWaitNsP99, r.mm.notifierWaitNsMax].map(formatDuration).join(' / ') },
   { title: 'kswapd blocked', cell: (r) => formatDuration(r.mm.kswapdBlockedNs) },
+  { title: 'direct reclaim', cell: (r) => String(r.mm.directReclaims) },
   { title: 'swap out/in', cell: (r) => `${r.mm.swapOuts}/${r.mm.swapIns}` },
   { title: 'OOM kills', cell: (r) => String(r.mm.oomKills) },
   { title: 'verdict', cell: verdict },
