@@ -10,6 +10,7 @@ import { createMm, createRamdisk } from '@svmsim/kernel-mm';
 import { checkTrace, formatViolation, type CheckReport } from '@svmsim/kernel-mm/checker';
 import { createDmirror } from '@svmsim/kernel-mm/dmirror';
 import { createApp, type AppSummary } from '@svmsim/harness/app/app-actor';
+import { PagePicker } from '@svmsim/harness/app/pages';
 import { OP_KINDS, type ActionStep, type OpKind, type Scenario, type Step, type WorkloadPhase } from '@svmsim/harness/scenario/types';
 
 const DEV = 'dmirror0';
@@ -56,6 +57,8 @@ async function run(s: Scenario, seed: number, opts: { unsafe?: boolean; devices?
     const r = await new LocalScheduler().run({
       seed,
       traceDir: dir,
+      // A bound on a run that would not end (the longest here takes ~20,000 deliveries).
+      maxSteps: 200_000,
       actors: [
         { id: 'mm', actor: createMm({ frames: s.machine.frames, swapPages: s.machine.swapPages, checkInvariants: true }, 'mm') },
         { id: 'ramdisk', actor: createRamdisk({}) },
@@ -78,6 +81,28 @@ const PATTERNS: WorkloadPhase['pattern'][] = ['random', 'sequential', 'hot-cold'
 function workload(over: Partial<WorkloadPhase> = {}): WorkloadPhase {
   return { kind: 'workload', name: 'stress', process: 'main', threads: 4, ops: 200, mix: ALL_KINDS, pattern: 'random', hotShare: 0.8, stride: 3, ...over };
 }
+
+describe('app: page patterns', () => {
+  const picks = (pattern: WorkloadPhase['pattern'], n: number, pages = 20, span = 1) => {
+    let x = 12345;
+    const rng = { next: () => ((x = (x * 1103515245 + 12345) % 2 ** 31) / 2 ** 31), int: (k: number) => Math.floor(rng.next() * k) };
+    const p = new PagePicker({ pattern, hotShare: 0.9, stride: 3 }, () => rng);
+    return Array.from({ length: n }, () => p.pick(pages, span));
+  };
+  it('sequential walks on past each span, strided by the stride, both wrapping; spans stay inside the VMA', () => {
+    expect(picks('sequential', 6, 5)).toEqual([0, 1, 2, 3, 4, 0]);
+    expect(picks('sequential', 4, 8, 3)).toEqual([0, 3, 5, 1]);
+    expect(picks('strided', 6, 8)).toEqual([0, 3, 6, 1, 4, 7]);
+  });
+  it('hot-cold puts hotShare of the picks in the first 10% of the pages; random spreads them', () => {
+    const hot = picks('hot-cold', 2000, 100).filter((p) => p < 10).length / 2000;
+    expect(hot).toBeGreaterThan(0.85);
+    expect(hot).toBeLessThan(0.95);
+    const random = picks('random', 2000, 100);
+    expect(random.filter((p) => p < 10).length / 2000).toBeLessThan(0.15);
+    expect(new Set(random).size).toBe(100);
+  });
+});
 
 describe('app: workload phases', () => {
   it('runs the requested number of operations, every kind of the mix, with no violation over 50 seeds', async () => {
@@ -278,6 +303,29 @@ describe('app: script phases', () => {
 });
 
 describe('app: ending the run early', () => {
+  it('stops a workload whose process is gone (exited, or killed by the OOM killer) instead of spinning on ESRCH', async () => {
+    // Exited by a script: the workload has nothing to run.
+    const exit: Step = st('exit', { op: 'exit' }, { ret: 0 });
+    const a = await run(scenario({ phases: [{ kind: 'script', name: 'bye', process: 'main', steps: [exit] }, workload({ ops: undefined, duration: 1e9 })] }), 1);
+    expect(a.r.reason).toBe('app: done (phases complete)');
+    expect(a.app.phases[1]).toMatchObject({ name: 'stress', ops: 0 });
+    expect(a.app.finalPages).toEqual([]);
+    // Killed: 16 frames, no swap, 64 pages to fill. Requests of a dead process cost no time: a
+    // thread that went on would spin at one instant until maxSteps.
+    const s = scenario({
+      machine: { frames: 16, movableFrames: 0, swapPages: 0, kswapd: false, diskLatency: 0, costs: {} },
+      devices: [],
+      processes: [{ name: 'main', vmas: [{ name: 'heap', kind: 'anon', pages: 64, prot: 'rw', shared: false, offset: 0, mergeable: false }] }],
+      phases: [workload({ ops: undefined, duration: 1e9, threads: 2, mix: { store: 1 }, pattern: 'sequential' })],
+    });
+    const b = await run(s, 1);
+    expect(b.r.reason).toBe('app: done (phases complete)');
+    expect((b.r.summaries.mm as { oomKills: number }).oomKills).toBe(1);
+    expect(b.app.phases[0].ops).toBeLessThan(64);
+    expect(b.r.endNs).toBeLessThan(1e9);
+    expect(violations(b.check)).toEqual([]);
+  });
+
   it('names the setup step and errno that failed', async () => {
     const s = scenario({ phases: [workload()] });
     s.processes[0].vmas.push({ name: 'huge', kind: 'anon', pages: 2 ** 21, prot: 'rw', shared: false, offset: 0, mergeable: false });
@@ -305,42 +353,4 @@ describe('app: ending the run early', () => {
       expect(app.state).toBe('failed');
     });
   }
-});
-
-// ---- mm bugs the app's workload found (packages/kernel-mm is not this test's to fix) ----
-// Each is a short script whose expectation and oracle both say the data was lost. `it.fails`: these
-// pass while the bug is there, and fail (flip them to `it`) once mm is fixed.
-
-async function lostData(vma: Scenario['processes'][0]['vmas'][0], steps: Step[]): Promise<void> {
-  const s = scenario({ files: [{ name: 'data', pages: 8 }], processes: [{ name: 'main', vmas: [vma] }], phases: [{ kind: 'script', name: 'bug', process: 'main', steps }] });
-  const { app, check } = await run(s, 1);
-  expect(app.state).toBe('done');
-  expect(app.steps.flatMap((x) => x.failures)).toEqual([]);
-  expect(violations(check)).toEqual([]);
-}
-
-describe('known mm bugs', () => {
-  it.fails('migrate_pages drops PG_DIRTY of a page-cache page, so MADV_PAGEOUT then drops its data', async () => {
-    // The page is dirty through PG_DIRTY only: the munmap zapped the dirty PTE, the load mapped it clean.
-    // migrate.ts copies PG_ANON to the new frame but not PG_DIRTY (folio_migrate_flags).
-    await lostData({ name: 'f', kind: 'file', pages: 2, prot: 'rw', shared: true, file: 'data', offset: 0, mergeable: false }, [
-      st('store', { op: 'store', vma: 'f', page: 0, pages: 1, value: 42 }),
-      st('munmap', { op: 'munmap', vma: 'f', page: 0, pages: 1 }),
-      st('remap', { op: 'mmap', vma: 'f', kind: 'file', file: 'data', pages: 2, prot: 'rw', shared: true, offset: 0, fixed: true }),
-      st('load', { op: 'load', vma: 'f', page: 0, pages: 1 }, { data: [42] }),
-      st('migrate', { op: 'migrate_pages', vma: 'f', page: 0, pages: 1 }),
-      st('pageout', { op: 'madvise', vma: 'f', page: 0, pages: 1, advice: 'pageout' }),
-      st('load again', { op: 'load', vma: 'f', page: 0, pages: 1 }, { data: [42] }),
-    ]);
-  });
-
-  it.fails('MADV_PAGEOUT (and reclaim) drops a dirty shared-anonymous page instead of swapping it', async () => {
-    // reclaim.ts treats shmem (negative file ids) as a file page: "writes it back" and drops it;
-    // the next fault finds a new zero page (filemap.ts: "shmem: a new page is zero").
-    await lostData({ name: 'shm', kind: 'shared-anon', pages: 2, prot: 'rw', shared: true, offset: 0, mergeable: false }, [
-      st('store', { op: 'store', vma: 'shm', page: 0, pages: 1, value: 42 }),
-      st('pageout', { op: 'madvise', vma: 'shm', page: 0, pages: 1, advice: 'pageout' }),
-      st('load', { op: 'load', vma: 'shm', page: 0, pages: 1 }, { data: [42] }),
-    ]);
-  });
 });

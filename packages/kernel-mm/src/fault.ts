@@ -8,8 +8,8 @@
 //                            write to MAP_PRIVATE → a private copy (do_cow_fault);
 //                            write to MAP_SHARED → page_mkwrite, writable and dirty (do_shared_fault)
 //   swap entry               do_swap_page: read the slot (through the swap cache), map it
-//   device-private entry     do_swap_page → pgmap->ops->migrate_to_ram (device-memory.ts)
-//   device-exclusive entry   remove_device_exclusive_entry (device-memory.ts)
+//   device-private entry     do_swap_page → pgmap->ops->migrate_to_ram (migrate-device.ts)
+//   device-exclusive entry   remove_device_exclusive_entry (migrate-device.ts)
 //   present, write, !write   do_wp_page: zero page or shared anon (after fork, KSM) or private file
 //                            page → wp_page_copy (MMU_NOTIFY_CLEAR on the page); exclusive anon →
 //                            reuse; MAP_SHARED → wp_page_shared (page_mkwrite, mark dirty)
@@ -122,8 +122,10 @@ function do_fault(k: Kernel, p: Process, vma: Vma, vpn: number, write: boolean, 
       k.mapPresent(p, vpn, pfn, true, true);
       return done(0);
     }
-    // do_cow_fault: a private copy of the file page.
+    // do_cow_fault: a private copy of the file page, held across the allocation (which may reclaim).
+    k.pm.get(pfn);
     alloc_page(k, true, (copy) => {
+      k.pm.put(pfn);
       if (copy < 0) return done(ENOMEM);
       k.pm.flags[copy] |= PG_ANON;
       k.pm.content[copy] = k.pm.content[pfn];
@@ -169,6 +171,16 @@ function do_swap_page(k: Kernel, p: Process, vma: Vma, vpn: number, write: boole
         return done(EIO_RET);
       }
       k.pm.content[pfn] = bio.value;
+      // Another PTE of the slot swapped it in while this read was in flight (SWAP_HAS_CACHE in the
+      // kernel keeps a second reader out): use that page, drop ours.
+      const raced = k.swapCache.get(slot);
+      if (raced !== undefined) {
+        k.pm.put(pfn);
+        k.pm.get(raced);
+        install(raced);
+        k.pm.put(raced);
+        return;
+      }
       // Shared slot (fork): keep the page in the swap cache for the other PTEs.
       if (k.swap.swapMap[slot] > 1) k.swapCacheAdd(slot, pfn);
       install(pfn);

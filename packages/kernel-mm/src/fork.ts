@@ -15,15 +15,20 @@
 import type { Envelope, Message } from '@svmsim/runtime';
 import { mmu_notifier_invalidate_range_end, mmu_notifier_invalidate_range_start, type Invalidation } from './invalidate.js';
 import type { Kernel } from './kernel.js';
-import { PTE_DEVICE_EXCLUSIVE, PTE_DEVICE_PRIVATE, PTE_DIRTY, PTE_KIND_MASK, PTE_PRESENT, PTE_SWAP, PTE_WRITE, VPN_LIMIT } from './page-table.js';
+import { PTE_DEVICE_EXCLUSIVE, PTE_DEVICE_PRIVATE, PTE_DIRTY, PTE_KIND_MASK, PTE_PRESENT, PTE_SWAP, PTE_WAS_WRITE, PTE_WRITE, VPN_LIMIT } from './page-table.js';
 import { PG_ANON } from './physmem.js';
 import { Process } from './process.js';
+import { vmaWritable } from './vma.js';
 import { ENOMEM, ESRCH, PAGE_SIZE, ZERO_PFN, type Fork } from './protocol.js';
 
 export function sys_fork(k: Kernel, env: Envelope<Message>, m: Fork): void {
   const p = k.proc(m.pid);
-  if (!p) return k.ctx.reply(env, { type: 'syscall_result', ret: ESRCH });
+  if (!p || p.exiting) return k.ctx.reply(env, { type: 'syscall_result', ret: ESRCH });
   p.locks.lock(0, VPN_LIMIT, 'fork', (lock) => {
+    if (p.exiting || !p.alive) {
+      p.locks.unlock(lock);
+      return k.ctx.reply(env, { type: 'syscall_result', ret: ESRCH });
+    }
     const cow = p.vmas.list.filter((v) => !v.shared);
     const invs: Invalidation[] = [];
     const protect = (i: number): void => {
@@ -74,7 +79,7 @@ function copy_page_range(k: Kernel, p: Process, c: Process): number {
             }
             pm.flags[copy] |= PG_ANON;
             pm.content[copy] = pm.content[val];
-            k.mapPresent(c, vpn, copy, true, true);
+            k.mapPresent(c, vpn, copy, vmaWritable(v), true);
             pm.put(copy);
             k.stats.cowCopies++;
             return;
@@ -94,6 +99,8 @@ function copy_page_range(k: Kernel, p: Process, c: Process): number {
           c.pt.set(vpn, isCow ? f & ~PTE_WRITE : f, val);
           return;
         case PTE_DEVICE_EXCLUSIVE:
+          // The page is now shared with the child: the parent's entry must not restore to writable.
+          if (isCow) p.pt.setFlags(vpn, f & ~PTE_WAS_WRITE);
           k.mapPresent(c, vpn, val, false, false);
           return;
       }

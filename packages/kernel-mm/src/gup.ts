@@ -42,6 +42,9 @@ export function get_user_pages(k: Kernel, env: Envelope<Message>, m: GetUserPage
   if (flags & FOLL_LONGTERM && !(flags & FOLL_PIN)) return reply(EINVAL, 0); // WARN in __gup_longterm_locked
   const write = (flags & FOLL_WRITE) !== 0;
   const startVpn = m.start / PAGE_SIZE;
+  // mm_set_has_pinned_flag at the start of __get_user_pages_locked: a fork racing this pin must
+  // already copy the pages pinned so far.
+  if (flags & FOLL_PIN) p.hasPinned = true;
   let walked = 0;
   let faults = 0;
 

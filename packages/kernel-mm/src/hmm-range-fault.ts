@@ -25,6 +25,9 @@ import {
 } from './protocol.js';
 import { vmaReadable, vmaWritable } from './vma.js';
 
+/** One request's range is bounded: a page table walk of 2^20 pages at most (4 GiB). */
+const HMM_RANGE_PAGES_MAX = 1 << 20;
+
 export function hmm_range_fault(k: Kernel, env: Envelope<Message>, m: HmmRangeFault): void {
   const sub = k.subs.get(m.sub);
   const npages = (m.end - m.start) / PAGE_SIZE;
@@ -35,6 +38,7 @@ export function hmm_range_fault(k: Kernel, env: Envelope<Message>, m: HmmRangeFa
     k.replyAfter(env, r, walked * k.costs.hmmPerPageNs);
   };
   if (!sub || sub.removed) return reply(ENOENT, 0);
+  if (!Number.isInteger(npages) || npages > HMM_RANGE_PAGES_MAX) return reply(EINVAL, 0);
   if (m.start % PAGE_SIZE !== 0 || m.end % PAGE_SIZE !== 0 || m.end <= m.start || m.start < sub.start || m.end - 1 > sub.last) return reply(EINVAL, 0);
   if (m.flags_in !== undefined && m.flags_in.length !== npages) return reply(EINVAL, 0);
   const p = k.proc(sub.pid);
@@ -86,7 +90,8 @@ export function hmm_range_fault(k: Kernel, env: Envelope<Message>, m: HmmRangeFa
       }
       // hmm_vma_fault → handle_mm_fault, then walk again from this page.
       handle_mm_fault(k, p, vpn, FAULT_FLAG_REMOTE | (wantWrite ? FAULT_FLAG_WRITE : 0), (ret) => {
-        if (ret < 0) return reply(ret, walked);
+        // hmm_vma_fault: any VM_FAULT_ERROR is -EFAULT to the caller.
+        if (ret < 0) return reply(EFAULT, walked);
         k.bounce(() => walk(i));
       });
       return;

@@ -72,7 +72,8 @@ export class MmuNotifierSubscriptions {
     const subs: Subscription[] = [];
     this.itree.forEachOverlap(start, end - 1, (node) => subs.push(node.value));
     if (subs.length > 0) this.invalidate_seq |= 1;
-    for (const s of subs) s.invalidate_seq = this.invalidate_seq;
+    // Each subscription's copy of its seq is set when its callback is called (invalidate.ts): a
+    // non-blockable invalidation that stops at a refusal calls some of them only.
     return { subs, cur_seq: this.invalidate_seq };
   }
 

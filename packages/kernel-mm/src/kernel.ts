@@ -314,6 +314,7 @@ export class Kernel {
 
   /** add_to_swap_cache: the page stands for the slot's content; it holds a reference. */
   swapCacheAdd(slot: number, pfn: number): void {
+    assert(!this.swapCache.has(slot), `swap cache slot ${slot} already holds frame ${this.swapCache.get(slot)}`);
     this.swapCache.set(slot, pfn);
     this.pm.flags[pfn] |= PG_SWAPCACHE;
     this.pm.get(pfn);

@@ -51,6 +51,8 @@ interface Migration {
   pteFlags: Uint8Array;
   pteValue: Float64Array;
   owner: string;
+  /** The driver that set it up: if it dies, the migration is undone (its range must not stay locked). */
+  driver: string;
 }
 
 /** Migrations between setup and finalize, by handle (kept on the kernel, like every mm state). */
@@ -69,7 +71,7 @@ export function migrate_vma_setup(k: Kernel, env: Envelope<Message>, m: MigrateV
     const range = { start: m.start, end: m.end, event: 'MMU_NOTIFY_MIGRATE' as const, blockable: true, owner: m.pgmap_owner };
     mmu_notifier_invalidate_range_start(k, p, range, (_ret, inv) => {
       const mig: Migration = {
-        id: k.nextMigrationId++, p, start, npages, lock, owner: m.pgmap_owner,
+        id: k.nextMigrationId++, p, start, npages, lock, owner: m.pgmap_owner, driver: env.from,
         srcFlags: new Uint8Array(npages), pteFlags: new Uint8Array(npages), pteValue: new Float64Array(npages),
       };
       const data = new Float64Array(npages);
@@ -186,6 +188,23 @@ function finalizePages(k: Kernel, env: Envelope<Message>, m: MigrateVmaFinalize,
   p.locks.unlock(mig.lock);
 }
 
+/**
+ * The driver of a migration between setup and finalize died: put every PTE back as it was and
+ * release the range, as if it had finalized with no destination.
+ */
+export function abortMigrationsOf(k: Kernel, driver: string): void {
+  for (const mig of [...migrationsOf(k).values()]) {
+    if (mig.driver !== driver) continue;
+    migrationsOf(k).delete(mig.id);
+    for (let i = 0; i < mig.npages; i++) {
+      const vpn = mig.start + i;
+      if ((mig.p.pt.flags(vpn) & PTE_KIND_MASK) === PTE_MIGRATION) mig.p.pt.setFlags(vpn, mig.pteFlags[i]);
+    }
+    mig.p.locks.unlock(mig.lock);
+    k.ctx.trace('migrate_vma_abort', { pid: mig.p.pid, migration: mig.id, driver });
+  }
+}
+
 /** do_swap_page on a device-private entry: the owner copies the page back to RAM. */
 function migrateToRam(k: Kernel, p: Process, vpn: number, done: FaultDone): void {
   const devPfn = p.pt.value(vpn);
@@ -250,7 +269,9 @@ export function make_device_exclusive(k: Kernel, env: Envelope<Message>, m: Make
         for (let i = 0; i < npages; i++) {
           const vpn = start + i;
           const g = p.pt.flags(vpn);
-          if ((g & PTE_KIND_MASK) === PTE_PRESENT && g & PTE_WRITE && p.pt.value(vpn) !== ZERO_PFN) {
+          // folio_make_device_exclusive: anonymous pages only.
+          const v = p.pt.value(vpn);
+          if ((g & PTE_KIND_MASK) === PTE_PRESENT && g & PTE_WRITE && v !== ZERO_PFN && k.pm.flags[v] & PG_ANON) {
             p.pt.setFlags(vpn, PTE_DEVICE_EXCLUSIVE | PTE_WAS_WRITE | (g & ~PTE_KIND_MASK & ~PTE_WRITE));
             pfns[i] = p.pt.value(vpn);
             done++;

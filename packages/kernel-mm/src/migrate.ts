@@ -3,7 +3,8 @@
 // NUMA balancing and compaction (the `migrate_pages` trigger) and by FOLL_LONGTERM pins of pages in
 // ZONE_MOVABLE (check_and_migrate_movable_pages). Followed: v6.6–v6.15.
 //
-//   trylock the page and its PTEs (skip if busy, as migration does)
+//   trylock the page and its PTEs (skip if busy, as migration does); pinned pages are skipped
+//   before any unmap (the kernel unmaps them with CLEAR first, then fails: a known simplification)
 //   for each mapping: MMU_NOTIFY_CLEAR on the page (try_to_migrate_one), the PTE becomes a migration
 //     entry (faults on it wait: here, on the range lock)
 //   extra references (gup, pins, I/O) → give up: restore the PTEs (folio_migrate_mapping -EAGAIN)
@@ -13,7 +14,10 @@ import { PAGE_SIZE } from './protocol.js';
 import { mmu_notifier_invalidate_range_end, mmu_notifier_invalidate_range_start } from './invalidate.js';
 import type { Kernel } from './kernel.js';
 import { PTE_KIND_MASK, PTE_MIGRATION, PTE_PRESENT, PTE_WAS_WRITE, PTE_WRITE } from './page-table.js';
-import { PG_ANON, PG_LOCKED, PG_LRU } from './physmem.js';
+import { PG_ANON, PG_DIRTY, PG_KSM, PG_LOCKED, PG_LRU, PG_REFERENCED } from './physmem.js';
+
+/** folio_migrate_flags: what the new frame inherits. */
+const MIGRATED_FLAGS = PG_ANON | PG_DIRTY | PG_REFERENCED;
 import type { Process } from './process.js';
 
 /** Move `pfn` to a new frame (in ZONE_MOVABLE if `movable`); `then(newPfn)` or `then(-1)`. */
@@ -21,7 +25,8 @@ export function migrate_page(k: Kernel, pfn: number, movable: boolean, then: (ne
   const pm = k.pm;
   // isolate_lru_folio: only a page in use and on an LRU can be taken (it may have been freed since
   // the caller chose it: the caller's list is a snapshot).
-  if (!(pm.flags[pfn] & PG_LRU) || pm.flags[pfn] & PG_LOCKED || pm.maybeDmaPinned(pfn)) return then(-1);
+  // KSM pages are left alone here (the kernel migrates them through the stable tree).
+  if (!(pm.flags[pfn] & PG_LRU) || pm.flags[pfn] & (PG_LOCKED | PG_KSM) || pm.maybeDmaPinned(pfn)) return then(-1);
   const mappings = pm.mappings(pfn);
   const locks: { p: Process; id: number; vpn: number; flags: number }[] = [];
   for (const m of mappings) {
@@ -55,7 +60,9 @@ export function migrate_page(k: Kernel, pfn: number, movable: boolean, then: (ne
     });
   };
   const commit = () => {
-    const ok = pm.extraRefs(pfn) <= 1 && !pm.maybeDmaPinned(pfn); // only our isolation reference
+    // Every mapping must now be a migration entry, and nothing but our isolation may hold the page.
+    const converted = locks.filter((l) => (l.p.pt.flags(l.vpn) & PTE_KIND_MASK) === PTE_MIGRATION).length;
+    const ok = converted === pm.mapcount[pfn] && pm.extraRefs(pfn) <= 1 && !pm.maybeDmaPinned(pfn);
     for (const l of locks) {
       if ((l.p.pt.flags(l.vpn) & PTE_KIND_MASK) !== PTE_MIGRATION) continue;
       if (ok) {
@@ -63,7 +70,7 @@ export function migrate_page(k: Kernel, pfn: number, movable: boolean, then: (ne
         // remove_migration_ptes: the new frame takes the mapping, with the old PTE's bits.
         l.p.pt.setFlags(l.vpn, PTE_PRESENT);
         k.zapPte(l.p, l.vpn);
-        pm.flags[dst] |= pm.flags[pfn] & PG_ANON;
+        pm.flags[dst] |= pm.flags[pfn] & MIGRATED_FLAGS;
         k.mapPresent(l.p, l.vpn, dst, (l.flags & PTE_WRITE) !== 0, false);
         l.p.pt.setFlags(l.vpn, l.flags);
       } else {
@@ -72,7 +79,8 @@ export function migrate_page(k: Kernel, pfn: number, movable: boolean, then: (ne
     }
     if (ok) {
       pm.content[dst] = pm.content[pfn];
-      pm.flags[dst] |= pm.flags[pfn] & PG_ANON;
+      // folio_migrate_flags: the page's state goes with it (a dirty file page must stay dirty).
+      pm.flags[dst] |= pm.flags[pfn] & MIGRATED_FLAGS;
       moveCacheSlot(k, pfn, dst);
       k.stats.migrations++;
     }

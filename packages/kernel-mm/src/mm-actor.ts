@@ -1,7 +1,7 @@
 // The `mm` actor: Linux's mm/ for one machine. Every request is dispatched to the file of its
 // mechanism; replies to mm's own requests (invalidate acks, bios, migrate_to_ram) resume the
 // operation waiting for them (Kernel.call / resume).
-import type { Actor, Ctx, Envelope, Incoming, Message } from '@svmsim/runtime';
+import type { Actor, Ctx, Envelope, Incoming, Message, RuntimeMessage } from '@svmsim/runtime';
 import { cpu_access, dma_access } from './access.js';
 import { dump } from './dump.js';
 import { sys_exit } from './exit.js';
@@ -11,11 +11,11 @@ import { get_user_pages, unpin_user_pages } from './gup.js';
 import { hmm_range_fault, mmu_interval_notifier_insert, mmu_interval_notifier_remove, mmu_interval_read_begin } from './hmm-range-fault.js';
 import { Kernel, type MmConfig, type MmInternal, type MmOutgoing } from './kernel.js';
 import { migrate_page } from './migrate.js';
-import { installDeviceFaults, make_device_exclusive, migrate_vma_finalize, migrate_vma_setup } from './migrate-device.js';
+import { abortMigrationsOf, installDeviceFaults, make_device_exclusive, migrate_vma_finalize, migrate_vma_setup } from './migrate-device.js';
 import { ksm_scan } from './ksm.js';
 import { installOom } from './oom.js';
 import { writeback_dirty } from './writeback.js';
-import { PTE_KIND_MASK, PTE_PRESENT } from './page-table.js';
+import { PTE_KIND_MASK, PTE_PRESENT, VPN_LIMIT } from './page-table.js';
 import { Physmem } from './physmem.js';
 import { checkInvariants } from './invariants.js';
 import { EINVAL, ESRCH, PAGE_SIZE, ZERO_PFN, type MmRequest } from './protocol.js';
@@ -47,12 +47,17 @@ export function createMm(config: unknown, _id: string): Actor<Message> {
 
   function dispatch(env: Incoming<Message>, ctx: Ctx<Message>): void {
       if (env.replyTo !== 0 && k.resume(env)) return;
-      const m = env.msg as MmRequest | MmInternal;
+      const m = env.msg as MmRequest | MmInternal | RuntimeMessage;
       switch (m.type) {
         case 'mm_reply_due':
           return k.replyDue(env.id);
         case 'mm_later':
           return k.runLater();
+        case 'actor_died':
+          // A driver's thread died: what it left half done must not block everyone else.
+          return abortMigrationsOf(k, m.actor);
+        case 'request_timeout':
+          return;
         case 'mm_sleep_done':
           return k.wake(env.id);
         case 'mm_writeback_tick':
@@ -147,6 +152,7 @@ export function createMm(config: unknown, _id: string): Actor<Message> {
 function migratePagesOf(k: Kernel, env: Envelope<Message>, pid: number, addr: number, nr: number): void {
   const p = k.proc(pid);
   if (!p) return k.ctx.reply(env, { type: 'op_result', ret: ESRCH });
+  if (!Number.isInteger(addr) || addr < 0 || !Number.isInteger(nr) || nr <= 0 || nr > VPN_LIMIT) return k.ctx.reply(env, { type: 'op_result', ret: EINVAL });
   const start = Math.floor(addr / PAGE_SIZE);
   let moved = 0;
   // Each page is looked up when its turn comes: earlier migrations wait for acks, meanwhile PTEs change.

@@ -7,9 +7,9 @@
 //     oom_badness (rss + swap entries) and SIGKILL it: its owner actor is told, and it exits
 //     (exit_mmap, whose blockable notifiers may wait on a device).
 //   the OOM reaper, OOM_REAPER_DELAY later, if the victim has not finished exiting: for each
-//     private VMA, MMU_NOTIFY_CLEAR with mmu_notifier_invalidate_range_start_nonblock; a driver
-//     that would have to sleep answers -EAGAIN and that VMA is skipped; otherwise its anonymous
-//     pages are zapped. Up to MAX_OOM_REAP_RETRIES passes, HZ/10 apart; then MMF_OOM_SKIP, and the
+//     private VMA, MMU_NOTIFY_UNMAP (v6.6) with mmu_notifier_invalidate_range_start_nonblock; a
+//     driver that would have to sleep answers -EAGAIN and that VMA is skipped; otherwise its PTEs
+//     are zapped. Up to MAX_OOM_REAP_RETRIES passes, HZ/10 apart; then MMF_OOM_SKIP, and the
 //     OOM killer may pick another victim.
 import { exit_mmap } from './exit.js';
 import { mmu_notifier_invalidate_range_end, mmu_notifier_invalidate_range_start } from './invalidate.js';
@@ -72,7 +72,7 @@ function __oom_reap_task_mm(k: Kernel, p: Process, done: (complete: boolean) => 
   const next = (i: number) => {
     if (i === vmas.length || !p.alive) return done(complete);
     const v = vmas[i];
-    const range = { start: v.start * PAGE_SIZE, end: v.end * PAGE_SIZE, event: 'MMU_NOTIFY_CLEAR' as const, blockable: false, owner: null };
+    const range = { start: v.start * PAGE_SIZE, end: v.end * PAGE_SIZE, event: 'MMU_NOTIFY_UNMAP' as const, blockable: false, owner: null };
     mmu_notifier_invalidate_range_start(k, p, range, (ret, inv) => {
       if (ret === EAGAIN) {
         complete = false; // that VMA is skipped; the core already ended the invalidation

@@ -25,8 +25,6 @@ export class Process {
   oomSkip = false;
   rssAnon = 0;
   rssFile = 0;
-  /** Outstanding work on this mm (faults, syscalls): exit waits for it. */
-  users = 0;
 
   constructor(readonly pid: number, readonly parent: number | null) {}
 

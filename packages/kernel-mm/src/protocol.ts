@@ -202,7 +202,7 @@ export interface HmmRangeFault {
 }
 export interface HmmRangeFaultResult {
   type: 'hmm_range_fault_result';
-  /** 0, -EBUSY (redo read_begin), -EFAULT, -EPERM, -ENOMEM. */
+  /** 0, -EBUSY (redo read_begin), -EFAULT, -EPERM, -EINVAL. */
   ret: number;
   pfns: Float64Array;
   flags: Uint8Array;
@@ -277,7 +277,11 @@ export interface MigrateVmaFinalize {
 export interface MigrateVmaFinalizeResult { type: 'migrate_vma_finalize_result'; ret: number; migrated: number }
 /** mm → owning driver: a CPU touched a device-private page (dev_pagemap_ops.migrate_to_ram). */
 export interface MigrateToRam { type: 'migrate_to_ram'; pid: Pid; addr: number; dev_pfn: number }
-/** The page's content, copied out of device memory; the device frees the device page. ret < 0: VM_FAULT_SIGBUS. */
+/**
+ * The page's content, copied out of device memory. The device page is not freed by this: mm sends
+ * device_page_free when its last mapping goes (after fork another PTE may still map it).
+ * ret < 0: VM_FAULT_SIGBUS.
+ */
 export interface MigrateToRamResult { type: 'migrate_to_ram_result'; ret: number; value: number }
 /** devm_memremap_pages(MEMORY_DEVICE_PRIVATE): a driver's device memory gets struct pages. Reply: memremap_pages_result. */
 export interface MemremapPages { type: 'memremap_pages'; nr_pages: number }

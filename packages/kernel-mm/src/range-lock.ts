@@ -61,7 +61,10 @@ export class RangeLocks {
       (blocked ? still : ready).push(w);
     }
     this.waiting = still;
-    for (const w of ready) this.grant(w);
+    // Every grant is recorded before any callback runs: a callback that unlocks at once must not
+    // let a later waiter in over one of these.
+    const granted = ready.map((w) => ({ w, id: this.record(w) }));
+    for (const { w, id } of granted) w.grant(id);
   }
 
   isLocked(vpn: number): boolean {
@@ -87,9 +90,13 @@ export class RangeLocks {
   }
 
   private grant(w: Waiter): void {
+    w.grant(this.record(w));
+  }
+
+  private record(w: Waiter): number {
     const id = this.nextId++;
     this.held.push({ id, start: w.start, end: w.end, what: w.what });
-    w.grant(id);
+    return id;
   }
 }
 

@@ -79,6 +79,8 @@ export function shrink_folio(k: Kernel, pfn: number, who: Who, then: (freed: boo
   if (!(pm.flags[pfn] & PG_LRU) || pm.flags[pfn] & PG_LOCKED) return then(false);
   const anon = (pm.flags[pfn] & PG_ANON) !== 0;
   if (anon && pm.maybeDmaPinned(pfn)) return then(false); // not in swap cache yet: keep before unmap
+  // Unmapped, or held by a gup reference: add_to_swap would be wasted, __remove_mapping would fail.
+  if (anon && (pm.mapcount[pfn] === 0 || pm.extraRefs(pfn) > 0)) return then(false);
   // Already the swap cache page of a slot some PTEs hold: left until they swap it in (simplified).
   if (pm.flags[pfn] & PG_SWAPCACHE) return then(false);
   const mappings = pm.mappings(pfn);
@@ -137,7 +139,8 @@ export function shrink_folio(k: Kernel, pfn: number, who: Who, then: (freed: boo
         k.stats.swapOuts++;
         // __remove_mapping: unless a fault mapped the page again meanwhile, it leaves the swap cache
         // (the slot keeps the content) and is freed.
-        if (pm.mapcount[pfn] > 0) return finish(false);
+        // (__remove_mapping's refcount freeze: a gup reference taken meanwhile keeps it too).
+        if (pm.mapcount[pfn] > 0 || pm.extraRefs(pfn) > 2) return finish(false);
         if (k.swapCache.get(slot) === pfn) k.swapCacheDel(slot);
         finish(true);
       });

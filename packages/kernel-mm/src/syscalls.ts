@@ -72,6 +72,10 @@ export function sys_mmap(k: Kernel, env: Envelope<Message>, m: Mmap): void {
   const vma: Vma = { start, end, prot: m.prot, shared, file, pgoff, mergeable: false };
   // The range stays locked from the unmapping of what was there (MAP_FIXED) to the new VMA's insertion.
   p.locks.lock(start, end, 'mmap', (lock) => {
+    if (!p.alive || p.exiting) {
+      p.locks.unlock(lock);
+      return k.ctx.reply(env, result(ESRCH));
+    }
     const install = () => {
       p.vmas.insert(vma);
       k.oracle('mmap', { pid: p.pid, start: start * PAGE_SIZE, end: end * PAGE_SIZE, prot: m.prot, shared, file, pgoff });
@@ -128,7 +132,7 @@ export function sys_mprotect(k: Kernel, env: Envelope<Message>, m: Mprotect): vo
   if ((m.prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC)) !== 0) return k.ctx.reply(env, result(EINVAL));
   const { start, end } = r;
   p.locks.lock(start, end, 'mprotect', (lock) => {
-    if (!p.vmas.covers(start, end)) {
+    if (!p.alive || p.exiting || !p.vmas.covers(start, end)) {
       p.locks.unlock(lock);
       return k.ctx.reply(env, result(ENOMEM));
     }

@@ -107,10 +107,14 @@ export function createApp(config: unknown, _id: ActorId): Actor<Message> {
           const d = m as ActorDied;
           return fail(`actor_died: ${d.actor} died (${d.error})`);
         }
-        case 'signal':
-          // SIGKILL from the OOM killer: mm exits the process; its later requests fail with ESRCH.
-          app.trace('app_signal', { ...(m as unknown as Record<string, unknown>) });
+        case 'signal': {
+          // SIGKILL from the OOM killer: mm exits the process (its later requests fail with ESRCH).
+          const pid = (m as unknown as { pid: number }).pid;
+          const proc = app.procs.get(pid);
+          if (proc) proc.exited = true;
+          app.trace('app_killed', { pid });
           break;
+        }
         case DEADLINE:
           if (env.id === deadline) {
             deadline = undefined;

@@ -16,7 +16,7 @@
 //   dmirror_read/_write      HMM_DMIRROR_READ / _WRITE of a span (≤ 8)
 //   dmirror_migrate_to_dev/_sys, dmirror_snapshot   a span (≤ 4)
 import {
-  FOLL_WRITE, MADV_DONTNEED, MADV_PAGEOUT, MAP_FIXED, PAGE_SIZE, PROT_READ,
+  ESRCH, FOLL_WRITE, MADV_DONTNEED, MADV_PAGEOUT, MAP_FIXED, PAGE_SIZE, PROT_READ,
   type CpuAccess, type Exit, type Fork, type GetUserPages, type Madvise, type MigratePages, type Mmap, type Mprotect, type Munmap, type UnpinUserPages,
 } from '@svmsim/kernel-mm';
 import type { DmirrorCmd, HmmDmirrorCmdName } from '@svmsim/kernel-mm/dmirror';
@@ -79,6 +79,8 @@ export function runOp(t: OpThread, kind: OpKind, done: () => void): void {
   const call = (to: string, msg: Request, then: (r: Reply) => void = done): void =>
     app.io.call(to, msg, (r) => {
       stats.result(kind, r.ret);
+      // The process is gone (a script's exit, the OOM killer): its threads stop (workload.ts).
+      if (r.ret === ESRCH && 'pid' in msg && msg.pid === pid) proc.exited = true;
       then(r);
     });
 

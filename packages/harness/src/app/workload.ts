@@ -1,8 +1,9 @@
 // A workload phase: `threads` CPU threads of the phase's process, each keeping one operation in
 // flight. Each operation's kind is drawn from `mix` by weight with ctx.rng, so a seed replays
 // exactly under LocalScheduler. Threads stop taking new operations once `ops` have been issued or
-// `duration` has passed since the phase started (or the run is ending); the phase is over when
-// every thread's last operation has completed.
+// `duration` has passed since the phase started, the run is ending, or the process is gone (its
+// requests answer ESRCH at no cost in time: without this a duration-bound phase would spin); the
+// phase is over when every thread's last operation has completed.
 import { OP_KINDS, type OpKind, type WorkloadPhase } from '../scenario/types.js';
 import { PagePicker } from './pages.js';
 import type { PhaseStats } from './phase-stats.js';
@@ -32,7 +33,7 @@ export function runWorkload(app: App, phase: WorkloadPhase, stats: PhaseStats, d
   let issued = 0;
   let running = phase.threads;
   const over = () =>
-    app.ending || (phase.ops !== undefined && issued >= phase.ops) || (phase.duration !== undefined && app.ctx.now() - startNs >= phase.duration);
+    app.ending || proc.exited || (phase.ops !== undefined && issued >= phase.ops) || (phase.duration !== undefined && app.ctx.now() - startNs >= phase.duration);
 
   /** An operation kind drawn by weight. */
   const draw = (): OpKind => {
