@@ -16,9 +16,8 @@ import { OP_KINDS, type ActionStep, type OpKind, type Scenario, type Step, type 
 const DEV = 'dmirror0';
 
 /**
- * A scenario with one process `main` (anon `heap` of 32 pages, MAP_PRIVATE file mapping `map` of 8)
- * and one dmirror. Not MAP_SHARED file or shared-anon mappings: under the workload those hit mm bugs
- * (see 'known mm bugs' below), which would make every test here about them.
+ * A scenario with one process `main` (anon `heap` of 32 pages, a MAP_PRIVATE file mapping `map` of
+ * 8, a MAP_SHARED mapping `smap` of the same file and a shared-anonymous `shm` of 4) and one dmirror.
  */
 function scenario(over: Partial<Scenario>): Scenario {
   return {
@@ -35,6 +34,8 @@ function scenario(over: Partial<Scenario>): Scenario {
         vmas: [
           { name: 'heap', kind: 'anon', pages: 32, prot: 'rw', shared: false, offset: 0, mergeable: true },
           { name: 'map', kind: 'file', pages: 8, prot: 'rw', shared: false, file: 'data', offset: 0, mergeable: false },
+          { name: 'smap', kind: 'file', pages: 8, prot: 'rw', shared: true, file: 'data', offset: 0, mergeable: false },
+          { name: 'shm', kind: 'shared-anon', pages: 4, prot: 'rw', shared: true, offset: 0, mergeable: false },
         ],
       },
     ],
@@ -120,7 +121,7 @@ describe('app: workload phases', () => {
       for (const k of Object.keys(p.counts)) expect(OP_KINDS).toContain(k);
       for (const [k, n] of Object.entries(p.counts)) total[k] = (total[k] ?? 0) + n;
       expect(app.pids).toEqual({ main: 1 });
-      expect(Object.keys(app.vmas).sort()).toEqual(['main.heap', 'main.map']);
+      expect(Object.keys(app.vmas).sort()).toEqual(['main.heap', 'main.map', 'main.shm', 'main.smap']);
     }
     for (const k of OP_KINDS) expect(total[k] ?? 0, k).toBeGreaterThan(20);
   }, 300_000);
@@ -288,7 +289,7 @@ describe('app: script phases', () => {
     const { r, app, check } = await run(s, 4);
     expect(app.state, r.reason).toBe('done');
     const byName = Object.fromEntries(app.steps.map((s) => [s.step, s]));
-    expect(Object.keys(app.vmas).sort()).toEqual(['main.extra', 'main.heap', 'main.map', 'main.shared']);
+    expect(Object.keys(app.vmas).sort()).toEqual(['main.extra', 'main.heap', 'main.map', 'main.shared', 'main.shm', 'main.smap']);
     expect(byName.mmap.got.addr).toBe(app.vmas['main.extra']);
     expect(byName.remap.got.addr).toBe(app.vmas['main.extra']);
     expect(byName.pin.got).toEqual({ ret: 0, pinned: 2 });

@@ -46,7 +46,7 @@ export function dump(k: Kernel, env: Envelope<Message>): void {
               const idx = fileIndex(v, vpn);
               const cached = idx < f2.pages ? f2.cache[idx] : -1;
               if (cached >= 0) page.value = k.pm.content[cached];
-              else if (v.file > 0 && idx < f2.pages) reads.push({ page, dev: blockDevOf(v.file), block: idx });
+              else if (idx < f2.pages) reads.push({ page, dev: blockDevOf(v.file), block: idx });
             }
             break;
         }

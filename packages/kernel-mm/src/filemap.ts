@@ -1,11 +1,12 @@
 // The page cache (mm/filemap.c filemap_fault → filemap_get_folio / page_cache_sync_ra →
 // filemap_read_folio) and file creation. A cached page holds one reference of its own (the page
 // cache's), is locked while its read I/O is in flight, and knows its (file, index).
-// Shared anonymous mappings are shmem files with negative ids; their pages start zeroed and need
-// no read.
+// Shared anonymous mappings are shmem files with negative ids, backed by the block device as
+// regular files are (shmem is swap-backed in the kernel).
 import type { BioDone } from './protocol.js';
 import { EIO_RET, type FileObj, type Kernel } from './kernel.js';
 import { alloc_page, lockPage, unlockPage, waitOnPage } from './page-alloc.js';
+import { PG_LOCKED } from './physmem.js';
 
 export function createFile(k: Kernel, name: string, pages: number, shm: boolean): FileObj {
   const id = shm ? k.nextShmId-- : k.nextFileId++;
@@ -21,8 +22,10 @@ export const blockDevOf = (file: number) => `file${file}`;
 export function filemap_get_page(k: Kernel, f: FileObj, idx: number, then: (pfn: number) => void): void {
   const cached = f.cache[idx];
   if (cached >= 0) {
-    // Being read in by someone else: wait for the read, then look again.
-    waitOnPage(k, cached, () => (f.cache[idx] === cached ? then(cached) : filemap_get_page(k, f, idx, then)));
+    if (!(k.pm.flags[cached] & PG_LOCKED)) return then(cached);
+    // Locked (being read in, written back or migrated): wait, then look it up again from the start —
+    // the page may have left the cache meanwhile and its frame been reused, even for this index.
+    waitOnPage(k, cached, () => filemap_get_page(k, f, idx, then));
     return;
   }
   alloc_page(k, true, (pfn) => {
@@ -35,7 +38,9 @@ export function filemap_get_page(k: Kernel, f: FileObj, idx: number, then: (pfn:
     k.pm.fileId[pfn] = f.id;
     k.pm.fileIdx[pfn] = idx;
     f.cache[idx] = pfn;
-    if (f.id < 0) return then(pfn); // shmem: a new page is zero
+    // Regular files and shmem alike read their block: a shmem page reclaimed earlier was written
+    // out there (swap-backed in the kernel; here the block device stands for it), and a block
+    // never written reads 0.
     lockPage(k, pfn);
     k.call(k.blockdev, { type: 'bio_submit', op: 'read', dev: blockDevOf(f.id), block: idx }, (reply) => {
       const done = reply as BioDone;

@@ -9,13 +9,12 @@
 //                  `data` writes fresh unique values; `cmd` is "READ" or "HMM_DMIRROR_READ" alike
 //   mmap           at an address mm chooses, recorded under `vma` (`fixed`: MAP_FIXED over the
 //                  process's VMA of that name, in place)
-//   pin / unpin    pin_user_pages (FOLL_WRITE if write, FOLL_LONGTERM if longterm); unpin releases
-//                  the oldest pin of each page of its range (dirtying the pages pinned for writing);
-//                  a page with no pin held gives ret -EINVAL
+//   pin / unpin    pin_user_pages (FOLL_WRITE if write, FOLL_LONGTERM if longterm), held until an
+//                  unpin step releases them (pins.ts)
 // A VMA name the process does not have gives ret -EINVAL and an `error` (a failure of the step).
 import {
   EINVAL, FOLL_LONGTERM, FOLL_WRITE, MAP_FIXED, PAGE_SIZE,
-  type CpuAccess, type Exit, type GetUserPages, type Madvise, type MigratePages, type Mprotect, type Munmap, type UnpinUserPages,
+  type CpuAccess, type Exit, type GetUserPages, type Madvise, type MigratePages, type Mprotect, type Munmap,
 } from '@svmsim/kernel-mm';
 import { HMM_DMIRROR_CMDS, type DmirrorCmd, type HmmDmirrorCmdName } from '@svmsim/kernel-mm/dmirror';
 import type { Action } from '../scenario/types.js';
@@ -23,6 +22,7 @@ import { ensureOpen } from './device-files.js';
 import type { Got } from './expectations.js';
 import { ADVICE, parseProt } from './mapping.js';
 import type { PhaseStats } from './phase-stats.js';
+import { holdPins, releasePins } from './pins.js';
 import type { Reply, Request } from './requests.js';
 import { mmapOf, vmaRecord } from './setup.js';
 import type { App, Proc, VmaRecord } from './state.js';
@@ -139,18 +139,16 @@ export function runAction(app: App, proc: Proc, a: PlainAction, stats: PhaseStat
       const gup_flags = (a.write ? FOLL_WRITE : 0) | (a.longterm ? FOLL_LONGTERM : 0);
       return call(mm, { type: 'get_user_pages', pid, start: r.addr, nr_pages: a.pages, gup_flags, pin: true } satisfies GetUserPages, (res) => {
         if (res.ret < 0) return done({ ret: res.ret });
-        const pfns = res.pfns as Float64Array;
-        for (let i = 0; i < res.ret; i++) {
-          const page = r.addr + i * PAGE_SIZE;
-          proc.pins.set(page, [...(proc.pins.get(page) ?? []), { pfn: pfns[i], write: a.write }]);
-        }
+        holdPins(proc, r.addr, res.pfns as Float64Array, res.ret, a.write);
         done({ ret: 0, pinned: res.ret });
       });
     }
     case 'unpin': {
       const r = at(a.vma, a.page);
       if (!r) return;
-      return done(unpin(app, proc, r.addr, a.pages, stats, kind));
+      const got = releasePins(app, proc, r.addr, a.pages);
+      stats.result(kind, got.ret);
+      return done(got);
     }
     case 'migrate_pages': {
       const r = at(a.vma, a.page);
@@ -193,25 +191,4 @@ function accessPages(
     });
   };
   next(0);
-}
-
-/** Release the oldest pin of each page of the range (unpin_user_pages_dirty_lock for write pins). */
-function unpin(app: App, proc: Proc, addr: number, pages: number, stats: PhaseStats, kind: string): Got {
-  const dirty: number[] = [];
-  const clean: number[] = [];
-  let missing = 0;
-  for (let i = 0; i < pages; i++) {
-    const page = addr + i * PAGE_SIZE;
-    const held = proc.pins.get(page);
-    const pin = held?.shift();
-    if (held && held.length === 0) proc.pins.delete(page);
-    if (!pin) missing++;
-    else (pin.write ? dirty : clean).push(pin.pfn);
-  }
-  for (const [pfns, make_dirty] of [[dirty, true], [clean, false]] as const) {
-    if (pfns.length > 0) app.io.send(app.mm, { type: 'unpin_user_pages', pfns: Float64Array.from(pfns), make_dirty, pin: true } satisfies UnpinUserPages);
-  }
-  const ret = missing > 0 ? EINVAL : 0;
-  stats.result(kind, ret);
-  return { ret, unpinned: dirty.length + clean.length };
 }
