@@ -1,22 +1,19 @@
 // How a scenario's words become mm's arguments: protection strings, mmap flags for each kind of
 // VMA, madvise advice, and errno names.
 import {
-  ERRNO_NAMES, MADV_DONTNEED, MADV_MERGEABLE, MADV_PAGEOUT, MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED, PROT_EXEC, PROT_NONE, PROT_READ, PROT_WRITE,
+  ERRNO_NAMES, MADV_DONTNEED, MADV_MERGEABLE, MADV_PAGEOUT, MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED,
 } from '@svmsim/kernel-mm';
+import { parseProt as parseProtOrThrow } from '../scenario/units.js';
 import { ETIMEDOUT } from '@svmsim/kernel-mm/dmirror';
 import type { VmaSpec } from '../scenario/types.js';
 
-/** "rw", "r", "rwx", "none", … → PROT_* bits; undefined for anything else. */
+/** "rw", "r", "rwx", "none", … → PROT_* bits (units.ts parses them); undefined for anything else. */
 export function parseProt(prot: string): number | undefined {
-  if (prot === 'none') return PROT_NONE;
-  if (prot.length === 0) return undefined;
-  let bits = 0;
-  for (const c of prot) {
-    const bit = c === 'r' ? PROT_READ : c === 'w' ? PROT_WRITE : c === 'x' ? PROT_EXEC : undefined;
-    if (bit === undefined || bits & bit) return undefined;
-    bits |= bit;
+  try {
+    return parseProtOrThrow(prot);
+  } catch {
+    return undefined;
   }
-  return bits;
 }
 
 /** The mmap flags of a VMA kind (without MAP_FIXED). */
