@@ -16,6 +16,9 @@ const program = new Command('svmsim')
   .configureOutput({ writeErr: (s) => process.stderr.write(s) })
   .showHelpAfterError('(svmsim --help lists the commands)');
 
+/** The default simulated-to-wall ratio of thread mode. */
+const THREAD_TIME_SCALE = 0.02;
+
 let exitCode = 0;
 const debug = () => Boolean(program.opts().debug);
 const action =
@@ -32,7 +35,7 @@ program
   .option('--seed <n>', 'seed (default: the scenario\'s)', parseSeed)
   .addOption(new Option('--deterministic', 'one thread, seeded interleaving, exact virtual time (default)').conflicts('threads'))
   .option('--threads', 'each actor in its own worker thread: real races, wall-clock time')
-  .option('--time-scale <x>', 'thread mode: simulated ns per wall ns', (v) => parsePositive('--time-scale', v), 1)
+  .option('--time-scale <x>', 'thread mode: simulated ns per wall ns; a message between threads takes tens of µs, so costs of a few µs need a slower clock (1000 runs an hour-long job in seconds)', (v) => parsePositive('--time-scale', v), THREAD_TIME_SCALE)
   .option('--duration <time>', 'override the scenario\'s duration (e.g. 50ms)')
   .option('--trace <dir>', 'where the trace and report.json go (default: runs/<time>/<run>)')
   .option('--json', 'print the report as JSON')
@@ -46,7 +49,7 @@ program
   .option('--policies <list>', 'only these policies, comma-separated (unsafe twins are included only if named)')
   .option('--seed <n>', 'seed for every run (default: each scenario\'s)', parseSeed)
   .option('--threads', 'thread mode instead of deterministic')
-  .option('--time-scale <x>', 'thread mode: simulated ns per wall ns', (v) => parsePositive('--time-scale', v), 1)
+  .option('--time-scale <x>', 'thread mode: simulated ns per wall ns; a message between threads takes tens of µs, so costs of a few µs need a slower clock (1000 runs an hour-long job in seconds)', (v) => parsePositive('--time-scale', v), THREAD_TIME_SCALE)
   .option('--json', 'print every report as JSON')
   .addHelpText('after', '\nExamples:\n  svmsim compare\n  svmsim compare mirror-race ksm --policies safe,unsafe-skip-read-retry\n')
   .action(action((scenarios: string[], o) => compareCommand(scenarios, { policies: o.policies, seed: o.seed, threads: Boolean(o.threads), timeScale: o.timeScale, json: Boolean(o.json) })));
