@@ -36,6 +36,8 @@ function windowed(
     receive(env, ctx) {
       if (env.replyTo === 0) return;
       if (setupLeft > 0) {
+        const ret = (env.msg as Reply).ret;
+        if (typeof ret === 'number' && ret < 0) throw new Error(`bench setup step ${setup.length - setupLeft} failed with ${ret}`);
         setupLeft--;
         if (setupLeft > 0) return void ctx.request('mm', setup[setup.length - setupLeft]);
         t0 = performance.now();
@@ -65,7 +67,7 @@ async function timed(actors: { id: string; actor: Actor<Message> }[], app: { mea
 
 function mmActors(frames: number, app: Actor<Message>) {
   return [
-    { id: 'mm', actor: createMm({ frames, swapPages: 0 }, 'mm') },
+    { id: 'mm', actor: createMm({ frames, swapPages: 0, kswapd: false, wmarkMin: 64, wmarkLow: 128, wmarkHigh: 256 }, 'mm') },
     { id: 'ramdisk', actor: createRamdisk({}) },
     { id: 'app', actor: app },
   ];
@@ -74,7 +76,7 @@ function mmActors(frames: number, app: Actor<Message>) {
 /** Write faults on fresh anonymous pages. */
 export async function cpuFaults(pages: number): Promise<{ faultsPerSec: number; faults: number }> {
   const app = windowed(pages, 32, (i) => ({ type: 'cpu_access', pid: 1, addr: BASE + i * PAGE_SIZE, write: true, value: i + 1 }) as Message, [{ type: 'process_create' } as Message, mmap(pages)]);
-  const s = await timed(mmActors(pages + 1024, app), app);
+  const s = await timed(mmActors(2 * pages + 4096, app), app);
   return { faultsPerSec: Math.round(pages / s), faults: pages };
 }
 
@@ -95,7 +97,7 @@ export async function hmmPages(pages: number, snapshot: boolean): Promise<{ page
       if (r.ret !== 0) throw new Error(`hmm_range_fault returned ${r.ret}`);
     },
   );
-  const total = await timed(mmActors(pages + 1024, app), app);
+  const total = await timed(mmActors(2 * pages + 4096, app), app);
   return { pagesPerSec: Math.round(pages / total), pages };
 }
 
@@ -104,9 +106,11 @@ export async function bytesPerPage(pages: number): Promise<{ bytesPerPage: numbe
   const gc = (globalThis as { gc?: () => void }).gc;
   gc?.();
   const before = process.memoryUsage();
-  const mm = createMm({ frames: pages + 1024, swapPages: 0 }, 'mm');
+  const mm = createMm({ frames: pages + 4096, swapPages: 0, kswapd: false, wmarkMin: 64, wmarkLow: 128, wmarkHigh: 256 }, 'mm');
   const app = windowed(pages, 64, (i) => ({ type: 'cpu_access', pid: 1, addr: BASE + i * PAGE_SIZE, write: true, value: i + 1 }) as Message, [{ type: 'process_create' } as Message, mmap(pages)]);
-  await new LocalScheduler().run({ actors: [{ id: 'mm', actor: mm }, { id: 'ramdisk', actor: createRamdisk({}) }, { id: 'app', actor: app }], seed: 1 });
+  const r = await new LocalScheduler().run({ actors: [{ id: 'mm', actor: mm }, { id: 'ramdisk', actor: createRamdisk({}) }, { id: 'app', actor: app }], seed: 1 });
+  const mmSummary = r.summaries.mm as { cpuFaults: number; oomKills: number };
+  if (mmSummary.cpuFaults !== pages || mmSummary.oomKills !== 0) throw new Error(`memory bench: ${mmSummary.cpuFaults} faults of ${pages}, ${mmSummary.oomKills} OOM kills`);
   gc?.();
   const after = process.memoryUsage();
   const bytes = after.heapUsed + after.arrayBuffers - (before.heapUsed + before.arrayBuffers);
@@ -142,7 +146,8 @@ export async function mmBench(progress: (line: string) => void): Promise<Record<
   const hmmFault = await hmmPages(262_144, false);
   const hmmSnap = await hmmPages(262_144, true);
   progress(`mm: hmm ${JSON.stringify({ hmmFault, hmmSnap })}`);
-  const mem = await bytesPerPage(1 << 20);
+  // The whole address space above MMAP_BASE: 2^20 pages less the first 16 MiB.
+  const mem = await bytesPerPage((1 << 20) - 4096);
   progress(`mm: memory ${JSON.stringify(mem)}`);
   return {
     cpuFaults: { ...faults, baseline: { localRequestReply: baseline } },
