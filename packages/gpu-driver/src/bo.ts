@@ -1,0 +1,34 @@
+// A userptr buffer object (amdgpu_bo with a ttm_tt over user pages, amdgpu_ttm_tt_set_userptr):
+// [addr, addr + pages*PAGE_SIZE) of process pid. Its reservation object (dma_resv) is modelled as
+// the set of jobs whose fences have not signalled yet.
+import { PAGE_SIZE, type MmuIntervalNotifier, type Pid } from '@svmsim/kernel-mm';
+import type { Job } from './job.js';
+
+export interface UserptrNotifier extends MmuIntervalNotifier {
+  /** An invalidate has set invalidate_seq (until then it is adopted from read_begin: the insert reply gives none). */
+  known: boolean;
+}
+
+export interface Bo {
+  handle: number;
+  pid: Pid;
+  addr: number;
+  pages: number;
+  /** AMDGPU_GEM_USERPTR_READONLY: faulted without HMM_PFN_REQ_WRITE, pinned without FOLL_WRITE. */
+  readonly: boolean;
+  /** The unsignalled fences in the BO's reservation object. */
+  fences: Set<Job>;
+  /** policy pin: the pinned frames, one per page. */
+  pinned: Float64Array | null;
+  /** policy userptr: the BO's mmu_interval_notifier. */
+  notifier: UserptrNotifier | null;
+  /** GEM_CLOSE received: no new submissions. */
+  freeing: boolean;
+}
+
+export const boEnd = (bo: Bo): number => bo.addr + bo.pages * PAGE_SIZE;
+export const boFirstVpn = (bo: Bo): number => bo.addr / PAGE_SIZE;
+
+export function newBo(handle: number, pid: Pid, addr: number, pages: number, readonly: boolean): Bo {
+  return { handle, pid, addr, pages, readonly, fences: new Set(), pinned: null, notifier: null, freeing: false };
+}

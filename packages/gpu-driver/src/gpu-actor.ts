@@ -1,0 +1,287 @@
+// The GPU actor: one amdgpu device as seen by one or more processes. It owns the BOs, GPUVM, the
+// queues (gfx and compute rings) and their jobs and fences, and follows one coherence policy:
+//   pin             pin_user_pages(FOLL_LONGTERM) for the BO's life (policy-pin.ts)
+//   userptr         amdgpu gfx userptr: walk every BO at each submit, wait fences on invalidate (policy-userptr.ts)
+//   unsafe-userptr  userptr that acks invalidations without waiting for fences (caught by the checker)
+// The app talks to it with gpu-protocol.ts; it talks to mm only through kernel-mm's protocol.ts.
+import type { Actor, ActorId, Ctx, Envelope, Incoming, Message } from '@svmsim/runtime';
+import { EINVAL, ENOENT, ERRNO_NAMES, EFAULT, PAGE_SIZE, type DmaAccess, type Invalidate, type InvalidateAck, type MmRequest } from '@svmsim/kernel-mm';
+import { newBo, type Bo } from './bo.js';
+import type { GpuBoCreate, GpuBoFree, GpuQueue, GpuReply, GpuRequest, GpuSubmit, GpuWait } from './gpu-protocol.js';
+import { GpuVm } from './gpuvm.js';
+import { newFence, planAccesses, signalFence, waitFences, type Job } from './job.js';
+import { Mutex } from './lock.js';
+import { createPinPolicy } from './policy-pin.js';
+import { createUserptrPolicy } from './policy-userptr.js';
+import { DEFAULT_GPU_COSTS, newStats, type GpuCosts, type GpuHost, type GpuStats, type Policy, type Reply } from './policy.js';
+
+export type GpuPolicyName = 'pin' | 'userptr' | 'unsafe-userptr';
+export const GPU_POLICIES: readonly GpuPolicyName[] = ['pin', 'userptr', 'unsafe-userptr'];
+
+export interface GpuConfig {
+  policy: GpuPolicyName;
+  /** The mm actor. Default 'mm'. */
+  mm?: string;
+  costs?: Partial<GpuCosts>;
+  /** userptr: restarts of one submission before -EAGAIN reaches the app. Default 1000. */
+  maxResubmits?: number;
+  /** userptr: -EBUSY answers to one hmm_range_fault before -EBUSY. Default 1000. */
+  maxBusyRetries?: number;
+}
+
+export function createGpu(config: unknown, id: ActorId): Actor<Message> {
+  const c = (config ?? {}) as GpuConfig;
+  if (!GPU_POLICIES.includes(c.policy)) throw new Error(`gpu config: policy must be one of ${GPU_POLICIES.join(', ')}, got ${JSON.stringify(c.policy)}`);
+  return new Gpu(c, id);
+}
+
+const errName = (ret: number): string => ERRNO_NAMES[ret] ?? String(ret);
+
+function percentile(xs: number[], p: number): number {
+  if (xs.length === 0) return 0;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)];
+}
+
+class Gpu implements Actor<Message>, GpuHost {
+  ctx!: Ctx<Message>;
+  readonly mm: string;
+  readonly costs: GpuCosts;
+  readonly stats: GpuStats = newStats();
+  readonly vm = new GpuVm();
+  readonly notifierLock = new Mutex();
+  readonly bySub = new Map<number, Bo>();
+  private readonly policy: Policy;
+  private readonly bos = new Map<number, Bo>();
+  private nextHandle = 1;
+  private readonly jobs = new Map<number, Job>();
+  private nextJob = 1;
+  private readonly queues: Record<GpuQueue, Job[]> = { gfx: [], compute: [] };
+  private readonly calls = new Map<number, (r: Reply) => void>();
+  private readonly timers = new Map<number, () => void>();
+
+  constructor(cfg: GpuConfig, readonly id: ActorId) {
+    this.mm = cfg.mm ?? 'mm';
+    this.costs = { ...DEFAULT_GPU_COSTS, ...cfg.costs };
+    this.policy =
+      cfg.policy === 'pin'
+        ? createPinPolicy(this)
+        : createUserptrPolicy(this, { unsafe: cfg.policy === 'unsafe-userptr', maxResubmits: cfg.maxResubmits ?? 1000, maxBusyRetries: cfg.maxBusyRetries ?? 1000 });
+  }
+
+  start(ctx: Ctx<Message>): void {
+    this.ctx = ctx;
+  }
+
+  receive(env: Incoming<Message>, ctx: Ctx<Message>): void {
+    this.ctx = ctx;
+    if (env.replyTo !== 0) {
+      const then = this.calls.get(env.replyTo);
+      if (then) {
+        this.calls.delete(env.replyTo);
+        return then(env.msg as Reply);
+      }
+    }
+    const m = env.msg as GpuRequest | Invalidate | { type: 'gpu_timer' } | { type: 'dma_read_result' } | { type: 'actor_died' } | { type: 'request_timeout' };
+    switch (m.type) {
+      case 'gpu_timer': {
+        const fn = this.timers.get(env.id);
+        this.timers.delete(env.id);
+        return fn?.();
+      }
+      case 'gpu_bo_create':
+        return this.boCreate(env, m);
+      case 'gpu_submit':
+        return this.submit(env, m);
+      case 'gpu_wait':
+        return this.wait(env, m);
+      case 'gpu_bo_free':
+        return this.boFree(env, m);
+      case 'invalidate':
+        this.stats.invalidations++;
+        this.stats.invalidationsByEvent[m.event] = (this.stats.invalidationsByEvent[m.event] ?? 0) + 1;
+        return this.policy.invalidate(env, m);
+      case 'dma_read_result': // the reply to a DMA read (its value is not needed)
+      case 'actor_died':
+      case 'request_timeout':
+        return;
+      default:
+        throw new Error(`${this.id}: unknown message '${(m as Message).type}' from ${env.from}`);
+    }
+  }
+
+  summary(): Record<string, unknown> {
+    const s = this.stats;
+    const walked = s.pagesWalkedPerSubmission;
+    return {
+      policy: this.policy.name,
+      ...s,
+      pagesWalkedPerSubmission: undefined,
+      submitLatencyNs: undefined,
+      invalidateWaitNs: undefined,
+      pagesWalkedTotal: walked.reduce((a, b) => a + b, 0),
+      pagesWalkedPerSubmissionMean: walked.length ? walked.reduce((a, b) => a + b, 0) / walked.length : 0,
+      pagesWalkedPerSubmissionMax: walked.length ? Math.max(...walked) : 0,
+      submitLatencyP50Ns: percentile(s.submitLatencyNs, 50),
+      submitLatencyP99Ns: percentile(s.submitLatencyNs, 99),
+      invalidateWaitTotalNs: s.invalidateWaitNs.reduce((a, b) => a + b, 0),
+      invalidateWaitP50Ns: percentile(s.invalidateWaitNs, 50),
+      invalidateWaitMaxNs: s.invalidateWaitNs.length ? Math.max(...s.invalidateWaitNs) : 0,
+      gpuvmEntries: this.vm.size,
+      tlbFlushes: this.vm.tlbFlushes,
+      bos: this.bos.size,
+      jobsPending: [...this.jobs.values()].filter((j) => !j.fence.signalled).length,
+      pendingCalls: this.calls.size,
+    };
+  }
+
+  /** Per-submission figures (for tests and reports). */
+  get perSubmission(): { pagesWalked: number[]; latencyNs: number[]; invalidateWaitNs: number[] } {
+    return { pagesWalked: this.stats.pagesWalkedPerSubmission, latencyNs: this.stats.submitLatencyNs, invalidateWaitNs: this.stats.invalidateWaitNs };
+  }
+
+  // ---- GpuHost ----
+
+  call(msg: MmRequest, then: (r: Reply) => void): void {
+    this.calls.set(this.ctx.request(this.mm, msg), then);
+  }
+
+  sleep(ns: number, then: () => void): void {
+    if (ns <= 0) return then();
+    this.timers.set(this.ctx.after(ns, { type: 'gpu_timer' }), then);
+  }
+
+  reply(env: Envelope<Message>, msg: GpuReply | InvalidateAck): void {
+    this.ctx.reply(env, msg);
+  }
+
+  send(msg: MmRequest): void {
+    this.ctx.send(this.mm, msg);
+  }
+
+  warn(what: string, fields: Record<string, unknown> = {}): void {
+    this.stats.warnings++;
+    if (this.ctx.tracing) this.ctx.trace('warn', { what: `${this.id}: ${what}`, ...fields });
+  }
+
+  pushJob(job: Job): void {
+    for (const bo of job.bos) bo.fences.add(job);
+    const q = this.queues[job.queue];
+    q.push(job);
+    if (this.ctx.tracing) this.ctx.trace('gpu_job_queued', { job: job.id, queue: job.queue, bos: job.bos.map((b) => b.handle) });
+    if (q.length === 1) this.runJob(job);
+  }
+
+  // ---- jobs ----
+
+  private runJob(job: Job): void {
+    job.startedAt = this.ctx.now();
+    if (this.ctx.tracing) this.ctx.trace('gpu_job_start', { job: job.id, queue: job.queue, durationNs: job.durationNs });
+    const base = job.pattern.value ?? job.id * 1e6 + 1;
+    for (const a of planAccesses(job)) {
+      this.sleep(a.atNs, () => {
+        const addr = a.bo.addr + a.page * PAGE_SIZE;
+        const pte = this.vm.lookup(a.bo.pid, addr);
+        const write = job.pattern.write;
+        if (!pte || (write && !pte.writable)) {
+          // A GPU page fault: the access does not happen; the job is in error.
+          job.faults++;
+          this.stats.gpuPageFaults++;
+          if (this.ctx.tracing) this.ctx.trace('gpu_vm_fault', { job: job.id, pid: a.bo.pid, addr, write });
+          return;
+        }
+        job.accesses++;
+        const dma: DmaAccess = { type: 'dma_access', dev: this.id, pid: a.bo.pid, addr, pfn: pte.pfn, write, tr: pte.tr };
+        if (write) {
+          dma.value = base + a.page;
+          this.stats.dmaWrites++;
+          this.ctx.send(this.mm, dma);
+        } else {
+          this.stats.dmaReads++;
+          this.ctx.request(this.mm, dma);
+        }
+      });
+    }
+    this.sleep(Math.max(job.durationNs, 1), () => this.endJob(job));
+  }
+
+  private endJob(job: Job): void {
+    job.endedAt = this.ctx.now();
+    const q = this.queues[job.queue];
+    q.shift();
+    for (const bo of job.bos) bo.fences.delete(job);
+    this.stats.jobsDone++;
+    if (job.faults > 0) this.stats.jobErrors++;
+    if (this.ctx.tracing) this.ctx.trace('gpu_job_end', { job: job.id, queue: job.queue, accesses: job.accesses, faults: job.faults });
+    signalFence(job.fence);
+    if (q.length > 0) this.runJob(q[0]);
+  }
+
+  // ---- ioctls ----
+
+  private boCreate(env: Envelope<Message>, m: GpuBoCreate): void {
+    const fail = (ret: number) => {
+      this.stats.boCreateErrors++;
+      this.reply(env, { type: 'gpu_bo_create_result', ret, handle: 0 });
+    };
+    if (!Number.isInteger(m.addr) || m.addr < 0 || m.addr % PAGE_SIZE !== 0 || !Number.isInteger(m.pages) || m.pages <= 0) return fail(EINVAL);
+    const bo = newBo(this.nextHandle++, m.pid, m.addr, m.pages, m.readonly === true);
+    this.policy.createBo(bo, (ret) => {
+      if (ret < 0) return fail(ret);
+      this.bos.set(bo.handle, bo);
+      this.stats.bosCreated++;
+      this.reply(env, { type: 'gpu_bo_create_result', ret: bo.handle, handle: bo.handle });
+    });
+  }
+
+  private submit(env: Envelope<Message>, m: GpuSubmit): void {
+    const t0 = this.ctx.now();
+    this.stats.submissions++;
+    const fail = (ret: number, pagesWalked = 0, resubmissions = 0) => {
+      this.stats.submitErrors[errName(ret)] = (this.stats.submitErrors[errName(ret)] ?? 0) + 1;
+      this.reply(env, { type: 'gpu_submit_result', ret, job: 0, pagesWalked, resubmissions });
+    };
+    const bos = m.bos.map((h) => this.bos.get(h));
+    if (bos.length === 0 || bos.some((b) => !b || b.freeing)) return fail(ENOENT);
+    if (!(m.pattern.touch > 0 && m.pattern.touch <= 1) || !(m.durationNs >= 0) || (m.queue !== 'gfx' && m.queue !== 'compute')) return fail(EINVAL);
+    if (m.pattern.write && bos.some((b) => b!.readonly)) return fail(EFAULT);
+    const job: Job = {
+      id: this.nextJob++, bos: bos as Bo[], pattern: m.pattern, durationNs: m.durationNs, queue: m.queue, fence: newFence(),
+      submittedAt: t0, startedAt: -1, endedAt: -1, faults: 0, accesses: 0,
+    };
+    this.sleep(this.costs.submitNs, () =>
+      this.policy.submit(job, (o) => {
+        this.stats.resubmissions += o.resubmissions;
+        if (o.ret < 0) return fail(o.ret, o.pagesWalked, o.resubmissions);
+        this.jobs.set(job.id, job);
+        this.stats.pagesWalkedPerSubmission.push(o.pagesWalked);
+        this.stats.submitLatencyNs.push(this.ctx.now() - t0);
+        if (this.ctx.tracing) this.ctx.trace('gpu_submit_done', { job: job.id, pagesWalked: o.pagesWalked, resubmissions: o.resubmissions, latencyNs: this.ctx.now() - t0 });
+        this.reply(env, { type: 'gpu_submit_result', ret: 0, job: job.id, pagesWalked: o.pagesWalked, resubmissions: o.resubmissions });
+      }),
+    );
+  }
+
+  private wait(env: Envelope<Message>, m: GpuWait): void {
+    const job = this.jobs.get(m.job);
+    if (!job) return this.reply(env, { type: 'gpu_wait_result', ret: ENOENT, job: m.job, value: 0 });
+    waitFences([job.fence], () => {
+      this.jobs.delete(job.id);
+      this.reply(env, { type: 'gpu_wait_result', ret: job.faults > 0 ? EFAULT : 0, job: job.id, value: job.pattern.value ?? job.id * 1e6 + 1 });
+    });
+  }
+
+  private boFree(env: Envelope<Message>, m: GpuBoFree): void {
+    const bo = this.bos.get(m.handle);
+    if (!bo || bo.freeing) return this.reply(env, { type: 'gpu_bo_free_result', ret: ENOENT });
+    bo.freeing = true;
+    // The BO is destroyed once its reservation is idle (TTM's delayed delete).
+    waitFences([...bo.fences].map((j) => j.fence), () =>
+      this.policy.freeBo(bo, () => {
+        this.bos.delete(bo.handle);
+        this.stats.bosFreed++;
+        this.reply(env, { type: 'gpu_bo_free_result', ret: 0 });
+      }),
+    );
+  }
+}

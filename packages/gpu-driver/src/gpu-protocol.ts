@@ -1,0 +1,46 @@
+// The ioctl-like messages an application (the `app` actor, a test script) sends to the GPU actor,
+// standing for amdgpu's uapi (include/uapi/drm/amdgpu_drm.h):
+//   gpu_bo_create   DRM_IOCTL_AMDGPU_GEM_USERPTR (a BO over [addr, addr + pages*PAGE_SIZE) of pid)
+//   gpu_submit      DRM_IOCTL_AMDGPU_CS (a job over a BO list; replies once the job is queued)
+//   gpu_wait        DRM_IOCTL_AMDGPU_WAIT_CS (replies when the job's fence signals)
+//   gpu_bo_free     DRM_IOCTL_GEM_CLOSE (the BO goes once its fences have signalled)
+// Every reply carries `ret` (>= 0 or -errno, the values of @svmsim/kernel-mm's protocol.ts).
+import type { Pid } from '@svmsim/kernel-mm';
+
+export type GpuQueue = 'gfx' | 'compute';
+
+export interface GpuBoCreate { type: 'gpu_bo_create'; pid: Pid; addr: number; pages: number; readonly?: boolean }
+/** ret = the BO handle (> 0), or -errno. */
+export interface GpuBoCreateResult { type: 'gpu_bo_create_result'; ret: number; handle: number }
+
+/** What a job does with its BOs. */
+export interface AccessPattern {
+  /** Fraction (0, 1] of each BO's pages the job accesses, evenly spread over the BO. */
+  touch: number;
+  /** Writes (DMA writes) or reads. */
+  write: boolean;
+  /** The word written to page i of a BO is value + i. Default: jobId * 1e6 + 1. */
+  value?: number;
+}
+
+export interface GpuSubmit {
+  type: 'gpu_submit';
+  /** BO handles. */
+  bos: number[];
+  pattern: AccessPattern;
+  /** How long the job runs once it reaches the head of its queue (simulated ns). */
+  durationNs: number;
+  queue: GpuQueue;
+}
+/** ret 0 and the job id, or -errno (-EAGAIN only after maxResubmits restarts; -EFAULT, -EPERM from the walk…). */
+export interface GpuSubmitResult { type: 'gpu_submit_result'; ret: number; job: number; pagesWalked: number; resubmissions: number }
+
+export interface GpuWait { type: 'gpu_wait'; job: number }
+/** ret 0 when the job completed, -EFAULT if it took a GPU page fault (a job error), -ENOENT unknown job. */
+export interface GpuWaitResult { type: 'gpu_wait_result'; ret: number; job: number; value: number }
+
+export interface GpuBoFree { type: 'gpu_bo_free'; handle: number }
+export interface GpuBoFreeResult { type: 'gpu_bo_free_result'; ret: number }
+
+export type GpuRequest = GpuBoCreate | GpuSubmit | GpuWait | GpuBoFree;
+export type GpuReply = GpuBoCreateResult | GpuSubmitResult | GpuWaitResult | GpuBoFreeResult;

@@ -1,0 +1,53 @@
+// GPUVM: the GPU's page table (amdgpu_vm.c). A BO is mapped at the GPU virtual address equal to its
+// CPU address (as ROCm maps userptr BOs), so an entry is keyed by (pid, virtual page). Each entry
+// holds the frame, whether the GPU may write it, and the translation it came from (a pin, or a
+// mirror pfn validated at a notifier sequence), which every DMA carries to mm for the checker.
+import { PAGE_SIZE, type Pid, type Translation } from '@svmsim/kernel-mm';
+
+export interface GpuPte {
+  pfn: number;
+  writable: boolean;
+  tr: Translation;
+}
+
+export class GpuVm {
+  private readonly pts = new Map<Pid, Map<number, GpuPte>>();
+  /** amdgpu_vm_update_range writes, counted in pages. */
+  ptesWritten = 0;
+  ptesCleared = 0;
+  tlbFlushes = 0;
+
+  lookup(pid: Pid, addr: number): GpuPte | undefined {
+    return this.pts.get(pid)?.get(Math.floor(addr / PAGE_SIZE));
+  }
+
+  /** Map page `vpn` of pid. */
+  set(pid: Pid, vpn: number, pte: GpuPte): void {
+    let pt = this.pts.get(pid);
+    if (!pt) this.pts.set(pid, (pt = new Map()));
+    pt.set(vpn, pte);
+    this.ptesWritten++;
+  }
+
+  /** Clear the entries of [start, end) (byte addresses); returns how many were mapped. The caller flushes the TLB. */
+  clear(pid: Pid, start: number, end: number): number {
+    const pt = this.pts.get(pid);
+    if (!pt) return 0;
+    const s = Math.floor(start / PAGE_SIZE);
+    const e = Math.ceil(end / PAGE_SIZE);
+    let n = 0;
+    if (e - s <= pt.size) {
+      for (let vpn = s; vpn < e; vpn++) if (pt.delete(vpn)) n++;
+    } else {
+      for (const vpn of [...pt.keys()]) if (vpn >= s && vpn < e && pt.delete(vpn)) n++;
+    }
+    this.ptesCleared += n;
+    return n;
+  }
+
+  get size(): number {
+    let n = 0;
+    for (const pt of this.pts.values()) n += pt.size;
+    return n;
+  }
+}

@@ -1,0 +1,75 @@
+// Jobs and fences (drm_sched_job / dma_fence). A job runs on one queue (amdgpu's gfx ring or a
+// compute ring); jobs of a queue run one after the other, queues run concurrently. While it runs,
+// a job's DMA accesses go to mm one by one (`dma_access`), spread evenly over its duration with
+// ctx.after; its fence signals at the end, after the last access was sent. A job that finds no
+// GPUVM entry (or a read-only one for a write) takes a GPU page fault: the access is dropped and
+// the job ends in error (amdgpu reports a VM fault and the context is marked guilty).
+import type { Bo } from './bo.js';
+import type { AccessPattern, GpuQueue } from './gpu-protocol.js';
+
+export interface Fence {
+  signalled: boolean;
+  /** Called once when it signals (dma_fence_add_callback). */
+  callbacks: (() => void)[];
+}
+
+export interface Job {
+  id: number;
+  bos: Bo[];
+  pattern: AccessPattern;
+  durationNs: number;
+  queue: GpuQueue;
+  fence: Fence;
+  submittedAt: number;
+  startedAt: number;
+  endedAt: number;
+  /** GPU page faults taken. */
+  faults: number;
+  /** DMA accesses sent. */
+  accesses: number;
+}
+
+export function newFence(): Fence {
+  return { signalled: false, callbacks: [] };
+}
+
+export function signalFence(f: Fence): void {
+  if (f.signalled) return;
+  f.signalled = true;
+  for (const cb of f.callbacks.splice(0)) cb();
+}
+
+/** Run `then` once every fence has signalled (at once if all have). */
+export function waitFences(fences: Fence[], then: () => void): void {
+  let left = fences.filter((f) => !f.signalled).length;
+  if (left === 0) return then();
+  for (const f of fences) {
+    if (f.signalled) continue;
+    f.callbacks.push(() => {
+      if (--left === 0) then();
+    });
+  }
+}
+
+/** The page indexes of a BO of `pages` pages that a job touching `fraction` of it accesses: evenly spread, at least one. */
+export function touchedPages(pages: number, fraction: number): number[] {
+  const n = Math.max(1, Math.min(pages, Math.round(pages * fraction)));
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) out.push(Math.floor((i * pages) / n));
+  return out;
+}
+
+/** One DMA access of a job: BO and page index, at offset `atNs` from the job's start. */
+export interface PlannedAccess {
+  bo: Bo;
+  page: number;
+  atNs: number;
+}
+
+/** The job's accesses in order, spread over (0, durationNs): access k of n at (k + 0.5) / n of the duration. */
+export function planAccesses(job: Job): PlannedAccess[] {
+  const list: { bo: Bo; page: number }[] = [];
+  for (const bo of job.bos) for (const page of touchedPages(bo.pages, job.pattern.touch)) list.push({ bo, page });
+  const n = list.length;
+  return list.map((a, k) => ({ ...a, atNs: (job.durationNs * (k + 0.5)) / n }));
+}

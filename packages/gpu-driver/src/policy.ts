@@ -1,0 +1,109 @@
+// What a coherence policy implements, and what the GPU actor offers it.
+import type { Ctx, Envelope, Message } from '@svmsim/runtime';
+import type { Invalidate, InvalidateAck, MmRequest } from '@svmsim/kernel-mm';
+import type { GpuReply } from './gpu-protocol.js';
+import type { Bo } from './bo.js';
+import type { GpuVm } from './gpuvm.js';
+import type { Job } from './job.js';
+import type { Mutex } from './lock.js';
+
+export type Reply = Message & { ret?: number };
+
+/** Costs of the GPU and its driver, simulated ns. */
+export interface GpuCosts {
+  /** The driver's own work per page walked at submit (amdgpu_ttm_tt_get_user_pages: hmm pfn → page, compare with ttm->pages). mm charges its own walk too. */
+  walkPerPageNs: number;
+  /** Writing one GPUVM PTE (amdgpu_vm_update_range). */
+  ptePerPageNs: number;
+  /** A TLB flush after clearing GPUVM entries (amdgpu_gmc_flush_gpu_tlb). */
+  tlbFlushNs: number;
+  /** The rest of an AMDGPU_CS ioctl (parsing, scheduling). */
+  submitNs: number;
+}
+export const DEFAULT_GPU_COSTS: GpuCosts = { walkPerPageNs: 20, ptePerPageNs: 10, tlbFlushNs: 1_000, submitNs: 2_000 };
+
+export interface GpuStats {
+  bosCreated: number;
+  bosFreed: number;
+  boCreateErrors: number;
+  submissions: number;
+  /** -EAGAIN from amdgpu_cs_submit's read_retry: the ioctl restarted (libdrm's drmIoctl loop). */
+  resubmissions: number;
+  /** hmm_range_fault answered -EBUSY: read_begin again. */
+  ebusyRetries: number;
+  submitErrors: Record<string, number>;
+  /** Pages walked by each successful submission (every attempt counted). */
+  pagesWalkedPerSubmission: number[];
+  /** Submit ioctl latency, ns, of each successful submission. */
+  submitLatencyNs: number[];
+  jobsDone: number;
+  /** Jobs that took a GPU page fault. */
+  jobErrors: number;
+  gpuPageFaults: number;
+  dmaWrites: number;
+  dmaReads: number;
+  invalidations: number;
+  invalidationsByEvent: Record<string, number>;
+  /** Non-blockable invalidations answered false. */
+  invalidationsRefused: number;
+  /** Time each blockable invalidate callback spent before acking (lock + fences + TLB flush), ns. */
+  invalidateWaitNs: number[];
+  /** unsafe-userptr: acks sent while a job on the range was still running. */
+  unsafeEarlyAcks: number;
+  pagesPinned: number;
+  pagesUnpinned: number;
+  warnings: number;
+}
+
+export function newStats(): GpuStats {
+  return {
+    bosCreated: 0, bosFreed: 0, boCreateErrors: 0, submissions: 0, resubmissions: 0, ebusyRetries: 0, submitErrors: {},
+    pagesWalkedPerSubmission: [], submitLatencyNs: [], jobsDone: 0, jobErrors: 0, gpuPageFaults: 0, dmaWrites: 0, dmaReads: 0,
+    invalidations: 0, invalidationsByEvent: {}, invalidationsRefused: 0, invalidateWaitNs: [], unsafeEarlyAcks: 0,
+    pagesPinned: 0, pagesUnpinned: 0, warnings: 0,
+  };
+}
+
+export interface GpuHost {
+  readonly id: string;
+  readonly mm: string;
+  readonly ctx: Ctx<Message>;
+  readonly vm: GpuVm;
+  readonly costs: GpuCosts;
+  readonly stats: GpuStats;
+  /** adev->notifier_lock: device-wide. */
+  readonly notifierLock: Mutex;
+  /** Subscriptions → their BO. */
+  readonly bySub: Map<number, Bo>;
+  call(msg: MmRequest, then: (r: Reply) => void): void;
+  sleep(ns: number, then: () => void): void;
+  reply(env: Envelope<Message>, msg: GpuReply | InvalidateAck): void;
+  /** Fire and forget to mm. */
+  send(msg: MmRequest): void;
+  warn(what: string, fields?: Record<string, unknown>): void;
+  /** Add the job's fence to its BOs' reservations and queue it (drm_sched_entity_push_job). */
+  pushJob(job: Job): void;
+}
+
+export interface SubmitOutcome {
+  ret: number;
+  pagesWalked: number;
+  resubmissions: number;
+}
+
+export interface Policy {
+  readonly name: string;
+  /** Set the BO up (pin it, or subscribe to it). done(0) or done(-errno). */
+  createBo(bo: Bo, done: (ret: number) => void): void;
+  /** Validate the job's BOs and push it (host.pushJob) when its pages are current; done once pushed or failed. */
+  submit(job: Job, done: (o: SubmitOutcome) => void): void;
+  /** The mmu_interval_notifier callback. */
+  invalidate(env: Envelope<Message>, m: Invalidate): void;
+  /** Tear the BO down; its fences have signalled. */
+  freeBo(bo: Bo, done: () => void): void;
+}
+
+/** The errno of a reply from mm: its `ret`, or EIO when mm never answered. */
+export function retOf(r: Reply): number {
+  return typeof r.ret === 'number' ? r.ret : -5;
+}

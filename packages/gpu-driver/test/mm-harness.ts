@@ -1,0 +1,126 @@
+// Copied from packages/kernel-mm/test/mm-harness.ts (test files are not imported across packages).
+// Test harness for mm under LocalScheduler: a script actor that sends requests one after another
+// (or a group at once) and keeps every reply.
+import { LocalScheduler, readTrace, type Actor, type Message } from '@svmsim/runtime';
+import { createMm, createRamdisk, type MmConfig } from '@svmsim/kernel-mm';
+import { checkTrace, type FinalPage } from '@svmsim/kernel-mm/checker';
+
+export type Step =
+  | { to?: string; msg: Message }
+  | { group: { to?: string; msg: Message }[] }
+  | { sleepNs: number }
+  | ((results: Message[]) => Step | Step[] | undefined);
+
+/** Runs `steps` in order; each step waits for the previous one's reply. Functions build steps from results so far. */
+export interface ScriptOptions {
+  dumpAtEnd?: boolean;
+  /** The script also plays a driver: it acks every `invalidate` after this delay (ns; default 0). */
+  ackDelayNs?: number;
+  /** Answer ok=false to non-blockable invalidations (a driver that would have to sleep). */
+  refuseNonblocking?: boolean;
+}
+
+export interface Recorded {
+  event: string;
+  start: number;
+  end: number;
+  blockable: boolean;
+  owner: string | null;
+  cur_seq: number;
+  t: number;
+}
+
+export function scriptActor(steps: Step[], opts: ScriptOptions = {}): Actor<Message> & { results: Message[]; dump?: FinalPage[]; invalidations: Recorded[]; signals: Message[] } {
+  const queue = [...steps];
+  const results: Message[] = [];
+  const invalidations: Recorded[] = [];
+  const signals: Message[] = [];
+  const pendingAcks = new Map<number, { env: never; ok: boolean }>();
+  const self = {
+    results,
+    invalidations,
+    signals,
+    dump: undefined as FinalPage[] | undefined,
+    start(ctx: Parameters<NonNullable<Actor<Message>['start']>>[0]) {
+      next(ctx);
+    },
+    receive(env: { msg: Message; replyTo: number; id: number; from: string }, ctx: Parameters<Actor<Message>['receive']>[1]) {
+      const m = env.msg as unknown as Recorded & { type: string; sub: number };
+      if (m.type === 'invalidate') {
+        invalidations.push({ event: m.event, start: m.start, end: m.end, blockable: m.blockable, owner: m.owner, cur_seq: m.cur_seq, t: ctx.now() });
+        const ok = !(opts.refuseNonblocking && !m.blockable);
+        // A refusal is immediate: the callback returns false instead of sleeping.
+        if (!opts.ackDelayNs || !ok) ctx.reply(env as never, { type: 'invalidate_ack', sub: m.sub, ok } as never);
+        else pendingAcks.set(ctx.after(opts.ackDelayNs, { type: 'ack_due' }), { env: env as never, ok });
+        return;
+      }
+      if (m.type === 'ack_due') {
+        const a = pendingAcks.get(env.id)!;
+        pendingAcks.delete(env.id);
+        ctx.reply(a.env, { type: 'invalidate_ack', sub: (a.env as { msg: { sub: number } }).msg.sub, ok: a.ok } as never);
+        return;
+      }
+      if (m.type === 'script_wake') return next(ctx);
+      if (m.type === 'signal') {
+        signals.push(env.msg);
+        return;
+      }
+      if (env.replyTo === 0) return;
+      if (env.msg.type === 'dump_result') {
+        self.dump = (env.msg as unknown as { pages: { pid: number; addr: number; value: number }[] }).pages.map(({ pid, addr, value }) => ({ pid, addr, value }));
+        ctx.stopRun('dumped');
+        return;
+      }
+      results.push(env.msg);
+      if (--outstanding === 0) next(ctx);
+    },
+    summary: () => ({ results: results.length }),
+  };
+  let outstanding = 0;
+  const next = (ctx: Parameters<Actor<Message>['receive']>[1]) => {
+    for (;;) {
+      const s = queue.shift();
+      if (s === undefined) {
+        if (opts.dumpAtEnd) ctx.request('mm', { type: 'dump' });
+        else ctx.stopRun('script done');
+        return;
+      }
+      if (typeof s === 'function') {
+        const made = s(results);
+        if (made !== undefined) queue.unshift(...(Array.isArray(made) ? made : [made]));
+        continue;
+      }
+      if ('sleepNs' in s) {
+        ctx.after(s.sleepNs, { type: 'script_wake' });
+        return;
+      }
+      const group = 'group' in s ? s.group : [s];
+      outstanding = group.length;
+      for (const g of group) ctx.request(g.to ?? 'mm', g.msg);
+      return;
+    }
+  };
+  return self as unknown as Actor<Message> & { results: Message[]; dump?: FinalPage[]; invalidations: Recorded[]; signals: Message[] };
+}
+
+export async function runMm(
+  steps: Step[],
+  opts: { mm?: Partial<MmConfig>; seed?: number; traceDir?: string; extra?: { id: string; actor: Actor<any> }[] } & ScriptOptions = {},
+) {
+  const script = scriptActor(steps, opts);
+  const r = await new LocalScheduler().run({
+    actors: [
+      { id: 'mm', actor: createMm({ frames: 256, swapPages: 128, ...opts.mm }, 'mm') },
+      { id: 'ramdisk', actor: createRamdisk({}) },
+      { id: 'app', actor: script },
+      ...(opts.extra ?? []),
+    ],
+    seed: opts.seed ?? 1,
+    traceDir: opts.traceDir,
+  });
+  const check = opts.traceDir !== undefined ? checkTrace(readTrace(opts.traceDir), script.dump ?? null) : undefined;
+  return { r, results: script.results, mm: r.summaries.mm as Record<string, any>, dump: script.dump, check, invalidations: script.invalidations, signals: script.signals };
+}
+
+export const ret = (m: Message) => (m as unknown as { ret: number }).ret;
+export const val = (m: Message) => (m as unknown as { value: number }).value;
