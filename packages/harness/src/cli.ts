@@ -2,7 +2,7 @@
 // svmsim — the command line. Exit codes: 0 ok, 1 an invariant was violated (or an expect unmet),
 // 2 bad usage or input, 3 the run failed (an actor crashed or hung).
 import { Command, CommanderError, Option } from 'commander';
-import { collectPolicy, EXIT_USAGE, parsePositive, parseSeed, reportError } from './commands/common.js';
+import { collectPolicy, EXIT_USAGE, parseJobs, parsePositive, parseSeed, reportError } from './commands/common.js';
 import { compareCommand } from './commands/compare.js';
 import { replayCommand } from './commands/replay.js';
 import { runCommand } from './commands/run.js';
@@ -31,7 +31,7 @@ program
   .command('run')
   .description('run one scenario (a built-in name or a YAML/JSON file) and print its report')
   .argument('<scenario>', 'built-in scenario name or path to a scenario file')
-  .option('--policy <dev=policy>', 'device policy, repeatable (e.g. --policy dmirror0=unsafe-skip-read-retry)', collectPolicy, {})
+  .option('--policy <dev=policy>', 'device policy, repeatable (e.g. --policy mirror0=unsafe-skip-read-retry)', collectPolicy, {})
   .option('--seed <n>', 'seed (default: the scenario\'s)', parseSeed)
   .addOption(new Option('--deterministic', 'one thread, seeded interleaving, exact virtual time (default)').conflicts('threads'))
   .option('--threads', 'each actor in its own worker thread: real races, wall-clock time')
@@ -39,7 +39,7 @@ program
   .option('--duration <time>', 'override the scenario\'s duration (e.g. 50ms)')
   .option('--trace <dir>', 'where the trace and report.json go (default: runs/<time>/<run>)')
   .option('--json', 'print the report as JSON')
-  .addHelpText('after', '\nExamples:\n  svmsim run mirror-race\n  svmsim run mirror-race --policy dmirror0=unsafe-skip-read-retry --seed 7\n  svmsim run my-scenario.yaml --threads --time-scale 1000 --json\n')
+  .addHelpText('after', '\nExamples:\n  svmsim run mirror-race\n  svmsim run mirror-race --policy mirror0=unsafe-skip-read-retry --seed 7\n  svmsim run my-scenario.yaml --threads --time-scale 1000 --json\n')
   .action(action((scenario: string, o) => runCommand(scenario, { policy: o.policy, seed: o.seed, threads: Boolean(o.threads), timeScale: o.timeScale, duration: o.duration, trace: o.trace, json: Boolean(o.json) })));
 
 program
@@ -59,10 +59,10 @@ program
   .description('deterministic runs over a range of seeds in parallel; prints each failing seed and how to replay it')
   .argument('<scenario>', 'built-in scenario name or path to a scenario file')
   .requiredOption('--seeds <from..to>', 'seeds to run, e.g. 1..500')
-  .option('--jobs <n>', 'worker threads (default: the number of cores)', (v) => parsePositive('--jobs', v))
+  .option('--jobs <n>', 'worker threads (default: the number of cores)', parseJobs)
   .option('--policy <dev=policy>', 'device policy, repeatable', collectPolicy, {})
   .option('--json', 'print the failures as JSON')
-  .addHelpText('after', '\nExample:\n  svmsim sweep mirror-race --policy dmirror0=unsafe-skip-read-retry --seeds 1..200\n')
+  .addHelpText('after', '\nExample:\n  svmsim sweep mirror-race --policy mirror0=unsafe-skip-read-retry --seeds 1..200\n')
   .action(action((scenario: string, o) => sweepCommand(scenario, { seeds: o.seeds, jobs: o.jobs, policy: o.policy, json: Boolean(o.json) })));
 
 program
@@ -70,11 +70,12 @@ program
   .description('re-run one seed deterministically, keep its full trace and show the events around the first violation')
   .argument('<scenario>', 'built-in scenario name or path to a scenario file')
   .requiredOption('--seed <n>', 'the seed to replay', parseSeed)
+  .option('--duration <time>', 'override the scenario\'s duration, as the run being replayed did')
   .option('--policy <dev=policy>', 'device policy, repeatable', collectPolicy, {})
   .option('--trace <dir>', 'where the trace goes (default: runs/<time>/replay.<run>)')
   .option('--json', 'print the report as JSON')
-  .addHelpText('after', '\nExample:\n  svmsim replay mirror-race --policy dmirror0=unsafe-skip-read-retry --seed 7 --trace out/\n')
-  .action(action((scenario: string, o) => replayCommand(scenario, { seed: o.seed, policy: o.policy, trace: o.trace, json: Boolean(o.json) })));
+  .addHelpText('after', '\nExample:\n  svmsim replay mirror-race --policy mirror0=unsafe-skip-read-retry --seed 7 --trace out/\n')
+  .action(action((scenario: string, o) => replayCommand(scenario, { seed: o.seed, duration: o.duration, policy: o.policy, trace: o.trace, json: Boolean(o.json) })));
 
 program
   .command('list')
@@ -83,12 +84,18 @@ program
     for (const b of listBuiltinScenarios()) process.stdout.write(`${b.name.padEnd(20)} ${b.description}\n`);
   });
 
+// A closed pipe (`svmsim … | head`) ends quietly; any other failure to write stdout is one line.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code !== 'EPIPE') process.stderr.write(`svmsim: cannot write the output: ${e.message}\n`);
+  process.exit(e.code === 'EPIPE' ? 0 : 3);
+});
+
 try {
   await program.parseAsync(process.argv);
   process.exitCode = exitCode;
 } catch (e) {
   if (e instanceof CommanderError) {
-    // --help and --version exit 0; a usage error has already been printed by commander.
+    // --help exits 0; a usage error has already been printed by commander.
     process.exitCode = e.exitCode === 0 ? 0 : EXIT_USAGE;
   } else {
     process.exitCode = reportError(e, debug());

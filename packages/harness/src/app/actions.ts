@@ -69,8 +69,17 @@ export function runAction(app: App, proc: Proc, a: PlainAction, stats: PhaseStat
   /** The VMA `name` and the address of its page `page`, or a failure. */
   const at = (name: string, page: number): { v: VmaRecord; addr: number } | undefined => {
     const v = proc.vmas.get(name);
-    if (!v) fail(`no VMA "${name}" in ${proc.name} (pid ${pid})`);
-    return v && { v, addr: v.addr + page * PAGE_SIZE };
+    if (!v) {
+      fail(`no VMA "${name}" in ${proc.name} (pid ${pid})`);
+      return undefined;
+    }
+    // A step's pages stay inside its VMA: running past it would touch whatever is mapped next.
+    const pages = 'pages' in a && typeof a.pages === 'number' ? a.pages : 1;
+    if (page < 0 || page + pages > v.pages) {
+      fail(`pages [${page}, ${page + pages}) are outside VMA "${name}" of ${v.pages} pages`);
+      return undefined;
+    }
+    return { v, addr: v.addr + page * PAGE_SIZE };
   };
 
   switch (a.op) {
@@ -127,7 +136,7 @@ export function runAction(app: App, proc: Proc, a: PlainAction, stats: PhaseStat
         call(a.device, m, (res) => {
           const got: Got = { ret: Math.min(0, res.ret), cpages: res.cpages, faults: res.faults };
           if (res.data !== undefined) got.data = [...(res.data as number[])];
-          else if (cmd === 'HMM_DMIRROR_WRITE' && data) got.data = data;
+          else if (cmd === 'HMM_DMIRROR_WRITE' && data && res.ret === 0) got.data = data;
           if (res.snapshot !== undefined) got.snapshot = [...(res.snapshot as number[])];
           done(got);
         });

@@ -13,7 +13,7 @@ import type { Actor, ActorDied, ActorId, Ctx, Incoming, Message, RequestTimeout 
 import type { Phase } from '../scenario/types.js';
 import { dumpFinalPages } from './end-of-run.js';
 import { PhaseStats } from './phase-stats.js';
-import { runScript } from './script.js';
+import { recordNotRun, runScript } from './script.js';
 import { runSetup } from './setup.js';
 import { App } from './state.js';
 import type { AppConfig, AppState, AppSummary } from './types.js';
@@ -47,6 +47,7 @@ export function createApp(config: unknown, _id: ActorId): Actor<Message> {
   /** Nothing new starts from now on; the end-of-run protocol follows once nothing is in flight. */
   const beginEnd = (reason: string): void => {
     if (app.ending) return;
+    if (state === 'setup') return fail(`the scenario's duration ran out before its setup finished (${reason})`);
     app.ending = true;
     endReason = reason;
     if (state === 'phases') state = 'drain';
@@ -56,7 +57,11 @@ export function createApp(config: unknown, _id: ActorId): Actor<Message> {
   };
 
   const runPhase = (i: number): void => {
-    if (app.ending) return; // the deadline came while the previous phase finished
+    if (app.ending) {
+      // The deadline came while the previous phase finished: later scripts' steps did not run.
+      for (const p of phases.slice(i)) if (p.kind === 'script') recordNotRun(app, p);
+      return;
+    }
     if (i === phases.length) return beginEnd('phases complete');
     const phase: Phase = phases[i];
     const stats = new PhaseStats(phase, app.ctx.now());
@@ -138,7 +143,8 @@ export function createApp(config: unknown, _id: ActorId): Actor<Message> {
         phases: app.phases,
         steps: app.steps,
         expectFailures: app.steps.reduce((n, st) => n + st.failures.length, 0),
-        finalPages,
+        // Only a run that ended cleanly has final contents to check; absent otherwise.
+        ...(state === 'done' ? { finalPages } : {}),
         pids,
         vmas,
         state,

@@ -29,6 +29,7 @@ export function runScript(app: App, phase: ScriptPhase, stats: PhaseStats, done:
 /** `steps` one after another in `proc`; step names are reported as prefix + name. */
 function runSteps(run: ScriptRun, proc: Proc, steps: Step[], prefix: string, done: () => void): void {
   const next = (i: number): void => {
+    if (i < steps.length && run.app.ending) notRun(run, steps.slice(i), prefix);
     if (i === steps.length || run.app.ending) return done();
     const s = steps[i];
     if ('group' in s) {
@@ -40,6 +41,19 @@ function runSteps(run: ScriptRun, proc: Proc, steps: Step[], prefix: string, don
     runStep(run, proc, s, prefix, () => next(i + 1));
   };
   next(0);
+}
+
+/** A whole script phase the run ended before. */
+export function recordNotRun(app: App, phase: ScriptPhase): void {
+  notRun({ app, phase, stats: undefined as never }, phase.steps, '');
+}
+
+/** Steps the run ended before: each is a failure, so that a cut-short script never passes. */
+function notRun(run: ScriptRun, steps: Step[], prefix: string): void {
+  for (const s of steps) {
+    const members = 'group' in s ? s.group.map((a) => ({ name: `${prefix}${s.name}/${a.name}` })) : [{ name: prefix + s.name }];
+    for (const m of members) run.app.steps.push({ phase: run.phase.name, step: m.name, got: {}, failures: ['not run: the run ended (the scenario duration) before this step'] });
+  }
 }
 
 function runStep(run: ScriptRun, proc: Proc, step: ActionStep, prefix: string, done: () => void): void {

@@ -36,7 +36,8 @@ export interface AppSummary {
   /** Unmet expectations, summed over every step (one per failure line). */
   expectFailures: number;
   /** mm's dump with device pages resolved: what checkTrace compares its model with. */
-  finalPages: FinalPage[];
+  /** Present only when the run ended cleanly (state 'done'). */
+  finalPages?: FinalPage[];
   /** Scenario process name → pid. */
   pids: Record<string, number>;
   /** "process.vma" → start address, for the scenario's VMAs and those script steps mapped. */

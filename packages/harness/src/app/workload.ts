@@ -14,6 +14,9 @@ import { isDmirrorOp, runOp, type OpThread } from './workload-ops.js';
  * Run the phase; `done()` when it is over, or `done(reason)` at once if it cannot run (a VMA or
  * device it names does not exist, or its mix is empty).
  */
+/** Simulated time a thread waits after an operation that took none. */
+const THINK_TIME_NS = 1_000;
+
 export function runWorkload(app: App, phase: WorkloadPhase, stats: PhaseStats, done: (failure?: string) => void): void {
   const proc = app.named.get(phase.process);
   if (!proc) return done(`workload ${phase.name}: no process "${phase.process}"`);
@@ -50,7 +53,10 @@ export function runWorkload(app: App, phase: WorkloadPhase, stats: PhaseStats, d
     issued++;
     const kind = draw();
     stats.op(kind);
-    runOp(t, kind, () => thread(t));
+    const startedNs = app.ctx.now();
+    // An operation that took no simulated time (a scan with nothing to do, an access refused at
+    // once) is followed by a short think time, or a duration-bound phase would spin at one instant.
+    runOp(t, kind, () => (app.ctx.now() > startedNs ? thread(t) : app.io.sleep(THINK_TIME_NS, () => thread(t))));
   };
 
   if (running <= 0) return done();

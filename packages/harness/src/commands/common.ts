@@ -3,6 +3,7 @@ import path from 'node:path';
 import { ActorDiedError, RunSetupError } from '@svmsim/runtime';
 import { UsageError } from '../run/actors.js';
 import { ScenarioError } from '../scenario/load.js';
+import { parseDuration } from '../scenario/units.js';
 
 /** Exit codes, as README documents them. */
 export const EXIT_OK = 0;
@@ -22,11 +23,30 @@ export function parseSeed(value: string): number {
   return Number(value);
 }
 
+/** `--duration 50ms`: a bad value is a usage error (exit 2). */
+export function durationOption(v: string): number {
+  try {
+    return parseDuration(v);
+  } catch (e) {
+    throw new UsageError(`--duration: ${e instanceof Error ? e.message : String(e)}`);
+  }
+}
+
+/** `--jobs N`: a whole number of worker threads. */
+export function parseJobs(value: string): number {
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < 1 || n > 256) throw new UsageError(`--jobs ${value}: expected a whole number from 1 to 256`);
+  return n;
+}
+
 export function parsePositive(name: string, value: string): number {
   const n = Number(value);
   if (!(n > 0) || !Number.isFinite(n)) throw new UsageError(`${name} ${value}: expected a positive number`);
   return n;
 }
+
+/** The most seeds one sweep runs (a bound on its memory and time). */
+export const MAX_SWEEP_SEEDS = 100_000;
 
 /** `1..N` or `A..B` or a single number. */
 export function parseSeedRange(value: string): { from: number; to: number } {
@@ -35,6 +55,7 @@ export function parseSeedRange(value: string): { from: number; to: number } {
   const from = Number(m[1]);
   const to = m[2] === undefined ? from : Number(m[2]);
   if (to < from) throw new UsageError(`--seeds ${value}: ${to} is below ${from}`);
+  if (to - from >= MAX_SWEEP_SEEDS) throw new UsageError(`--seeds ${value}: at most ${MAX_SWEEP_SEEDS} seeds in one sweep`);
   return { from, to };
 }
 

@@ -1,12 +1,12 @@
 // `svmsim compare`: each scenario under each policy of its devices, one table per scenario.
 // `npm start` runs it over the built-in scenarios.
 import path from 'node:path';
-import { DEVICE_KINDS } from '../run/actors.js';
-import { runScenario, type RunReport } from '../run/run-scenario.js';
+import { DEVICE_KINDS, UsageError } from '../run/actors.js';
+import { exitCodeOf, runScenario, type RunReport } from '../run/run-scenario.js';
 import { table, verdict } from '../report/table.js';
 import { listBuiltinScenarios, loadScenario } from '../scenario/load.js';
 import type { Scenario } from '../scenario/types.js';
-import { EXIT_OK, EXIT_VIOLATION, runName, runsDir } from './common.js';
+import { EXIT_OK, runName, runsDir } from './common.js';
 import { progressBar } from './progress.js';
 
 export interface CompareOptions {
@@ -30,6 +30,10 @@ export async function compareCommand(sources: string[], o: CompareOptions): Prom
   const names = sources.length > 0 ? sources : listBuiltinScenarios().map((b) => b.name);
   const only = o.policies?.split(',').map((p) => p.trim()).filter(Boolean);
   const scenarios = names.map((n) => ({ source: n, s: loadScenario(n) }));
+  if (only) {
+    const known = new Set(scenarios.flatMap(({ s }) => s.devices.flatMap((d) => DEVICE_KINDS[d.kind].policies)));
+    for (const p of only) if (!known.has(p)) throw new UsageError(`--policies: "${p}" is not one of ${[...known].join(', ') || '(no device in these scenarios)'}`);
+  }
   const jobs = scenarios.flatMap(({ source, s }) => policySets(s, only).map((policies) => ({ source, s, policies })));
   const dir = runsDir();
   const mode = o.threads ? 'threads' : 'deterministic';
@@ -53,5 +57,5 @@ export async function compareCommand(sources: string[], o: CompareOptions): Prom
     const bad = reports.filter((r) => verdict(r) !== 'ok');
     for (const r of bad) process.stdout.write(`${r.scenario} ${Object.values(r.policies).join(',')}: ${verdict(r)} — ${r.check.violations[0] ?? ''}\n`);
   }
-  return reports.every((r) => r.check.ok && r.expectFailures === 0) ? EXIT_OK : EXIT_VIOLATION;
+  return Math.max(EXIT_OK, ...reports.map(exitCodeOf));
 }

@@ -1,11 +1,11 @@
 // `svmsim run`: one run of a scenario, a report table, the trace and report.json on disk.
 import path from 'node:path';
-import { UsageError, applyPolicies } from '../run/actors.js';
-import { runScenario, type RunReport } from '../run/run-scenario.js';
+import { applyPolicies } from '../run/actors.js';
+import { exitCodeOf, runScenario, type RunReport } from '../run/run-scenario.js';
 import { details, table } from '../report/table.js';
 import { loadScenario } from '../scenario/load.js';
-import { formatDuration, parseDuration } from '../scenario/units.js';
-import { EXIT_OK, EXIT_VIOLATION, runName, runsDir } from './common.js';
+import { formatDuration } from '../scenario/units.js';
+import { durationOption, EXIT_OK, runName, runsDir } from './common.js';
 
 export interface RunCommandOptions {
   policy: Record<string, string>;
@@ -24,21 +24,15 @@ export async function runCommand(source: string, o: RunCommandOptions): Promise<
   const traceDir = o.trace ?? path.join(runsDir(), runName(s.name, Object.fromEntries(s.devices.map((d) => [d.id, d.policy])), seed));
   const r = await runScenario(s, { seed, mode: o.threads ? 'threads' : 'deterministic', timeScale: o.timeScale, traceDir });
   if (o.json) process.stdout.write(JSON.stringify(r, null, 2) + '\n');
-  else process.stdout.write(render(r, source));
-  return r.check.ok && r.expectFailures === 0 ? EXIT_OK : EXIT_VIOLATION;
+  else process.stdout.write(render(r, source, o.duration !== undefined ? s.duration : undefined));
+  return exitCodeOf(r);
 }
 
-function durationOption(v: string): number {
-  try {
-    return parseDuration(v);
-  } catch (e) {
-    throw new UsageError(`--duration: ${e instanceof Error ? e.message : String(e)}`);
-  }
-}
-
-function render(r: RunReport, source: string): string {
-  const policies = Object.entries(r.policies).map(([d, p]) => `--policy ${d}=${p}`).join(' ');
-  const replay = `svmsim run ${source} ${policies} --deterministic --seed ${r.seed}`.replace(/\s+/g, ' ');
+function render(r: RunReport, source: string, durationNs: number | undefined): string {
+  const policies = Object.entries(r.policies).map(([d, p]) => ` --policy ${d}=${p}`).join('');
+  const duration = durationNs === undefined ? '' : ` --duration ${durationNs}ns`;
+  // A thread-mode run cannot be replayed; the deterministic run of the same seed is the next step.
+  const replay = `svmsim replay ${source}${policies}${duration} --seed ${r.seed}`;
   return [
     `svmsim run ${r.scenario} — ${r.mode}, seed ${r.seed}, ${formatDuration(r.simNs)} simulated in ${r.wallMs} ms`,
     '',
@@ -46,7 +40,7 @@ function render(r: RunReport, source: string): string {
     details(r),
     '',
     `Trace: ${r.traceDir} (report.json beside it)`,
-    ...(r.check.ok && r.expectFailures === 0 ? [] : [`replay: ${replay} --trace out/`]),
+    ...(exitCodeOf(r) === EXIT_OK ? [] : [`${r.mode === 'threads' ? 'deterministic re-run' : 'replay'}: ${replay} --trace out/`]),
     '',
   ].join('\n');
 }

@@ -4,7 +4,7 @@ import os from 'node:os';
 import { Piscina } from 'piscina';
 import { applyPolicies } from '../run/actors.js';
 import { loadScenario } from '../scenario/load.js';
-import { EXIT_OK, EXIT_VIOLATION, parseSeedRange } from './common.js';
+import { EXIT_OK, EXIT_RUN_FAILED, EXIT_VIOLATION, parseSeedRange } from './common.js';
 import { progressBar } from './progress.js';
 import type { SweepOutcome, SweepTask } from './sweep-worker.js';
 
@@ -44,11 +44,13 @@ export async function sweepCommand(source: string, o: SweepOptions): Promise<num
   if (o.json) process.stdout.write(JSON.stringify({ scenario: s.name, policies, from, to, failed }, null, 2) + '\n');
   else {
     const violations = failed.reduce((n, r) => n + r.violationCount, 0);
-    process.stdout.write(`svmsim sweep ${s.name}${pol} --seeds ${from}..${to}: ${total} runs, ${failed.length} failing${violations ? ` (${violations} violations)` : ''}\n`);
+    process.stdout.write(`svmsim sweep ${source}${pol} --seeds ${from}..${to}: ${total} runs, ${failed.length} failing${violations ? ` (${violations} violations)` : ''}\n`);
     for (const r of failed) {
       const why = r.error ?? r.violations[0] ?? `${r.expectFailures} unmet expect`;
       process.stdout.write(`seed ${r.seed}: ${why}\n  replay: svmsim replay ${source}${pol} --seed ${r.seed} --trace out/\n`);
     }
   }
+  // A seed whose run could not finish is a failed run (3); otherwise any violation is 1.
+  if (failed.some((r) => r.error !== undefined)) return EXIT_RUN_FAILED;
   return failed.length === 0 ? EXIT_OK : EXIT_VIOLATION;
 }

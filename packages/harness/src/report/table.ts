@@ -9,6 +9,7 @@ export interface Column {
 }
 
 export const verdict = (r: RunReport): string => {
+  if (r.failed !== undefined) return 'run failed';
   if (!r.check.ok) return `${r.check.violations.length + r.check.violationsDropped} violation${r.check.violations.length === 1 ? '' : 's'}`;
   if (r.expectFailures > 0) return `${r.expectFailures} expect failed`;
   return 'ok';
@@ -19,7 +20,7 @@ const byEvent = (r: RunReport) =>
     .map(([e, n]) => `${e.replace('MMU_NOTIFY_', '').toLowerCase()} ${n}`)
     .join(', ') || '-';
 
-/** The columns of a run report, in the order EXPERIENCE.md shows. */
+/** The columns of a run report, the story first and the verdict last (shared/EXPERIENCE.md). */
 export const RUN_COLUMNS: Column[] = [
   { title: 'policy', cell: (r) => Object.values(r.policies).join(',') || '-' },
   { title: 'ops', cell: (r) => String(r.phases.reduce((n: number, p) => n + ((p as { ops?: number }).ops ?? 0), 0)) },
@@ -44,6 +45,7 @@ export function table(rows: RunReport[], columns: Column[] = RUN_COLUMNS): strin
 /** The details under a single run's table: invalidations by event, steps, violations. */
 export function details(r: RunReport): string {
   const out: string[] = [];
+  if (r.failed !== undefined) out.push(`run failed: ${r.failed}`);
   out.push(`invalidations by event: ${byEvent(r)}`);
   const failed = r.steps.filter((s) => s.failures.length > 0);
   if (r.steps.length > 0) out.push(`steps: ${r.steps.length}, ${failed.length} with an unmet expect`);
