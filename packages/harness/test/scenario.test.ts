@@ -11,7 +11,7 @@ import { BUILTIN_DIR, ScenarioError, listBuiltinScenarios, loadScenario, parseSc
 import { formatDuration, parseDuration, parseProt } from '@svmsim/harness/scenario/units';
 import type { Scenario } from '@svmsim/harness/scenario/types';
 
-const BUILTINS = ['fork-storm', 'hmm-selftest', 'ksm', 'memory-pressure', 'mirror-race', 'writeback'];
+const BUILTINS = ['fork-storm', 'hmm-selftest', 'ksm', 'memory-pressure', 'mirror-race', 'userptr-walk', 'writeback'];
 
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'svmsim-scenario-'));
 
@@ -116,8 +116,8 @@ describe('built-in scenarios', () => {
       expect(s.machine.frames, name).toBeGreaterThanOrEqual(64);
       expect(s.machine.frames, name).toBeLessThanOrEqual(512);
       expect(s.duration, name).toBeLessThanOrEqual(100e6);
-      // Only the mirror device exists; every scenario drives it.
-      expect(s.devices.map((d) => d.kind), name).toContain('dmirror');
+      // Every scenario drives a device: the mirror, or (userptr-walk) the GPU.
+      expect(s.devices.map((d) => d.kind), name).toContain(name === 'userptr-walk' ? 'gpu' : 'dmirror');
     }
   });
 
@@ -188,7 +188,7 @@ phases:
             { name: 'sleep 3', action: { op: 'sleep', duration: 2e6 } },
           ],
         },
-        { kind: 'workload', name: 'workload 1', process: 'app', threads: 1, duration: 1e6, mix: { store: 1 }, pattern: 'random', hotShare: 0.9, stride: 1 },
+        { kind: 'workload', name: 'workload 1', process: 'app', threads: 1, duration: 1e6, mix: { store: 1 }, pattern: 'random', hotShare: 0.9, stride: 1, gpuTouch: 0.01, gpuJob: 100_000 },
       ],
     };
     expect(s).toEqual(want);
@@ -253,7 +253,7 @@ phases:
     fs.writeFileSync(path.join(dir, 'wrong.json'), '{"processes": [{"name": "app", "vmas": [{"name": "buf", "pages": 4, "prto": "r"}]}], "phases": []}');
     const wrong = path.join(dir, 'wrong.json');
     expect(errorOf(() => loadScenario(wrong))).toBe(
-      `${wrong}: processes[0].vmas[0]: unknown key "prto"; allowed keys: name, kind, pages, prot, shared, file, offset, mergeable (did you mean prot?)`,
+      `${wrong}: processes[0].vmas[0]: unknown key "prto"; allowed keys: name, kind, pages, prot, shared, file, offset, mergeable, gpu (did you mean prot?)`,
     );
   });
 });
@@ -283,12 +283,12 @@ describe('errors: one line, the path, the value, what is allowed, did you mean',
     [
       'a misspelt required key is reported as the misspelling, not as the missing key',
       variant('{ name: buf, pages: 4 }', '{ name: buf, pags: 4 }'),
-      'my.yaml: processes[0].vmas[0]: unknown key "pags"; allowed keys: name, kind, pages, prot, shared, file, offset, mergeable (did you mean pages?)',
+      'my.yaml: processes[0].vmas[0]: unknown key "pags"; allowed keys: name, kind, pages, prot, shared, file, offset, mergeable, gpu (did you mean pages?)',
     ],
     [
       'unknown step operation',
       variant('{ store: { vma: buf, page: 0, value: 42 }', '{ stor: { vma: buf, page: 0, value: 42 }'),
-      'my.yaml: phases[0].script.steps[0]: unknown key "stor"; allowed keys: name, expect, group, mmap, munmap, mprotect, madvise, store, load, fork, exit, dmirror, pin, unpin, migrate_pages, reclaim, ksm_scan, writeback, sleep (did you mean store?)',
+      'my.yaml: phases[0].script.steps[0]: unknown key "stor"; allowed keys: name, expect, group, mmap, munmap, mprotect, madvise, store, load, fork, exit, dmirror, gpu, pin, unpin, migrate_pages, reclaim, ksm_scan, writeback, sleep (did you mean store?)',
     ],
     [
       'unknown top-level key',
@@ -298,7 +298,7 @@ describe('errors: one line, the path, the value, what is allowed, did you mean',
     [
       'unknown mix key',
       variant('mix: { load: 1 }', 'mix: { lod: 1 }'),
-      'my.yaml: phases[1].workload.mix: unknown key "lod"; allowed keys: load, store, mmap_fixed, munmap, mprotect, madvise_dontneed, madvise_pageout, fork, migrate_pages, reclaim, ksm_scan, writeback, pin, dmirror_read, dmirror_write, dmirror_migrate_to_dev, dmirror_migrate_to_sys, dmirror_snapshot (did you mean load?)',
+      'my.yaml: phases[1].workload.mix: unknown key "lod"; allowed keys: load, store, mmap_fixed, munmap, mprotect, madvise_dontneed, madvise_pageout, fork, migrate_pages, reclaim, ksm_scan, writeback, pin, dmirror_read, dmirror_write, dmirror_migrate_to_dev, dmirror_migrate_to_sys, dmirror_snapshot, gpu_submit (did you mean load?)',
     ],
     [
       'unknown vma',

@@ -9,6 +9,9 @@
 //                  `data` writes fresh unique values; `cmd` is "READ" or "HMM_DMIRROR_READ" alike
 //   mmap           at an address mm chooses, recorded under `vma` (`fixed`: MAP_FIXED over the
 //                  process's VMA of that name, in place)
+//   gpu            gpu_submit of one job over the BO of `vma` (VmaSpec.gpu) on `device`, then
+//                  gpu_wait for it: ret is the submit's -errno, else the wait's (0, or -EFAULT for
+//                  a job that took a GPU page fault); also `job`, `pagesWalked`, `resubmissions`
 //   pin / unpin    pin_user_pages (FOLL_WRITE if write, FOLL_LONGTERM if longterm), held until an
 //                  unpin step releases them (pins.ts)
 // A VMA name the process does not have gives ret -EINVAL and an `error` (a failure of the step).
@@ -17,6 +20,7 @@ import {
   type CpuAccess, type Exit, type GetUserPages, type Madvise, type MigratePages, type Mprotect, type Munmap,
 } from '@svmsim/kernel-mm';
 import { HMM_DMIRROR_CMDS, type DmirrorCmd, type HmmDmirrorCmdName } from '@svmsim/kernel-mm/dmirror';
+import type { GpuSubmit, GpuWait } from '@svmsim/gpu-driver';
 import type { Action } from '../scenario/types.js';
 import { ensureOpen } from './device-files.js';
 import type { Got } from './expectations.js';
@@ -140,6 +144,18 @@ export function runAction(app: App, proc: Proc, a: PlainAction, stats: PhaseStat
           if (res.snapshot !== undefined) got.snapshot = [...(res.snapshot as number[])];
           done(got);
         });
+      });
+    }
+    case 'gpu': {
+      if (app.device(a.device)?.kind !== 'gpu') return fail(`no gpu device "${a.device}"`);
+      const v = proc.vmas.get(a.vma);
+      if (!v) return fail(`no VMA "${a.vma}" in ${proc.name} (pid ${pid})`);
+      if (!v.bo || v.bo.device !== a.device) return fail(`VMA "${a.vma}" has no BO on ${a.device} (give the VMA gpu: ${a.device})`);
+      const m: GpuSubmit = { type: 'gpu_submit', bos: [v.bo.handle], pattern: { touch: a.touch, write: a.write }, durationNs: a.duration, queue: a.queue };
+      return call(a.device, m, (s) => {
+        const got: Got = { ret: Math.min(0, s.ret), job: s.job, pagesWalked: s.pagesWalked, resubmissions: s.resubmissions };
+        if (s.ret < 0) return done(got);
+        call(a.device, { type: 'gpu_wait', job: s.job as number } satisfies GpuWait, (w) => done({ ...got, ret: Math.min(0, w.ret) }));
       });
     }
     case 'pin': {

@@ -3,14 +3,41 @@
 // (`where: 'device'`, value = device pfn) with the devices' dmirror_devmem_read, and hand the
 // final pages (what checkTrace compares its model with) to `done`, which ends the run.
 // Several dmirror devices: each is asked for every device pfn and answers null for those not its own.
+// Before the dump, every GPU BO is freed (GEM_CLOSE, after its fences): a `pin` BO's pages are
+// unpinned (dirtied) and a `userptr` BO's interval notifier is removed, so the dump sees no GPU pins.
 import type { Dump, DumpResult } from '@svmsim/kernel-mm';
 import type { FinalPage } from '@svmsim/kernel-mm/checker';
 import type { DmirrorDevmemRead } from '@svmsim/kernel-mm/dmirror';
+import type { GpuBoFree } from '@svmsim/gpu-driver';
 import type { App } from './state.js';
+
+/** gpu_bo_free of every BO a VMA record holds, one after another; then `done`. */
+export function freeGpuBos(app: App, done: () => void): void {
+  const seen = new Set<string>();
+  const bos: { device: string; handle: number }[] = [];
+  for (const p of app.procs.values()) {
+    for (const v of p.vmas.values()) {
+      // A fork child shares its parent's records: each BO once.
+      if (v.bo && !seen.has(`${v.bo.device}/${v.bo.handle}`)) {
+        seen.add(`${v.bo.device}/${v.bo.handle}`);
+        bos.push(v.bo);
+      }
+    }
+  }
+  const next = (i: number): void => {
+    if (i === bos.length) return done();
+    app.io.call(bos[i].device, { type: 'gpu_bo_free', handle: bos[i].handle } satisfies GpuBoFree, () => next(i + 1));
+  };
+  next(0);
+}
 
 /** Dump and resolve; `state` tells each stage as it starts. */
 export function dumpFinalPages(app: App, state: (s: 'dump' | 'devmem') => void, done: (pages: FinalPage[]) => void): void {
   state('dump');
+  freeGpuBos(app, () => dumpOnly(app, state, done));
+}
+
+function dumpOnly(app: App, state: (s: 'dump' | 'devmem') => void, done: (pages: FinalPage[]) => void): void {
   app.io.call(app.mm, { type: 'dump' } satisfies Dump, (r) => {
     const pages = (r as unknown as DumpResult).pages ?? [];
     const finalPages = pages.map(({ pid, addr, value }) => ({ pid, addr, value }));

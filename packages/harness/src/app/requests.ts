@@ -3,10 +3,11 @@
 // reply and timer to `resume`. `idle` tells the end-of-run protocol that nothing is in flight.
 import type { MmRequest } from '@svmsim/kernel-mm';
 import type { DmirrorRequest } from '@svmsim/kernel-mm/dmirror';
+import type { GpuRequest } from '@svmsim/gpu-driver';
 import type { Ctx, Envelope, Message } from '@svmsim/runtime';
 
-/** What the app sends: mm's requests and the dmirror devices'. */
-export type Request = MmRequest | DmirrorRequest;
+/** What the app sends: mm's requests, the dmirror devices' and the gpu devices' ioctls. */
+export type Request = MmRequest | DmirrorRequest | GpuRequest;
 
 /** A reply from mm or a device: every one carries `ret` (>= 0 or -errno); the rest depends on its type. */
 export type Reply = Message & { ret: number } & Record<string, unknown>;

@@ -1,10 +1,12 @@
 // Setup, one request at a time, in this order: file_create for each file (mm answers its id),
 // process_create for each process (mm answers its pid), mmap of each VMA of each process at an
 // address mm chooses (madvise(MADV_MERGEABLE) right after when asked), and dmirror_open of every
-// dmirror device by every process. The first failure ends setup with a message naming the step
-// and the errno.
-import { MADV_MERGEABLE, PAGE_SIZE, type Madvise, type Mmap } from '@svmsim/kernel-mm';
+// dmirror device by every process, and gpu_bo_create of a userptr BO over each VMA that names a gpu
+// device (`gpu:`; its handle is kept in the VMA's record). The first failure ends setup with a
+// message naming the step and the errno.
+import { MADV_MERGEABLE, PAGE_SIZE, PROT_WRITE, type Madvise, type Mmap } from '@svmsim/kernel-mm';
 import type { DmirrorOpen } from '@svmsim/kernel-mm/dmirror';
+import type { GpuBoCreate } from '@svmsim/gpu-driver';
 import type { VmaSpec } from '../scenario/types.js';
 import { errnoName, mapFlags, parseProt } from './mapping.js';
 import type { Reply, Request } from './requests.js';
@@ -70,6 +72,24 @@ function setupSteps(app: App): SetupStep[] {
     for (const dev of app.dmirrors()) {
       const proc = () => app.named.get(p.name)!;
       steps.push({ what: `dmirror_open ${dev} by ${p.name}`, to: dev, msg: (): DmirrorOpen => ({ type: 'dmirror_open', pid: proc().pid }), ok: (r) => proc().files.set(dev, r.ret) });
+    }
+  }
+  for (const p of scenario.processes) {
+    const proc = () => app.named.get(p.name)!;
+    for (const v of p.vmas) {
+      const dev = v.gpu;
+      if (dev === undefined) continue;
+      steps.push({
+        what: `gpu_bo_create ${p.name}.${v.name} on ${dev}`,
+        to: dev,
+        msg: (): GpuBoCreate => {
+          const rec = proc().vmas.get(v.name)!;
+          return { type: 'gpu_bo_create', pid: proc().pid, addr: rec.addr, pages: rec.pages, readonly: (rec.prot & PROT_WRITE) === 0 };
+        },
+        ok: (r) => {
+          proc().vmas.get(v.name)!.bo = { device: dev, handle: r.ret };
+        },
+      });
     }
   }
   return steps;

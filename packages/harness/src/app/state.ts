@@ -19,6 +19,8 @@ export interface VmaRecord {
   file?: number;
   /** File offset in pages. */
   offset: number;
+  /** The userptr BO setup created over the whole VMA (VmaSpec.gpu): its device and handle. */
+  bo?: { device: string; handle: number };
 }
 
 /** A pin held by a script's `pin` step, released by a later `unpin` step. */
@@ -78,6 +80,11 @@ export class App {
 
   device(id: string): DeviceSpec | undefined {
     return this.scenario.devices.find((d) => d.id === id);
+  }
+
+  /** The gpu device actors of the scenario. */
+  gpus(): string[] {
+    return this.scenario.devices.filter((d) => d.kind === 'gpu').map((d) => d.id);
   }
 
   /** The dmirror device actors of the scenario. */

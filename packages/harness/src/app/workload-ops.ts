@@ -15,11 +15,15 @@
 //                            unpin_user_pages_dirty_lock (make_dirty), as a direct I/O would
 //   dmirror_read/_write      HMM_DMIRROR_READ / _WRITE of a span (≤ 8)
 //   dmirror_migrate_to_dev/_sys, dmirror_snapshot   a span (≤ 4)
+//   gpu_submit               one job per gpu device over the BOs of the phase's VMAs that have one
+//                            (DRM_IOCTL_AMDGPU_CS: writes to `gpuTouch` of each BO's pages, running
+//                            `gpuJob`, queue gfx), then WAIT_CS for it before the thread's next op
 import {
   ESRCH, FOLL_WRITE, MADV_DONTNEED, MADV_PAGEOUT, MAP_FIXED, PAGE_SIZE, PROT_READ,
   type CpuAccess, type Exit, type Fork, type GetUserPages, type Madvise, type MigratePages, type Mmap, type Mprotect, type Munmap, type UnpinUserPages,
 } from '@svmsim/kernel-mm';
 import type { DmirrorCmd, HmmDmirrorCmdName } from '@svmsim/kernel-mm/dmirror';
+import type { GpuSubmit, GpuWait } from '@svmsim/gpu-driver';
 import type { OpKind } from '../scenario/types.js';
 import { mapFlags } from './mapping.js';
 import type { PagePicker } from './pages.js';
@@ -37,6 +41,8 @@ export interface OpThread {
   device: string | undefined;
   picker: PagePicker;
   stats: PhaseStats;
+  /** gpu_submit jobs: the fraction of each BO's pages touched, and how long a job runs (ns). */
+  gpu: { touch: number; durationNs: number };
 }
 
 /** The dmirror ioctl of each dmirror operation kind, and the largest span it takes. */
@@ -137,6 +143,25 @@ export function runOp(t: OpThread, kind: OpKind, done: () => void): void {
         if (r.ret > 0) app.io.send(mm, { type: 'unpin_user_pages', pfns: (r.pfns as Float64Array).slice(0, r.ret), make_dirty: true, pin: true } satisfies UnpinUserPages);
         done();
       });
+    }
+    case 'gpu_submit': {
+      // The BOs of the phase's VMAs, per device: one job per device, each waited for, in turn.
+      const byDevice = new Map<string, number[]>();
+      for (const name of t.vmas) {
+        const bo = proc.vmas.get(name)?.bo;
+        if (bo) byDevice.set(bo.device, [...(byDevice.get(bo.device) ?? []), bo.handle]);
+      }
+      const jobs = [...byDevice];
+      const next = (i: number): void => {
+        if (i === jobs.length || app.ending) return done();
+        const [device, bos] = jobs[i];
+        const m: GpuSubmit = { type: 'gpu_submit', bos, pattern: { touch: t.gpu.touch, write: true }, durationNs: t.gpu.durationNs, queue: 'gfx' };
+        call(device, m, (r) => {
+          if (r.ret < 0) return next(i + 1);
+          call(device, { type: 'gpu_wait', job: r.job as number } satisfies GpuWait, () => next(i + 1));
+        });
+      };
+      return next(0);
     }
     default:
       throw new Error(`app: no workload operation '${kind}'`);

@@ -47,10 +47,29 @@ export function details(r: RunReport): string {
   const out: string[] = [];
   if (r.failed !== undefined) out.push(`run failed: ${r.failed}`);
   out.push(`invalidations by event: ${byEvent(r)}`);
+  for (const [id, d] of Object.entries(r.devices)) out.push(deviceLine(id, d));
   const failed = r.steps.filter((s) => s.failures.length > 0);
   if (r.steps.length > 0) out.push(`steps: ${r.steps.length}, ${failed.length} with an unmet expect`);
   for (const s of failed) for (const f of s.failures) out.push(`  step "${s.step}" (phase ${s.phase}): ${f}`);
   for (const v of r.check.violations.slice(0, 10)) out.push(`  ${v}`);
   if (r.check.violations.length > 10) out.push(`  … and ${r.check.violations.length - 10 + r.check.violationsDropped} more (report.json)`);
   return out.join('\n');
+}
+
+/** One line of a device's key figures (its summary()); for a gpu: submissions, walks, latency, jobs. */
+export function deviceLine(id: string, d: Record<string, unknown>): string {
+  const n = (k: string) => (typeof d[k] === 'number' ? (d[k] as number) : 0);
+  const policy = typeof d.policy === 'string' ? ` (${d.policy})` : '';
+  if ('submissions' in d) {
+    const mean = n('pagesWalkedPerSubmissionMean');
+    return (
+      `${id}${policy}: ${n('submissions')} submissions, ${n('resubmissions')} resubmissions, ` +
+      `${Number.isInteger(mean) ? mean : mean.toFixed(1)} pages walked per submission, ` +
+      `submit latency p50/p99 ${formatDuration(n('submitLatencyP50Ns'))} / ${formatDuration(n('submitLatencyP99Ns'))}, ` +
+      `${n('jobsDone')} jobs done, ${n('jobErrors')} job errors`
+    );
+  }
+  // Other devices (dmirror): their non-zero numeric figures as they come.
+  const figures = Object.entries(d).filter(([, v]) => typeof v === 'number' && v !== 0).map(([k, v]) => `${k} ${v}`);
+  return `${id}${policy}: ${figures.join(', ') || '-'}`;
 }

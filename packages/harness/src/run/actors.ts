@@ -6,6 +6,7 @@ import type { ActorSpec } from '@svmsim/runtime';
 import type { DeviceSpec, Scenario } from '../scenario/types.js';
 
 const kernelMm = (file: string) => fileURLToPath(import.meta.resolve(`@svmsim/kernel-mm/${file}`));
+const gpuDriver = (file: string) => fileURLToPath(import.meta.resolve(`@svmsim/gpu-driver/${file}`));
 const harness = (file: string) => fileURLToPath(new URL(`../${file}.js`, import.meta.url));
 
 /** Each device kind: its module, factory, the policies it knows, and its config from the spec. */
@@ -15,6 +16,12 @@ export const DEVICE_KINDS: Record<DeviceSpec['kind'], { module: () => string; ex
     exportName: 'createDmirror',
     policies: ['safe', 'unsafe-skip-read-retry'],
     config: (d) => ({ devicePages: d.devicePages, ...(d.policy === 'unsafe-skip-read-retry' ? { unsafe: 'skip-read-retry' } : {}) }),
+  },
+  gpu: {
+    module: () => gpuDriver('gpu-actor'),
+    exportName: 'createGpu',
+    policies: ['pin', 'userptr', 'unsafe-userptr'],
+    config: (d) => ({ policy: d.policy }),
   },
 };
 

@@ -40,7 +40,13 @@ import { PROT_SPELLINGS, closest, didYouMean, parseDuration, parseProt, show } f
 
 /** Coherence policies of the dmirror device (DeviceSpec.policy). */
 export const DEVICE_POLICIES = ['safe', 'unsafe-skip-read-retry'] as const;
-export const DEVICE_KINDS = ['dmirror'] as const;
+export const DEVICE_KINDS = ['dmirror', 'gpu'] as const;
+/** Each device kind's policies, its default first. */
+export const POLICIES_BY_KIND: Record<(typeof DEVICE_KINDS)[number], readonly string[]> = {
+  dmirror: DEVICE_POLICIES,
+  gpu: ['userptr', 'pin', 'unsafe-userptr'],
+};
+export const GPU_QUEUES = ['gfx', 'compute'] as const;
 export const VMA_KINDS = ['anon', 'shared-anon', 'file'] as const;
 export const PATTERNS = ['sequential', 'random', 'hot-cold', 'strided'] as const;
 export const MADVISE_ADVICE = ['dontneed', 'mergeable', 'pageout'] as const;
@@ -194,9 +200,17 @@ const fileSchema = strict({ name: nameSchema, pages: count(1) });
 const deviceSchema = strict({
   id: nameSchema,
   kind: oneOf(DEVICE_KINDS).default('dmirror'),
-  policy: oneOf(DEVICE_POLICIES).default('safe'),
+  policy: z.string().optional(),
   devicePages: count(1).default(256),
-});
+})
+  .superRefine((d, ctx) => {
+    // Policies are per kind: a gpu policy on a dmirror is as wrong as a misspelling.
+    const known = POLICIES_BY_KIND[d.kind];
+    if (d.policy !== undefined && !known.includes(d.policy)) {
+      ctx.addIssue({ continue: false, code: 'custom', path: ['policy'], input: d.policy, message: notOneOf(d.policy, known) });
+    }
+  })
+  .transform((d) => ({ id: d.id, kind: d.kind, policy: d.policy ?? POLICIES_BY_KIND[d.kind][0], devicePages: d.devicePages }));
 
 interface Mapping { kind?: VmaSpec['kind']; file?: string; shared: boolean; offset: number }
 /** kind, file, shared and offset agree (a VMA of the process or an mmap step). */
@@ -223,6 +237,7 @@ const vmaSchema = strict({
   file: nameSchema.optional(),
   offset: count(0).default(0),
   mergeable: flag.default(false),
+  gpu: nameSchema.optional(),
 })
   .superRefine(checkMapping)
   .transform((v) => ({
@@ -234,6 +249,7 @@ const vmaSchema = strict({
     ...(v.file !== undefined && { file: v.file }),
     offset: v.offset,
     mergeable: v.mergeable,
+    ...(v.gpu !== undefined && { gpu: v.gpu }),
   }));
 
 const processSchema = strict({ name: nameSchema, vmas: z.array(vmaSchema).default([]) });
@@ -291,6 +307,14 @@ const OPS = {
     .transform((b) => ({ op: 'fork' as const, steps: b.steps })),
   exit: noArgs.transform(() => ({ op: 'exit' as const })),
   dmirror: strict({ device: nameSchema, cmd: cmdSchema, ...range, data: words.optional() }).transform((b) => ({ op: 'dmirror' as const, ...b })),
+  gpu: strict({
+    device: nameSchema,
+    vma: nameSchema,
+    touch: z.number().gt(0).max(1).default(0.01),
+    write: flag.default(true),
+    duration: durationSchema.default(100_000),
+    queue: oneOf(GPU_QUEUES).default('gfx'),
+  }).transform((b) => ({ op: 'gpu' as const, ...b })),
   pin: strict({ ...range, write: flag.default(false), longterm: flag.default(false) }).transform((b) => ({ op: 'pin' as const, ...b })),
   unpin: strict(range).transform((b) => ({ op: 'unpin' as const, ...b })),
   migrate_pages: strict(range).transform((b) => ({ op: 'migrate_pages' as const, ...b })),
@@ -373,6 +397,8 @@ const workloadSchema = strict({
   stride: count(1).default(1),
   vmas: z.array(nameSchema).min(1).optional(),
   device: nameSchema.optional(),
+  gpuTouch: z.number().gt(0).max(1).default(0.01),
+  gpuJob: durationSchema.default(100_000),
 }).superRefine((w, ctx) => {
   if (w.ops === undefined && w.duration === undefined) {
     ctx.addIssue({ continue: false, code: 'custom', message: 'a workload needs ops or duration (or both) to end' });
@@ -463,6 +489,10 @@ function crossCheckOrThrow(s: Scenario, issue: (path: Path, input: unknown, mess
 
   const files = s.files.map((f) => f.name);
   const devices = s.devices.map((d) => d.id);
+  const dmirrors = s.devices.filter((d) => d.kind === 'dmirror').map((d) => d.id);
+  const gpus = s.devices.filter((d) => d.kind === 'gpu').map((d) => d.id);
+  /** Per process, its VMAs backed by a GPU BO. */
+  const gpuVmasOf = new Map<string, Set<string>>();
   const processes = s.processes.map((p) => p.name);
   const ref = (path: Path, name: string, names: string[], what: string, plural: string) => {
     if (names.includes(name)) return;
@@ -476,7 +506,9 @@ function crossCheckOrThrow(s: Scenario, issue: (path: Path, input: unknown, mess
     unique(p.vmas, ['processes', i, 'vmas'], 'name', 'VMAs of the process');
     p.vmas.forEach((v, j) => {
       if (v.file !== undefined) ref(['processes', i, 'vmas', j, 'file'], v.file, files, 'a declared file', 'files');
+      if (v.gpu !== undefined) ref(['processes', i, 'vmas', j, 'gpu'], v.gpu, gpus, 'a declared gpu device', 'gpu devices');
     });
+    gpuVmasOf.set(p.name, new Set(p.vmas.filter((v) => v.gpu !== undefined).map((v) => v.name)));
     vmasOf.set(p.name, new Set(p.vmas.map((v) => v.name)));
   });
 
@@ -499,10 +531,13 @@ function crossCheckOrThrow(s: Scenario, issue: (path: Path, input: unknown, mess
     if (w.vmas === undefined && scope.size === 0) {
       issue([...at, 'process'], w.process, `process ${w.process} has no VMAs for the workload to touch; declare some under its vmas`);
     }
-    if (w.device !== undefined) ref([...at, 'device'], w.device, devices, 'a declared device', 'devices');
+    if (w.device !== undefined) ref([...at, 'device'], w.device, dmirrors, 'a declared dmirror device', 'dmirror devices');
     for (const k of Object.keys(w.mix)) {
-      if (k.startsWith('dmirror_') && devices.length === 0) {
-        issue([...at, 'mix', k], w.mix[k as OpKind], `${k} needs a device; declare one under devices`);
+      if (k.startsWith('dmirror_') && dmirrors.length === 0) {
+        issue([...at, 'mix', k], w.mix[k as OpKind], `${k} needs a dmirror device; declare one under devices`);
+      }
+      if (k === 'gpu_submit' && !(w.vmas ?? [...scope]).some((v) => gpuVmasOf.get(w.process)?.has(v))) {
+        issue([...at, 'mix', k], w.mix[k as OpKind], `gpu_submit needs a VMA of the phase backed by a GPU BO; give one of ${w.process}'s VMAs gpu: <device id>`);
       }
     }
   }
@@ -533,6 +568,10 @@ function crossCheckOrThrow(s: Scenario, issue: (path: Path, input: unknown, mess
           if (a.cmd !== 'HMM_DMIRROR_WRITE') issue([...ap, 'data'], a.data, `data is the bounce buffer of HMM_DMIRROR_WRITE; ${a.cmd} takes none`);
           if (a.data.length !== a.pages) issue([...ap, 'data'], a.data, `${n(a.data.length, 'word')} for ${n(a.pages, 'page')}; give one word per page`);
         }
+        break;
+      case 'gpu':
+        ref([...ap, 'device'], a.device, gpus, 'a declared gpu device', 'gpu devices');
+        vmaRef([...ap, 'vma'], a.vma, scope, proc);
         break;
       default:
         if ('vma' in a) vmaRef([...ap, 'vma'], a.vma, scope, proc);

@@ -44,13 +44,16 @@ export interface FileSpec {
   pages: number;
 }
 
-/** A device and the coherence policy it runs. Only `dmirror` exists until the device packages land. */
+/** A device and the coherence policy it runs: the HMM selftests' `dmirror`, or an amdgpu-like `gpu` (@svmsim/gpu-driver). */
 export interface DeviceSpec {
   id: string;
-  kind: 'dmirror';
-  /** dmirror: `safe`, or `unsafe-skip-read-retry` (the bug the checker must catch). */
+  kind: 'dmirror' | 'gpu';
+  /**
+   * dmirror: `safe` (default), or `unsafe-skip-read-retry` (the bug the checker must catch).
+   * gpu: `pin`, `userptr` (default), or `unsafe-userptr` (the bug the checker must catch).
+   */
   policy: string;
-  /** Device-private pages the device can hold. */
+  /** dmirror: device-private pages the device can hold (gpu: unused). */
   devicePages: number;
 }
 
@@ -73,6 +76,8 @@ export interface VmaSpec {
   offset: number;
   /** madvise(MADV_MERGEABLE) right after the mmap. */
   mergeable: boolean;
+  /** A gpu device id: setup creates one userptr BO over the whole VMA on it (gpu_bo_create). */
+  gpu?: string;
 }
 
 export type Phase = WorkloadPhase | ScriptPhase;
@@ -96,14 +101,19 @@ export interface WorkloadPhase {
   stride: number;
   /** VMAs the operations touch (default: every VMA of the process). */
   vmas?: string[];
-  /** The device dmirror operations go to (default: the first device). */
+  /** The device dmirror operations go to (default: the first dmirror device). */
   device?: string;
+  /** gpu_submit: the fraction (0, 1] of each BO's pages a job touches. Default 0.01. */
+  gpuTouch: number;
+  /** gpu_submit: how long a job runs on the GPU. Default 100us. */
+  gpuJob: Ns;
 }
 
 export const OP_KINDS = [
   'load', 'store', 'mmap_fixed', 'munmap', 'mprotect', 'madvise_dontneed', 'madvise_pageout', 'fork',
   'migrate_pages', 'reclaim', 'ksm_scan', 'writeback', 'pin',
   'dmirror_read', 'dmirror_write', 'dmirror_migrate_to_dev', 'dmirror_migrate_to_sys', 'dmirror_snapshot',
+  'gpu_submit',
 ] as const;
 export type OpKind = (typeof OP_KINDS)[number];
 
@@ -140,6 +150,8 @@ export type Action =
   | { op: 'fork'; steps: ActionStep[] }
   | { op: 'exit' }
   | { op: 'dmirror'; device: string; cmd: string; vma: string; page: number; pages: number; data?: number[] }
+  /** A GPU job over the BO of `vma` (VmaSpec.gpu), waited for: gpu_submit then gpu_wait. */
+  | { op: 'gpu'; device: string; vma: string; touch: number; write: boolean; duration: Ns; queue: 'gfx' | 'compute' }
   | { op: 'pin'; vma: string; page: number; pages: number; write: boolean; longterm: boolean }
   | { op: 'unpin'; vma: string; page: number; pages: number }
   | { op: 'migrate_pages'; vma: string; page: number; pages: number }
