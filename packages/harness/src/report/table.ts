@@ -35,7 +35,26 @@ export const RUN_COLUMNS: Column[] = [
   { title: 'verdict', cell: verdict },
 ];
 
-export function table(rows: RunReport[], columns: Column[] = RUN_COLUMNS): string {
+/** Figures of a device kind that tell its story: shown right after the policy when a run has one. */
+const DEVICE_COLUMNS: Record<string, Column[]> = {
+  gpu: [
+    { title: 'submits', cell: (r) => String(gpuOf(r)?.submissions ?? '-') },
+    { title: 'pages walked/submit', cell: (r) => String(gpuOf(r)?.pagesWalkedPerSubmissionMean ?? '-') },
+    { title: 'submit p50', cell: (r) => (gpuOf(r) ? formatDuration(Number(gpuOf(r)!.submitLatencyP50Ns)) : '-') },
+  ],
+};
+
+function gpuOf(r: RunReport): Record<string, unknown> | undefined {
+  return Object.values(r.devices).find((d) => typeof d.pagesWalkedPerSubmissionMean === 'number');
+}
+
+/** The run columns, with the device figures of the kinds present in `rows` after the policy. */
+export function columnsFor(rows: RunReport[]): Column[] {
+  const extra = rows.some((r) => gpuOf(r) !== undefined) ? DEVICE_COLUMNS.gpu : [];
+  return [RUN_COLUMNS[0], ...extra, ...RUN_COLUMNS.slice(1)];
+}
+
+export function table(rows: RunReport[], columns: Column[] = columnsFor(rows)): string {
   const cells = rows.map((r) => columns.map((c) => c.cell(r)));
   const widths = columns.map((c, i) => Math.max(c.title.length, ...cells.map((row) => row[i].length)));
   const line = (xs: string[]) => xs.map((x, i) => (i === 0 ? x.padEnd(widths[i]) : x.padStart(widths[i]))).join('  ');
