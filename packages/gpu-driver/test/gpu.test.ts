@@ -10,7 +10,7 @@ import { MADV_PAGEOUT, MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PAGE_SIZE, PROT_RE
 import { formatViolation } from '@svmsim/kernel-mm/checker';
 import { createGpu, type GpuPolicyName } from '@svmsim/gpu-driver';
 import type { GpuSubmitResult } from '@svmsim/gpu-driver/gpu-protocol';
-import { runMm, ret, val, type Step } from './mm-harness.js';
+import { runMm, ret, val, type Step } from '@svmsim/kernel-mm/testing/mm-harness';
 
 const A = 16 * 1024 * 1024;
 const B = 64 * 1024 * 1024;

@@ -6,7 +6,7 @@ import {
   EFAULT, FOLL_LONGTERM, FOLL_WRITE, MADV_DONTNEED, MADV_PAGEOUT, MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED, PAGE_SIZE, PROT_READ, PROT_WRITE,
 } from '@svmsim/kernel-mm';
 import { formatViolation } from '@svmsim/kernel-mm/checker';
-import { ret, runMm, val, type Step } from './mm-harness.js';
+import { ret, runMm, val, type Step } from '@svmsim/kernel-mm/testing/mm-harness';
 
 const RW = PROT_READ | PROT_WRITE;
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'svmsim-mm-'));

@@ -7,7 +7,7 @@ import {
   MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, MAP_SHARED, PAGE_SIZE, PROT_READ, PROT_WRITE,
 } from '@svmsim/kernel-mm';
 import { readTrace } from '@svmsim/runtime';
-import { ret, runMm, val, type Step } from './mm-harness.js';
+import { ret, runMm, val, type Step } from '@svmsim/kernel-mm/testing/mm-harness';
 
 const RW = PROT_READ | PROT_WRITE;
 const A = 16 * 1024 * 1024;

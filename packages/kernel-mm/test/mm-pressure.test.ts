@@ -4,7 +4,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ENOMEM, ESRCH, FOLL_WRITE, MADV_MERGEABLE, MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, MAP_SHARED, PAGE_SIZE, PROT_READ, PROT_WRITE } from '@svmsim/kernel-mm';
 import { formatViolation } from '@svmsim/kernel-mm/checker';
-import { ret, runMm, val, type Step } from './mm-harness.js';
+import { ret, runMm, val, type Step } from '@svmsim/kernel-mm/testing/mm-harness';
 
 const RW = PROT_READ | PROT_WRITE;
 const A = 16 * 1024 * 1024;

@@ -1,8 +1,11 @@
-// Test harness for mm under LocalScheduler: a script actor that sends requests one after another
-// (or a group at once) and keeps every reply.
+// A test harness for mm under LocalScheduler, shared by the tests of mm and of its drivers: a
+// script actor that sends requests one after another (or a group at once) and keeps every reply;
+// it also answers invalidations as a minimal driver would.
 import { LocalScheduler, readTrace, type Actor, type Message } from '@svmsim/runtime';
-import { createMm, createRamdisk, type MmConfig } from '@svmsim/kernel-mm';
-import { checkTrace, type FinalPage } from '@svmsim/kernel-mm/checker';
+import { createMm } from '../mm-actor.js';
+import { createRamdisk } from '../ramdisk.js';
+import type { MmConfig } from '../kernel.js';
+import { checkTrace, type FinalPage } from '../checker.js';
 
 export type Step =
   | { to?: string; msg: Message }
