@@ -49,7 +49,7 @@ class Gpu implements Actor<Message>, GpuHost {
   readonly costs: GpuCosts;
   readonly stats: GpuStats = newStats();
   readonly vm = new GpuVm();
-  readonly notifierLock = new Mutex();
+  readonly notifierLock = new Mutex('gpu notifier_lock');
   readonly bySub = new Map<number, Bo>();
   private readonly policy: Policy;
   private readonly bos = new Map<number, Bo>();

@@ -72,7 +72,7 @@
 // `unsafe: 'skip-read-retry'` makes the driver program its table without mmu_interval_read_retry:
 // the classic mirror bug (pfns from hmm_range_fault used after an invalidation of them was acked),
 // which the data oracle (checker.ts) must catch as stale_translation.
-import type { Actor, ActorId, Ctx, Envelope, Incoming, Message } from '@svmsim/runtime';
+import { Mutex, type Actor, type ActorId, type Ctx, type Envelope, type Incoming, type Message } from '@svmsim/runtime';
 import {
   EBADF, EBUSY, EFAULT, EINVAL, EIO, ENOENT, EPERM, ERRNO_NAMES, HMM_PFN_DEVICE_PRIVATE, HMM_PFN_ERROR, HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE,
   HMM_PFN_VALID, HMM_PFN_WRITE, MIGRATE_PFN_MIGRATE, MIGRATE_PFN_VALID, MIGRATE_PFN_WRITE, MIGRATE_VMA_SELECT_DEVICE_PRIVATE,
@@ -213,31 +213,6 @@ export const ETIMEDOUT = -110;
 // =====================================================================================
 // State
 // =====================================================================================
-
-/** dmirror->mutex. `lock(fn)` runs fn once the mutex is ours; the holder calls unlock(). FIFO. */
-class Mutex {
-  private held = false;
-  private readonly waiters: (() => void)[] = [];
-  lock(fn: () => void): void {
-    if (this.held) {
-      this.waiters.push(fn);
-      return;
-    }
-    this.held = true;
-    fn();
-  }
-  trylock(): boolean {
-    if (this.held) return false;
-    this.held = true;
-    return true;
-  }
-  unlock(): void {
-    if (!this.held) throw new Error('dmirror: unlock of a mutex that is not held');
-    const next = this.waiters.shift();
-    if (next) next();
-    else this.held = false;
-  }
-}
 
 /** An xarray entry of dmirror->pt, with its tag (DPT_XA_TAG_WRITE / DPT_XA_TAG_ATOMIC, or none). */
 interface PtEntry {
@@ -471,7 +446,7 @@ class Dmirror implements Actor<Message> {
     this.call(insert, (r) => {
       const ret = retOf(r);
       if (ret < 0) return this.answer(env, { type: 'dmirror_open_result', ret });
-      const file: Mirror = { fd: this.nextFd++, pid: m.pid, notifier: undefined as unknown as Notifier, pt: new Map(), mutex: new Mutex(), inflight: 0, closing: null };
+      const file: Mirror = { fd: this.nextFd++, pid: m.pid, notifier: undefined as unknown as Notifier, pt: new Map(), mutex: new Mutex('dmirror->mutex'), inflight: 0, closing: null };
       file.notifier = this.newNotifier('mirror', file, r as MmuIntervalNotifierInsertResult);
       this.files.set(file.fd, file);
       this.stats.opens++;
@@ -1077,7 +1052,7 @@ class Dmirror implements Actor<Message> {
   }
 
   private orphanMirror(pid: Pid): Mirror {
-    const f: Mirror = { fd: -1, pid, notifier: undefined as unknown as Notifier, pt: new Map(), mutex: new Mutex(), inflight: 0, closing: null };
+    const f: Mirror = { fd: -1, pid, notifier: undefined as unknown as Notifier, pt: new Map(), mutex: new Mutex('dmirror->mutex'), inflight: 0, closing: null };
     return f;
   }
 

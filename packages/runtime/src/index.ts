@@ -4,3 +4,4 @@ export { LocalScheduler, LOCAL_TRACE_FILE, type LocalActor, type LocalRunOptions
 export { ThreadScheduler, threadTraceFile, type ThreadRunOptions } from './thread-scheduler.js';
 export { Sfc32, actorRng } from './rng.js';
 export { readTrace, type TraceLine } from './read-trace.js';
+export { Mutex } from './mutex.js';
