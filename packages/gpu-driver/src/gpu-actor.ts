@@ -7,9 +7,10 @@
 import type { Actor, ActorId, Ctx, Envelope, Incoming, Message } from '@svmsim/runtime';
 import { EINVAL, ENOENT, ERRNO_NAMES, EFAULT, PAGE_SIZE, type DmaAccess, type Invalidate, type InvalidateAck, type MmRequest } from '@svmsim/kernel-mm';
 import { newBo, type Bo } from './bo.js';
-import type { GpuBoCreate, GpuBoFree, GpuQueue, GpuReply, GpuRequest, GpuSubmit, GpuWait } from './gpu-protocol.js';
+import type { GpuBoCreate, GpuBoFree, GpuReply, GpuRequest, GpuSubmit, GpuWait } from './gpu-protocol.js';
 import { GpuVm } from './gpuvm.js';
-import { newFence, planAccesses, signalFence, waitFences, type Job } from './job.js';
+import { newFence, waitFences, type Job } from './job.js';
+import { GpuQueues, type QueueHost } from './queues.js';
 import { Mutex } from './lock.js';
 import { createPinPolicy } from './policy-pin.js';
 import { createUserptrPolicy } from './policy-userptr.js';
@@ -56,7 +57,7 @@ class Gpu implements Actor<Message>, GpuHost {
   private nextHandle = 1;
   private readonly jobs = new Map<number, Job>();
   private nextJob = 1;
-  private readonly queues: Record<GpuQueue, Job[]> = { gfx: [], compute: [] };
+  readonly queues: GpuQueues;
   private readonly calls = new Map<number, (r: Reply) => void>();
   private readonly timers = new Map<number, () => void>();
 
@@ -67,6 +68,7 @@ class Gpu implements Actor<Message>, GpuHost {
       cfg.policy === 'pin'
         ? createPinPolicy(this)
         : createUserptrPolicy(this, { unsafe: cfg.policy === 'unsafe-userptr', maxResubmits: cfg.maxResubmits ?? 1000, maxBusyRetries: cfg.maxBusyRetries ?? 1000 });
+    this.queues = new GpuQueues(this.queueHost());
   }
 
   start(ctx: Ctx<Message>): void {
@@ -146,9 +148,15 @@ class Gpu implements Actor<Message>, GpuHost {
     this.calls.set(this.ctx.request(this.mm, msg), then);
   }
 
-  sleep(ns: number, then: () => void): void {
-    if (ns <= 0) return then();
-    this.timers.set(this.ctx.after(ns, { type: 'gpu_timer' }), then);
+  /** Run `then` after ns of simulated time (at once, returning -1, when ns <= 0). Returns the timer. */
+  sleep(ns: number, then: () => void): number {
+    if (ns <= 0) {
+      then();
+      return -1;
+    }
+    const timer = this.ctx.after(ns, { type: 'gpu_timer' });
+    this.timers.set(timer, then);
+    return timer;
   }
 
   reply(env: Envelope<Message>, msg: GpuReply | InvalidateAck): void {
@@ -166,55 +174,55 @@ class Gpu implements Actor<Message>, GpuHost {
 
   pushJob(job: Job): void {
     for (const bo of job.bos) bo.fences.add(job);
-    const q = this.queues[job.queue];
-    q.push(job);
     if (this.ctx.tracing) this.ctx.trace('gpu_job_queued', { job: job.id, queue: job.queue, bos: job.bos.map((b) => b.handle) });
-    if (q.length === 1) this.runJob(job);
+    this.queues.push(job);
   }
 
-  // ---- jobs ----
+  // ---- QueueHost: how jobs reach memory ----
 
-  private runJob(job: Job): void {
-    job.startedAt = this.ctx.now();
-    if (this.ctx.tracing) this.ctx.trace('gpu_job_start', { job: job.id, queue: job.queue, durationNs: job.durationNs });
-    const base = job.pattern.value ?? job.id * 1e6 + 1;
-    for (const a of planAccesses(job)) {
-      this.sleep(a.atNs, () => {
-        const addr = a.bo.addr + a.page * PAGE_SIZE;
-        const pte = this.vm.lookup(a.bo.pid, addr);
+  private queueHost(): QueueHost {
+    return {
+      now: () => this.ctx.now(),
+      timer: (ns, then) => {
+        const timer = this.ctx.after(Math.max(0, ns), { type: 'gpu_timer' });
+        this.timers.set(timer, then);
+        return timer;
+      },
+      cancelTimer: (timer) => {
+        this.timers.delete(timer);
+        this.ctx.cancel(timer);
+      },
+      lookup: (pid, addr) => this.vm.lookup(pid, addr),
+      dma: (job, bo, page, pte) => {
+        const addr = bo.addr + page * PAGE_SIZE;
         const write = job.pattern.write;
-        if (!pte || (write && !pte.writable)) {
-          // A GPU page fault: the access does not happen; the job is in error.
-          job.faults++;
-          this.stats.gpuPageFaults++;
-          if (this.ctx.tracing) this.ctx.trace('gpu_vm_fault', { job: job.id, pid: a.bo.pid, addr, write });
-          return;
-        }
         job.accesses++;
-        const dma: DmaAccess = { type: 'dma_access', dev: this.id, pid: a.bo.pid, addr, pfn: pte.pfn, write, tr: pte.tr };
+        const dma: DmaAccess = { type: 'dma_access', dev: this.id, pid: bo.pid, addr, pfn: pte.pfn, write, tr: pte.tr };
         if (write) {
-          dma.value = base + a.page;
+          dma.value = (job.pattern.value ?? job.id * 1e6 + 1) + page;
           this.stats.dmaWrites++;
           this.ctx.send(this.mm, dma);
         } else {
           this.stats.dmaReads++;
           this.ctx.request(this.mm, dma);
         }
-      });
-    }
-    this.sleep(Math.max(job.durationNs, 1), () => this.endJob(job));
-  }
-
-  private endJob(job: Job): void {
-    job.endedAt = this.ctx.now();
-    const q = this.queues[job.queue];
-    q.shift();
-    for (const bo of job.bos) bo.fences.delete(job);
-    this.stats.jobsDone++;
-    if (job.faults > 0) this.stats.jobErrors++;
-    if (this.ctx.tracing) this.ctx.trace('gpu_job_end', { job: job.id, queue: job.queue, accesses: job.accesses, faults: job.faults });
-    signalFence(job.fence);
-    if (q.length > 0) this.runJob(q[0]);
+      },
+      gpuFault: this.policy.gpuFault?.bind(this.policy),
+      vmFault: (job, pid, addr, write) => {
+        job.faults++;
+        this.stats.gpuPageFaults++;
+        if (this.ctx.tracing) this.ctx.trace('gpu_vm_fault', { job: job.id, pid, addr, write });
+      },
+      trace: (ev, fields) => {
+        if (this.ctx.tracing) this.ctx.trace(ev, fields);
+      },
+      jobEnded: (job) => {
+        for (const bo of job.bos) bo.fences.delete(job);
+        this.stats.jobsDone++;
+        if (job.faults > 0) this.stats.jobErrors++;
+        if (this.ctx.tracing) this.ctx.trace('gpu_job_end', { job: job.id, queue: job.queue, accesses: job.accesses, faults: job.faults });
+      },
+    };
   }
 
   // ---- ioctls ----

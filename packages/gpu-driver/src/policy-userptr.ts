@@ -121,7 +121,7 @@ export function createUserptrPolicy(host: GpuHost, opts: UserptrOptions): Policy
       const attempt = (): void => {
         const walkedBos: Walked[] = [];
         const next = (i: number): void => {
-          if (i === job.bos.length) return host.sleep(pagesWalkedThisAttempt * host.costs.walkPerPageNs, validate);
+          if (i === job.bos.length) return void host.sleep(pagesWalkedThisAttempt * host.costs.walkPerPageNs, validate);
           getPages(job.bos[i], (ret, w, walked) => {
             pagesWalked += walked ?? 0;
             pagesWalkedThisAttempt += walked ?? 0;

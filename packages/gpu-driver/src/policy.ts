@@ -1,6 +1,6 @@
 // What a coherence policy implements, and what the GPU actor offers it.
 import type { Ctx, Envelope, Message } from '@svmsim/runtime';
-import type { Invalidate, InvalidateAck, MmRequest } from '@svmsim/kernel-mm';
+import type { Invalidate, InvalidateAck, MmRequest, Pid } from '@svmsim/kernel-mm';
 import type { GpuReply } from './gpu-protocol.js';
 import type { Bo } from './bo.js';
 import type { GpuVm } from './gpuvm.js';
@@ -76,7 +76,8 @@ export interface GpuHost {
   /** Subscriptions → their BO. */
   readonly bySub: Map<number, Bo>;
   call(msg: MmRequest, then: (r: Reply) => void): void;
-  sleep(ns: number, then: () => void): void;
+  /** Run `then` after ns of simulated time; returns the timer (-1 when ns <= 0: run at once). */
+  sleep(ns: number, then: () => void): number;
   reply(env: Envelope<Message>, msg: GpuReply | InvalidateAck): void;
   /** Fire and forget to mm. */
   send(msg: MmRequest): void;
@@ -101,6 +102,12 @@ export interface Policy {
   invalidate(env: Envelope<Message>, m: Invalidate): void;
   /** Tear the BO down; its fences have signalled. */
   freeBo(bo: Bo, done: () => void): void;
+  /**
+   * A GPU page fault on an access of a running job (queues.ts). Policies whose GPU can retry faults
+   * (svm-fault) implement it: the job stalls until resolve(true) replays the access, or
+   * resolve(false) cancels it (a VM fault). Without it every GPU page fault is a VM fault.
+   */
+  gpuFault?(job: Job, pid: Pid, addr: number, write: boolean, resolve: (replay: boolean) => void): void;
 }
 
 /** The errno of a reply from mm: its `ret`, or EIO when mm never answered. */
