@@ -14,10 +14,12 @@ import { GpuQueues, type QueueHost } from './queues.js';
 import { Mutex } from './lock.js';
 import { createPinPolicy } from './policy-pin.js';
 import { createUserptrPolicy } from './policy-userptr.js';
+import { createPreemptPolicy, type PreemptOptions } from './policy-preempt.js';
+import { createSvmFaultPolicy, type SvmFaultOptions } from './policy-svm-fault.js';
 import { DEFAULT_GPU_COSTS, newStats, type GpuCosts, type GpuHost, type GpuStats, type Policy, type Reply } from './policy.js';
 
-export type GpuPolicyName = 'pin' | 'userptr' | 'unsafe-userptr';
-export const GPU_POLICIES: readonly GpuPolicyName[] = ['pin', 'userptr', 'unsafe-userptr'];
+export type GpuPolicyName = 'pin' | 'userptr' | 'preempt' | 'svm-fault' | 'unsafe-userptr' | 'unsafe-svm';
+export const GPU_POLICIES: readonly GpuPolicyName[] = ['pin', 'userptr', 'preempt', 'svm-fault', 'unsafe-userptr', 'unsafe-svm'];
 
 export interface GpuConfig {
   policy: GpuPolicyName;
@@ -26,8 +28,12 @@ export interface GpuConfig {
   costs?: Partial<GpuCosts>;
   /** userptr: restarts of one submission before -EAGAIN reaches the app. Default 1000. */
   maxResubmits?: number;
-  /** userptr: -EBUSY answers to one hmm_range_fault before -EBUSY. Default 1000. */
+  /** userptr, preempt, svm-fault: -EBUSY answers to one hmm_range_fault before giving up. Default 1000. */
   maxBusyRetries?: number;
+  /** preempt: its timings (policy-preempt.ts). */
+  preempt?: Partial<PreemptOptions>;
+  /** svm-fault: its fault handling and VRAM (policy-svm-fault.ts). */
+  svm?: Partial<SvmFaultOptions>;
 }
 
 export function createGpu(config: unknown, id: ActorId): Actor<Message> {
@@ -64,11 +70,24 @@ class Gpu implements Actor<Message>, GpuHost {
   constructor(cfg: GpuConfig, readonly id: ActorId) {
     this.mm = cfg.mm ?? 'mm';
     this.costs = { ...DEFAULT_GPU_COSTS, ...cfg.costs };
-    this.policy =
-      cfg.policy === 'pin'
-        ? createPinPolicy(this)
-        : createUserptrPolicy(this, { unsafe: cfg.policy === 'unsafe-userptr', maxResubmits: cfg.maxResubmits ?? 1000, maxBusyRetries: cfg.maxBusyRetries ?? 1000 });
+    this.policy = this.createPolicy(cfg);
     this.queues = new GpuQueues(this.queueHost());
+  }
+
+  private createPolicy(cfg: GpuConfig): Policy {
+    const maxBusyRetries = cfg.maxBusyRetries ?? 1000;
+    switch (cfg.policy) {
+      case 'pin':
+        return createPinPolicy(this);
+      case 'userptr':
+      case 'unsafe-userptr':
+        return createUserptrPolicy(this, { unsafe: cfg.policy === 'unsafe-userptr', maxResubmits: cfg.maxResubmits ?? 1000, maxBusyRetries });
+      case 'preempt':
+        return createPreemptPolicy(this, { maxBusyRetries, ...cfg.preempt });
+      case 'svm-fault':
+      case 'unsafe-svm':
+        return createSvmFaultPolicy(this, { unsafe: cfg.policy === 'unsafe-svm', maxBusyRetries, ...cfg.svm });
+    }
   }
 
   start(ctx: Ctx<Message>): void {
@@ -108,6 +127,7 @@ class Gpu implements Actor<Message>, GpuHost {
       case 'request_timeout':
         return;
       default:
+        if (this.policy.receive?.(env, m as Message)) return;
         throw new Error(`${this.id}: unknown message '${(m as Message).type}' from ${env.from}`);
     }
   }
@@ -118,6 +138,8 @@ class Gpu implements Actor<Message>, GpuHost {
     return {
       policy: this.policy.name,
       ...s,
+      ...this.policy.summary?.(),
+      preemptions: this.queues.preemptions,
       pagesWalkedPerSubmission: undefined,
       submitLatencyNs: undefined,
       invalidateWaitNs: undefined,

@@ -20,15 +20,12 @@
 //
 // `unsafe-userptr` acks at once (set_seq under the lock, no fence wait, no unbind): the running
 // job keeps writing through the stale GPUVM entries. The checker must flag stale_translation.
-import {
-  EAGAIN, EBUSY, EFAULT, HMM_PFN_ERROR, HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_VALID, HMM_PFN_WRITE, PAGE_SIZE,
-  mmu_interval_read_retry, mmu_interval_set_seq,
-  type HmmRangeFaultResult, type Invalidate, type MmuIntervalNotifierInsertResult, type MmuIntervalReadBeginResult,
-} from '@svmsim/kernel-mm';
+import { EAGAIN, mmu_interval_read_retry, mmu_interval_set_seq, type Invalidate } from '@svmsim/kernel-mm';
 import type { Envelope, Message } from '@svmsim/runtime';
-import { boEnd, boFirstVpn, type Bo } from './bo.js';
+import { boEnd, type Bo } from './bo.js';
+import { bindUserPages, getUserPages, registerUserptr, unregisterUserptr, type WalkedBo } from './user-pages.js';
 import { waitFences, type Job } from './job.js';
-import { retOf, type GpuHost, type Policy, type SubmitOutcome } from './policy.js';
+import type { GpuHost, Policy, SubmitOutcome } from './policy.js';
 
 export interface UserptrOptions {
   unsafe: boolean;
@@ -38,93 +35,26 @@ export interface UserptrOptions {
   maxBusyRetries: number;
 }
 
-interface Walked {
-  bo: Bo;
-  seq: number;
-  res: HmmRangeFaultResult;
-}
-
 export function createUserptrPolicy(host: GpuHost, opts: UserptrOptions): Policy {
   const lock = host.notifierLock;
-
-  /** read_begin → hmm_range_fault of the whole BO, -EBUSY → again. */
-  const getPages = (bo: Bo, done: (ret: number, w?: Walked, walked?: number) => void): void => {
-    const n = bo.notifier!;
-    let busy = 0;
-    let walked = 0;
-    const again = (): void => {
-      host.call({ type: 'mmu_interval_read_begin', sub: n.sub }, (r) => {
-        const ret = retOf(r);
-        if (ret < 0) return done(ret, undefined, walked);
-        const seq = (r as MmuIntervalReadBeginResult).seq;
-        if (!n.known) n.invalidate_seq = seq;
-        const default_flags = HMM_PFN_REQ_FAULT | (bo.readonly ? 0 : HMM_PFN_REQ_WRITE);
-        host.call(
-          { type: 'hmm_range_fault', sub: n.sub, notifier_seq: seq, start: bo.addr, end: boEnd(bo), default_flags, pfn_flags_mask: 0, dev_private_owner: null },
-          (h) => {
-            walked += bo.pages;
-            const hret = retOf(h);
-            if (hret === EBUSY) {
-              host.stats.ebusyRetries++;
-              if (++busy > opts.maxBusyRetries) return done(EBUSY, undefined, walked);
-              return again();
-            }
-            if (hret < 0) return done(hret, undefined, walked);
-            done(0, { bo, seq, res: h as HmmRangeFaultResult }, walked);
-          },
-        );
-      });
-    };
-    again();
-  };
-
-  /** Under the lock, pages current: write GPUVM. Returns the PTEs that changed, or -EFAULT. */
-  const bind = (w: Walked): number => {
-    const { bo, seq, res } = w;
-    const first = boFirstVpn(bo);
-    for (let i = 0; i < bo.pages; i++) {
-      const f = res.flags[i];
-      if (f & HMM_PFN_ERROR || !(f & HMM_PFN_VALID) || (!bo.readonly && !(f & HMM_PFN_WRITE))) {
-        host.warn('hmm_range_fault succeeded with a page the BO cannot use', { handle: bo.handle, page: i, flags: f });
-        return EFAULT;
-      }
-    }
-    let changed = 0;
-    for (let i = 0; i < bo.pages; i++) {
-      const pfn = res.pfns[i];
-      const writable = (res.flags[i] & HMM_PFN_WRITE) !== 0 && !bo.readonly;
-      const old = host.vm.lookup(bo.pid, bo.addr + i * PAGE_SIZE);
-      if (!old || old.pfn !== pfn || old.writable !== writable) changed++;
-      host.vm.set(bo.pid, first + i, { pfn, writable, tr: { via: 'mirror', sub: bo.notifier!.sub, seq } });
-    }
-    return changed;
-  };
 
   return {
     name: opts.unsafe ? 'unsafe-userptr' : 'userptr',
 
     createBo(bo: Bo, done: (ret: number) => void): void {
-      host.call({ type: 'mmu_interval_notifier_insert', pid: bo.pid, start: bo.addr, length: boEnd(bo) - bo.addr }, (r) => {
-        const ret = retOf(r);
-        if (ret < 0) return done(ret);
-        const sub = (r as MmuIntervalNotifierInsertResult).sub;
-        bo.notifier = { sub, invalidate_seq: 0, known: false };
-        host.bySub.set(sub, bo);
-        if (host.ctx.tracing) host.ctx.trace('gpu_userptr_register', { handle: bo.handle, sub, pid: bo.pid, addr: bo.addr, pages: bo.pages });
-        done(0);
-      });
+      registerUserptr(host, bo, done);
     },
 
     submit(job: Job, done: (o: SubmitOutcome) => void): void {
       let pagesWalked = 0;
       let resubmissions = 0;
       const attempt = (): void => {
-        const walkedBos: Walked[] = [];
+        const walkedBos: WalkedBo[] = [];
         const next = (i: number): void => {
           if (i === job.bos.length) return void host.sleep(pagesWalkedThisAttempt * host.costs.walkPerPageNs, validate);
-          getPages(job.bos[i], (ret, w, walked) => {
-            pagesWalked += walked ?? 0;
-            pagesWalkedThisAttempt += walked ?? 0;
+          getUserPages(host, job.bos[i], opts.maxBusyRetries, (ret, w, walked) => {
+            pagesWalked += walked;
+            pagesWalkedThisAttempt += walked;
             if (ret < 0) return done({ ret, pagesWalked, resubmissions });
             walkedBos.push(w!);
             next(i + 1);
@@ -144,7 +74,7 @@ export function createUserptrPolicy(host: GpuHost, opts: UserptrOptions): Policy
             }
             let changed = 0;
             for (const w of walkedBos) {
-              const c = bind(w);
+              const c = bindUserPages(host, w);
               if (c < 0) {
                 lock.unlock();
                 return done({ ret: c, pagesWalked, resubmissions });
@@ -216,14 +146,7 @@ export function createUserptrPolicy(host: GpuHost, opts: UserptrOptions): Policy
     },
 
     freeBo(bo: Bo, done: () => void): void {
-      host.vm.clear(bo.pid, bo.addr, boEnd(bo));
-      const n = bo.notifier;
-      if (!n) return done();
-      host.call({ type: 'mmu_interval_notifier_remove', sub: n.sub }, () => {
-        host.bySub.delete(n.sub);
-        bo.notifier = null;
-        done();
-      });
+      unregisterUserptr(host, bo, done);
     },
   };
 }

@@ -6,6 +6,7 @@ import type { Bo } from './bo.js';
 import type { GpuVm } from './gpuvm.js';
 import type { Job } from './job.js';
 import type { Mutex } from './lock.js';
+import type { GpuQueues } from './queues.js';
 
 export type Reply = Message & { ret?: number };
 
@@ -82,6 +83,8 @@ export interface GpuHost {
   /** Fire and forget to mm. */
   send(msg: MmRequest): void;
   warn(what: string, fields?: Record<string, unknown>): void;
+  /** The gfx and compute queues: preempt/resume a process's queues (quiesce/resume). */
+  readonly queues: GpuQueues;
   /** Add the job's fence to its BOs' reservations and queue it (drm_sched_entity_push_job). */
   pushJob(job: Job): void;
 }
@@ -108,6 +111,10 @@ export interface Policy {
    * resolve(false) cancels it (a VM fault). Without it every GPU page fault is a VM fault.
    */
   gpuFault?(job: Job, pid: Pid, addr: number, write: boolean, resolve: (replay: boolean) => void): void;
+  /** Messages of the policy's own (mm's migrate_to_ram and device_page_free for VRAM, its timers): true if handled. */
+  receive?(env: Envelope<Message>, m: Message): boolean;
+  /** Figures of the policy's own, merged into the GPU's summary. */
+  summary?(): Record<string, unknown>;
 }
 
 /** The errno of a reply from mm: its `ret`, or EIO when mm never answered. */

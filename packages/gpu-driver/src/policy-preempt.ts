@@ -1,0 +1,248 @@
+// Policy `preempt`: KFD's userptr BOs (ROCm compute), drivers/gpu/drm/amd/amdgpu/amdgpu_amdkfd_gpuvm.c
+// and amdgpu_hmm.c as of v6.6 (research/drivers.md §2a). User-mode queues cannot be gated per job,
+// so an invalidation stops all of the process's queues, and a worker fixes the BOs and restarts them:
+//   create      amdgpu_amdkfd_gpuvm_alloc_memory_of_gpu(USERPTR) → init_user_pages: amdgpu_hmm_register,
+//               get the whole BO's pages, validate and map it in GPUVM (here under the process's
+//               notifier_lock with read_retry, the same check the restore worker makes).
+//   submit      a user-mode queue's doorbell: nothing walked, nothing bound. While the process's
+//               queues are stopped the job waits in its queue.
+//   invalidate  amdgpu_hmm_invalidate_hsa: non-blockable → false. Blockable →
+//               amdgpu_amdkfd_evict_userptr: mutex_lock(process_info->notifier_lock),
+//               mmu_interval_set_seq, mem->invalid++, and when ++evicted_bos == 1:
+//               kgd2kfd_quiesce_mm (preempt every queue of the process; it returns once the HWS has
+//               unmapped them: `preemptNs`) and queue restore_userptr_work after
+//               AMDGPU_USERPTR_RESTORE_DELAY_MS (1 ms); unlock; true. GPUVM is left as it is: no
+//               queue of the process runs until the worker rewrote it.
+//   restore     amdgpu_amdkfd_restore_userptr_worker:
+//               (1) update_invalid_user_pages: for each BO with mem->invalid, note it, drop the lock,
+//                   get the whole BO's pages (-EFAULT counts as success: the GPU VM-faults later,
+//                   better than queues stalled for ever; other errors retry), retake the lock; if
+//                   mem->invalid changed meanwhile → -EAGAIN, else mem->invalid = 0.
+//               (2) validate_invalid_user_pages: write the BOs' GPUVM entries and wait for the update.
+//               (3) under notifier_lock: evicted_bos changed since (1) → retry; any BO whose
+//                   read_retry fails → retry; else evicted_bos = 0 and kgd2kfd_resume_mm (`resumeNs`).
+//               Every retry is queued again after 1 ms.
+//   free        amdgpu_amdkfd_gpuvm_free_memory_of_gpu once its fences signalled: unmap, amdgpu_hmm_unregister.
+//
+// svmsim departures: the lock is per process as in KFD, and queues belong to the process of their
+// job's first BO. Eviction fences (the process's fence on every KFD BO for TTM moves) are not
+// modelled: with userptr BOs only, every eviction comes through the notifier.
+import { EAGAIN, EFAULT, mmu_interval_read_retry, mmu_interval_set_seq, type Invalidate, type Pid } from '@svmsim/kernel-mm';
+import type { Envelope, Message } from '@svmsim/runtime';
+import { boEnd, type Bo } from './bo.js';
+import type { Job } from './job.js';
+import { Mutex } from './lock.js';
+import type { GpuHost, Policy, SubmitOutcome } from './policy.js';
+import { bindUserPages, getUserPages, registerUserptr, unregisterUserptr, type WalkedBo } from './user-pages.js';
+
+export interface PreemptOptions {
+  /** -EBUSY answers to one hmm_range_fault before the walk counts as failed (and the restore retries). */
+  maxBusyRetries: number;
+  /** kgd2kfd_quiesce_mm: preempting the process's queues (HWS unmap_queues, CWSR wave save), ns. */
+  preemptNs: number;
+  /** kgd2kfd_resume_mm: mapping the queues again, ns. */
+  resumeNs: number;
+  /** AMDGPU_USERPTR_RESTORE_DELAY_MS: the restore worker's delay after the first eviction and after a failed attempt, ns. */
+  restoreDelayNs: number;
+  /** Retries of BO creation's get-pages before it fails with -EAGAIN. */
+  maxCreateRetries: number;
+}
+
+export const DEFAULT_PREEMPT: Omit<PreemptOptions, 'maxBusyRetries'> = { preemptNs: 100_000, resumeNs: 20_000, restoreDelayNs: 1_000_000, maxCreateRetries: 1000 };
+
+/** amdkfd_process_info: one per process using the GPU. */
+interface ProcessInfo {
+  pid: Pid;
+  notifierLock: Mutex;
+  /** Invalidations since the last successful restore. */
+  evictedBos: number;
+  /** The process's userptr BOs, with how many invalidations each has taken since it was last revalidated (mem->invalid). */
+  bos: Map<Bo, number>;
+  restoreQueued: boolean;
+  /** When the queues were stopped (for queuesStoppedNs), or -1. */
+  stoppedAt: number;
+}
+
+export function createPreemptPolicy(host: GpuHost, o: Partial<PreemptOptions> & { maxBusyRetries: number }): Policy {
+  const opts: PreemptOptions = { ...DEFAULT_PREEMPT, ...o };
+  const processes = new Map<Pid, ProcessInfo>();
+  const figures = { evictions: 0, restores: 0, restoreRetries: 0, restorePagesWalked: 0, queuesStoppedNs: 0 };
+
+  const infoOf = (pid: Pid): ProcessInfo => {
+    let p = processes.get(pid);
+    if (!p) processes.set(pid, (p = { pid, notifierLock: new Mutex(`kfd notifier_lock of pid ${pid}`), evictedBos: 0, bos: new Map(), restoreQueued: false, stoppedAt: -1 }));
+    return p;
+  };
+
+  const trace = (ev: string, fields: Record<string, unknown>) => {
+    if (host.ctx.tracing) host.ctx.trace(ev, fields);
+  };
+
+  const queueRestore = (p: ProcessInfo): void => {
+    if (p.restoreQueued) return;
+    p.restoreQueued = true;
+    host.sleep(opts.restoreDelayNs, () => {
+      p.restoreQueued = false;
+      restore(p);
+    });
+  };
+
+  /** amdgpu_amdkfd_restore_userptr_worker. */
+  const restore = (p: ProcessInfo): void => {
+    const evicted = p.evictedBos;
+    if (evicted === 0) return;
+    const retry = (why: string): void => {
+      figures.restoreRetries++;
+      trace('kfd_restore_retry', { pid: p.pid, why });
+      queueRestore(p);
+    };
+    // (1) update_invalid_user_pages
+    const invalid = [...p.bos].filter(([, n]) => n > 0).map(([bo]) => bo);
+    const walked: WalkedBo[] = [];
+    const faulted: Bo[] = [];
+    const update = (i: number): void => {
+      if (i === invalid.length) return validate();
+      const bo = invalid[i];
+      const seen = p.bos.get(bo)!;
+      getUserPages(host, bo, opts.maxBusyRetries, (ret, w, pages) => {
+        figures.restorePagesWalked += pages;
+        if (ret < 0 && ret !== EFAULT) return retry(`get_user_pages ${ret}`);
+        p.notifierLock.lock(() => {
+          const now = p.bos.get(bo);
+          if (now !== undefined && now !== seen) {
+            p.notifierLock.unlock();
+            return retry('BO invalidated again while its pages were got');
+          }
+          if (now !== undefined) {
+            p.bos.set(bo, 0);
+            if (w) walked.push(w);
+            else faulted.push(bo);
+          }
+          p.notifierLock.unlock();
+          update(i + 1);
+        });
+      });
+    };
+    // (2) validate_invalid_user_pages: rewrite GPUVM. (3) confirm under the lock and resume.
+    const validate = (): void => {
+      p.notifierLock.lock(() => {
+        let changed = 0;
+        for (const w of walked) if (p.bos.has(w.bo)) changed += Math.max(0, bindUserPages(host, w));
+        // -EFAULT BOs: no pages; their entries go and the GPU VM-faults on them.
+        for (const bo of faulted) if (host.vm.clear(bo.pid, bo.addr, boEnd(bo)) > 0) changed++;
+        p.notifierLock.unlock();
+        host.sleep(changed * host.costs.ptePerPageNs + (changed > 0 ? host.costs.tlbFlushNs : 0), confirm);
+      });
+    };
+    const confirm = (): void => {
+      p.notifierLock.lock(() => {
+        if (p.evictedBos !== evicted) {
+          p.notifierLock.unlock();
+          return retry('evicted again during the restore');
+        }
+        const stale = walked.some((w) => p.bos.has(w.bo) && mmu_interval_read_retry(w.bo.notifier!, w.seq));
+        if (stale) {
+          p.notifierLock.unlock();
+          return retry('read_retry');
+        }
+        p.evictedBos = 0;
+        figures.restores++;
+        host.sleep(opts.resumeNs, () => {
+          if (p.stoppedAt >= 0) figures.queuesStoppedNs += host.ctx.now() - p.stoppedAt;
+          p.stoppedAt = -1;
+          host.queues.resume(p.pid);
+          trace('kfd_restore_done', { pid: p.pid, bos: walked.length, faulted: faulted.length });
+          p.notifierLock.unlock();
+        });
+      });
+    };
+    update(0);
+  };
+
+  /** Get the BO's pages and map it, retrying while invalidations intervene (init_user_pages + map_memory_to_gpu). */
+  const mapBo = (bo: Bo, p: ProcessInfo, tries: number, done: (ret: number) => void): void => {
+    getUserPages(host, bo, opts.maxBusyRetries, (ret, w) => {
+      if (ret < 0) return done(ret);
+      p.notifierLock.lock(() => {
+        if (mmu_interval_read_retry(bo.notifier!, w!.seq)) {
+          p.notifierLock.unlock();
+          if (tries >= opts.maxCreateRetries) return done(EAGAIN);
+          return mapBo(bo, p, tries + 1, done);
+        }
+        const changed = bindUserPages(host, w!);
+        if (changed < 0) {
+          p.notifierLock.unlock();
+          return done(changed);
+        }
+        p.bos.set(bo, 0);
+        p.notifierLock.unlock();
+        host.sleep(changed * host.costs.ptePerPageNs, () => done(0));
+      });
+    });
+  };
+
+  return {
+    name: 'preempt',
+
+    createBo(bo: Bo, done: (ret: number) => void): void {
+      registerUserptr(host, bo, (ret) => {
+        if (ret < 0) return done(ret);
+        mapBo(bo, infoOf(bo.pid), 0, (r) => {
+          if (r >= 0) return done(0);
+          unregisterUserptr(host, bo, () => done(r));
+        });
+      });
+    },
+
+    submit(job: Job, done: (o: SubmitOutcome) => void): void {
+      host.pushJob(job);
+      done({ ret: 0, pagesWalked: 0, resubmissions: 0 });
+    },
+
+    invalidate(env: Envelope<Message>, m: Invalidate): void {
+      const ack = (ok: boolean) => host.reply(env, { type: 'invalidate_ack', sub: m.sub, ok });
+      const bo = host.bySub.get(m.sub);
+      if (!bo || !bo.notifier) {
+        host.warn('invalidate for an unknown subscription', { sub: m.sub });
+        return ack(true);
+      }
+      if (!m.blockable) {
+        host.stats.invalidationsRefused++;
+        return ack(false);
+      }
+      const p = infoOf(bo.pid);
+      const t0 = host.ctx.now();
+      p.notifierLock.lock(() => {
+        mmu_interval_set_seq(bo.notifier!, m.cur_seq);
+        bo.notifier!.known = true;
+        if (p.bos.has(bo)) p.bos.set(bo, p.bos.get(bo)! + 1);
+        figures.evictions++;
+        const finish = (): void => {
+          p.notifierLock.unlock();
+          host.stats.invalidateWaitNs.push(host.ctx.now() - t0);
+          ack(true);
+        };
+        if (++p.evictedBos !== 1) return finish();
+        // The first eviction: stop the queues; the notifier returns once they are off the GPU.
+        trace('kfd_quiesce', { pid: p.pid, sub: m.sub, event: m.event });
+        host.sleep(opts.preemptNs, () => {
+          host.queues.quiesce(p.pid);
+          p.stoppedAt = host.ctx.now();
+          queueRestore(p);
+          finish();
+        });
+      });
+    },
+
+    freeBo(bo: Bo, done: () => void): void {
+      const p = infoOf(bo.pid);
+      p.notifierLock.lock(() => {
+        p.bos.delete(bo);
+        p.notifierLock.unlock();
+        unregisterUserptr(host, bo, done);
+      });
+    },
+
+    summary: () => ({ ...figures, processesStopped: [...processes.values()].filter((p) => p.stoppedAt >= 0).length }),
+  };
+}

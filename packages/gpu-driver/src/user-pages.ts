@@ -1,0 +1,101 @@
+// A userptr BO's interval notifier and its pages, shared by the policies that subscribe to BOs
+// (userptr, preempt; svm-fault subscribes too) and those that walk whole BOs (userptr at each
+// submission, preempt in its restore worker):
+//   registerUserptr    amdgpu_hmm_register: mmu_interval_notifier_insert over [addr, addr + size)
+//   unregisterUserptr  amdgpu_hmm_unregister: mmu_interval_notifier_remove
+//   getUserPages   amdgpu_ttm_tt_get_user_pages → amdgpu_hmm_range_get_pages (amdgpu_hmm.c, v6.6):
+//                  mmu_interval_read_begin, then hmm_range_fault of the WHOLE BO with
+//                  HMM_PFN_REQ_FAULT (+ HMM_PFN_REQ_WRITE unless read-only); -EBUSY → read_begin again.
+//   bindUserPages  under the notifier lock, after read_retry said the pages are current: write the
+//                  BO's GPUVM entries (amdgpu_vm_update_range) with translation {via:'mirror', sub, seq}.
+import {
+  EBUSY, EFAULT, HMM_PFN_ERROR, HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_VALID, HMM_PFN_WRITE, PAGE_SIZE,
+  type HmmRangeFaultResult, type MmuIntervalNotifierInsertResult, type MmuIntervalReadBeginResult,
+} from '@svmsim/kernel-mm';
+import { boEnd, boFirstVpn, type Bo } from './bo.js';
+import { retOf, type GpuHost } from './policy.js';
+
+/** Subscribe the BO: done(0), or done(-errno) from mm. */
+export function registerUserptr(host: GpuHost, bo: Bo, done: (ret: number) => void): void {
+  host.call({ type: 'mmu_interval_notifier_insert', pid: bo.pid, start: bo.addr, length: boEnd(bo) - bo.addr }, (r) => {
+    const ret = retOf(r);
+    if (ret < 0) return done(ret);
+    const sub = (r as MmuIntervalNotifierInsertResult).sub;
+    bo.notifier = { sub, invalidate_seq: 0, known: false };
+    host.bySub.set(sub, bo);
+    if (host.ctx.tracing) host.ctx.trace('gpu_userptr_register', { handle: bo.handle, sub, pid: bo.pid, addr: bo.addr, pages: bo.pages });
+    done(0);
+  });
+}
+
+/** Clear the BO's GPUVM entries and remove its notifier; then done. */
+export function unregisterUserptr(host: GpuHost, bo: Bo, done: () => void): void {
+  host.vm.clear(bo.pid, bo.addr, boEnd(bo));
+  const n = bo.notifier;
+  if (!n) return done();
+  host.call({ type: 'mmu_interval_notifier_remove', sub: n.sub }, () => {
+    host.bySub.delete(n.sub);
+    bo.notifier = null;
+    done();
+  });
+}
+
+/** A BO's pages as one hmm_range_fault returned them, and the notifier sequence they are valid for. */
+export interface WalkedBo {
+  bo: Bo;
+  seq: number;
+  res: HmmRangeFaultResult;
+}
+
+/** read_begin → hmm_range_fault of the whole BO, -EBUSY → again (at most maxBusyRetries times). `walked`: pages walked, every attempt counted. */
+export function getUserPages(host: GpuHost, bo: Bo, maxBusyRetries: number, done: (ret: number, w: WalkedBo | undefined, walked: number) => void): void {
+  const n = bo.notifier!;
+  let busy = 0;
+  let walked = 0;
+  const again = (): void => {
+    host.call({ type: 'mmu_interval_read_begin', sub: n.sub }, (r) => {
+      const ret = retOf(r);
+      if (ret < 0) return done(ret, undefined, walked);
+      const seq = (r as MmuIntervalReadBeginResult).seq;
+      if (!n.known) n.invalidate_seq = seq;
+      const default_flags = HMM_PFN_REQ_FAULT | (bo.readonly ? 0 : HMM_PFN_REQ_WRITE);
+      host.call(
+        { type: 'hmm_range_fault', sub: n.sub, notifier_seq: seq, start: bo.addr, end: boEnd(bo), default_flags, pfn_flags_mask: 0, dev_private_owner: null },
+        (h) => {
+          walked += bo.pages;
+          const hret = retOf(h);
+          if (hret === EBUSY) {
+            host.stats.ebusyRetries++;
+            if (++busy > maxBusyRetries) return done(EBUSY, undefined, walked);
+            return again();
+          }
+          if (hret < 0) return done(hret, undefined, walked);
+          done(0, { bo, seq, res: h as HmmRangeFaultResult }, walked);
+        },
+      );
+    });
+  };
+  again();
+}
+
+/** Under the notifier lock, pages current: write the BO's GPUVM entries. Returns how many changed, or -EFAULT. */
+export function bindUserPages(host: GpuHost, w: WalkedBo): number {
+  const { bo, seq, res } = w;
+  const first = boFirstVpn(bo);
+  for (let i = 0; i < bo.pages; i++) {
+    const f = res.flags[i];
+    if (f & HMM_PFN_ERROR || !(f & HMM_PFN_VALID) || (!bo.readonly && !(f & HMM_PFN_WRITE))) {
+      host.warn('hmm_range_fault succeeded with a page the BO cannot use', { handle: bo.handle, page: i, flags: f });
+      return EFAULT;
+    }
+  }
+  let changed = 0;
+  for (let i = 0; i < bo.pages; i++) {
+    const pfn = res.pfns[i];
+    const writable = (res.flags[i] & HMM_PFN_WRITE) !== 0 && !bo.readonly;
+    const old = host.vm.lookup(bo.pid, bo.addr + i * PAGE_SIZE);
+    if (!old || old.pfn !== pfn || old.writable !== writable) changed++;
+    host.vm.set(bo.pid, first + i, { pfn, writable, tr: { via: 'mirror', sub: bo.notifier!.sub, seq } });
+  }
+  return changed;
+}
