@@ -219,9 +219,11 @@ class Gpu implements Actor<Message>, GpuHost {
         const addr = bo.addr + page * PAGE_SIZE;
         const write = job.pattern.write;
         job.accesses++;
+        const value = (job.pattern.value ?? job.id * 1e6 + 1) + page;
+        if (this.policy.access?.(job, bo, page, pte, value)) return; // served by the policy (svm-fault: VRAM)
         const dma: DmaAccess = { type: 'dma_access', dev: this.id, pid: bo.pid, addr, pfn: pte.pfn, write, tr: pte.tr };
         if (write) {
-          dma.value = (job.pattern.value ?? job.id * 1e6 + 1) + page;
+          dma.value = value;
           this.stats.dmaWrites++;
           this.ctx.send(this.mm, dma);
         } else {

@@ -8,6 +8,8 @@ export interface GpuPte {
   pfn: number;
   writable: boolean;
   tr: Translation;
+  /** svm-fault: pfn is a device-private VRAM page of this GPU; the access stays in the GPU (never sent to mm). */
+  vram?: boolean;
 }
 
 export class GpuVm {

@@ -3,7 +3,7 @@ import type { Ctx, Envelope, Message } from '@svmsim/runtime';
 import type { Invalidate, InvalidateAck, MmRequest, Pid } from '@svmsim/kernel-mm';
 import type { GpuReply } from './gpu-protocol.js';
 import type { Bo } from './bo.js';
-import type { GpuVm } from './gpuvm.js';
+import type { GpuPte, GpuVm } from './gpuvm.js';
 import type { Job } from './job.js';
 import type { Mutex } from './lock.js';
 import type { GpuQueues } from './queues.js';
@@ -20,8 +20,19 @@ export interface GpuCosts {
   tlbFlushNs: number;
   /** The rest of an AMDGPU_CS ioctl (parsing, scheduling). */
   submitNs: number;
+  /** svm-fault: from a retry fault to its handler running (IH interrupt, the fault work item). */
+  faultInterruptNs: number;
+  /** svm-fault: the handler's own work per page it maps (fault decode, pfn → PTE), besides ptePerPageNs. */
+  faultPerPageNs: number;
+  /** svm-fault: one replay of a fault batch (GP100_VMM_VN_FAULT_REPLAY). */
+  replayNs: number;
+  /** svm-fault: copying one page between system memory and VRAM (SDMA). */
+  migratePerPageNs: number;
 }
-export const DEFAULT_GPU_COSTS: GpuCosts = { walkPerPageNs: 20, ptePerPageNs: 10, tlbFlushNs: 1_000, submitNs: 2_000 };
+export const DEFAULT_GPU_COSTS: GpuCosts = {
+  walkPerPageNs: 20, ptePerPageNs: 10, tlbFlushNs: 1_000, submitNs: 2_000,
+  faultInterruptNs: 2_000, faultPerPageNs: 200, replayNs: 500, migratePerPageNs: 1_000,
+};
 
 export interface GpuStats {
   bosCreated: number;
@@ -115,6 +126,11 @@ export interface Policy {
   receive?(env: Envelope<Message>, m: Message): boolean;
   /** Figures of the policy's own, merged into the GPU's summary. */
   summary?(): Record<string, unknown>;
+  /**
+   * Every DMA access of a job, before it goes to mm (`value`: the word a write stores). true = the
+   * policy served it itself (svm-fault: a VRAM page, which never goes through mm).
+   */
+  access?(job: Job, bo: Bo, page: number, pte: GpuPte, value: number): boolean;
 }
 
 /** The errno of a reply from mm: its `ret`, or EIO when mm never answered. */

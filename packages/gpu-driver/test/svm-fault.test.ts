@@ -1,0 +1,230 @@
+// Policy svm-fault (HMM mirror with retry faults, amdgpu XNACK on / nouveau) and its unsafe twin,
+// with and without VRAM, against mm under LocalScheduler; the checker judges every run from its trace.
+import { describe, expect, it } from 'vitest';
+import type { Message } from '@svmsim/runtime';
+import { EFAULT, MADV_PAGEOUT, PAGE_SIZE, PROT_READ } from '@svmsim/kernel-mm';
+import { formatViolation } from '@svmsim/kernel-mm/checker';
+import type { GpuPolicyName } from '@svmsim/gpu-driver';
+import type { GpuSubmitResult, GpuWaitResult } from '@svmsim/gpu-driver/gpu-protocol';
+import { ret, val, type Step } from '@svmsim/kernel-mm/testing/mm-harness';
+import { A, B, PID, RW, boCreate, create, gpu, load, mmapAt, prng, run, store, submit, waitLast } from './gpu-steps.js';
+
+type Svm = { faultWindowPages?: number; vramPages?: number; hotThreshold?: number };
+const NO_VRAM: Svm = { vramPages: 0 };
+
+const runSvm = (policy: GpuPolicyName, steps: Step[], svm: Svm, seed = 1, mm: { frames?: number; swapPages?: number } = {}) =>
+  run(policy, steps, seed, mm, { svm });
+
+const munmap = (addr: number, pages: number): Step => ({ msg: { type: 'munmap', pid: PID, addr, length: pages * PAGE_SIZE } as never });
+const loadsOf = (results: Message[]) => results.filter((r) => r.type === 'cpu_access_result');
+
+describe('svm-fault: a job writes a BO', () => {
+  it('every write lands, nothing is walked at submit, one device fault per page touched', async () => {
+    const pages = 8;
+    const steps: Step[] = [create, mmapAt(A, pages)];
+    for (let i = 0; i < pages; i++) steps.push(store(A + i * PAGE_SIZE, 100 + i));
+    steps.push(boCreate(A, pages), submit([1], 1, 100_000, 5000), waitLast);
+    for (let i = 0; i < pages; i++) steps.push(load(A + i * PAGE_SIZE));
+    steps.push(gpu({ type: 'gpu_bo_free', handle: 1 }));
+    const { results, check, gpu: g } = await runSvm('svm-fault', steps, NO_VRAM);
+    const subs = results.filter((r) => r.type === 'gpu_submit_result') as GpuSubmitResult[];
+    expect(subs.map((s) => [s.ret, s.pagesWalked])).toEqual([[0, 0]]);
+    expect(results.filter((r) => r.type === 'gpu_wait_result').map(ret)).toEqual([0]);
+    expect(loadsOf(results).slice(pages).map(val)).toEqual(Array.from({ length: pages }, (_, i) => 5000 + i));
+    expect(check!.violations.map(formatViolation)).toEqual([]);
+    expect(check!.stats.dmaWrites).toBe(pages);
+    expect(g.deviceFaults).toBe(pages);
+    expect(g.deviceFaultsResolved).toBe(pages);
+    expect(g.deviceFaultsCancelled).toBe(0);
+    expect(g.pagesFaulted).toBe(pages);
+    expect(g.hmmRangeFaults).toBe(pages);
+    expect(g.faultBatches).toBe(pages); // one job, one wave: one fault at a time
+    expect(g.faultLatencyP50Ns).toBeGreaterThanOrEqual(2_000); // at least the interrupt latency
+    expect(g.jobErrors).toBe(0);
+    expect(g.gpuPageFaults).toBe(0);
+    expect(g.warnings).toBe(0);
+    expect(g.pagesWalkedTotal).toBe(0);
+  });
+
+  it('a second job on the same pages takes no fault; a wider window maps neighbours with one fault', async () => {
+    const pages = 16;
+    const steps: Step[] = [create, mmapAt(A, pages), boCreate(A, pages), submit([1], 1, 100_000), waitLast, submit([1], 1, 100_000), waitLast];
+    const one = await runSvm('svm-fault', steps, NO_VRAM);
+    expect(one.gpu.deviceFaults).toBe(pages);
+    expect(one.check!.stats.dmaWrites).toBe(2 * pages);
+    const wide = await runSvm('svm-fault', steps, { ...NO_VRAM, faultWindowPages: 4 });
+    expect(wide.gpu.deviceFaults).toBe(pages / 4);
+    expect(wide.gpu.pagesFaulted).toBe(pages);
+    for (const r of [one, wide]) {
+      expect(r.check!.violations.map(formatViolation)).toEqual([]);
+      expect(r.gpu.jobErrors).toBe(0);
+    }
+  });
+
+  it('two jobs on two queues fault concurrently: batches hold several faults', async () => {
+    const pages = 32;
+    const steps: Step[] = [
+      create, mmapAt(A, pages), mmapAt(B, pages), boCreate(A, pages), boCreate(B, pages),
+      { group: [submit([1], 1, 40_000, 1000, 'gfx') as { to: string; msg: Message }, submit([2], 1, 40_000, 2000, 'compute') as { to: string; msg: Message }] },
+      gpu({ type: 'gpu_wait', job: 1 }), gpu({ type: 'gpu_wait', job: 2 }),
+    ];
+    const { check, gpu: g, results } = await runSvm('svm-fault', steps, NO_VRAM);
+    expect(results.filter((r) => r.type === 'gpu_wait_result').map(ret)).toEqual([0, 0]);
+    expect(g.deviceFaults).toBe(2 * pages);
+    expect(g.faultBatchSizeMax).toBe(2);
+    expect(g.faultBatches).toBeLessThan(2 * pages);
+    expect(check!.violations.map(formatViolation)).toEqual([]);
+  });
+});
+
+describe('svm-fault: work grows with the pages touched, not the BO size', () => {
+  it('faults and hmm_range_fault calls follow the touched pages; userptr walks the whole BO', async () => {
+    const figures = async (policy: GpuPolicyName, pages: number, touch: number) => {
+      const steps: Step[] = [create, mmapAt(A, pages), boCreate(A, pages), submit([1], touch, 100_000), waitLast];
+      const { gpu: g, check, results } = await runSvm(policy, steps, NO_VRAM, 1, { frames: 1200 });
+      expect(check!.violations.map(formatViolation)).toEqual([]);
+      expect(results.filter((r) => r.type === 'gpu_wait_result').map(ret)).toEqual([0]);
+      return { faults: g.deviceFaults as number, hmm: g.hmmRangeFaults as number, walked: g.pagesWalkedTotal as number, dma: check!.stats.dmaWrites };
+    };
+    // Same BO, two fractions.
+    const few = await figures('svm-fault', 256, 8 / 256);
+    const many = await figures('svm-fault', 256, 64 / 256);
+    expect(few).toEqual({ faults: 8, hmm: 8, walked: 0, dma: 8 });
+    expect(many).toEqual({ faults: 64, hmm: 64, walked: 0, dma: 64 });
+    // Same pages touched, BOs 16× apart.
+    const small = await figures('svm-fault', 64, 8 / 64);
+    const big = await figures('svm-fault', 1024, 8 / 1024);
+    expect(big).toEqual(small);
+    // userptr walks what the BO holds, whatever is touched.
+    const up = await figures('userptr', 1024, 8 / 1024);
+    expect(up.walked).toBe(1024);
+    expect(up.faults).toBeUndefined();
+  });
+});
+
+describe('svm-fault: faults that cannot be resolved', () => {
+  it('a munmapped page gives a cancelled fault and a job error, not a hang; the other pages are written', async () => {
+    const pages = 8;
+    const steps: Step[] = [create, mmapAt(A, pages), boCreate(A, pages), munmap(A + 2 * PAGE_SIZE, 2), submit([1], 1, 100_000, 7000), waitLast];
+    for (const i of [0, 1, 4, 5, 6, 7]) steps.push(load(A + i * PAGE_SIZE));
+    const { results, check, gpu: g, r } = await runSvm('svm-fault', steps, NO_VRAM);
+    expect(r.reason).toBe('app: dumped');
+    expect(results.filter((x) => x.type === 'gpu_wait_result').map(ret)).toEqual([EFAULT]);
+    expect(g.jobsDone).toBe(1);
+    expect(g.jobErrors).toBe(1);
+    expect(g.deviceFaultsCancelled).toBe(2);
+    expect(g.gpuPageFaults).toBe(2);
+    expect(g.deviceFaultsResolved).toBe(6);
+    expect(loadsOf(results).map(val)).toEqual([7000, 7001, 7004, 7005, 7006, 7007]);
+    expect(check!.violations.map(formatViolation)).toEqual([]);
+  });
+
+  it('a write to a read-only VMA is cancelled (-EPERM from hmm_range_fault)', async () => {
+    const pages = 4;
+    const steps: Step[] = [
+      create, mmapAt(A, pages), boCreate(A, pages),
+      { msg: { type: 'mprotect', pid: PID, addr: A, length: pages * PAGE_SIZE, prot: PROT_READ } as never },
+      submit([1], 1, 50_000), waitLast,
+    ];
+    const { results, gpu: g, check } = await runSvm('svm-fault', steps, NO_VRAM);
+    expect(results.filter((x) => x.type === 'gpu_wait_result').map(ret)).toEqual([EFAULT]);
+    expect(g.deviceFaultsCancelled).toBe(pages);
+    expect(check!.stats.dmaWrites).toBe(0);
+    expect(check!.violations.map(formatViolation)).toEqual([]);
+  });
+});
+
+/**
+ * Jobs on two BOs racing munmap + re-mmap, mprotect RO/RW, MADV_PAGEOUT and reclaim under memory
+ * pressure, and CPU stores. Ends by loading every page (which brings VRAM pages home before the dump).
+ */
+function svmRacingScript(seed: number): Step[] {
+  const rnd = prng(seed * 104729 + 3);
+  const pages = 12;
+  const half = pages / 2;
+  const other = 24;
+  const steps: Step[] = [create, mmapAt(A, pages), mmapAt(B, other)];
+  for (let i = 0; i < pages; i++) steps.push(store(A + i * PAGE_SIZE, seed * 1000 + i));
+  steps.push(boCreate(A, half), boCreate(A + half * PAGE_SIZE, half));
+  for (let round = 0; round < 8; round++) {
+    const dur = 20_000 + Math.floor(rnd() * 200_000);
+    const bos = rnd() < 0.5 ? [1, 2] : [1 + Math.floor(rnd() * 2)];
+    const sub = submit(bos, [0.2, 0.5, 1][Math.floor(rnd() * 3)], dur, undefined, rnd() < 0.5 ? 'gfx' : 'compute') as { to: string; msg: Message };
+    const page = Math.floor(rnd() * pages);
+    const n = 1 + Math.floor(rnd() * (pages - page));
+    const addr = A + page * PAGE_SIZE;
+    const len = n * PAGE_SIZE;
+    const kind = Math.floor(rnd() * 4);
+    const op: Step[] =
+      kind === 0
+        ? [munmap(addr, n), mmapAt(addr, n)]
+        : kind === 1
+          ? [{ msg: { type: 'mprotect', pid: PID, addr, length: len, prot: PROT_READ } as never }, { msg: { type: 'mprotect', pid: PID, addr, length: len, prot: RW } as never }]
+          : kind === 2
+            ? [{ msg: { type: 'madvise', pid: PID, addr, length: len, advice: MADV_PAGEOUT } as never }]
+            : [...Array.from({ length: 8 }, (_, i) => store(B + Math.floor(rnd() * other) * PAGE_SIZE, round * 100 + i)), { msg: { type: 'reclaim', nr_pages: 16 } as never }];
+    if (rnd() < 0.3) steps.push({ group: [sub, { to: 'mm', msg: (op[0] as { msg: Message }).msg }] }, ...op.slice(1));
+    else steps.push(sub, { sleepNs: Math.floor(rnd() * dur) }, ...op);
+    steps.push({ sleepNs: Math.floor(rnd() * 50_000) }, store(A + Math.floor(rnd() * pages) * PAGE_SIZE, seed * 1000 + 100 + round), waitLast);
+  }
+  steps.push(gpu({ type: 'gpu_bo_free', handle: 1 }), gpu({ type: 'gpu_bo_free', handle: 2 }));
+  for (let i = 0; i < pages; i++) steps.push(load(A + i * PAGE_SIZE));
+  return steps;
+}
+
+describe('svm-fault: invalidations race faulting jobs over 50 seeds', () => {
+  for (const [name, svm] of [['without VRAM', NO_VRAM], ['with VRAM (hot pages migrate)', { vramPages: 8, hotThreshold: 2 }]] as const) {
+    it(`${name}: no violation, no hang, every kind of invalidation seen`, async () => {
+      const totals = { dmaWrites: 0, devWrites: 0, invalidations: 0, faults: 0, cancelled: 0, readRetries: 0, jobsDone: 0, jobErrors: 0, toVram: 0, toRam: 0 };
+      const events = new Set<string>();
+      for (let seed = 1; seed <= 50; seed++) {
+        const { check, gpu: g, r } = await runSvm('svm-fault', svmRacingScript(seed), svm, seed, { frames: 40, swapPages: 128 });
+        expect(r.reason, `seed ${seed}`).toBe('app: dumped');
+        expect(check!.violations.map(formatViolation), `seed ${seed}`).toEqual([]);
+        expect(g.jobsPending, `seed ${seed}`).toBe(0);
+        expect(g.faultsPending, `seed ${seed}`).toBe(0);
+        expect(g.pendingCalls, `seed ${seed}`).toBe(0);
+        expect(g.warnings, `seed ${seed}`).toBe(0);
+        expect(g.pagesWalkedTotal, `seed ${seed}`).toBe(0);
+        expect(g.deviceFaultsResolved + g.deviceFaultsCancelled, `seed ${seed}`).toBe(g.deviceFaults);
+        totals.dmaWrites += check!.stats.dmaWrites;
+        totals.devWrites += check!.stats.devWrites;
+        totals.invalidations += g.invalidations;
+        totals.faults += g.deviceFaults;
+        totals.cancelled += g.deviceFaultsCancelled;
+        totals.readRetries += g.readRetries;
+        totals.jobsDone += g.jobsDone;
+        totals.jobErrors += g.jobErrors;
+        totals.toVram += g.migratedToVram;
+        totals.toRam += g.migratedToRam;
+        for (const e of Object.keys(g.invalidationsByEvent)) events.add(e);
+      }
+      console.log(`svm-fault racing ${name}`, totals, [...events]);
+      expect(totals.jobsDone).toBe(400);
+      expect(totals.dmaWrites + totals.devWrites).toBeGreaterThan(1000);
+      expect(totals.invalidations).toBeGreaterThan(100);
+      expect(totals.cancelled).toBeGreaterThan(0); // munmapped / read-only pages
+      expect([...events]).toEqual(expect.arrayContaining(['MMU_NOTIFY_CLEAR', 'MMU_NOTIFY_PROTECTION_VMA', 'MMU_NOTIFY_UNMAP']));
+      if (svm.vramPages) {
+        expect(totals.toVram).toBeGreaterThan(50);
+        expect(totals.toRam).toBeGreaterThan(50);
+        expect(totals.devWrites).toBeGreaterThan(50);
+      }
+    }, 600_000);
+  }
+});
+
+describe('unsafe-svm: binding without read_retry', () => {
+  it('the checker finds stale translations on racing seeds', async () => {
+    let caught = 0;
+    let skipped = 0;
+    for (let seed = 1; seed <= 50; seed++) {
+      const { check, gpu: g } = await runSvm('unsafe-svm', svmRacingScript(seed), NO_VRAM, seed, { frames: 40, swapPages: 128 });
+      skipped += g.readRetriesSkipped;
+      if (check!.violations.some((v) => v.kind === 'stale_translation')) caught++;
+    }
+    console.log(`unsafe-svm caught in ${caught}/50 seeds, read_retry skipped ${skipped} times`);
+    expect(skipped).toBeGreaterThan(0);
+    expect(caught).toBeGreaterThan(0);
+  }, 600_000);
+});
