@@ -118,10 +118,13 @@ class Gpu implements Actor<Message>, GpuHost {
         return this.wait(env, m);
       case 'gpu_bo_free':
         return this.boFree(env, m);
-      case 'invalidate':
+      case 'invalidate': {
+        const bo = this.bySub.get(m.sub);
+        if (bo) this.stats.pagesInvalidated += Math.max(0, Math.min(m.end, bo.addr + bo.pages * PAGE_SIZE) - Math.max(m.start, bo.addr)) / PAGE_SIZE;
         this.stats.invalidations++;
         this.stats.invalidationsByEvent[m.event] = (this.stats.invalidationsByEvent[m.event] ?? 0) + 1;
         return this.policy.invalidate(env, m);
+      }
       case 'dma_read_result': // the reply to a DMA read (its value is not needed)
       case 'actor_died':
       case 'request_timeout':
@@ -152,9 +155,11 @@ class Gpu implements Actor<Message>, GpuHost {
       invalidateWaitP50Ns: percentile(s.invalidateWaitNs, 50),
       invalidateWaitMaxNs: s.invalidateWaitNs.length ? Math.max(...s.invalidateWaitNs) : 0,
       gpuvmEntries: this.vm.size,
+      gpuvmPtesWritten: this.vm.ptesWritten,
       tlbFlushes: this.vm.tlbFlushes,
       bos: this.bos.size,
       jobsPending: [...this.jobs.values()].filter((j) => !j.fence.signalled).length,
+      jobsRunning: this.queues.pending,
       pendingCalls: this.calls.size,
     };
   }
@@ -244,6 +249,7 @@ class Gpu implements Actor<Message>, GpuHost {
         for (const bo of job.bos) bo.fences.delete(job);
         this.stats.jobsDone++;
         if (job.faults > 0) this.stats.jobErrors++;
+        if (job.durationNs > 0) this.stats.jobStretchMax = Math.max(this.stats.jobStretchMax, (this.ctx.now() - job.startedAt) / job.durationNs);
         if (this.ctx.tracing) this.ctx.trace('gpu_job_end', { job: job.id, queue: job.queue, accesses: job.accesses, faults: job.faults });
       },
     };
@@ -262,6 +268,7 @@ class Gpu implements Actor<Message>, GpuHost {
       if (ret < 0) return fail(ret);
       this.bos.set(bo.handle, bo);
       this.stats.bosCreated++;
+      this.stats.boPagesCreated += bo.pages;
       this.reply(env, { type: 'gpu_bo_create_result', ret: bo.handle, handle: bo.handle });
     });
   }

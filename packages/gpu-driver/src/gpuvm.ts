@@ -14,7 +14,7 @@ export interface GpuPte {
 
 export class GpuVm {
   private readonly pts = new Map<Pid, Map<number, GpuPte>>();
-  /** amdgpu_vm_update_range writes, counted in pages. */
+  /** Entries written that were absent or pointed elsewhere (amdgpu_vm_update_range writes, in pages); a revalidation of an unchanged entry is not one. */
   ptesWritten = 0;
   ptesCleared = 0;
   tlbFlushes = 0;
@@ -23,12 +23,15 @@ export class GpuVm {
     return this.pts.get(pid)?.get(Math.floor(addr / PAGE_SIZE));
   }
 
-  /** Map page `vpn` of pid. */
-  set(pid: Pid, vpn: number, pte: GpuPte): void {
+  /** Map page `vpn` of pid; true if the entry changed (was absent, or had another frame or permission). */
+  set(pid: Pid, vpn: number, pte: GpuPte): boolean {
     let pt = this.pts.get(pid);
     if (!pt) this.pts.set(pid, (pt = new Map()));
+    const old = pt.get(vpn);
     pt.set(vpn, pte);
+    if (old && old.pfn === pte.pfn && old.writable === pte.writable) return false;
     this.ptesWritten++;
+    return true;
   }
 
   /** Clear the entries of [start, end) (byte addresses); returns how many were mapped. The caller flushes the TLB. */

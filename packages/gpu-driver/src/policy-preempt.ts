@@ -59,6 +59,8 @@ interface ProcessInfo {
   /** The process's userptr BOs, with how many invalidations each has taken since it was last revalidated (mem->invalid). */
   bos: Map<Bo, number>;
   restoreQueued: boolean;
+  /** userptr_inval_list: BOs being revalidated, with the pages their last walk got (null: not walked yet). */
+  inval: Map<Bo, WalkedBo | 'efault' | null>;
   /** When the queues were stopped (for queuesStoppedNs), or -1. */
   stoppedAt: number;
 }
@@ -70,7 +72,7 @@ export function createPreemptPolicy(host: GpuHost, o: Partial<PreemptOptions> & 
 
   const infoOf = (pid: Pid): ProcessInfo => {
     let p = processes.get(pid);
-    if (!p) processes.set(pid, (p = { pid, notifierLock: new Mutex(`kfd notifier_lock of pid ${pid}`), evictedBos: 0, bos: new Map(), restoreQueued: false, stoppedAt: -1 }));
+    if (!p) processes.set(pid, (p = { pid, notifierLock: new Mutex(`kfd notifier_lock of pid ${pid}`), evictedBos: 0, bos: new Map(), restoreQueued: false, inval: new Map(), stoppedAt: -1 }));
     return p;
   };
 
@@ -96,14 +98,15 @@ export function createPreemptPolicy(host: GpuHost, o: Partial<PreemptOptions> & 
       trace('kfd_restore_retry', { pid: p.pid, why });
       queueRestore(p);
     };
-    // (1) update_invalid_user_pages
-    const invalid = [...p.bos].filter(([, n]) => n > 0).map(([bo]) => bo);
-    const walked: WalkedBo[] = [];
-    const faulted: Bo[] = [];
+    // (1) update_invalid_user_pages: invalidated BOs join the invalid list; those invalidated
+    // since their last walk are walked again, the others keep the pages a failed attempt got.
+    for (const [bo, n] of p.bos) if (n > 0 && !p.inval.has(bo)) p.inval.set(bo, null);
+    const list = [...p.inval.keys()];
     const update = (i: number): void => {
-      if (i === invalid.length) return validate();
-      const bo = invalid[i];
-      const seen = p.bos.get(bo)!;
+      if (i === list.length) return validate();
+      const bo = list[i];
+      const seen = p.bos.get(bo);
+      if (seen === undefined || (seen === 0 && p.inval.get(bo) !== null)) return update(i + 1);
       getUserPages(host, bo, opts.maxBusyRetries, (ret, w, pages) => {
         figures.restorePagesWalked += pages;
         if (ret < 0 && ret !== EFAULT) return retry(`get_user_pages ${ret}`);
@@ -115,43 +118,49 @@ export function createPreemptPolicy(host: GpuHost, o: Partial<PreemptOptions> & 
           }
           if (now !== undefined) {
             p.bos.set(bo, 0);
-            if (w) walked.push(w);
-            else faulted.push(bo);
+            // -EFAULT: no pages (the GPU will VM-fault on the BO rather than the queues stall).
+            p.inval.set(bo, w ?? 'efault');
           }
           p.notifierLock.unlock();
           update(i + 1);
         });
       });
     };
-    // (2) validate_invalid_user_pages: rewrite GPUVM. (3) confirm under the lock and resume.
+    // (2) validate_invalid_user_pages: rewrite the GPUVM entries of every BO of the list.
     const validate = (): void => {
       p.notifierLock.lock(() => {
         let changed = 0;
-        for (const w of walked) if (p.bos.has(w.bo)) changed += Math.max(0, bindUserPages(host, w));
-        // -EFAULT BOs: no pages; their entries go and the GPU VM-faults on them.
-        for (const bo of faulted) if (host.vm.clear(bo.pid, bo.addr, boEnd(bo)) > 0) changed++;
+        for (const [bo, pages] of p.inval) {
+          if (pages === 'efault') {
+            if (host.vm.clear(bo.pid, bo.addr, boEnd(bo)) > 0) changed++;
+          } else if (pages !== null) changed += Math.max(0, bindUserPages(host, pages));
+        }
         p.notifierLock.unlock();
         host.sleep(changed * host.costs.ptePerPageNs + (changed > 0 ? host.costs.tlbFlushNs : 0), confirm);
       });
     };
+    // (3) confirm_valid_user_pages_locked, then resume.
     const confirm = (): void => {
       p.notifierLock.lock(() => {
         if (p.evictedBos !== evicted) {
           p.notifierLock.unlock();
           return retry('evicted again during the restore');
         }
-        const stale = walked.some((w) => p.bos.has(w.bo) && mmu_interval_read_retry(w.bo.notifier!, w.seq));
-        if (stale) {
-          p.notifierLock.unlock();
-          return retry('read_retry');
+        for (const [bo, pages] of p.inval) {
+          if ((pages !== null && pages !== 'efault' && mmu_interval_read_retry(bo.notifier!, pages.seq)) || (p.bos.get(bo) ?? 0) > 0) {
+            p.notifierLock.unlock();
+            return retry('read_retry');
+          }
         }
+        const rebound = p.inval.size;
+        p.inval.clear();
         p.evictedBos = 0;
         figures.restores++;
         host.sleep(opts.resumeNs, () => {
           if (p.stoppedAt >= 0) figures.queuesStoppedNs += host.ctx.now() - p.stoppedAt;
           p.stoppedAt = -1;
           host.queues.resume(p.pid);
-          trace('kfd_restore_done', { pid: p.pid, bos: walked.length, faulted: faulted.length });
+          trace('kfd_restore_done', { pid: p.pid, bos: rebound });
           p.notifierLock.unlock();
         });
       });
@@ -238,6 +247,7 @@ export function createPreemptPolicy(host: GpuHost, o: Partial<PreemptOptions> & 
       const p = infoOf(bo.pid);
       p.notifierLock.lock(() => {
         p.bos.delete(bo);
+        p.inval.delete(bo);
         p.notifierLock.unlock();
         unregisterUserptr(host, bo, done);
       });

@@ -56,6 +56,12 @@ export interface GpuStats {
   dmaReads: number;
   invalidations: number;
   invalidationsByEvent: Record<string, number>;
+  /** Pages of BOs under the invalidations received (each invalidation's overlap with its BO). */
+  pagesInvalidated: number;
+  /** Pages of the BOs created. */
+  boPagesCreated: number;
+  /** Of the jobs that ended: the largest (end - start) / duration (> 1: the job was stopped or stalled). */
+  jobStretchMax: number;
   /** Non-blockable invalidations answered false. */
   invalidationsRefused: number;
   /** Time each blockable invalidate callback spent before acking (lock + fences + TLB flush), ns. */
@@ -71,7 +77,7 @@ export function newStats(): GpuStats {
   return {
     bosCreated: 0, bosFreed: 0, boCreateErrors: 0, submissions: 0, resubmissions: 0, ebusyRetries: 0, submitErrors: {},
     pagesWalkedPerSubmission: [], submitLatencyNs: [], jobsDone: 0, jobErrors: 0, gpuPageFaults: 0, dmaWrites: 0, dmaReads: 0,
-    invalidations: 0, invalidationsByEvent: {}, invalidationsRefused: 0, invalidateWaitNs: [], unsafeEarlyAcks: 0,
+    invalidations: 0, invalidationsByEvent: {}, pagesInvalidated: 0, boPagesCreated: 0, jobStretchMax: 0, invalidationsRefused: 0, invalidateWaitNs: [], unsafeEarlyAcks: 0,
     pagesPinned: 0, pagesUnpinned: 0, warnings: 0,
   };
 }

@@ -9,7 +9,7 @@
 //   bindUserPages  under the notifier lock, after read_retry said the pages are current: write the
 //                  BO's GPUVM entries (amdgpu_vm_update_range) with translation {via:'mirror', sub, seq}.
 import {
-  EBUSY, EFAULT, HMM_PFN_ERROR, HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_VALID, HMM_PFN_WRITE, PAGE_SIZE,
+  EBUSY, EFAULT, HMM_PFN_ERROR, HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_VALID, HMM_PFN_WRITE,
   type HmmRangeFaultResult, type MmuIntervalNotifierInsertResult, type MmuIntervalReadBeginResult,
 } from '@svmsim/kernel-mm';
 import { boEnd, boFirstVpn, type Bo } from './bo.js';
@@ -93,9 +93,7 @@ export function bindUserPages(host: GpuHost, w: WalkedBo): number {
   for (let i = 0; i < bo.pages; i++) {
     const pfn = res.pfns[i];
     const writable = (res.flags[i] & HMM_PFN_WRITE) !== 0 && !bo.readonly;
-    const old = host.vm.lookup(bo.pid, bo.addr + i * PAGE_SIZE);
-    if (!old || old.pfn !== pfn || old.writable !== writable) changed++;
-    host.vm.set(bo.pid, first + i, { pfn, writable, tr: { via: 'mirror', sub: bo.notifier!.sub, seq } });
+    if (host.vm.set(bo.pid, first + i, { pfn, writable, tr: { via: 'mirror', sub: bo.notifier!.sub, seq } })) changed++;
   }
   return changed;
 }

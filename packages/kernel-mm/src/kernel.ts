@@ -5,6 +5,7 @@
 //
 // mm never blocks its thread: an operation that waits (for acks, I/O, a lock, memory) is a
 // continuation stored here and resumed by the message or timer it waits for.
+import { ReclaimWaits } from './reclaim-waits.js';
 import type { ActorId, Ctx, Envelope, Message } from '@svmsim/runtime';
 import { DevicePages } from './device-memory.js';
 import type { Subscription } from './interval-notifier.js';
@@ -91,10 +92,13 @@ export class MmStats {
   swapIns = 0;
   reclaimed = 0;
   kswapdRuns = 0;
-  /** Time kswapd spent waiting in notifiers (ns). */
+  /** Time kswapd spent waiting in notifiers (ns), waits that ended. */
   kswapdBlockedNs = 0;
   directReclaims = 0;
+  /** Time allocations spent in the slow path (direct reclaim, throttling, OOM), each allocation that got there (ns). */
   directReclaimNs: number[] = [];
+  /** Time direct reclaim spent waiting in notifiers (ns), waits that ended. */
+  directReclaimBlockedNs = 0;
   oomKills = 0;
   writebacks = 0;
   ksmMerged = 0;
@@ -129,6 +133,8 @@ export class Kernel {
   readonly swap: SwapSpace;
   readonly blockdev: ActorId;
   readonly stats = new MmStats();
+  /** kswapd's and direct reclaim's notifier waits still open (for summaries mid-wait). */
+  readonly reclaimWaits = new ReclaimWaits();
   readonly hungTaskTimeoutNs: number;
   ctx!: Ctx<MmOutgoing>;
 

@@ -139,6 +139,12 @@ export function createMm(config: unknown, _id: string): Actor<Message> {
         notifierWaitNsP50: percentile(k.stats.notifierWaitNs, 0.5),
         notifierWaitNsP99: percentile(k.stats.notifierWaitNs, 0.99),
         notifierWaitNsMax: percentile(k.stats.notifierWaitNs, 1),
+        // Waits still going on when the summary is taken count up to now.
+        kswapdBlockedNs: k.stats.kswapdBlockedNs + k.reclaimWaits.inProgressNs('kswapd', k.ctx.now()),
+        directReclaimBlockedNs: k.stats.directReclaimBlockedNs + k.reclaimWaits.inProgressNs('direct', k.ctx.now()),
+        allocStallNsP50: percentile(k.stats.directReclaimNs, 0.5),
+        allocStallNsP99: percentile(k.stats.directReclaimNs, 0.99),
+        allocStallNsMax: percentile(k.stats.directReclaimNs, 1),
         framesFree: k.pm.nrFree,
         processes: [...k.procs.values()].filter((p) => p.alive).length,
         pendingCalls: k.pendingCalls,

@@ -11,7 +11,8 @@
 //                  process's VMA of that name, in place)
 //   gpu            gpu_submit of one job over the BO of `vma` (VmaSpec.gpu) on `device`, then
 //                  gpu_wait for it: ret is the submit's -errno, else the wait's (0, or -EFAULT for
-//                  a job that took a GPU page fault); also `job`, `pagesWalked`, `resubmissions`
+//                  a job that took a GPU page fault); also `job`, `pagesWalked`, `resubmissions`.
+//                  `wait: false` returns once the job is queued (the submit's ret).
 //   pin / unpin    pin_user_pages (FOLL_WRITE if write, FOLL_LONGTERM if longterm), held until an
 //                  unpin step releases them (pins.ts)
 // A VMA name the process does not have gives ret -EINVAL and an `error` (a failure of the step).
@@ -154,7 +155,7 @@ export function runAction(app: App, proc: Proc, a: PlainAction, stats: PhaseStat
       const m: GpuSubmit = { type: 'gpu_submit', bos: [v.bo.handle], pattern: { touch: a.touch, write: a.write }, durationNs: a.duration, queue: a.queue };
       return call(a.device, m, (s) => {
         const got: Got = { ret: Math.min(0, s.ret), job: s.job, pagesWalked: s.pagesWalked, resubmissions: s.resubmissions };
-        if (s.ret < 0) return done(got);
+        if (s.ret < 0 || !a.wait) return done(got);
         call(a.device, { type: 'gpu_wait', job: s.job as number } satisfies GpuWait, (w) => done({ ...got, ret: Math.min(0, w.ret) }));
       });
     }

@@ -3,7 +3,9 @@
 // address mm chooses (madvise(MADV_MERGEABLE) right after when asked), and dmirror_open of every
 // dmirror device by every process, and gpu_bo_create of a userptr BO over each VMA that names a gpu
 // device (`gpu:`; its handle is kept in the VMA's record). The first failure ends setup with a
-// message naming the step and the errno.
+// message naming the step and the errno, except a BO the GPU refuses (pin_user_pages(FOLL_LONGTERM)
+// of a file mapping, say): that is a result, not a broken run. It is traced (`bo_refused`), the
+// GPU counts it, and the VMA goes on without a BO.
 import { MADV_MERGEABLE, PAGE_SIZE, PROT_WRITE, type Madvise, type Mmap } from '@svmsim/kernel-mm';
 import type { DmirrorOpen } from '@svmsim/kernel-mm/dmirror';
 import type { GpuBoCreate } from '@svmsim/gpu-driver';
@@ -20,6 +22,8 @@ interface SetupStep {
   msg: () => Request | string;
   /** The reply's ret was >= 0. */
   ok: (r: Reply) => void;
+  /** A failure that does not end setup: what to do with it (absent: setup fails). */
+  refused?: (ret: number) => void;
 }
 
 /** Run setup; `done(undefined)` when every step succeeded, `done(reason)` at the first failure. */
@@ -32,7 +36,11 @@ export function runSetup(app: App, done: (failure?: string) => void): void {
     const msg = s.msg();
     if (typeof msg === 'string') return done(`setup: ${s.what}: ${msg}`);
     app.io.call(s.to, msg, (r) => {
-      if (!(r.ret >= 0)) return done(`setup: ${s.what} failed with ${errnoName(r.ret)}`);
+      if (!(r.ret >= 0)) {
+        if (!s.refused || typeof r.ret !== 'number') return done(`setup: ${s.what} failed with ${errnoName(r.ret)}`);
+        s.refused(r.ret);
+        return next(i + 1);
+      }
       s.ok(r);
       next(i + 1);
     });
@@ -88,6 +96,9 @@ function setupSteps(app: App): SetupStep[] {
         },
         ok: (r) => {
           proc().vmas.get(v.name)!.bo = { device: dev, handle: r.ret };
+        },
+        refused: (ret) => {
+          if (app.ctx.tracing) app.ctx.trace('bo_refused', { process: p.name, vma: v.name, device: dev, ret, errno: errnoName(ret) });
         },
       });
     }

@@ -16,8 +16,9 @@
 //   dmirror_read/_write      HMM_DMIRROR_READ / _WRITE of a span (≤ 8)
 //   dmirror_migrate_to_dev/_sys, dmirror_snapshot   a span (≤ 4)
 //   gpu_submit               one job per gpu device over the BOs of the phase's VMAs that have one
-//                            (DRM_IOCTL_AMDGPU_CS: writes to `gpuTouch` of each BO's pages, running
-//                            `gpuJob`, queue gfx), then WAIT_CS for it before the thread's next op
+//                            (DRM_IOCTL_AMDGPU_CS: writes (gpuWrite) or reads `gpuTouch` of each BO's
+//                            pages, running `gpuJob` on `gpuQueue`), then WAIT_CS for it before the
+//                            thread's next op
 import {
   ESRCH, FOLL_WRITE, MADV_DONTNEED, MADV_PAGEOUT, MAP_FIXED, PAGE_SIZE, PROT_READ,
   type CpuAccess, type Exit, type Fork, type GetUserPages, type Madvise, type MigratePages, type Mmap, type Mprotect, type Munmap, type UnpinUserPages,
@@ -41,8 +42,8 @@ export interface OpThread {
   device: string | undefined;
   picker: PagePicker;
   stats: PhaseStats;
-  /** gpu_submit jobs: the fraction of each BO's pages touched, and how long a job runs (ns). */
-  gpu: { touch: number; durationNs: number };
+  /** gpu_submit jobs: the fraction of each BO's pages touched, how long a job runs (ns), whether it writes, its queue. */
+  gpu: { touch: number; durationNs: number; write: boolean; queue: 'gfx' | 'compute' };
 }
 
 /** The dmirror ioctl of each dmirror operation kind, and the largest span it takes. */
@@ -155,7 +156,7 @@ export function runOp(t: OpThread, kind: OpKind, done: () => void): void {
       const next = (i: number): void => {
         if (i === jobs.length || app.ending) return done();
         const [device, bos] = jobs[i];
-        const m: GpuSubmit = { type: 'gpu_submit', bos, pattern: { touch: t.gpu.touch, write: true }, durationNs: t.gpu.durationNs, queue: 'gfx' };
+        const m: GpuSubmit = { type: 'gpu_submit', bos, pattern: { touch: t.gpu.touch, write: t.gpu.write }, durationNs: t.gpu.durationNs, queue: t.gpu.queue };
         call(device, m, (r) => {
           if (r.ret < 0) return next(i + 1);
           call(device, { type: 'gpu_wait', job: r.job as number } satisfies GpuWait, () => next(i + 1));

@@ -20,7 +20,7 @@ export const DEVICE_KINDS: Record<DeviceSpec['kind'], { module: () => string; ex
   gpu: {
     module: () => gpuDriver('gpu-actor'),
     exportName: 'createGpu',
-    policies: ['pin', 'userptr', 'unsafe-userptr'],
+    policies: ['userptr', 'pin', 'preempt', 'svm-fault', 'unsafe-userptr', 'unsafe-svm'],
     config: (d) => ({ policy: d.policy }),
   },
 };

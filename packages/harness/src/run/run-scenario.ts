@@ -47,6 +47,12 @@ export interface MmFigures {
   kswapdRuns: number;
   kswapdBlockedNs: number;
   directReclaims: number;
+  /** Time direct reclaim waited in notifiers. */
+  directReclaimBlockedNs: number;
+  /** Allocations that went to the slow path: how long they took. */
+  allocStallNsP50: number;
+  allocStallNsP99: number;
+  allocStallNsMax: number;
   swapOuts: number;
   swapIns: number;
   oomKills: number;
@@ -123,6 +129,10 @@ function pickMm(mm: Record<string, unknown>): MmFigures {
     kswapdRuns: n('kswapdRuns'),
     kswapdBlockedNs: n('kswapdBlockedNs'),
     directReclaims: n('directReclaims'),
+    directReclaimBlockedNs: n('directReclaimBlockedNs'),
+    allocStallNsP50: n('allocStallNsP50'),
+    allocStallNsP99: n('allocStallNsP99'),
+    allocStallNsMax: n('allocStallNsMax'),
     swapOuts: n('swapOuts'),
     swapIns: n('swapIns'),
     oomKills: n('oomKills'),

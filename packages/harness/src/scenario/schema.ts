@@ -44,7 +44,7 @@ export const DEVICE_KINDS = ['dmirror', 'gpu'] as const;
 /** Each device kind's policies, its default first. */
 export const POLICIES_BY_KIND: Record<(typeof DEVICE_KINDS)[number], readonly string[]> = {
   dmirror: DEVICE_POLICIES,
-  gpu: ['userptr', 'pin', 'unsafe-userptr'],
+  gpu: ['userptr', 'pin', 'preempt', 'svm-fault', 'unsafe-userptr', 'unsafe-svm'],
 };
 export const GPU_QUEUES = ['gfx', 'compute'] as const;
 export const VMA_KINDS = ['anon', 'shared-anon', 'file'] as const;
@@ -314,6 +314,7 @@ const OPS = {
     write: flag.default(true),
     duration: durationSchema.default(100_000),
     queue: oneOf(GPU_QUEUES).default('gfx'),
+    wait: flag.default(true),
   }).transform((b) => ({ op: 'gpu' as const, ...b })),
   pin: strict({ ...range, write: flag.default(false), longterm: flag.default(false) }).transform((b) => ({ op: 'pin' as const, ...b })),
   unpin: strict(range).transform((b) => ({ op: 'unpin' as const, ...b })),
@@ -399,6 +400,8 @@ const workloadSchema = strict({
   device: nameSchema.optional(),
   gpuTouch: z.number().gt(0).max(1).default(0.01),
   gpuJob: durationSchema.default(100_000),
+  gpuWrite: flag.default(true),
+  gpuQueue: oneOf(GPU_QUEUES).default('gfx'),
 }).superRefine((w, ctx) => {
   if (w.ops === undefined && w.duration === undefined) {
     ctx.addIssue({ continue: false, code: 'custom', message: 'a workload needs ops or duration (or both) to end' });

@@ -107,6 +107,10 @@ export interface WorkloadPhase {
   gpuTouch: number;
   /** gpu_submit: how long a job runs on the GPU. Default 100us. */
   gpuJob: Ns;
+  /** gpu_submit: whether jobs write their pages (DMA writes) or only read them. Default true. */
+  gpuWrite: boolean;
+  /** gpu_submit: the queue jobs go to. Default gfx. */
+  gpuQueue: 'gfx' | 'compute';
 }
 
 export const OP_KINDS = [
@@ -150,8 +154,8 @@ export type Action =
   | { op: 'fork'; steps: ActionStep[] }
   | { op: 'exit' }
   | { op: 'dmirror'; device: string; cmd: string; vma: string; page: number; pages: number; data?: number[] }
-  /** A GPU job over the BO of `vma` (VmaSpec.gpu), waited for: gpu_submit then gpu_wait. */
-  | { op: 'gpu'; device: string; vma: string; touch: number; write: boolean; duration: Ns; queue: 'gfx' | 'compute' }
+  /** A GPU job over the BO of `vma` (VmaSpec.gpu): gpu_submit, then gpu_wait for it unless `wait: false` (the job runs on; the BO's free at the end of the run waits for it). */
+  | { op: 'gpu'; device: string; vma: string; touch: number; write: boolean; duration: Ns; queue: 'gfx' | 'compute'; wait: boolean }
   | { op: 'pin'; vma: string; page: number; pages: number; write: boolean; longterm: boolean }
   | { op: 'unpin'; vma: string; page: number; pages: number }
   | { op: 'migrate_pages'; vma: string; page: number; pages: number }
