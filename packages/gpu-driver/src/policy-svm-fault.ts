@@ -451,9 +451,16 @@ export function createSvmFaultPolicy(host: GpuHost, opts: SvmFaultOptions): Poli
 
   /** Evict least-recently-migrated ranges until `need` VRAM pages are free (or nothing is left to evict). */
   const makeRoom = (need: number, tries: number, done: () => void): void => {
+    // Ranges whose pages all left VRAM already (CPU faults, munmap) have nothing to evict.
+    while (vramRanges.length > 0 && !stillInVram(vramRanges[0])) vramRanges.shift();
     if (vramFree.length >= need || vramRanges.length === 0 || tries >= EVICTIONS_PER_MIGRATION_MAX) return done();
     s.vramEvictions++;
     evictRange(vramRanges.shift()!, () => makeRoom(need, tries + 1, done));
+  };
+
+  const stillInVram = (r: VramRange): boolean => {
+    for (let v = r.startVpn; v < r.endVpn; v++) if (vramAt.has(pageKey(r.pid, v))) return true;
+    return false;
   };
 
   /**
@@ -582,7 +589,7 @@ export function createSvmFaultPolicy(host: GpuHost, opts: SvmFaultOptions): Poli
       if (job.pattern.write) {
         p.value = value;
         s.vramWrites++;
-        host.ctx.trace('dev_write', { pid: bo.pid, addr: vpn * PAGE_SIZE, dev_pfn: pte.pfn, value });
+        if (tracing()) host.ctx.trace('dev_write', { pid: bo.pid, addr: vpn * PAGE_SIZE, dev_pfn: pte.pfn, value }); // the checker's oracle event
       } else s.vramReads++;
       return true;
     },

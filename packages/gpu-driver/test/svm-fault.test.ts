@@ -275,3 +275,79 @@ describe('the read_retry race over 50 seeds (16-page fault windows)', () => {
     expect(caught).toBeGreaterThanOrEqual(10);
   }, 600_000);
 });
+
+describe('svm-fault with VRAM', () => {
+  const waitResults = (results: Message[]) => results.filter((r) => r.type === 'gpu_wait_result') as GpuWaitResult[];
+
+  it('hot pages migrate to VRAM, the GPU writes them there, a CPU load brings each back with its value', async () => {
+    const pages = 8;
+    const steps: Step[] = [create, mmapAt(A, pages)];
+    for (let i = 0; i < pages; i++) steps.push(store(A + i * PAGE_SIZE, 100 + i));
+    steps.push(boCreate(A, pages), submit([1], 1, 100_000, 1000), waitLast, submit([1], 1, 100_000, 2000), waitLast);
+    for (let i = 0; i < pages; i++) steps.push(load(A + i * PAGE_SIZE));
+    const { results, check, gpu: g, trace } = await runSvm('svm-fault', steps, { vramPages: 64, hotThreshold: 2 });
+    expect(waitResults(results).map((w) => w.ret)).toEqual([0, 0]);
+    expect(loadsOf(results).slice(pages).map(val)).toEqual(Array.from({ length: pages }, (_, i) => 2000 + i));
+    expect(check!.violations.map(formatViolation)).toEqual([]);
+    console.log('vram: hot pages', { toVram: g.migratedToVram, toRam: g.migratedToRam, vramWrites: g.vramWrites, dmaWrites: check!.stats.dmaWrites, faults: g.deviceFaults, p50: g.faultLatencyP50Ns, p99: g.faultLatencyP99Ns });
+    expect(g.vramRegistered).toBe(64);
+    expect(g.migratedToVram).toBe(pages); // each page once: hot after one fault + one access
+    expect(g.migratedToRam).toBe(pages); // each CPU load
+    // The second job wrote VRAM (dev_write), never mm; the first wrote system memory.
+    expect(g.vramWrites).toBe(pages);
+    expect(check!.stats.devWrites).toBe(pages);
+    expect(check!.stats.dmaWrites).toBe(pages);
+    expect(trace.filter((l) => l.ev === 'dev_write').map((l) => l.value)).toEqual(Array.from({ length: pages }, (_, i) => 2000 + i));
+    // Our own MIGRATE invalidations came with our owner.
+    expect(g.ownMigrateInvalidations).toBeGreaterThan(0);
+    expect(g.invalidationsByEvent.MMU_NOTIFY_MIGRATE).toBeGreaterThanOrEqual(2 * pages);
+    // Every page is home again: VRAM pages were freed by mm (device_page_free).
+    expect(g.vramPagesInUse).toBe(0);
+    expect(g.vramPagesFree).toBe(64);
+    expect(g.jobErrors).toBe(0);
+    expect(g.warnings).toBe(0);
+  });
+
+  it('below the threshold nothing migrates; munmap of VRAM pages frees them', async () => {
+    const pages = 4;
+    const cold = await runSvm('svm-fault', [create, mmapAt(A, pages), boCreate(A, pages), submit([1], 1, 50_000), waitLast], { vramPages: 64, hotThreshold: 3 });
+    expect(cold.gpu.migratedToVram).toBe(0);
+    expect(cold.gpu.vramRegistered).toBe(0); // registered at the first migration only
+    const steps: Step[] = [create, mmapAt(A, pages), boCreate(A, pages), submit([1], 1, 50_000), waitLast, submit([1], 1, 50_000), waitLast, gpu({ type: 'gpu_bo_free', handle: 1 }), munmap(A, pages)];
+    const { gpu: g, check } = await runSvm('svm-fault', steps, { vramPages: 64, hotThreshold: 2 });
+    expect(g.migratedToVram).toBe(pages);
+    expect(g.vramPagesInUse).toBe(0);
+    expect(g.vramPagesFree).toBe(64);
+    expect(check!.violations.map(formatViolation)).toEqual([]);
+  });
+
+  it('eviction under VRAM pressure (8 VRAM pages, BOs of 4 and 8 hot pages) keeps every write', async () => {
+    // BO 1 (4 pages) and BO 2 (8 pages) take turns: each migration of one evicts the
+    // least-recently-migrated pages of the other; a job on a BO still in VRAM writes VRAM.
+    const small = 4;
+    const big = 8;
+    const steps: Step[] = [create, mmapAt(A, small), mmapAt(B, big), boCreate(A, small), boCreate(B, big)];
+    const order = [1, 1, 2, 2, 1, 1, 2];
+    order.forEach((bo, j) => steps.push(submit([bo], 1, 100_000, (j + 1) * 1000), waitLast));
+    for (let i = 0; i < small; i++) steps.push(load(A + i * PAGE_SIZE));
+    for (let i = 0; i < big; i++) steps.push(load(B + i * PAGE_SIZE));
+    const { results, check, gpu: g } = await runSvm('svm-fault', steps, { vramPages: 8, hotThreshold: 2 });
+    expect(waitResults(results).map((w) => w.ret)).toEqual(order.map(() => 0));
+    const lastOn = (bo: number) => (order.lastIndexOf(bo) + 1) * 1000;
+    expect(loadsOf(results).map(val)).toEqual([
+      ...Array.from({ length: small }, (_, i) => lastOn(1) + i),
+      ...Array.from({ length: big }, (_, i) => lastOn(2) + i),
+    ]);
+    expect(check!.violations.map(formatViolation)).toEqual([]);
+    console.log('vram: eviction', { toVram: g.migratedToVram, evictions: g.vramEvictions, evicted: g.vramPagesEvicted, toRam: g.migratedToRam, vramWrites: g.vramWrites, devWrites: check!.stats.devWrites, dmaWrites: check!.stats.dmaWrites });
+    expect(g.migratedToVram).toBeGreaterThan(8);
+    expect(g.vramEvictions).toBeGreaterThan(0);
+    expect(g.vramPagesEvicted).toBeGreaterThan(0);
+    expect(g.migratedToVram).toBe(g.vramPagesEvicted + g.migratedToRam); // every page in VRAM left it one way or the other
+    expect(check!.stats.devWrites).toBeGreaterThanOrEqual(small + big); // the second job on each BO at least
+    expect(check!.stats.devWrites + check!.stats.dmaWrites).toBe(order.reduce((n, bo) => n + (bo === 1 ? small : big), 0));
+    expect(g.vramPagesInUse).toBe(0);
+    expect(g.jobErrors).toBe(0);
+    expect(g.warnings).toBe(0);
+  });
+});
