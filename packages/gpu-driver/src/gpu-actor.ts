@@ -118,6 +118,8 @@ class Gpu implements Actor<Message>, GpuHost {
         return this.wait(env, m);
       case 'gpu_bo_free':
         return this.boFree(env, m);
+      case 'gpu_devmem_read':
+        return this.reply(env, { type: 'gpu_devmem_result', ret: 0, values: this.policy.devmemRead?.(m.dev_pfns) ?? m.dev_pfns.map(() => null) });
       case 'invalidate': {
         const bo = this.bySub.get(m.sub);
         if (bo) this.stats.pagesInvalidated += Math.max(0, Math.min(m.end, bo.addr + bo.pages * PAGE_SIZE) - Math.max(m.start, bo.addr)) / PAGE_SIZE;
@@ -156,6 +158,7 @@ class Gpu implements Actor<Message>, GpuHost {
       invalidateWaitMaxNs: s.invalidateWaitNs.length ? Math.max(...s.invalidateWaitNs) : 0,
       gpuvmEntries: this.vm.size,
       gpuvmPtesWritten: this.vm.ptesWritten,
+      gpuvmRebinds: this.vm.rebinds,
       tlbFlushes: this.vm.tlbFlushes,
       bos: this.bos.size,
       jobsPending: [...this.jobs.values()].filter((j) => !j.fence.signalled).length,

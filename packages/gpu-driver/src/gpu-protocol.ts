@@ -42,5 +42,13 @@ export interface GpuWaitResult { type: 'gpu_wait_result'; ret: number; job: numb
 export interface GpuBoFree { type: 'gpu_bo_free'; handle: number }
 export interface GpuBoFreeResult { type: 'gpu_bo_free_result'; ret: number }
 
-export type GpuRequest = GpuBoCreate | GpuSubmit | GpuWait | GpuBoFree;
-export type GpuReply = GpuBoCreateResult | GpuSubmitResult | GpuWaitResult | GpuBoFreeResult;
+/**
+ * Not an ioctl: the end of a run reads the content of VRAM pages the CPU page tables still map
+ * (device-private pages), as the checker's final snapshot needs every page's content. values[i] is
+ * the word in dev_pfns[i], or null if that pfn is not this GPU's.
+ */
+export interface GpuDevmemRead { type: 'gpu_devmem_read'; dev_pfns: number[] }
+export interface GpuDevmemResult { type: 'gpu_devmem_result'; ret: number; values: (number | null)[] }
+
+export type GpuRequest = GpuBoCreate | GpuSubmit | GpuWait | GpuBoFree | GpuDevmemRead;
+export type GpuReply = GpuBoCreateResult | GpuSubmitResult | GpuWaitResult | GpuBoFreeResult | GpuDevmemResult;

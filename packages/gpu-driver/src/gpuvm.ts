@@ -17,6 +17,8 @@ export class GpuVm {
   /** Entries written that were absent or pointed elsewhere (amdgpu_vm_update_range writes, in pages); a revalidation of an unchanged entry is not one. */
   ptesWritten = 0;
   ptesCleared = 0;
+  /** Every (pid, page) ever mapped: a write to one of these again is a rebind (ping-pong's cost). */
+  private readonly everMapped = new Set<number>();
   tlbFlushes = 0;
 
   lookup(pid: Pid, addr: number): GpuPte | undefined {
@@ -31,7 +33,13 @@ export class GpuVm {
     pt.set(vpn, pte);
     if (old && old.pfn === pte.pfn && old.writable === pte.writable) return false;
     this.ptesWritten++;
+    this.everMapped.add(pid * 2 ** 36 + vpn);
     return true;
+  }
+
+  /** Entries written again after their first mapping (after an invalidation cleared them, or with a new frame or permission). */
+  get rebinds(): number {
+    return this.ptesWritten - this.everMapped.size;
   }
 
   /** Clear the entries of [start, end) (byte addresses); returns how many were mapped. The caller flushes the TLB. */

@@ -130,6 +130,8 @@ export interface Policy {
   gpuFault?(job: Job, pid: Pid, addr: number, write: boolean, resolve: (replay: boolean) => void): void;
   /** Messages of the policy's own (mm's migrate_to_ram and device_page_free for VRAM, its timers): true if handled. */
   receive?(env: Envelope<Message>, m: Message): boolean;
+  /** The content of this GPU's VRAM pages (null for a pfn that is not one of them). Policies without VRAM: absent. */
+  devmemRead?(devPfns: number[]): (number | null)[];
   /** Figures of the policy's own, merged into the GPU's summary. */
   summary?(): Record<string, unknown>;
   /**

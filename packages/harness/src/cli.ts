@@ -2,7 +2,7 @@
 // svmsim — the command line. Exit codes: 0 ok, 1 an invariant was violated (or an expect unmet),
 // 2 bad usage or input, 3 the run failed (an actor crashed or hung).
 import { Command, CommanderError, Option } from 'commander';
-import { collectPolicy, EXIT_USAGE, parseJobs, parsePositive, parseSeed, reportError } from './commands/common.js';
+import { collectPolicy, EXIT_USAGE, parseJobs, parsePositive, parseSeed, reportError, THREAD_TIME_SCALE } from './commands/common.js';
 import { compareCommand } from './commands/compare.js';
 import { replayCommand } from './commands/replay.js';
 import { runCommand } from './commands/run.js';
@@ -16,8 +16,6 @@ const program = new Command('svmsim')
   .configureOutput({ writeErr: (s) => process.stderr.write(s) })
   .showHelpAfterError('(svmsim --help lists the commands)');
 
-/** The default simulated-to-wall ratio of thread mode. */
-const THREAD_TIME_SCALE = 0.02;
 
 let exitCode = 0;
 const debug = () => Boolean(program.opts().debug);
@@ -35,7 +33,7 @@ program
   .option('--seed <n>', 'seed (default: the scenario\'s)', parseSeed)
   .addOption(new Option('--deterministic', 'one thread, seeded interleaving, exact virtual time (default)').conflicts('threads'))
   .option('--threads', 'each actor in its own worker thread: real races, wall-clock time')
-  .option('--time-scale <x>', 'thread mode: simulated ns per wall ns; a message between threads takes tens of µs, so costs of a few µs need a slower clock (1000 runs an hour-long job in seconds)', (v) => parsePositive('--time-scale', v), THREAD_TIME_SCALE)
+  .option('--time-scale <x>', `thread mode: simulated ns per wall ns (default: the scenario's timeScale, else ${THREAD_TIME_SCALE}); a message between threads takes tens of µs, so costs of a few µs need a slower clock (1000 runs an hour-long job in seconds)`, (v) => parsePositive('--time-scale', v))
   .option('--duration <time>', 'override the scenario\'s duration (e.g. 50ms)')
   .option('--trace <dir>', 'where the trace and report.json go (default: runs/<time>/<run>)')
   .option('--json', 'print the report as JSON')
@@ -49,7 +47,7 @@ program
   .option('--policies <list>', 'only these policies, comma-separated (unsafe twins are included only if named)')
   .option('--seed <n>', 'seed for every run (default: each scenario\'s)', parseSeed)
   .option('--threads', 'thread mode instead of deterministic')
-  .option('--time-scale <x>', 'thread mode: simulated ns per wall ns; a message between threads takes tens of µs, so costs of a few µs need a slower clock (1000 runs an hour-long job in seconds)', (v) => parsePositive('--time-scale', v), THREAD_TIME_SCALE)
+  .option('--time-scale <x>', `thread mode: simulated ns per wall ns (default: the scenario's timeScale, else ${THREAD_TIME_SCALE}); a message between threads takes tens of µs, so costs of a few µs need a slower clock (1000 runs an hour-long job in seconds)`, (v) => parsePositive('--time-scale', v))
   .option('--json', 'print every report as JSON')
   .addHelpText('after', '\nExamples:\n  svmsim compare\n  svmsim compare mirror-race ksm --policies safe,unsafe-skip-read-retry\n')
   .action(action((scenarios: string[], o) => compareCommand(scenarios, { policies: o.policies, seed: o.seed, threads: Boolean(o.threads), timeScale: o.timeScale, json: Boolean(o.json) })));

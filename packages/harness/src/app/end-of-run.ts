@@ -1,14 +1,15 @@
 // The end of a run, as kernel-mm's mirror stress does it: once nothing is in flight, ask mm for its
 // dump (every mapped page of every live process), resolve the pages it found in device memory
-// (`where: 'device'`, value = device pfn) with the devices' dmirror_devmem_read, and hand the
-// final pages (what checkTrace compares its model with) to `done`, which ends the run.
-// Several dmirror devices: each is asked for every device pfn and answers null for those not its own.
+// (`where: 'device'`, value = device pfn) with the devices' dmirror_devmem_read (gpu_devmem_read
+// for GPU VRAM), and hand the final pages (what checkTrace compares its model with) to `done`,
+// which ends the run. Several devices: each is asked for every device pfn and answers null for
+// those not its own.
 // Before the dump, every GPU BO is freed (GEM_CLOSE, after its fences): a `pin` BO's pages are
 // unpinned (dirtied) and a `userptr` BO's interval notifier is removed, so the dump sees no GPU pins.
 import type { Dump, DumpResult } from '@svmsim/kernel-mm';
 import type { FinalPage } from '@svmsim/kernel-mm/checker';
 import type { DmirrorDevmemRead } from '@svmsim/kernel-mm/dmirror';
-import type { GpuBoFree } from '@svmsim/gpu-driver';
+import type { GpuBoFree, GpuDevmemRead } from '@svmsim/gpu-driver';
 import type { App } from './state.js';
 
 /** gpu_bo_free of every BO a VMA record holds, one after another; then `done`. */
@@ -42,12 +43,15 @@ function dumpOnly(app: App, state: (s: 'dump' | 'devmem') => void, done: (pages:
     const pages = (r as unknown as DumpResult).pages ?? [];
     const finalPages = pages.map(({ pid, addr, value }) => ({ pid, addr, value }));
     const onDevice = pages.flatMap((p, index) => (p.where === 'device' ? [{ index, devPfn: p.value }] : []));
-    const devices = app.dmirrors();
-    if (onDevice.length === 0 || devices.length === 0) return done(finalPages);
+    const dev_pfns = onDevice.map((d) => d.devPfn);
+    const asks: [string, DmirrorDevmemRead | GpuDevmemRead][] = [
+      ...app.dmirrors().map((dev): [string, DmirrorDevmemRead] => [dev, { type: 'dmirror_devmem_read', dev_pfns }]),
+      ...app.gpus().map((dev): [string, GpuDevmemRead] => [dev, { type: 'gpu_devmem_read', dev_pfns }]),
+    ];
+    if (onDevice.length === 0 || asks.length === 0) return done(finalPages);
     state('devmem');
-    const msg: DmirrorDevmemRead = { type: 'dmirror_devmem_read', dev_pfns: onDevice.map((d) => d.devPfn) };
-    let left = devices.length;
-    for (const dev of devices) {
+    let left = asks.length;
+    for (const [dev, msg] of asks) {
       app.io.call(dev, msg, (res) => {
         const values = (res.values ?? []) as (number | null)[];
         onDevice.forEach((d, i) => {

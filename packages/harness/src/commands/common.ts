@@ -11,6 +11,9 @@ export const EXIT_VIOLATION = 1;
 export const EXIT_USAGE = 2;
 export const EXIT_RUN_FAILED = 3;
 
+/** Thread mode's simulated ns per wall ns when neither --time-scale nor the scenario says. */
+export const THREAD_TIME_SCALE = 0.02;
+
 /** `--policy dev=policy`, repeatable. */
 export function collectPolicy(value: string, previous: Record<string, string>): Record<string, string> {
   const m = /^([A-Za-z][A-Za-z0-9_.-]*)=([A-Za-z0-9_.-]+)$/.exec(value);

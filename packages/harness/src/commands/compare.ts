@@ -6,14 +6,14 @@ import { exitCodeOf, runScenario, type RunReport } from '../run/run-scenario.js'
 import { table, verdict } from '../report/table.js';
 import { listBuiltinScenarios, loadScenario } from '../scenario/load.js';
 import type { Scenario } from '../scenario/types.js';
-import { EXIT_OK, runName, runsDir } from './common.js';
+import { EXIT_OK, runName, runsDir, THREAD_TIME_SCALE } from './common.js';
 import { progressBar } from './progress.js';
 
 export interface CompareOptions {
   policies?: string;
   seed?: number;
   threads: boolean;
-  timeScale: number;
+  timeScale?: number;
   json: boolean;
 }
 
@@ -43,7 +43,7 @@ export async function compareCommand(sources: string[], o: CompareOptions): Prom
   for (const j of jobs) {
     const s = { ...j.s, devices: j.s.devices.map((d) => (j.policies[d.id] ? { ...d, policy: j.policies[d.id] } : d)) };
     const seed = o.seed ?? s.seed;
-    reports.push(await runScenario(s, { seed, mode, timeScale: o.timeScale, traceDir: path.join(dir, runName(s.name, j.policies, seed)) }));
+    reports.push(await runScenario(s, { seed, mode, timeScale: o.timeScale ?? s.timeScale ?? THREAD_TIME_SCALE, traceDir: path.join(dir, runName(s.name, j.policies, seed)) }));
     bar.tick(`${s.name} ${Object.values(j.policies).join(',')}`);
   }
   bar.done();

@@ -5,13 +5,13 @@ import { exitCodeOf, runScenario, type RunReport } from '../run/run-scenario.js'
 import { details, table } from '../report/table.js';
 import { loadScenario } from '../scenario/load.js';
 import { formatDuration } from '../scenario/units.js';
-import { durationOption, EXIT_OK, runName, runsDir } from './common.js';
+import { durationOption, EXIT_OK, runName, runsDir, THREAD_TIME_SCALE } from './common.js';
 
 export interface RunCommandOptions {
   policy: Record<string, string>;
   seed?: number;
   threads: boolean;
-  timeScale: number;
+  timeScale?: number;
   duration?: string;
   trace?: string;
   json: boolean;
@@ -22,7 +22,7 @@ export async function runCommand(source: string, o: RunCommandOptions): Promise<
   if (o.duration !== undefined) s = { ...s, duration: durationOption(o.duration) };
   const seed = o.seed ?? s.seed;
   const traceDir = o.trace ?? path.join(runsDir(), runName(s.name, Object.fromEntries(s.devices.map((d) => [d.id, d.policy])), seed));
-  const r = await runScenario(s, { seed, mode: o.threads ? 'threads' : 'deterministic', timeScale: o.timeScale, traceDir });
+  const r = await runScenario(s, { seed, mode: o.threads ? 'threads' : 'deterministic', timeScale: o.timeScale ?? s.timeScale ?? THREAD_TIME_SCALE, traceDir });
   if (o.json) process.stdout.write(JSON.stringify(r, null, 2) + '\n');
   else process.stdout.write(render(r, source, o.duration !== undefined ? s.duration : undefined));
   return exitCodeOf(r);

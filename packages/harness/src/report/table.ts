@@ -20,38 +20,67 @@ const byEvent = (r: RunReport) =>
     .map(([e, n]) => `${e.replace('MMU_NOTIFY_', '').toLowerCase()} ${n}`)
     .join(', ') || '-';
 
-/** The columns of a run report, the story first and the verdict last (shared/EXPERIENCE.md). */
-export const RUN_COLUMNS: Column[] = [
-  { title: 'policy', cell: (r) => Object.values(r.policies).join(',') || '-' },
-  { title: 'ops', cell: (r) => String(r.phases.reduce((n: number, p) => n + ((p as { ops?: number }).ops ?? 0), 0)) },
-  { title: 'cpu faults', cell: (r) => String(r.mm.cpuFaults) },
-  { title: 'hmm faults', cell: (r) => String(r.mm.hmmRangeFaults) },
-  { title: 'invalidations', cell: (r) => String(r.mm.invalidations) },
-  { title: 'notifier wait p50/p99/max', cell: (r) => [r.mm.notifierWaitNsP50, r.mm.notifierWaitNsP99, r.mm.notifierWaitNsMax].map(formatDuration).join(' / ') },
-  { title: 'kswapd blocked', cell: (r) => formatDuration(r.mm.kswapdBlockedNs) },
-  { title: 'direct reclaim', cell: (r) => String(r.mm.directReclaims) },
-  { title: 'swap out/in', cell: (r) => `${r.mm.swapOuts}/${r.mm.swapIns}` },
-  { title: 'OOM kills', cell: (r) => String(r.mm.oomKills) },
-  { title: 'verdict', cell: verdict },
-];
-
-/** Figures of a device kind that tell its story: shown right after the policy when a run has one. */
-const DEVICE_COLUMNS: Record<string, Column[]> = {
-  gpu: [
-    { title: 'submits', cell: (r) => String(gpuOf(r)?.submissions ?? '-') },
-    { title: 'pages walked/submit', cell: (r) => String(gpuOf(r)?.pagesWalkedPerSubmissionMean ?? '-') },
-    { title: 'submit p50', cell: (r) => (gpuOf(r) ? formatDuration(Number(gpuOf(r)!.submitLatencyP50Ns)) : '-') },
-  ],
+const n = (d: Record<string, unknown> | undefined, k: string): number => (d && typeof d[k] === 'number' ? (d[k] as number) : 0);
+const simS = (r: RunReport): number => Math.max(r.simNs, 1) / 1e9;
+/** A rate or ratio with three significant digits. */
+const fig = (x: number): string => (x === 0 ? '0' : x >= 100 ? String(Math.round(x)) : x.toPrecision(3).replace(/\.?0+$/, ''));
+const gpuCell = (f: (g: Record<string, unknown>, r: RunReport) => string) => (r: RunReport) => {
+  const g = gpuOf(r);
+  return g ? f(g, r) : '-';
 };
+
+/**
+ * Every column a report can show, by id. A scenario picks its own (`report:` in its file, the
+ * story of that scenario first); without one a run shows DEFAULT_COLUMNS. `policy` always comes
+ * first and `verdict` last.
+ */
+export const COLUMNS: Record<string, Column> = {
+  policy: { title: 'policy', cell: (r) => Object.values(r.policies).join(',') || '-' },
+  ops: { title: 'ops', cell: (r) => String(r.phases.reduce((n: number, p) => n + ((p as { ops?: number }).ops ?? 0), 0)) },
+  'cpu-faults': { title: 'cpu faults', cell: (r) => String(r.mm.cpuFaults) },
+  'hmm-faults': { title: 'hmm faults', cell: (r) => String(r.mm.hmmRangeFaults) },
+  invalidations: { title: 'invalidations', cell: (r) => String(r.mm.invalidations) },
+  'notifier-wait': { title: 'notifier wait p50/p99/max', cell: (r) => [r.mm.notifierWaitNsP50, r.mm.notifierWaitNsP99, r.mm.notifierWaitNsMax].map(formatDuration).join(' / ') },
+  'kswapd-blocked': { title: 'kswapd blocked', cell: (r) => formatDuration(r.mm.kswapdBlockedNs) },
+  'direct-reclaim': { title: 'direct reclaim', cell: (r) => String(r.mm.directReclaims) },
+  'direct-reclaim-blocked': { title: 'direct reclaim blocked', cell: (r) => formatDuration(r.mm.directReclaimBlockedNs) },
+  'alloc-stall': { title: 'alloc stall p50/p99/max', cell: (r) => [r.mm.allocStallNsP50, r.mm.allocStallNsP99, r.mm.allocStallNsMax].map(formatDuration).join(' / ') },
+  swap: { title: 'swap out/in', cell: (r) => `${r.mm.swapOuts}/${r.mm.swapIns}` },
+  'oom-kills': { title: 'OOM kills', cell: (r) => String(r.mm.oomKills) },
+  // The GPU's own figures (its summary()).
+  submits: { title: 'submits', cell: gpuCell((g) => String(n(g, 'submissions'))) },
+  'submits-per-s': { title: 'submits/s', cell: gpuCell((g, r) => fig(n(g, 'submissions') / simS(r))) },
+  'pages-walked': { title: 'pages walked/submit', cell: gpuCell((g) => fig(n(g, 'pagesWalkedPerSubmissionMean'))) },
+  'submit-latency': { title: 'submit p50/p99', cell: gpuCell((g) => `${formatDuration(n(g, 'submitLatencyP50Ns'))} / ${formatDuration(n(g, 'submitLatencyP99Ns'))}`) },
+  resubmits: { title: 'resubmits', cell: gpuCell((g) => String(n(g, 'resubmissions'))) },
+  'gpu-invalidations-per-page-s': { title: 'invalidated/page/s', cell: gpuCell((g, r) => fig(n(g, 'pagesInvalidated') / Math.max(1, n(g, 'boPagesCreated')) / simS(r))) },
+  'rebinds-per-page-s': { title: 'rebound/page/s', cell: gpuCell((g, r) => fig(n(g, 'gpuvmRebinds') / Math.max(1, n(g, 'boPagesCreated')) / simS(r))) },
+  'device-faults': { title: 'device faults', cell: gpuCell((g) => String(n(g, 'deviceFaults'))) },
+  'fault-latency': { title: 'fault p50/p99', cell: gpuCell((g) => `${formatDuration(n(g, 'faultLatencyP50Ns'))} / ${formatDuration(n(g, 'faultLatencyP99Ns'))}`) },
+  preemptions: { title: 'preemptions', cell: gpuCell((g) => String(n(g, 'preemptions'))) },
+  'restore-walked': { title: 'restore pages walked', cell: gpuCell((g) => String(n(g, 'restorePagesWalked'))) },
+  'queues-stopped': { title: 'queues stopped', cell: gpuCell((g) => formatDuration(n(g, 'queuesStoppedNs'))) },
+  'job-stretch': { title: 'job time/duration', cell: gpuCell((g) => (n(g, 'jobsDone') > 0 ? `${fig(n(g, 'jobStretchMax'))}×` : `${n(g, 'jobsRunning')} running`)) },
+  'job-errors': { title: 'job errors', cell: gpuCell((g) => String(n(g, 'jobErrors'))) },
+  'bos-refused': { title: 'BOs refused', cell: gpuCell((g) => String(n(g, 'boCreateErrors'))) },
+  'pages-pinned': { title: 'pages pinned', cell: gpuCell((g) => String(n(g, 'pagesPinned'))) },
+  verdict: { title: 'verdict', cell: verdict },
+};
+
+/** The columns of a run without a `report:` list, the story first and the verdict last (shared/EXPERIENCE.md). */
+export const DEFAULT_COLUMNS = ['ops', 'cpu-faults', 'hmm-faults', 'invalidations', 'notifier-wait', 'kswapd-blocked', 'direct-reclaim', 'swap', 'oom-kills'];
+/** Shown after the policy when a run without a `report:` list has a GPU. */
+const DEFAULT_GPU_COLUMNS = ['submits', 'pages-walked', 'submit-latency'];
 
 function gpuOf(r: RunReport): Record<string, unknown> | undefined {
   return Object.values(r.devices).find((d) => typeof d.pagesWalkedPerSubmissionMean === 'number');
 }
 
-/** The run columns, with the device figures of the kinds present in `rows` after the policy. */
+/** The columns for `rows`: the scenario's own list if it has one, else the defaults (with the GPU's figures when a run has a GPU). */
 export function columnsFor(rows: RunReport[]): Column[] {
-  const extra = rows.some((r) => gpuOf(r) !== undefined) ? DEVICE_COLUMNS.gpu : [];
-  return [RUN_COLUMNS[0], ...extra, ...RUN_COLUMNS.slice(1)];
+  const own = rows.find((r) => r.columns !== undefined)?.columns;
+  const ids = own ?? [...(rows.some((r) => gpuOf(r) !== undefined) ? DEFAULT_GPU_COLUMNS : []), ...DEFAULT_COLUMNS];
+  return ['policy', ...ids.filter((id) => id !== 'policy' && id !== 'verdict'), 'verdict'].map((id) => COLUMNS[id]);
 }
 
 export function table(rows: RunReport[], columns: Column[] = columnsFor(rows)): string {

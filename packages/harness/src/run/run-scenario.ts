@@ -19,6 +19,8 @@ export interface RunOptions {
 export interface RunReport {
   scenario: string;
   policies: Record<string, string>;
+  /** The scenario's report columns, if it names them. */
+  columns?: string[];
   seed: number;
   mode: RunOptions['mode'];
   traceDir: string;
@@ -86,6 +88,7 @@ export async function runScenario(s: Scenario, opts: RunOptions): Promise<RunRep
   const report: RunReport = {
     scenario: s.name,
     policies: Object.fromEntries(s.devices.map((d) => [d.id, d.policy])),
+    columns: s.report,
     seed: opts.seed,
     mode: opts.mode,
     traceDir: opts.traceDir,

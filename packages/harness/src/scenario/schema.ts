@@ -32,6 +32,7 @@ import {
   type VmaSpec,
   type WorkloadPhase,
 } from './types.js';
+import { COLUMNS } from '../report/table.js';
 import { PROT_SPELLINGS, closest, didYouMean, parseDuration, parseProt, show } from './units.js';
 
 // =====================================================================================
@@ -447,6 +448,8 @@ function scenarioObject(defaultName: string) {
     description: z.string().default(''),
     seed: count(0).default(1),
     duration: durationSchema.default(1e9),
+    timeScale: z.number().positive().finite().optional(),
+    report: z.array(oneOf(Object.keys(COLUMNS) as [string, ...string[]])).min(1).optional(),
     machine: machineSchema.prefault({}),
     files: z.array(fileSchema).default([]),
     devices: z.array(deviceSchema).default([]),

@@ -14,6 +14,10 @@ export interface Scenario {
   seed: number;
   /** Stop the run after this much simulated time even if phases remain. */
   duration: Ns;
+  /** Thread mode's simulated ns per wall ns for this scenario (an hour-long job wants 1000s); --time-scale overrides. */
+  timeScale?: number;
+  /** The report's columns (ids of report/table.ts COLUMNS), the scenario's story first; default: the generic ones. */
+  report?: string[];
   machine: Machine;
   files: FileSpec[];
   devices: DeviceSpec[];
