@@ -51,7 +51,8 @@
 //               mm sends `migrate_to_ram` after an MMU_NOTIFY_MIGRATE with our owner; under the lock
 //               zap the GPUVM entry of the page, flush, and answer with its content.
 //               dev_pagemap_ops.page_free (svm_migrate_page_free): `device_page_free` returns the
-//               page to the VRAM free list.
+//               page to the VRAM free list. devmemRead (not kernel: the end of a run resolving
+//               mm's dump, gpu_devmem_read) answers the content of VRAM pages.
 //   own MIGRATE An MMU_NOTIFY_MIGRATE whose owner is this GPU (our migrate_vma_setup, or mm's
 //               migrate_to_ram path) sets the seq under the lock like every invalidation (so a fault
 //               loop in flight retries) but zaps only GPUVM entries of system pages: their frames
@@ -652,6 +653,10 @@ export function createSvmFaultPolicy(host: GpuHost, opts: SvmFaultOptions): Poli
         default:
           return false;
       }
+    },
+
+    devmemRead(devPfns: number[]): (number | null)[] {
+      return devPfns.map((pfn) => vram.get(pfn)?.value ?? null);
     },
 
     summary(): Record<string, unknown> {

@@ -284,8 +284,13 @@ describe('svm-fault with VRAM', () => {
     const steps: Step[] = [create, mmapAt(A, pages)];
     for (let i = 0; i < pages; i++) steps.push(store(A + i * PAGE_SIZE, 100 + i));
     steps.push(boCreate(A, pages), submit([1], 1, 100_000, 1000), waitLast, submit([1], 1, 100_000, 2000), waitLast);
+    // What the end of a run asks for pages mm's dump finds in VRAM: the GPU's copy. The GPU is the
+    // only device here, so its VRAM starts at mm's first device pfn (kernel-mm DEVICE_PFN_BASE, 2^28).
+    steps.push(gpu({ type: 'gpu_devmem_read', dev_pfns: Array.from({ length: 64 }, (_, i) => 2 ** 28 + i) }));
     for (let i = 0; i < pages; i++) steps.push(load(A + i * PAGE_SIZE));
     const { results, check, gpu: g, trace } = await runSvm('svm-fault', steps, { vramPages: 64, hotThreshold: 2 });
+    const devmem = results.find((r) => r.type === 'gpu_devmem_result') as unknown as { values: (number | null)[] };
+    expect(devmem.values.filter((v) => v !== null).sort((a, b) => a! - b!)).toEqual(Array.from({ length: pages }, (_, i) => 2000 + i));
     expect(waitResults(results).map((w) => w.ret)).toEqual([0, 0]);
     expect(loadsOf(results).slice(pages).map(val)).toEqual(Array.from({ length: pages }, (_, i) => 2000 + i));
     expect(check!.violations.map(formatViolation)).toEqual([]);
