@@ -3,6 +3,9 @@
 //   pin             pin_user_pages(FOLL_LONGTERM) for the BO's life (policy-pin.ts)
 //   userptr         amdgpu gfx userptr: walk every BO at each submit, wait fences on invalidate (policy-userptr.ts)
 //   unsafe-userptr  userptr that acks invalidations without waiting for fences (caught by the checker)
+//   svm-fault       HMM mirror with retry faults and VRAM (XNACK on / nouveau): nothing at submit,
+//                   faults handled in batches, zap + TLB flush on invalidate (policy-svm-fault.ts)
+//   unsafe-svm      svm-fault without mmu_interval_read_retry (caught by the checker)
 // The app talks to it with gpu-protocol.ts; it talks to mm only through kernel-mm's protocol.ts.
 import type { Actor, ActorId, Ctx, Envelope, Incoming, Message } from '@svmsim/runtime';
 import { EINVAL, ENOENT, ERRNO_NAMES, EFAULT, PAGE_SIZE, type DmaAccess, type Invalidate, type InvalidateAck, type MmRequest } from '@svmsim/kernel-mm';
