@@ -288,7 +288,7 @@ class Gpu implements Actor<Message>, GpuHost {
     };
     const bos = m.bos.map((h) => this.bos.get(h));
     if (bos.length === 0 || bos.some((b) => !b || b.freeing)) return fail(ENOENT);
-    if (!(m.pattern.touch > 0 && m.pattern.touch <= 1) || !(m.durationNs >= 0) || (m.queue !== 'gfx' && m.queue !== 'compute')) return fail(EINVAL);
+    if (!(m.pattern.touch > 0 && m.pattern.touch <= 1) || !((m.pattern.shift ?? 0) >= 0 && (m.pattern.shift ?? 0) < 1) || !(m.durationNs >= 0) || (m.queue !== 'gfx' && m.queue !== 'compute')) return fail(EINVAL);
     if (m.pattern.write && bos.some((b) => b!.readonly)) return fail(EFAULT);
     const job: Job = {
       id: this.nextJob++, bos: bos as Bo[], pattern: m.pattern, durationNs: m.durationNs, queue: m.queue, fence: newFence(),

@@ -21,6 +21,8 @@ export interface AccessPattern {
   write: boolean;
   /** The word written to page i of a BO is value + i. Default: jobId * 1e6 + 1. */
   value?: number;
+  /** Where in the BO the touched pages start, as a fraction [0, 1) of the spacing between them (default 0): jobs with different shifts touch different pages. */
+  shift?: number;
 }
 
 export interface GpuSubmit {

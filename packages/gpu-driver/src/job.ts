@@ -51,11 +51,12 @@ export function waitFences(fences: Fence[], then: () => void): void {
   }
 }
 
-/** The page indexes of a BO of `pages` pages that a job touching `fraction` of it accesses: evenly spread, at least one. */
-export function touchedPages(pages: number, fraction: number): number[] {
+/** The page indexes of a BO of `pages` pages that a job touching `fraction` of it accesses: evenly spread, at least one, starting `shift` (a fraction of the spacing) in. */
+export function touchedPages(pages: number, fraction: number, shift = 0): number[] {
   const n = Math.max(1, Math.min(pages, Math.round(pages * fraction)));
+  const first = Math.floor((shift * pages) / n);
   const out: number[] = [];
-  for (let i = 0; i < n; i++) out.push(Math.floor((i * pages) / n));
+  for (let i = 0; i < n; i++) out.push((first + Math.floor((i * pages) / n)) % pages);
   return out;
 }
 
@@ -69,7 +70,7 @@ export interface PlannedAccess {
 /** The job's accesses in order, spread over (0, durationNs): access k of n at (k + 0.5) / n of the duration. */
 export function planAccesses(job: Job): PlannedAccess[] {
   const list: { bo: Bo; page: number }[] = [];
-  for (const bo of job.bos) for (const page of touchedPages(bo.pages, job.pattern.touch)) list.push({ bo, page });
+  for (const bo of job.bos) for (const page of touchedPages(bo.pages, job.pattern.touch, job.pattern.shift ?? 0)) list.push({ bo, page });
   const n = list.length;
   return list.map((a, k) => ({ ...a, atNs: (job.durationNs * (k + 0.5)) / n }));
 }

@@ -11,7 +11,8 @@ import { BUILTIN_DIR, ScenarioError, listBuiltinScenarios, loadScenario, parseSc
 import { formatDuration, parseDuration, parseProt } from '@svmsim/harness/scenario/units';
 import type { Scenario } from '@svmsim/harness/scenario/types';
 
-const BUILTINS = ['fork-storm', 'hmm-selftest', 'ksm', 'memory-pressure', 'mirror-race', 'userptr-walk', 'writeback'];
+const GPU_SCENARIOS = ['userptr-walk', 'gup-vs-readonly', 'kswapd-vs-compute'];
+const BUILTINS = ['fork-storm', 'gup-vs-readonly', 'hmm-selftest', 'ksm', 'kswapd-vs-compute', 'memory-pressure', 'mirror-race', 'userptr-walk', 'writeback'];
 
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'svmsim-scenario-'));
 
@@ -112,12 +113,15 @@ describe('built-in scenarios', () => {
       const s = loadScenario(name);
       expect(s.name).toBe(name);
       expect(s.description).toBe(description);
-      // Short runs on small machines, so that `svmsim compare` over all of them is quick.
+      // Short runs on small machines, so that `svmsim compare` over all of them is quick; but
+      // userptr-walk's point is a large BO, and kswapd-vs-compute's an hour-long job (virtual time).
       expect(s.machine.frames, name).toBeGreaterThanOrEqual(64);
-      expect(s.machine.frames, name).toBeLessThanOrEqual(512);
-      expect(s.duration, name).toBeLessThanOrEqual(100e6);
-      // Every scenario drives a device: the mirror, or (userptr-walk) the GPU.
-      expect(s.devices.map((d) => d.kind), name).toContain(name === 'userptr-walk' ? 'gpu' : 'dmirror');
+      expect(s.machine.frames, name).toBeLessThanOrEqual(name === 'userptr-walk' ? 131072 : 512);
+      expect(s.duration, name).toBeLessThanOrEqual(name === 'kswapd-vs-compute' ? 2 * 3600e9 : 100e6);
+      // Every scenario drives a device: the mirror, or the GPU in the GPU's scenarios.
+      expect(s.devices.map((d) => d.kind), name).toContain(GPU_SCENARIOS.includes(name) ? 'gpu' : 'dmirror');
+      // Those report their own story first.
+      if (GPU_SCENARIOS.includes(name)) expect(s.report, name).toBeDefined();
     }
   });
 
@@ -188,7 +192,7 @@ phases:
             { name: 'sleep 3', action: { op: 'sleep', duration: 2e6 } },
           ],
         },
-        { kind: 'workload', name: 'workload 1', process: 'app', threads: 1, duration: 1e6, mix: { store: 1 }, pattern: 'random', hotShare: 0.9, stride: 1, gpuTouch: 0.01, gpuJob: 100_000 },
+        { kind: 'workload', name: 'workload 1', process: 'app', threads: 1, duration: 1e6, mix: { store: 1 }, pattern: 'random', hotShare: 0.9, stride: 1, gpuTouch: 0.01, gpuJob: 100_000, gpuWrite: true, gpuQueue: 'gfx' },
       ],
     };
     expect(s).toEqual(want);
@@ -293,7 +297,7 @@ describe('errors: one line, the path, the value, what is allowed, did you mean',
     [
       'unknown top-level key',
       variant('phases:', 'phase:'),
-      'my.yaml: unknown key "phase"; allowed keys: name, description, seed, duration, machine, files, devices, processes, phases (did you mean phases?)',
+      'my.yaml: unknown key "phase"; allowed keys: name, description, seed, duration, timeScale, report, machine, files, devices, processes, phases (did you mean phases?)',
     ],
     [
       'unknown mix key',

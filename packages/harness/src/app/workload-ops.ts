@@ -17,8 +17,8 @@
 //   dmirror_migrate_to_dev/_sys, dmirror_snapshot   a span (≤ 4)
 //   gpu_submit               one job per gpu device over the BOs of the phase's VMAs that have one
 //                            (DRM_IOCTL_AMDGPU_CS: writes (gpuWrite) or reads `gpuTouch` of each BO's
-//                            pages, running `gpuJob` on `gpuQueue`), then WAIT_CS for it before the
-//                            thread's next op
+//                            pages, evenly spread from a random start, running `gpuJob` on
+//                            `gpuQueue`), then WAIT_CS for it before the thread's next op
 import {
   ESRCH, FOLL_WRITE, MADV_DONTNEED, MADV_PAGEOUT, MAP_FIXED, PAGE_SIZE, PROT_READ,
   type CpuAccess, type Exit, type Fork, type GetUserPages, type Madvise, type MigratePages, type Mmap, type Mprotect, type Munmap, type UnpinUserPages,
@@ -156,7 +156,7 @@ export function runOp(t: OpThread, kind: OpKind, done: () => void): void {
       const next = (i: number): void => {
         if (i === jobs.length || app.ending) return done();
         const [device, bos] = jobs[i];
-        const m: GpuSubmit = { type: 'gpu_submit', bos, pattern: { touch: t.gpu.touch, write: t.gpu.write }, durationNs: t.gpu.durationNs, queue: t.gpu.queue };
+        const m: GpuSubmit = { type: 'gpu_submit', bos, pattern: { touch: t.gpu.touch, write: t.gpu.write, shift: app.ctx.rng.next() }, durationNs: t.gpu.durationNs, queue: t.gpu.queue };
         call(device, m, (r) => {
           if (r.ret < 0) return next(i + 1);
           call(device, { type: 'gpu_wait', job: r.job as number } satisfies GpuWait, () => next(i + 1));
