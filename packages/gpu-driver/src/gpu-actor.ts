@@ -33,11 +33,16 @@ export interface GpuConfig {
   maxResubmits?: number;
   /** userptr, preempt, svm-fault: -EBUSY answers to one hmm_range_fault before giving up. Default 1000. */
   maxBusyRetries?: number;
+  /** Waves a job runs as (queues.ts): how many of its accesses can be in flight, or stalled on a fault, at once. Default 16. */
+  waves?: number;
   /** preempt: its timings (policy-preempt.ts). */
   preempt?: Partial<PreemptOptions>;
   /** svm-fault: its fault handling and VRAM (policy-svm-fault.ts). */
   svm?: Partial<SvmFaultOptions>;
 }
+
+/** A job's waves by default: enough that faults come in batches, as thousands of GPU threads make them. */
+const DEFAULT_WAVES = 16;
 
 export function createGpu(config: unknown, id: ActorId): Actor<Message> {
   const c = (config ?? {}) as GpuConfig;
@@ -74,7 +79,7 @@ class Gpu implements Actor<Message>, GpuHost {
     this.mm = cfg.mm ?? 'mm';
     this.costs = { ...DEFAULT_GPU_COSTS, ...cfg.costs };
     this.policy = this.createPolicy(cfg);
-    this.queues = new GpuQueues(this.queueHost());
+    this.queues = new GpuQueues(this.queueHost(), cfg.waves ?? DEFAULT_WAVES);
   }
 
   private createPolicy(cfg: GpuConfig): Policy {

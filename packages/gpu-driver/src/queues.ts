@@ -1,17 +1,21 @@
 // The GPU's queues and how a job runs on them. Jobs of one queue run one after the other; the gfx
-// ring and the compute ring run concurrently. A running job issues its DMA accesses one at a time at
-// fixed points of its own GPU time (job.ts planAccesses), so a job holds exactly one timer: the
-// next access, or its end.
+// ring and the compute ring run concurrently. A running job is split into `waves` (groups of GPU
+// threads, each its own instruction stream): wave w issues accesses w, w + W, w + 2W… of the job's
+// plan (job.ts planAccesses) one at a time at fixed points of the job's GPU time, then waits for
+// the job's duration to pass. Each wave holds exactly one timer: its next access, or its end. The
+// job ends when every wave has.
 //
-// GPU time only advances while the job runs. Two things stop it:
-//   preemption   quiesce(pid) (kgd2kfd_quiesce_mm: the HWS unmaps the process's queues) pauses the
-//                running jobs of pid and keeps its queued ones from starting, until resume(pid).
+// GPU time only advances while a wave runs. Two things stop it:
+//   preemption   quiesce(pid) (kgd2kfd_quiesce_mm: the HWS unmaps the process's queues) pauses every
+//                wave of pid's running jobs and keeps its queued ones from starting, until resume(pid).
 //   a retry fault an access that finds no GPUVM entry (or a read-only one for a write) raises a GPU
 //                page fault. A policy with a fault handler (svm-fault: XNACK on, nouveau's
-//                replayable faults) stalls the wave until the handler replays the fault; the access
-//                is then tried again. Without one (gfx under pin/userptr, XNACK off), or when the
-//                handler cancels the fault, it is a VM fault: the access is dropped and the job
-//                ends in error (amdgpu marks the context guilty).
+//                replayable faults) stalls that wave, and only that wave, until the handler replays
+//                the fault; the access is then tried again. So W waves put up to W faults in the
+//                fault buffer at once, which the handler takes as one batch. Without a handler
+//                (gfx under pin/userptr, XNACK off), or when the handler cancels the fault, it is a
+//                VM fault: the access is dropped and the job ends in error (amdgpu marks the
+//                context guilty).
 import { PAGE_SIZE, type Pid } from '@svmsim/kernel-mm';
 import type { Bo } from './bo.js';
 import type { GpuQueue } from './gpu-protocol.js';
@@ -35,18 +39,27 @@ export interface QueueHost {
   jobEnded(job: Job): void;
 }
 
-/** The execution state of a job on its queue. */
-interface Running {
-  job: Job;
+/** One wave of a running job. */
+interface Wave {
+  run: Running;
+  /** Its accesses, in order. */
   plan: PlannedAccess[];
   /** The next access to issue. */
   next: number;
   /** GPU time consumed, ns, up to `since`. */
   progressNs: number;
-  /** When the job last (re)started running; -1 while paused or stalled. */
+  /** When the wave last (re)started running; -1 while paused or stalled. */
   since: number;
   timer: number;
   stalled: boolean;
+  done: boolean;
+}
+
+/** The execution state of a job on its queue. */
+interface Running {
+  job: Job;
+  waves: Wave[];
+  wavesLeft: number;
 }
 
 export class GpuQueues {
@@ -56,7 +69,13 @@ export class GpuQueues {
   private readonly quiesced = new Map<Pid, number>();
   preemptions = 0;
 
-  constructor(private readonly host: QueueHost) {}
+  /** waves: how many waves a job runs as (>= 1). */
+  constructor(
+    private readonly host: QueueHost,
+    private readonly waves: number,
+  ) {
+    if (!Number.isInteger(waves) || waves < 1) throw new Error(`gpu queues: waves must be a whole number >= 1, got ${waves}`);
+  }
 
   push(job: Job): void {
     const q = this.queues[job.queue];
@@ -67,11 +86,6 @@ export class GpuQueues {
   /** Jobs queued or running. */
   get pending(): number {
     return this.queues.gfx.length + this.queues.compute.length;
-  }
-
-  /** The running or queued jobs of pid. */
-  jobsOf(pid: Pid): Job[] {
-    return [...this.queues.gfx, ...this.queues.compute].filter((j) => j.bos[0]?.pid === pid);
   }
 
   isQuiesced(pid: Pid): boolean {
@@ -86,8 +100,8 @@ export class GpuQueues {
     this.preemptions++;
     let paused = 0;
     for (const r of this.running.values()) {
-      if (r.job.bos[0]?.pid !== pid) continue;
-      this.pause(r);
+      if (pidOf(r.job) !== pid) continue;
+      for (const w of r.waves) this.pause(w);
       paused++;
     }
     this.host.trace('gpu_queues_preempted', { pid, jobs: paused });
@@ -102,76 +116,87 @@ export class GpuQueues {
     this.host.trace('gpu_queues_resumed', { pid });
     for (const q of Object.values(this.queues)) {
       const head = q[0];
-      if (!head || head.bos[0]?.pid !== pid) continue;
+      if (!head || pidOf(head) !== pid) continue;
       const r = this.running.get(head);
       if (!r) this.start(head);
-      else if (!r.stalled) this.proceed(r);
+      else for (const w of r.waves) if (!w.stalled && !w.done) this.proceed(w);
     }
   }
 
   private start(job: Job): void {
-    if (this.isQuiesced(job.bos[0]?.pid)) return; // resume() starts it
-    const r: Running = { job, plan: planAccesses(job), next: 0, progressNs: 0, since: -1, timer: -1, stalled: false };
+    if (this.isQuiesced(pidOf(job))) return; // resume() starts it
+    const plan = planAccesses(job);
+    const n = Math.max(1, Math.min(this.waves, plan.length));
+    const r: Running = { job, waves: [], wavesLeft: n };
+    for (let i = 0; i < n; i++) {
+      r.waves.push({ run: r, plan: plan.filter((_, k) => k % n === i), next: 0, progressNs: 0, since: -1, timer: -1, stalled: false, done: false });
+    }
     this.running.set(job, r);
     job.startedAt = this.host.now();
-    this.host.trace('gpu_job_start', { job: job.id, queue: job.queue, durationNs: job.durationNs });
-    this.proceed(r);
+    this.host.trace('gpu_job_start', { job: job.id, queue: job.queue, durationNs: job.durationNs, waves: n });
+    for (const w of r.waves) this.proceed(w);
   }
 
-  /** Set the timer for the job's next event (access or end), from its current progress. */
-  private proceed(r: Running): void {
-    r.since = this.host.now();
-    const at = r.next < r.plan.length ? r.plan[r.next].atNs : Math.max(r.job.durationNs, 1);
-    r.timer = this.host.timer(at - r.progressNs, () => this.event(r, at));
+  /** Set the wave's timer for its next event (access or end), from its current progress. */
+  private proceed(w: Wave): void {
+    w.since = this.host.now();
+    const at = w.next < w.plan.length ? w.plan[w.next].atNs : Math.max(w.run.job.durationNs, 1);
+    w.timer = this.host.timer(at - w.progressNs, () => this.event(w, at));
   }
 
-  private pause(r: Running): void {
-    if (r.since < 0) return;
-    r.progressNs += this.host.now() - r.since;
-    r.since = -1;
-    if (r.timer >= 0) this.host.cancelTimer(r.timer);
-    r.timer = -1;
+  private pause(w: Wave): void {
+    if (w.since < 0) return;
+    w.progressNs += this.host.now() - w.since;
+    w.since = -1;
+    if (w.timer >= 0) this.host.cancelTimer(w.timer);
+    w.timer = -1;
   }
 
-  private event(r: Running, at: number): void {
-    r.timer = -1;
-    r.progressNs = at;
-    r.since = this.host.now();
-    if (r.next >= r.plan.length) return this.end(r);
-    this.access(r);
+  private event(w: Wave, at: number): void {
+    w.timer = -1;
+    w.progressNs = at;
+    w.since = this.host.now();
+    if (w.next >= w.plan.length) return this.waveDone(w);
+    this.access(w);
   }
 
-  private access(r: Running): void {
-    const { job } = r;
-    const a = r.plan[r.next];
+  private access(w: Wave): void {
+    const { job } = w.run;
+    const a = w.plan[w.next];
     const addr = a.bo.addr + a.page * PAGE_SIZE;
     const write = job.pattern.write;
     const pte = this.host.lookup(a.bo.pid, addr);
     if (pte && (!write || pte.writable)) {
       this.host.dma(job, a.bo, a.page, pte);
-      r.next++;
-      return this.proceed(r);
+      w.next++;
+      return this.proceed(w);
     }
     const handler = this.host.gpuFault;
     if (!handler) {
       this.host.vmFault(job, a.bo.pid, addr, write);
-      r.next++;
-      return this.proceed(r);
+      w.next++;
+      return this.proceed(w);
     }
-    // A retry fault: the wave stalls (no GPU time passes) until the handler replays or cancels it.
-    this.pause(r);
-    r.stalled = true;
+    // A retry fault: the wave stalls (no GPU time passes for it) until the handler replays or cancels it.
+    this.pause(w);
+    w.stalled = true;
     handler(job, a.bo.pid, addr, write, (replay) => {
-      r.stalled = false;
+      w.stalled = false;
       if (!replay) {
         this.host.vmFault(job, a.bo.pid, addr, write);
-        r.next++;
+        w.next++;
       }
       if (this.isQuiesced(a.bo.pid)) return; // resume() goes on
-      r.since = this.host.now();
-      if (replay) this.access(r);
-      else this.proceed(r);
+      w.since = this.host.now();
+      if (replay) this.access(w);
+      else this.proceed(w);
     });
+  }
+
+  private waveDone(w: Wave): void {
+    w.done = true;
+    w.since = -1;
+    if (--w.run.wavesLeft === 0) this.end(w.run);
   }
 
   private end(r: Running): void {
@@ -185,3 +210,6 @@ export class GpuQueues {
     if (q.length > 0) this.start(q[0]);
   }
 }
+
+/** The process a job runs for: that of its BOs (a job's BOs belong to one process). */
+const pidOf = (job: Job): Pid => job.bos[0]?.pid;

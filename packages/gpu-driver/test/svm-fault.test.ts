@@ -71,8 +71,10 @@ describe('svm-fault: a job writes a BO', () => {
     const { check, gpu: g, results } = await runSvm('svm-fault', steps, NO_VRAM);
     expect(results.filter((r) => r.type === 'gpu_wait_result').map(ret)).toEqual([0, 0]);
     expect(g.deviceFaults).toBe(2 * pages);
-    expect(g.faultBatchSizeMax).toBe(2);
-    expect(g.faultBatches).toBeLessThan(2 * pages);
+    // Each job runs as 16 waves, each stalled on its own fault: a batch holds up to 2 × 16 faults.
+    expect(g.faultBatchSizeMax).toBeGreaterThan(2);
+    expect(g.faultBatchSizeMax).toBeLessThanOrEqual(32);
+    expect(g.faultBatches).toBeLessThan(pages); // 2 × pages faults
     expect(check!.violations.map(formatViolation)).toEqual([]);
   });
 });
