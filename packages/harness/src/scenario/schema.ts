@@ -202,7 +202,9 @@ const deviceSchema = strict({
   id: nameSchema,
   kind: oneOf(DEVICE_KINDS).default('dmirror'),
   policy: z.string().optional(),
-  devicePages: count(1).default(256),
+  devicePages: count(0).optional(),
+  faultWindowPages: count(1).optional(),
+  waves: count(1).optional(),
 })
   .superRefine((d, ctx) => {
     // Policies are per kind: a gpu policy on a dmirror is as wrong as a misspelling.
@@ -210,8 +212,21 @@ const deviceSchema = strict({
     if (d.policy !== undefined && !known.includes(d.policy)) {
       ctx.addIssue({ continue: false, code: 'custom', path: ['policy'], input: d.policy, message: notOneOf(d.policy, known) });
     }
+    if (d.devicePages === 0 && d.kind !== 'gpu') ctx.addIssue({ continue: false, code: 'custom', path: ['devicePages'], input: 0, message: '0: a dmirror needs at least 1 device page (0 turns VRAM off on a gpu only)' });
+    for (const k of ['faultWindowPages', 'waves'] as const) {
+      if (d[k] !== undefined && d.kind !== 'gpu') ctx.addIssue({ continue: false, code: 'custom', path: [k], input: d[k], message: `${d[k]}: ${k} applies to gpu devices only` });
+    }
   })
-  .transform((d) => ({ id: d.id, kind: d.kind, policy: d.policy ?? POLICIES_BY_KIND[d.kind][0], devicePages: d.devicePages }));
+  .transform((d) => ({
+    id: d.id,
+    kind: d.kind,
+    policy: d.policy ?? POLICIES_BY_KIND[d.kind][0],
+    devicePages: d.devicePages ?? DEFAULT_DEVICE_PAGES[d.kind],
+    ...(d.faultWindowPages !== undefined && { faultWindowPages: d.faultWindowPages }),
+    ...(d.waves !== undefined && { waves: d.waves }),
+  }));
+/** Device memory by default: dmirror's device-private pages; the GPU's VRAM (svm-fault). */
+const DEFAULT_DEVICE_PAGES = { dmirror: 256, gpu: 64 } as const;
 
 interface Mapping { kind?: VmaSpec['kind']; file?: string; shared: boolean; offset: number }
 /** kind, file, shared and offset agree (a VMA of the process or an mmap step). */

@@ -54,11 +54,15 @@ export interface DeviceSpec {
   kind: 'dmirror' | 'gpu';
   /**
    * dmirror: `safe` (default), or `unsafe-skip-read-retry` (the bug the checker must catch).
-   * gpu: `pin`, `userptr` (default), or `unsafe-userptr` (the bug the checker must catch).
+   * gpu: `userptr` (default), `pin`, `preempt`, `svm-fault`, or `unsafe-userptr` / `unsafe-svm` (the bugs the checker must catch).
    */
   policy: string;
-  /** dmirror: device-private pages the device can hold (gpu: unused). */
+  /** Device memory in pages: dmirror's device-private pages (default 256); the GPU's VRAM under svm-fault (default 64; 0: no VRAM). */
   devicePages: number;
+  /** gpu, svm-fault: pages hmm_range_fault maps per retry fault (default 1, as nouveau since v5.x per fault). */
+  faultWindowPages?: number;
+  /** gpu: waves a job runs as, i.e. how many faults a job can have outstanding (default 16). */
+  waves?: number;
 }
 
 export interface ProcessSpec {
