@@ -1,41 +1,138 @@
-// The GPU device from the CLI, spawned as a user would run it: the built-in userptr-walk under pin
-// and userptr, and what each walks per submission (pin: nothing; userptr: the whole 256-page BO).
+// The GPU from the CLI, as a user runs it: the three GPU scenarios under every policy, and the
+// results kernel engineers report for them. Deterministic runs (the numbers are exact per seed);
+// thread mode is run by the CI smoke and by `svmsim compare --threads`.
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { RunReport } from '../src/run/run-scenario.js';
 
 const cli = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
+const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'svmsim-gpu-'));
 
 function svmsim(...args: string[]): { code: number; out: string; err: string } {
-  const r = spawnSync(process.execPath, [cli, ...args], { cwd: tmp(), encoding: 'utf8', timeout: 120_000 });
+  const r = spawnSync(process.execPath, [cli, ...args], { cwd: tmp(), encoding: 'utf8', timeout: 300_000 });
   return { code: r.status ?? -1, out: r.stdout, err: r.stderr };
 }
 
-describe('svmsim with a gpu device', () => {
-  for (const [policy, walked] of [['pin', 0], ['userptr', 256]] as const) {
-    it(`runs userptr-walk under ${policy}: checker ok, ${walked} pages walked per submission`, () => {
-      const dir = tmp();
-      const r = svmsim('run', 'userptr-walk', '--policy', `gpu0=${policy}`, '--trace', dir);
-      expect(r.code, r.err + r.out).toBe(0);
-      expect(r.out).toMatch(new RegExp(`gpu0 \\(${policy}\\): \\d+ submissions, .*${walked} pages walked per submission`));
-      const report = JSON.parse(fs.readFileSync(path.join(dir, 'report.json'), 'utf8'));
-      expect(report).toMatchObject({ scenario: 'userptr-walk', policies: { gpu0: policy }, check: { ok: true } });
-      const gpu = report.devices.gpu0;
-      expect(gpu.policy).toBe(policy);
-      expect(gpu.submissions).toBeGreaterThan(10);
-      expect(gpu.jobsDone).toBe(gpu.submissions);
-      expect(gpu.jobErrors).toBe(0);
-      expect(gpu.pagesWalkedPerSubmissionMean).toBe(walked);
-      // The BO was freed before the dump: pin's pages unpinned, nothing left on the GPU.
-      expect(gpu.bosFreed).toBe(1);
-      expect(gpu.pagesUnpinned).toBe(gpu.pagesPinned);
-      expect(gpu.bos).toBe(0);
-    });
-  }
-  // Not asserted: `sweep userptr-walk --policy gpu0=unsafe-userptr` is not caught — the scenario
-  // has no invalidations (no munmap, reclaim, migration…), so the unsafe early ack never happens.
+type Gpu = Record<string, number>;
+const SAFE = ['userptr', 'pin', 'preempt', 'svm-fault'] as const;
+
+/** `svmsim compare <scenarios> --json`: every report, by scenario and policy. */
+function compare(...scenarios: string[]): Map<string, RunReport> {
+  const r = svmsim('compare', ...scenarios, '--json');
+  expect(r.code, r.err).toBe(0);
+  const reports = JSON.parse(r.out) as RunReport[];
+  return new Map(reports.map((x) => [`${x.scenario}/${x.policies.gpu0}`, x]));
+}
+const gpuOf = (r: RunReport) => r.devices.gpu0 as unknown as Gpu;
+
+describe('svmsim compare userptr-walk gup-vs-readonly kswapd-vs-compute', () => {
+  let runs: Map<string, RunReport>;
+  const get = (scenario: string, policy: string) => {
+    const r = runs.get(`${scenario}/${policy}`);
+    if (!r) throw new Error(`no run of ${scenario} under ${policy}`);
+    return r;
+  };
+  beforeAll(() => {
+    runs = compare('userptr-walk', 'gup-vs-readonly', 'kswapd-vs-compute');
+  }, 300_000);
+
+  it('runs each scenario under each safe policy, and the checker finds nothing', () => {
+    expect([...runs.keys()].sort()).toEqual(['userptr-walk', 'gup-vs-readonly', 'kswapd-vs-compute'].flatMap((s) => SAFE.map((p) => `${s}/${p}`)).sort());
+    for (const [k, r] of runs) {
+      expect(r.failed, k).toBeUndefined();
+      expect(r.check.violations, k).toEqual([]);
+    }
+  });
+
+  it('userptr-walk: userptr walks the whole 65536-page BO at every submission; svm-fault faults in only what the jobs touch', () => {
+    const u = gpuOf(get('userptr-walk', 'userptr'));
+    const s = gpuOf(get('userptr-walk', 'svm-fault'));
+    const pin = gpuOf(get('userptr-walk', 'pin'));
+    expect(u.pagesWalkedPerSubmissionMean).toBe(65536);
+    expect(s.pagesWalkedPerSubmissionMean).toBe(0);
+    expect(pin.pagesWalkedPerSubmissionMean).toBe(0);
+    expect(pin.pagesPinned).toBe(65536);
+    // The BO was freed before the dump: pin's pages unpinned, nothing left on the GPU.
+    expect(pin.bosFreed).toBe(1);
+    expect(pin.pagesUnpinned).toBe(pin.pagesPinned);
+    expect(pin.bos).toBe(0);
+    // The walk is the submission's cost: milliseconds against microseconds.
+    expect(u.submitLatencyP50Ns).toBeGreaterThan(100 * s.submitLatencyP50Ns);
+    // svm-fault's cost moved to device faults, at most one per page a job touched (655 per job).
+    expect(s.deviceFaults).toBeGreaterThan(0);
+    expect(s.deviceFaults).toBeLessThanOrEqual(s.submissions * 655);
+    expect(s.jobErrors).toBe(0);
+  });
+
+  it('gup-vs-readonly: userptr ping-pongs with writeback and KSM; pin is refused the file mapping; svm-fault read faults leave them alone', () => {
+    const u = gpuOf(get('gup-vs-readonly', 'userptr'));
+    const pin = gpuOf(get('gup-vs-readonly', 'pin'));
+    const s = gpuOf(get('gup-vs-readonly', 'svm-fault'));
+    const r = get('gup-vs-readonly', 'userptr');
+    // The ping-pong: the BOs' pages are invalidated again and again, and rebound each time.
+    expect(u.pagesInvalidated / u.boPagesCreated).toBeGreaterThan(5);
+    expect(u.gpuvmRebinds).toBeGreaterThan(u.boPagesCreated);
+    expect(r.mm.invalidationsByEvent.MMU_NOTIFY_PROTECTION_PAGE).toBeGreaterThan(0); // page_mkclean
+    expect(r.mm.invalidationsByEvent.MMU_NOTIFY_CLEAR).toBeGreaterThan(0); // KSM
+    // Read-only jobs fault read-only: far fewer invalidations of the GPU's pages than under userptr.
+    expect(s.pagesInvalidated).toBeLessThan(u.pagesInvalidated / 3);
+    // FOLL_LONGTERM of a shared file mapping is refused (v6.5): one BO of two; pinned pages are never invalidated.
+    expect(pin.boCreateErrors).toBe(1);
+    expect(pin.invalidations).toBe(0);
+    // userptr's walks make its submissions the slowest.
+    expect(u.submitLatencyP50Ns).toBeGreaterThan(pin.submitLatencyP50Ns);
+  });
+
+  it('kswapd-vs-compute: kswapd blocked for the hour under userptr, not under preempt or svm-fault; pin runs out of reclaimable memory', () => {
+    const HOUR = 3600e9;
+    const u = get('kswapd-vs-compute', 'userptr');
+    expect(u.mm.kswapdBlockedNs).toBeGreaterThan(0.9 * HOUR);
+    expect(u.mm.notifierWaitNsMax).toBeGreaterThan(0.9 * HOUR);
+    for (const p of ['preempt', 'svm-fault']) {
+      const r = get('kswapd-vs-compute', p);
+      expect(r.mm.kswapdBlockedNs, p).toBeLessThan(1e9);
+      expect(r.mm.notifierWaitNsMax, p).toBeLessThan(1e9);
+      expect(r.mm.oomKills, p).toBe(0);
+    }
+    // preempt stops the queues and walks the whole BO again after each eviction.
+    const pre = gpuOf(get('kswapd-vs-compute', 'preempt'));
+    expect(pre.preemptions).toBeGreaterThan(0);
+    expect(pre.restorePagesWalked).toBeGreaterThanOrEqual(192);
+    // pin: the pinned BO cannot be reclaimed, the other process's memory runs out: the OOM killer.
+    const pin = get('kswapd-vs-compute', 'pin');
+    expect(gpuOf(pin).pagesPinned).toBe(192);
+    expect(pin.mm.oomKills).toBeGreaterThan(0);
+    expect(pin.mm.kswapdBlockedNs).toBe(0);
+    // The job ran its hour under every policy.
+    for (const p of SAFE) expect(gpuOf(get('kswapd-vs-compute', p)).jobsDone, p).toBe(1);
+  });
+
+  it('prints one table per scenario with its own columns', () => {
+    const r = svmsim('compare', 'kswapd-vs-compute', '--policies', 'userptr,svm-fault');
+    expect(r.code, r.err).toBe(0);
+    const header = r.out.split('\n').find((l) => l.startsWith('policy'))!;
+    expect(header).toMatch(/^policy\s+kswapd blocked\s+direct reclaim blocked\s+alloc stall p50\/p99\/max\s+OOM kills/);
+    expect(r.out).toMatch(/\nuserptr\s+1h\s/);
+  });
+});
+
+describe('the unsafe GPU policies are caught', () => {
+  it('unsafe-userptr acks before the fences: stale translations in gup-vs-readonly, exit 1', () => {
+    const r = svmsim('run', 'gup-vs-readonly', '--policy', 'gpu0=unsafe-userptr');
+    expect(r.code, r.err).toBe(1);
+    expect(r.out).toMatch(/stale_translation: gpu0 dma_read/);
+  });
+
+  it('unsafe-svm skips read_retry: a sweep of the svm race finds failing seeds; svm-fault has none', () => {
+    const unsafe = svmsim('sweep', fixture('svm-race.yaml'), '--policy', 'gpu0=unsafe-svm', '--seeds', '1..6', '--jobs', '2');
+    expect(unsafe.code, unsafe.err).toBe(1);
+    expect(unsafe.out).toMatch(/stale_translation/);
+    const safe = svmsim('sweep', fixture('svm-race.yaml'), '--seeds', '1..6', '--jobs', '2');
+    expect(safe.code, safe.err + safe.out).toBe(0);
+  }, 120_000);
 });
