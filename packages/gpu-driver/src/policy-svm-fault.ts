@@ -61,13 +61,16 @@
 //               eviction zap them under the lock when they copy the page out). nouveau skips its own
 //               MIGRATE entirely (it maps the new pfns itself); kfd zaps everything; dmirror does
 //               what we do.
-//   free        GPUVM cleared, mmu_interval_notifier_remove. Pages in VRAM stay there (they are the
-//               process's memory; a CPU access brings them back).
+//   free        under migrate_mutex (so the migration in flight ends first, and those queued for the
+//               BO are dropped: kfd's svm_range_list_fini flushes its deferred work), GPUVM cleared,
+//               mmu_interval_notifier_remove. Pages in VRAM stay there (they are the process's
+//               memory; a CPU access brings them back).
 //
 // Departures: the fault buffer is unbounded (HW rings overflow and drop faults; the wave retries
 // them); mm's hmm_range_fault returns an own device-private page read-only to a write request
 // without faulting it, where the kernel would fault it (migrate_to_ram): then the fault handler
-// migrates that page back to RAM itself and retries.
+// migrates that page back to RAM itself and retries. Background migrations of pages made hot by
+// accesses queue on migrate_mutex without bound (migrateWaitersMax says how deep).
 //
 // `unsafe-svm` skips mmu_interval_read_retry: it binds whatever hmm_range_fault returned even if an
 // invalidation of those pages was acked meanwhile. The checker must flag stale_translation.
@@ -165,6 +168,10 @@ export function createSvmFaultPolicy(host: GpuHost, opts: SvmFaultOptions): Poli
     ownMigrateInvalidations: 0,
     vramRegistered: 0,
     migratedToVram: 0,
+    /** Migrations to VRAM queued for a BO that was freed before their turn: not done. */
+    migrationsDropped: 0,
+    /** Most migrations to VRAM waiting for migrate_mutex at once. */
+    migrateWaitersMax: 0,
     migratedToRam: 0,
     vramEvictions: 0,
     vramPagesEvicted: 0,
@@ -187,6 +194,27 @@ export function createSvmFaultPolicy(host: GpuHost, opts: SvmFaultOptions): Poli
   const migrating = new Set<number>();
   /** prange->migrate_mutex: one migration at a time (never held with notifierLock across a message to mm). */
   const migrateMutex = new Mutex('gpu svm migrate_mutex');
+  /** BOs in freeBo or freed: their queued migrations to VRAM are dropped. */
+  const closing = new WeakSet<Bo>();
+  /** Migrations to VRAM waiting for migrate_mutex. */
+  let migrateWaiters = 0;
+  /**
+   * mutex_unlock of migrate_mutex. Mutex.unlock runs the next waiter at once, and a waiter that
+   * finishes without waiting for mm (a dropped migration) unlocks again from inside: thousands of
+   * them queued behind a freeBo would nest that deep. So unlocks are counted and done in a loop.
+   */
+  let migrateUnlocksPending = 0;
+  let migrateUnlocking = false;
+  const migrateUnlock = (): void => {
+    migrateUnlocksPending++;
+    if (migrateUnlocking) return;
+    migrateUnlocking = true;
+    while (migrateUnlocksPending > 0) {
+      migrateUnlocksPending--;
+      migrateMutex.unlock();
+    }
+    migrateUnlocking = false;
+  };
 
   // ---- the fault buffer ----
   let buffer: Fault[] = [];
@@ -261,7 +289,7 @@ export function createSvmFaultPolicy(host: GpuHost, opts: SvmFaultOptions): Poli
     const hot = bump(f.pid, f.vpn) >= hotThreshold;
     const fault = (): void => rangeFault(bo, ws, we, f.write, f.vpn, 0, done);
     if (!hot || !vramEnabled || vramAt.has(pageKey(f.pid, f.vpn))) return fault();
-    migrateToVram(bo.pid, ws, we, fault);
+    migrateToVram(bo, ws, we, fault);
   };
 
   /**
@@ -390,21 +418,30 @@ export function createSvmFaultPolicy(host: GpuHost, opts: SvmFaultOptions): Poli
   };
 
   /**
-   * svm_migrate_vma_to_vram of [ws, we) (pages) of pid, under migrate_mutex. Evicts the
+   * svm_migrate_vma_to_vram of [ws, we) (pages) of the BO, under migrate_mutex. Evicts the
    * least-recently-migrated ranges first if VRAM is short. Always calls `done` (a page that could
-   * not move stays in system memory and is mapped from there).
+   * not move stays in system memory and is mapped from there). Nothing moves once the BO is closing:
+   * freeBo waits for migrate_mutex, so a migration queued behind it must not start after the BO is gone.
    */
-  const migrateToVram = (pid: Pid, ws: number, we: number, done: () => void): void => {
+  const migrateToVram = (bo: Bo, ws: number, we: number, done: () => void): void => {
+    const pid = bo.pid;
     const keys: number[] = [];
     for (let v = ws; v < we; v++) if (!migrating.has(pageKey(pid, v))) keys.push(pageKey(pid, v));
     if (keys.length === 0) return done();
     for (const k of keys) migrating.add(k);
     const finish = (): void => {
       for (const k of keys) migrating.delete(k);
-      migrateMutex.unlock();
+      migrateUnlock();
       done();
     };
-    migrateMutex.lock(() =>
+    migrateWaiters++;
+    s.migrateWaitersMax = Math.max(s.migrateWaitersMax, migrateWaiters);
+    migrateMutex.lock(() => {
+      migrateWaiters--;
+      if (closing.has(bo)) {
+        s.migrationsDropped++;
+        return finish();
+      }
       ensureVram(() => {
         if (vramState !== 'ready') return finish();
         // Make room before setup: an eviction's migrate_vma must not wait on the range our setup locks.
@@ -446,8 +483,8 @@ export function createSvmFaultPolicy(host: GpuHost, opts: SvmFaultOptions): Poli
             });
           });
         });
-      }),
-    );
+      });
+    });
   };
 
   /** Evict least-recently-migrated ranges until `need` VRAM pages are free (or nothing is left to evict). */
@@ -577,7 +614,7 @@ export function createSvmFaultPolicy(host: GpuHost, opts: SvmFaultOptions): Poli
         if (vramEnabled && bump(bo.pid, vpn) === hotThreshold && !vramAt.has(pageKey(bo.pid, vpn))) {
           // Hot through accesses alone: migrate in the background (the next access faults and maps VRAM).
           const ws = Math.max(boFirstVpn(bo), vpn - (vpn % window));
-          migrateToVram(bo.pid, ws, Math.min(boFirstVpn(bo) + bo.pages, ws + window), () => {});
+          migrateToVram(bo, ws, Math.min(boFirstVpn(bo) + bo.pages, ws + window), () => {});
         }
         return false;
       }
@@ -632,13 +669,27 @@ export function createSvmFaultPolicy(host: GpuHost, opts: SvmFaultOptions): Poli
     },
 
     freeBo(bo: Bo, done: () => void): void {
-      if (host.vm.clear(bo.pid, bo.addr, boEnd(bo)) > 0) host.vm.tlbFlushes++;
-      const n = bo.notifier;
-      if (!n) return done();
-      host.call({ type: 'mmu_interval_notifier_remove', sub: n.sub }, () => {
-        host.bySub.delete(n.sub);
-        bo.notifier = null;
-        done();
+      // The jobs are done, but not the migrations their accesses and faults queued (a hot page
+      // migrates in the background, and each migration may first evict). Tear down under
+      // migrate_mutex, as kfd's svm_range_list_fini flushes its deferred work and drains retry
+      // faults before it removes the notifiers: the migration holding it (between
+      // migrate_vma_setup and finalize, its pages under migration entries) ends first; those
+      // queued see `closing` and do nothing. So when GEM_CLOSE returns, whatever reads the memory
+      // next (the end-of-run dump) finds pages, not migration entries.
+      closing.add(bo);
+      migrateMutex.lock(() => {
+        const finish = (): void => {
+          migrateUnlock();
+          done();
+        };
+        if (host.vm.clear(bo.pid, bo.addr, boEnd(bo)) > 0) host.vm.tlbFlushes++;
+        const n = bo.notifier;
+        if (!n) return finish();
+        host.call({ type: 'mmu_interval_notifier_remove', sub: n.sub }, () => {
+          host.bySub.delete(n.sub);
+          bo.notifier = null;
+          finish();
+        });
       });
     },
 

@@ -3,7 +3,8 @@
 import { describe, expect, it } from 'vitest';
 import type { Message } from '@svmsim/runtime';
 import { EFAULT, MADV_PAGEOUT, PAGE_SIZE, PROT_READ } from '@svmsim/kernel-mm';
-import { formatViolation } from '@svmsim/kernel-mm/checker';
+import { checkTrace, formatViolation } from '@svmsim/kernel-mm/checker';
+import { DEVICE_PFN_BASE } from '@svmsim/kernel-mm/device-memory';
 import type { GpuPolicyName } from '@svmsim/gpu-driver';
 import type { GpuSubmitResult, GpuWaitResult } from '@svmsim/gpu-driver/gpu-protocol';
 import { ret, val, type Step } from '@svmsim/kernel-mm/testing/mm-harness';
@@ -357,4 +358,65 @@ describe('svm-fault with VRAM', () => {
     expect(g.jobErrors).toBe(0);
     expect(g.warnings).toBe(0);
   });
+});
+
+/**
+ * GEM_CLOSE racing the GPU's own migrations. A short job over 16 pages with hotThreshold 2: each
+ * page faults once, then its first access makes it hot and queues a background migrate_to_vram
+ * (with 8 VRAM pages, each one also evicts an older range first). The job ends while those
+ * migrations are still queued on migrate_mutex or between migrate_vma_setup and finalize; the
+ * script then frees the BO, reads VRAM (gpu_devmem_read, as the end of a harness run does) and
+ * dumps. gpu_bo_free must not return before the GPU's migrations of the BO are done: a dump taken
+ * between setup and finalize reads a migration entry, not the page.
+ */
+describe('svm-fault: gpu_bo_free waits for the migrations in flight', () => {
+  const pages = 16;
+  const freeThenDump = (vramPages: number, durationNs: number, value: number): Step[] => [
+    create, mmapAt(A, pages),
+    ...Array.from({ length: pages }, (_, i) => store(A + i * PAGE_SIZE, 10 + i)),
+    boCreate(A, pages), submit([1], 1, durationNs, value), waitLast,
+    gpu({ type: 'gpu_bo_free', handle: 1 }),
+    gpu({ type: 'gpu_devmem_read', dev_pfns: Array.from({ length: vramPages }, (_, i) => DEVICE_PFN_BASE + i) }),
+  ];
+
+  for (const vramPages of [64, 8]) {
+    it(`${vramPages} VRAM pages: the dump after gpu_bo_free finds every write, no migration open at the free`, async () => {
+      const totals = { migrated: 0, dropped: 0, evictions: 0 };
+      for (let seed = 1; seed <= 6; seed++) {
+        const durationNs = 8_000 + 4_000 * seed;
+        const value = 1000 * seed;
+        const { results, trace, dump, gpu: g, r } = await runSvm('svm-fault', freeThenDump(vramPages, durationNs, value), { vramPages, hotThreshold: 2 }, seed);
+        const at = `${vramPages} VRAM pages, seed ${seed}`;
+        expect(r.reason, at).toBe('app: dumped');
+        expect(results.filter((x) => x.type === 'gpu_wait_result').map(ret), at).toEqual([0]);
+        // The dump with VRAM pages resolved by the GPU's copy: every page holds the job's write.
+        const devmem = (results.find((x) => x.type === 'gpu_devmem_result') as unknown as { values: (number | null)[] }).values;
+        const final = dump!.map((p) => {
+          const i = p.value - DEVICE_PFN_BASE;
+          return i >= 0 && i < vramPages ? { ...p, value: devmem[i] ?? NaN } : p;
+        });
+        expect(final.map((p) => p.value), at).toEqual(Array.from({ length: pages }, (_, i) => value + i));
+        expect(checkTrace(trace, final).violations.map(formatViolation), at).toEqual([]);
+        // No migrate_vma of ours is open (set up, not finalized) when gpu_bo_free answers.
+        const freedAt = trace.findIndex((l) => l.ev === 'send' && (l.msg as Message | undefined)?.type === 'gpu_bo_free_result');
+        expect(freedAt, at).toBeGreaterThan(0);
+        const open = new Set<number>();
+        for (const l of trace.slice(0, freedAt)) {
+          if (l.actor !== 'mm') continue;
+          if (l.ev === 'migrate_vma_setup' && l.owner === 'gpu0') open.add(l.migration as number);
+          if (l.ev === 'migrate_vma_finalize') open.delete(l.migration as number);
+        }
+        expect([...open], at).toEqual([]);
+        expect(g.warnings, at).toBe(0);
+        // Each page got hot once: it moved to VRAM, or its migration was still queued at the free.
+        expect(g.migratedToVram + g.migrationsDropped, at).toBe(pages);
+        totals.migrated += g.migratedToVram;
+        totals.dropped += g.migrationsDropped;
+        totals.evictions += g.vramEvictions;
+      }
+      expect(totals.migrated).toBeGreaterThan(6 * pages / 2);
+      expect(totals.dropped).toBeGreaterThan(0);
+      if (vramPages < pages) expect(totals.evictions).toBeGreaterThan(0);
+    }, 120_000);
+  }
 });
