@@ -14,8 +14,9 @@
 //                the fault; the access is then tried again. So W waves put up to W faults in the
 //                fault buffer at once, which the handler takes as one batch. Without a handler
 //                (gfx under pin/userptr, XNACK off), or when the handler cancels the fault, it is a
-//                VM fault: the access is dropped and the job ends in error (amdgpu marks the
-//                context guilty).
+//                VM fault: the access is dropped and the job is killed, every wave stops and its
+//                fence signals with the error (amdgpu_job_timedout / the context marked guilty;
+//                nouveau's FAULT_CANCEL kills the channel).
 import { PAGE_SIZE, type Pid } from '@svmsim/kernel-mm';
 import type { Bo } from './bo.js';
 import type { GpuQueue } from './gpu-protocol.js';
@@ -172,25 +173,28 @@ export class GpuQueues {
       return this.proceed(w);
     }
     const handler = this.host.gpuFault;
-    if (!handler) {
-      this.host.vmFault(job, a.bo.pid, addr, write);
-      w.next++;
-      return this.proceed(w);
-    }
+    if (!handler) return this.kill(w.run, a.bo.pid, addr, write);
     // A retry fault: the wave stalls (no GPU time passes for it) until the handler replays or cancels it.
     this.pause(w);
     w.stalled = true;
     handler(job, a.bo.pid, addr, write, (replay) => {
       w.stalled = false;
-      if (!replay) {
-        this.host.vmFault(job, a.bo.pid, addr, write);
-        w.next++;
-      }
+      if (!this.running.has(job)) return; // killed by another wave's VM fault meanwhile
+      if (!replay) return this.kill(w.run, a.bo.pid, addr, write);
       if (this.isQuiesced(a.bo.pid)) return; // resume() goes on
       w.since = this.host.now();
-      if (replay) this.access(w);
-      else this.proceed(w);
+      this.access(w);
     });
+  }
+
+  /** A VM fault: the access is dropped, every wave stops, the job ends in error. */
+  private kill(r: Running, pid: Pid, addr: number, write: boolean): void {
+    this.host.vmFault(r.job, pid, addr, write);
+    for (const w of r.waves) {
+      this.pause(w);
+      w.done = true;
+    }
+    this.end(r);
   }
 
   private waveDone(w: Wave): void {
