@@ -1,12 +1,14 @@
 // `npm run bench`: one JSON object on stdout with every figure the issues name, each beside the raw
 // baseline measured in the same run; progress lines on stderr.
+import { gpuBench } from '@svmsim/gpu-driver/bench/gpu-bench';
 import { mmBench } from '@svmsim/kernel-mm/bench/mm-bench';
 import { progress, runtimeBench } from '@svmsim/runtime/bench/index';
 
 async function main(): Promise<void> {
   const runtime = await runtimeBench();
   const mm = await mmBench(progress);
-  process.stdout.write(JSON.stringify({ runtime, mm }, null, 2) + '\n');
+  const gpu = await gpuBench(progress);
+  process.stdout.write(JSON.stringify({ runtime, mm, gpu }, null, 2) + '\n');
 }
 
 main().catch((e: unknown) => {
