@@ -19,7 +19,7 @@ import { createPinPolicy } from './policy-pin.js';
 import { createUserptrPolicy } from './policy-userptr.js';
 import { createPreemptPolicy, type PreemptOptions } from './policy-preempt.js';
 import { createSvmFaultPolicy, type SvmFaultOptions } from './policy-svm-fault.js';
-import { DEFAULT_GPU_COSTS, newStats, type GpuCosts, type GpuHost, type GpuStats, type Policy, type Reply } from './policy.js';
+import { DEFAULT_GPU_COSTS, newStats, type GpuCosts, type GpuHost, type GpuStats, type Policy, type Reply, type SubscribedBo } from './policy.js';
 
 export type GpuPolicyName = 'pin' | 'userptr' | 'preempt' | 'svm-fault' | 'unsafe-userptr' | 'unsafe-svm';
 export const GPU_POLICIES: readonly GpuPolicyName[] = ['pin', 'userptr', 'preempt', 'svm-fault', 'unsafe-userptr', 'unsafe-svm'];
@@ -133,7 +133,12 @@ class Gpu implements Actor<Message>, GpuHost {
         if (bo) this.stats.pagesInvalidated += Math.max(0, Math.min(m.end, bo.addr + bo.pages * PAGE_SIZE) - Math.max(m.start, bo.addr)) / PAGE_SIZE;
         this.stats.invalidations++;
         this.stats.invalidationsByEvent[m.event] = (this.stats.invalidationsByEvent[m.event] ?? 0) + 1;
-        return this.policy.invalidate(env, m);
+        if (!bo?.notifier || !this.policy.invalidate) {
+          // Not one of ours (a BO already gone, or a policy that subscribes to nothing): nothing to stop.
+          this.warn('invalidate for an unknown subscription', { sub: m.sub });
+          return this.reply(env, { type: 'invalidate_ack', sub: m.sub, ok: true });
+        }
+        return this.policy.invalidate(env, m, bo as SubscribedBo);
       }
       case 'dma_read_result': // the reply to a DMA read (its value is not needed)
       case 'actor_died':

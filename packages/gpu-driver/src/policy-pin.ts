@@ -6,10 +6,9 @@
 //   submit  nothing to walk: the pages cannot move
 //   DMA     through the pinned frames, translation {via:'pin'}
 //   free    once the BO's fences signalled: clear GPUVM, unpin_user_pages_dirty_lock(make_dirty)
-// No interval notifier: never invalidated. The cost: reclaim, migration and compaction skip the
+// No interval notifier (no invalidate callback): never invalidated. The cost: reclaim, migration and compaction skip the
 // pages for the BO's life, and a munmap leaves the GPU writing frames the process no longer maps.
-import { EFAULT, FOLL_LONGTERM, FOLL_WRITE, type GetUserPagesResult, type Invalidate } from '@svmsim/kernel-mm';
-import type { Envelope, Message } from '@svmsim/runtime';
+import { EFAULT, FOLL_LONGTERM, FOLL_WRITE, type GetUserPagesResult } from '@svmsim/kernel-mm';
 import { boEnd, boFirstVpn, type Bo } from './bo.js';
 import type { Job } from './job.js';
 import { retOf, type GpuHost, type Policy, type SubmitOutcome } from './policy.js';
@@ -38,11 +37,6 @@ export function createPinPolicy(host: GpuHost): Policy {
     submit(job: Job, done: (o: SubmitOutcome) => void): void {
       host.pushJob(job);
       done({ ret: 0, pagesWalked: 0, resubmissions: 0 });
-    },
-    invalidate(env: Envelope<Message>, m: Invalidate): void {
-      // Never subscribed: nothing of ours is under it.
-      host.warn('invalidate under policy pin, which subscribes to nothing', { sub: m.sub });
-      host.reply(env, { type: 'invalidate_ack', sub: m.sub, ok: true });
     },
     freeBo(bo: Bo, done: () => void): void {
       host.vm.clear(bo.pid, bo.addr, boEnd(bo));

@@ -32,7 +32,7 @@ import type { Envelope, Message } from '@svmsim/runtime';
 import { boEnd, type Bo } from './bo.js';
 import type { Job } from './job.js';
 import { Mutex } from './lock.js';
-import type { GpuHost, Policy, SubmitOutcome } from './policy.js';
+import type { GpuHost, Policy, SubmitOutcome, SubscribedBo } from './policy.js';
 import { bindUserPages, getUserPages, registerUserptr, unregisterUserptr, type WalkedBo } from './user-pages.js';
 
 export interface PreemptOptions {
@@ -208,13 +208,8 @@ export function createPreemptPolicy(host: GpuHost, o: Partial<PreemptOptions> & 
       done({ ret: 0, pagesWalked: 0, resubmissions: 0 });
     },
 
-    invalidate(env: Envelope<Message>, m: Invalidate): void {
+    invalidate(env: Envelope<Message>, m: Invalidate, bo: SubscribedBo): void {
       const ack = (ok: boolean) => host.reply(env, { type: 'invalidate_ack', sub: m.sub, ok });
-      const bo = host.bySub.get(m.sub);
-      if (!bo || !bo.notifier) {
-        host.warn('invalidate for an unknown subscription', { sub: m.sub });
-        return ack(true);
-      }
       if (!m.blockable) {
         host.stats.invalidationsRefused++;
         return ack(false);

@@ -67,10 +67,13 @@
 //               memory; a CPU access brings them back).
 //
 // Departures: the fault buffer is unbounded (HW rings overflow and drop faults; the wave retries
-// them); mm's hmm_range_fault returns an own device-private page read-only to a write request
-// without faulting it, where the kernel would fault it (migrate_to_ram): then the fault handler
-// migrates that page back to RAM itself and retries. Background migrations of pages made hot by
-// accesses queue on migrate_mutex without bound (migrateWaitersMax says how deep).
+// them). Pages made hot by accesses (not faults) migrate in the background, at most
+// BACKGROUND_MIGRATIONS_MAX queued on migrate_mutex at once (more are skipped: migrationsSkipped);
+// kfd migrates on the fault path and by range attributes only.
+// Not a departure: hmm_range_fault returns an own device-private page as it is, read-only to a
+// write request without faulting it (mm/hmm.c hmm_vma_handle_pte, v6.6: "Don't fault in device
+// private pages owned by the caller, just report the PFN"); the fault handler then migrates that
+// page back to RAM itself and retries.
 //
 // `unsafe-svm` skips mmu_interval_read_retry: it binds whatever hmm_range_fault returned even if an
 // invalidation of those pages was acked meanwhile. The checker must flag stale_translation.
@@ -79,13 +82,14 @@ import {
   MIGRATE_PFN_MIGRATE, MIGRATE_PFN_VALID, MIGRATE_VMA_SELECT_DEVICE_PRIVATE, MIGRATE_VMA_SELECT_SYSTEM, PAGE_SIZE,
   mmu_interval_read_retry, mmu_interval_set_seq,
   type DevicePageFree, type HmmRangeFaultResult, type Invalidate, type MemremapPagesResult, type MigrateToRam, type MigrateToRamResult,
-  type MigrateVmaFinalizeResult, type MigrateVmaSetupResult, type MmuIntervalNotifierInsertResult, type MmuIntervalReadBeginResult, type Pid,
+  type MigrateVmaFinalizeResult, type MigrateVmaSetupResult, type MmuIntervalReadBeginResult, type Pid,
 } from '@svmsim/kernel-mm';
 import { Mutex, type Envelope, type Message } from '@svmsim/runtime';
 import { boEnd, boFirstVpn, type Bo } from './bo.js';
 import type { GpuPte } from './gpuvm.js';
 import type { Job } from './job.js';
-import { retOf, type GpuHost, type Policy, type SubmitOutcome } from './policy.js';
+import { retOf, type GpuHost, type Policy, type SubmitOutcome, type SubscribedBo } from './policy.js';
+import { registerUserptr } from './user-pages.js';
 
 export interface SvmFaultOptions {
   unsafe: boolean;
@@ -101,6 +105,8 @@ export interface SvmFaultOptions {
 
 export const SVM_DEFAULTS = { faultWindowPages: 1, vramPages: 64, hotThreshold: 4 } as const;
 
+/** Background migrations (pages hot through accesses) queued on migrate_mutex at most; more are skipped. */
+const BACKGROUND_MIGRATIONS_MAX = 32;
 /** Simulation bound: evictions tried to make room for one migration. */
 const EVICTIONS_PER_MIGRATION_MAX = 64;
 /** Simulation bound: migrate-back-and-retry rounds of one write fault on a read-only VRAM page. */
@@ -170,6 +176,7 @@ export function createSvmFaultPolicy(host: GpuHost, opts: SvmFaultOptions): Poli
     migratedToVram: 0,
     /** Migrations to VRAM queued for a BO that was freed before their turn: not done. */
     migrationsDropped: 0,
+    migrationsSkipped: 0,
     /** Most migrations to VRAM waiting for migrate_mutex at once. */
     migrateWaitersMax: 0,
     migratedToRam: 0,
@@ -583,15 +590,7 @@ export function createSvmFaultPolicy(host: GpuHost, opts: SvmFaultOptions): Poli
     name: opts.unsafe ? 'unsafe-svm' : 'svm-fault',
 
     createBo(bo: Bo, done: (ret: number) => void): void {
-      host.call({ type: 'mmu_interval_notifier_insert', pid: bo.pid, start: bo.addr, length: boEnd(bo) - bo.addr }, (r) => {
-        const ret = retOf(r);
-        if (ret < 0) return done(ret);
-        const sub = (r as MmuIntervalNotifierInsertResult).sub;
-        bo.notifier = { sub, invalidate_seq: 0, known: false };
-        host.bySub.set(sub, bo);
-        if (tracing()) host.ctx.trace('gpu_svm_register', { handle: bo.handle, sub, pid: bo.pid, addr: bo.addr, pages: bo.pages });
-        done(0);
-      });
+      registerUserptr(host, bo, done);
     },
 
     submit(job: Job, done: (o: SubmitOutcome) => void): void {
@@ -614,7 +613,8 @@ export function createSvmFaultPolicy(host: GpuHost, opts: SvmFaultOptions): Poli
         if (vramEnabled && bump(bo.pid, vpn) === hotThreshold && !vramAt.has(pageKey(bo.pid, vpn))) {
           // Hot through accesses alone: migrate in the background (the next access faults and maps VRAM).
           const ws = Math.max(boFirstVpn(bo), vpn - (vpn % window));
-          migrateToVram(bo, ws, Math.min(boFirstVpn(bo) + bo.pages, ws + window), () => {});
+          if (migrateWaiters < BACKGROUND_MIGRATIONS_MAX) migrateToVram(bo, ws, Math.min(boFirstVpn(bo) + bo.pages, ws + window), () => {});
+          else s.migrationsSkipped++;
         }
         return false;
       }
@@ -632,13 +632,8 @@ export function createSvmFaultPolicy(host: GpuHost, opts: SvmFaultOptions): Poli
       return true;
     },
 
-    invalidate(env: Envelope<Message>, m: Invalidate): void {
+    invalidate(env: Envelope<Message>, m: Invalidate, bo: SubscribedBo): void {
       const ack = (ok: boolean) => host.reply(env, { type: 'invalidate_ack', sub: m.sub, ok });
-      const bo = host.bySub.get(m.sub);
-      if (!bo || !bo.notifier) {
-        host.warn('invalidate for an unknown subscription', { sub: m.sub });
-        return ack(true);
-      }
       const n = bo.notifier;
       const start = Math.max(m.start, bo.addr);
       const end = Math.min(m.end, boEnd(bo));

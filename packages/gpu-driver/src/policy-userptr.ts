@@ -25,7 +25,7 @@ import type { Envelope, Message } from '@svmsim/runtime';
 import { boEnd, type Bo } from './bo.js';
 import { bindUserPages, getUserPages, registerUserptr, unregisterUserptr, type WalkedBo } from './user-pages.js';
 import { waitFences, type Job } from './job.js';
-import type { GpuHost, Policy, SubmitOutcome } from './policy.js';
+import type { GpuHost, Policy, SubmitOutcome, SubscribedBo } from './policy.js';
 
 export interface UserptrOptions {
   unsafe: boolean;
@@ -91,13 +91,8 @@ export function createUserptrPolicy(host: GpuHost, opts: UserptrOptions): Policy
       attempt();
     },
 
-    invalidate(env: Envelope<Message>, m: Invalidate): void {
+    invalidate(env: Envelope<Message>, m: Invalidate, bo: SubscribedBo): void {
       const ack = (ok: boolean) => host.reply(env, { type: 'invalidate_ack', sub: m.sub, ok });
-      const bo = host.bySub.get(m.sub);
-      if (!bo || !bo.notifier) {
-        host.warn('invalidate for an unknown subscription', { sub: m.sub });
-        return ack(true);
-      }
       const n = bo.notifier;
       const start = Math.max(m.start, bo.addr);
       const end = Math.min(m.end, boEnd(bo));

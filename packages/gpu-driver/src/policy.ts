@@ -2,13 +2,16 @@
 import type { Ctx, Envelope, Message } from '@svmsim/runtime';
 import type { Invalidate, InvalidateAck, MmRequest, Pid } from '@svmsim/kernel-mm';
 import type { GpuReply } from './gpu-protocol.js';
-import type { Bo } from './bo.js';
+import type { Bo, UserptrNotifier } from './bo.js';
 import type { GpuPte, GpuVm } from './gpuvm.js';
 import type { Job } from './job.js';
 import type { Mutex } from './lock.js';
 import type { GpuQueues } from './queues.js';
 
 export type Reply = Message & { ret?: number };
+
+/** A BO with its interval notifier. */
+export type SubscribedBo = Bo & { notifier: UserptrNotifier };
 
 /** Costs of the GPU and its driver, simulated ns. */
 export interface GpuCosts {
@@ -118,8 +121,11 @@ export interface Policy {
   createBo(bo: Bo, done: (ret: number) => void): void;
   /** Validate the job's BOs and push it (host.pushJob) when its pages are current; done once pushed or failed. */
   submit(job: Job, done: (o: SubmitOutcome) => void): void;
-  /** The mmu_interval_notifier callback. */
-  invalidate(env: Envelope<Message>, m: Invalidate): void;
+  /**
+   * The mmu_interval_notifier callback for one of the policy's BOs (the actor answers those of
+   * subscriptions it does not know, with a warning). Policies that subscribe to nothing (pin) have none.
+   */
+  invalidate?(env: Envelope<Message>, m: Invalidate, bo: SubscribedBo): void;
   /** Tear the BO down; its fences have signalled. */
   freeBo(bo: Bo, done: () => void): void;
   /**
