@@ -282,7 +282,7 @@ describe('errors: one line, the path, the value, what is allowed, did you mean',
     [
       'unknown key, with did-you-mean',
       variant('{ id: mirror0 }', '{ id: mirror0, polcy: safe }'),
-      'my.yaml: devices[0]: unknown key "polcy"; allowed keys: id, kind, policy, devicePages (did you mean policy?)',
+      'my.yaml: devices[0]: unknown key "polcy"; allowed keys: id, kind, policy, devicePages, faultWindowPages, waves (did you mean policy?)',
     ],
     [
       'a misspelt required key is reported as the misspelling, not as the missing key',
