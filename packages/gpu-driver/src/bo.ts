@@ -1,5 +1,6 @@
-// A userptr buffer object (amdgpu_bo with a ttm_tt over user pages, amdgpu_ttm_tt_set_userptr):
-// [addr, addr + pages*PAGE_SIZE) of process pid. Its reservation object (dma_resv) is modelled as
+// A buffer object. A userptr BO (amdgpu_bo with a ttm_tt over user pages, amdgpu_ttm_tt_set_userptr)
+// is [addr, addr + pages*PAGE_SIZE) of process pid; a VRAM BO is GPU memory mapped at that GPU
+// virtual address in pid's GPUVM (vram-bos.ts). Its reservation object (dma_resv) is modelled as
 // the set of jobs whose fences have not signalled yet.
 import { PAGE_SIZE, type MmuIntervalNotifier, type Pid } from '@svmsim/kernel-mm';
 import type { Job } from './job.js';
@@ -9,8 +10,17 @@ export interface UserptrNotifier extends MmuIntervalNotifier {
   known: boolean;
 }
 
+/** A VRAM BO's memory: its content, where TTM has it, whether a move is under way. */
+export interface LocalMemory {
+  content: Float64Array;
+  placement: 'vram' | 'gtt';
+  moving: boolean;
+}
+
 export interface Bo {
   handle: number;
+  /** userptr: over process memory (the policy's business); vram: the GPU's own memory (vram-bos.ts). */
+  domain: 'userptr' | 'vram';
   pid: Pid;
   addr: number;
   pages: number;
@@ -24,11 +34,13 @@ export interface Bo {
   notifier: UserptrNotifier | null;
   /** GEM_CLOSE received: no new submissions. */
   freeing: boolean;
+  /** A VRAM BO's memory (null for userptr BOs). */
+  local: LocalMemory | null;
 }
 
 export const boEnd = (bo: Bo): number => bo.addr + bo.pages * PAGE_SIZE;
 export const boFirstVpn = (bo: Bo): number => bo.addr / PAGE_SIZE;
 
-export function newBo(handle: number, pid: Pid, addr: number, pages: number, readonly: boolean): Bo {
-  return { handle, pid, addr, pages, readonly, fences: new Set(), pinned: null, notifier: null, freeing: false };
+export function newBo(handle: number, pid: Pid, addr: number, pages: number, readonly: boolean, domain: Bo['domain'] = 'userptr'): Bo {
+  return { handle, domain, pid, addr, pages, readonly, fences: new Set(), pinned: null, notifier: null, freeing: false, local: null };
 }

@@ -14,6 +14,7 @@ import type { GpuBoCreate, GpuBoFree, GpuReply, GpuRequest, GpuSubmit, GpuWait }
 import { GpuVm } from './gpuvm.js';
 import { newFence, waitFences, type Job } from './job.js';
 import { GpuQueues, type QueueHost } from './queues.js';
+import { DEFAULT_VRAM_BOS, VramBos, type VramBoOptions } from './vram-bos.js';
 import { Mutex } from './lock.js';
 import { createPinPolicy } from './policy-pin.js';
 import { createUserptrPolicy } from './policy-userptr.js';
@@ -39,6 +40,8 @@ export interface GpuConfig {
   preempt?: Partial<PreemptOptions>;
   /** svm-fault: its fault handling and VRAM (policy-svm-fault.ts). */
   svm?: Partial<SvmFaultOptions>;
+  /** VRAM BOs: their budget and copy cost (vram-bos.ts). */
+  vramBos?: Partial<VramBoOptions>;
 }
 
 /** A job's waves by default: enough that faults come in batches, as thousands of GPU threads make them. */
@@ -72,6 +75,7 @@ class Gpu implements Actor<Message>, GpuHost {
   private readonly jobs = new Map<number, Job>();
   private nextJob = 1;
   readonly queues: GpuQueues;
+  readonly vramBos: VramBos;
   private readonly calls = new Map<number, (r: Reply) => void>();
   private readonly timers = new Map<number, () => void>();
 
@@ -80,6 +84,10 @@ class Gpu implements Actor<Message>, GpuHost {
     this.costs = { ...DEFAULT_GPU_COSTS, ...cfg.costs };
     this.policy = this.createPolicy(cfg);
     this.queues = new GpuQueues(this.queueHost(), cfg.waves ?? DEFAULT_WAVES);
+    // ttm_bo_evict waits on the BO's reservation: the policy says what that means (KFD: evict the
+    // process); by default the fences of the jobs using it.
+    const evictionFence = this.policy.evictionFence?.bind(this.policy) ?? ((bo: Bo, then: () => void) => waitFences([...bo.fences].map((j) => j.fence), then));
+    this.vramBos = new VramBos(this, { ...DEFAULT_VRAM_BOS, ...cfg.vramBos }, evictionFence);
   }
 
   private createPolicy(cfg: GpuConfig): Policy {
@@ -158,6 +166,11 @@ class Gpu implements Actor<Message>, GpuHost {
       ...s,
       ...this.policy.summary?.(),
       preemptions: this.queues.preemptions,
+      vramBoEvictions: this.vramBos.evictions,
+      vramBoPagesEvicted: this.vramBos.pagesEvicted,
+      vramBoPagesRestored: this.vramBos.pagesRestored,
+      vramBoCreateFailures: this.vramBos.createFailures,
+      vramBoPagesFree: this.vramBos.freePages,
       pagesWalkedPerSubmission: undefined,
       submitLatencyNs: undefined,
       invalidateWaitNs: undefined,
@@ -216,7 +229,10 @@ class Gpu implements Actor<Message>, GpuHost {
   }
 
   pushJob(job: Job): void {
-    for (const bo of job.bos) bo.fences.add(job);
+    for (const bo of job.bos) {
+      bo.fences.add(job);
+      if (bo.domain === 'vram') this.vramBos.touch(bo);
+    }
     if (this.ctx.tracing) this.ctx.trace('gpu_job_queued', { job: job.id, queue: job.queue, bos: job.bos.map((b) => b.handle) });
     this.queues.push(job);
   }
@@ -241,6 +257,12 @@ class Gpu implements Actor<Message>, GpuHost {
         const write = job.pattern.write;
         job.accesses++;
         const value = (job.pattern.value ?? job.id * 1e6 + 1) + page;
+        if (pte.local) {
+          // A VRAM BO: the GPU's own memory, wherever TTM has it (VRAM or GTT).
+          if (write) bo.local!.content[pte.pfn] = value;
+          this.stats.localAccesses++;
+          return;
+        }
         if (this.policy.access?.(job, bo, page, pte, value)) return; // served by the policy (svm-fault: VRAM)
         const dma: DmaAccess = { type: 'dma_access', dev: this.id, pid: bo.pid, addr, pfn: pte.pfn, write, tr: pte.tr };
         if (write) {
@@ -279,8 +301,9 @@ class Gpu implements Actor<Message>, GpuHost {
       this.reply(env, { type: 'gpu_bo_create_result', ret, handle: 0 });
     };
     if (!Number.isInteger(m.addr) || m.addr < 0 || m.addr % PAGE_SIZE !== 0 || !Number.isInteger(m.pages) || m.pages <= 0) return fail(EINVAL);
-    const bo = newBo(this.nextHandle++, m.pid, m.addr, m.pages, m.readonly === true);
-    this.policy.createBo(bo, (ret) => {
+    const bo = newBo(this.nextHandle++, m.pid, m.addr, m.pages, m.readonly === true, m.vram === true ? 'vram' : 'userptr');
+    const create = (done: (ret: number) => void) => (bo.domain === 'vram' ? this.vramBos.create(bo, done) : this.policy.createBo(bo, done));
+    create((ret) => {
       if (ret < 0) return fail(ret);
       this.bos.set(bo.handle, bo);
       this.stats.bosCreated++;
@@ -331,8 +354,9 @@ class Gpu implements Actor<Message>, GpuHost {
     if (!bo || bo.freeing) return this.reply(env, { type: 'gpu_bo_free_result', ret: ENOENT });
     bo.freeing = true;
     // The BO is destroyed once its reservation is idle (TTM's delayed delete).
+    const free = (done: () => void) => (bo.domain === 'vram' ? (this.vramBos.free(bo), done()) : this.policy.freeBo(bo, done));
     waitFences([...bo.fences].map((j) => j.fence), () =>
-      this.policy.freeBo(bo, () => {
+      free(() => {
         this.bos.delete(bo.handle);
         this.stats.bosFreed++;
         this.reply(env, { type: 'gpu_bo_free_result', ret: 0 });

@@ -1,6 +1,7 @@
 // The ioctl-like messages an application (the `app` actor, a test script) sends to the GPU actor,
 // standing for amdgpu's uapi (include/uapi/drm/amdgpu_drm.h):
-//   gpu_bo_create   DRM_IOCTL_AMDGPU_GEM_USERPTR (a BO over [addr, addr + pages*PAGE_SIZE) of pid)
+//   gpu_bo_create   DRM_IOCTL_AMDGPU_GEM_USERPTR (a BO over [addr, addr + pages*PAGE_SIZE) of pid),
+//                   or DRM_IOCTL_AMDGPU_GEM_CREATE in VRAM (`vram: true`)
 //   gpu_submit      DRM_IOCTL_AMDGPU_CS (a job over a BO list; replies once the job is queued)
 //   gpu_wait        DRM_IOCTL_AMDGPU_WAIT_CS (replies when the job's fence signals)
 //   gpu_bo_free     DRM_IOCTL_GEM_CLOSE (the BO goes once its fences have signalled)
@@ -9,7 +10,12 @@ import type { Pid } from '@svmsim/kernel-mm';
 
 export type GpuQueue = 'gfx' | 'compute';
 
-export interface GpuBoCreate { type: 'gpu_bo_create'; pid: Pid; addr: number; pages: number; readonly?: boolean }
+/**
+ * A userptr BO over [addr, addr + pages*PAGE_SIZE) of pid (default), or with `vram: true` a VRAM BO
+ * (AMDGPU_GEM_CREATE in AMDGPU_GEM_DOMAIN_VRAM) of `pages` mapped at GPU virtual address `addr` of
+ * pid's GPUVM: GPU memory, not process memory.
+ */
+export interface GpuBoCreate { type: 'gpu_bo_create'; pid: Pid; addr: number; pages: number; readonly?: boolean; vram?: boolean }
 /** ret = the BO handle (> 0), or -errno. */
 export interface GpuBoCreateResult { type: 'gpu_bo_create_result'; ret: number; handle: number }
 

@@ -10,6 +10,8 @@ export interface GpuPte {
   tr: Translation;
   /** svm-fault: pfn is a device-private VRAM page of this GPU; the access stays in the GPU (never sent to mm). */
   vram?: boolean;
+  /** A VRAM BO's page (pfn: its index in the BO): the GPU's own memory, not the process's; never sent to mm. */
+  local?: boolean;
 }
 
 export class GpuVm {

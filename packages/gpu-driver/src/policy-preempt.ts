@@ -23,10 +23,17 @@
 //                   read_retry fails → retry; else evicted_bos = 0 and kgd2kfd_resume_mm (`resumeNs`).
 //               Every retry is queued again after 1 ms.
 //   free        amdgpu_amdkfd_gpuvm_free_memory_of_gpu once its fences signalled: unmap, amdgpu_hmm_unregister.
+//   eviction fence  every KFD BO's reservation holds the process's eviction fence, so TTM moving a
+//               VRAM BO out waits on it (vram-bos.ts): amdkfd_fence_enable_signaling →
+//               kgd2kfd_schedule_evict_and_restore_process: after the process has run
+//               PROCESS_ACTIVE_TIME_MS (10 ms) since its last restore, evict_process_worker stops
+//               every queue of the process (`preemptNs`) and signals the fence; the move goes on.
+//               PROCESS_RESTORE_TIME_MS (100 ms) later restore_process_worker validates the
+//               process's BOs back into VRAM (amdgpu_amdkfd_gpuvm_restore_process_bos), attaches a
+//               new fence and resumes the queues (kfd_process_restore_queues).
 //
 // svmsim departures: the lock is per process as in KFD, and queues belong to the process of their
-// job's first BO. Eviction fences (the process's fence on every KFD BO for TTM moves) are not
-// modelled: with userptr BOs only, every eviction comes through the notifier.
+// job's first BO. The restore moves BOs back only into free VRAM (KFD's may evict others).
 import { EAGAIN, EFAULT, mmu_interval_read_retry, mmu_interval_set_seq, type Invalidate, type Pid } from '@svmsim/kernel-mm';
 import type { Envelope, Message } from '@svmsim/runtime';
 import { boEnd, type Bo } from './bo.js';
@@ -46,9 +53,20 @@ export interface PreemptOptions {
   restoreDelayNs: number;
   /** Retries of BO creation's get-pages before it fails with -EAGAIN. */
   maxCreateRetries: number;
+  /** PROCESS_ACTIVE_TIME_MS: how long a process runs after a restore before an eviction fence may stop it again, ns. */
+  processActiveNs: number;
+  /** PROCESS_RESTORE_TIME_MS: from an eviction-fence eviction to the restore of the process, ns. */
+  processRestoreNs: number;
 }
 
-export const DEFAULT_PREEMPT: Omit<PreemptOptions, 'maxBusyRetries'> = { preemptNs: 100_000, resumeNs: 20_000, restoreDelayNs: 1_000_000, maxCreateRetries: 1000 };
+export const DEFAULT_PREEMPT: Omit<PreemptOptions, 'maxBusyRetries'> = {
+  preemptNs: 100_000,
+  resumeNs: 20_000,
+  restoreDelayNs: 1_000_000,
+  maxCreateRetries: 1000,
+  processActiveNs: 10_000_000,
+  processRestoreNs: 100_000_000,
+};
 
 /** amdkfd_process_info: one per process using the GPU. */
 interface ProcessInfo {
@@ -63,16 +81,54 @@ interface ProcessInfo {
   inval: Map<Bo, WalkedBo | 'efault' | null>;
   /** When the queues were stopped (for queuesStoppedNs), or -1. */
   stoppedAt: number;
+  /** The eviction fence: 'armed' (unsignalled, on every BO), 'evicting' (the worker is on its way; moves wait), 'signalled' (queues stopped until the restore). */
+  fence: 'armed' | 'evicting' | 'signalled';
+  /** TTM moves waiting for the fence to signal. */
+  fenceWaiters: (() => void)[];
+  /** When the process was last restored from an eviction-fence eviction (-inf: never evicted). */
+  lastRestore: number;
 }
 
 export function createPreemptPolicy(host: GpuHost, o: Partial<PreemptOptions> & { maxBusyRetries: number }): Policy {
   const opts: PreemptOptions = { ...DEFAULT_PREEMPT, ...o };
   const processes = new Map<Pid, ProcessInfo>();
-  const figures = { evictions: 0, restores: 0, restoreRetries: 0, restorePagesWalked: 0, queuesStoppedNs: 0 };
+  const figures = { evictions: 0, restores: 0, restoreRetries: 0, restorePagesWalked: 0, queuesStoppedNs: 0, fenceEvictions: 0 };
+
+  /** kgd2kfd_schedule_evict_and_restore_process → evict_process_worker → (later) restore_process_worker. */
+  const evictionFence = (bo: Bo, then: () => void): void => {
+    const p = infoOf(bo.pid);
+    if (p.fence === 'signalled') return then();
+    p.fenceWaiters.push(then);
+    if (p.fence === 'evicting') return;
+    p.fence = 'evicting';
+    const delay = Math.max(0, p.lastRestore + opts.processActiveNs - host.ctx.now());
+    host.sleep(delay, () => {
+      trace('kfd_evict_process', { pid: p.pid, handle: bo.handle });
+      figures.fenceEvictions++;
+      host.sleep(opts.preemptNs, () => {
+        host.queues.quiesce(p.pid);
+        const stoppedAt = host.ctx.now();
+        p.fence = 'signalled';
+        for (const w of p.fenceWaiters.splice(0)) w();
+        host.sleep(opts.processRestoreNs, () => {
+          // restore_process_worker: BOs back into VRAM, a new fence, queues back.
+          host.vramBos.restoreToVram(p.pid, () =>
+            host.sleep(opts.resumeNs, () => {
+              p.fence = 'armed';
+              p.lastRestore = host.ctx.now();
+              figures.queuesStoppedNs += host.ctx.now() - stoppedAt;
+              host.queues.resume(p.pid);
+              trace('kfd_restore_process', { pid: p.pid });
+            }),
+          );
+        });
+      });
+    });
+  };
 
   const infoOf = (pid: Pid): ProcessInfo => {
     let p = processes.get(pid);
-    if (!p) processes.set(pid, (p = { pid, notifierLock: new Mutex(`kfd notifier_lock of pid ${pid}`), evictedBos: 0, bos: new Map(), restoreQueued: false, inval: new Map(), stoppedAt: -1 }));
+    if (!p) processes.set(pid, (p = { pid, notifierLock: new Mutex(`kfd notifier_lock of pid ${pid}`), evictedBos: 0, bos: new Map(), restoreQueued: false, inval: new Map(), stoppedAt: -1, fence: 'armed', fenceWaiters: [], lastRestore: -Infinity }));
     return p;
   };
 
@@ -247,6 +303,8 @@ export function createPreemptPolicy(host: GpuHost, o: Partial<PreemptOptions> & 
         unregisterUserptr(host, bo, done);
       });
     },
+
+    evictionFence,
 
     summary: () => ({ ...figures, processesStopped: [...processes.values()].filter((p) => p.stoppedAt >= 0).length }),
   };

@@ -48,11 +48,13 @@ export function createUserptrPolicy(host: GpuHost, opts: UserptrOptions): Policy
     submit(job: Job, done: (o: SubmitOutcome) => void): void {
       let pagesWalked = 0;
       let resubmissions = 0;
+      // The job's userptr BOs (its VRAM BOs are TTM's, not ours).
+      const userptrBos = job.bos.filter((b) => b.domain === 'userptr');
       const attempt = (): void => {
         const walkedBos: WalkedBo[] = [];
         const next = (i: number): void => {
-          if (i === job.bos.length) return void host.sleep(pagesWalkedThisAttempt * host.costs.walkPerPageNs, validate);
-          getUserPages(host, job.bos[i], opts.maxBusyRetries, (ret, w, walked) => {
+          if (i === userptrBos.length) return void host.sleep(pagesWalkedThisAttempt * host.costs.walkPerPageNs, validate);
+          getUserPages(host, userptrBos[i], opts.maxBusyRetries, (ret, w, walked) => {
             pagesWalked += walked;
             pagesWalkedThisAttempt += walked;
             if (ret < 0) return done({ ret, pagesWalked, resubmissions });

@@ -7,6 +7,7 @@ import type { GpuPte, GpuVm } from './gpuvm.js';
 import type { Job } from './job.js';
 import type { Mutex } from './lock.js';
 import type { GpuQueues } from './queues.js';
+import type { VramBos } from './vram-bos.js';
 
 export type Reply = Message & { ret?: number };
 
@@ -57,6 +58,8 @@ export interface GpuStats {
   gpuPageFaults: number;
   dmaWrites: number;
   dmaReads: number;
+  /** Accesses to VRAM BOs (inside the GPU, never sent to mm). */
+  localAccesses: number;
   invalidations: number;
   invalidationsByEvent: Record<string, number>;
   /** Pages of BOs under the invalidations received (each invalidation's overlap with its BO). */
@@ -79,7 +82,7 @@ export interface GpuStats {
 export function newStats(): GpuStats {
   return {
     bosCreated: 0, bosFreed: 0, boCreateErrors: 0, submissions: 0, resubmissions: 0, ebusyRetries: 0, submitErrors: {},
-    pagesWalkedPerSubmission: [], submitLatencyNs: [], jobsDone: 0, jobErrors: 0, gpuPageFaults: 0, dmaWrites: 0, dmaReads: 0,
+    pagesWalkedPerSubmission: [], submitLatencyNs: [], jobsDone: 0, jobErrors: 0, gpuPageFaults: 0, dmaWrites: 0, dmaReads: 0, localAccesses: 0,
     invalidations: 0, invalidationsByEvent: {}, pagesInvalidated: 0, boPagesCreated: 0, jobStretchMax: 0, invalidationsRefused: 0, invalidateWaitNs: [], unsafeEarlyAcks: 0,
     pagesPinned: 0, pagesUnpinned: 0, warnings: 0,
   };
@@ -105,6 +108,8 @@ export interface GpuHost {
   warn(what: string, fields?: Record<string, unknown>): void;
   /** The gfx and compute queues: preempt/resume a process's queues (quiesce/resume). */
   readonly queues: GpuQueues;
+  /** VRAM BOs (TTM placement): a KFD restore moves its process's BOs back. */
+  readonly vramBos: VramBos;
   /** Add the job's fence to its BOs' reservations and queue it (drm_sched_entity_push_job). */
   pushJob(job: Job): void;
 }
@@ -138,6 +143,11 @@ export interface Policy {
   receive?(env: Envelope<Message>, m: Message): boolean;
   /** The content of this GPU's VRAM pages (null for a pfn that is not one of them). Policies without VRAM: absent. */
   devmemRead?(devPfns: number[]): (number | null)[];
+  /**
+   * Before TTM moves a VRAM BO out (vram-bos.ts): wait on its reservation. Default (gfx): the
+   * fences of the jobs using it. KFD (preempt): the process's eviction fence, i.e. evict the process.
+   */
+  evictionFence?(bo: Bo, then: () => void): void;
   /** Figures of the policy's own, merged into the GPU's summary. */
   summary?(): Record<string, unknown>;
   /**

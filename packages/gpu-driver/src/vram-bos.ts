@@ -1,0 +1,143 @@
+// VRAM BOs: buffer objects in the GPU's own memory (AMDGPU_GEM_DOMAIN_VRAM), placed and evicted by
+// TTM (drivers/gpu/drm/ttm/ttm_bo.c; amdgpu_ttm.c), as of v6.6. They are not process memory: mm
+// never sees them, and jobs read and write them inside the GPU (GPUVM entries marked `local`).
+//   create   ttm_bo_validate into VRAM: take `pages` of the VRAM BO budget; short of room, evict
+//            least-recently-used VRAM BOs first (ttm_mem_evict_first), else fail with -ENOMEM
+//            (amdgpu falls back to GTT only when the BO allows it; these do not).
+//   evict    ttm_bo_evict: wait for the victim's reservation to be idle, then move it to GTT
+//            (system memory the driver owns: `copyPerPageNs` per page, the SDMA copy). What
+//            "idle" costs is the policy's (`evictionFence`): gfx (pin, userptr, svm-fault) waits
+//            for the fences of the jobs using the BO; KFD (preempt) has the process's eviction
+//            fence in every BO's reservation, and waiting on it evicts the whole process
+//            (policy-preempt.ts). A BO in GTT stays usable, only its placement changed.
+//   restore  restoreToVram: move a process's GTT BOs back while VRAM has room (KFD's
+//            amdgpu_amdkfd_gpuvm_restore_process_bos validating into the preferred domain).
+//            Departure: it never evicts others to make room (KFD's restore may, which is how two
+//            processes evict each other in turn).
+//   free     the BO's pages go back to the budget once its fences have signalled.
+import { ENOMEM, PAGE_SIZE, type Pid } from '@svmsim/kernel-mm';
+import type { Bo } from './bo.js';
+import type { GpuHost } from './policy.js';
+
+export interface VramBoOptions {
+  /** VRAM available to BOs, pages. */
+  pages: number;
+  /** Moving one page between VRAM and GTT (SDMA copy), ns. */
+  copyPerPageNs: number;
+}
+export const DEFAULT_VRAM_BOS: VramBoOptions = { pages: 4096, copyPerPageNs: 500 };
+
+/** What waiting on a BO's reservation before a move means: the policy's. */
+export type EvictionFence = (bo: Bo, then: () => void) => void;
+
+export class VramBos {
+  /** VRAM BOs in VRAM, least recently used first. */
+  private readonly lru: Bo[] = [];
+  /** Every live VRAM BO, in VRAM or in GTT. */
+  private readonly live = new Set<Bo>();
+  private usedPages = 0;
+  evictions = 0;
+  pagesEvicted = 0;
+  pagesRestored = 0;
+  createFailures = 0;
+
+  constructor(
+    private readonly host: GpuHost,
+    private readonly opts: VramBoOptions,
+    private readonly evictionFence: EvictionFence,
+  ) {}
+
+  get freePages(): number {
+    return this.opts.pages - this.usedPages;
+  }
+
+  /** Place a new BO in VRAM, evicting others if needed; done(0) or done(-ENOMEM). */
+  create(bo: Bo, done: (ret: number) => void): void {
+    if (bo.pages > this.opts.pages) {
+      this.createFailures++;
+      return done(ENOMEM);
+    }
+    bo.local = { content: new Float64Array(bo.pages), placement: 'vram', moving: false };
+    this.makeRoom(bo.pages, () => {
+      if (this.freePages < bo.pages) {
+        this.createFailures++;
+        bo.local = null;
+        return done(ENOMEM);
+      }
+      this.usedPages += bo.pages;
+      this.lru.push(bo);
+      this.live.add(bo);
+      this.map(bo);
+      done(0);
+    });
+  }
+
+  /** A job used the BO: most recently used. */
+  touch(bo: Bo): void {
+    const i = this.lru.indexOf(bo);
+    if (i >= 0 && i !== this.lru.length - 1) this.lru.push(...this.lru.splice(i, 1));
+  }
+
+  /** The BO goes (its fences have signalled). */
+  free(bo: Bo): void {
+    this.live.delete(bo);
+    const i = this.lru.indexOf(bo);
+    if (i >= 0) {
+      this.lru.splice(i, 1);
+      this.usedPages -= bo.pages;
+    }
+    this.host.vm.clear(bo.pid, bo.addr, bo.addr + bo.pages * PAGE_SIZE);
+    bo.local = null;
+  }
+
+  /** Move pid's BOs in GTT back to VRAM while there is room (no eviction); then done. */
+  restoreToVram(pid: Pid, done: () => void): void {
+    let copies = 0;
+    for (const bo of this.live) {
+      if (bo.pid !== pid || !bo.local || bo.local.placement !== 'gtt' || bo.local.moving || bo.freeing || bo.pages > this.freePages) continue;
+      bo.local.placement = 'vram';
+      this.usedPages += bo.pages;
+      this.lru.push(bo);
+      this.pagesRestored += bo.pages;
+      copies += bo.pages;
+    }
+    this.host.sleep(copies * this.opts.copyPerPageNs, done);
+  }
+
+  /** Evict LRU BOs until `need` pages are free or nothing is left to evict. */
+  private makeRoom(need: number, done: () => void): void {
+    if (this.freePages >= need) return done();
+    const victim = this.lru.find((b) => !b.local!.moving);
+    if (!victim) return done();
+    this.evict(victim, () => this.makeRoom(need, done));
+  }
+
+  /** ttm_bo_evict: wait on the reservation (the policy's fence), copy to GTT. */
+  private evict(bo: Bo, done: () => void): void {
+    bo.local!.moving = true;
+    this.evictions++;
+    if (this.host.ctx.tracing) this.host.ctx.trace('gpu_vram_bo_evict', { handle: bo.handle, pid: bo.pid, pages: bo.pages });
+    this.evictionFence(bo, () =>
+      this.host.sleep(bo.pages * this.opts.copyPerPageNs, () => {
+        // Freed meanwhile: free() gave its pages back already.
+        const i = this.lru.indexOf(bo);
+        if (i >= 0) {
+          this.lru.splice(i, 1);
+          this.usedPages -= bo.pages;
+          this.pagesEvicted += bo.pages;
+        }
+        if (bo.local) {
+          bo.local.placement = 'gtt';
+          bo.local.moving = false;
+        }
+        done();
+      }),
+    );
+  }
+
+  /** GPUVM entries of the BO: its own memory, not process memory. */
+  private map(bo: Bo): void {
+    const first = bo.addr / PAGE_SIZE;
+    for (let i = 0; i < bo.pages; i++) this.host.vm.set(bo.pid, first + i, { pfn: i, writable: true, tr: { via: 'pin' }, local: true });
+  }
+}
