@@ -141,6 +141,31 @@ describe('thread mode', () => {
   }, 300_000);
 });
 
+describe('VRAM BOs from a scenario (gpu_alloc, gpu_free, a gpu step on a buffer)', () => {
+  const runJson = (policy: string) => {
+    const r = svmsim('run', fixture('vram-eviction.yaml'), '--policy', `gpu0=${policy}`, '--json');
+    expect(r.code, r.err + r.out).toBe(0);
+    return JSON.parse(r.out) as RunReport;
+  };
+
+  it('gfx: placing a BO evicts another process\'s after its job; the job runs undisturbed', () => {
+    const g = gpuOf(runJson('userptr'));
+    expect(g.vramBoEvictions).toBe(1);
+    expect(g.localAccesses).toBe(48);
+    expect(g.jobStretchMax).toBeCloseTo(1, 3);
+    expect(g.preemptions).toBe(0);
+  });
+
+  it('KFD: the eviction fence stops the other process\'s queues for the 100 ms restore delay', () => {
+    const g = gpuOf(runJson('preempt'));
+    expect(g.vramBoEvictions).toBe(1);
+    expect(g.fenceEvictions).toBe(1);
+    expect(g.queuesStoppedNs).toBeGreaterThanOrEqual(100e6);
+    // The 50 ms job took over 150 ms.
+    expect(g.jobStretchMax).toBeGreaterThan(3);
+  });
+});
+
 describe('the unsafe GPU policies are caught', () => {
   it('unsafe-userptr acks before the fences: stale translations in gup-vs-readonly, exit 1', () => {
     const r = svmsim('run', 'gup-vs-readonly', '--policy', 'gpu0=unsafe-userptr');

@@ -282,7 +282,7 @@ describe('errors: one line, the path, the value, what is allowed, did you mean',
     [
       'unknown key, with did-you-mean',
       variant('{ id: mirror0 }', '{ id: mirror0, polcy: safe }'),
-      'my.yaml: devices[0]: unknown key "polcy"; allowed keys: id, kind, policy, devicePages, faultWindowPages, waves (did you mean policy?)',
+      'my.yaml: devices[0]: unknown key "polcy"; allowed keys: id, kind, policy, devicePages, faultWindowPages, waves, vramBoPages (did you mean policy?)',
     ],
     [
       'a misspelt required key is reported as the misspelling, not as the missing key',
@@ -292,7 +292,7 @@ describe('errors: one line, the path, the value, what is allowed, did you mean',
     [
       'unknown step operation',
       variant('{ store: { vma: buf, page: 0, value: 42 }', '{ stor: { vma: buf, page: 0, value: 42 }'),
-      'my.yaml: phases[0].script.steps[0]: unknown key "stor"; allowed keys: name, expect, group, mmap, munmap, mprotect, madvise, store, load, fork, exit, dmirror, gpu, pin, unpin, migrate_pages, reclaim, ksm_scan, writeback, sleep (did you mean store?)',
+      'my.yaml: phases[0].script.steps[0]: unknown key "stor"; allowed keys: name, expect, group, mmap, munmap, mprotect, madvise, store, load, fork, exit, dmirror, gpu, gpu_alloc, gpu_free, pin, unpin, migrate_pages, reclaim, ksm_scan, writeback, sleep (did you mean store?)',
     ],
     [
       'unknown top-level key',

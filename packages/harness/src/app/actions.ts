@@ -12,7 +12,10 @@
 //   gpu            gpu_submit of one job over the BO of `vma` (VmaSpec.gpu) on `device`, then
 //                  gpu_wait for it: ret is the submit's -errno, else the wait's (0, or -EFAULT for
 //                  a job that took a GPU page fault); also `job`, `pagesWalked`, `resubmissions`.
-//                  `wait: false` returns once the job is queued (the submit's ret).
+//                  `wait: false` returns once the job is queued (the submit's ret). `buffer`
+//                  instead of `vma`: the job runs on a VRAM BO of gpu_alloc.
+//   gpu_alloc      gpu_bo_create of a VRAM BO, mapped at the process's next GPU virtual address
+//                  (from GPU_VA_BASE); gpu_free: gpu_bo_free of it
 //   pin / unpin    pin_user_pages (FOLL_WRITE if write, FOLL_LONGTERM if longterm), held until an
 //                  unpin step releases them (pins.ts)
 // A VMA name the process does not have gives ret -EINVAL and an `error` (a failure of the step).
@@ -21,7 +24,7 @@ import {
   type CpuAccess, type Exit, type GetUserPages, type Madvise, type MigratePages, type Mprotect, type Munmap,
 } from '@svmsim/kernel-mm';
 import { HMM_DMIRROR_CMDS, type DmirrorCmd, type HmmDmirrorCmdName } from '@svmsim/kernel-mm/dmirror';
-import type { GpuSubmit, GpuWait } from '@svmsim/gpu-driver';
+import type { GpuBoCreate, GpuBoFree, GpuSubmit, GpuWait } from '@svmsim/gpu-driver';
 import type { Action } from '../scenario/types.js';
 import { ensureOpen } from './device-files.js';
 import type { Got } from './expectations.js';
@@ -149,15 +152,39 @@ export function runAction(app: App, proc: Proc, a: PlainAction, stats: PhaseStat
     }
     case 'gpu': {
       if (app.device(a.device)?.kind !== 'gpu') return fail(`no gpu device "${a.device}"`);
-      const v = proc.vmas.get(a.vma);
-      if (!v) return fail(`no VMA "${a.vma}" in ${proc.name} (pid ${pid})`);
-      if (!v.bo || v.bo.device !== a.device) return fail(`VMA "${a.vma}" has no BO on ${a.device} (give the VMA gpu: ${a.device})`);
-      const m: GpuSubmit = { type: 'gpu_submit', bos: [v.bo.handle], pattern: { touch: a.touch, write: a.write }, durationNs: a.duration, queue: a.queue };
+      let handle: number;
+      if (a.buffer !== undefined) {
+        const b = proc.buffers.get(a.buffer);
+        if (!b || b.device !== a.device) return fail(`no VRAM buffer "${a.buffer}" of ${proc.name} on ${a.device}`);
+        handle = b.handle;
+      } else {
+        const v = proc.vmas.get(a.vma!);
+        if (!v) return fail(`no VMA "${a.vma}" in ${proc.name} (pid ${pid})`);
+        if (!v.bo || v.bo.device !== a.device) return fail(`VMA "${a.vma}" has no BO on ${a.device} (give the VMA gpu: ${a.device})`);
+        handle = v.bo.handle;
+      }
+      const m: GpuSubmit = { type: 'gpu_submit', bos: [handle], pattern: { touch: a.touch, write: a.write }, durationNs: a.duration, queue: a.queue };
       return call(a.device, m, (s) => {
         const got: Got = { ret: Math.min(0, s.ret), job: s.job, pagesWalked: s.pagesWalked, resubmissions: s.resubmissions };
         if (s.ret < 0 || !a.wait) return done(got);
         call(a.device, { type: 'gpu_wait', job: s.job as number } satisfies GpuWait, (w) => done({ ...got, ret: Math.min(0, w.ret) }));
       });
+    }
+    case 'gpu_alloc': {
+      if (app.device(a.device)?.kind !== 'gpu') return fail(`no gpu device "${a.device}"`);
+      if (proc.buffers.has(a.buffer)) return fail(`${proc.name} already has a VRAM buffer "${a.buffer}"`);
+      const addr = proc.nextGpuVa;
+      proc.nextGpuVa += a.pages * PAGE_SIZE;
+      return call(a.device, { type: 'gpu_bo_create', pid, addr, pages: a.pages, vram: true } satisfies GpuBoCreate, (r) => {
+        if (r.ret > 0) proc.buffers.set(a.buffer, { device: a.device, handle: r.ret });
+        done({ ret: Math.min(0, r.ret) });
+      });
+    }
+    case 'gpu_free': {
+      const b = proc.buffers.get(a.buffer);
+      if (!b) return fail(`no VRAM buffer "${a.buffer}" in ${proc.name}`);
+      proc.buffers.delete(a.buffer);
+      return simple(b.device, { type: 'gpu_bo_free', handle: b.handle } satisfies GpuBoFree);
     }
     case 'pin': {
       const r = at(a.vma, a.page);

@@ -12,11 +12,12 @@ import type { DmirrorDevmemRead } from '@svmsim/kernel-mm/dmirror';
 import type { GpuBoFree, GpuDevmemRead } from '@svmsim/gpu-driver';
 import type { App } from './state.js';
 
-/** gpu_bo_free of every BO a VMA record holds, one after another; then `done`. */
+/** gpu_bo_free of every BO a VMA record or a gpu_alloc holds, one after another; then `done`. */
 export function freeGpuBos(app: App, done: () => void): void {
   const seen = new Set<string>();
   const bos: { device: string; handle: number }[] = [];
   for (const p of app.procs.values()) {
+    for (const b of p.buffers.values()) bos.push(b);
     for (const v of p.vmas.values()) {
       // A fork child shares its parent's records: each BO once.
       if (v.bo && !seen.has(`${v.bo.device}/${v.bo.handle}`)) {

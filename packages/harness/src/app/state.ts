@@ -29,6 +29,9 @@ export interface Pin {
   write: boolean;
 }
 
+/** Where VRAM BOs are mapped in a process's GPU address space (1 TiB: clear of mm's mmap range). */
+export const GPU_VA_BASE = 2 ** 40;
+
 /** A process of the run: a scenario's, or a child a script's `fork` made. */
 export class Proc {
   /** VMA name → where it is (a child starts with a copy of its parent's). */
@@ -37,6 +40,10 @@ export class Proc {
   readonly files = new Map<string, number>();
   /** Page address → pins held on that page, oldest first. */
   readonly pins = new Map<number, Pin[]>();
+  /** VRAM BOs gpu_alloc made: name → device and handle. */
+  readonly buffers = new Map<string, { device: string; handle: number }>();
+  /** The GPU virtual address the next VRAM BO of this process is mapped at: above any CPU mapping. */
+  nextGpuVa = GPU_VA_BASE;
   exited = false;
 
   constructor(

@@ -21,7 +21,12 @@ export const DEVICE_KINDS: Record<DeviceSpec['kind'], { module: () => string; ex
     module: () => gpuDriver('gpu-actor'),
     exportName: 'createGpu',
     policies: ['userptr', 'pin', 'preempt', 'svm-fault', 'unsafe-userptr', 'unsafe-svm'],
-    config: (d) => ({ policy: d.policy, waves: d.waves, svm: { vramPages: d.devicePages, faultWindowPages: d.faultWindowPages } }),
+    config: (d) => ({
+      policy: d.policy,
+      waves: d.waves,
+      svm: { vramPages: d.devicePages, faultWindowPages: d.faultWindowPages },
+      ...(d.vramBoPages !== undefined && { vramBos: { pages: d.vramBoPages } }),
+    }),
   },
 };
 

@@ -205,6 +205,7 @@ const deviceSchema = strict({
   devicePages: count(0).optional(),
   faultWindowPages: count(1).optional(),
   waves: count(1).optional(),
+  vramBoPages: count(1).optional(),
 })
   .superRefine((d, ctx) => {
     // Policies are per kind: a gpu policy on a dmirror is as wrong as a misspelling.
@@ -213,7 +214,7 @@ const deviceSchema = strict({
       ctx.addIssue({ continue: false, code: 'custom', path: ['policy'], input: d.policy, message: notOneOf(d.policy, known) });
     }
     if (d.devicePages === 0 && d.kind !== 'gpu') ctx.addIssue({ continue: false, code: 'custom', path: ['devicePages'], input: 0, message: '0: a dmirror needs at least 1 device page (0 turns VRAM off on a gpu only)' });
-    for (const k of ['faultWindowPages', 'waves'] as const) {
+    for (const k of ['faultWindowPages', 'waves', 'vramBoPages'] as const) {
       if (d[k] !== undefined && d.kind !== 'gpu') ctx.addIssue({ continue: false, code: 'custom', path: [k], input: d[k], message: `${d[k]}: ${k} applies to gpu devices only` });
     }
   })
@@ -224,6 +225,7 @@ const deviceSchema = strict({
     devicePages: d.devicePages ?? DEFAULT_DEVICE_PAGES[d.kind],
     ...(d.faultWindowPages !== undefined && { faultWindowPages: d.faultWindowPages }),
     ...(d.waves !== undefined && { waves: d.waves }),
+    ...(d.vramBoPages !== undefined && { vramBoPages: d.vramBoPages }),
   }));
 /** Device memory by default: dmirror's device-private pages; the GPU's VRAM (svm-fault). */
 const DEFAULT_DEVICE_PAGES = { dmirror: 256, gpu: 64 } as const;
@@ -325,13 +327,22 @@ const OPS = {
   dmirror: strict({ device: nameSchema, cmd: cmdSchema, ...range, data: words.optional() }).transform((b) => ({ op: 'dmirror' as const, ...b })),
   gpu: strict({
     device: nameSchema,
-    vma: nameSchema,
+    vma: nameSchema.optional(),
+    buffer: nameSchema.optional(),
     touch: z.number().gt(0).max(1).default(0.01),
     write: flag.default(true),
     duration: durationSchema.default(100_000),
     queue: oneOf(GPU_QUEUES).default('gfx'),
     wait: flag.default(true),
-  }).transform((b) => ({ op: 'gpu' as const, ...b })),
+  })
+    .superRefine((b, ctx) => {
+      if ((b.vma === undefined) === (b.buffer === undefined)) {
+        ctx.addIssue({ continue: false, code: 'custom', path: ['vma'], message: 'give the job one BO: vma (the userptr BO over a VMA) or buffer (a VRAM BO from gpu_alloc)' });
+      }
+    })
+    .transform((b) => ({ op: 'gpu' as const, ...b })),
+  gpu_alloc: strict({ device: nameSchema, buffer: nameSchema, pages: count(1) }).transform((b) => ({ op: 'gpu_alloc' as const, ...b })),
+  gpu_free: strict({ buffer: nameSchema }).transform((b) => ({ op: 'gpu_free' as const, ...b })),
   pin: strict({ ...range, write: flag.default(false), longterm: flag.default(false) }).transform((b) => ({ op: 'pin' as const, ...b })),
   unpin: strict(range).transform((b) => ({ op: 'unpin' as const, ...b })),
   migrate_pages: strict(range).transform((b) => ({ op: 'migrate_pages' as const, ...b })),
@@ -533,6 +544,14 @@ function crossCheckOrThrow(s: Scenario, issue: (path: Path, input: unknown, mess
     vmasOf.set(p.name, new Set(p.vmas.map((v) => v.name)));
   });
 
+  /** VRAM buffers per process: those gpu_alloc steps made, visible to the steps and phases after them. */
+  const buffers = new Map<string, Set<string>>();
+  const buffersOf = (proc: string): Set<string> => {
+    let b = buffers.get(proc);
+    if (!b) buffers.set(proc, (b = new Set()));
+    return b;
+  };
+
   const vmaRef = (path: Path, name: string, scope: Set<string>, proc: string) =>
     ref(path, name, [...scope], `a VMA of process ${proc}`, 'its VMAs');
 
@@ -592,7 +611,15 @@ function crossCheckOrThrow(s: Scenario, issue: (path: Path, input: unknown, mess
         break;
       case 'gpu':
         ref([...ap, 'device'], a.device, gpus, 'a declared gpu device', 'gpu devices');
-        vmaRef([...ap, 'vma'], a.vma, scope, proc);
+        if (a.vma !== undefined) vmaRef([...ap, 'vma'], a.vma, scope, proc);
+        if (a.buffer !== undefined) ref([...ap, 'buffer'], a.buffer, [...buffersOf(proc)], `a VRAM buffer of process ${proc} (made by an earlier gpu_alloc)`, 'its buffers');
+        break;
+      case 'gpu_alloc':
+        ref([...ap, 'device'], a.device, gpus, 'a declared gpu device', 'gpu devices');
+        buffersOf(proc).add(a.buffer);
+        break;
+      case 'gpu_free':
+        ref([...ap, 'buffer'], a.buffer, [...buffersOf(proc)], `a VRAM buffer of process ${proc} (made by an earlier gpu_alloc)`, 'its buffers');
         break;
       default:
         if ('vma' in a) vmaRef([...ap, 'vma'], a.vma, scope, proc);

@@ -63,6 +63,8 @@ export interface DeviceSpec {
   faultWindowPages?: number;
   /** gpu: waves a job runs as, i.e. how many faults a job can have outstanding (default 16). */
   waves?: number;
+  /** gpu: VRAM for VRAM BOs (gpu_alloc), pages (default 4096); TTM evicts to make room. */
+  vramBoPages?: number;
 }
 
 export interface ProcessSpec {
@@ -162,8 +164,16 @@ export type Action =
   | { op: 'fork'; steps: ActionStep[] }
   | { op: 'exit' }
   | { op: 'dmirror'; device: string; cmd: string; vma: string; page: number; pages: number; data?: number[] }
-  /** A GPU job over the BO of `vma` (VmaSpec.gpu): gpu_submit, then gpu_wait for it unless `wait: false` (the job runs on; the BO's free at the end of the run waits for it). */
-  | { op: 'gpu'; device: string; vma: string; touch: number; write: boolean; duration: Ns; queue: 'gfx' | 'compute'; wait: boolean }
+  /**
+   * A GPU job over one BO: the userptr BO of `vma` (VmaSpec.gpu) or the VRAM BO `buffer` (gpu_alloc):
+   * gpu_submit, then gpu_wait for it unless `wait: false` (the job runs on; the BO's free at the end
+   * of the run waits for it).
+   */
+  | { op: 'gpu'; device: string; vma?: string; buffer?: string; touch: number; write: boolean; duration: Ns; queue: 'gfx' | 'compute'; wait: boolean }
+  /** A VRAM BO of `pages` on `device` (GEM_CREATE in VRAM), named `buffer` in the process; TTM may evict others to place it. */
+  | { op: 'gpu_alloc'; device: string; buffer: string; pages: number }
+  /** GEM_CLOSE of the VRAM BO `buffer` (after its jobs). */
+  | { op: 'gpu_free'; buffer: string }
   | { op: 'pin'; vma: string; page: number; pages: number; write: boolean; longterm: boolean }
   | { op: 'unpin'; vma: string; page: number; pages: number }
   | { op: 'migrate_pages'; vma: string; page: number; pages: number }
