@@ -28,6 +28,10 @@ export interface Bo {
   readonly: boolean;
   /** The unsignalled fences in the BO's reservation object. */
   fences: Set<Job>;
+  /** Submissions naming the BO that are still being validated (the CS's BO-list references): GEM_CLOSE waits for them. */
+  submitting: number;
+  /** Called when `submitting` drops to 0. */
+  submitIdle: (() => void)[];
   /** policy pin: the pinned frames, one per page. */
   pinned: Float64Array | null;
   /** policy userptr: the BO's mmu_interval_notifier. */
@@ -42,5 +46,5 @@ export const boEnd = (bo: Bo): number => bo.addr + bo.pages * PAGE_SIZE;
 export const boFirstVpn = (bo: Bo): number => bo.addr / PAGE_SIZE;
 
 export function newBo(handle: number, pid: Pid, addr: number, pages: number, readonly: boolean, domain: Bo['domain'] = 'userptr'): Bo {
-  return { handle, domain, pid, addr, pages, readonly, fences: new Set(), pinned: null, notifier: null, freeing: false, local: null };
+  return { handle, domain, pid, addr, pages, readonly, fences: new Set(), submitting: 0, submitIdle: [], pinned: null, notifier: null, freeing: false, local: null };
 }

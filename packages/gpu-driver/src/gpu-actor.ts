@@ -44,6 +44,13 @@ export interface GpuConfig {
   vramBos?: Partial<VramBoOptions>;
 }
 
+/** Ended jobs whose status a WAIT_CS can still get (amdgpu keeps amdgpu_sched_jobs fences per context ring; more here). */
+const FINISHED_JOBS_KEPT = 4096;
+/** Restarts of one CS before -EAGAIN reaches the app (libdrm's drmIoctl loops for ever: a simulation bound). */
+const RESUBMITS_MAX = 1000;
+/** -EBUSY answers to one hmm_range_fault before the walk fails (the kernel's HMM_RANGE_DEFAULT_TIMEOUT, 1 s, as a count). */
+const BUSY_RETRIES_MAX = 1000;
+
 /** A job's waves by default: enough that faults come in batches, as thousands of GPU threads make them. */
 const DEFAULT_WAVES = 16;
 
@@ -72,7 +79,9 @@ class Gpu implements Actor<Message>, GpuHost {
   private readonly policy: Policy;
   private readonly bos = new Map<number, Bo>();
   private nextHandle = 1;
+  /** Jobs queued or running, and the last FINISHED_JOBS_KEPT that ended (a WAIT_CS may still ask for them). */
   private readonly jobs = new Map<number, Job>();
+  private readonly finished: number[] = [];
   private nextJob = 1;
   readonly queues: GpuQueues;
   readonly vramBos: VramBos;
@@ -91,13 +100,13 @@ class Gpu implements Actor<Message>, GpuHost {
   }
 
   private createPolicy(cfg: GpuConfig): Policy {
-    const maxBusyRetries = cfg.maxBusyRetries ?? 1000;
+    const maxBusyRetries = cfg.maxBusyRetries ?? BUSY_RETRIES_MAX;
     switch (cfg.policy) {
       case 'pin':
         return createPinPolicy(this);
       case 'userptr':
       case 'unsafe-userptr':
-        return createUserptrPolicy(this, { unsafe: cfg.policy === 'unsafe-userptr', maxResubmits: cfg.maxResubmits ?? 1000, maxBusyRetries });
+        return createUserptrPolicy(this, { unsafe: cfg.policy === 'unsafe-userptr', maxResubmits: cfg.maxResubmits ?? RESUBMITS_MAX, maxBusyRetries });
       case 'preempt':
         return createPreemptPolicy(this, { maxBusyRetries, ...cfg.preempt });
       case 'svm-fault':
@@ -285,6 +294,8 @@ class Gpu implements Actor<Message>, GpuHost {
       },
       jobEnded: (job) => {
         for (const bo of job.bos) bo.fences.delete(job);
+        this.finished.push(job.id);
+        if (this.finished.length > FINISHED_JOBS_KEPT) this.jobs.delete(this.finished.shift()!);
         this.stats.jobsDone++;
         if (job.faults > 0) this.stats.jobErrors++;
         if (job.durationNs > 0) this.stats.jobStretchMax = Math.max(this.stats.jobStretchMax, (this.ctx.now() - job.startedAt) / job.durationNs);
@@ -323,12 +334,23 @@ class Gpu implements Actor<Message>, GpuHost {
     if (bos.length === 0 || bos.some((b) => !b || b.freeing)) return fail(ENOENT);
     if (!(m.pattern.touch > 0 && m.pattern.touch <= 1) || !((m.pattern.shift ?? 0) >= 0 && (m.pattern.shift ?? 0) < 1) || !(m.durationNs >= 0) || (m.queue !== 'gfx' && m.queue !== 'compute')) return fail(EINVAL);
     if (m.pattern.write && bos.some((b) => b!.readonly)) return fail(EFAULT);
+    // One process per job: the queues preempt, and policies validate, by the job's process.
+    if (bos.some((b) => b!.pid !== bos[0]!.pid)) return fail(EINVAL);
+    // The CS holds a reference on each BO of its list until the job is pushed or has failed: a
+    // GEM_CLOSE meanwhile waits (amdgpu_bo_list; the BO goes with its last reference).
+    for (const b of bos) b!.submitting++;
+    const released = (): void => {
+      for (const b of bos) {
+        if (--b!.submitting === 0) for (const idle of b!.submitIdle.splice(0)) idle();
+      }
+    };
     const job: Job = {
       id: this.nextJob++, bos: bos as Bo[], pattern: m.pattern, durationNs: m.durationNs, queue: m.queue, fence: newFence(),
       submittedAt: t0, startedAt: -1, endedAt: -1, faults: 0, accesses: 0,
     };
     this.sleep(this.costs.submitNs, () =>
       this.policy.submit(job, (o) => {
+        released();
         this.stats.resubmissions += o.resubmissions;
         if (o.ret < 0) return fail(o.ret, o.pagesWalked, o.resubmissions);
         this.jobs.set(job.id, job);
@@ -342,7 +364,12 @@ class Gpu implements Actor<Message>, GpuHost {
 
   private wait(env: Envelope<Message>, m: GpuWait): void {
     const job = this.jobs.get(m.job);
-    if (!job) return this.reply(env, { type: 'gpu_wait_result', ret: ENOENT, job: m.job, value: 0 });
+    if (!job) {
+      // Older than the jobs kept: signalled long ago, its status gone (amdgpu_ctx_get_fence returns
+      // no fence for a sequence that left the ring). Never submitted: -EINVAL.
+      const gone = Number.isInteger(m.job) && m.job > 0 && m.job < this.nextJob;
+      return this.reply(env, { type: 'gpu_wait_result', ret: gone ? 0 : EINVAL, job: m.job, value: 0 });
+    }
     waitFences([job.fence], () => {
       this.jobs.delete(job.id);
       this.reply(env, { type: 'gpu_wait_result', ret: job.faults > 0 ? EFAULT : 0, job: job.id, value: job.pattern.value ?? job.id * 1e6 + 1 });
@@ -355,12 +382,13 @@ class Gpu implements Actor<Message>, GpuHost {
     bo.freeing = true;
     // The BO is destroyed once its reservation is idle (TTM's delayed delete).
     const free = (done: () => void) => (bo.domain === 'vram' ? (this.vramBos.free(bo), done()) : this.policy.freeBo(bo, done));
-    waitFences([...bo.fences].map((j) => j.fence), () =>
+    const submitsDone = (then: () => void) => (bo.submitting === 0 ? then() : void bo.submitIdle.push(then));
+    submitsDone(() => waitFences([...bo.fences].map((j) => j.fence), () =>
       free(() => {
         this.bos.delete(bo.handle);
         this.stats.bosFreed++;
         this.reply(env, { type: 'gpu_bo_free_result', ret: 0 });
       }),
-    );
+    ));
   }
 }

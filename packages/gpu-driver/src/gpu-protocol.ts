@@ -44,7 +44,7 @@ export interface GpuSubmit {
 export interface GpuSubmitResult { type: 'gpu_submit_result'; ret: number; job: number; pagesWalked: number; resubmissions: number }
 
 export interface GpuWait { type: 'gpu_wait'; job: number }
-/** ret 0 when the job completed, -EFAULT if it took a GPU page fault (a job error), -ENOENT unknown job. */
+/** ret 0 when the job completed (or ended so long ago that its status is gone), -EFAULT if it took a GPU page fault (a job error), -EINVAL for a job never submitted. */
 export interface GpuWaitResult { type: 'gpu_wait_result'; ret: number; job: number; value: number }
 
 export interface GpuBoFree { type: 'gpu_bo_free'; handle: number }

@@ -1,9 +1,7 @@
-// Jobs and fences (drm_sched_job / dma_fence). A job runs on one queue (amdgpu's gfx ring or a
-// compute ring); jobs of a queue run one after the other, queues run concurrently. While it runs,
-// a job's DMA accesses go to mm one by one (`dma_access`), spread evenly over its duration with
-// ctx.after; its fence signals at the end, after the last access was sent. A job that finds no
-// GPUVM entry (or a read-only one for a write) takes a GPU page fault: the access is dropped and
-// the job ends in error (amdgpu reports a VM fault and the context is marked guilty).
+// Jobs and fences (drm_sched_job / dma_fence), and which pages a job touches when. A job runs on one
+// queue (amdgpu's gfx ring or a compute ring); how it runs there (waves, preemption, faults, the
+// fence signalling at its end) is queues.ts. Its accesses are planned here: the pages it touches,
+// evenly spread over each BO, at evenly spread points of its duration.
 import type { Bo } from './bo.js';
 import type { AccessPattern, GpuQueue } from './gpu-protocol.js';
 

@@ -1,6 +1,7 @@
-// Policy `pin`: the BO's pages are pinned for the BO's life, as amdgpu's userptr BOs before HMM
-// (v4.x amdgpu_ttm_tt_get_user_pages → get_user_pages) and as RDMA's pinned MRs and every driver
-// that calls pin_user_pages(FOLL_LONGTERM) do today:
+// Policy `pin`: the BO's pages are pinned for the BO's life, as RDMA's pinned MRs, VFIO and every
+// driver that calls pin_user_pages(FOLL_LONGTERM) do (the GPU drivers do not: amdgpu's userptr
+// before HMM took gup references at each CS under an mmu_notifier, amdgpu_mn.c, which is what the
+// `userptr` policy models):
 //   create  pin_user_pages(addr, pages, FOLL_LONGTERM | FOLL_WRITE) of the whole BO (FOLL_WRITE
 //           unless read-only); a short pin is undone and fails the create; GPUVM filled from the pfns
 //   submit  nothing to walk: the pages cannot move

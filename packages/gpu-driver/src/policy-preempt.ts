@@ -16,8 +16,9 @@
 //   restore     amdgpu_amdkfd_restore_userptr_worker:
 //               (1) update_invalid_user_pages: for each BO with mem->invalid, note it, drop the lock,
 //                   get the whole BO's pages (-EFAULT counts as success: the GPU VM-faults later,
-//                   better than queues stalled for ever; other errors retry), retake the lock; if
-//                   mem->invalid changed meanwhile → -EAGAIN, else mem->invalid = 0.
+//                   better than queues stalled for ever; such a BO keeps mem->invalid and stays on
+//                   the list, walked again at the next restore; other errors retry), retake the
+//                   lock; if mem->invalid changed meanwhile → -EAGAIN, else mem->invalid = 0.
 //               (2) validate_invalid_user_pages: write the BOs' GPUVM entries and wait for the update.
 //               (3) under notifier_lock: evicted_bos changed since (1) → retry; any BO whose
 //                   read_retry fails → retry; else evicted_bos = 0 and kgd2kfd_resume_mm (`resumeNs`).
@@ -172,10 +173,14 @@ export function createPreemptPolicy(host: GpuHost, o: Partial<PreemptOptions> & 
             p.notifierLock.unlock();
             return retry('BO invalidated again while its pages were got');
           }
-          if (now !== undefined) {
+          if (now !== undefined && w) {
             p.bos.set(bo, 0);
-            // -EFAULT: no pages (the GPU will VM-fault on the BO rather than the queues stall).
-            p.inval.set(bo, w ?? 'efault');
+            p.inval.set(bo, w);
+          } else if (now !== undefined) {
+            // -EFAULT: no pages (the GPU will VM-fault on the BO rather than the queues stall). It
+            // stays invalid and on the list (mem->invalid kept, no mem->range): the next restore
+            // walks it again.
+            p.inval.set(bo, 'efault');
           }
           p.notifierLock.unlock();
           update(i + 1);
@@ -202,14 +207,20 @@ export function createPreemptPolicy(host: GpuHost, o: Partial<PreemptOptions> & 
           p.notifierLock.unlock();
           return retry('evicted again during the restore');
         }
+        // confirm_valid_user_pages_locked: a BO without pages (-EFAULT) is skipped and stays listed.
         for (const [bo, pages] of p.inval) {
-          if ((pages !== null && pages !== 'efault' && mmu_interval_read_retry(bo.notifier!, pages.seq)) || (p.bos.get(bo) ?? 0) > 0) {
+          if (pages === 'efault') continue;
+          if (pages === null || mmu_interval_read_retry(bo.notifier!, pages.seq) || (p.bos.get(bo) ?? 0) > 0) {
             p.notifierLock.unlock();
             return retry('read_retry');
           }
         }
-        const rebound = p.inval.size;
-        p.inval.clear();
+        let rebound = 0;
+        for (const [bo, pages] of p.inval) {
+          if (pages === 'efault') continue;
+          p.inval.delete(bo);
+          rebound++;
+        }
         p.evictedBos = 0;
         figures.restores++;
         host.sleep(opts.resumeNs, () => {

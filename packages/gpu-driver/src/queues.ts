@@ -208,6 +208,7 @@ export class GpuQueues {
     this.running.delete(job);
     job.endedAt = this.host.now();
     const q = this.queues[job.queue];
+    if (q[0] !== job) throw new Error(`gpu queues: job ${job.id} ended but is not the head of its ${job.queue} queue`);
     q.shift();
     this.host.jobEnded(job); // drops the job from its BOs' reservations
     signalFence(job.fence);

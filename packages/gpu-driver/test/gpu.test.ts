@@ -2,7 +2,7 @@
 // GEM_USERPTR, CS, WAIT_CS, GEM_CLOSE) and races munmap / mprotect / MADV_PAGEOUT / reclaim with
 // the jobs; the data oracle (kernel-mm's checker) judges every run from its trace.
 import { describe, expect, it } from 'vitest';
-import { MADV_PAGEOUT, PAGE_SIZE } from '@svmsim/kernel-mm';
+import { EINVAL, MADV_PAGEOUT, MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PAGE_SIZE, PROT_READ, PROT_WRITE } from '@svmsim/kernel-mm';
 import { formatViolation } from '@svmsim/kernel-mm/checker';
 import type { GpuSubmitResult } from '@svmsim/gpu-driver/gpu-protocol';
 import { ret, val, type Step } from '@svmsim/kernel-mm/testing/mm-harness';
@@ -151,4 +151,34 @@ describe('jobs racing the CPU over 50 seeds', () => {
     expect(dmaWrites).toBeGreaterThan(500);
     expect(swapOuts).toBeGreaterThan(100); // there was pressure: other pages went to swap
   }, 300_000);
+});
+
+describe('ioctl edges', () => {
+  it('GEM_CLOSE during a submission\'s walk waits for the submission, then for its job', async () => {
+    const pages = 64;
+    const steps: Step[] = [create, mmapAt(A, pages), boCreate(A, pages), { group: [submit([1], 1, 50_000, 3000) as never, gpu({ type: 'gpu_bo_free', handle: 1 }) as never] }];
+    for (let i = 0; i < 4; i++) steps.push(load(A + i * PAGE_SIZE));
+    const { results, check, gpu: g } = await run('userptr', steps);
+    const sub = results.find((r) => r.type === 'gpu_submit_result') as GpuSubmitResult;
+    expect(sub.ret).toBe(0);
+    expect(results.find((r) => r.type === 'gpu_bo_free_result')).toMatchObject({ ret: 0 });
+    // The job ran on pages that were still subscribed: every write landed, nothing stale.
+    expect(g.jobsDone).toBe(1);
+    expect(g.bos).toBe(0);
+    expect(results.filter((r) => r.type === 'cpu_access_result').map(val)).toEqual([3000, 3001, 3002, 3003]);
+    expect(check!.violations.map(formatViolation)).toEqual([]);
+  });
+
+  it('a job over BOs of two processes is refused (-EINVAL); WAIT_CS of a job never submitted: -EINVAL', async () => {
+    const steps: Step[] = [
+      create, create, mmapAt(A, 4),
+      { msg: { type: 'mmap', pid: 2, addr: A, length: 4 * PAGE_SIZE, prot: PROT_READ | PROT_WRITE, flags: MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED } as never },
+      boCreate(A, 4), gpu({ type: 'gpu_bo_create', pid: 2, addr: A, pages: 4 }),
+      submit([1, 2], 1, 10_000), gpu({ type: 'gpu_wait', job: 99 }),
+    ];
+    const { results } = await run('userptr', steps);
+    expect(results.filter((r) => r.type === 'gpu_bo_create_result').map(ret)).toEqual([1, 2]);
+    expect(results.filter((r) => r.type === 'gpu_submit_result').map(ret)).toEqual([EINVAL]);
+    expect(results.filter((r) => r.type === 'gpu_wait_result').map(ret)).toEqual([EINVAL]);
+  });
 });
