@@ -16,6 +16,7 @@ import { newFence, waitFences, type Job } from './job.js';
 import { GpuQueues, type QueueHost } from './queues.js';
 import { DEFAULT_VRAM_BOS, VramBos, type VramBoOptions } from './vram-bos.js';
 import { Mutex } from './lock.js';
+import { percentile } from './percentile.js';
 import { createPinPolicy } from './policy-pin.js';
 import { createUserptrPolicy } from './policy-userptr.js';
 import { createPreemptPolicy, type PreemptOptions } from './policy-preempt.js';
@@ -61,12 +62,6 @@ export function createGpu(config: unknown, id: ActorId): Actor<Message> {
 }
 
 const errName = (ret: number): string => ERRNO_NAMES[ret] ?? String(ret);
-
-function percentile(xs: number[], p: number): number {
-  if (xs.length === 0) return 0;
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)];
-}
 
 class Gpu implements Actor<Message>, GpuHost {
   ctx!: Ctx<Message>;

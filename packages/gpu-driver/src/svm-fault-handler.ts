@@ -1,0 +1,267 @@
+// svm-fault's GPU fault handler: the fault buffer, the batch handler and the per-fault
+// hmm_range_fault loop, as nouveau_svm.c (v6.6: nouveau_svm_fault, nouveau_range_fault; research/
+// drivers.md §3) and amdgpu with XNACK on (amdgpu_vm_handle_fault → kfd_svm.c
+// svm_range_restore_pages → svm_range_validate_and_map, v6.6–v6.8; §2b) do it.
+//
+//   GPU fault   an access with no GPUVM entry, or a write through a read-only one, is a retry fault
+//               (XNACK on / GP100 replayable faults): the wave stalls and the fault goes into the
+//               fault buffer. After `faultInterruptNs` (IH interrupt + work item) the handler
+//               (nouveau_svm_fault; kfd: amdgpu_vm_handle_fault → svm_range_restore_pages) drains
+//               the buffer as one batch, sorts it by (pid, page, write) and drops duplicates; faults
+//               arriving meanwhile wait for the next batch. Per distinct fault, in order:
+//                 - already covered by an entry a previous fault of the batch mapped → done
+//                   (nouveau: "later queued faults covered by the granted mapping are folded in");
+//                 - VRAM: a hot page (faults + accesses >= hotThreshold) not in VRAM is migrated
+//                   first (kfd: svm_range_best_restore_location → svm_migrate_to_vram);
+//                 - nouveau_range_fault / svm_range_validate_and_map: loop { mmu_interval_read_begin;
+//                   hmm_range_fault(HMM_PFN_REQ_FAULT [| REQ_WRITE], dev_private_owner = this GPU)
+//                   over a window of `faultWindowPages` aligned pages clipped to the BO (1 page as
+//                   nouveau v6.6; kfd uses its 2 MiB granularity); -EBUSY → again (maxBusyRetries);
+//                   lock notifier_lock (nouveau: svmm->mutex; kfd: svm_range_lock);
+//                   mmu_interval_read_retry → unlock, again; else write the GPUVM entries
+//                   (NVIF_VMM_V0_PFNMAP / amdgpu_vm_update_range), unlock }.
+//                 - hmm_range_fault -EFAULT / -EPERM (no VMA, PROT_NONE, write to a read-only VMA),
+//                   or a bound hit → the fault is cancelled (GP100_VMM_VN_FAULT_CANCEL / a VM fault):
+//                   the job ends in error.
+//               Then one replay for the whole batch (GP100_VMM_VN_FAULT_REPLAY): every fault of the
+//               batch retries its access; one still unmapped just faults again.
+//
+// hmm_range_fault returns an own device-private page as it is, read-only to a write request without
+// faulting it (mm/hmm.c hmm_vma_handle_pte, v6.6: "Don't fault in device private pages owned by the
+// caller, just report the PFN"); the handler then migrates that page back to RAM itself and retries.
+//
+// `unsafe` (unsafe-svm) skips mmu_interval_read_retry: it binds whatever hmm_range_fault returned
+// even if an invalidation of those pages was acked meanwhile. The checker must flag stale_translation.
+//
+// Departure: the fault buffer is unbounded (HW rings overflow and drop faults; the wave retries them).
+import {
+  EBUSY, EFAULT, HMM_PFN_DEVICE_PRIVATE, HMM_PFN_ERROR, HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_VALID, HMM_PFN_WRITE, PAGE_SIZE,
+  mmu_interval_read_retry, type HmmRangeFaultResult, type MmuIntervalReadBeginResult, type Pid,
+} from '@svmsim/kernel-mm';
+import { boFirstVpn, type Bo } from './bo.js';
+import type { GpuPte } from './gpuvm.js';
+import type { Job } from './job.js';
+import { percentile } from './percentile.js';
+import { retOf, type GpuHost } from './policy.js';
+import type { SvmVram } from './svm-vram.js';
+
+/** Simulation bound: migrate-back-and-retry rounds of one write fault on a read-only VRAM page. */
+const VRAM_RO_RETRIES_MAX = 3;
+
+/** One entry of the fault buffer. */
+interface Fault {
+  job: Job;
+  bo: Bo | undefined;
+  pid: Pid;
+  vpn: number;
+  write: boolean;
+  raisedAt: number;
+  resolve: (replay: boolean) => void;
+}
+
+export interface SvmFaultHandlerOptions {
+  unsafe: boolean;
+  /** -EBUSY answers plus read_retry restarts of one fault before it is cancelled. */
+  maxBusyRetries: number;
+  /** Pages mapped per fault, an aligned window clipped to the BO. */
+  window: number;
+  hotThreshold: number;
+}
+
+export interface SvmFaultHandler {
+  /** A retry fault into the fault buffer; resolve(true) replays it, resolve(false) cancels it. */
+  raise(job: Job, bo: Bo | undefined, pid: Pid, vpn: number, write: boolean, resolve: (replay: boolean) => void): void;
+  summary(): Record<string, unknown>;
+}
+
+export function createSvmFaultHandler(host: GpuHost, opts: SvmFaultHandlerOptions, vram: SvmVram): SvmFaultHandler {
+  const { window, hotThreshold } = opts;
+  const lock = host.notifierLock;
+  const tracing = () => host.ctx.tracing;
+  const s = {
+    deviceFaults: 0,
+    deviceFaultsResolved: 0,
+    deviceFaultsCancelled: 0,
+    /** Faults of a batch that an earlier fault of the same batch (same pid, page, access) covered. */
+    deviceFaultsDeduped: 0,
+    faultBatches: 0,
+    faultBatchSizeMax: 0,
+    pagesFaulted: 0,
+    hmmRangeFaults: 0,
+    readRetries: 0,
+    /** unsafe-svm: read_retry said stale and was ignored. */
+    readRetriesSkipped: 0,
+    faultLatencyNs: [] as number[],
+  };
+
+  let buffer: Fault[] = [];
+  let handlerState: 'idle' | 'scheduled' | 'running' = 'idle';
+
+  const scheduleHandler = (): void => {
+    if (handlerState !== 'idle' || buffer.length === 0) return;
+    handlerState = 'scheduled';
+    const delay = Math.max(0, buffer[0].raisedAt + host.costs.faultInterruptNs - host.ctx.now());
+    host.sleep(delay, runBatch);
+  };
+
+  /** nouveau_svm_fault: drain, sort, dedup, handle each distinct fault, replay once. */
+  const runBatch = (): void => {
+    handlerState = 'running';
+    const batch = buffer;
+    buffer = [];
+    s.faultBatches++;
+    s.faultBatchSizeMax = Math.max(s.faultBatchSizeMax, batch.length);
+    batch.sort((a, b) => a.pid - b.pid || a.vpn - b.vpn || Number(a.write) - Number(b.write));
+    const distinct: Fault[][] = [];
+    for (const f of batch) {
+      const last = distinct[distinct.length - 1];
+      if (last && last[0].pid === f.pid && last[0].vpn === f.vpn && last[0].write === f.write) {
+        last.push(f);
+        s.deviceFaultsDeduped++;
+      } else distinct.push([f]);
+    }
+    if (tracing()) host.ctx.trace('gpu_fault_batch', { faults: batch.length, distinct: distinct.length });
+    const outcome = new Map<Fault, boolean>();
+    const next = (i: number): void => {
+      if (i === distinct.length) return void host.sleep(host.costs.replayNs, () => replay(batch, outcome));
+      const group = distinct[i];
+      handleFault(group[0], (ret) => {
+        for (const f of group) outcome.set(f, ret === 0);
+        next(i + 1);
+      });
+    };
+    next(0);
+  };
+
+  /** GP100_VMM_VN_FAULT_REPLAY for the batch; cancelled faults become VM faults. */
+  const replay = (batch: Fault[], outcome: Map<Fault, boolean>): void => {
+    if (tracing()) host.ctx.trace('gpu_fault_replay', { faults: batch.length });
+    handlerState = 'idle';
+    for (const f of batch) {
+      const ok = outcome.get(f) === true;
+      if (ok) s.deviceFaultsResolved++;
+      else s.deviceFaultsCancelled++;
+      s.faultLatencyNs.push(host.ctx.now() - f.raisedAt);
+      f.resolve(ok);
+    }
+    scheduleHandler();
+  };
+
+  /** One distinct fault: done(0) when its page is mapped (or covered), else done(-errno) → cancel. */
+  const handleFault = (f: Fault, done: (ret: number) => void): void => {
+    const bo = f.bo;
+    if (!bo || !bo.notifier) return done(EFAULT);
+    const pte = host.vm.lookup(f.pid, f.vpn * PAGE_SIZE);
+    if (pte && (!f.write || pte.writable)) return done(0); // a previous fault of the batch mapped it
+    const first = boFirstVpn(bo);
+    const ws = Math.max(first, f.vpn - (f.vpn % window));
+    const we = Math.min(first + bo.pages, ws + window);
+    const hot = vram.bump(f.pid, f.vpn) >= hotThreshold;
+    const fault = (): void => rangeFault(bo, ws, we, f.write, f.vpn, 0, done);
+    if (!hot || !vram.enabled || vram.has(f.pid, f.vpn)) return fault();
+    vram.migrateToVram(bo, ws, we, fault);
+  };
+
+  /**
+   * nouveau_range_fault: read_begin → hmm_range_fault → lock → read_retry → map → unlock, over
+   * [ws, we) (pages). done(0) or done(-errno).
+   */
+  const rangeFault = (bo: Bo, ws: number, we: number, write: boolean, vpn: number, roRetries: number, done: (ret: number) => void): void => {
+    const n = bo.notifier;
+    if (!n) return done(EFAULT);
+    const start = ws * PAGE_SIZE;
+    const end = we * PAGE_SIZE;
+    const default_flags = HMM_PFN_REQ_FAULT | (write ? HMM_PFN_REQ_WRITE : 0);
+    let restarts = 0;
+    const again = (): void => {
+      host.call({ type: 'mmu_interval_read_begin', sub: n.sub }, (r) => {
+        const ret = retOf(r);
+        if (ret < 0) return done(ret);
+        const seq = (r as MmuIntervalReadBeginResult).seq;
+        if (!n.known) n.invalidate_seq = seq;
+        s.hmmRangeFaults++;
+        host.call(
+          { type: 'hmm_range_fault', sub: n.sub, notifier_seq: seq, start, end, default_flags, pfn_flags_mask: 0, dev_private_owner: vram.enabled ? host.id : null },
+          (h) => {
+            const hret = retOf(h);
+            if (hret === EBUSY) {
+              host.stats.ebusyRetries++;
+              if (++restarts > opts.maxBusyRetries) return done(EBUSY);
+              return again();
+            }
+            if (hret < 0) return done(hret);
+            const res = h as HmmRangeFaultResult;
+            lock.lock(() => {
+              if (mmu_interval_read_retry(n, seq)) {
+                if (!opts.unsafe) {
+                  lock.unlock();
+                  s.readRetries++;
+                  if (tracing()) host.ctx.trace('gpu_svm_read_retry', { sub: n.sub, seq, invalidate_seq: n.invalidate_seq, start, end });
+                  if (++restarts > opts.maxBusyRetries) return done(EBUSY);
+                  return again();
+                }
+                s.readRetriesSkipped++; // the bug: bind pfns an acked invalidation may have replaced
+              }
+              const mapped = map(bo, ws, res, n.sub, seq);
+              lock.unlock();
+              if (mapped < 0) return done(mapped);
+              s.pagesFaulted += we - ws;
+              const got = host.vm.lookup(bo.pid, vpn * PAGE_SIZE);
+              const roVram = write && got?.vram === true && !got.writable;
+              host.sleep((we - ws) * host.costs.faultPerPageNs + mapped * host.costs.ptePerPageNs, () => {
+                if (!roVram) return done(0);
+                // mm gave our own VRAM page read-only to a write request (the kernel would have
+                // faulted it to RAM): bring it back ourselves, then fault again.
+                if (roRetries >= VRAM_RO_RETRIES_MAX) return done(EFAULT);
+                vram.evictPage(bo.pid, vpn, () => rangeFault(bo, ws, we, write, vpn, roRetries + 1, done));
+              });
+            });
+          },
+        );
+      });
+    };
+    again();
+  };
+
+  /** Under the lock: write GPUVM from the pfns. Returns the entries changed, or -EFAULT. */
+  const map = (bo: Bo, ws: number, res: HmmRangeFaultResult, sub: number, seq: number): number => {
+    let changed = 0;
+    for (let i = 0; i < res.flags.length; i++) {
+      const f = res.flags[i];
+      if (f & HMM_PFN_ERROR || !(f & HMM_PFN_VALID)) {
+        host.warn('hmm_range_fault succeeded with a page the GPU cannot map', { handle: bo.handle, vpn: ws + i, flags: f });
+        return EFAULT;
+      }
+    }
+    for (let i = 0; i < res.flags.length; i++) {
+      const f = res.flags[i];
+      const vramPage = (f & HMM_PFN_DEVICE_PRIVATE) !== 0;
+      const pte: GpuPte = { pfn: res.pfns[i], writable: (f & HMM_PFN_WRITE) !== 0 && !bo.readonly, tr: { via: 'mirror', sub, seq } };
+      if (vramPage) pte.vram = true;
+      const old = host.vm.lookup(bo.pid, (ws + i) * PAGE_SIZE);
+      if (!old || old.pfn !== pte.pfn || old.writable !== pte.writable || old.vram !== pte.vram) changed++;
+      host.vm.set(bo.pid, ws + i, pte);
+    }
+    return changed;
+  };
+
+  return {
+    raise(job: Job, bo: Bo | undefined, pid: Pid, vpn: number, write: boolean, resolve: (replay: boolean) => void): void {
+      s.deviceFaults++;
+      if (tracing()) host.ctx.trace('gpu_retry_fault', { job: job.id, pid, addr: vpn * PAGE_SIZE, write });
+      buffer.push({ job, bo, pid, vpn, write, raisedAt: host.ctx.now(), resolve });
+      scheduleHandler();
+    },
+
+    summary(): Record<string, unknown> {
+      return {
+        ...s,
+        faultLatencyNs: undefined,
+        faultLatencyP50Ns: percentile(s.faultLatencyNs, 50),
+        faultLatencyP99Ns: percentile(s.faultLatencyNs, 99),
+        faultLatencyMaxNs: s.faultLatencyNs.length ? Math.max(...s.faultLatencyNs) : 0,
+        faultsPending: buffer.length,
+      };
+    },
+  };
+}
