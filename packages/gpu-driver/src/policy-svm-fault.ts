@@ -29,8 +29,16 @@
 //               eviction zap them under the lock when they copy the page out). nouveau skips its own
 //               MIGRATE entirely (it maps the new pfns itself); kfd zaps everything; dmirror does
 //               what we do.
-//   free        under migrate_mutex (so the migration in flight ends first, and those queued for the
-//               BO are dropped: kfd's svm_range_list_fini flushes its deferred work), GPUVM cleared,
+//   free        after the BO's fences. The BO is marked closing, then its retry faults are drained
+//               (svm_range_drain_retry_fault, which kfd's svm_range_list_fini and
+//               svm_range_unmap_from_cpu call before a range goes): gpu_bo_free waits until every
+//               fault of the BO raised so far is decided. A job's fences signal when a VM fault kills
+//               it, with faults of its other waves still in the buffer; those are cancelled without
+//               touching mm, as is any fault of a closing BO, and a fault loop in flight maps nothing
+//               once the BO is closing or its notifier changed (checked under the lock: a notifier
+//               remove does not bump the sequence, so read_retry alone would pass). Then, under
+//               migrate_mutex (the migration in flight ends first, and those queued for the BO are
+//               dropped: svm_range_list_fini flushes its deferred work), GPUVM cleared,
 //               mmu_interval_notifier_remove. Pages in VRAM stay there (they are the process's
 //               memory; a CPU access brings them back).
 //
@@ -94,10 +102,10 @@ export function createSvmFaultPolicy(host: GpuHost, opts: SvmFaultOptions): Poli
     host.sleep(host.costs.tlbFlushNs, then);
   };
 
-  /** BOs in freeBo or freed: their queued migrations to VRAM are dropped. */
+  /** BOs in freeBo or freed: their faults are cancelled and their queued migrations to VRAM dropped. */
   const closing = new WeakSet<Bo>();
   const vram = createSvmVram(host, { vramPages, hotThreshold, window, closing, flushIf });
-  const faults = createSvmFaultHandler(host, { unsafe: opts.unsafe, maxBusyRetries: opts.maxBusyRetries, window, hotThreshold }, vram);
+  const faults = createSvmFaultHandler(host, { unsafe: opts.unsafe, maxBusyRetries: opts.maxBusyRetries, window, hotThreshold, closing }, vram);
 
   return {
     name: opts.unsafe ? 'unsafe-svm' : 'svm-fault',
@@ -152,15 +160,19 @@ export function createSvmFaultPolicy(host: GpuHost, opts: SvmFaultOptions): Poli
     },
 
     freeBo(bo: Bo, done: () => void): void {
-      // The jobs are done, but not the migrations their accesses and faults queued (a hot page
-      // migrates in the background, and each migration may first evict). Tear down under
-      // migrate_mutex, as kfd's svm_range_list_fini flushes its deferred work and drains retry
-      // faults before it removes the notifiers: the migration holding it (between
-      // migrate_vma_setup and finalize, its pages under migration entries) ends first; those
-      // queued see `closing` and do nothing. So when GEM_CLOSE returns, whatever reads the memory
-      // next (the end-of-run dump) finds pages, not migration entries.
+      // The jobs are done, but not necessarily the faults they raised (a job a VM fault killed
+      // leaves the faults of its other waves in the buffer) nor the migrations their accesses and
+      // faults queued (a hot page migrates in the background, and each migration may first
+      // evict). As kfd's svm_range_list_fini, drain the BO's retry faults first
+      // (svm_range_drain_retry_fault): from here on the handler maps nothing for the BO, and once
+      // its faults are decided nothing it started for them is in flight. Then tear down under
+      // migrate_mutex, as svm_range_list_fini flushes its deferred work before it removes the
+      // notifiers: the migration holding it (between migrate_vma_setup and finalize, its pages
+      // under migration entries) ends first; those queued see `closing` and do nothing. So when
+      // GEM_CLOSE returns, no GPUVM entry of the BO is left or on its way, and whatever reads the
+      // memory next (the end-of-run dump) finds pages, not migration entries.
       closing.add(bo);
-      vram.lockMigrate((unlock) => {
+      faults.drain(bo, () => vram.lockMigrate((unlock) => {
         const finish = (): void => {
           unlock();
           done();
@@ -173,7 +185,7 @@ export function createSvmFaultPolicy(host: GpuHost, opts: SvmFaultOptions): Poli
           bo.notifier = null;
           finish();
         });
-      });
+      }));
     },
 
     receive(env: Envelope<Message>, m: Message): boolean {

@@ -25,6 +25,17 @@
 //                   the job ends in error.
 //               Then one replay for the whole batch (GP100_VMM_VN_FAULT_REPLAY): every fault of the
 //               batch retries its access; one still unmapped just faults again.
+//   ended jobs  a VM fault kills the whole job at the replay that cancels one of its faults
+//               (queues.ts kill), and its fence signals at once; faults of its other waves raised
+//               before that are still in the buffer. A fault whose job has ended when its batch
+//               comes is cancelled without touching mm: the job is gone, and its BOs may be on their
+//               way out (gpu_bo_free waits on the fences, nothing else).
+//   teardown    gpu_bo_free (policy-svm-fault.ts freeBo) marks the BO closing and waits in drain()
+//               until every fault of the BO raised so far is decided (svm_range_drain_retry_fault).
+//               A fault of a closing BO is cancelled before read_begin; a loop whose hmm_range_fault
+//               was in flight when the BO started closing maps nothing: under the lock it checks
+//               that the BO is not closing and still has the notifier the loop began with (a
+//               notifier remove does not bump the sequence, so read_retry would pass).
 //
 // hmm_range_fault returns an own device-private page as it is, read-only to a write request without
 // faulting it (mm/hmm.c hmm_vma_handle_pte, v6.6: "Don't fault in device private pages owned by the
@@ -66,16 +77,23 @@ export interface SvmFaultHandlerOptions {
   /** Pages mapped per fault, an aligned window clipped to the BO. */
   window: number;
   hotThreshold: number;
+  /** BOs being torn down (policy-svm-fault.ts freeBo): their faults are cancelled, never mapped. */
+  closing: WeakSet<Bo>;
 }
 
 export interface SvmFaultHandler {
   /** A retry fault into the fault buffer; resolve(true) replays it, resolve(false) cancels it. */
   raise(job: Job, bo: Bo | undefined, pid: Pid, vpn: number, write: boolean, resolve: (replay: boolean) => void): void;
+  /**
+   * svm_range_drain_retry_fault for one BO: `then` once every fault of the BO raised so far is
+   * decided (mapped or cancelled), so nothing the handler does for the BO outlives the teardown.
+   */
+  drain(bo: Bo, then: () => void): void;
   summary(): Record<string, unknown>;
 }
 
 export function createSvmFaultHandler(host: GpuHost, opts: SvmFaultHandlerOptions, vram: SvmVram): SvmFaultHandler {
-  const { window, hotThreshold } = opts;
+  const { window, hotThreshold, closing } = opts;
   const lock = host.notifierLock;
   const tracing = () => host.ctx.tracing;
   const s = {
@@ -92,6 +110,26 @@ export function createSvmFaultHandler(host: GpuHost, opts: SvmFaultHandlerOption
     /** unsafe-svm: read_retry said stale and was ignored. */
     readRetriesSkipped: 0,
     faultLatencyNs: [] as number[],
+    /** Faults of jobs that had ended (a VM fault killed them) when their batch came: cancelled without mm. */
+    deviceFaultsOfEndedJobs: 0,
+    /** Faults of a BO being torn down: cancelled before read_begin or, under the lock, before mapping. */
+    faultsOfClosingBos: 0,
+    /** gpu_bo_free calls that waited for faults of the BO to be decided. */
+    freeDrainWaits: 0,
+  };
+
+  /** Per BO, its faults raised and not yet decided (in the buffer, or in the batch being handled). */
+  const undecided = new Map<Bo, number>();
+  const drainWaiters = new Map<Bo, (() => void)[]>();
+  const decided = (f: Fault): void => {
+    if (!f.bo) return;
+    const left = undecided.get(f.bo)! - 1;
+    if (left < 0) throw new Error(`svm-fault: BO ${f.bo.handle} has more faults decided than raised`);
+    if (left > 0) return void undecided.set(f.bo, left);
+    undecided.delete(f.bo);
+    const waiters = drainWaiters.get(f.bo);
+    drainWaiters.delete(f.bo);
+    for (const w of waiters ?? []) w();
   };
 
   let buffer: Fault[] = [];
@@ -125,10 +163,20 @@ export function createSvmFaultHandler(host: GpuHost, opts: SvmFaultHandlerOption
     const next = (i: number): void => {
       if (i === distinct.length) return void host.sleep(host.costs.replayNs, () => replay(batch, outcome));
       const group = distinct[i];
-      handleFault(group[0], (ret) => {
-        for (const f of group) outcome.set(f, ret === 0);
+      const decide = (ret: number): void => {
+        for (const f of group) {
+          outcome.set(f, ret === 0 && f.job.endedAt < 0);
+          decided(f);
+        }
         next(i + 1);
-      });
+      };
+      // A fault raised before a VM fault killed its job (queues.ts kill) is still in the buffer:
+      // the job is gone (its fence signalled, its BOs may be on their way out), so nothing is
+      // faulted or mapped for it; the replay cancels it.
+      const live = group.find((f) => f.job.endedAt < 0);
+      s.deviceFaultsOfEndedJobs += group.filter((f) => f.job.endedAt >= 0).length;
+      if (!live) return decide(EFAULT);
+      handleFault(live, decide);
     };
     next(0);
   };
@@ -151,6 +199,10 @@ export function createSvmFaultHandler(host: GpuHost, opts: SvmFaultHandlerOption
   const handleFault = (f: Fault, done: (ret: number) => void): void => {
     const bo = f.bo;
     if (!bo || !bo.notifier) return done(EFAULT);
+    if (closing.has(bo)) {
+      s.faultsOfClosingBos++;
+      return done(EFAULT);
+    }
     const pte = host.vm.lookup(f.pid, f.vpn * PAGE_SIZE);
     if (pte && (!f.write || pte.writable)) return done(0); // a previous fault of the batch mapped it
     const first = boFirstVpn(bo);
@@ -173,7 +225,13 @@ export function createSvmFaultHandler(host: GpuHost, opts: SvmFaultHandlerOption
     const end = we * PAGE_SIZE;
     const default_flags = HMM_PFN_REQ_FAULT | (write ? HMM_PFN_REQ_WRITE : 0);
     let restarts = 0;
+    /** The BO is being torn down, or its notifier is not the one this loop began with: map nothing. */
+    const gone = (): boolean => closing.has(bo) || bo.notifier !== n;
     const again = (): void => {
+      if (gone()) {
+        s.faultsOfClosingBos++;
+        return done(EFAULT);
+      }
       host.call({ type: 'mmu_interval_read_begin', sub: n.sub }, (r) => {
         const ret = retOf(r);
         if (ret < 0) return done(ret);
@@ -192,6 +250,12 @@ export function createSvmFaultHandler(host: GpuHost, opts: SvmFaultHandlerOption
             if (hret < 0) return done(hret);
             const res = h as HmmRangeFaultResult;
             lock.lock(() => {
+              // A notifier remove does not bump the sequence: read_retry cannot see the BO go.
+              if (gone()) {
+                lock.unlock();
+                s.faultsOfClosingBos++;
+                return done(EFAULT);
+              }
               if (mmu_interval_read_retry(n, seq)) {
                 if (!opts.unsafe) {
                   lock.unlock();
@@ -213,7 +277,7 @@ export function createSvmFaultHandler(host: GpuHost, opts: SvmFaultHandlerOption
                 // mm gave our own VRAM page read-only to a write request (the kernel would have
                 // faulted it to RAM): bring it back ourselves, then fault again.
                 if (roRetries >= VRAM_RO_RETRIES_MAX) return done(EFAULT);
-                vram.evictPage(bo.pid, vpn, () => rangeFault(bo, ws, we, write, vpn, roRetries + 1, done));
+                vram.evictPage(bo, vpn, (ok) => (ok ? rangeFault(bo, ws, we, write, vpn, roRetries + 1, done) : done(EFAULT)));
               });
             });
           },
@@ -248,9 +312,18 @@ export function createSvmFaultHandler(host: GpuHost, opts: SvmFaultHandlerOption
   return {
     raise(job: Job, bo: Bo | undefined, pid: Pid, vpn: number, write: boolean, resolve: (replay: boolean) => void): void {
       s.deviceFaults++;
+      if (bo) undecided.set(bo, (undecided.get(bo) ?? 0) + 1);
       if (tracing()) host.ctx.trace('gpu_retry_fault', { job: job.id, pid, addr: vpn * PAGE_SIZE, write });
       buffer.push({ job, bo, pid, vpn, write, raisedAt: host.ctx.now(), resolve });
       scheduleHandler();
+    },
+
+    drain(bo: Bo, then: () => void): void {
+      if (!undecided.has(bo)) return then();
+      s.freeDrainWaits++;
+      const waiters = drainWaiters.get(bo);
+      if (waiters) waiters.push(then);
+      else drainWaiters.set(bo, [then]);
     },
 
     summary(): Record<string, unknown> {

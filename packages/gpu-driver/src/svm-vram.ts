@@ -88,8 +88,11 @@ export interface SvmVram {
   has(pid: Pid, vpn: number): boolean;
   /** svm_migrate_vma_to_vram of [ws, we) (pages) of the BO under migrate_mutex; `done` always runs. */
   migrateToVram(bo: Bo, ws: number, we: number, done: () => void): void;
-  /** svm_migrate_vram_to_ram of one page (the fault handler's read-only VRAM page), then `done`. */
-  evictPage(pid: Pid, vpn: number, done: () => void): void;
+  /**
+   * svm_migrate_vram_to_ram of one page of the BO (the fault handler's read-only VRAM page) under
+   * migrate_mutex; done(false) without moving anything if the BO is closing.
+   */
+  evictPage(bo: Bo, vpn: number, done: (ok: boolean) => void): void;
   /** A GPU access through a GPUVM entry: true if VRAM served it (the entry maps a VRAM page). */
   access(job: Job, bo: Bo, page: number, pte: GpuPte, value: number): boolean;
   /** mutex_lock(migrate_mutex) for the BO teardown; `unlock` releases it. */
@@ -327,8 +330,19 @@ export function createSvmVram(host: GpuHost, opts: SvmVramOptions): SvmVram {
     has: (pid, vpn) => vramAt.has(pageKey(pid, vpn)),
     migrateToVram,
 
-    evictPage(pid: Pid, vpn: number, done: () => void): void {
-      evictRange({ pid, startVpn: vpn, endVpn: vpn + 1 }, done);
+    evictPage(bo: Bo, vpn: number, done: (ok: boolean) => void): void {
+      // Under migrate_mutex like every migration of ours: a teardown must not find this page
+      // between migrate_vma_setup and finalize (b2e9a51's lost write, by another path).
+      migrateMutex.lock(() => {
+        if (closing.has(bo)) {
+          migrateUnlock();
+          return done(false);
+        }
+        evictRange({ pid: bo.pid, startVpn: vpn, endVpn: vpn + 1 }, () => {
+          migrateUnlock();
+          done(true);
+        });
+      });
     },
 
     access(job: Job, bo: Bo, page: number, pte: GpuPte, value: number): boolean {

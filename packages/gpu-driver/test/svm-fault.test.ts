@@ -264,7 +264,8 @@ describe('the read_retry race over 50 seeds (16-page fault windows)', () => {
       retries += g.readRetries;
     }
     console.log(`svm-fault read_retry race: ${retries} read retries in 50 seeds`);
-    expect(retries).toBeGreaterThan(20);
+    // 20 at the time of writing (32 before faults of jobs a VM fault had killed stopped being walked).
+    expect(retries).toBeGreaterThan(10);
   }, 600_000);
 
   it('unsafe-svm: binds the stale pfns, and the checker says stale_translation', async () => {
@@ -277,7 +278,7 @@ describe('the read_retry race over 50 seeds (16-page fault windows)', () => {
       if (check!.violations.some((v) => v.kind === 'stale_translation')) caught++;
     }
     console.log(`unsafe-svm caught in ${caught}/50 seeds, read_retry skipped ${skipped} times`);
-    expect(skipped).toBeGreaterThan(20);
+    expect(skipped).toBeGreaterThan(10); // 22 at the time of writing
     expect(caught).toBeGreaterThanOrEqual(3);
   }, 600_000);
 });
@@ -420,6 +421,67 @@ describe('svm-fault: gpu_bo_free waits for the migrations in flight', () => {
       expect(totals.migrated).toBeGreaterThan(6 * pages / 2);
       expect(totals.dropped).toBeGreaterThan(0);
       if (vramPages < pages) expect(totals.evictions).toBeGreaterThan(0);
+    }, 120_000);
+  }
+});
+
+/**
+ * Faults of a job a VM fault killed, racing GEM_CLOSE. Job 1 (compute, 16 waves over a 32-page BO
+ * whose pages are swapped out) hits munmapped page 0 first; the fault of its wave 1 arrives while
+ * that batch is being handled, so it waits for the next batch, which runs after the kill. Job 2
+ * (gfx, one page of the same BO) ends a few µs later, while that next batch would be swapping the
+ * page in for the dead job; gpu_bo_free, sent at once and waiting on both fences, then tears the BO
+ * down. Then the CPU unmaps, remaps and rewrites those pages: no notifier tells the GPU any more.
+ * Before the fix the dead job's hmm_range_fault answer arrived after the free, read_retry passed (a
+ * notifier remove does not bump the sequence) and the handler mapped a page of a BO that no longer
+ * existed: a GPUVM entry nothing would ever invalidate. A new BO over the same pages then wrote
+ * through it (stale_translation).
+ */
+describe('svm-fault: faults of a killed job are not mapped after gpu_bo_free', () => {
+  const pages = 32;
+  const job = (touch: number, durationNs: number, value: number, queue: 'gfx' | 'compute', shift = 0) =>
+    ({ to: 'gpu0', msg: { type: 'gpu_submit', bos: [1], pattern: { touch, write: true, value, shift }, durationNs, queue } as unknown as Message });
+  const script = (job2Ns: number, reuse: boolean): Step[] => {
+    const steps: Step[] = [create, mmapAt(A, pages)];
+    for (let i = 0; i < pages; i++) steps.push(store(A + i * PAGE_SIZE, 100 + i));
+    steps.push(boCreate(A, pages), { msg: { type: 'madvise', pid: PID, addr: A, length: pages * PAGE_SIZE, advice: MADV_PAGEOUT } as never }, munmap(A, 1));
+    steps.push({ group: [job(1, 320_000, 5000, 'compute'), job(1 / pages, job2Ns, 7000, 'gfx', 0.5)] }, gpu({ type: 'gpu_bo_free', handle: 1 }), { sleepNs: 100_000 });
+    steps.push(munmap(A + PAGE_SIZE, pages - 1), mmapAt(A + PAGE_SIZE, pages - 1));
+    for (let i = 1; i < pages; i++) steps.push(store(A + i * PAGE_SIZE, 900 + i));
+    if (reuse) {
+      // A new BO over the same pages: its job must fault every page, not write through a leftover entry.
+      steps.push(boCreate(A + PAGE_SIZE, pages - 1), submit([2], 1, 100_000, 3000), waitLast);
+      for (let i = 1; i < pages; i++) steps.push(load(A + i * PAGE_SIZE));
+    }
+    return steps;
+  };
+
+  for (const [name, svm] of [['without VRAM', NO_VRAM], ['with VRAM', { vramPages: 8, hotThreshold: 2 }]] as const) {
+    it(`${name}: no GPUVM entry of the BO survives the free; a new BO over the pages is clean`, async () => {
+      let ofEndedJobs = 0;
+      for (let seed = 1; seed <= 4; seed++) {
+        for (const job2Ns of [10_000, 12_000, 14_000]) {
+          const at = `seed ${seed}, job 2 ${job2Ns} ns`;
+          const freed = await runSvm('svm-fault', script(job2Ns, false), svm, seed);
+          expect(freed.r.reason, at).toBe('app: dumped');
+          expect(freed.results.filter((x) => x.type === 'gpu_bo_free_result').map(ret), at).toEqual([0]);
+          expect(freed.gpu.jobErrors, at).toBe(1);
+          expect(freed.gpu.gpuvmEntries, at).toBe(0);
+          expect(freed.check!.violations.map(formatViolation), at).toEqual([]);
+          expect(freed.gpu.faultsPending, at).toBe(0);
+          expect(freed.gpu.pendingCalls, at).toBe(0);
+          expect(freed.gpu.warnings, at).toBe(0);
+          expect(freed.gpu.deviceFaultsResolved + freed.gpu.deviceFaultsCancelled, at).toBe(freed.gpu.deviceFaults);
+          ofEndedJobs += freed.gpu.deviceFaultsOfEndedJobs;
+
+          const reused = await runSvm('svm-fault', script(job2Ns, true), svm, seed);
+          expect(reused.check!.violations.map(formatViolation), at).toEqual([]);
+          expect(reused.results.filter((x) => x.type === 'gpu_wait_result').map(ret), at).toEqual([0]);
+          expect(loadsOf(reused.results).slice(-(pages - 1)).map(val), at).toEqual(Array.from({ length: pages - 1 }, (_, i) => 3000 + i));
+        }
+      }
+      // The race happened: faults of the dead job reached a batch, and were cancelled there without mm.
+      expect(ofEndedJobs).toBeGreaterThan(0);
     }, 120_000);
   }
 });
