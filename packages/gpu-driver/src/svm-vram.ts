@@ -33,7 +33,9 @@
 // Departures: hotness (GPU faults + accesses of a page while in system memory, `hotThreshold`)
 // decides migration, where nouveau migrates only on request and kfd by range attributes; heat does
 // not decay. Pages made hot by accesses migrate in the background, at most
-// BACKGROUND_MIGRATIONS_MAX queued on migrate_mutex at once (more are skipped: migrationsSkipped).
+// BACKGROUND_MIGRATIONS_MAX queued on migrate_mutex at once (more are skipped: migrationsSkipped);
+// a skipped page, or one hot while a migration of it was pending, tries again at its next access,
+// and one migrate_vma_setup did not select (a file or KSM page, a pinned one) does not.
 import {
   EFAULT, MIGRATE_PFN_MIGRATE, MIGRATE_PFN_VALID, MIGRATE_VMA_SELECT_DEVICE_PRIVATE, MIGRATE_VMA_SELECT_SYSTEM, PAGE_SIZE,
   type DevicePageFree, type MemremapPagesResult, type MigrateToRam, type MigrateToRamResult, type MigrateVmaFinalizeResult,
@@ -139,6 +141,8 @@ export function createSvmVram(host: GpuHost, opts: SvmVramOptions): SvmVram {
   const heat = new Map<number, number>();
   /** Pages with a migration to VRAM queued or running. */
   const migrating = new Set<number>();
+  /** Pages migrate_vma_setup did not select (a file or KSM page, a pinned or locked one): accesses do not try them again. */
+  const unmovable = new Set<number>();
   /** prange->migrate_mutex: one migration at a time (never held with notifierLock across a message to mm). */
   const migrateMutex = new Mutex('gpu svm migrate_mutex');
   /** Migrations to VRAM waiting for migrate_mutex. */
@@ -227,7 +231,10 @@ export function createSvmVram(host: GpuHost, opts: SvmVramOptions): SvmVram {
             const dst = new Float64Array(n).fill(-1);
             let copies = 0;
             for (let i = 0; i < n; i++) {
-              if (!(su.src_flags[i] & MIGRATE_PFN_MIGRATE)) continue;
+              if (!(su.src_flags[i] & MIGRATE_PFN_MIGRATE)) {
+                unmovable.add(pageKey(pid, ws + i));
+                continue;
+              }
               const dpfn = vramFree.pop();
               if (dpfn === undefined) break;
               // No VALID: pte_none or the zero page, cleared in VRAM.
@@ -246,6 +253,7 @@ export function createSvmVram(host: GpuHost, opts: SvmVramOptions): SvmVram {
                   if (dst[i] < 0) continue;
                   vramAt.set(pageKey(pid, ws + i), dst[i]);
                   heat.delete(pageKey(pid, ws + i));
+                  unmovable.delete(pageKey(pid, ws + i));
                 }
                 const migrated = (fr as MigrateVmaFinalizeResult).migrated;
                 s.migratedToVram += migrated;
@@ -348,11 +356,21 @@ export function createSvmVram(host: GpuHost, opts: SvmVramOptions): SvmVram {
     access(job: Job, bo: Bo, page: number, pte: GpuPte, value: number): boolean {
       const vpn = boFirstVpn(bo) + page;
       if (!pte.vram) {
-        if (enabled && bump(bo.pid, vpn) === hotThreshold && !vramAt.has(pageKey(bo.pid, vpn))) {
-          // Hot through accesses alone: migrate in the background (the next access faults and maps VRAM).
-          const ws = Math.max(boFirstVpn(bo), vpn - (vpn % window));
-          if (migrateWaiters < BACKGROUND_MIGRATIONS_MAX) migrateToVram(bo, ws, Math.min(boFirstVpn(bo) + bo.pages, ws + window), () => {});
-          else s.migrationsSkipped++;
+        const k = pageKey(bo.pid, vpn);
+        // Hot through accesses alone: migrate in the background (the next access faults and maps
+        // VRAM). Every access of a hot page not in VRAM and not already on its way tries, so a page
+        // skipped at the limit, or hot while another migration of it was pending, tries again; one
+        // that migrate_vma_setup would not select does not (each try is an MMU_NOTIFY_MIGRATE that
+        // zaps the page's GPUVM entry).
+        if (enabled && bump(bo.pid, vpn) >= hotThreshold && !vramAt.has(k) && !migrating.has(k) && !unmovable.has(k)) {
+          if (migrateWaiters >= BACKGROUND_MIGRATIONS_MAX) {
+            s.migrationsSkipped++;
+            return false;
+          }
+          const first = boFirstVpn(bo);
+          const ws = Math.max(first, vpn - (vpn % window));
+          const we = Math.min(first + bo.pages, ws + window);
+          migrateToVram(bo, ws, we, () => {});
         }
         return false;
       }

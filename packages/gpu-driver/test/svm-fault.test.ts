@@ -333,6 +333,26 @@ describe('svm-fault with VRAM', () => {
     expect(check!.violations.map(formatViolation)).toEqual([]);
   });
 
+  it('a page skipped at the background-migration limit migrates at a later access', async () => {
+    // 96 pages get hot (one fault + one access each) within a 20 µs job: more than
+    // BACKGROUND_MIGRATIONS_MAX (32) migrations wait for migrate_mutex at once, so some pages are
+    // skipped. The next jobs access them again (their system-page entries are still mapped, so
+    // without a fault): each such access of a hot page tries again, until every page is in VRAM.
+    const pages = 96;
+    const steps: Step[] = [create, mmapAt(A, pages), boCreate(A, pages)];
+    steps.push(submit([1], 1, 20_000, 1000), waitLast, submit([1], 1, 200_000, 2000), waitLast, submit([1], 1, 200_000, 3000), waitLast);
+    for (let i = 0; i < pages; i++) steps.push(load(A + i * PAGE_SIZE));
+    const { results, check, gpu: g } = await runSvm('svm-fault', steps, { vramPages: 128, hotThreshold: 2 }, 1, { frames: 256 });
+    expect(waitResults(results).map((w) => w.ret)).toEqual([0, 0, 0]);
+    expect(g.migrateWaitersMax).toBe(32);
+    expect(g.migrationsSkipped).toBeGreaterThan(0);
+    // Before the fix a skipped page never migrated through accesses again (62 of 96 here).
+    expect(g.migratedToVram).toBe(pages);
+    expect(loadsOf(results).map(val)).toEqual(Array.from({ length: pages }, (_, i) => 3000 + i));
+    expect(check!.violations.map(formatViolation)).toEqual([]);
+    expect(g.warnings).toBe(0);
+  });
+
   it('eviction under VRAM pressure (8 VRAM pages, BOs of 4 and 8 hot pages) keeps every write', async () => {
     // BO 1 (4 pages) and BO 2 (8 pages) take turns: each migration of one evicts the
     // least-recently-migrated pages of the other; a job on a BO still in VRAM writes VRAM.
