@@ -10,7 +10,10 @@
 //   create      mmu_interval_notifier_insert over the BO (kfd: one notifier per svm_range). Nothing
 //               bound, nothing walked.
 //   submit      nothing to validate: the job is pushed at once (pagesWalked 0).
-//   GPU fault   into the fault buffer, handled in batches (svm-fault-handler.ts).
+//   GPU fault   into the fault buffer, handled in batches (svm-fault-handler.ts). `faultPermission`
+//               chooses whose write permission a fault asks hmm_range_fault for: the GPU access's
+//               ('access', nouveau, the default) or the VMA's ('vma', kfd: every fault in a writable
+//               VMA is a write fault, so GPU reads break COW / KSM sharing and dirty file pages).
 //   access      a GPU access through a VRAM entry stays in the GPU; accesses make pages hot
 //               (svm-vram.ts).
 //   invalidate  nouveau_svm_range_invalidate + nouveau_svmm_invalidate_range_start / kfd's
@@ -50,7 +53,7 @@ import { boEnd, type Bo } from './bo.js';
 import type { GpuPte } from './gpuvm.js';
 import type { Job } from './job.js';
 import type { GpuHost, Policy, SubmitOutcome, SubscribedBo } from './policy.js';
-import { createSvmFaultHandler } from './svm-fault-handler.js';
+import { createSvmFaultHandler, type FaultPermission } from './svm-fault-handler.js';
 import { createSvmVram } from './svm-vram.js';
 import { registerUserptr } from './user-pages.js';
 
@@ -64,9 +67,15 @@ export interface SvmFaultOptions {
   vramPages?: number;
   /** GPU faults + accesses of a page after which it is migrated to VRAM. Default 4. */
   hotThreshold?: number;
+  /**
+   * Whether a fault asks for write access: 'access' (default, nouveau) for GPU writes only; 'vma'
+   * (kfd) whenever the VMA is writable, so GPU reads break COW / KSM sharing and dirty file pages.
+   */
+  faultPermission?: FaultPermission;
 }
 
-export const SVM_DEFAULTS = { faultWindowPages: 1, vramPages: 64, hotThreshold: 4 } as const;
+export const SVM_DEFAULTS = { faultWindowPages: 1, vramPages: 64, hotThreshold: 4, faultPermission: 'access' } as const;
+const FAULT_PERMISSIONS: readonly FaultPermission[] = ['access', 'vma'];
 
 export function createSvmFaultPolicy(host: GpuHost, opts: SvmFaultOptions): Policy {
   const window = opts.faultWindowPages ?? SVM_DEFAULTS.faultWindowPages;
@@ -75,6 +84,8 @@ export function createSvmFaultPolicy(host: GpuHost, opts: SvmFaultOptions): Poli
   if (!Number.isInteger(window) || window < 1) throw new Error(`svm-fault: faultWindowPages must be an integer >= 1, got ${window}`);
   if (!Number.isInteger(vramPages) || vramPages < 0) throw new Error(`svm-fault: vramPages must be an integer >= 0, got ${vramPages}`);
   if (!(hotThreshold >= 1)) throw new Error(`svm-fault: hotThreshold must be >= 1, got ${hotThreshold}`);
+  const faultPermission = opts.faultPermission ?? SVM_DEFAULTS.faultPermission;
+  if (!FAULT_PERMISSIONS.includes(faultPermission)) throw new Error(`svm-fault: faultPermission must be one of ${FAULT_PERMISSIONS.join(', ')}, got ${JSON.stringify(faultPermission)}`);
   const lock = host.notifierLock;
   const tracing = () => host.ctx.tracing;
 
@@ -105,7 +116,7 @@ export function createSvmFaultPolicy(host: GpuHost, opts: SvmFaultOptions): Poli
   /** BOs in freeBo or freed: their faults are cancelled and their queued migrations to VRAM dropped. */
   const closing = new WeakSet<Bo>();
   const vram = createSvmVram(host, { vramPages, hotThreshold, window, closing, flushIf });
-  const faults = createSvmFaultHandler(host, { unsafe: opts.unsafe, maxBusyRetries: opts.maxBusyRetries, window, hotThreshold, closing }, vram);
+  const faults = createSvmFaultHandler(host, { unsafe: opts.unsafe, maxBusyRetries: opts.maxBusyRetries, window, hotThreshold, closing, faultPermission }, vram);
 
   return {
     name: opts.unsafe ? 'unsafe-svm' : 'svm-fault',

@@ -20,6 +20,13 @@
 //                   lock notifier_lock (nouveau: svmm->mutex; kfd: svm_range_lock);
 //                   mmu_interval_read_retry → unlock, again; else write the GPUVM entries
 //                   (NVIF_VMM_V0_PFNMAP / amdgpu_vm_update_range), unlock }.
+//                 - REQ_WRITE (faultPermission): 'access' (default, nouveau_svm_fault) for a write
+//                   fault only; 'vma' (kfd) for every fault in a writable VMA:
+//                   svm_range_validate_and_map sets readonly = !(vma->vm_flags & VM_WRITE) and
+//                   amdgpu_hmm_range_get_pages adds HMM_PFN_REQ_WRITE whenever !readonly, so with
+//                   XNACK on a GPU read breaks COW and KSM sharing and dirties file pages. The model
+//                   cannot read vm_flags (mm is another actor): it asks for write and, on -EPERM
+//                   for a read fault, asks again without REQ_WRITE (readonlyVmaRefaults).
 //                 - hmm_range_fault -EFAULT / -EPERM (no VMA, PROT_NONE, write to a read-only VMA),
 //                   or a bound hit → the fault is cancelled (GP100_VMM_VN_FAULT_CANCEL / a VM fault):
 //                   the job ends in error.
@@ -46,7 +53,7 @@
 //
 // Departure: the fault buffer is unbounded (HW rings overflow and drop faults; the wave retries them).
 import {
-  EBUSY, EFAULT, HMM_PFN_DEVICE_PRIVATE, HMM_PFN_ERROR, HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_VALID, HMM_PFN_WRITE, PAGE_SIZE,
+  EBUSY, EFAULT, EPERM, HMM_PFN_DEVICE_PRIVATE, HMM_PFN_ERROR, HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_VALID, HMM_PFN_WRITE, PAGE_SIZE,
   mmu_interval_read_retry, type HmmRangeFaultResult, type MmuIntervalReadBeginResult, type Pid,
 } from '@svmsim/kernel-mm';
 import { boFirstVpn, type Bo } from './bo.js';
@@ -58,6 +65,15 @@ import type { SvmVram } from './svm-vram.js';
 
 /** Simulation bound: migrate-back-and-retry rounds of one write fault on a read-only VRAM page. */
 const VRAM_RO_RETRIES_MAX = 3;
+
+/**
+ * 'access': a fault asks for write access only for a GPU write (nouveau_svm_fault: the fault's
+ * access type; lib/test_hmm.c likewise). 'vma': for every fault in a writable VMA (kfd:
+ * svm_range_validate_and_map sets readonly = !(vma->vm_flags & VM_WRITE), and
+ * amdgpu_hmm_range_get_pages adds HMM_PFN_REQ_WRITE whenever !readonly), so a GPU read breaks COW
+ * and KSM sharing and dirties file pages as a write would.
+ */
+export type FaultPermission = 'access' | 'vma';
 
 /** One entry of the fault buffer. */
 interface Fault {
@@ -76,6 +92,8 @@ export interface SvmFaultHandlerOptions {
   maxBusyRetries: number;
   /** Pages mapped per fault, an aligned window clipped to the BO. */
   window: number;
+  /** Whether a fault asks hmm_range_fault for write access: the GPU access's ('access') or the VMA's ('vma'). */
+  faultPermission: FaultPermission;
   hotThreshold: number;
   /** BOs being torn down (policy-svm-fault.ts freeBo): their faults are cancelled, never mapped. */
   closing: WeakSet<Bo>;
@@ -116,6 +134,8 @@ export function createSvmFaultHandler(host: GpuHost, opts: SvmFaultHandlerOption
     faultsOfClosingBos: 0,
     /** gpu_bo_free calls that waited for faults of the BO to be decided. */
     freeDrainWaits: 0,
+    /** faultPermission 'vma': read faults whose REQ_WRITE walk found a read-only VMA (-EPERM), asked again without it. */
+    readonlyVmaRefaults: 0,
   };
 
   /** Per BO, its faults raised and not yet decided (in the buffer, or in the batch being handled). */
@@ -223,7 +243,10 @@ export function createSvmFaultHandler(host: GpuHost, opts: SvmFaultHandlerOption
     if (!n) return done(EFAULT);
     const start = ws * PAGE_SIZE;
     const end = we * PAGE_SIZE;
-    const default_flags = HMM_PFN_REQ_FAULT | (write ? HMM_PFN_REQ_WRITE : 0);
+    // 'vma': write access whenever the VMA allows it. The driver here cannot read vm_flags (mm is
+    // another actor), so it asks for write and learns a read-only VMA from hmm_range_fault's
+    // -EPERM; a read fault then asks again without REQ_WRITE, as kfd's readonly would have.
+    let reqWrite = write || (opts.faultPermission === 'vma' && !bo.readonly);
     let restarts = 0;
     /** The BO is being torn down, or its notifier is not the one this loop began with: map nothing. */
     const gone = (): boolean => closing.has(bo) || bo.notifier !== n;
@@ -238,10 +261,17 @@ export function createSvmFaultHandler(host: GpuHost, opts: SvmFaultHandlerOption
         const seq = (r as MmuIntervalReadBeginResult).seq;
         if (!n.known) n.invalidate_seq = seq;
         s.hmmRangeFaults++;
+        const default_flags = HMM_PFN_REQ_FAULT | (reqWrite ? HMM_PFN_REQ_WRITE : 0);
         host.call(
           { type: 'hmm_range_fault', sub: n.sub, notifier_seq: seq, start, end, default_flags, pfn_flags_mask: 0, dev_private_owner: vram.enabled ? host.id : null },
           (h) => {
             const hret = retOf(h);
+            if (hret === EPERM && reqWrite && !write) {
+              // At most once per fault: reqWrite stays false from here on.
+              reqWrite = false;
+              s.readonlyVmaRefaults++;
+              return again();
+            }
             if (hret === EBUSY) {
               host.stats.ebusyRetries++;
               if (++restarts > opts.maxBusyRetries) return done(EBUSY);

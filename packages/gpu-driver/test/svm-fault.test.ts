@@ -2,15 +2,15 @@
 // with and without VRAM, against mm under LocalScheduler; the checker judges every run from its trace.
 import { describe, expect, it } from 'vitest';
 import type { Message } from '@svmsim/runtime';
-import { EFAULT, MADV_PAGEOUT, PAGE_SIZE, PROT_READ } from '@svmsim/kernel-mm';
+import { EFAULT, MADV_MERGEABLE, MADV_PAGEOUT, PAGE_SIZE, PROT_READ } from '@svmsim/kernel-mm';
 import { checkTrace, formatViolation } from '@svmsim/kernel-mm/checker';
 import { DEVICE_PFN_BASE } from '@svmsim/kernel-mm/device-memory';
-import type { GpuPolicyName } from '@svmsim/gpu-driver';
+import { createGpu, type GpuPolicyName } from '@svmsim/gpu-driver';
 import type { GpuSubmitResult, GpuWaitResult } from '@svmsim/gpu-driver/gpu-protocol';
 import { ret, val, type Step } from '@svmsim/kernel-mm/testing/mm-harness';
 import { A, B, PID, RW, boCreate, create, gpu, load, mmapAt, prng, run, store, submit, waitLast } from './gpu-steps.js';
 
-type Svm = { faultWindowPages?: number; vramPages?: number; hotThreshold?: number };
+type Svm = { faultWindowPages?: number; vramPages?: number; hotThreshold?: number; faultPermission?: 'access' | 'vma' };
 const NO_VRAM: Svm = { vramPages: 0 };
 
 const runSvm = (policy: GpuPolicyName, steps: Step[], svm: Svm, seed = 1, mm: { frames?: number; swapPages?: number } = {}) =>
@@ -137,6 +137,63 @@ describe('svm-fault: faults that cannot be resolved', () => {
     expect(g.gpuPageFaults).toBe(1);
     expect(check!.stats.dmaWrites).toBe(0);
     expect(check!.violations.map(formatViolation)).toEqual([]);
+  });
+});
+
+/**
+ * faultPermission: a read-only job over KSM-merged pages. nouveau asks hmm_range_fault for write
+ * access only for a GPU write ('access'); kfd whenever the VMA is writable ('vma':
+ * svm_range_validate_and_map's readonly = !(vma->vm_flags & VM_WRITE)), so its GPU reads break the
+ * COW sharing KSM set up: mm copies every page, and each copy invalidates the GPU's range.
+ */
+describe('svm-fault: faultPermission', () => {
+  const pages = 8;
+  const readJob = gpu({ type: 'gpu_submit', bos: [1], pattern: { touch: 1, write: false }, durationNs: 100_000, queue: 'compute' });
+  const script = (): Step[] => {
+    const steps: Step[] = [create, mmapAt(A, pages)];
+    for (let i = 0; i < pages; i++) steps.push(store(A + i * PAGE_SIZE, 77)); // equal content: one KSM page
+    steps.push({ msg: { type: 'madvise', pid: PID, addr: A, length: pages * PAGE_SIZE, advice: MADV_MERGEABLE } as never }, { msg: { type: 'ksm_scan' } as never });
+    steps.push(boCreate(A, pages), readJob, waitLast);
+    for (let i = 0; i < pages; i++) steps.push(load(A + i * PAGE_SIZE));
+    return steps;
+  };
+
+  it("'access' maps KSM pages read-only for reads; 'vma' write-faults them and breaks the sharing", async () => {
+    const access = await runSvm('svm-fault', script(), { ...NO_VRAM, faultPermission: 'access' });
+    const vma = await runSvm('svm-fault', script(), { ...NO_VRAM, faultPermission: 'vma' });
+    for (const r of [access, vma]) {
+      expect(r.results.filter((x) => x.type === 'op_result').map(ret)).toEqual([pages - 1]); // ksm_scan merged 7 into the first
+      expect(r.results.filter((x) => x.type === 'gpu_wait_result').map(ret)).toEqual([0]);
+      expect(loadsOf(r.results).slice(pages).map(val)).toEqual(Array(pages).fill(77));
+      expect(r.check!.violations.map(formatViolation)).toEqual([]);
+      expect(r.gpu.jobErrors).toBe(0);
+      expect(r.gpu.warnings).toBe(0);
+    }
+    console.log('faultPermission', Object.fromEntries([['access', access], ['vma', vma]].map(([k, r]: any) => [k, { cow: r.mm.cowCopies, invalidations: r.gpu.invalidations, faults: r.gpu.deviceFaults, hmm: r.gpu.hmmRangeFaults, ebusy: r.gpu.ebusyRetries }])));
+    // 'access': the job only reads: nothing is copied, nothing invalidated after the BO exists.
+    expect(access.mm.cowCopies).toBe(0);
+    expect(access.gpu.invalidations).toBe(0);
+    // 'vma': every page's COW is broken by the GPU's read fault, and the copy invalidates the GPU.
+    expect(vma.mm.cowCopies).toBe(pages);
+    expect(vma.gpu.invalidationsByEvent.MMU_NOTIFY_CLEAR).toBeGreaterThanOrEqual(pages);
+    expect(vma.gpu.readonlyVmaRefaults).toBe(0); // the VMA is writable
+  });
+
+  it("'vma' on a read-only VMA: the read fault asks again without REQ_WRITE and maps the page read-only", async () => {
+    const steps: Step[] = [create, mmapAt(A, pages)];
+    for (let i = 0; i < pages; i++) steps.push(store(A + i * PAGE_SIZE, 100 + i));
+    steps.push({ msg: { type: 'mprotect', pid: PID, addr: A, length: pages * PAGE_SIZE, prot: PROT_READ } as never }, boCreate(A, pages), readJob, waitLast);
+    const { results, gpu: g, check, mm } = await runSvm('svm-fault', steps, { ...NO_VRAM, faultPermission: 'vma' });
+    expect(results.filter((x) => x.type === 'gpu_wait_result').map(ret)).toEqual([0]);
+    expect(g.readonlyVmaRefaults).toBe(pages);
+    expect(g.hmmRangeFaults).toBe(2 * pages);
+    expect(g.jobErrors).toBe(0);
+    expect(mm.cowCopies).toBe(0);
+    expect(check!.violations.map(formatViolation)).toEqual([]);
+  });
+
+  it('an unknown faultPermission is refused at creation', () => {
+    expect(() => createGpu({ policy: 'svm-fault', svm: { faultPermission: 'write' } }, 'gpu0')).toThrow(/faultPermission must be one of access, vma/);
   });
 });
 

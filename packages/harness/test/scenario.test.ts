@@ -9,6 +9,7 @@ import { parse as parseYaml } from 'yaml';
 import { PROT_EXEC, PROT_NONE, PROT_READ, PROT_WRITE } from '@svmsim/kernel-mm';
 import { BUILTIN_DIR, ScenarioError, listBuiltinScenarios, loadScenario, parseScenario } from '@svmsim/harness/scenario/load';
 import { formatDuration, parseDuration, parseProt } from '@svmsim/harness/scenario/units';
+import { scenarioActors } from '@svmsim/harness/run/actors';
 import type { Scenario } from '@svmsim/harness/scenario/types';
 
 const GPU_SCENARIOS = ['userptr-walk', 'gup-vs-readonly', 'kswapd-vs-compute'];
@@ -201,6 +202,33 @@ phases:
     expect(Object.keys(s.processes[0].vmas[0])).not.toContain('file');
   });
 
+  it("a gpu's svm-fault options reach its actor's config (faultWindowPages, faultPermission)", () => {
+    const s = parseScenario(
+      `
+name: gpu-opts
+devices: [{ id: gpu0, kind: gpu, policy: svm-fault, faultWindowPages: 4, faultPermission: vma }]
+processes: [{ name: app, vmas: [{ name: buf, pages: 4, gpu: gpu0 }] }]
+phases:
+  - script: { process: app, steps: [{ store: { vma: buf, page: 0, value: 1 } }] }
+`,
+      'gpu-opts.yaml',
+    );
+    expect(s.devices).toEqual([{ id: 'gpu0', kind: 'gpu', policy: 'svm-fault', devicePages: 64, faultWindowPages: 4, faultPermission: 'vma' }]);
+    const gpu = scenarioActors(s, { seed: 1, checkInvariants: false }).find((a) => a.id === 'gpu0')!;
+    expect((gpu.config as { svm: unknown }).svm).toEqual({ vramPages: 64, faultWindowPages: 4, faultPermission: 'vma' });
+    // Left out: the driver's default ('access', nouveau).
+    const plain = parseScenario(
+      `
+name: plain
+devices: [{ id: gpu0, kind: gpu, policy: svm-fault }]
+processes: [{ name: app, vmas: [{ name: buf, pages: 4 }] }]
+phases: [{ script: { process: app, steps: [{ store: { vma: buf, page: 0, value: 1 } }] } }]
+`,
+      'plain.yaml',
+    );
+    expect(Object.keys(plain.devices[0])).not.toContain('faultPermission');
+  });
+
   it('converts units, derives the kind of a file mapping, keeps explicit values', () => {
     const s = parseScenario(
       `
@@ -282,7 +310,17 @@ describe('errors: one line, the path, the value, what is allowed, did you mean',
     [
       'unknown key, with did-you-mean',
       variant('{ id: mirror0 }', '{ id: mirror0, polcy: safe }'),
-      'my.yaml: devices[0]: unknown key "polcy"; allowed keys: id, kind, policy, devicePages, faultWindowPages, waves, vramBoPages (did you mean policy?)',
+      'my.yaml: devices[0]: unknown key "polcy"; allowed keys: id, kind, policy, devicePages, faultWindowPages, faultPermission, waves, vramBoPages (did you mean policy?)',
+    ],
+    [
+      'a gpu-only key on a dmirror',
+      variant('{ id: mirror0 }', '{ id: mirror0, faultPermission: vma }'),
+      'my.yaml: devices[0].faultPermission: vma: faultPermission applies to gpu devices only',
+    ],
+    [
+      'faultPermission: access or vma',
+      variant('{ id: mirror0 }', '{ id: mirror0, kind: gpu, policy: svm-fault, faultPermission: kfd }'),
+      'my.yaml: devices[0].faultPermission: "kfd" is not one of access, vma',
     ],
     [
       'a misspelt required key is reported as the misspelling, not as the missing key',

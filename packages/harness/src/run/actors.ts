@@ -24,7 +24,7 @@ export const DEVICE_KINDS: Record<DeviceSpec['kind'], { module: () => string; ex
     config: (d) => ({
       policy: d.policy,
       waves: d.waves,
-      svm: { vramPages: d.devicePages, faultWindowPages: d.faultWindowPages },
+      svm: { vramPages: d.devicePages, faultWindowPages: d.faultWindowPages, faultPermission: d.faultPermission },
       ...(d.vramBoPages !== undefined && { vramBos: { pages: d.vramBoPages } }),
     }),
   },

@@ -48,6 +48,8 @@ export const POLICIES_BY_KIND: Record<(typeof DEVICE_KINDS)[number], readonly st
   gpu: ['userptr', 'pin', 'preempt', 'svm-fault', 'unsafe-userptr', 'unsafe-svm'],
 };
 export const GPU_QUEUES = ['gfx', 'compute'] as const;
+/** svm-fault: whether a GPU fault asks for write access by the GPU's access (nouveau) or the VMA's permission (kfd). */
+export const FAULT_PERMISSIONS = ['access', 'vma'] as const;
 export const VMA_KINDS = ['anon', 'shared-anon', 'file'] as const;
 export const PATTERNS = ['sequential', 'random', 'hot-cold', 'strided'] as const;
 export const MADVISE_ADVICE = ['dontneed', 'mergeable', 'pageout'] as const;
@@ -204,6 +206,7 @@ const deviceSchema = strict({
   policy: z.string().optional(),
   devicePages: count(0).optional(),
   faultWindowPages: count(1).optional(),
+  faultPermission: oneOf(FAULT_PERMISSIONS).optional(),
   waves: count(1).optional(),
   vramBoPages: count(1).optional(),
 })
@@ -214,7 +217,7 @@ const deviceSchema = strict({
       ctx.addIssue({ continue: false, code: 'custom', path: ['policy'], input: d.policy, message: notOneOf(d.policy, known) });
     }
     if (d.devicePages === 0 && d.kind !== 'gpu') ctx.addIssue({ continue: false, code: 'custom', path: ['devicePages'], input: 0, message: '0: a dmirror needs at least 1 device page (0 turns VRAM off on a gpu only)' });
-    for (const k of ['faultWindowPages', 'waves', 'vramBoPages'] as const) {
+    for (const k of ['faultWindowPages', 'faultPermission', 'waves', 'vramBoPages'] as const) {
       if (d[k] !== undefined && d.kind !== 'gpu') ctx.addIssue({ continue: false, code: 'custom', path: [k], input: d[k], message: `${d[k]}: ${k} applies to gpu devices only` });
     }
   })
@@ -224,6 +227,7 @@ const deviceSchema = strict({
     policy: d.policy ?? POLICIES_BY_KIND[d.kind][0],
     devicePages: d.devicePages ?? DEFAULT_DEVICE_PAGES[d.kind],
     ...(d.faultWindowPages !== undefined && { faultWindowPages: d.faultWindowPages }),
+    ...(d.faultPermission !== undefined && { faultPermission: d.faultPermission }),
     ...(d.waves !== undefined && { waves: d.waves }),
     ...(d.vramBoPages !== undefined && { vramBoPages: d.vramBoPages }),
   }));

@@ -61,6 +61,11 @@ export interface DeviceSpec {
   devicePages: number;
   /** gpu, svm-fault: pages hmm_range_fault maps per retry fault (default 1, as nouveau since v5.x per fault). */
   faultWindowPages?: number;
+  /**
+   * gpu, svm-fault: whether a fault asks hmm_range_fault for write access: `access` (default, nouveau)
+   * for GPU writes only; `vma` (kfd) whenever the VMA is writable, so GPU reads break COW and KSM sharing.
+   */
+  faultPermission?: 'access' | 'vma';
   /** gpu: waves a job runs as, i.e. how many faults a job can have outstanding (default 16). */
   waves?: number;
   /** gpu: VRAM for VRAM BOs (gpu_alloc), pages (default 4096); TTM evicts to make room. */
