@@ -16,10 +16,15 @@
 //               VMA is a write fault, so GPU reads break COW / KSM sharing and dirty file pages).
 //   access      a GPU access through a VRAM entry stays in the GPU; accesses make pages hot
 //               (svm-vram.ts).
-//   invalidate  nouveau_svm_range_invalidate + nouveau_svmm_invalidate_range_start / kfd's
-//               svm_range_cpu_invalidate_pagetables → svm_range_unmap_from_gpus: blockable →
-//               lock, non-blockable → trylock (held: return false); mmu_interval_set_seq; zap the
-//               overlap from GPUVM (PFNCLR); TLB flush if anything was zapped; unlock; ack.
+//   invalidate  the BO's interval notifier: lock; mmu_interval_set_seq; zap the overlap from GPUVM
+//               (nouveau_svmm_invalidate → PFNCLR; kfd: svm_range_cpu_invalidate_pagetables →
+//               svm_range_unmap_from_gpus); TLB flush if anything was zapped; unlock; ack.
+//               Non-blockable: trylock (held: return false), then the same zap. That is
+//               lib/test_hmm.c's dmirror_interval_invalidate, which the model follows here; neither
+//               GPU driver does it: nouveau zaps from its mmu_notifier,
+//               nouveau_svmm_invalidate_range_start, which returns -EAGAIN for every non-blockable
+//               range (its interval notifier, nouveau_svm_range_invalidate, only trylocks and sets
+//               the seq), and kfd's svm_range_cpu_invalidate_pagetables never checks blockable.
 //               It does NOT wait for job fences (contrast userptr): a job that finds its entry gone
 //               faults again. Accesses the GPU issued before the zap are `dma_access` messages
 //               already on their way to mm, and messages between a pair of actors are FIFO, so mm
@@ -29,9 +34,11 @@
 //               loop in flight retries) but zaps only GPUVM entries of system pages: their frames
 //               are about to be replaced, and a DMA through one after the ack would be lost. Entries
 //               of our own VRAM pages stay: the migration itself moves them (migrate_to_ram and the
-//               eviction zap them under the lock when they copy the page out). nouveau skips its own
-//               MIGRATE entirely (it maps the new pfns itself); kfd zaps everything; dmirror does
-//               what we do.
+//               eviction zap them under the lock when they copy the page out). This is svmsim's own
+//               choice, for safety, not a driver's: nouveau (nouveau_svmm_invalidate_range_start)
+//               and dmirror (dmirror_interval_invalidate) return at once for their own MIGRATE, no
+//               set_seq and no zap (the migration maps the new pfns itself); kfd zaps everything
+//               whoever the owner (svm_range_evict → svm_range_unmap_from_gpus).
 //   free        after the BO's fences. The BO is marked closing, then its retry faults are drained
 //               (svm_range_drain_retry_fault, which kfd's svm_range_list_fini and
 //               svm_range_unmap_from_cpu call before a range goes): gpu_bo_free waits until every
@@ -163,6 +170,8 @@ export function createSvmFaultPolicy(host: GpuHost, opts: SvmFaultOptions): Poli
         });
       };
       if (m.blockable) return lock.lock(run);
+      // Non-blockable: dmirror_interval_invalidate's trylock-then-zap (nouveau refuses every
+      // non-blockable range; kfd does not look).
       if (!lock.trylock()) {
         host.stats.invalidationsRefused++;
         return ack(false);

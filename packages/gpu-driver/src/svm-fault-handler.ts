@@ -13,13 +13,19 @@
 //                   (nouveau: "later queued faults covered by the granted mapping are folded in");
 //                 - VRAM: a hot page (faults + accesses >= hotThreshold) not in VRAM is migrated
 //                   first (kfd: svm_range_best_restore_location → svm_migrate_to_vram);
-//                 - nouveau_range_fault / svm_range_validate_and_map: loop { mmu_interval_read_begin;
+//                 - nouveau_range_fault: loop { mmu_interval_read_begin;
 //                   hmm_range_fault(HMM_PFN_REQ_FAULT [| REQ_WRITE], dev_private_owner = this GPU)
 //                   over a window of `faultWindowPages` aligned pages clipped to the BO (1 page as
 //                   nouveau v6.6; kfd uses its 2 MiB granularity); -EBUSY → again (maxBusyRetries);
 //                   lock notifier_lock (nouveau: svmm->mutex; kfd: svm_range_lock);
 //                   mmu_interval_read_retry → unlock, again; else write the GPUVM entries
 //                   (NVIF_VMM_V0_PFNMAP / amdgpu_vm_update_range), unlock }.
+//                   The loop is nouveau's. kfd's svm_range_validate_and_map does not loop: -EBUSY
+//                   from hmm_range_fault, or a stale read under svm_range_lock
+//                   (amdgpu_hmm_range_get_pages_done), is -EAGAIN: the fault is dropped and the
+//                   hardware retries it, and svm_range_restore_pages then drops faults on a range
+//                   validated less than 2 ms ago (AMDGPU_SVM_RANGE_RETRY_FAULT_PENDING). Neither the
+//                   drop-and-replay nor the 2 ms filter is modelled.
 //                 - REQ_WRITE (faultPermission): 'access' (default, nouveau_svm_fault) for a write
 //                   fault only; 'vma' (kfd) for every fault in a writable VMA:
 //                   svm_range_validate_and_map sets readonly = !(vma->vm_flags & VM_WRITE) and
@@ -236,7 +242,8 @@ export function createSvmFaultHandler(host: GpuHost, opts: SvmFaultHandlerOption
 
   /**
    * nouveau_range_fault: read_begin → hmm_range_fault → lock → read_retry → map → unlock, over
-   * [ws, we) (pages). done(0) or done(-errno).
+   * [ws, we) (pages), again on -EBUSY or a stale read (kfd returns -EAGAIN instead and lets the
+   * hardware retry). done(0) or done(-errno).
    */
   const rangeFault = (bo: Bo, ws: number, we: number, write: boolean, vpn: number, roRetries: number, done: (ret: number) => void): void => {
     const n = bo.notifier;
