@@ -16,7 +16,7 @@ import { newFence, waitFences, type Job } from './job.js';
 import { GpuQueues, type QueueHost } from './queues.js';
 import { DEFAULT_VRAM_BOS, VramBos, type VramBoOptions } from './vram-bos.js';
 import { Mutex } from './lock.js';
-import { percentile } from './percentile.js';
+import { maxOf, percentile } from './percentile.js';
 import { createPinPolicy } from './policy-pin.js';
 import { createUserptrPolicy } from './policy-userptr.js';
 import { createPreemptPolicy, type PreemptOptions } from './policy-preempt.js';
@@ -180,12 +180,12 @@ class Gpu implements Actor<Message>, GpuHost {
       invalidateWaitNs: undefined,
       pagesWalkedTotal: walked.reduce((a, b) => a + b, 0),
       pagesWalkedPerSubmissionMean: walked.length ? walked.reduce((a, b) => a + b, 0) / walked.length : 0,
-      pagesWalkedPerSubmissionMax: walked.length ? Math.max(...walked) : 0,
+      pagesWalkedPerSubmissionMax: maxOf(walked),
       submitLatencyP50Ns: percentile(s.submitLatencyNs, 50),
       submitLatencyP99Ns: percentile(s.submitLatencyNs, 99),
       invalidateWaitTotalNs: s.invalidateWaitNs.reduce((a, b) => a + b, 0),
       invalidateWaitP50Ns: percentile(s.invalidateWaitNs, 50),
-      invalidateWaitMaxNs: s.invalidateWaitNs.length ? Math.max(...s.invalidateWaitNs) : 0,
+      invalidateWaitMaxNs: maxOf(s.invalidateWaitNs),
       gpuvmEntries: this.vm.size,
       gpuvmPtesWritten: this.vm.ptesWritten,
       gpuvmRebinds: this.vm.rebinds,

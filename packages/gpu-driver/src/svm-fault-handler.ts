@@ -65,7 +65,7 @@ import {
 import { boFirstVpn, type Bo } from './bo.js';
 import type { GpuPte } from './gpuvm.js';
 import type { Job } from './job.js';
-import { percentile } from './percentile.js';
+import { maxOf, percentile } from './percentile.js';
 import { retOf, type GpuHost } from './policy.js';
 import type { SvmVram } from './svm-vram.js';
 
@@ -369,7 +369,7 @@ export function createSvmFaultHandler(host: GpuHost, opts: SvmFaultHandlerOption
         faultLatencyNs: undefined,
         faultLatencyP50Ns: percentile(s.faultLatencyNs, 50),
         faultLatencyP99Ns: percentile(s.faultLatencyNs, 99),
-        faultLatencyMaxNs: s.faultLatencyNs.length ? Math.max(...s.faultLatencyNs) : 0,
+        faultLatencyMaxNs: maxOf(s.faultLatencyNs),
         faultsPending: buffer.length,
       };
     },
