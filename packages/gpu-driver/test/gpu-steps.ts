@@ -67,12 +67,17 @@ export function prng(seed: number) {
   };
 }
 
-/** Jobs on two userptr BOs racing munmap+remap, mprotect RO/RW and MADV_PAGEOUT, and CPU stores. */
-export function racingScript(seed: number): Step[] {
-  const rnd = prng(seed * 7919 + 1);
+/**
+ * Jobs on two userptr BOs racing munmap+remap, mprotect RO/RW and MADV_PAGEOUT, and CPU stores.
+ * `pressure`: also stores to another region and asks for reclaim (run it on a small machine), and
+ * ends by loading every page of the BOs (which brings VRAM pages home before the dump).
+ */
+export function racingScript(seed: number, { pressure = false } = {}): Step[] {
+  const rnd = pressure ? prng(seed * 104729 + 3) : prng(seed * 7919 + 1);
   const pages = 12;
   const half = pages / 2;
-  const steps: Step[] = [create, mmapAt(A, pages)];
+  const other = 24;
+  const steps: Step[] = [create, mmapAt(A, pages), ...(pressure ? [mmapAt(B, other)] : [])];
   for (let i = 0; i < pages; i++) steps.push(store(A + i * PAGE_SIZE, seed * 1000 + i));
   steps.push(boCreate(A, half), boCreate(A + half * PAGE_SIZE, half));
   for (let round = 0; round < 8; round++) {
@@ -83,13 +88,15 @@ export function racingScript(seed: number): Step[] {
     const n = 1 + Math.floor(rnd() * (pages - page));
     const addr = A + page * PAGE_SIZE;
     const len = n * PAGE_SIZE;
-    const kind = Math.floor(rnd() * 3);
+    const kind = Math.floor(rnd() * (pressure ? 4 : 3));
     const op: Step[] =
       kind === 0
         ? [{ msg: { type: 'munmap', pid: PID, addr, length: len } as never }, mmapAt(addr, n)]
         : kind === 1
           ? [{ msg: { type: 'mprotect', pid: PID, addr, length: len, prot: PROT_READ } as never }, { msg: { type: 'mprotect', pid: PID, addr, length: len, prot: RW } as never }]
-          : [{ msg: { type: 'madvise', pid: PID, addr, length: len, advice: MADV_PAGEOUT } as never }];
+          : kind === 2
+            ? [{ msg: { type: 'madvise', pid: PID, addr, length: len, advice: MADV_PAGEOUT } as never }]
+            : [...Array.from({ length: 8 }, (_, i) => store(B + Math.floor(rnd() * other) * PAGE_SIZE, round * 100 + i)), { msg: { type: 'reclaim', nr_pages: 16 } as never }];
     const first = op[0] as { msg: Message };
     if (rnd() < 0.3) {
       // Race the submit's walk itself.
@@ -100,6 +107,7 @@ export function racingScript(seed: number): Step[] {
     steps.push({ sleepNs: Math.floor(rnd() * 50_000) }, store(A + Math.floor(rnd() * pages) * PAGE_SIZE, seed * 1000 + 100 + round), waitLast);
   }
   steps.push(gpu({ type: 'gpu_bo_free', handle: 1 }), gpu({ type: 'gpu_bo_free', handle: 2 }));
+  if (pressure) for (let i = 0; i < pages; i++) steps.push(load(A + i * PAGE_SIZE));
   return steps;
 }
 

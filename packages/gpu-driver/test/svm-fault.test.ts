@@ -8,7 +8,7 @@ import { DEVICE_PFN_BASE } from '@svmsim/kernel-mm/device-memory';
 import { createGpu, type GpuPolicyName } from '@svmsim/gpu-driver';
 import type { GpuSubmitResult, GpuWaitResult } from '@svmsim/gpu-driver/gpu-protocol';
 import { ret, val, type Step } from '@svmsim/kernel-mm/testing/mm-harness';
-import { A, B, PID, RW, boCreate, create, gpu, load, mmapAt, prng, run, store, submit, waitLast } from './gpu-steps.js';
+import { A, B, PID, RW, boCreate, create, gpu, load, mmapAt, prng, racingScript, run, store, submit, waitLast } from './gpu-steps.js';
 
 type Svm = { faultWindowPages?: number; vramPages?: number; hotThreshold?: number; faultPermission?: 'access' | 'vma' };
 const NO_VRAM: Svm = { vramPages: 0 };
@@ -197,51 +197,13 @@ describe('svm-fault: faultPermission', () => {
   });
 });
 
-/**
- * Jobs on two BOs racing munmap + re-mmap, mprotect RO/RW, MADV_PAGEOUT and reclaim under memory
- * pressure, and CPU stores. Ends by loading every page (which brings VRAM pages home before the dump).
- */
-function svmRacingScript(seed: number): Step[] {
-  const rnd = prng(seed * 104729 + 3);
-  const pages = 12;
-  const half = pages / 2;
-  const other = 24;
-  const steps: Step[] = [create, mmapAt(A, pages), mmapAt(B, other)];
-  for (let i = 0; i < pages; i++) steps.push(store(A + i * PAGE_SIZE, seed * 1000 + i));
-  steps.push(boCreate(A, half), boCreate(A + half * PAGE_SIZE, half));
-  for (let round = 0; round < 8; round++) {
-    const dur = 20_000 + Math.floor(rnd() * 200_000);
-    const bos = rnd() < 0.5 ? [1, 2] : [1 + Math.floor(rnd() * 2)];
-    const sub = submit(bos, [0.2, 0.5, 1][Math.floor(rnd() * 3)], dur, undefined, rnd() < 0.5 ? 'gfx' : 'compute') as { to: string; msg: Message };
-    const page = Math.floor(rnd() * pages);
-    const n = 1 + Math.floor(rnd() * (pages - page));
-    const addr = A + page * PAGE_SIZE;
-    const len = n * PAGE_SIZE;
-    const kind = Math.floor(rnd() * 4);
-    const op: Step[] =
-      kind === 0
-        ? [munmap(addr, n), mmapAt(addr, n)]
-        : kind === 1
-          ? [{ msg: { type: 'mprotect', pid: PID, addr, length: len, prot: PROT_READ } as never }, { msg: { type: 'mprotect', pid: PID, addr, length: len, prot: RW } as never }]
-          : kind === 2
-            ? [{ msg: { type: 'madvise', pid: PID, addr, length: len, advice: MADV_PAGEOUT } as never }]
-            : [...Array.from({ length: 8 }, (_, i) => store(B + Math.floor(rnd() * other) * PAGE_SIZE, round * 100 + i)), { msg: { type: 'reclaim', nr_pages: 16 } as never }];
-    if (rnd() < 0.3) steps.push({ group: [sub, { to: 'mm', msg: (op[0] as { msg: Message }).msg }] }, ...op.slice(1));
-    else steps.push(sub, { sleepNs: Math.floor(rnd() * dur) }, ...op);
-    steps.push({ sleepNs: Math.floor(rnd() * 50_000) }, store(A + Math.floor(rnd() * pages) * PAGE_SIZE, seed * 1000 + 100 + round), waitLast);
-  }
-  steps.push(gpu({ type: 'gpu_bo_free', handle: 1 }), gpu({ type: 'gpu_bo_free', handle: 2 }));
-  for (let i = 0; i < pages; i++) steps.push(load(A + i * PAGE_SIZE));
-  return steps;
-}
-
 describe('svm-fault: invalidations race faulting jobs over 50 seeds', () => {
   for (const [name, svm] of [['without VRAM', NO_VRAM], ['with VRAM (hot pages migrate)', { vramPages: 8, hotThreshold: 2 }]] as const) {
     it(`${name}: no violation, no hang, every kind of invalidation seen`, async () => {
       const totals = { dmaWrites: 0, devWrites: 0, invalidations: 0, faults: 0, cancelled: 0, readRetries: 0, jobsDone: 0, jobErrors: 0, toVram: 0, toRam: 0 };
       const events = new Set<string>();
       for (let seed = 1; seed <= 50; seed++) {
-        const { check, gpu: g, r } = await runSvm('svm-fault', svmRacingScript(seed), svm, seed, { frames: 40, swapPages: 128 });
+        const { check, gpu: g, r } = await runSvm('svm-fault', racingScript(seed, { pressure: true }), svm, seed, { frames: 40, swapPages: 128 });
         expect(r.reason, `seed ${seed}`).toBe('app: dumped');
         expect(check!.violations.map(formatViolation), `seed ${seed}`).toEqual([]);
         expect(g.jobsPending, `seed ${seed}`).toBe(0);
