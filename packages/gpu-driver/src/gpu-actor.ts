@@ -7,7 +7,7 @@
 //                   faults handled in batches, zap + TLB flush on invalidate (policy-svm-fault.ts)
 //   unsafe-svm      svm-fault without mmu_interval_read_retry (caught by the checker)
 // The app talks to it with gpu-protocol.ts; it talks to mm only through kernel-mm's protocol.ts.
-import type { Actor, ActorId, Ctx, Envelope, Incoming, Message } from '@svmsim/runtime';
+import { Continuations, type Actor, type ActorId, type Ctx, type Envelope, type Incoming, type Message } from '@svmsim/runtime';
 import { EINVAL, ENOENT, ERRNO_NAMES, EFAULT, PAGE_SIZE, type DmaAccess, type Invalidate, type InvalidateAck, type MmRequest } from '@svmsim/kernel-mm';
 import { newBo, type Bo } from './bo.js';
 import type { GpuBoCreate, GpuBoFree, GpuReply, GpuRequest, GpuSubmit, GpuWait } from './gpu-protocol.js';
@@ -80,8 +80,8 @@ class Gpu implements Actor<Message>, GpuHost {
   private nextJob = 1;
   readonly queues: GpuQueues;
   readonly vramBos: VramBos;
-  private readonly calls = new Map<number, (r: Reply) => void>();
-  private readonly timers = new Map<number, () => void>();
+  /** Requests to mm and timers in flight, with what to do when each completes. */
+  private readonly waits = new Continuations<Reply>(() => this.ctx, 'gpu_timer');
 
   constructor(cfg: GpuConfig, readonly id: ActorId) {
     this.mm = cfg.mm ?? 'mm';
@@ -116,20 +116,9 @@ class Gpu implements Actor<Message>, GpuHost {
 
   receive(env: Incoming<Message>, ctx: Ctx<Message>): void {
     this.ctx = ctx;
-    if (env.replyTo !== 0) {
-      const then = this.calls.get(env.replyTo);
-      if (then) {
-        this.calls.delete(env.replyTo);
-        return then(env.msg as Reply);
-      }
-    }
-    const m = env.msg as GpuRequest | Invalidate | { type: 'gpu_timer' } | { type: 'dma_read_result' } | { type: 'actor_died' } | { type: 'request_timeout' };
+    if (this.waits.resume(env)) return;
+    const m = env.msg as GpuRequest | Invalidate | { type: 'dma_read_result' } | { type: 'actor_died' } | { type: 'request_timeout' };
     switch (m.type) {
-      case 'gpu_timer': {
-        const fn = this.timers.get(env.id);
-        this.timers.delete(env.id);
-        return fn?.();
-      }
       case 'gpu_bo_create':
         return this.boCreate(env, m);
       case 'gpu_submit':
@@ -193,7 +182,7 @@ class Gpu implements Actor<Message>, GpuHost {
       bos: this.bos.size,
       jobsPending: [...this.jobs.values()].filter((j) => !j.fence.signalled).length,
       jobsRunning: this.queues.pending,
-      pendingCalls: this.calls.size,
+      pendingCalls: this.waits.pendingRequests,
     };
   }
 
@@ -205,18 +194,11 @@ class Gpu implements Actor<Message>, GpuHost {
   // ---- GpuHost ----
 
   call(msg: MmRequest, then: (r: Reply) => void): void {
-    this.calls.set(this.ctx.request(this.mm, msg), then);
+    this.waits.request(this.mm, msg, then);
   }
 
-  /** Run `then` after ns of simulated time (at once, returning -1, when ns <= 0). Returns the timer. */
-  sleep(ns: number, then: () => void): number {
-    if (ns <= 0) {
-      then();
-      return -1;
-    }
-    const timer = this.ctx.after(ns, { type: 'gpu_timer' });
-    this.timers.set(timer, then);
-    return timer;
+  sleep(ns: number, then: () => void): void {
+    this.waits.sleep(ns, then);
   }
 
   reply(env: Envelope<Message>, msg: GpuReply | InvalidateAck): void {
@@ -246,15 +228,8 @@ class Gpu implements Actor<Message>, GpuHost {
   private queueHost(): QueueHost {
     return {
       now: () => this.ctx.now(),
-      timer: (ns, then) => {
-        const timer = this.ctx.after(Math.max(0, ns), { type: 'gpu_timer' });
-        this.timers.set(timer, then);
-        return timer;
-      },
-      cancelTimer: (timer) => {
-        this.timers.delete(timer);
-        this.ctx.cancel(timer);
-      },
+      timer: (ns, then) => this.waits.after(ns, then),
+      cancelTimer: (timer) => void this.waits.cancel(timer),
       lookup: (pid, addr) => this.vm.lookup(pid, addr),
       dma: (job, bo, page, pte) => {
         const addr = bo.addr + page * PAGE_SIZE;

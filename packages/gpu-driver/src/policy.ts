@@ -100,8 +100,8 @@ export interface GpuHost {
   /** Subscriptions → their BO. */
   readonly bySub: Map<number, Bo>;
   call(msg: MmRequest, then: (r: Reply) => void): void;
-  /** Run `then` after ns of simulated time; returns the timer (-1 when ns <= 0: run at once). */
-  sleep(ns: number, then: () => void): number;
+  /** Run `then` after ns of simulated time (at once, synchronously, when ns <= 0). */
+  sleep(ns: number, then: () => void): void;
   reply(env: Envelope<Message>, msg: GpuReply | InvalidateAck): void;
   /** Fire and forget to mm. */
   send(msg: MmRequest): void;

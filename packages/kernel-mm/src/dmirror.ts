@@ -72,7 +72,7 @@
 // `unsafe: 'skip-read-retry'` makes the driver program its table without mmu_interval_read_retry:
 // the classic mirror bug (pfns from hmm_range_fault used after an invalidation of them was acked),
 // which the data oracle (checker.ts) must catch as stale_translation.
-import { Mutex, type Actor, type ActorId, type Ctx, type Envelope, type Incoming, type Message } from '@svmsim/runtime';
+import { Continuations, Mutex, type Actor, type ActorId, type Ctx, type Envelope, type Incoming, type Message } from '@svmsim/runtime';
 import {
   EBADF, EBUSY, EFAULT, EINVAL, EIO, ENOENT, EPERM, ERRNO_NAMES, HMM_PFN_DEVICE_PRIVATE, HMM_PFN_ERROR, HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE,
   HMM_PFN_VALID, HMM_PFN_WRITE, MIGRATE_PFN_MIGRATE, MIGRATE_PFN_VALID, MIGRATE_PFN_WRITE, MIGRATE_VMA_SELECT_DEVICE_PRIVATE,
@@ -290,9 +290,8 @@ class Dmirror implements Actor<Message> {
   private readonly files = new Map<number, Mirror>();
   private nextFd = 3;
   private readonly notifiers = new Map<number, Notifier>();
-  /** Requests to mm in flight: id → continuation. */
-  private readonly calls = new Map<number, (reply: Reply) => void>();
-  private readonly timers = new Map<number, () => void>();
+  /** Requests to mm and timers in flight, with what to do when each completes. */
+  private readonly waits = new Continuations<Reply>(() => this.ctx, 'dmirror_timer');
 
   // Device memory (dmirror_device: devmem_chunks, free_pages, calloc, cfree).
   private readonly deviceCapacity: number;
@@ -361,21 +360,9 @@ class Dmirror implements Actor<Message> {
 
   receive(env: Incoming<Message>, ctx: Ctx<Message>): void {
     this.ctx = ctx;
-    if (env.replyTo !== 0) {
-      const then = this.calls.get(env.replyTo);
-      if (then) {
-        this.calls.delete(env.replyTo);
-        then(env.msg as Reply);
-        return;
-      }
-    }
-    const m = env.msg as DmirrorRequest | Invalidate | MigrateToRam | DevicePageFree | { type: 'dmirror_timer' } | { type: 'actor_died'; actor: string } | { type: 'request_timeout' };
+    if (this.waits.resume(env)) return;
+    const m = env.msg as DmirrorRequest | Invalidate | MigrateToRam | DevicePageFree | { type: 'actor_died'; actor: string } | { type: 'request_timeout' };
     switch (m.type) {
-      case 'dmirror_timer': {
-        const fn = this.timers.get(env.id);
-        this.timers.delete(env.id);
-        return fn?.();
-      }
       case 'dmirror_open':
         return this.open(env, m);
       case 'dmirror_close':
@@ -410,7 +397,7 @@ class Dmirror implements Actor<Message> {
       mirrorEntries: entries,
       devicePagesInUse: this.devMem.size,
       devicePagesMapped: this.chunks.reduce((n, ch) => n + ch.pages, 0),
-      pendingCalls: this.calls.size,
+      pendingCalls: this.waits.pendingRequests,
       unsafe: this.skipReadRetry ? 'skip-read-retry' : null,
     };
   }
@@ -423,14 +410,12 @@ class Dmirror implements Actor<Message> {
 
   /** A request to mm, resumed with its reply, a request_timeout or an actor_died. */
   private call(msg: MmRequest, then: (reply: Reply) => void): void {
-    const id = this.ctx.request(this.mm, msg, this.requestTimeoutNs);
-    this.calls.set(id, then);
+    this.waits.request(this.mm, msg, then, this.requestTimeoutNs);
   }
 
   /** Resume after `ns` of simulated time (now when ns is 0). */
   private sleep(ns: number, then: () => void): void {
-    if (ns <= 0) return then();
-    this.timers.set(this.ctx.after(ns, { type: 'dmirror_timer' }), then);
+    this.waits.sleep(ns, then);
   }
 
   private warn(what: string, fields: Record<string, unknown> = {}): void {

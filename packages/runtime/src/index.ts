@@ -5,3 +5,4 @@ export { ThreadScheduler, threadTraceFile, type ThreadRunOptions } from './threa
 export { Sfc32, actorRng } from './rng.js';
 export { readTrace, type TraceLine } from './read-trace.js';
 export { Mutex } from './mutex.js';
+export { Continuations } from './continuations.js';

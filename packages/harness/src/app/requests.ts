@@ -4,7 +4,7 @@
 import type { MmRequest } from '@svmsim/kernel-mm';
 import type { DmirrorRequest } from '@svmsim/kernel-mm/dmirror';
 import type { GpuRequest } from '@svmsim/gpu-driver';
-import type { Ctx, Envelope, Message } from '@svmsim/runtime';
+import { Continuations, type Ctx, type Envelope, type Message } from '@svmsim/runtime';
 
 /** What the app sends: mm's requests, the dmirror devices' and the gpu devices' ioctls. */
 export type Request = MmRequest | DmirrorRequest | GpuRequest;
@@ -16,16 +16,15 @@ export type Reply = Message & { ret: number } & Record<string, unknown>;
 export const SLEEP_DONE = 'app_sleep_done';
 
 export class Requests {
-  /** Request id → what to do with its reply. */
-  private readonly calls = new Map<number, (r: Reply) => void>();
-  /** Timer id → what to do when it fires. */
-  private readonly sleeps = new Map<number, () => void>();
+  private readonly waits: Continuations<Reply>;
 
-  constructor(private readonly ctxOf: () => Ctx<Message>) {}
+  constructor(private readonly ctxOf: () => Ctx<Message>) {
+    this.waits = new Continuations<Reply>(ctxOf, SLEEP_DONE);
+  }
 
   /** Send `msg` to `to`; `then` runs with the reply. */
   call(to: string, msg: Request, then: (r: Reply) => void): void {
-    this.calls.set(this.ctxOf().request(to, msg), then);
+    this.waits.request(to, msg, then);
   }
 
   /** Fire and forget (unpin_user_pages). */
@@ -33,41 +32,23 @@ export class Requests {
     this.ctxOf().send(to, msg);
   }
 
-  /** `then` runs after `ns` of simulated time. */
+  /** `then` runs after `ns` of simulated time (never within this delivery). */
   sleep(ns: number, then: () => void): void {
-    this.sleeps.set(this.ctxOf().after(Math.max(0, ns), { type: SLEEP_DONE }), then);
+    this.waits.after(ns, then);
   }
 
   /** Run the continuation `env` answers (a reply or a sleep's timer); false if it is none of ours. */
   resume(env: Envelope<Message>): boolean {
-    if (env.replyTo !== 0) {
-      const then = this.calls.get(env.replyTo);
-      if (!then) return false;
-      this.calls.delete(env.replyTo);
-      then(env.msg as Reply);
-      return true;
-    }
-    if (env.msg.type === SLEEP_DONE) {
-      const then = this.sleeps.get(env.id);
-      if (!then) return false;
-      this.sleeps.delete(env.id);
-      then();
-      return true;
-    }
-    return false;
+    return this.waits.resume(env);
   }
 
   /** Wake every sleeper now (the run is ending: sleeps are cut short, requests are waited for). */
   wakeAll(): void {
-    for (const [id, then] of [...this.sleeps]) {
-      this.ctxOf().cancel(id);
-      this.sleeps.delete(id);
-      then();
-    }
+    this.waits.fireAll();
   }
 
   /** Nothing in flight: no request unanswered, no sleeper. */
   get idle(): boolean {
-    return this.calls.size === 0 && this.sleeps.size === 0;
+    return this.waits.pendingRequests === 0 && this.waits.pendingTimers === 0;
   }
 }
