@@ -1,10 +1,13 @@
-// The GPU actor: one amdgpu device as seen by one or more processes. It owns the BOs, GPUVM, the
-// queues (gfx and compute rings) and their jobs and fences, and follows one coherence policy:
+// The GPU actor: one amdgpu device as seen by one or more processes. It owns the BOs (userptr BOs,
+// and VRAM BOs placed by TTM: vram-bos.ts), GPUVM, the queues (gfx and compute rings: queues.ts)
+// and their jobs and fences, and follows one coherence policy for the userptr BOs:
 //   pin             pin_user_pages(FOLL_LONGTERM) for the BO's life (policy-pin.ts)
 //   userptr         amdgpu gfx userptr: walk every BO at each submit, wait fences on invalidate (policy-userptr.ts)
-//   unsafe-userptr  userptr that acks invalidations without waiting for fences (caught by the checker)
+//   preempt         KFD userptr: an invalidation stops the process's queues, a restore worker
+//                   revalidates and resumes them; eviction fences for VRAM BOs (policy-preempt.ts)
 //   svm-fault       HMM mirror with retry faults and VRAM (XNACK on / nouveau): nothing at submit,
 //                   faults handled in batches, zap + TLB flush on invalidate (policy-svm-fault.ts)
+//   unsafe-userptr  userptr that acks invalidations without waiting for fences (caught by the checker)
 //   unsafe-svm      svm-fault without mmu_interval_read_retry (caught by the checker)
 // The app talks to it with gpu-protocol.ts; it talks to mm only through kernel-mm's protocol.ts.
 import { Continuations, type Actor, type ActorId, type Ctx, type Envelope, type Incoming, type Message } from '@svmsim/runtime';
