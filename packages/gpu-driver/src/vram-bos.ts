@@ -35,6 +35,8 @@ export class VramBos {
   private readonly lru: Bo[] = [];
   /** Every live VRAM BO, in VRAM or in GTT. */
   private readonly live = new Set<Bo>();
+  /** Placements waiting for an eviction under way to end. */
+  private readonly moveEnded: (() => void)[] = [];
   private usedPages = 0;
   evictions = 0;
   pagesEvicted = 0;
@@ -104,12 +106,16 @@ export class VramBos {
     this.host.sleep(copies * this.opts.copyPerPageNs, done);
   }
 
-  /** Evict LRU BOs until `need` pages are free or nothing is left to evict. */
+  /**
+   * Evict LRU BOs until `need` pages are free or nothing is left to evict. When every candidate is
+   * already on its way out (another placement's eviction), wait for one of those moves to end.
+   */
   private makeRoom(need: number, done: () => void): void {
     if (this.freePages >= need) return done();
     const victim = this.lru.find((b) => !b.local!.moving);
-    if (!victim) return done();
-    this.evict(victim, () => this.makeRoom(need, done));
+    if (victim) return this.evict(victim, () => this.makeRoom(need, done));
+    if (this.lru.some((b) => b.local!.moving)) return void this.moveEnded.push(() => this.makeRoom(need, done));
+    done();
   }
 
   /** ttm_bo_evict: wait on the reservation (the policy's fence), copy to GTT. */
@@ -131,6 +137,7 @@ export class VramBos {
           bo.local.moving = false;
         }
         done();
+        for (const waiter of this.moveEnded.splice(0)) waiter();
       }),
     );
   }

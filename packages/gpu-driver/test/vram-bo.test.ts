@@ -71,3 +71,21 @@ describe('VRAM BOs', () => {
     expect(g.vramBoCreateFailures).toBe(1);
   });
 });
+
+describe('VRAM BOs: two placements at once', () => {
+  it('the second waits for the eviction the first started rather than failing', async () => {
+    // 64 pages: BO1 (48) under a job; BO2 and BO3 (32 each) both need BO1 out, which is one move.
+    const s: Step[] = [
+      create,
+      vramBo(VA1, 48),
+      submit([1], 1, JOB_NS, 500, 'compute'),
+      { group: [vramBo(VA2, 32) as never, vramBo(VA2 + 32 * 4096, 32) as never] },
+      waitLast,
+    ];
+    const { results, gpu: g } = await run('userptr', s, 1, {}, CONFIG);
+    expect(results.filter((r) => r.type === 'gpu_bo_create_result').map(ret).sort()).toEqual([1, 2, 3]);
+    expect(g.vramBoCreateFailures).toBe(0);
+    expect(g.vramBoEvictions).toBe(1);
+    expect(g.vramBoPagesFree).toBe(0);
+  });
+});
