@@ -270,6 +270,7 @@ class Gpu implements Actor<Message>, GpuHost {
         this.finished.push(job.id);
         if (this.finished.length > FINISHED_JOBS_KEPT) this.jobs.delete(this.finished.shift()!);
         this.stats.jobsDone++;
+        this.stats.lastJobEndAt = this.ctx.now();
         if (job.faults > 0) this.stats.jobErrors++;
         if (job.durationNs > 0) this.stats.jobStretchMax = Math.max(this.stats.jobStretchMax, (this.ctx.now() - job.startedAt) / job.durationNs);
         if (this.ctx.tracing) this.ctx.trace('gpu_job_end', { job: job.id, queue: job.queue, accesses: job.accesses, faults: job.faults });
@@ -299,6 +300,7 @@ class Gpu implements Actor<Message>, GpuHost {
   private submit(env: Envelope<Message>, m: GpuSubmit): void {
     const t0 = this.ctx.now();
     this.stats.submissions++;
+    if (this.stats.firstSubmitAt < 0) this.stats.firstSubmitAt = t0;
     const fail = (ret: number, pagesWalked = 0, resubmissions = 0) => {
       this.stats.submitErrors[errName(ret)] = (this.stats.submitErrors[errName(ret)] ?? 0) + 1;
       this.reply(env, { type: 'gpu_submit_result', ret, job: 0, pagesWalked, resubmissions });

@@ -43,6 +43,9 @@ export interface GpuStats {
   bosFreed: number;
   boCreateErrors: number;
   submissions: number;
+  /** When the first submission arrived and the last job ended (ns; -1: none): the GPU's busy span. */
+  firstSubmitAt: number;
+  lastJobEndAt: number;
   /** -EAGAIN from amdgpu_cs_submit's read_retry: the ioctl restarted (libdrm's drmIoctl loop). */
   resubmissions: number;
   /** hmm_range_fault answered -EBUSY: read_begin again. */
@@ -81,7 +84,7 @@ export interface GpuStats {
 
 export function newStats(): GpuStats {
   return {
-    bosCreated: 0, bosFreed: 0, boCreateErrors: 0, submissions: 0, resubmissions: 0, ebusyRetries: 0, submitErrors: {},
+    bosCreated: 0, bosFreed: 0, boCreateErrors: 0, submissions: 0, firstSubmitAt: -1, lastJobEndAt: -1, resubmissions: 0, ebusyRetries: 0, submitErrors: {},
     pagesWalkedPerSubmission: [], submitLatencyNs: [], jobsDone: 0, jobErrors: 0, gpuPageFaults: 0, dmaWrites: 0, dmaReads: 0, localAccesses: 0,
     invalidations: 0, invalidationsByEvent: {}, pagesInvalidated: 0, boPagesCreated: 0, jobStretchMax: 0, invalidationsRefused: 0, invalidateWaitNs: [], unsafeEarlyAcks: 0,
     pagesPinned: 0, pagesUnpinned: 0, warnings: 0,

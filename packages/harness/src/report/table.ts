@@ -22,6 +22,12 @@ const byEvent = (r: RunReport) =>
 
 const n = (d: Record<string, unknown> | undefined, k: string): number => (d && typeof d[k] === 'number' ? (d[k] as number) : 0);
 const simS = (r: RunReport): number => Math.max(r.simNs, 1) / 1e9;
+/** The GPU's busy span in seconds (first submission to last job end), else the run's. */
+const busyS = (g: Record<string, unknown>, r: RunReport): number => {
+  const first = n(g, 'firstSubmitAt');
+  const last = n(g, 'lastJobEndAt');
+  return first >= 0 && last > first ? (last - first) / 1e9 : simS(r);
+};
 /** A rate or ratio with three significant digits. */
 const fig = (x: number): string => (x === 0 ? '0' : x >= 100 ? String(Math.round(x)) : x.toPrecision(3).replace(/\.?0+$/, ''));
 const gpuCell = (f: (g: Record<string, unknown>, r: RunReport) => string) => (r: RunReport) => {
@@ -49,7 +55,8 @@ export const COLUMNS: Record<string, Column> = {
   'oom-kills': { title: 'OOM kills', cell: (r) => String(r.mm.oomKills) },
   // The GPU's own figures (its summary()).
   submits: { title: 'submits', cell: gpuCell((g) => String(n(g, 'submissions'))) },
-  'submits-per-s': { title: 'submits/s', cell: gpuCell((g, r) => fig(n(g, 'submissions') / simS(r))) },
+  // Over the GPU's busy span (first submission to last job end), not the whole run with its drain.
+  'submits-per-s': { title: 'submits/s', cell: gpuCell((g, r) => fig(n(g, 'submissions') / busyS(g, r))) },
   'pages-walked': { title: 'pages walked/submit', cell: gpuCell((g) => fig(n(g, 'pagesWalkedPerSubmissionMean'))) },
   'submit-latency': { title: 'submit p50/p99', cell: gpuCell((g) => `${formatDuration(n(g, 'submitLatencyP50Ns'))} / ${formatDuration(n(g, 'submitLatencyP99Ns'))}`) },
   resubmits: { title: 'resubmits', cell: gpuCell((g) => String(n(g, 'resubmissions'))) },
