@@ -4,7 +4,7 @@
 import type { Envelope, Message } from '@svmsim/runtime';
 import { blockDevOf } from './filemap.js';
 import type { Kernel } from './kernel.js';
-import { PTE_DEVICE_EXCLUSIVE, PTE_DEVICE_PRIVATE, PTE_KIND_MASK, PTE_NONE, PTE_PRESENT, PTE_SWAP } from './page-table.js';
+import { PTE_DEVICE_EXCLUSIVE, PTE_DEVICE_PRIVATE, PTE_KIND_MASK, PTE_MIGRATION, PTE_NONE, PTE_PRESENT, PTE_SWAP } from './page-table.js';
 import { PAGE_SIZE, ZERO_PFN, type BioDone, type DumpedPage } from './protocol.js';
 import { fileIndex } from './vma.js';
 
@@ -31,6 +31,10 @@ export function dump(k: Kernel, env: Envelope<Message>): void {
             page.where = 'swap';
             break;
           }
+          case PTE_MIGRATION:
+            // A migration still open: whoever runs it has not finalized. Say so rather than guess.
+            page.where = 'migrating';
+            break;
           case PTE_DEVICE_PRIVATE:
             page.where = 'device';
             page.value = val; // the device pfn: the harness asks the owner for the content

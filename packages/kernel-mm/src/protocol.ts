@@ -304,8 +304,11 @@ export interface DumpedPage {
   pid: Pid;
   addr: number;
   value: number;
-  /** Where the content was found. */
-  where: 'ram' | 'zero' | 'swap' | 'file' | 'device';
+  /**
+   * Where the content was found. 'migrating': under a migration entry, so a migration
+   * (migrate_pages, migrate_vma) was still open at the dump and the content is not final.
+   */
+  where: 'ram' | 'zero' | 'swap' | 'file' | 'device' | 'migrating';
 }
 export interface OpResult { type: 'op_result'; ret: number; [figure: string]: number | string }
 

@@ -3,7 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
-  EFAULT, FOLL_LONGTERM, FOLL_WRITE, MADV_DONTNEED, MADV_PAGEOUT, MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED, PAGE_SIZE, PROT_READ, PROT_WRITE,
+  EFAULT, FOLL_LONGTERM, FOLL_WRITE, MADV_DONTNEED, MADV_PAGEOUT, MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED, MIGRATE_VMA_SELECT_SYSTEM, PAGE_SIZE, PROT_READ, PROT_WRITE,
+  type DumpResult,
 } from '@svmsim/kernel-mm';
 import { formatViolation } from '@svmsim/kernel-mm/checker';
 import { ret, runMm, val, type Step } from '@svmsim/kernel-mm/testing/mm-harness';
@@ -66,6 +67,22 @@ describe('mm: anonymous memory and faults', () => {
     expect(val(results[6])).toBe(6);
     expect(ret(results[8])).toBe(EFAULT);
     clean(check);
+  });
+});
+
+describe('mm: dump', () => {
+  it('marks a page under an open migration (migrate_vma_setup, no finalize yet) as migrating, not as a RAM page', async () => {
+    const steps: Step[] = [
+      create, anon(2), store(1, 0, 7), store(1, 1, 8),
+      { msg: { type: 'migrate_vma_setup', pid: 1, start: A, end: A + PAGE_SIZE, flags: MIGRATE_VMA_SELECT_SYSTEM, pgmap_owner: 'app' } as never },
+      { msg: { type: 'dump' } as never },
+    ];
+    const { dumped, r } = await runMm(steps);
+    expect(r.reason).toBe('app: dumped');
+    expect(dumped!.map((p) => [p.addr - A, p.where, p.value])).toEqual([
+      [0, 'migrating', 0],
+      [PAGE_SIZE, 'ram', 8],
+    ]);
   });
 });
 

@@ -79,11 +79,16 @@ export function createApp(config: unknown, _id: ActorId): Actor<Message> {
   /** After every delivery: once draining and idle, dump and stop. */
   const checkDrain = (): void => {
     if (state !== 'drain' || !app.io.idle) return;
-    dumpFinalPages(app, (s) => (state = s), (pages) => {
-      finalPages = pages;
-      state = 'done';
-      stop(`done (${endReason})`);
-    });
+    dumpFinalPages(
+      app,
+      (s) => (state = s),
+      (pages) => {
+        finalPages = pages;
+        state = 'done';
+        stop(`done (${endReason})`);
+      },
+      fail,
+    );
   };
 
   return {

@@ -33,15 +33,20 @@ export function freeGpuBos(app: App, done: () => void): void {
   next(0);
 }
 
-/** Dump and resolve; `state` tells each stage as it starts. */
-export function dumpFinalPages(app: App, state: (s: 'dump' | 'devmem') => void, done: (pages: FinalPage[]) => void): void {
+/** Dump and resolve; `state` tells each stage as it starts; `fail` if the dump shows the run did not drain (a migration still open). */
+export function dumpFinalPages(app: App, state: (s: 'dump' | 'devmem') => void, done: (pages: FinalPage[]) => void, fail: (reason: string) => void): void {
   state('dump');
-  freeGpuBos(app, () => dumpOnly(app, state, done));
+  freeGpuBos(app, () => dumpOnly(app, state, done, fail));
 }
 
-function dumpOnly(app: App, state: (s: 'dump' | 'devmem') => void, done: (pages: FinalPage[]) => void): void {
+function dumpOnly(app: App, state: (s: 'dump' | 'devmem') => void, done: (pages: FinalPage[]) => void, fail: (reason: string) => void): void {
   app.io.call(app.mm, { type: 'dump' } satisfies Dump, (r) => {
     const pages = (r as unknown as DumpResult).pages ?? [];
+    const migrating = pages.filter((p) => p.where === 'migrating');
+    if (migrating.length > 0) {
+      const first = migrating[0];
+      return fail(`the dump found ${migrating.length} page(s) under a migration still open (first: pid ${first.pid} addr 0x${first.addr.toString(16)}): a device or mm had not finished a migration when the run drained`);
+    }
     const finalPages = pages.map(({ pid, addr, value }) => ({ pid, addr, value }));
     const onDevice = pages.flatMap((p, index) => (p.where === 'device' ? [{ index, devPfn: p.value }] : []));
     const dev_pfns = onDevice.map((d) => d.devPfn);

@@ -6,6 +6,7 @@ import { createMm } from '../mm-actor.js';
 import { createRamdisk } from '../ramdisk.js';
 import type { MmConfig } from '../kernel.js';
 import { checkTrace, type FinalPage } from '../checker.js';
+import type { DumpedPage, DumpResult } from '../protocol.js';
 
 export type Step =
   | { to?: string; msg: Message }
@@ -32,7 +33,7 @@ export interface Recorded {
   t: number;
 }
 
-export function scriptActor(steps: Step[], opts: ScriptOptions = {}): Actor<Message> & { results: Message[]; dump?: FinalPage[]; invalidations: Recorded[]; signals: Message[] } {
+export function scriptActor(steps: Step[], opts: ScriptOptions = {}): Actor<Message> & { results: Message[]; dump?: FinalPage[]; dumped?: DumpedPage[]; invalidations: Recorded[]; signals: Message[] } {
   const queue = [...steps];
   const results: Message[] = [];
   const invalidations: Recorded[] = [];
@@ -43,6 +44,8 @@ export function scriptActor(steps: Step[], opts: ScriptOptions = {}): Actor<Mess
     invalidations,
     signals,
     dump: undefined as FinalPage[] | undefined,
+    /** mm's dump as it came (with where each page was found). */
+    dumped: undefined as DumpedPage[] | undefined,
     start(ctx: Parameters<NonNullable<Actor<Message>['start']>>[0]) {
       next(ctx);
     },
@@ -69,7 +72,8 @@ export function scriptActor(steps: Step[], opts: ScriptOptions = {}): Actor<Mess
       }
       if (env.replyTo === 0) return;
       if (env.msg.type === 'dump_result') {
-        self.dump = (env.msg as unknown as { pages: { pid: number; addr: number; value: number }[] }).pages.map(({ pid, addr, value }) => ({ pid, addr, value }));
+        self.dumped = (env.msg as unknown as DumpResult).pages;
+        self.dump = self.dumped.map(({ pid, addr, value }) => ({ pid, addr, value }));
         ctx.stopRun('dumped');
         return;
       }
@@ -102,7 +106,7 @@ export function scriptActor(steps: Step[], opts: ScriptOptions = {}): Actor<Mess
       return;
     }
   };
-  return self as unknown as Actor<Message> & { results: Message[]; dump?: FinalPage[]; invalidations: Recorded[]; signals: Message[] };
+  return self as unknown as Actor<Message> & { results: Message[]; dump?: FinalPage[]; dumped?: DumpedPage[]; invalidations: Recorded[]; signals: Message[] };
 }
 
 export async function runMm(
@@ -121,7 +125,7 @@ export async function runMm(
     traceDir: opts.traceDir,
   });
   const check = opts.traceDir !== undefined ? checkTrace(readTrace(opts.traceDir), script.dump ?? null) : undefined;
-  return { r, results: script.results, mm: r.summaries.mm as Record<string, any>, dump: script.dump, check, invalidations: script.invalidations, signals: script.signals };
+  return { r, results: script.results, mm: r.summaries.mm as Record<string, any>, dump: script.dump, dumped: script.dumped, check, invalidations: script.invalidations, signals: script.signals };
 }
 
 export const ret = (m: Message) => (m as unknown as { ret: number }).ret;
