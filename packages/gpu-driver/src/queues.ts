@@ -1,5 +1,7 @@
-// The GPU's queues and how a job runs on them. Jobs of one queue run one after the other; the gfx
-// ring and the compute ring run concurrently. A running job is split into `waves` (groups of GPU
+// The GPU's queues and how a job runs on them. Jobs of one queue run one after the other; queues
+// run concurrently. There is one gfx ring for everyone (amdgpu's CS jobs share it) and a compute
+// queue per process (KFD's user-mode queues are per process; amdgpu's several compute rings are
+// close enough), so preempting one process never holds another's compute jobs. A running job is split into `waves` (groups of GPU
 // threads, each its own instruction stream): wave w issues accesses w, w + W, w + 2W… of the job's
 // plan (job.ts planAccesses) one at a time at fixed points of the job's GPU time, then waits for
 // the job's duration to pass. Each wave holds exactly one timer: its next access, or its end. The
@@ -19,7 +21,6 @@
 //                nouveau's FAULT_CANCEL kills the channel).
 import { PAGE_SIZE, type Pid } from '@svmsim/kernel-mm';
 import type { Bo } from './bo.js';
-import type { GpuQueue } from './gpu-protocol.js';
 import { planAccesses, signalFence, type Job, type PlannedAccess } from './job.js';
 import type { GpuPte } from './gpuvm.js';
 
@@ -64,7 +65,8 @@ interface Running {
 }
 
 export class GpuQueues {
-  private readonly queues: Record<GpuQueue, Job[]> = { gfx: [], compute: [] };
+  /** 'gfx', or 'compute/<pid>': the jobs of each queue, the running one first. */
+  private readonly queues = new Map<string, Job[]>();
   private readonly running = new Map<Job, Running>();
   /** Processes whose queues are preempted, with how many quiesce() calls hold them. */
   private readonly quiesced = new Map<Pid, number>();
@@ -79,14 +81,18 @@ export class GpuQueues {
   }
 
   push(job: Job): void {
-    const q = this.queues[job.queue];
+    const key = queueOf(job);
+    let q = this.queues.get(key);
+    if (!q) this.queues.set(key, (q = []));
     q.push(job);
     if (q.length === 1) this.start(job);
   }
 
   /** Jobs queued or running. */
   get pending(): number {
-    return this.queues.gfx.length + this.queues.compute.length;
+    let n = 0;
+    for (const q of this.queues.values()) n += q.length;
+    return n;
   }
 
   isQuiesced(pid: Pid): boolean {
@@ -115,7 +121,7 @@ export class GpuQueues {
     if (n > 1) return void this.quiesced.set(pid, n - 1);
     this.quiesced.delete(pid);
     this.host.trace('gpu_queues_resumed', { pid });
-    for (const q of Object.values(this.queues)) {
+    for (const q of this.queues.values()) {
       const head = q[0];
       if (!head || pidOf(head) !== pid) continue;
       const r = this.running.get(head);
@@ -207,14 +213,18 @@ export class GpuQueues {
     const { job } = r;
     this.running.delete(job);
     job.endedAt = this.host.now();
-    const q = this.queues[job.queue];
+    const q = this.queues.get(queueOf(job))!;
     if (q[0] !== job) throw new Error(`gpu queues: job ${job.id} ended but is not the head of its ${job.queue} queue`);
     q.shift();
     this.host.jobEnded(job); // drops the job from its BOs' reservations
     signalFence(job.fence);
     if (q.length > 0) this.start(q[0]);
+    else if (q === this.queues.get(queueOf(job))) this.queues.delete(queueOf(job));
   }
 }
 
-/** The process a job runs for: that of its BOs (a job's BOs belong to one process). */
+/** The process a job runs for: that of its BOs (a job's BOs belong to one process: gpu-actor checks). */
 const pidOf = (job: Job): Pid => job.bos[0]?.pid;
+
+/** The queue a job goes to: the shared gfx ring, or its process's compute queue. */
+const queueOf = (job: Job): string => (job.queue === 'gfx' ? 'gfx' : `compute/${pidOf(job)}`);
