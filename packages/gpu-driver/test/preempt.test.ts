@@ -1,11 +1,11 @@
 // Policy preempt (KFD userptr eviction): an invalidation stops the process's queues instead of
 // waiting for its jobs, and the restore worker revalidates the BOs and resumes them.
 import { describe, expect, it } from 'vitest';
-import { MADV_PAGEOUT, PAGE_SIZE } from '@svmsim/kernel-mm';
+import { MADV_PAGEOUT, MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PAGE_SIZE, PROT_READ, PROT_WRITE } from '@svmsim/kernel-mm';
 import { formatViolation } from '@svmsim/kernel-mm/checker';
 import type { GpuSubmitResult } from '@svmsim/gpu-driver/gpu-protocol';
 import { val, type Step } from '@svmsim/kernel-mm/testing/mm-harness';
-import { A, PID, ackAndJobEnd, boCreate, create, load, mmapAt, racingScript, run, store, submit, waitLast } from './gpu-steps.js';
+import { A, PID, ackAndJobEnd, boCreate, create, gpu, load, mmapAt, racingScript, run, store, submit, waitLast } from './gpu-steps.js';
 
 describe('preempt: a blockable invalidation of a BO under a long job', () => {
   const pages = 8;
@@ -106,4 +106,29 @@ describe('preempt: jobs racing the CPU over 50 seeds', () => {
     expect(totals.restores).toBe(totals.preemptions);
     console.log('preempt racing totals', totals);
   }, 300_000);
+});
+
+describe('preempt: per-process compute queues', () => {
+  it("stopping one process's queues leaves another process's compute job running", async () => {
+    const pages = 4;
+    const jobNs = 10_000_000;
+    const mmap2: Step = { msg: { type: 'mmap', pid: 2, addr: A, length: pages * PAGE_SIZE, prot: PROT_READ | PROT_WRITE, flags: MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED } as never };
+    const steps: Step[] = [
+      create, create, mmapAt(A, pages), mmap2,
+      boCreate(A, pages), gpu({ type: 'gpu_bo_create', pid: 2, addr: A, pages }),
+      submit([1], 1, jobNs, 100, 'compute'), submit([2], 1, jobNs, 200, 'compute'),
+      { sleepNs: jobNs / 4 },
+      { msg: { type: 'madvise', pid: PID, addr: A, length: pages * PAGE_SIZE, advice: MADV_PAGEOUT } as never },
+      gpu({ type: 'gpu_wait', job: 1 }), gpu({ type: 'gpu_wait', job: 2 }),
+    ];
+    const { trace, gpu: g, check } = await run('preempt', steps);
+    const ends = new Map(trace.filter((l) => l.ev === 'gpu_job_end').map((l) => [l.job as number, l.t]));
+    const starts = new Map(trace.filter((l) => l.ev === 'gpu_job_start').map((l) => [l.job as number, l.t]));
+    expect(g.preemptions).toBe(1);
+    // Process 2's job ran in parallel and was never stopped; process 1's took its stop on top.
+    expect(ends.get(2)! - starts.get(2)!).toBeCloseTo(jobNs, -3);
+    expect(ends.get(1)! - starts.get(1)!).toBeGreaterThan(jobNs + 1_000_000);
+    expect(starts.get(2)!).toBeLessThan(jobNs / 4);
+    expect(check!.violations.map(formatViolation)).toEqual([]);
+  });
 });
