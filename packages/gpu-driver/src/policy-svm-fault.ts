@@ -62,7 +62,7 @@ import type { Job } from './job.js';
 import type { GpuHost, Policy, SubmitOutcome, SubscribedBo } from './policy.js';
 import { createSvmFaultHandler, type FaultPermission } from './svm-fault-handler.js';
 import { createSvmVram } from './svm-vram.js';
-import { registerUserptr } from './user-pages.js';
+import { registerUserptr, unregisterUserptr } from './user-pages.js';
 
 export interface SvmFaultOptions {
   unsafe: boolean;
@@ -197,14 +197,7 @@ export function createSvmFaultPolicy(host: GpuHost, opts: SvmFaultOptions): Poli
           unlock();
           done();
         };
-        if (host.vm.clear(bo.pid, bo.addr, boEnd(bo)) > 0) host.vm.tlbFlushes++;
-        const n = bo.notifier;
-        if (!n) return finish();
-        host.call({ type: 'mmu_interval_notifier_remove', sub: n.sub }, () => {
-          host.bySub.delete(n.sub);
-          bo.notifier = null;
-          finish();
-        });
+        unregisterUserptr(host, bo, finish);
       }));
     },
 

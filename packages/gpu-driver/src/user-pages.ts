@@ -28,9 +28,9 @@ export function registerUserptr(host: GpuHost, bo: Bo, done: (ret: number) => vo
   });
 }
 
-/** Clear the BO's GPUVM entries and remove its notifier; then done. */
+/** Clear the BO's GPUVM entries (a TLB flush if any were mapped) and remove its notifier; then done. */
 export function unregisterUserptr(host: GpuHost, bo: Bo, done: () => void): void {
-  host.vm.clear(bo.pid, bo.addr, boEnd(bo));
+  if (host.vm.clear(bo.pid, bo.addr, boEnd(bo)) > 0) host.vm.tlbFlushes++;
   const n = bo.notifier;
   if (!n) return done();
   host.call({ type: 'mmu_interval_notifier_remove', sub: n.sub }, () => {
