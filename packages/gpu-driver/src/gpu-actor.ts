@@ -162,6 +162,8 @@ class Gpu implements Actor<Message>, GpuHost {
       ...s,
       ...this.policy.summary?.(),
       preemptions: this.queues.preemptions,
+      queuesStoppedNs: this.queues.stoppedNs,
+      processesStopped: this.queues.stoppedProcesses,
       vramBoEvictions: this.vramBos.evictions,
       vramBoPagesEvicted: this.vramBos.pagesEvicted,
       vramBoPagesRestored: this.vramBos.pagesRestored,
@@ -189,11 +191,6 @@ class Gpu implements Actor<Message>, GpuHost {
     };
   }
 
-  /** Per-submission figures (for tests and reports). */
-  get perSubmission(): { pagesWalked: number[]; latencyNs: number[]; invalidateWaitNs: number[] } {
-    return { pagesWalked: this.stats.pagesWalkedPerSubmission, latencyNs: this.stats.submitLatencyNs, invalidateWaitNs: this.stats.invalidateWaitNs };
-  }
-
   // ---- GpuHost ----
 
   call(msg: MmRequest, then: (r: Reply) => void): void {
@@ -202,6 +199,12 @@ class Gpu implements Actor<Message>, GpuHost {
 
   sleep(ns: number, then: () => void): void {
     this.waits.sleep(ns, then);
+  }
+
+  flushTlb(cleared: number, then: () => void): void {
+    if (cleared === 0) return then();
+    this.vm.tlbFlushes++;
+    this.sleep(this.costs.tlbFlushNs, then);
   }
 
   reply(env: Envelope<Message>, msg: GpuReply | InvalidateAck): void {

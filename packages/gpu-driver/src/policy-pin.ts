@@ -40,15 +40,14 @@ export function createPinPolicy(host: GpuHost): Policy {
       done({ ret: 0, pagesWalked: 0, resubmissions: 0 });
     },
     freeBo(bo: Bo, done: () => void): void {
-      host.vm.clear(bo.pid, bo.addr, boEnd(bo));
-      host.vm.tlbFlushes++;
+      const cleared = host.vm.clear(bo.pid, bo.addr, boEnd(bo));
       if (bo.pinned) {
         host.send({ type: 'unpin_user_pages', pfns: bo.pinned, make_dirty: !bo.readonly, pin: true });
         host.stats.pagesUnpinned += bo.pinned.length;
         if (host.ctx.tracing) host.ctx.trace('gpu_unpin', { handle: bo.handle, pages: bo.pinned.length });
         bo.pinned = null;
       }
-      host.sleep(host.costs.tlbFlushNs, done);
+      host.flushTlb(cleared, done);
     },
   };
 }

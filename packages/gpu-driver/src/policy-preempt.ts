@@ -80,8 +80,6 @@ interface ProcessInfo {
   restoreQueued: boolean;
   /** userptr_inval_list: BOs being revalidated, with the pages their last walk got (null: not walked yet). */
   inval: Map<Bo, WalkedBo | 'efault' | null>;
-  /** When the queues were stopped (for queuesStoppedNs), or -1. */
-  stoppedAt: number;
   /** The eviction fence: 'armed' (unsignalled, on every BO), 'evicting' (the worker is on its way; moves wait), 'signalled' (queues stopped until the restore). */
   fence: 'armed' | 'evicting' | 'signalled';
   /** TTM moves waiting for the fence to signal. */
@@ -93,7 +91,7 @@ interface ProcessInfo {
 export function createPreemptPolicy(host: GpuHost, o: Partial<PreemptOptions> & { maxBusyRetries: number }): Policy {
   const opts: PreemptOptions = { ...DEFAULT_PREEMPT, ...o };
   const processes = new Map<Pid, ProcessInfo>();
-  const figures = { evictions: 0, restores: 0, restoreRetries: 0, restorePagesWalked: 0, queuesStoppedNs: 0, fenceEvictions: 0 };
+  const figures = { evictions: 0, restores: 0, restoreRetries: 0, restorePagesWalked: 0, fenceEvictions: 0 };
 
   /** kgd2kfd_schedule_evict_and_restore_process → evict_process_worker → (later) restore_process_worker. */
   const evictionFence = (bo: Bo, then: () => void): void => {
@@ -108,7 +106,6 @@ export function createPreemptPolicy(host: GpuHost, o: Partial<PreemptOptions> & 
       figures.fenceEvictions++;
       host.sleep(opts.preemptNs, () => {
         host.queues.quiesce(p.pid);
-        const stoppedAt = host.ctx.now();
         p.fence = 'signalled';
         for (const w of p.fenceWaiters.splice(0)) w();
         host.sleep(opts.processRestoreNs, () => {
@@ -117,7 +114,6 @@ export function createPreemptPolicy(host: GpuHost, o: Partial<PreemptOptions> & 
             host.sleep(opts.resumeNs, () => {
               p.fence = 'armed';
               p.lastRestore = host.ctx.now();
-              figures.queuesStoppedNs += host.ctx.now() - stoppedAt;
               host.queues.resume(p.pid);
               trace('kfd_restore_process', { pid: p.pid });
             }),
@@ -129,7 +125,7 @@ export function createPreemptPolicy(host: GpuHost, o: Partial<PreemptOptions> & 
 
   const infoOf = (pid: Pid): ProcessInfo => {
     let p = processes.get(pid);
-    if (!p) processes.set(pid, (p = { pid, notifierLock: new Mutex(`kfd notifier_lock of pid ${pid}`), evictedBos: 0, bos: new Map(), restoreQueued: false, inval: new Map(), stoppedAt: -1, fence: 'armed', fenceWaiters: [], lastRestore: -Infinity }));
+    if (!p) processes.set(pid, (p = { pid, notifierLock: new Mutex(`kfd notifier_lock of pid ${pid}`), evictedBos: 0, bos: new Map(), restoreQueued: false, inval: new Map(), fence: 'armed', fenceWaiters: [], lastRestore: -Infinity }));
     return p;
   };
 
@@ -224,8 +220,6 @@ export function createPreemptPolicy(host: GpuHost, o: Partial<PreemptOptions> & 
         p.evictedBos = 0;
         figures.restores++;
         host.sleep(opts.resumeNs, () => {
-          if (p.stoppedAt >= 0) figures.queuesStoppedNs += host.ctx.now() - p.stoppedAt;
-          p.stoppedAt = -1;
           host.queues.resume(p.pid);
           trace('kfd_restore_done', { pid: p.pid, bos: rebound });
           p.notifierLock.unlock();
@@ -298,7 +292,6 @@ export function createPreemptPolicy(host: GpuHost, o: Partial<PreemptOptions> & 
         trace('kfd_quiesce', { pid: p.pid, sub: m.sub, event: m.event });
         host.sleep(opts.preemptNs, () => {
           host.queues.quiesce(p.pid);
-          p.stoppedAt = host.ctx.now();
           queueRestore(p);
           finish();
         });
@@ -317,6 +310,6 @@ export function createPreemptPolicy(host: GpuHost, o: Partial<PreemptOptions> & 
 
     evictionFence,
 
-    summary: () => ({ ...figures, processesStopped: [...processes.values()].filter((p) => p.stoppedAt >= 0).length }),
+    summary: () => figures,
   };
 }

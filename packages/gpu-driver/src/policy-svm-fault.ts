@@ -113,16 +113,9 @@ export function createSvmFaultPolicy(host: GpuHost, opts: SvmFaultOptions): Poli
     return n;
   };
 
-  /** Flush the TLB (with the lock held) if anything was zapped, then `then`. */
-  const flushIf = (zapped: number, then: () => void): void => {
-    if (zapped === 0) return then();
-    host.vm.tlbFlushes++;
-    host.sleep(host.costs.tlbFlushNs, then);
-  };
-
   /** BOs in freeBo or freed: their faults are cancelled and their queued migrations to VRAM dropped. */
   const closing = new WeakSet<Bo>();
-  const vram = createSvmVram(host, { vramPages, hotThreshold, window, closing, flushIf });
+  const vram = createSvmVram(host, { vramPages, hotThreshold, window, closing });
   const faults = createSvmFaultHandler(host, { unsafe: opts.unsafe, maxBusyRetries: opts.maxBusyRetries, window, hotThreshold, closing, faultPermission }, vram);
 
   return {
@@ -162,7 +155,7 @@ export function createSvmFaultPolicy(host: GpuHost, opts: SvmFaultOptions): Poli
           s.invalidationsZapped++;
           s.ptesZapped += zapped;
         }
-        flushIf(zapped, () => {
+        host.flushTlb(zapped, () => {
           lock.unlock();
           if (m.blockable) host.stats.invalidateWaitNs.push(host.ctx.now() - t0);
           if (tracing()) host.ctx.trace('gpu_invalidate_done', { sub: m.sub, handle: bo.handle, zapped, own });

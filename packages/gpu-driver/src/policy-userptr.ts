@@ -135,9 +135,7 @@ export function createUserptrPolicy(host: GpuHost, opts: UserptrOptions): Policy
             if (host.ctx.tracing) host.ctx.trace('gpu_invalidate_done', { sub: m.sub, handle: bo.handle, cleared, waitedNs: host.ctx.now() - t0 });
             ack(true);
           };
-          if (cleared === 0) return finish();
-          host.vm.tlbFlushes++;
-          host.sleep(host.costs.tlbFlushNs, finish);
+          host.flushTlb(cleared, finish);
         });
       });
     },

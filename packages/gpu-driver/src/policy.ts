@@ -105,6 +105,8 @@ export interface GpuHost {
   call(msg: MmRequest, then: (r: Reply) => void): void;
   /** Run `then` after ns of simulated time (at once, synchronously, when ns <= 0). */
   sleep(ns: number, then: () => void): void;
+  /** After clearing `cleared` GPUVM entries: flush the TLB (amdgpu_gmc_flush_gpu_tlb, `tlbFlushNs`) if any were mapped, then `then`. */
+  flushTlb(cleared: number, then: () => void): void;
   reply(env: Envelope<Message>, msg: GpuReply | InvalidateAck): void;
   /** Fire and forget to mm. */
   send(msg: MmRequest): void;

@@ -70,7 +70,11 @@ export class GpuQueues {
   private readonly running = new Map<Job, Running>();
   /** Processes whose queues are preempted, with how many quiesce() calls hold them. */
   private readonly quiesced = new Map<Pid, number>();
+  /** When each preempted process's queues stopped. */
+  private readonly stoppedSince = new Map<Pid, number>();
   preemptions = 0;
+  /** Time processes' queues spent stopped, ns, over the stops that have ended (overlapping holds counted once). */
+  stoppedNs = 0;
 
   /** waves: how many waves a job runs as (>= 1). */
   constructor(
@@ -95,16 +99,22 @@ export class GpuQueues {
     return n;
   }
 
+  /** Processes whose queues are stopped now. */
+  get stoppedProcesses(): number {
+    return this.quiesced.size;
+  }
+
   isQuiesced(pid: Pid): boolean {
     return (this.quiesced.get(pid) ?? 0) > 0;
   }
 
-  /** Preempt pid's queues: its running jobs stop issuing accesses until resume(pid). Returns the jobs paused. */
-  quiesce(pid: Pid): number {
+  /** Preempt pid's queues: its running jobs stop issuing accesses until resume(pid). */
+  quiesce(pid: Pid): void {
     const n = this.quiesced.get(pid) ?? 0;
     this.quiesced.set(pid, n + 1);
-    if (n > 0) return 0;
+    if (n > 0) return;
     this.preemptions++;
+    this.stoppedSince.set(pid, this.host.now());
     let paused = 0;
     for (const r of this.running.values()) {
       if (pidOf(r.job) !== pid) continue;
@@ -112,7 +122,6 @@ export class GpuQueues {
       paused++;
     }
     this.host.trace('gpu_queues_preempted', { pid, jobs: paused });
-    return paused;
   }
 
   resume(pid: Pid): void {
@@ -120,6 +129,8 @@ export class GpuQueues {
     if (n === 0) throw new Error(`gpu queues: resume(${pid}) without quiesce`);
     if (n > 1) return void this.quiesced.set(pid, n - 1);
     this.quiesced.delete(pid);
+    this.stoppedNs += this.host.now() - this.stoppedSince.get(pid)!;
+    this.stoppedSince.delete(pid);
     this.host.trace('gpu_queues_resumed', { pid });
     for (const q of this.queues.values()) {
       const head = q[0];

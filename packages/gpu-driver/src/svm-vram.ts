@@ -77,8 +77,6 @@ export interface SvmVramOptions {
   window: number;
   /** BOs being torn down (policy-svm-fault.ts freeBo): migrations queued for them do nothing. */
   closing: WeakSet<Bo>;
-  /** Flush the TLB (the notifier lock held) if anything was zapped, then `then`. */
-  flushIf(zapped: number, then: () => void): void;
 }
 
 export interface SvmVram {
@@ -121,7 +119,7 @@ export interface SvmVramStats {
 }
 
 export function createSvmVram(host: GpuHost, opts: SvmVramOptions): SvmVram {
-  const { vramPages, hotThreshold, window, closing, flushIf } = opts;
+  const { vramPages, hotThreshold, window, closing } = opts;
   const lock = host.notifierLock;
   const tracing = () => host.ctx.tracing;
   const s: SvmVramStats = {
@@ -313,7 +311,7 @@ export function createSvmVram(host: GpuHost, opts: SvmVramOptions): SvmVram {
             dst[i] = 0; // any destination: mm allocates the system page
             copies++;
           }
-          flushIf(zapped, () => {
+          host.flushTlb(zapped, () => {
             lock.unlock();
             host.sleep(copies * host.costs.migratePerPageNs, () => {
               host.call({ type: 'migrate_vma_finalize', migration: su.migration, dst_pfns: dst, dst_data: dstData }, (fr) => {
@@ -404,7 +402,7 @@ export function createSvmVram(host: GpuHost, opts: SvmVramOptions): SvmVram {
         const pte = host.vm.lookup(m.pid, m.addr);
         const zapped = pte?.vram && pte.pfn === m.dev_pfn ? host.vm.clear(m.pid, vpn * PAGE_SIZE, (vpn + 1) * PAGE_SIZE) : 0;
         if (vramAt.get(pageKey(m.pid, vpn)) === m.dev_pfn) vramAt.delete(pageKey(m.pid, vpn));
-        flushIf(zapped, () => {
+        host.flushTlb(zapped, () => {
           lock.unlock();
           s.migratedToRam++;
           host.sleep(host.costs.migratePerPageNs, () => answer(env, { type: 'migrate_to_ram_result', ret: 0, value: page.value }));
