@@ -92,13 +92,9 @@ export class MmStats {
   swapIns = 0;
   reclaimed = 0;
   kswapdRuns = 0;
-  /** Time kswapd spent waiting in notifiers (ns), waits that ended. */
-  kswapdBlockedNs = 0;
   directReclaims = 0;
   /** Time allocations spent in the slow path (direct reclaim, throttling, OOM), each allocation that got there (ns). */
   directReclaimNs: number[] = [];
-  /** Time direct reclaim spent waiting in notifiers (ns), waits that ended. */
-  directReclaimBlockedNs = 0;
   oomKills = 0;
   writebacks = 0;
   ksmMerged = 0;
@@ -133,7 +129,7 @@ export class Kernel {
   readonly swap: SwapSpace;
   readonly blockdev: ActorId;
   readonly stats = new MmStats();
-  /** kswapd's and direct reclaim's notifier waits still open (for summaries mid-wait). */
+  /** How long kswapd and direct reclaim waited in notifiers, waits still open included. */
   readonly reclaimWaits = new ReclaimWaits();
   readonly hungTaskTimeoutNs: number;
   ctx!: Ctx<MmOutgoing>;

@@ -140,8 +140,8 @@ export function createMm(config: unknown, _id: string): Actor<Message> {
         notifierWaitNsP99: percentile(k.stats.notifierWaitNs, 0.99),
         notifierWaitNsMax: percentile(k.stats.notifierWaitNs, 1),
         // Waits still going on when the summary is taken count up to now.
-        kswapdBlockedNs: k.stats.kswapdBlockedNs + k.reclaimWaits.inProgressNs('kswapd', k.ctx.now()),
-        directReclaimBlockedNs: k.stats.directReclaimBlockedNs + k.reclaimWaits.inProgressNs('direct', k.ctx.now()),
+        kswapdBlockedNs: k.reclaimWaits.blockedNs('kswapd', k.ctx.now()),
+        directReclaimBlockedNs: k.reclaimWaits.blockedNs('direct', k.ctx.now()),
         allocStallNsP50: percentile(k.stats.directReclaimNs, 0.5),
         allocStallNsP99: percentile(k.stats.directReclaimNs, 0.99),
         allocStallNsMax: percentile(k.stats.directReclaimNs, 1),

@@ -184,12 +184,9 @@ function try_to_unmap(k: Kernel, pfn: number, mappings: RmapEntry[], slot: numbe
     const { pid, vpn } = mappings[i];
     const p = k.procs.get(pid)!;
     const range = { start: vpn * PAGE_SIZE, end: (vpn + 1) * PAGE_SIZE, event: 'MMU_NOTIFY_CLEAR' as const, blockable: true, owner: null };
-    const t0 = k.ctx.now();
-    const wait = who === 'pageout' ? undefined : k.reclaimWaits.begin(who, t0);
+    const wait = who === 'pageout' ? undefined : k.reclaimWaits.begin(who, k.ctx.now());
     mmu_notifier_invalidate_range_start(k, p, range, (_ret, inv) => {
-      if (wait !== undefined) k.reclaimWaits.end(wait);
-      if (who === 'kswapd') k.stats.kswapdBlockedNs += k.ctx.now() - t0;
-      else if (who === 'direct') k.stats.directReclaimBlockedNs += k.ctx.now() - t0;
+      if (wait !== undefined) k.reclaimWaits.end(wait, k.ctx.now());
       const f = p.pt.flags(vpn);
       const stillOurs = (f & PTE_KIND_MASK) === PTE_PRESENT && p.pt.value(vpn) === pfn;
       if (stillOurs && anon && pm.maybeDmaPinned(pfn)) {
