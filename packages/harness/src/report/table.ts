@@ -20,6 +20,7 @@ const byEvent = (r: RunReport) =>
     .map(([e, n]) => `${e.replace('MMU_NOTIFY_', '').toLowerCase()} ${n}`)
     .join(', ') || '-';
 
+/** A numeric figure of a summary, 0 when absent. */
 const n = (d: Record<string, unknown> | undefined, k: string): number => (d && typeof d[k] === 'number' ? (d[k] as number) : 0);
 const simS = (r: RunReport): number => Math.max(r.simNs, 1) / 1e9;
 /** The GPU's busy span in seconds (first submission to last job end), else the run's. */
@@ -113,15 +114,15 @@ export function details(r: RunReport): string {
 
 /** One line of a device's key figures (its summary()); for a gpu: submissions, walks, latency, jobs. */
 export function deviceLine(id: string, d: Record<string, unknown>): string {
-  const n = (k: string) => (typeof d[k] === 'number' ? (d[k] as number) : 0);
+  const f = (k: string) => n(d, k);
   const policy = typeof d.policy === 'string' ? ` (${d.policy})` : '';
   if ('submissions' in d) {
-    const mean = n('pagesWalkedPerSubmissionMean');
+    const mean = f('pagesWalkedPerSubmissionMean');
     return (
-      `${id}${policy}: ${n('submissions')} submissions, ${n('resubmissions')} resubmissions, ` +
+      `${id}${policy}: ${f('submissions')} submissions, ${f('resubmissions')} resubmissions, ` +
       `${Number.isInteger(mean) ? mean : mean.toFixed(1)} pages walked per submission, ` +
-      `submit latency p50/p99 ${formatDuration(n('submitLatencyP50Ns'))} / ${formatDuration(n('submitLatencyP99Ns'))}, ` +
-      `${n('jobsDone')} jobs done, ${n('jobErrors')} job errors`
+      `submit latency p50/p99 ${formatDuration(f('submitLatencyP50Ns'))} / ${formatDuration(f('submitLatencyP99Ns'))}, ` +
+      `${f('jobsDone')} jobs done, ${f('jobErrors')} job errors`
     );
   }
   // Other devices (dmirror): their non-zero numeric figures as they come.
