@@ -10,7 +10,7 @@
 //   unsafe-userptr  userptr that acks invalidations without waiting for fences (caught by the checker)
 //   unsafe-svm      svm-fault without mmu_interval_read_retry (caught by the checker)
 // The app talks to it with gpu-protocol.ts; it talks to mm only through kernel-mm's protocol.ts.
-import { Continuations, type Actor, type ActorId, type Ctx, type Envelope, type Incoming, type Message } from '@svmsim/runtime';
+import { Continuations, CounterSampler, type Actor, type ActorId, type Ctx, type Envelope, type Incoming, type Message } from '@svmsim/runtime';
 import { EINVAL, ENOENT, ERRNO_NAMES, EFAULT, PAGE_SIZE, type DmaAccess, type Invalidate, type InvalidateAck, type MmRequest } from '@svmsim/kernel-mm';
 import { newBo, type Bo } from './bo.js';
 import type { GpuBoCreate, GpuBoFree, GpuReply, GpuRequest, GpuSubmit, GpuWait } from './gpu-protocol.js';
@@ -85,6 +85,8 @@ class Gpu implements Actor<Message>, GpuHost {
   readonly vramBos: VramBos;
   /** Requests to mm and timers in flight, with what to do when each completes. */
   private readonly waits = new Continuations<Reply>(() => this.ctx, 'gpu_timer');
+  /** VRAM in use over time, for the trace (`gpu_counters`, pages). */
+  private readonly counters = new CounterSampler('gpu_counters');
 
   constructor(cfg: GpuConfig, readonly id: ActorId) {
     this.mm = cfg.mm ?? 'mm';
@@ -119,6 +121,11 @@ class Gpu implements Actor<Message>, GpuHost {
 
   receive(env: Incoming<Message>, ctx: Ctx<Message>): void {
     this.ctx = ctx;
+    this.dispatch(env);
+    this.counters.sample(ctx, () => ({ vram_bo_pages: this.vramBos.usedPages, svm_vram_pages: this.policy.vramPagesInUse?.() ?? 0 }));
+  }
+
+  private dispatch(env: Incoming<Message>): void {
     if (this.waits.resume(env)) return;
     const m = env.msg as GpuRequest | Invalidate | { type: 'dma_read_result' } | { type: 'actor_died' } | { type: 'request_timeout' };
     switch (m.type) {

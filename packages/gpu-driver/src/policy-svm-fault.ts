@@ -214,5 +214,6 @@ export function createSvmFaultPolicy(host: GpuHost, opts: SvmFaultOptions): Poli
     summary(): Record<string, unknown> {
       return { ...faults.summary(), ...s, ...vram.summary() };
     },
+    vramPagesInUse: () => vram.pagesInUse(),
   };
 }

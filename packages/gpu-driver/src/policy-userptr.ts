@@ -126,7 +126,7 @@ export function createUserptrPolicy(host: GpuHost, opts: UserptrOptions): Policy
           host.stats.invalidateWaitNs.push(host.ctx.now() - t0);
           return ack(true);
         }
-        if (host.ctx.tracing && fences.length > 0) host.ctx.trace('gpu_invalidate_wait', { sub: m.sub, handle: bo.handle, jobs: [...bo.fences].map((j) => j.id) });
+        if (host.ctx.tracing && fences.length > 0) host.ctx.trace('gpu_invalidate_wait', { fn: 'amdgpu_hmm_invalidate_gfx', sub: m.sub, handle: bo.handle, jobs: [...bo.fences].map((j) => j.id) });
         waitFences(fences, () => {
           const cleared = host.vm.clear(bo.pid, start, end);
           const finish = (): void => {

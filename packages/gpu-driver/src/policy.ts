@@ -155,6 +155,8 @@ export interface Policy {
   evictionFence?(bo: Bo, then: () => void): void;
   /** Figures of the policy's own, merged into the GPU's summary. */
   summary?(): Record<string, unknown>;
+  /** VRAM pages holding process memory (svm-fault's device-private pages), for the trace's counters. */
+  vramPagesInUse?(): number;
   /**
    * Every DMA access of a job, before it goes to mm (`value`: the word a write stores). true = the
    * policy served it itself (svm-fault: a VRAM page, which never goes through mm).

@@ -101,6 +101,8 @@ export interface SvmVram {
   pageFree(m: DevicePageFree): void;
   devmemRead(devPfns: number[]): (number | null)[];
   summary(): Record<string, number>;
+  /** VRAM pages backing process memory now. */
+  pagesInUse(): number;
 }
 
 export interface SvmVramStats {
@@ -426,5 +428,6 @@ export function createSvmVram(host: GpuHost, opts: SvmVramOptions): SvmVram {
     summary(): Record<string, number> {
       return { ...s, vramPagesInUse: vram.size, vramPagesFree: vramFree.length };
     },
+    pagesInUse: () => vram.size,
   };
 }

@@ -37,7 +37,7 @@ export class VramBos {
   private readonly live = new Set<Bo>();
   /** Placements waiting for an eviction under way to end. */
   private readonly moveEnded: (() => void)[] = [];
-  private usedPages = 0;
+  private used = 0;
   evictions = 0;
   pagesEvicted = 0;
   pagesRestored = 0;
@@ -49,8 +49,12 @@ export class VramBos {
     private readonly evictionFence: EvictionFence,
   ) {}
 
+  get usedPages(): number {
+    return this.used;
+  }
+
   get freePages(): number {
-    return this.opts.pages - this.usedPages;
+    return this.opts.pages - this.used;
   }
 
   /** Place a new BO in VRAM, evicting others if needed; done(0) or done(-ENOMEM). */
@@ -66,7 +70,7 @@ export class VramBos {
         bo.local = null;
         return done(ENOMEM);
       }
-      this.usedPages += bo.pages;
+      this.used += bo.pages;
       this.lru.push(bo);
       this.live.add(bo);
       this.map(bo);
@@ -86,7 +90,7 @@ export class VramBos {
     const i = this.lru.indexOf(bo);
     if (i >= 0) {
       this.lru.splice(i, 1);
-      this.usedPages -= bo.pages;
+      this.used -= bo.pages;
     }
     this.host.vm.clear(bo.pid, bo.addr, bo.addr + bo.pages * PAGE_SIZE);
     bo.local = null;
@@ -98,7 +102,7 @@ export class VramBos {
     for (const bo of this.live) {
       if (bo.pid !== pid || !bo.local || bo.local.placement !== 'gtt' || bo.local.moving || bo.freeing || bo.pages > this.freePages) continue;
       bo.local.placement = 'vram';
-      this.usedPages += bo.pages;
+      this.used += bo.pages;
       this.lru.push(bo);
       this.pagesRestored += bo.pages;
       copies += bo.pages;
@@ -129,7 +133,7 @@ export class VramBos {
         const i = this.lru.indexOf(bo);
         if (i >= 0) {
           this.lru.splice(i, 1);
-          this.usedPages -= bo.pages;
+          this.used -= bo.pages;
           this.pagesEvicted += bo.pages;
         }
         if (bo.local) {

@@ -38,7 +38,7 @@ describe('svmsim', () => {
     const report = JSON.parse(fs.readFileSync(path.join(dir, 'report.json'), 'utf8'));
     expect(report).toMatchObject({ scenario: 'hmm-selftest', expectFailures: 0, check: { ok: true } });
     expect(report.steps.length).toBeGreaterThan(10);
-    expect(fs.readdirSync(dir).some((f) => f.endsWith('.ndjson'))).toBe(true);
+    expect(fs.readdirSync(dir).some((f) => f.endsWith('.svmt'))).toBe(true);
   });
 
   it('prints JSON with --json, in thread mode too', () => {

@@ -50,6 +50,8 @@ export interface Violation {
   t: number;
   actor: string;
   message: string;
+  /** The trace lines that prove it, by index in the trace (the access, the invalidation, its ack, the write expected…). */
+  lines: number[];
   pid?: number;
   addr?: number;
   pfn?: number;
@@ -80,9 +82,9 @@ const ORACLE_EVENTS = new Set<string>([
 const hex = (n: number): string => `0x${n.toString(16)}`;
 const pageOf = (addr: number): number => Math.floor(addr / PAGE_SIZE); // addresses exceed 2^32: no bitwise ops
 
-/** A written word and who wrote it. Immutable: a write replaces the object, so fork can share them. */
-interface Val { value: number; by: string; t: number }
-const ZERO: Val = { value: 0, by: 'nobody (never written)', t: 0 };
+/** A written word, who wrote it, and the index of the trace line that wrote it. Immutable: a write replaces the object, so fork can share them. */
+interface Val { value: number; by: string; t: number; line: number }
+const ZERO: Val = { value: 0, by: 'nobody (never written)', t: 0, line: -1 };
 const showVal = (v: Val): string => (v === ZERO ? '0 (never written)' : `${v.value} (written by ${v.by} at t=${v.t})`);
 
 /** A VMA in pages: [start, end) page numbers; `file` is null for private anonymous memory. */
@@ -93,9 +95,9 @@ interface Proc {
   own: Map<number, Val>; // page number → value: private anon pages and COW'd private file pages
 }
 
-interface InvInfo { inv: number; pid: number; start: number; end: number; event: string; curSeq: number }
+interface InvInfo { inv: number; pid: number; start: number; end: number; event: string; curSeq: number; line: number }
 /** A piece of a subscription's "acked invalidation" map: the acked invalidation with the highest cur_seq over [start, end). */
-interface AckPiece { start: number; end: number; inv: InvInfo; ackT: number; ackDev: string }
+interface AckPiece { start: number; end: number; inv: InvInfo; ackT: number; ackDev: string; ackLine: number }
 
 /** Index of the last element with start <= x (-1 if none); `a` sorted by start. */
 function lastAtOrBefore(a: { start: number }[], x: number): number {
@@ -114,7 +116,7 @@ function paint(pieces: AckPiece[], s: number, e: number, p: Omit<AckPiece, 'star
   const out: AckPiece[] = [];
   const push = (q: AckPiece): void => {
     const last = out[out.length - 1];
-    if (last && last.inv === q.inv && last.ackT === q.ackT && last.end === q.start) last.end = q.end;
+    if (last && last.inv === q.inv && last.ackLine === q.ackLine && last.end === q.start) last.end = q.end;
     else if (q.start < q.end) out.push(q);
   };
   let cur = s, j = i;
@@ -131,7 +133,24 @@ function paint(pieces: AckPiece[], s: number, e: number, p: Omit<AckPiece, 'star
   pieces.splice(i, j - i, ...out);
 }
 
+/** The checker over a whole trace in memory (tests; `svmsim check` streams with TraceChecker). */
 export function checkTrace(lines: TraceLine[], finalPages: FinalPage[] | null): CheckReport {
+  const c = newTraceChecker();
+  lines.forEach((l, i) => c.line(l, i));
+  return c.finish(finalPages);
+}
+
+/**
+ * The checker fed line by line, in trace order (`index` = the line's place in the trace, for the
+ * violations' proof), then finished with mm's final dump. Its memory is the model's: the pages,
+ * VMAs and acked-invalidation maps of the processes, not the trace.
+ */
+export interface TraceChecker {
+  line(l: TraceLine, index: number): void;
+  finish(finalPages: FinalPage[] | null, dumpLine?: number): CheckReport;
+}
+
+export function newTraceChecker(): TraceChecker {
   const stats: CheckStats = {
     cpuStores: 0, cpuLoads: 0, dmaWrites: 0, dmaReads: 0, devWrites: 0, orphanPinnedWrites: 0,
     pinnedWritesToReadOnly: 0, invalidations: 0, acks: 0, pagesCompared: 0,
@@ -201,14 +220,17 @@ export function checkTrace(lines: TraceLine[], finalPages: FinalPage[] | null): 
 
   const where = (pid: number, addr: number, pfn?: number): string =>
     `pid ${pid} addr ${hex(addr)}${pfn === undefined ? '' : (pfn === ZERO_PFN ? " the zero page" : ` pfn ${hex(pfn)}`)}`;
+  let cur = -1; // the index of the line being checked
+  let dumpLines: number[] = [];
+  let lastT = 0;
   const unmapped = (l: TraceLine, what: string, pid: number, addr: number): void =>
-    report({ kind: 'unmapped_access', t: l.t, actor: l.actor, pid, addr,
+    report({ kind: 'unmapped_access', t: l.t, actor: l.actor, pid, addr, lines: [cur],
       message: `${what} at t=${l.t}: ${where(pid, addr)} is outside every VMA of the model` });
 
   /** Rules 1–3 for a DMA access; returns whether the access went through a valid translation. */
   const checkDma = (l: TraceLine, a: EvDmaAccess): boolean => {
     const at = `${a.dev} ${l.ev} at t=${l.t}: ${where(a.pid, a.addr, a.pfn)}`;
-    const base = { t: l.t, actor: l.actor, dev: a.dev, pid: a.pid, addr: a.addr, pfn: a.pfn };
+    const base = { t: l.t, actor: l.actor, dev: a.dev, pid: a.pid, addr: a.addr, pfn: a.pfn, lines: [cur] };
     if (a.via === 'pin') {
       if (!a.pte_ok && !a.pinned) {
         report({ ...base, kind: 'outside_process', message: `${at} via pin: the frame is neither mapped at this address nor pinned` });
@@ -221,7 +243,7 @@ export function checkTrace(lines: TraceLine[], finalPages: FinalPage[] | null): 
     const mirror = `${at} via mirror sub ${a.sub} seq ${a.seq}`;
     if (hit && (!a.pte_ok || (a.seq !== null && hit.inv.curSeq > a.seq))) {
       const i = hit.inv;
-      report({ ...base, kind: 'stale_translation', sub: a.sub, seq: a.seq, inv: i.inv, curSeq: i.curSeq, ackT: hit.ackT,
+      report({ ...base, kind: 'stale_translation', sub: a.sub, seq: a.seq, inv: i.inv, curSeq: i.curSeq, ackT: hit.ackT, lines: [i.line, hit.ackLine, cur],
         message: `${mirror}${a.pte_ok ? '' : ' (the PTE no longer maps this frame)'} used a stale translation: invalidation #${i.inv} ` +
           `(${i.event} [${hex(i.start)}, ${hex(i.end)}) cur_seq ${i.curSeq}) was acked by ${hit.ackDev} at t=${hit.ackT}, before this access at t=${l.t}` });
       return false;
@@ -238,8 +260,12 @@ export function checkTrace(lines: TraceLine[], finalPages: FinalPage[] | null): 
     return true;
   };
 
-  for (const l of lines) {
-    if (!ORACLE_EVENTS.has(l.ev)) continue;
+  return { line: checkLine, finish };
+
+  function checkLine(l: TraceLine, index: number): void {
+    lastT = l.t;
+    if (!ORACLE_EVENTS.has(l.ev)) return;
+    cur = index;
     const f = l as unknown as Record<string, unknown>;
     switch (l.ev as keyof OracleEvents) {
       case 'mmap': {
@@ -256,7 +282,9 @@ export function checkTrace(lines: TraceLine[], finalPages: FinalPage[] | null): 
         break;
       }
       case 'mprotect':
+        break;
       case 'invalidate_end':
+        invs.delete(f.inv as number); // acks come before the end: nothing refers to it by number any more
         break;
       case 'zap': {
         const z = f as unknown as EvZap, p = procs.get(z.pid);
@@ -284,7 +312,7 @@ export function checkTrace(lines: TraceLine[], finalPages: FinalPage[] | null): 
       case 'cpu_store': {
         stats.cpuStores++;
         const pid = f.pid as number, addr = f.addr as number;
-        if (!write(pid, addr, { value: f.value as number, by: `cpu pid ${pid}`, t: l.t })) unmapped(l, 'cpu store', pid, addr);
+        if (!write(pid, addr, { value: f.value as number, by: `cpu pid ${pid}`, t: l.t, line: cur })) unmapped(l, 'cpu store', pid, addr);
         break;
       }
       case 'cpu_load': {
@@ -292,7 +320,7 @@ export function checkTrace(lines: TraceLine[], finalPages: FinalPage[] | null): 
         const c = f as unknown as EvCpuLoad, want = read(c.pid, c.addr);
         if (!want) unmapped(l, 'cpu load', c.pid, c.addr);
         else if (want.value !== c.value) {
-          report({ kind: 'bad_load', t: l.t, actor: l.actor, pid: c.pid, addr: c.addr, pfn: c.pfn, expected: want.value, found: c.value,
+          report({ kind: 'bad_load', t: l.t, actor: l.actor, pid: c.pid, addr: c.addr, pfn: c.pfn, expected: want.value, found: c.value, lines: proof(want),
             message: `cpu load at t=${l.t}: ${where(c.pid, c.addr, c.pfn)} returned ${c.value}, expected ${showVal(want)}` });
         }
         break;
@@ -301,7 +329,7 @@ export function checkTrace(lines: TraceLine[], finalPages: FinalPage[] | null): 
         stats.dmaWrites++;
         const a = f as unknown as EvDmaAccess;
         const valid = checkDma(l, a);
-        const val: Val = { value: a.value, by: `${a.dev} (dma via ${a.via})`, t: l.t };
+        const val: Val = { value: a.value, by: `${a.dev} (dma via ${a.via})`, t: l.t, line: cur };
         if (valid) {
           if (a.via === 'pin' && !a.writable) stats.pinnedWritesToReadOnly++;
           if (!write(a.pid, a.addr, val)) unmapped(l, `${a.dev} dma_write`, a.pid, a.addr);
@@ -318,7 +346,7 @@ export function checkTrace(lines: TraceLine[], finalPages: FinalPage[] | null): 
         const want = read(a.pid, a.addr);
         if (!want) unmapped(l, `${a.dev} dma_read`, a.pid, a.addr);
         else if (want.value !== a.value) {
-          report({ kind: 'bad_read', t: l.t, actor: l.actor, dev: a.dev, pid: a.pid, addr: a.addr, pfn: a.pfn, expected: want.value, found: a.value,
+          report({ kind: 'bad_read', t: l.t, actor: l.actor, dev: a.dev, pid: a.pid, addr: a.addr, pfn: a.pfn, expected: want.value, found: a.value, lines: proof(want),
             message: `${a.dev} dma_read at t=${l.t}: ${where(a.pid, a.addr, a.pfn)} via ${a.via} returned ${a.value}, expected ${showVal(want)}` });
         }
         break;
@@ -326,13 +354,13 @@ export function checkTrace(lines: TraceLine[], finalPages: FinalPage[] | null): 
       case 'dev_write': {
         stats.devWrites++;
         const d = f as unknown as EvDevWrite;
-        write(d.pid, d.addr, { value: d.value, by: `${l.actor} (device-private page ${hex(d.dev_pfn)})`, t: l.t });
+        write(d.pid, d.addr, { value: d.value, by: `${l.actor} (device-private page ${hex(d.dev_pfn)})`, t: l.t, line: cur });
         break;
       }
       case 'invalidate_start': {
         stats.invalidations++;
         const s = f as unknown as EvInvalidateStart;
-        invs.set(s.inv, { inv: s.inv, pid: s.pid, start: s.start, end: s.end, event: s.event, curSeq: s.cur_seq });
+        invs.set(s.inv, { inv: s.inv, pid: s.pid, start: s.start, end: s.end, event: s.event, curSeq: s.cur_seq, line: cur });
         break;
       }
       case 'invalidate_ack': {
@@ -341,14 +369,23 @@ export function checkTrace(lines: TraceLine[], finalPages: FinalPage[] | null): 
         if (!k.ok || !i) break;
         let pieces = acked.get(k.sub);
         if (!pieces) acked.set(k.sub, (pieces = []));
-        paint(pieces, i.start, i.end, { inv: i, ackT: l.t, ackDev: k.dev });
+        paint(pieces, i.start, i.end, { inv: i, ackT: l.t, ackDev: k.dev, ackLine: cur });
         break;
       }
     }
   }
 
-  if (finalPages) compareFinal(finalPages, lines.length ? lines[lines.length - 1].t : 0);
-  return { violations, violationsDropped: dropped, stats, ok: violations.length === 0 && dropped === 0 };
+  /** The write the model expects, then the line being checked. */
+  function proof(want: Val): number[] {
+    return want.line >= 0 ? [want.line, cur] : [cur];
+  }
+
+  /** `dumpLine`: the trace line that holds the final dump, if it is in the trace. */
+  function finish(finalPages: FinalPage[] | null, dumpLine?: number): CheckReport {
+    dumpLines = dumpLine === undefined ? [] : [dumpLine];
+    if (finalPages) compareFinal(finalPages, lastT);
+    return { violations, violationsDropped: dropped, stats, ok: violations.length === 0 && dropped === 0 };
+  }
 
   function compareFinal(pages: FinalPage[], tEnd: number): void {
     const dumped = new Map<number, Set<number>>(); // pid → page numbers in the dump
@@ -359,20 +396,20 @@ export function checkTrace(lines: TraceLine[], finalPages: FinalPage[] | null): 
       s.add(pg);
       const want = read(fp.pid, fp.addr);
       if (!want) {
-        report({ kind: 'unexpected_page', t: tEnd, actor: 'mm', pid: fp.pid, addr: fp.addr, found: fp.value,
+        report({ kind: 'unexpected_page', t: tEnd, actor: 'mm', pid: fp.pid, addr: fp.addr, found: fp.value, lines: dumpLines,
           message: `final dump: pid ${fp.pid} addr ${hex(fp.addr)} (value ${fp.value}) lies outside every VMA of the model` });
         continue;
       }
       stats.pagesCompared++;
       if (want.value !== fp.value) {
-        report({ kind: 'lost_write', t: tEnd, actor: 'mm', pid: fp.pid, addr: fp.addr, expected: want.value, found: fp.value, writer: want.by, writeT: want.t,
+        report({ kind: 'lost_write', t: tEnd, actor: 'mm', pid: fp.pid, addr: fp.addr, expected: want.value, found: fp.value, writer: want.by, writeT: want.t, lines: [...proof(want).slice(0, -1), ...dumpLines],
           message: `final dump: pid ${fp.pid} addr ${hex(fp.addr)} expected ${showVal(want)}, found ${fp.value}` });
       }
     }
     const missing = (pid: number, pg: number, want: Val): void => {
       if (want.value === 0 || dumped.get(pid)?.has(pg)) return; // a page absent from the dump reads 0
       const addr = pg * PAGE_SIZE;
-      report({ kind: 'lost_write', t: tEnd, actor: 'mm', pid, addr, expected: want.value, found: null, writer: want.by, writeT: want.t,
+      report({ kind: 'lost_write', t: tEnd, actor: 'mm', pid, addr, expected: want.value, found: null, writer: want.by, writeT: want.t, lines: [...proof(want).slice(0, -1), ...dumpLines],
         message: `final dump: pid ${pid} addr ${hex(addr)} expected ${showVal(want)}, but the page is missing from the dump` });
     };
     for (const [pid, p] of procs) {

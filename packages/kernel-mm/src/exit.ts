@@ -8,6 +8,7 @@ import type { Kernel } from './kernel.js';
 import { VPN_LIMIT } from './page-table.js';
 import type { Process } from './process.js';
 import { ESRCH, type Exit } from './protocol.js';
+import { processTask } from './task.js';
 
 /** ULONG_MAX as far as a double can say it exactly. */
 const ADDR_MAX = Number.MAX_SAFE_INTEGER;
@@ -21,10 +22,10 @@ export function sys_exit(k: Kernel, env: Envelope<Message>, m: Exit): void {
 export function exit_mmap(k: Kernel, p: Process, done: () => void): void {
   p.exiting = true;
   p.locks.lock(0, VPN_LIMIT, 'exit_mmap', (lock) => {
-    const release = { start: 0, end: ADDR_MAX, event: 'MMU_NOTIFY_RELEASE' as const, blockable: true, owner: null };
+    const release = { start: 0, end: ADDR_MAX, event: 'MMU_NOTIFY_RELEASE' as const, blockable: true, owner: null, task: processTask(p), caller: 'exit_mmap' };
     mmu_notifier_invalidate_range_start(k, p, release, (_r, relInv) => {
       mmu_notifier_invalidate_range_end(k, relInv);
-      const unmap = { start: 0, end: ADDR_MAX, event: 'MMU_NOTIFY_UNMAP' as const, blockable: true, owner: null };
+      const unmap = { ...release, event: 'MMU_NOTIFY_UNMAP' as const };
       mmu_notifier_invalidate_range_start(k, p, unmap, (_r2, inv) => {
         p.pt.forEach(0, VPN_LIMIT, (vpn) => k.zapPte(p, vpn));
         p.vmas.list.length = 0;

@@ -25,6 +25,7 @@ import { PTE_DEVICE_EXCLUSIVE, PTE_DEVICE_PRIVATE, PTE_DIRTY, PTE_KIND_MASK, PTE
 import { PG_ANON, PG_DIRTY, PG_KSM, PG_SWAPCACHE } from './physmem.js';
 import type { Process } from './process.js';
 import { fileIndex, vmaIsAnon, vmaReadable, vmaWritable, type Vma } from './vma.js';
+import { processTask } from './task.js';
 
 export const FAULT_FLAG_WRITE = 1 << 0;
 export const FAULT_FLAG_REMOTE = 1 << 7;
@@ -40,51 +41,74 @@ export const deviceFaultHooks = {
   restoreExclusive: (_k: Kernel, _p: Process, _vpn: number, done: FaultDone) => done(EFAULT),
 };
 
-/** handle_mm_fault for one page. `flags`: FAULT_FLAG_*. */
+/**
+ * handle_mm_fault for one page. `flags`: FAULT_FLAG_*. Traced once done as `page_fault` {pid,
+ * addr, write, remote (a device's fault through gup or hmm_range_fault), kind, ret, ns (from the
+ * call, the wait for the page's lock included)}.
+ */
 export function handle_mm_fault(k: Kernel, p: Process, vpn: number, flags: number, done: FaultDone): void {
   if (p.exiting) return done(EFAULT);
+  const t0 = k.ctx.now();
+  const fault: FaultRecord = { kind: 'none' };
   p.locks.lock(vpn, vpn + 1, 'fault', (lockId) => {
     const finish = (ret: number) => {
       p.locks.unlock(lockId);
+      if (k.ctx.tracing) {
+        k.ctx.trace('page_fault', {
+          pid: p.pid, addr: vpn * PAGE_SIZE, write: (flags & FAULT_FLAG_WRITE) !== 0, remote: (flags & FAULT_FLAG_REMOTE) !== 0,
+          kind: fault.kind, ret, ns: k.ctx.now() - t0,
+        });
+      }
       done(ret);
     };
     const vma = p.vmas.find(vpn);
     const write = (flags & FAULT_FLAG_WRITE) !== 0;
     if (!vma || p.exiting || (write && !vmaWritable(vma)) || (!write && !vmaReadable(vma))) return finish(EFAULT);
-    handle_pte_fault(k, p, vma, vpn, flags, finish);
+    handle_pte_fault(k, p, vma, vpn, flags, fault, finish);
   });
 }
 
-function handle_pte_fault(k: Kernel, p: Process, vma: Vma, vpn: number, flags: number, done: FaultDone): void {
+/** What a fault found: its kind, for the statistics and the trace. */
+interface FaultRecord {
+  kind: string;
+}
+
+function counted(k: Kernel, fault: FaultRecord, kind: string): void {
+  fault.kind = kind;
+  k.stats.countFault(kind);
+}
+
+function handle_pte_fault(k: Kernel, p: Process, vma: Vma, vpn: number, flags: number, fault: FaultRecord, done: FaultDone): void {
   const write = (flags & FAULT_FLAG_WRITE) !== 0;
   const pteFlags = p.pt.flags(vpn);
   switch (pteFlags & PTE_KIND_MASK) {
     case PTE_NONE:
-      k.stats.countFault(vmaIsAnon(vma) ? 'anonymous' : 'file');
+      counted(k, fault, vmaIsAnon(vma) ? 'anonymous' : 'file');
       return vmaIsAnon(vma) ? do_anonymous_page(k, p, vpn, write, done) : do_fault(k, p, vma, vpn, write, done);
     case PTE_SWAP:
-      k.stats.countFault('swap');
+      counted(k, fault, 'swap');
       return do_swap_page(k, p, vma, vpn, write, done);
     case PTE_DEVICE_PRIVATE:
-      k.stats.countFault('device_private');
+      counted(k, fault, 'device_private');
       return deviceFaultHooks.migrateToRam(k, p, vpn, done);
     case PTE_DEVICE_EXCLUSIVE:
-      k.stats.countFault('device_exclusive');
+      counted(k, fault, 'device_exclusive');
       return deviceFaultHooks.restoreExclusive(k, p, vpn, done);
     case PTE_MIGRATION:
       // Migrations hold the range lock while the entry exists: unreachable.
       throw new Error(`fault on a migration entry at pid ${p.pid} vpn ${vpn} without the migration's lock`);
     case PTE_PRESENT: {
       if (write && !(pteFlags & PTE_WRITE)) {
-        k.stats.countFault('write_protect');
+        counted(k, fault, 'write_protect');
         return do_wp_page(k, p, vma, vpn, done);
       }
       const unshare = (flags & FAULT_FLAG_UNSHARE) !== 0 && !vma.shared && !isExclusiveAnon(k, p.pt.value(vpn));
       if (unshare) {
-        k.stats.countFault('unshare');
+        counted(k, fault, 'unshare');
         return wp_page_copy(k, p, vma, vpn, false, done);
       }
       // Spurious (another fault got there first): mark accessed / dirty.
+      fault.kind = 'spurious';
       p.pt.setFlags(vpn, pteFlags | PTE_YOUNG | (write ? PTE_DIRTY : 0));
       return done(0);
     }
@@ -96,7 +120,7 @@ function do_anonymous_page(k: Kernel, p: Process, vpn: number, write: boolean, d
     k.mapPresent(p, vpn, ZERO_PFN, false, false);
     return done(0);
   }
-  alloc_page(k, true, (pfn) => {
+  alloc_page(k, true, processTask(p), (pfn) => {
     if (pfn < 0) return done(ENOMEM);
     k.pm.flags[pfn] |= PG_ANON;
     k.mapPresent(p, vpn, pfn, true, true);
@@ -109,7 +133,7 @@ function do_fault(k: Kernel, p: Process, vma: Vma, vpn: number, write: boolean, 
   const f = k.files.get(vma.file!)!;
   const idx = fileIndex(vma, vpn);
   if (idx >= f.pages) return done(EFAULT); // beyond EOF: SIGBUS
-  filemap_get_page(k, f, idx, (pfn) => {
+  filemap_get_page(k, f, idx, processTask(p), (pfn) => {
     if (pfn < 0) return done(pfn === EIO_RET ? EIO_RET : ENOMEM);
     if (p.pt.kind(vpn) !== PTE_NONE) return done(0); // cannot happen under the range lock, but harmless
     if (!write) {
@@ -124,7 +148,7 @@ function do_fault(k: Kernel, p: Process, vma: Vma, vpn: number, write: boolean, 
     }
     // do_cow_fault: a private copy of the file page, held across the allocation (which may reclaim).
     k.pm.get(pfn);
-    alloc_page(k, true, (copy) => {
+    alloc_page(k, true, processTask(p), (copy) => {
       k.pm.put(pfn);
       if (copy < 0) return done(ENOMEM);
       k.pm.flags[copy] |= PG_ANON;
@@ -161,7 +185,7 @@ function do_swap_page(k: Kernel, p: Process, vma: Vma, vpn: number, write: boole
     k.pm.put(cached);
     return;
   }
-  alloc_page(k, true, (pfn) => {
+  alloc_page(k, true, processTask(p), (pfn) => {
     if (pfn < 0) return done(ENOMEM);
     k.pm.flags[pfn] |= PG_ANON;
     k.call(k.blockdev, { type: 'bio_submit', op: 'read', dev: 'swap', block: slot }, (reply) => {
@@ -221,12 +245,12 @@ function do_wp_page(k: Kernel, p: Process, vma: Vma, vpn: number, done: FaultDon
  * (MMU_NOTIFY_CLEAR on the page), as the kernel does.
  */
 export function wp_page_copy(k: Kernel, p: Process, vma: Vma, vpn: number, write: boolean, done: FaultDone): void {
-  alloc_page(k, true, (copy) => {
+  alloc_page(k, true, processTask(p), (copy) => {
     if (copy < 0) return done(ENOMEM);
     const old = p.pt.value(vpn);
     k.pm.flags[copy] |= PG_ANON;
     k.pm.content[copy] = old === ZERO_PFN ? 0 : k.pm.content[old];
-    const range = { start: vpn * PAGE_SIZE, end: (vpn + 1) * PAGE_SIZE, event: 'MMU_NOTIFY_CLEAR' as const, blockable: true, owner: null };
+    const range = { start: vpn * PAGE_SIZE, end: (vpn + 1) * PAGE_SIZE, event: 'MMU_NOTIFY_CLEAR' as const, blockable: true, owner: null, task: processTask(p), caller: 'wp_page_copy' };
     mmu_notifier_invalidate_range_start(k, p, range, (_ret, inv) => {
       // The content may have changed while devices were told (a DMA write through a pin): copy last.
       const now = p.pt.value(vpn);

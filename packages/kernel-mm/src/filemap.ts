@@ -18,22 +18,22 @@ export function createFile(k: Kernel, name: string, pages: number, shm: boolean)
 
 export const blockDevOf = (file: number) => `file${file}`;
 
-/** filemap_fault: the uptodate page-cache page of (file, idx), reading it in if needed. */
-export function filemap_get_page(k: Kernel, f: FileObj, idx: number, then: (pfn: number) => void): void {
+/** filemap_fault by `task`: the uptodate page-cache page of (file, idx), reading it in if needed. */
+export function filemap_get_page(k: Kernel, f: FileObj, idx: number, task: string, then: (pfn: number) => void): void {
   const cached = f.cache[idx];
   if (cached >= 0) {
     if (!(k.pm.flags[cached] & PG_LOCKED)) return then(cached);
     // Locked (being read in, written back or migrated): wait, then look it up again from the start —
     // the page may have left the cache meanwhile and its frame been reused, even for this index.
-    waitOnPage(k, cached, () => filemap_get_page(k, f, idx, then));
+    waitOnPage(k, cached, () => filemap_get_page(k, f, idx, task, then));
     return;
   }
-  alloc_page(k, true, (pfn) => {
+  alloc_page(k, true, task, (pfn) => {
     if (pfn < 0) return then(-1);
     if (f.cache[idx] >= 0) {
       // Another fault filled the slot while we waited for memory.
       k.pm.put(pfn);
-      return filemap_get_page(k, f, idx, then);
+      return filemap_get_page(k, f, idx, task, then);
     }
     k.pm.fileId[pfn] = f.id;
     k.pm.fileIdx[pfn] = idx;

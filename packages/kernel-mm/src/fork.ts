@@ -20,6 +20,7 @@ import { PG_ANON } from './physmem.js';
 import { Process } from './process.js';
 import { vmaWritable } from './vma.js';
 import { ENOMEM, ESRCH, PAGE_SIZE, ZERO_PFN, type Fork } from './protocol.js';
+import { processTask } from './task.js';
 
 export function sys_fork(k: Kernel, env: Envelope<Message>, m: Fork): void {
   const p = k.proc(m.pid);
@@ -37,14 +38,14 @@ export function sys_fork(k: Kernel, env: Envelope<Message>, m: Fork): void {
       let populated = false;
       p.pt.forEach(v.start, v.end, () => (populated = true));
       if (!populated) return protect(i + 1);
-      const range = { start: v.start * PAGE_SIZE, end: v.end * PAGE_SIZE, event: 'MMU_NOTIFY_PROTECTION_PAGE' as const, blockable: true, owner: null };
+      const range = { start: v.start * PAGE_SIZE, end: v.end * PAGE_SIZE, event: 'MMU_NOTIFY_PROTECTION_PAGE' as const, blockable: true, owner: null, task: processTask(p), caller: 'copy_page_range' };
       mmu_notifier_invalidate_range_start(k, p, range, (_ret, inv) => {
         invs.push(inv);
         k.bounce(() => protect(i + 1));
       });
     };
     const copy = () => {
-      const c = new Process(k.nextPid++, p.pid);
+      const c = new Process(k.nextPid++, p.pid, p.comm);
       c.owner = p.owner;
       const ret = copy_page_range(k, p, c);
       if (ret === 0) {

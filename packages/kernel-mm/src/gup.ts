@@ -23,6 +23,7 @@ import {
   type GetUserPages, type GetUserPagesResult, type UnpinUserPages,
 } from './protocol.js';
 import { vmaNeedsDirtyTracking, vmaReadable, vmaWritable } from './vma.js';
+import { processTask } from './task.js';
 
 /** Rounds of unpin–migrate–repin before a FOLL_LONGTERM pin gives up (the kernel loops while -EAGAIN). */
 const LONGTERM_MIGRATE_ROUNDS_MAX = 8;
@@ -99,7 +100,7 @@ export function get_user_pages(k: Kernel, env: Envelope<Message>, m: GetUserPage
     let failed = false;
     const next = (j: number): void => {
       if (j === movable.length) return failed ? reply(ENOMEM, walked) : k.bounce(() => page(0));
-      migrate_page(k, movable[j], false, (dst) => {
+      migrate_page(k, movable[j], false, processTask(p), (dst) => {
         if (dst < 0) failed = true;
         k.bounce(() => next(j + 1));
       });
@@ -111,7 +112,11 @@ export function get_user_pages(k: Kernel, env: Envelope<Message>, m: GetUserPage
       p.hasPinned = true;
       k.stats.pinPages += m.nr_pages;
     } else k.stats.gupPages += m.nr_pages;
-    k.ctx.trace(flags & FOLL_PIN ? 'pin_user_pages' : 'get_user_pages', { pid: p.pid, start: m.start, nr_pages: m.nr_pages, gup_flags: flags, longtermRounds: round });
+    if (k.ctx.tracing) {
+      k.ctx.trace(flags & FOLL_PIN ? 'pin_user_pages' : 'get_user_pages', {
+        pid: p.pid, start: m.start, nr_pages: m.nr_pages, gup_flags: flags, longtermRounds: round, by: env.from, pfns,
+      });
+    }
     reply(m.nr_pages, walked);
   };
   page(0);
@@ -129,8 +134,9 @@ function ungrab(k: Kernel, pfn: number, flags: number): void {
   else k.pm.put(pfn);
 }
 
-/** unpin_user_pages_dirty_lock / put_page on each. */
-export function unpin_user_pages(k: Kernel, m: UnpinUserPages): void {
+/** unpin_user_pages_dirty_lock / put_page on each; traced (`by` the requester) for pin hold times. */
+export function unpin_user_pages(k: Kernel, env: Envelope<Message>, m: UnpinUserPages): void {
+  if (k.ctx.tracing) k.ctx.trace(m.pin ? 'unpin_user_pages' : 'put_user_pages', { by: env.from, pfns: m.pfns, make_dirty: m.make_dirty });
   for (const pfn of m.pfns) {
     if (pfn === ZERO_PFN) continue;
     if (!(pfn >= 0 && pfn < k.pm.nrFrames) || (m.pin ? k.pm.pincount[pfn] <= 0 : k.pm.refcount[pfn] <= k.pm.mapcount[pfn])) {

@@ -31,6 +31,9 @@ export interface MmuNotifierRange {
   event: MmuNotifyEvent;
   blockable: boolean;
   owner: string | null;
+  /** The task that waits for the drivers (task.ts) and the kernel function that started it: traced, for analysis. */
+  task: string;
+  caller: string;
 }
 
 export interface Invalidation {
@@ -51,7 +54,7 @@ export function mmu_notifier_invalidate_range_start(k: Kernel, p: Process, range
   k.stats.invalidationsByEvent[range.event] = (k.stats.invalidationsByEvent[range.event] ?? 0) + 1;
   k.oracle('invalidate_start', {
     inv: inv.inv, pid: p.pid, start: range.start, end: range.end, event: range.event, blockable: range.blockable,
-    owner: range.owner, cur_seq, subs: subs.map((s) => s.id),
+    owner: range.owner, cur_seq, subs: subs.map((s) => s.id), task: range.task, caller: range.caller,
   });
   if (subs.length === 0) {
     then(0, inv);
@@ -113,7 +116,7 @@ function callInvalidate(k: Kernel, inv: Invalidation, sub: Subscription, done: (
   const hung = k.ctx.after(k.hungTaskTimeoutNs, { type: 'mm_hung_task_check' });
   k.hungChecks.set(hung, () => {
     k.stats.hungTaskWarnings++;
-    k.ctx.trace('hung_task', { what: `invalidation ${inv.inv} (${r.event}) waits for ${sub.owner}`, sub: sub.id, waitedNs: k.ctx.now() - sentNs });
+    k.ctx.trace('hung_task', { what: `invalidation ${inv.inv} (${r.event}) waits for ${sub.owner}`, task: r.task, inv: inv.inv, sub: sub.id, waitedNs: k.ctx.now() - sentNs });
   });
   k.call(sub.owner, msg, (reply) => {
     k.ctx.cancel(hung);

@@ -16,6 +16,7 @@ import { PTE_KIND_MASK, PTE_PRESENT, PTE_WRITE } from './page-table.js';
 import { PG_ANON, PG_KSM, PG_USED } from './physmem.js';
 import type { Process } from './process.js';
 import { PAGE_SIZE, ZERO_PFN } from './protocol.js';
+import { KSMD } from './task.js';
 
 export function ksm_scan(k: Kernel, then: (merged: number) => void): void {
   const candidates: { p: Process; vpn: number }[] = [];
@@ -44,7 +45,7 @@ export function ksm_scan(k: Kernel, then: (merged: number) => void): void {
 function try_to_merge_one_page(k: Kernel, p: Process, vpn: number, done: (merged: boolean) => void): void {
   const id = p.locks.tryLock(vpn, vpn + 1, 'ksm');
   if (id < 0) return done(false);
-  const range = { start: vpn * PAGE_SIZE, end: (vpn + 1) * PAGE_SIZE, event: 'MMU_NOTIFY_CLEAR' as const, blockable: true, owner: null };
+  const range = { start: vpn * PAGE_SIZE, end: (vpn + 1) * PAGE_SIZE, event: 'MMU_NOTIFY_CLEAR' as const, blockable: true, owner: null, task: KSMD, caller: 'write_protect_page' };
   mmu_notifier_invalidate_range_start(k, p, range, (_r, inv) => {
     const finish = (ok: boolean) => {
       mmu_notifier_invalidate_range_end(k, inv);

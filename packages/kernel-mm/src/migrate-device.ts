@@ -39,6 +39,7 @@ import {
   type MakeDeviceExclusive, type MigrateToRamResult, type MigrateVmaFinalize, type MigrateVmaSetup,
 } from './protocol.js';
 import { vmaIsAnon, vmaWritable } from './vma.js';
+import { processTask } from './task.js';
 
 interface Migration {
   id: number;
@@ -68,7 +69,7 @@ export function migrate_vma_setup(k: Kernel, env: Envelope<Message>, m: MigrateV
   const start = m.start / PAGE_SIZE;
   if (!p.vmas.covers(start, start + npages)) return fail(EINVAL);
   p.locks.lock(start, start + npages, 'migrate_vma', (lock) => {
-    const range = { start: m.start, end: m.end, event: 'MMU_NOTIFY_MIGRATE' as const, blockable: true, owner: m.pgmap_owner };
+    const range = { start: m.start, end: m.end, event: 'MMU_NOTIFY_MIGRATE' as const, blockable: true, owner: m.pgmap_owner, task: processTask(p), caller: 'migrate_vma_collect' };
     mmu_notifier_invalidate_range_start(k, p, range, (_ret, inv) => {
       const mig: Migration = {
         id: k.nextMigrationId++, p, start, npages, lock, owner: m.pgmap_owner, driver: env.from,
@@ -121,7 +122,7 @@ export function migrate_vma_finalize(k: Kernel, env: Envelope<Message>, m: Migra
   // since mirrors may have mapped the zero page there since setup.
   const fresh = m.dst_pfns.some((d, i) => d >= 0 && mig.srcFlags[i] & MIGRATE_PFN_MIGRATE && !(mig.srcFlags[i] & MIGRATE_PFN_VALID));
   if (!fresh) return finalizePages(k, env, m, mig);
-  const range = { start: mig.start * PAGE_SIZE, end: (mig.start + mig.npages) * PAGE_SIZE, event: 'MMU_NOTIFY_MIGRATE' as const, blockable: true, owner: mig.owner };
+  const range = { start: mig.start * PAGE_SIZE, end: (mig.start + mig.npages) * PAGE_SIZE, event: 'MMU_NOTIFY_MIGRATE' as const, blockable: true, owner: mig.owner, task: processTask(mig.p), caller: 'migrate_vma_pages' };
   mmu_notifier_invalidate_range_start(k, mig.p, range, (_r, inv) => {
     finalizePages(k, env, m, mig);
     mmu_notifier_invalidate_range_end(k, inv);
@@ -211,7 +212,7 @@ function migrateToRam(k: Kernel, p: Process, vpn: number, done: FaultDone): void
   const owner = k.devicePages.owner(devPfn);
   if (owner === undefined) return done(EFAULT);
   const wasWrite = (p.pt.flags(vpn) & PTE_WRITE) !== 0;
-  const range = { start: vpn * PAGE_SIZE, end: (vpn + 1) * PAGE_SIZE, event: 'MMU_NOTIFY_MIGRATE' as const, blockable: true, owner };
+  const range = { start: vpn * PAGE_SIZE, end: (vpn + 1) * PAGE_SIZE, event: 'MMU_NOTIFY_MIGRATE' as const, blockable: true, owner, task: processTask(p), caller: 'migrate_vma_collect' };
   mmu_notifier_invalidate_range_start(k, p, range, (_r, inv) => {
     k.call(owner, { type: 'migrate_to_ram', pid: p.pid, addr: vpn * PAGE_SIZE, dev_pfn: devPfn }, (reply) => {
       const r = reply as MigrateToRamResult;
@@ -263,7 +264,7 @@ export function make_device_exclusive(k: Kernel, env: Envelope<Message>, m: Make
   // device-exclusive entry after MMU_NOTIFY_EXCLUSIVE with owner = the caller.
   const convert = () =>
     p.locks.lock(start, start + npages, 'make_device_exclusive', (lock) => {
-      const range = { start: m.start, end: m.end, event: 'MMU_NOTIFY_EXCLUSIVE' as const, blockable: true, owner: m.owner };
+      const range = { start: m.start, end: m.end, event: 'MMU_NOTIFY_EXCLUSIVE' as const, blockable: true, owner: m.owner, task: processTask(p), caller: 'make_device_exclusive' };
       mmu_notifier_invalidate_range_start(k, p, range, (_r, inv) => {
         let done = 0;
         for (let i = 0; i < npages; i++) {
@@ -287,7 +288,7 @@ export function make_device_exclusive(k: Kernel, env: Envelope<Message>, m: Make
 
 /** remove_device_exclusive_entry: tell the owner (EXCLUSIVE, owner NULL), restore the PTE. */
 function restoreExclusive(k: Kernel, p: Process, vpn: number, done: FaultDone): void {
-  const range = { start: vpn * PAGE_SIZE, end: (vpn + 1) * PAGE_SIZE, event: 'MMU_NOTIFY_EXCLUSIVE' as const, blockable: true, owner: null };
+  const range = { start: vpn * PAGE_SIZE, end: (vpn + 1) * PAGE_SIZE, event: 'MMU_NOTIFY_EXCLUSIVE' as const, blockable: true, owner: null, task: processTask(p), caller: 'remove_device_exclusive_entry' };
   mmu_notifier_invalidate_range_start(k, p, range, (_r, inv) => {
     const f = p.pt.flags(vpn);
     if ((f & PTE_KIND_MASK) === PTE_DEVICE_EXCLUSIVE) {

@@ -20,8 +20,8 @@ import { PG_ANON, PG_DIRTY, PG_KSM, PG_LOCKED, PG_LRU, PG_REFERENCED } from './p
 const MIGRATED_FLAGS = PG_ANON | PG_DIRTY | PG_REFERENCED;
 import type { Process } from './process.js';
 
-/** Move `pfn` to a new frame (in ZONE_MOVABLE if `movable`); `then(newPfn)` or `then(-1)`. */
-export function migrate_page(k: Kernel, pfn: number, movable: boolean, then: (newPfn: number) => void): void {
+/** Move `pfn` to a new frame (in ZONE_MOVABLE if `movable`) for `task`; `then(newPfn)` or `then(-1)`. */
+export function migrate_page(k: Kernel, pfn: number, movable: boolean, task: string, then: (newPfn: number) => void): void {
   const pm = k.pm;
   // isolate_lru_folio: only a page in use and on an LRU can be taken (it may have been freed since
   // the caller chose it: the caller's list is a snapshot).
@@ -48,7 +48,7 @@ export function migrate_page(k: Kernel, pfn: number, movable: boolean, then: (ne
   const unmapOne = (i: number) => {
     if (i === locks.length) return commit();
     const l = locks[i];
-    const range = { start: l.vpn * PAGE_SIZE, end: (l.vpn + 1) * PAGE_SIZE, event: 'MMU_NOTIFY_CLEAR' as const, blockable: true, owner: null };
+    const range = { start: l.vpn * PAGE_SIZE, end: (l.vpn + 1) * PAGE_SIZE, event: 'MMU_NOTIFY_CLEAR' as const, blockable: true, owner: null, task, caller: 'try_to_migrate_one' };
     mmu_notifier_invalidate_range_start(k, l.p, range, (_ret, inv) => {
       const f = l.p.pt.flags(l.vpn);
       if ((f & PTE_KIND_MASK) === PTE_PRESENT && l.p.pt.value(l.vpn) === pfn) {

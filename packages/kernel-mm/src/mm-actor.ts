@@ -1,7 +1,7 @@
 // The `mm` actor: Linux's mm/ for one machine. Every request is dispatched to the file of its
 // mechanism; replies to mm's own requests (invalidate acks, bios, migrate_to_ram) resume the
 // operation waiting for them (Kernel.call / resume).
-import type { Actor, Ctx, Envelope, Incoming, Message, RuntimeMessage } from '@svmsim/runtime';
+import { CounterSampler, type Actor, type Ctx, type Envelope, type Incoming, type Message, type RuntimeMessage } from '@svmsim/runtime';
 import { cpu_access, dma_access } from './access.js';
 import { dump } from './dump.js';
 import { sys_exit } from './exit.js';
@@ -21,11 +21,14 @@ import { checkInvariants } from './invariants.js';
 import { EINVAL, ESRCH, PAGE_SIZE, ZERO_PFN, type MmRequest } from './protocol.js';
 import { installReclaim, shrink_lruvec } from './reclaim.js';
 import { sys_madvise, sys_mmap, sys_mprotect, sys_munmap, sys_process_create } from './syscalls.js';
+import { processTask } from './task.js';
+import { mmCounters } from './counters.js';
 
 
 export function createMm(config: unknown, _id: string): Actor<Message> {
   const cfg = validateConfig(config);
   const k = new Kernel(cfg);
+  const counters = new CounterSampler('mm_counters');
   installReclaim();
   installDeviceFaults();
   installOom();
@@ -39,6 +42,7 @@ export function createMm(config: unknown, _id: string): Actor<Message> {
       k.ctx = ctx as Ctx<MmOutgoing>;
       dispatch(env, ctx);
       if (cfg.checkInvariants) checkInvariants(k, env.msg.type);
+      counters.sample(ctx, () => mmCounters(k));
     },
     summary() {
       return summarize();
@@ -70,7 +74,7 @@ export function createMm(config: unknown, _id: string): Actor<Message> {
           return check?.();
         }
         case 'process_create':
-          return sys_process_create(k, env);
+          return sys_process_create(k, env, m);
         case 'file_create': {
           if (!Number.isInteger(m.pages) || m.pages <= 0) return k.ctx.reply(env, { type: 'syscall_result', ret: EINVAL });
           const f = createFile(k, m.name, m.pages, false);
@@ -101,11 +105,11 @@ export function createMm(config: unknown, _id: string): Actor<Message> {
         case 'get_user_pages':
           return get_user_pages(k, env, m);
         case 'unpin_user_pages':
-          return unpin_user_pages(k, m);
+          return unpin_user_pages(k, env, m);
         case 'dma_access':
           return dma_access(k, env, m);
         case 'reclaim':
-          return shrink_lruvec(k, m.nr_pages, 'direct', (n) => k.ctx.reply(env, { type: 'op_result', ret: n }));
+          return shrink_lruvec(k, m.nr_pages, 'direct', env.from, (n: number) => k.ctx.reply(env, { type: 'op_result', ret: n }));
         case 'migrate_pages':
           return migratePagesOf(k, env, m.pid, m.addr, m.nr_pages);
         case 'dump':
@@ -168,7 +172,7 @@ function migratePagesOf(k: Kernel, env: Envelope<Message>, pid: number, addr: nu
       const pfn = p.pt.value(vpn);
       if ((f & PTE_KIND_MASK) !== PTE_PRESENT || pfn === ZERO_PFN) continue;
       const at = vpn;
-      migrate_page(k, pfn, true, (dst) => {
+      migrate_page(k, pfn, true, processTask(p), (dst) => {
         if (dst >= 0) moved++;
         k.bounce(() => next(at + 1));
       });

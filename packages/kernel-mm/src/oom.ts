@@ -18,6 +18,7 @@ import { reclaimHooks } from './page-alloc.js';
 import { PTE_KIND_MASK, PTE_MIGRATION } from './page-table.js';
 import type { Process } from './process.js';
 import { EAGAIN, PAGE_SIZE } from './protocol.js';
+import { OOM_REAPER } from './task.js';
 
 /** OOM_REAPER_DELAY = 2*HZ in recent kernels. */
 const OOM_REAPER_DELAY_NS = 2e9;
@@ -46,7 +47,7 @@ export function out_of_memory(k: Kernel, then: (killed: boolean) => void): void 
   }
   victim.oomVictim = true;
   k.stats.oomKills++;
-  k.ctx.trace('oom_kill', { pid: victim.pid, badness: worst, rss: victim.rss, free: k.pm.nrFree });
+  k.ctx.trace('oom_kill', { pid: victim.pid, comm: victim.comm, badness: worst, rss: victim.rss, free: k.pm.nrFree });
   if (victim.owner) k.ctx.send(victim.owner, { type: 'signal', pid: victim.pid, sig: 'SIGKILL' } as never);
   exit_mmap(k, victim, () => k.ctx.trace('oom_victim_exited', { pid: victim.pid }));
   k.afterNs(OOM_REAPER_DELAY_NS, () => oom_reap_task(k, victim, 0));
@@ -72,7 +73,7 @@ function __oom_reap_task_mm(k: Kernel, p: Process, done: (complete: boolean) => 
   const next = (i: number) => {
     if (i === vmas.length || !p.alive) return done(complete);
     const v = vmas[i];
-    const range = { start: v.start * PAGE_SIZE, end: v.end * PAGE_SIZE, event: 'MMU_NOTIFY_UNMAP' as const, blockable: false, owner: null };
+    const range = { start: v.start * PAGE_SIZE, end: v.end * PAGE_SIZE, event: 'MMU_NOTIFY_UNMAP' as const, blockable: false, owner: null, task: OOM_REAPER, caller: '__oom_reap_task_mm' };
     mmu_notifier_invalidate_range_start(k, p, range, (ret, inv) => {
       if (ret === EAGAIN) {
         complete = false; // that VMA is skipped; the core already ended the invalidation

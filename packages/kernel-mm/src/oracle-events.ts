@@ -68,6 +68,9 @@ export interface EvInvalidateStart {
   owner: string | null;
   cur_seq: number;
   subs: number[];
+  /** Who waits (task.ts) and the kernel function that started it; absent in traces before they were recorded. */
+  task?: string;
+  caller?: string;
 }
 /** mm received a subscription's answer to `inv`. */
 export interface EvInvalidateAck { inv: number; sub: number; dev: string; ok: boolean }

@@ -56,6 +56,8 @@ export class Physmem {
   readonly refcount: Int32Array;
   readonly mapcount: Int32Array;
   readonly pincount: Int32Array;
+  /** Frames with a pin count above zero. */
+  nrPinned = 0;
   readonly flags: Uint8Array;
   /** Page-cache owner: file id (or 0 for none: file ids start at 1, shm ids are negative). */
   readonly fileId: Int32Array;
@@ -164,12 +166,12 @@ export class Physmem {
 
   pin(pfn: number): void {
     this.get(pfn, GUP_PIN_COUNTING_BIAS);
-    this.pincount[pfn]++;
+    if (this.pincount[pfn]++ === 0) this.nrPinned++;
   }
 
   unpin(pfn: number): boolean {
     assert(this.pincount[pfn] > 0, `unpin: frame ${pfn} is not pinned`);
-    this.pincount[pfn]--;
+    if (--this.pincount[pfn] === 0) this.nrPinned--;
     this.refcount[pfn] -= GUP_PIN_COUNTING_BIAS - 1;
     return this.put(pfn);
   }

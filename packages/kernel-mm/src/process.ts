@@ -26,7 +26,12 @@ export class Process {
   rssAnon = 0;
   rssFile = 0;
 
-  constructor(readonly pid: number, readonly parent: number | null) {}
+  constructor(
+    readonly pid: number,
+    readonly parent: number | null,
+    /** task_struct.comm (task.ts). */
+    readonly comm: string,
+  ) {}
 
   get rss(): number {
     return this.rssAnon + this.rssFile;

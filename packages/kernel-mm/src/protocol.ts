@@ -111,8 +111,8 @@ export type Pid = number;
 
 // ---- process: syscalls and CPU accesses (from `app`) ----
 
-/** Create an empty process (exec of a new program). Reply: syscall_result, ret = pid. */
-export interface ProcessCreate { type: 'process_create' }
+/** Create an empty process (exec of a new program) named `comm`. Reply: syscall_result, ret = pid. */
+export interface ProcessCreate { type: 'process_create'; comm?: string }
 export interface Mmap {
   type: 'mmap';
   pid: Pid;

@@ -24,14 +24,15 @@ import { reclaimHooks } from './page-alloc.js';
 import { PTE_DIRTY, PTE_KIND_MASK, PTE_PRESENT, PTE_SWAP, PTE_YOUNG } from './page-table.js';
 import { LRU_ANON, LRU_FILE, PG_ANON, PG_DIRTY, PG_LOCKED, PG_LRU, PG_REFERENCED, PG_SWAPCACHE, type RmapEntry } from './physmem.js';
 import type { Process } from './process.js';
+import { KSWAPD, processTask } from './task.js';
 
 /** Pages looked at per LRU per reclaim round before giving up on the round (a bound on the scan). */
 const SCAN_BATCH = 64;
 
 type Who = 'kswapd' | 'direct' | 'pageout';
 
-/** Reclaim up to `nr` pages from the LRU tails; `then(reclaimed)`. */
-export function shrink_lruvec(k: Kernel, nr: number, who: Who, then: (reclaimed: number) => void): void {
+/** Reclaim up to `nr` pages from the LRU tails for `task` (task.ts); `then(reclaimed)`. */
+export function shrink_lruvec(k: Kernel, nr: number, who: Who, task: string, then: (reclaimed: number) => void): void {
   const candidates: number[] = [];
   for (const lru of [LRU_FILE, LRU_ANON]) {
     let pfn = k.pm.lruTail[lru];
@@ -50,7 +51,7 @@ export function shrink_lruvec(k: Kernel, nr: number, who: Who, then: (reclaimed:
   let reclaimed = 0;
   const step = (i: number) => {
     if (i >= candidates.length || reclaimed >= nr) return then(reclaimed);
-    shrink_folio(k, candidates[i], who, (freed) => {
+    shrink_folio(k, candidates[i], who, task, (freed) => {
       if (freed) reclaimed++;
       k.bounce(() => step(i + 1));
     });
@@ -74,7 +75,7 @@ function referenced(k: Kernel, pfn: number): boolean {
 }
 
 /** shrink_folio_list for one page. */
-export function shrink_folio(k: Kernel, pfn: number, who: Who, then: (freed: boolean) => void): void {
+export function shrink_folio(k: Kernel, pfn: number, who: Who, task: string, then: (freed: boolean) => void): void {
   const pm = k.pm;
   if (!(pm.flags[pfn] & PG_LRU) || pm.flags[pfn] & PG_LOCKED) return then(false);
   const anon = (pm.flags[pfn] & PG_ANON) !== 0;
@@ -109,7 +110,7 @@ export function shrink_folio(k: Kernel, pfn: number, who: Who, then: (freed: boo
   }
   pm.flags[pfn] |= PG_LOCKED;
   pm.get(pfn); // isolate_lru_folio's reference
-  try_to_unmap(k, pfn, mappings, slot, who, (unmapped) => {
+  try_to_unmap(k, pfn, mappings, slot, who, task, (unmapped) => {
     unlockAll();
     const finish = (freed: boolean) => {
       pm.flags[pfn] &= ~PG_LOCKED;
@@ -176,14 +177,14 @@ function countSwapEntries(k: Kernel, mappings: RmapEntry[], slot: number): numbe
  * try_to_unmap: for each mapping, MMU_NOTIFY_CLEAR on the page then the PTE change. `then(true)`
  * when no mapping is left. An anon page that turns out maybe-pinned keeps its PTEs.
  */
-function try_to_unmap(k: Kernel, pfn: number, mappings: RmapEntry[], slot: number, who: Who, then: (ok: boolean) => void): void {
+function try_to_unmap(k: Kernel, pfn: number, mappings: RmapEntry[], slot: number, who: Who, task: string, then: (ok: boolean) => void): void {
   const pm = k.pm;
   const anon = (pm.flags[pfn] & PG_ANON) !== 0;
   const step = (i: number) => {
     if (i === mappings.length) return then(pm.mapcount[pfn] === 0);
     const { pid, vpn } = mappings[i];
     const p = k.procs.get(pid)!;
-    const range = { start: vpn * PAGE_SIZE, end: (vpn + 1) * PAGE_SIZE, event: 'MMU_NOTIFY_CLEAR' as const, blockable: true, owner: null };
+    const range = { start: vpn * PAGE_SIZE, end: (vpn + 1) * PAGE_SIZE, event: 'MMU_NOTIFY_CLEAR' as const, blockable: true, owner: null, task, caller: 'try_to_unmap_one' };
     const wait = who === 'pageout' ? undefined : k.reclaimWaits.begin(who, k.ctx.now());
     mmu_notifier_invalidate_range_start(k, p, range, (_ret, inv) => {
       if (wait !== undefined) k.reclaimWaits.end(wait, k.ctx.now());
@@ -212,22 +213,27 @@ export function wakeupKswapd(k: Kernel): void {
   if (k.cfg.kswapd === false || k.kswapdRunning) return;
   k.kswapdRunning = true;
   k.stats.kswapdRuns++;
-  k.ctx.trace('kswapd_wake', { free: k.pm.nrFree, low: k.pm.wmarkLow });
+  // The kernel's tracepoints mm_vmscan_kswapd_wake / mm_vmscan_kswapd_sleep, with the pages freed between.
+  k.ctx.trace('mm_vmscan_kswapd_wake', { free: k.pm.nrFree, low: k.pm.wmarkLow });
+  let reclaimed = 0;
   const round = (failures: number) => {
     // pgdat_balanced: stop at the high watermark; give up after MAX_RECLAIM_RETRIES fruitless rounds.
     if (k.pm.nrFree >= k.pm.wmarkHigh || failures >= 16) {
       k.kswapdRunning = false;
-      k.ctx.trace('kswapd_sleep', { free: k.pm.nrFree, failures });
+      k.ctx.trace('mm_vmscan_kswapd_sleep', { free: k.pm.nrFree, failures, nr_reclaimed: reclaimed });
       return;
     }
-    shrink_lruvec(k, 32, 'kswapd', (n) => k.later(() => round(n > 0 ? 0 : failures + 1)));
+    shrink_lruvec(k, 32, 'kswapd', KSWAPD, (n) => {
+      reclaimed += n;
+      k.later(() => round(n > 0 ? 0 : failures + 1));
+    });
   };
   k.later(() => round(0));
 }
 
 export function installReclaim(): void {
   reclaimHooks.wakeKswapd = wakeupKswapd;
-  reclaimHooks.directReclaim = (k, nr, then) => shrink_lruvec(k, nr, 'direct', then);
+  reclaimHooks.directReclaim = (k, nr, task, then) => shrink_lruvec(k, nr, 'direct', task, then);
 }
 
 /** MADV_PAGEOUT over [start, end) of p: reclaim each mapped page; `then(pagesReclaimed)`. */
@@ -239,7 +245,7 @@ export function reclaimPagesOf(k: Kernel, p: Process, start: number, end: number
   let n = 0;
   const step = (i: number) => {
     if (i === pfns.length) return then(n);
-    shrink_folio(k, pfns[i], 'pageout', (freed) => {
+    shrink_folio(k, pfns[i], 'pageout', processTask(p), (freed) => {
       if (freed) n++;
       k.bounce(() => step(i + 1));
     });

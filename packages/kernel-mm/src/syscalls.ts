@@ -15,15 +15,17 @@ import { MMAP_BASE_VPN, Process } from './process.js';
 import {
   EINVAL, ENOMEM, ESRCH, MADV_DONTNEED, MADV_MERGEABLE, MADV_PAGEOUT, MADV_UNMERGEABLE, MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, MAP_SHARED,
   PAGE_SIZE, PROT_EXEC, PROT_READ, PROT_WRITE, EBADF,
-  type Madvise, type Mmap, type Mprotect, type Munmap, type SyscallResult,
+  type Madvise, type Mmap, type Mprotect, type Munmap, type ProcessCreate, type SyscallResult,
 } from './protocol.js';
 import { reclaimPagesOf } from './reclaim.js';
 import type { Vma } from './vma.js';
+import { commOf, processTask } from './task.js';
 
 const result = (ret: number): SyscallResult => ({ type: 'syscall_result', ret });
 
-export function sys_process_create(k: Kernel, env: Envelope<Message>): void {
-  const p = new Process(k.nextPid++, null);
+export function sys_process_create(k: Kernel, env: Envelope<Message>, m: ProcessCreate): void {
+  const pid = k.nextPid++;
+  const p = new Process(pid, null, commOf(m.comm, pid));
   p.owner = env.from;
   k.procs.set(p.pid, p);
   k.replyAfter(env, result(p.pid), k.costs.syscallNs);
@@ -114,7 +116,7 @@ export function do_munmap(k: Kernel, p: Process, start: number, end: number, don
 
 /** unmap_region, the caller holding the range lock: UNMAP invalidation, zap every PTE, drop the VMAs. */
 function unmap_region(k: Kernel, p: Process, start: number, end: number, done: () => void): void {
-  const range = { start: start * PAGE_SIZE, end: end * PAGE_SIZE, event: 'MMU_NOTIFY_UNMAP' as const, blockable: true, owner: null };
+  const range = { start: start * PAGE_SIZE, end: end * PAGE_SIZE, event: 'MMU_NOTIFY_UNMAP' as const, blockable: true, owner: null, task: processTask(p), caller: 'unmap_vmas' };
   mmu_notifier_invalidate_range_start(k, p, range, (_ret, inv) => {
     p.pt.forEach(start, end, (vpn) => k.zapPte(p, vpn));
     p.vmas.remove(start, end);
@@ -158,7 +160,7 @@ export function sys_mprotect(k: Kernel, env: Envelope<Message>, m: Mprotect): vo
       p.locks.unlock(lock);
       return k.replyAfter(env, result(0), k.costs.syscallNs);
     }
-    const range = { start: start * PAGE_SIZE, end: end * PAGE_SIZE, event: 'MMU_NOTIFY_PROTECTION_VMA' as const, blockable: true, owner: null };
+    const range = { start: start * PAGE_SIZE, end: end * PAGE_SIZE, event: 'MMU_NOTIFY_PROTECTION_VMA' as const, blockable: true, owner: null, task: processTask(p), caller: 'change_pmd_range' };
     mmu_notifier_invalidate_range_start(k, p, range, (_ret, inv) => {
       apply();
       mmu_notifier_invalidate_range_end(k, inv);
@@ -192,7 +194,7 @@ export function sys_madvise(k: Kernel, env: Envelope<Message>, m: Madvise): void
 /** zap_page_range_single with MMU_NOTIFY_CLEAR: private pages read as zero (or the file) again. */
 function madvise_dontneed(k: Kernel, p: Process, start: number, end: number, done: () => void): void {
   p.locks.lock(start, end, 'madvise', (lock) => {
-    const range = { start: start * PAGE_SIZE, end: end * PAGE_SIZE, event: 'MMU_NOTIFY_CLEAR' as const, blockable: true, owner: null };
+    const range = { start: start * PAGE_SIZE, end: end * PAGE_SIZE, event: 'MMU_NOTIFY_CLEAR' as const, blockable: true, owner: null, task: processTask(p), caller: 'zap_page_range_single' };
     mmu_notifier_invalidate_range_start(k, p, range, (_ret, inv) => {
       p.pt.forEach(start, end, (vpn) => k.zapPte(p, vpn));
       k.oracle('zap', { pid: p.pid, start: start * PAGE_SIZE, end: end * PAGE_SIZE });

@@ -12,6 +12,7 @@ import { mmu_notifier_invalidate_range_end, mmu_notifier_invalidate_range_start 
 import { PTE_DIRTY, PTE_KIND_MASK, PTE_PRESENT, PTE_WRITE } from './page-table.js';
 import { PG_DIRTY, PG_LOCKED, PG_USED } from './physmem.js';
 import { PAGE_SIZE, type BioDone } from './protocol.js';
+import { FLUSHER } from './task.js';
 
 /** One pass over every cached page of every regular file: clean and write what is dirty. */
 export function writeback_dirty(k: Kernel, then: (written: number) => void): void {
@@ -48,7 +49,7 @@ function writeback_page(k: Kernel, pfn: number, done: (ok: boolean) => void): vo
     if (i === mappings.length) return write();
     const { pid, vpn } = mappings[i];
     const p = k.procs.get(pid)!;
-    const range = { start: vpn * PAGE_SIZE, end: (vpn + 1) * PAGE_SIZE, event: 'MMU_NOTIFY_PROTECTION_PAGE' as const, blockable: true, owner: null };
+    const range = { start: vpn * PAGE_SIZE, end: (vpn + 1) * PAGE_SIZE, event: 'MMU_NOTIFY_PROTECTION_PAGE' as const, blockable: true, owner: null, task: FLUSHER, caller: 'page_vma_mkclean_one' };
     mmu_notifier_invalidate_range_start(k, p, range, (_r, inv) => {
       const f = p.pt.flags(vpn);
       if ((f & PTE_KIND_MASK) === PTE_PRESENT && p.pt.value(vpn) === pfn) {

@@ -53,11 +53,11 @@ export class ActorCell implements Ctx<Message> {
   // ---- Ctx ----
 
   send(to: ActorId, msg: Message): void {
-    this.emit(to, msg, 0);
+    this.emit(to, msg, 0, false);
   }
 
   request(to: ActorId, msg: Message, timeoutNs?: number): number {
-    const id = this.emit(to, msg, 0);
+    const id = this.emit(to, msg, 0, true);
     this.pending.set(id, { to, type: msg.type });
     if (timeoutNs !== undefined) {
       if (!(timeoutNs >= 0) || !Number.isFinite(timeoutNs)) throw new RangeError(`request timeout must be a finite ns count >= 0, got ${timeoutNs}`);
@@ -69,7 +69,7 @@ export class ActorCell implements Ctx<Message> {
   }
 
   reply(env: Envelope<Message>, msg: Message): void {
-    this.emit(env.from, msg, env.id);
+    this.emit(env.from, msg, env.id, false);
   }
 
   after(delayNs: number, msg: Message): number {
@@ -150,12 +150,13 @@ export class ActorCell implements Ctx<Message> {
 
   // ---- internals ----
 
-  private emit(to: ActorId, msg: Message, replyTo: number): number {
+  /** `request`: the trace marks the send as a request, so analysis knows an answer is owed. */
+  private emit(to: ActorId, msg: Message, replyTo: number, request: boolean): number {
     this.transport.checkTarget(to);
     checkMessage(msg);
     const env: Envelope = { from: this.self, to, id: this.nextId++, replyTo, t: this.transport.now(), msg };
     this.sent++;
-    this.tracer?.sent(env);
+    this.tracer?.sent(env, request);
     this.transport.post(env);
     return env.id;
   }

@@ -17,6 +17,7 @@ import { checkSpecs, loadActor } from './load.js';
 import { Sfc32, actorRng } from './rng.js';
 import { TimerHeap } from './timer-heap.js';
 import { ActorTracer, TraceSink } from './trace.js';
+import { TRACE_EXT } from './trace-format.js';
 import type { Actor, ActorId, ActorSpec, Envelope, Message, RunOptions, RunResult } from './types.js';
 
 /** An actor given as a live object: only LocalScheduler can run these (tests, in-process tools). */
@@ -32,7 +33,7 @@ export interface LocalRunOptions extends Omit<RunOptions, 'actors'> {
 }
 
 /** The trace file a LocalScheduler run writes in its trace directory. */
-export const LOCAL_TRACE_FILE = 'trace.ndjson';
+export const LOCAL_TRACE_FILE = `trace${TRACE_EXT}`;
 
 interface Channel {
   queue: Fifo<Envelope>;
@@ -79,7 +80,7 @@ class LocalRun implements Transport {
     const n = this.ids.length;
     this.channels = Array.from({ length: n * n }, (_, k) => ({ queue: new Fifo<Envelope>(), readyIndex: -1, to: k % n, self: Math.floor(k / n) === k % n }));
     this.rng = new Sfc32(opts.seed, 0);
-    this.sink = opts.traceDir === undefined ? undefined : new TraceSink(path.join(opts.traceDir, 'trace.ndjson'));
+    this.sink = opts.traceDir === undefined ? undefined : new TraceSink(path.join(opts.traceDir, LOCAL_TRACE_FILE));
     const clock = () => this.clockNs;
     this.cells = actors.map(
       (actor, i) => new ActorCell(this.ids[i], actor, this, actorRng(opts.seed, this.ids[i]), this.sink && new ActorTracer(this.sink, this.ids[i], clock)),
@@ -122,7 +123,7 @@ class LocalRun implements Transport {
       const summaries: RunResult['summaries'] = {};
       this.cells.forEach((cell, i) => (summaries[this.ids[i]] = this.guard(i, 'summary', () => cell.actor.summary())));
       const reason = this.stopped ? `${this.stopped.actor}: ${this.stopped.reason}` : endedBy;
-      this.sink?.write(JSON.stringify({ t: this.clockNs, actor: 'scheduler', ev: 'run_end', endedBy, reason, delivered }) + '\n');
+      this.sink?.event(this.clockNs, 'scheduler', 'run_end', { endedBy, reason, delivered });
       return { endedBy, reason, endNs: this.clockNs, summaries, delivered };
     } finally {
       this.sink?.close();
@@ -189,7 +190,7 @@ class LocalRun implements Transport {
     } catch (e) {
       if (e instanceof ActorDiedError) throw e;
       const { message, stack } = describeError(e);
-      this.sink?.write(JSON.stringify({ t: this.clockNs, actor: this.ids[i], ev: 'actor_died', error: message, during }) + '\n');
+      this.sink?.event(this.clockNs, this.ids[i], 'actor_died', { error: message, during });
       throw new ActorDiedError(this.ids[i], message, during, stack);
     } finally {
       this.current = prev;

@@ -17,6 +17,7 @@ import { ActorDiedError, RunSetupError } from './errors.js';
 import { checkSpecs } from './load.js';
 import type { ActorTask, FromWorker, ToWorker, WorkerCounters } from './thread-protocol.js';
 import { TraceSink } from './trace.js';
+import { TRACE_EXT } from './trace-format.js';
 import type { ActorId, RunOptions, RunResult } from './types.js';
 
 export interface ThreadRunOptions extends RunOptions {
@@ -29,7 +30,7 @@ const STOP_TIMEOUT_MS = 2_000;
 
 /** The trace file of one actor in a ThreadScheduler trace directory. */
 export function threadTraceFile(traceDir: string, actor: ActorId): string {
-  return path.join(traceDir, `${actor}.ndjson`);
+  return path.join(traceDir, `${actor}${TRACE_EXT}`);
 }
 
 interface WorkerSlot {
@@ -86,7 +87,7 @@ export class ThreadScheduler {
         peers,
       };
       const died = (error: ActorDiedError) => {
-        sink?.write(JSON.stringify({ t: simNow(), actor: 'scheduler', ev: 'actor_died', dead: spec.id, error: error.message }) + '\n');
+        sink?.event(simNow(), 'scheduler', 'actor_died', { dead: spec.id, error: error.message });
         slot.ready.reject(error);
         slot.stopped.reject(error);
         end({ kind: 'died', error });
@@ -170,7 +171,7 @@ export class ThreadScheduler {
     await pool.destroy();
     const endedBy = how.kind === 'died' ? 'stopRun' : how.kind;
     const reason = how.kind === 'stopRun' ? `${how.actor}: ${how.reason}` : how.kind === 'died' ? how.error.message : 'duration';
-    sink?.write(JSON.stringify({ t: Math.max(endNs, simNow()), actor: 'scheduler', ev: 'run_end', endedBy, reason, delivered }) + '\n');
+    sink?.event(Math.max(endNs, simNow()), 'scheduler', 'run_end', { endedBy, reason, delivered });
     sink?.close();
     if (how.kind === 'died') throw how.error;
     if (hung) throw hung;

@@ -1,43 +1,55 @@
-// The trace: NDJSON, one line per message sent, per message received and per domain event.
-// Every line has `t` (simulated ns), `actor` and `ev`; the format is documented in README.md and
-// is the input of all later analysis.
+// The trace: one record per message sent, per message received, per timer set and per domain
+// event. Every record has `t` (simulated ns), `actor` and `ev`; the format is binary (trace-format.ts,
+// documented in README.md), read back as the same line objects by read-trace.ts, and `svmsim trace
+// cat` prints it as NDJSON for grep and jq.
 //
-// Hot lines (send, recv, after) are formatted by hand; domain events go through pino, configured so
-// that a line carries `actor` and `t` in place of pino's `level` and `time`.
-// Lines are buffered in memory and written with writeSync when the buffer passes FLUSH_BYTES, on
-// `flush()`, at shutdown and when an actor crashes: a trace is never left half-written by a crash
-// of the simulated system (only by a crash of the process itself).
+// Records are encoded into an in-memory buffer and written with writeSync as one chunk when it
+// passes FLUSH_BYTES, on `flush()`, at shutdown and when an actor crashes: a trace is never left
+// half-written by a crash of the simulated system (only by a crash of the process itself, which
+// leaves whole chunks).
 import fs from 'node:fs';
 import path from 'node:path';
-import { pino, type Logger } from 'pino';
+import { TraceEncoder } from './trace-encoder.js';
+import { TRACE_HEADER_BYTES, TRACE_MAGIC, TRACE_VERSION } from './trace-format.js';
 import type { ActorId, Envelope } from './types.js';
 
 const FLUSH_BYTES = 1 << 20;
 
-/**
- * An append-only NDJSON file with an in-memory buffer. One writer thread per file. Lines are
- * appended to one string (V8 ropes make `+=` cheap) and written when it passes FLUSH_BYTES.
- */
+/** An append-only binary trace file. One writer thread per file. */
 export class TraceSink {
   private fd: number;
-  private pending = '';
-  linesWritten = 0;
+  readonly encoder = new TraceEncoder();
 
   constructor(readonly file: string) {
     fs.mkdirSync(path.dirname(file), { recursive: true });
     this.fd = fs.openSync(file, 'w');
+    const header = Buffer.alloc(TRACE_HEADER_BYTES);
+    header.write(TRACE_MAGIC, 0, 'latin1');
+    header.writeUInt32LE(TRACE_VERSION, 8);
+    fs.writeSync(this.fd, header);
   }
 
-  write(line: string): void {
-    this.pending += line;
-    this.linesWritten++;
-    if (this.pending.length >= FLUSH_BYTES) this.flush();
+  get recordsWritten(): number {
+    return this.encoder.records;
+  }
+
+  /** After each record: write a chunk once the buffer is big enough. */
+  maybeFlush(): void {
+    if (this.encoder.length >= FLUSH_BYTES) this.flush();
+  }
+
+  /** A domain event of an actor or of the scheduler itself. */
+  event(t: number, actor: string, ev: string, fields: Record<string, unknown>): void {
+    this.encoder.event(t, actor, ev, fields);
+    this.maybeFlush();
   }
 
   flush(): void {
-    if (this.pending.length === 0 || this.fd < 0) return;
-    fs.writeSync(this.fd, this.pending);
-    this.pending = '';
+    if (this.encoder.length === 0 || this.fd < 0) return;
+    const payload = this.encoder.take();
+    const len = Buffer.alloc(4);
+    len.writeUInt32LE(payload.length, 0);
+    fs.writevSync(this.fd, [len, payload]);
   }
 
   close(): void {
@@ -48,66 +60,40 @@ export class TraceSink {
   }
 }
 
-/**
- * Typed arrays in messages (pfn arrays, flags) are written as JSON arrays, not `{"0":…}` objects.
- * A replacer function would do it but doubles the cost of every line; instead the typed arrays'
- * common prototype gets a toJSON, which JSON.stringify consults only for typed arrays.
- */
-const typedArrayProto = Object.getPrototypeOf(Uint8Array.prototype) as { toJSON?: () => unknown };
-if (typedArrayProto.toJSON === undefined) {
-  Object.defineProperty(typedArrayProto, 'toJSON', {
-    value: function toJSON(this: ArrayLike<number>) {
-      return Array.from(this);
-    },
-    configurable: true,
-    writable: true,
-  });
-}
-
-export function messageJson(msg: unknown): string {
-  return JSON.stringify(msg);
-}
-
-/** Actor ids go into hand-built JSON, so they are restricted to characters that need no escaping. */
+/** Actor ids name trace files and appear unquoted in reports: letters, digits and `_.-` only. */
 export const ACTOR_ID_PATTERN = /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/;
 
-/** The trace lines of one actor. `clock` gives the simulated time stamped on each line. */
+/** The trace records of one actor. `clock` gives the simulated time stamped on each record. */
 export class ActorTracer {
-  private readonly prefix: string;
-  private readonly log: Logger;
+  private readonly enc: TraceEncoder;
 
   constructor(
     private readonly sink: TraceSink,
-    actor: ActorId,
+    private readonly actor: ActorId,
     private readonly clock: () => number,
   ) {
     if (!ACTOR_ID_PATTERN.test(actor)) throw new Error(`actor id ${JSON.stringify(actor)} must match ${ACTOR_ID_PATTERN}`);
-    this.prefix = `,"actor":"${actor}","ev":`;
-    // pino caches what the level formatter returns, so only constant fields may go there (the
-    // actor); `t` comes from the timestamp hook, which pino calls for every line.
-    this.log = pino(
-      { base: null, timestamp: () => `,"t":${this.clock()}`, formatters: { level: () => ({ actor }) } },
-      { write: (line: string) => this.sink.write(line) },
-    );
+    this.enc = sink.encoder;
   }
 
-  sent(env: Envelope): void {
-    const reply = env.replyTo === 0 ? '' : `,"replyTo":${env.replyTo}`;
-    this.sink.write(`{"t":${env.t}${this.prefix}"send","to":"${env.to}","id":${env.id}${reply},"msg":${messageJson(env.msg)}}\n`);
+  sent(env: Envelope, request: boolean): void {
+    this.enc.send(env.t, this.actor, env.to, env.id, env.replyTo, request, env.msg);
+    this.sink.maybeFlush();
   }
 
   timerSet(env: Envelope): void {
-    this.sink.write(`{"t":${this.clock()}${this.prefix}"after","id":${env.id},"at":${env.t},"msg":${messageJson(env.msg)}}\n`);
+    this.enc.after(this.clock(), this.actor, env.id, env.t, env.msg);
+    this.sink.maybeFlush();
   }
 
   received(env: Envelope): void {
-    const reply = env.replyTo === 0 ? '' : `,"replyTo":${env.replyTo}`;
-    this.sink.write(`{"t":${this.clock()}${this.prefix}"recv","from":"${env.from}","id":${env.id}${reply}}\n`);
+    this.enc.recv(this.clock(), this.actor, env.from, env.id, env.replyTo);
+    this.sink.maybeFlush();
   }
 
   event(ev: string, fields?: Record<string, unknown>): void {
-    if (fields === undefined) return this.log.info({ ev });
-    if ('t' in fields || 'actor' in fields || 'ev' in fields) throw new Error(`trace event '${ev}': fields t, actor and ev are the line's own`);
-    this.log.info({ ev, ...fields });
+    if (fields !== undefined && ('t' in fields || 'actor' in fields || 'ev' in fields)) throw new Error(`trace event '${ev}': fields t, actor and ev are the line's own`);
+    this.enc.event(this.clock(), this.actor, ev, fields ?? {});
+    this.sink.maybeFlush();
   }
 }

@@ -84,6 +84,12 @@ export function createApp(config: unknown, _id: ActorId): Actor<Message> {
       (s) => (state = s),
       (pages) => {
         finalPages = pages;
+        // The final memory, for `svmsim check` to compare its model with from the trace alone.
+        if (app.ctx.tracing) {
+          app.ctx.trace('final_pages', {
+            pid: Float64Array.from(pages, (p) => p.pid), addr: Float64Array.from(pages, (p) => p.addr), value: Float64Array.from(pages, (p) => p.value),
+          });
+        }
         state = 'done';
         stop(`done (${endReason})`);
       },

@@ -55,7 +55,7 @@ function setupSteps(app: App): SetupStep[] {
     steps.push({ what: `file_create ${f.name}`, to: mm, msg: () => ({ type: 'file_create', name: f.name, pages: f.pages }), ok: (r) => app.files.set(f.name, r.ret) });
   }
   for (const p of scenario.processes) {
-    steps.push({ what: `process_create ${p.name}`, to: mm, msg: () => ({ type: 'process_create' }), ok: (r) => app.named.set(p.name, app.register(new Proc(r.ret, p.name))) });
+    steps.push({ what: `process_create ${p.name}`, to: mm, msg: () => ({ type: 'process_create', comm: p.name }), ok: (r) => app.named.set(p.name, app.register(new Proc(r.ret, p.name))) });
   }
   for (const p of scenario.processes) {
     const proc = () => app.named.get(p.name)!;

@@ -2,7 +2,7 @@
 // check the trace and the final memory with the data oracle, and gather the figures a report shows.
 import fs from 'node:fs';
 import path from 'node:path';
-import { LocalScheduler, ThreadScheduler, readTrace, type RunResult } from '@svmsim/runtime';
+import { LocalScheduler, TRACE_EXT, ThreadScheduler, readTrace, type RunResult } from '@svmsim/runtime';
 import { checkTrace, formatViolation } from '@svmsim/kernel-mm/checker';
 import type { Scenario, StepResult } from '../scenario/types.js';
 import { scenarioActors } from './actors.js';
@@ -71,7 +71,9 @@ export async function runScenario(s: Scenario, opts: RunOptions): Promise<RunRep
   const actors = scenarioActors(s, { seed: opts.seed, checkInvariants: opts.mode === 'deterministic' && s.machine.frames <= 4096 });
   // A previous run's trace in the same directory would be merged into this one: remove exactly
   // the files a run writes, nothing else.
-  for (const f of ['trace.ndjson', 'scheduler.ndjson', ...actors.map((a) => `${a.id}.ndjson`)]) fs.rmSync(path.join(opts.traceDir, f), { force: true });
+  for (const name of ['trace', 'scheduler', ...actors.map((a) => a.id)]) {
+    for (const ext of [TRACE_EXT, '.ndjson']) fs.rmSync(path.join(opts.traceDir, name + ext), { force: true });
+  }
   const t0 = performance.now();
   // Past the scenario's duration the app drains and dumps by itself; the bound here only stops a run
   // that cannot end (a device that never answers): twice the duration plus a margin.

@@ -1,0 +1,260 @@
+// Writing trace records (trace-format.ts) into a growing byte buffer, one buffer per trace file.
+// The hot path is `send`/`recv`: a few fixed-width fields and the message, whose keys are a shape
+// written once per key list and whose strings are interned once per file.
+import {
+  INTERN_CHARS_MAX, REC_AFTER, REC_EVENT, REC_RECV, REC_SEND, REF_NEW, SEND_FLAG_REQUEST, SHAPES_PER_NAME_MAX,
+  SHAPE_KEYS_MAX, STRINGS_MAX, V_ARR, V_FALSE, V_FLOAT, V_FLOAT_ARR, V_INLINE_STR, V_INT, V_INT_ARR, V_JSON, V_NULL, V_OBJ,
+  V_STR, V_TRUE, V_UNDEF,
+} from './trace-format.js';
+
+interface Shape {
+  id: number;
+  keys: string[];
+}
+
+const INITIAL_BYTES = 1 << 21;
+const utf8 = new TextEncoder();
+
+/** Does `o` have exactly `keys`, in that order? */
+function hasKeys(o: object, keys: string[]): boolean {
+  let i = 0;
+  for (const k in o) if (keys[i++] !== k) return false;
+  return i === keys.length;
+}
+
+function isInt32(v: number): boolean {
+  return (v | 0) === v && !Object.is(v, -0);
+}
+
+export class TraceEncoder {
+  private buf = new Uint8Array(INITIAL_BYTES);
+  private dv = new DataView(this.buf.buffer);
+  private pos = 0;
+  private readonly strings = new Map<string, number>();
+  /** Shapes by message type / event name; objects without a name are keyed by their joined keys. */
+  private readonly shapesByName = new Map<string, Shape[]>();
+  private nextShape = 0;
+  records = 0;
+
+  /** Bytes waiting to be taken. */
+  get length(): number {
+    return this.pos;
+  }
+
+  /** The bytes written since the last take (a chunk's payload), and a fresh start. */
+  take(): Uint8Array {
+    const out = this.buf.slice(0, this.pos);
+    this.pos = 0;
+    return out;
+  }
+
+  send(t: number, actor: string, to: string, id: number, replyTo: number, request: boolean, msg: object): void {
+    this.head(REC_SEND, t);
+    this.str(actor);
+    this.str(to);
+    this.ensure(9);
+    const dv = this.dv, p = this.pos;
+    dv.setUint32(p, id, true);
+    dv.setUint32(p + 4, replyTo, true);
+    dv.setUint8(p + 8, request ? SEND_FLAG_REQUEST : 0);
+    this.pos = p + 9;
+    this.value(msg);
+    this.records++;
+  }
+
+  recv(t: number, actor: string, from: string, id: number, replyTo: number): void {
+    this.head(REC_RECV, t);
+    this.str(actor);
+    this.str(from);
+    this.ensure(8);
+    this.dv.setUint32(this.pos, id, true);
+    this.dv.setUint32(this.pos + 4, replyTo, true);
+    this.pos += 8;
+    this.records++;
+  }
+
+  after(t: number, actor: string, id: number, at: number, msg: object): void {
+    this.head(REC_AFTER, t);
+    this.str(actor);
+    this.ensure(12);
+    this.dv.setUint32(this.pos, id, true);
+    this.dv.setFloat64(this.pos + 4, at, true);
+    this.pos += 12;
+    this.value(msg);
+    this.records++;
+  }
+
+  event(t: number, actor: string, ev: string, fields: Record<string, unknown>): void {
+    this.head(REC_EVENT, t);
+    this.str(actor);
+    this.str(ev);
+    this.object(fields, ev);
+    this.records++;
+  }
+
+  private head(tag: number, t: number): void {
+    this.ensure(9);
+    this.dv.setUint8(this.pos, tag);
+    this.dv.setFloat64(this.pos + 1, t, true);
+    this.pos += 9;
+  }
+
+  // ---- values ----
+
+  private value(v: unknown): void {
+    switch (typeof v) {
+      case 'number':
+        this.ensure(9);
+        if (isInt32(v)) {
+          this.dv.setUint8(this.pos, V_INT);
+          this.dv.setInt32(this.pos + 1, v, true);
+          this.pos += 5;
+        } else {
+          this.dv.setUint8(this.pos, V_FLOAT);
+          this.dv.setFloat64(this.pos + 1, v, true);
+          this.pos += 9;
+        }
+        return;
+      case 'string':
+        return this.stringValue(v);
+      case 'boolean':
+        return this.tag(v ? V_TRUE : V_FALSE);
+      case 'undefined':
+        return this.tag(V_UNDEF);
+      case 'object':
+        if (v === null) return this.tag(V_NULL);
+        if (Array.isArray(v)) return this.array(v);
+        if (ArrayBuffer.isView(v) && !(v instanceof DataView) && !(v instanceof BigInt64Array) && !(v instanceof BigUint64Array)) {
+          return this.numbers(v as unknown as ArrayLike<number>);
+        }
+        if (v.constructor === Object || Object.getPrototypeOf(v) === null) {
+          const type = (v as { type?: unknown }).type;
+          return this.object(v as Record<string, unknown>, typeof type === 'string' ? type : undefined);
+        }
+        return this.json(v);
+      default:
+        return this.json(v);
+    }
+  }
+
+  private tag(tag: number): void {
+    this.ensure(1);
+    this.dv.setUint8(this.pos++, tag);
+  }
+
+  private stringValue(s: string): void {
+    if (s.length <= INTERN_CHARS_MAX && (this.strings.size < STRINGS_MAX || this.strings.has(s))) {
+      this.tag(V_STR);
+      this.str(s);
+      return;
+    }
+    this.tag(V_INLINE_STR);
+    this.utf8(s);
+  }
+
+  private array(a: unknown[]): void {
+    let numeric = a.length > 0;
+    for (let i = 0; numeric && i < a.length; i++) numeric = typeof a[i] === 'number';
+    if (numeric) return this.numbers(a as number[]);
+    this.ensure(5);
+    this.dv.setUint8(this.pos, V_ARR);
+    this.dv.setUint32(this.pos + 1, a.length, true);
+    this.pos += 5;
+    for (const x of a) this.value(x === undefined ? null : x); // JSON writes an undefined element as null
+  }
+
+  private numbers(a: ArrayLike<number>): void {
+    const n = a.length;
+    let ints = true;
+    for (let i = 0; ints && i < n; i++) ints = isInt32(a[i]);
+    this.ensure(5 + n * (ints ? 4 : 8));
+    const dv = this.dv;
+    dv.setUint8(this.pos, ints ? V_INT_ARR : V_FLOAT_ARR);
+    dv.setUint32(this.pos + 1, n, true);
+    let p = this.pos + 5;
+    if (ints) for (let i = 0; i < n; i++, p += 4) dv.setInt32(p, a[i], true);
+    else for (let i = 0; i < n; i++, p += 8) dv.setFloat64(p, a[i], true);
+    this.pos = p;
+  }
+
+  private object(o: Record<string, unknown>, name: string | undefined): void {
+    const keys = this.shape(o, name);
+    if (keys === undefined) return this.json(o);
+    for (let i = 0; i < keys.length; i++) this.value(o[keys[i]]);
+  }
+
+  private json(v: unknown): void {
+    let text: string;
+    try {
+      text = JSON.stringify(v) ?? 'null';
+    } catch (e) {
+      text = JSON.stringify(`unserialisable: ${e instanceof Error ? e.message : String(e)}`);
+    }
+    this.tag(V_JSON);
+    this.utf8(text);
+  }
+
+  // ---- definitions, written where first used ----
+
+  /**
+   * Writes OBJ and the shape reference for `o`'s keys (defining the shape if new) and returns the
+   * keys; writes nothing and returns undefined if `o` must be written as JSON.
+   */
+  private shape(o: object, name: string | undefined): string[] | undefined {
+    const key = name ?? Object.keys(o).join('\u0000');
+    let list = this.shapesByName.get(key);
+    if (list !== undefined) {
+      for (let i = 0; i < list.length; i++) {
+        if (!hasKeys(o, list[i].keys)) continue;
+        this.ensure(5);
+        this.dv.setUint8(this.pos, V_OBJ);
+        this.dv.setUint32(this.pos + 1, list[i].id, true);
+        this.pos += 5;
+        return list[i].keys;
+      }
+      if (list.length >= SHAPES_PER_NAME_MAX) return undefined;
+    } else this.shapesByName.set(key, (list = []));
+    const keys = Object.keys(o);
+    if (keys.length > SHAPE_KEYS_MAX) return undefined;
+    list.push({ id: this.nextShape++, keys });
+    this.ensure(6);
+    this.dv.setUint8(this.pos, V_OBJ);
+    this.dv.setUint32(this.pos + 1, REF_NEW, true);
+    this.dv.setUint8(this.pos + 5, keys.length);
+    this.pos += 6;
+    for (const k of keys) this.str(k);
+    return keys;
+  }
+
+  /** A string reference: its id, or its definition if new. */
+  private str(s: string): void {
+    const id = this.strings.get(s);
+    this.ensure(4);
+    if (id !== undefined) {
+      this.dv.setUint32(this.pos, id, true);
+      this.pos += 4;
+      return;
+    }
+    this.strings.set(s, this.strings.size);
+    this.dv.setUint32(this.pos, REF_NEW, true);
+    this.pos += 4;
+    this.utf8(s);
+  }
+
+  private utf8(s: string): void {
+    this.ensure(4 + s.length * 3);
+    const { written } = utf8.encodeInto(s, this.buf.subarray(this.pos + 4));
+    this.dv.setUint32(this.pos, written, true);
+    this.pos += 4 + written;
+  }
+
+  private ensure(n: number): void {
+    if (this.pos + n <= this.buf.length) return;
+    let size = this.buf.length * 2;
+    while (size < this.pos + n) size *= 2;
+    const next = new Uint8Array(size);
+    next.set(this.buf.subarray(0, this.pos));
+    this.buf = next;
+    this.dv = new DataView(next.buffer);
+  }
+}
