@@ -209,13 +209,17 @@ export function createSvmFaultHandler(host: GpuHost, opts: SvmFaultHandlerOption
 
   /** GP100_VMM_VN_FAULT_REPLAY for the batch; cancelled faults become VM faults. */
   const replay = (batch: Fault[], outcome: Map<Fault, boolean>): void => {
-    if (tracing()) host.ctx.trace('gpu_fault_replay', { faults: batch.length });
     handlerState = 'idle';
+    const now = host.ctx.now();
+    let resolved = 0;
+    for (const f of batch) if (outcome.get(f) === true) resolved++;
+    // Each fault's latency, raise to replay: the trace's device-fault distribution.
+    if (tracing()) host.ctx.trace('gpu_fault_replay', { faults: batch.length, resolved, ns: Float64Array.from(batch, (f) => now - f.raisedAt) });
     for (const f of batch) {
       const ok = outcome.get(f) === true;
       if (ok) s.deviceFaultsResolved++;
       else s.deviceFaultsCancelled++;
-      s.faultLatencyNs.push(host.ctx.now() - f.raisedAt);
+      s.faultLatencyNs.push(now - f.raisedAt);
       f.resolve(ok);
     }
     scheduleHandler();

@@ -3,7 +3,10 @@
 // 2 bad usage or input, 3 the run failed (an actor crashed or hung).
 import { Command, CommanderError, Option } from 'commander';
 import { collectPolicy, EXIT_USAGE, parseJobs, parsePositive, parseSeed, reportError, THREAD_TIME_SCALE } from './commands/common.js';
+import { analyzeCommand } from './commands/analyze.js';
+import { checkCommand } from './commands/check.js';
 import { compareCommand } from './commands/compare.js';
+import { collectList, traceCatCommand } from './commands/trace-cat.js';
 import { replayCommand } from './commands/replay.js';
 import { runCommand } from './commands/run.js';
 import { sweepCommand } from './commands/sweep.js';
@@ -74,6 +77,48 @@ program
   .option('--json', 'print the report as JSON')
   .addHelpText('after', '\nExample:\n  svmsim replay mirror-race --policy mirror0=unsafe-skip-read-retry --seed 7 --trace out/\n')
   .action(action((scenario: string, o) => replayCommand(scenario, { seed: o.seed, duration: o.duration, policy: o.policy, trace: o.trace, json: Boolean(o.json) })));
+
+const traceFlags = (c: Command) =>
+  c
+    .option('--threshold <n>', 'thrashing: consecutive invalidate/remap events of a page that make it thrash (UVM uvm_perf_thrashing_threshold, default 3, at most 7)')
+    .option('--lapse <time>', 'thrashing: most time between two events of a page for them to be consecutive (UVM uvm_perf_thrashing_lapse_usec, default 500us)')
+    .option('--hung-task-timeout <time>', 'report a task blocked longer than this (hung_task_timeout_secs, default 120s)')
+    .option('--top <n>', 'pages to list (default 10)');
+
+traceFlags(
+  program
+    .command('analyze')
+    .description('summarise a trace: messages, request latencies, faults, invalidations (who waited on whom), pins, reclaim, OOM kills, ping-pong pages')
+    .argument('<trace>', 'a run\'s trace directory (runs/…/<run>) or one trace file'),
+)
+  .option('--hist', 'print the distributions as bpftrace-style power-of-two histograms')
+  .option('--json', 'print the figures as JSON')
+  .addHelpText('after', '\nExamples:\n  svmsim analyze runs/2026-…/gup-vs-readonly.userptr.seed1\n  svmsim analyze out/ --hist --lapse 1ms --threshold 4\n  svmsim analyze out/ --json | jq .thrashing.top\n')
+  .action(action((trace: string, o) => analyzeCommand(trace, o)));
+
+traceFlags(
+  program
+    .command('check')
+    .description('the invariant checker over a trace alone: lost writes, stale translations (each with the lines that prove it), hung tasks as the kernel reports them, requests never answered with who waits for whom; exit 1 on a violation')
+    .argument('<trace>', 'a run\'s trace directory (runs/…/<run>) or one trace file'),
+)
+  .option('--json', 'print the result as JSON')
+  .addHelpText('after', '\nExamples:\n  svmsim check runs/2026-…/kswapd-vs-compute.userptr.seed1\n  svmsim check out/ --hung-task-timeout 10s --json\n')
+  .action(action((trace: string, o) => checkCommand(trace, o)));
+
+program
+  .command('trace')
+  .description('work with trace files')
+  .command('cat')
+  .description('print a trace as NDJSON (one line per record, in trace order) for grep and jq')
+  .argument('<trace>', 'a run\'s trace directory or one trace file')
+  .option('--actor <ids>', 'only lines of these actors (comma-separated, repeatable)', collectList, [])
+  .option('--ev <names>', 'only these kinds of line: send, recv, after, or an event name (comma-separated, repeatable)', collectList, [])
+  .option('--type <names>', 'only messages of these types (comma-separated, repeatable)', collectList, [])
+  .option('--from <time>', 'only lines at or after this simulated time (e.g. 10ms)')
+  .option('--to <time>', 'only lines at or before this simulated time')
+  .addHelpText('after', '\nExamples:\n  svmsim trace cat out/ | jq -c \'select(.ev == "invalidate_start")\'\n  svmsim trace cat out/ --actor gpu0 --ev gpu_invalidate_wait,gpu_job_start\n  svmsim trace cat out/ --type hmm_range_fault --from 1ms --to 2ms\n')
+  .action(action((trace: string, o) => traceCatCommand(trace, o)));
 
 program
   .command('list')

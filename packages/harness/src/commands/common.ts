@@ -1,6 +1,6 @@
 // What the commands share: option parsing, where runs go, exit codes, and printing errors as one line.
 import path from 'node:path';
-import { ActorDiedError, RunSetupError } from '@svmsim/runtime';
+import { ActorDiedError, RunSetupError, TraceFormatError } from '@svmsim/runtime';
 import { UsageError } from '../run/actors.js';
 import { ScenarioError } from '../scenario/load.js';
 import { parseDuration } from '../scenario/units.js';
@@ -26,12 +26,12 @@ export function parseSeed(value: string): number {
   return Number(value);
 }
 
-/** `--duration 50ms`: a bad value is a usage error (exit 2). */
-export function durationOption(v: string): number {
+/** `--duration 50ms` (or another time flag): a bad value is a usage error (exit 2) naming the flag. */
+export function durationOption(v: string, flag = '--duration'): number {
   try {
     return parseDuration(v);
   } catch (e) {
-    throw new UsageError(`--duration: ${e instanceof Error ? e.message : String(e)}`);
+    throw new UsageError(`${flag}: ${e instanceof Error ? e.message : String(e)}`);
   }
 }
 
@@ -76,7 +76,7 @@ export function runName(scenario: string, policies: Record<string, string>, seed
 /** Print an error as one line (a stack only with --debug) and return its exit code. */
 export function reportError(e: unknown, debug: boolean): number {
   const say = (line: string) => process.stderr.write(`svmsim: ${line}\n`);
-  if (e instanceof ScenarioError || e instanceof UsageError) {
+  if (e instanceof ScenarioError || e instanceof UsageError || e instanceof TraceFormatError) {
     process.stderr.write(`${e.message}\n`);
     return EXIT_USAGE;
   }

@@ -53,7 +53,11 @@ export async function compareCommand(sources: string[], o: CompareOptions): Prom
       const rows = reports.filter((r) => r.scenario === s.name);
       process.stdout.write(`${s.name} — ${s.description}\n${table(rows)}\n\n`);
     }
-    process.stdout.write(`Traces: ${path.relative(process.cwd(), dir) || dir}/ (svmsim run <scenario> --trace DIR, report.json in each)\n`);
+    const rel = (d: string) => path.relative(process.cwd(), d) || d;
+    process.stdout.write(`Traces: ${rel(dir)}/ (report.json in each; svmsim analyze ${reports[0] ? rel(reports[0].traceDir) : rel(dir)})\n`);
+    for (const r of reports.filter((x) => x.check.hungTasks > 0)) {
+      process.stdout.write(`${r.scenario} ${Object.values(r.policies).join(',')}: ${r.check.hungTasks} hung task${r.check.hungTasks === 1 ? '' : 's'} — svmsim check ${rel(r.traceDir)} prints the kernel's reports and the chain\n`);
+    }
     const bad = reports.filter((r) => verdict(r) !== 'ok');
     for (const r of bad) process.stdout.write(`${r.scenario} ${Object.values(r.policies).join(',')}: ${verdict(r)} — ${r.check.violations[0] ?? ''}\n`);
   }

@@ -54,6 +54,7 @@ export const COLUMNS: Record<string, Column> = {
   'alloc-stall': { title: 'alloc stall p50/p99/max', cell: (r) => [r.mm.allocStallNsP50, r.mm.allocStallNsP99, r.mm.allocStallNsMax].map(formatDuration).join(' / ') },
   swap: { title: 'swap out/in', cell: (r) => `${r.mm.swapOuts}/${r.mm.swapIns}` },
   'oom-kills': { title: 'OOM kills', cell: (r) => String(r.mm.oomKills) },
+  'hung-tasks': { title: 'hung tasks', cell: (r) => String(r.check.hungTasks) },
   // The GPU's own figures (its summary()).
   submits: { title: 'submits', cell: gpuCell((g) => String(n(g, 'submissions'))) },
   // Over the GPU's busy span (first submission to last job end), not the whole run with its drain.
@@ -107,6 +108,7 @@ export function details(r: RunReport): string {
   const failed = r.steps.filter((s) => s.failures.length > 0);
   if (r.steps.length > 0) out.push(`steps: ${r.steps.length}, ${failed.length} with an unmet expect`);
   for (const s of failed) for (const f of s.failures) out.push(`  step "${s.step}" (phase ${s.phase}): ${f}`);
+  if (r.check.hungTasks > 0) out.push(`hung tasks: ${r.check.hungTasks} blocked longer than hung_task_timeout_secs; the kernel's reports and their chains: svmsim check ${r.traceDir}`);
   for (const v of r.check.violations.slice(0, 10)) out.push(`  ${v}`);
   if (r.check.violations.length > 10) out.push(`  … and ${r.check.violations.length - 10 + r.check.violationsDropped} more (report.json)`);
   return out.join('\n');

@@ -2,8 +2,9 @@
 // check the trace and the final memory with the data oracle, and gather the figures a report shows.
 import fs from 'node:fs';
 import path from 'node:path';
-import { LocalScheduler, TRACE_EXT, ThreadScheduler, readTrace, type RunResult } from '@svmsim/runtime';
-import { checkTrace, formatViolation } from '@svmsim/kernel-mm/checker';
+import { LocalScheduler, TRACE_EXT, ThreadScheduler, type RunResult } from '@svmsim/runtime';
+import { formatViolation } from '@svmsim/kernel-mm/checker';
+import { readModel } from '../analysis/model.js';
 import type { Scenario, StepResult } from '../scenario/types.js';
 import { scenarioActors } from './actors.js';
 
@@ -35,7 +36,14 @@ export interface RunReport {
   phases: unknown[];
   steps: StepResult[];
   expectFailures: number;
-  check: { ok: boolean; violations: string[]; violationsDropped: number; stats: Record<string, number> };
+  check: {
+    ok: boolean;
+    violations: string[];
+    violationsDropped: number;
+    stats: Record<string, number>;
+    /** Tasks blocked longer than hung_task_timeout_secs (analysis/hung-tasks.ts): `svmsim check` prints them. */
+    hungTasks: number;
+  };
 }
 
 export interface MmFigures {
@@ -84,7 +92,9 @@ export async function runScenario(s: Scenario, opts: RunOptions): Promise<RunRep
       : await new ThreadScheduler().run({ actors, seed: opts.seed, traceDir: opts.traceDir, timeScale: opts.timeScale, durationNs });
   const wallMs = performance.now() - t0;
   const app = r.summaries.app as { finalPages?: { pid: number; addr: number; value: number }[]; phases?: unknown[]; steps?: StepResult[]; expectFailures?: number; state?: string };
-  const check = checkTrace(readTrace(opts.traceDir), app.finalPages ?? null);
+  // The data oracle and the hung-task detector in one pass over the trace, as `svmsim check` runs them.
+  const { model } = readModel(opts.traceDir, { check: true, collect: 'waits' });
+  const check = model.checker!.finish(app.finalPages ?? null, model.finalPagesLine >= 0 ? model.finalPagesLine : undefined);
   const devices: RunReport['devices'] = {};
   for (const d of s.devices) devices[d.id] = r.summaries[d.id] ?? {};
   const report: RunReport = {
@@ -109,6 +119,7 @@ export async function runScenario(s: Scenario, opts: RunOptions): Promise<RunRep
       violations: check.violations.map(formatViolation),
       violationsDropped: check.violationsDropped,
       stats: { ...check.stats },
+      hungTasks: model.hung.reports.length,
     },
   };
   fs.writeFileSync(path.join(opts.traceDir, 'report.json'), JSON.stringify(report, null, 2) + '\n');

@@ -1,0 +1,178 @@
+// One pass over a trace, feeding every collector: the state `analyze`, `check`, `export` and
+// `report` read. Each collector keeps what its figures need and no more, so the pass's memory is
+// bounded by the simulated system (pages, requests and invalidations in flight, frames pinned),
+// not by the length of the trace.
+//
+//   line ──► hung-task detector (before the line: waits that crossed the timeout by now)
+//        ──► requests ──► remaps (hmm_range_fault answers) ──► thrashing; DMA in flight
+//        ──► invalidations ──► revocations (acks) ──► thrashing; hung-task deadlines
+//        ──► GPU jobs, faults, pins, reclaim, counters, the data oracle (if checking)
+import { HMM_PFN_VALID } from '@svmsim/kernel-mm';
+import { newTraceChecker, type FinalPage, type TraceChecker } from '@svmsim/kernel-mm/checker';
+import { forEachTraceLine, traceFiles, type TraceLine, type TraceReadStats } from '@svmsim/runtime';
+import { CounterSeries } from './counters.js';
+import { Distribution } from './distribution.js';
+import { FaultStats } from './faults.js';
+import { GpuJobs } from './gpu-jobs.js';
+import { HungTaskDetector, HUNG_TASK_DEFAULTS, type HungTaskOptions } from './hung-tasks.js';
+import { InvalidationTracker, type InvRecord } from './invalidations.js';
+import { PinStats } from './pins.js';
+import { ReclaimStats } from './reclaim.js';
+import { RequestTracker, type RequestRecord } from './requests.js';
+import { ThrashingDetector, UVM_THRASHING, type ThrashingOptions } from './thrashing.js';
+
+export interface ModelOptions {
+  thrashing: ThrashingOptions;
+  hungTask: HungTaskOptions;
+  /** Run the data oracle too (`check`). */
+  check: boolean;
+  /**
+   * `all`: every figure; `waits`: only what the checker's verdict needs (invalidations, jobs,
+   * requests, hung tasks, the oracle) — the end of every run uses it.
+   */
+  collect: 'all' | 'waits';
+  /** Called for every line after the collectors (exporters). */
+  each?: (l: TraceLine, index: number) => void;
+}
+
+export const MODEL_DEFAULTS: ModelOptions = { thrashing: UVM_THRASHING, hungTask: HUNG_TASK_DEFAULTS, check: false, collect: 'all' };
+
+export class TraceModel {
+  readonly requests: RequestTracker;
+  readonly invalidations: InvalidationTracker;
+  readonly jobs = new GpuJobs();
+  readonly faults = new FaultStats();
+  readonly pins = new PinStats();
+  readonly reclaim = new ReclaimStats();
+  readonly counters = new CounterSeries();
+  readonly thrashing: ThrashingDetector;
+  readonly hung: HungTaskDetector;
+  readonly checker: TraceChecker | undefined;
+  /** Request latency (send → answer at the requester) by type, requester and handler (joined by NUL). */
+  readonly latency = new Map<string, Distribution>();
+  /** Per task: time spent waiting in invalidations (start → last ack), ns. */
+  readonly blockedByTask = new Map<string, number>();
+  /** The last `final_pages` event: mm's final memory, as the app resolved it. */
+  finalPages: FinalPage[] | null = null;
+  finalPagesLine = -1;
+  runEnd: Record<string, unknown> | null = null;
+  tFirst = NaN;
+  tEnd = 0;
+  lines = 0;
+  readonly actors = new Set<string>();
+  readonly warnings: TraceLine[] = [];
+
+  constructor(
+    readonly options: ModelOptions,
+    marked: boolean,
+  ) {
+    this.requests = new RequestTracker(
+      {
+        requested: (r) => this.all && r.type === 'dma_access' && this.counters.dma(r.requester, r.sendT, 1),
+        done: (r) => this.requestDone(r),
+        oneWaySent: (m) => this.all && m.type === 'dma_access' && this.counters.dma(m.from, m.sendT, 1),
+        oneWayArrived: (m, t) => this.all && m.type === 'dma_access' && this.counters.dma(m.from, t, -1),
+      },
+      marked,
+    );
+    this.invalidations = new InvalidationTracker({
+      started: (inv) => this.hung.started(inv),
+      acked: (inv, ack) => {
+        if (ack.ok && this.all) this.thrashing.revoke(ack.sub, inv.start, inv.end, ack.t, `mm ${inv.task} ${inv.caller}`);
+        if (InvalidationTracker.waitingSubs(inv).length === 0) this.waitOver(inv, ack.t);
+      },
+      ended: (inv) => this.waitOver(inv, inv.endT!),
+    });
+    this.thrashing = new ThrashingDetector(options.thrashing, (sub) => this.invalidations.subs.get(sub));
+    this.hung = new HungTaskDetector(options.hungTask, this);
+    this.checker = options.check ? newTraceChecker() : undefined;
+    this.all = options.collect === 'all';
+  }
+
+  private readonly all: boolean;
+
+  line(l: TraceLine, index: number): void {
+    this.hung.advance(l.t);
+    if (Number.isNaN(this.tFirst)) this.tFirst = l.t;
+    this.tEnd = Math.max(this.tEnd, l.t);
+    this.lines++;
+    this.actors.add(l.actor);
+    this.requests.line(l, index);
+    this.invalidations.line(l, index);
+    this.jobs.line(l);
+    if (this.all) {
+      this.faults.line(l);
+      this.pins.line(l);
+      this.reclaim.line(l);
+      this.counters.line(l);
+    }
+    this.checker?.line(l, index);
+    switch (l.ev) {
+      case 'final_pages':
+        this.finalPages = finalPagesOf(l);
+        this.finalPagesLine = index;
+        break;
+      case 'run_end':
+        this.runEnd = l;
+        break;
+      case 'warn':
+      case 'actor_died':
+        if (this.warnings.length < 100) this.warnings.push(l);
+        break;
+    }
+    this.options.each?.(l, index);
+  }
+
+  end(): void {
+    this.hung.end(this.tEnd);
+    for (const inv of this.invalidations.open.values()) if (inv.settledT === undefined) this.addBlocked(inv, this.tEnd);
+  }
+
+  /** A request's answer came back: its latency, and a device's hmm_range_fault result maps pages again. */
+  private requestDone(r: RequestRecord): void {
+    if (!this.all) return;
+    const key = `${r.type}\u0000${r.requester}\u0000${r.handler}`;
+    let d = this.latency.get(key);
+    if (d === undefined) this.latency.set(key, (d = new Distribution()));
+    d.add(r.doneT! - r.sendT);
+    if (r.type === 'dma_access') this.counters.dma(r.requester, r.doneT!, -1);
+    if (r.type !== 'hmm_range_fault' || r.outcome !== 'replied' || r.reply?.ret !== 0) return;
+    const flags = (r.reply.flags as number[] | undefined) ?? [];
+    const valid = Array.from(flags, (f) => (f & HMM_PFN_VALID) !== 0);
+    this.thrashing.remap(r.msg.sub as number, r.msg.start as number, valid, r.doneT!, `${r.requester} hmm_range_fault`);
+  }
+
+  /** The invalidation's task stops waiting (its last ack, or its end if that comes first). */
+  private waitOver(inv: InvRecord, t: number): void {
+    if (inv.settledT !== undefined) return;
+    inv.settledT = t;
+    this.hung.finished(inv, t);
+    this.addBlocked(inv, t);
+  }
+
+  private addBlocked(inv: InvRecord, t: number): void {
+    this.blockedByTask.set(inv.task, (this.blockedByTask.get(inv.task) ?? 0) + (t - inv.startT));
+  }
+}
+
+function finalPagesOf(l: TraceLine): FinalPage[] {
+  const pid = (l.pid as number[]) ?? [], addr = (l.addr as number[]) ?? [], value = (l.value as number[]) ?? [];
+  return pid.map((p, i) => ({ pid: p, addr: addr[i], value: value[i] }));
+}
+
+export interface ModelRun {
+  model: TraceModel;
+  read: TraceReadStats;
+  wallMs: number;
+}
+
+/** Streams the trace at `target` (a run directory or one trace file) through a new model. */
+export function readModel(target: string, options: Partial<ModelOptions> = {}): ModelRun {
+  const opts = { ...MODEL_DEFAULTS, ...options };
+  const marked = !traceFiles(target).some((f) => f.endsWith('.ndjson'));
+  const model = new TraceModel(opts, marked);
+  const t0 = performance.now();
+  const read = forEachTraceLine(target, (l, i) => model.line(l, i));
+  model.end();
+  return { model, read, wallMs: performance.now() - t0 };
+}
