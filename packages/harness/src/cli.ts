@@ -6,6 +6,8 @@ import { collectPolicy, EXIT_USAGE, parseJobs, parsePositive, parseSeed, reportE
 import { analyzeCommand } from './commands/analyze.js';
 import { checkCommand } from './commands/check.js';
 import { compareCommand } from './commands/compare.js';
+import { reportCommand } from './commands/report.js';
+import { exportCommand } from './commands/export.js';
 import { collectList, traceCatCommand } from './commands/trace-cat.js';
 import { replayCommand } from './commands/replay.js';
 import { runCommand } from './commands/run.js';
@@ -119,6 +121,25 @@ program
   .option('--to <time>', 'only lines at or before this simulated time')
   .addHelpText('after', '\nExamples:\n  svmsim trace cat out/ | jq -c \'select(.ev == "invalidate_start")\'\n  svmsim trace cat out/ --actor gpu0 --ev gpu_invalidate_wait,gpu_job_start\n  svmsim trace cat out/ --type hmm_range_fault --from 1ms --to 2ms\n')
   .action(action((trace: string, o) => traceCatCommand(trace, o)));
+
+program
+  .command('export')
+  .description('convert a trace for a viewer: --perfetto writes Chrome trace-event JSON (slices, flows, counters) for ui.perfetto.dev or chrome://tracing')
+  .argument('<trace>', 'a run\'s trace directory or one trace file')
+  .option('--perfetto', 'Chrome trace-event JSON, as Perfetto and chrome://tracing read it')
+  .option('-o, --output <file>', 'the file to write')
+  .addHelpText('after', '\nExample:\n  svmsim export runs/2026-…/gup-vs-readonly.userptr.seed1 --perfetto -o gup.json\n')
+  .action(action((trace: string, o) => exportCommand(trace, o)));
+
+traceFlags(
+  program
+    .command('report')
+    .description('a self-contained HTML page of a run\'s plots: notifier wait over time, fault latency histograms, free and pinned memory, a ping-pong heat map')
+    .argument('<trace>', 'a run\'s trace directory or one trace file'),
+)
+  .option('-o, --output <file>', 'the HTML file to write')
+  .addHelpText('after', '\nExample:\n  svmsim report runs/2026-…/gup-vs-readonly.userptr.seed1 -o gup.html\n')
+  .action(action((trace: string, o) => reportCommand(trace, o)));
 
 program
   .command('list')

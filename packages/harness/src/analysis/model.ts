@@ -13,12 +13,12 @@ import { forEachTraceLine, traceFiles, type TraceLine, type TraceReadStats } fro
 import { CounterSeries } from './counters.js';
 import { Distribution } from './distribution.js';
 import { FaultStats } from './faults.js';
-import { GpuJobs } from './gpu-jobs.js';
+import { GpuJobs, type JobRecord } from './gpu-jobs.js';
 import { HungTaskDetector, HUNG_TASK_DEFAULTS, type HungTaskOptions } from './hung-tasks.js';
-import { InvalidationTracker, type InvRecord } from './invalidations.js';
+import { InvalidationTracker, type InvalidationEvents, type InvRecord } from './invalidations.js';
 import { PinStats } from './pins.js';
 import { ReclaimStats } from './reclaim.js';
-import { RequestTracker, type RequestRecord } from './requests.js';
+import { RequestTracker, type RequestEvents, type RequestRecord } from './requests.js';
 import { ThrashingDetector, UVM_THRASHING, type ThrashingOptions } from './thrashing.js';
 
 export interface ModelOptions {
@@ -31,8 +31,14 @@ export interface ModelOptions {
    * requests, hung tasks, the oracle) — the end of every run uses it.
    */
   collect: 'all' | 'waits';
-  /** Called for every line after the collectors (exporters). */
-  each?: (l: TraceLine, index: number) => void;
+  /** An exporter's view of the pass: every line after the collectors, and the trackers' events. */
+  observer?: ModelObserver;
+}
+
+export interface ModelObserver extends RequestEvents, InvalidationEvents {
+  line?(l: TraceLine, index: number): void;
+  jobEnded?(j: JobRecord): void;
+  end?(tEnd: number): void;
 }
 
 export const MODEL_DEFAULTS: ModelOptions = { thrashing: UVM_THRASHING, hungTask: HUNG_TASK_DEFAULTS, check: false, collect: 'all' };
@@ -66,23 +72,46 @@ export class TraceModel {
     readonly options: ModelOptions,
     marked: boolean,
   ) {
+    const o = options.observer ?? {};
     this.requests = new RequestTracker(
       {
-        requested: (r) => this.all && r.type === 'dma_access' && this.counters.dma(r.requester, r.sendT, 1),
-        done: (r) => this.requestDone(r),
-        oneWaySent: (m) => this.all && m.type === 'dma_access' && this.counters.dma(m.from, m.sendT, 1),
-        oneWayArrived: (m, t) => this.all && m.type === 'dma_access' && this.counters.dma(m.from, t, -1),
+        requested: (r) => {
+          if (this.all && r.type === 'dma_access') this.counters.dma(r.requester, r.sendT, 1);
+          o.requested?.(r);
+        },
+        arrived: (r, t) => o.arrived?.(r, t),
+        answered: (r, t) => o.answered?.(r, t),
+        done: (r) => {
+          this.requestDone(r);
+          o.done?.(r);
+        },
+        oneWaySent: (m) => {
+          if (this.all && m.type === 'dma_access') this.counters.dma(m.from, m.sendT, 1);
+          o.oneWaySent?.(m);
+        },
+        oneWayArrived: (m, t) => {
+          if (this.all && m.type === 'dma_access') this.counters.dma(m.from, t, -1);
+          o.oneWayArrived?.(m, t);
+        },
       },
       marked,
     );
     this.invalidations = new InvalidationTracker({
-      started: (inv) => this.hung.started(inv),
+      started: (inv) => {
+        this.hung.started(inv);
+        o.started?.(inv);
+      },
       acked: (inv, ack) => {
         if (ack.ok && this.all) this.thrashing.revoke(ack.sub, inv.start, inv.end, ack.t, `mm ${inv.task} ${inv.caller}`);
         if (InvalidationTracker.waitingSubs(inv).length === 0) this.waitOver(inv, ack.t);
+        o.acked?.(inv, ack);
       },
-      ended: (inv) => this.waitOver(inv, inv.endT!),
+      ended: (inv) => {
+        this.waitOver(inv, inv.endT!);
+        o.ended?.(inv);
+      },
     });
+    if (o.jobEnded) this.jobs.ended = (j) => o.jobEnded!(j);
     this.thrashing = new ThrashingDetector(options.thrashing, (sub) => this.invalidations.subs.get(sub));
     this.hung = new HungTaskDetector(options.hungTask, this);
     this.checker = options.check ? newTraceChecker() : undefined;
@@ -120,11 +149,12 @@ export class TraceModel {
         if (this.warnings.length < 100) this.warnings.push(l);
         break;
     }
-    this.options.each?.(l, index);
+    this.options.observer?.line?.(l, index);
   }
 
   end(): void {
     this.hung.end(this.tEnd);
+    this.options.observer?.end?.(this.tEnd);
     for (const inv of this.invalidations.open.values()) if (inv.settledT === undefined) this.addBlocked(inv, this.tEnd);
   }
 
