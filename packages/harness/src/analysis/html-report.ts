@@ -149,8 +149,9 @@ if (data.comparison.length > 0) {
     const [scenario, name] = fig.split('\u0000');
     const rows = data.comparison.filter((r) => r.scenario === scenario && r.figure === name);
     figure(sec, 'compare', scenario + ': ' + name + ' (' + rows[0].unit + ')', (rs) => Plot.plot({
-      marginLeft: 90, height: 40 + 28 * rs.length, x: { grid: true, label: rows[0].unit }, y: { label: null },
-      marks: [Plot.barX(rs, { x: 'value', y: 'policy', fill: 'policy', tip: true }), Plot.ruleX([0])],
+      marginLeft: 90, width: 700, height: 50 + 28 * rs.length, x: { grid: true, label: rows[0].unit, tickFormat: '~s' }, y: { label: null, domain: rs.map((r) => r.policy) },
+      color: { domain: rs.map((r) => r.policy), scheme: 'tableau10' },
+      marks: [Plot.barX(rs, { x: 'value', y: 'policy', fill: 'policy', tip: true }), Plot.text(rs, { x: 'value', y: 'policy', text: (r) => String(+r.value.toPrecision(4)), dx: 4, textAnchor: 'start' }), Plot.ruleX([0])],
     }), rows);
   }
   root.appendChild(sec);

@@ -8,6 +8,7 @@ import { listBuiltinScenarios, loadScenario } from '../scenario/load.js';
 import type { Scenario } from '../scenario/types.js';
 import { EXIT_OK, runName, runsDir, THREAD_TIME_SCALE } from './common.js';
 import { progressBar } from './progress.js';
+import { writeComparisonHtml } from './compare-html.js';
 
 export interface CompareOptions {
   policies?: string;
@@ -15,6 +16,8 @@ export interface CompareOptions {
   threads: boolean;
   timeScale?: number;
   json: boolean;
+  /** Write DIR/index.html: the policies' figures side by side and every run's plots. */
+  html?: string;
 }
 
 /** The policy sets a scenario is compared under: every safe policy of its first device (unsafe twins only when asked). */
@@ -60,6 +63,10 @@ export async function compareCommand(sources: string[], o: CompareOptions): Prom
     }
     const bad = reports.filter((r) => verdict(r) !== 'ok');
     for (const r of bad) process.stdout.write(`${r.scenario} ${Object.values(r.policies).join(',')}: ${verdict(r)} — ${r.check.violations[0] ?? ''}\n`);
+  }
+  if (o.html !== undefined) {
+    const file = writeComparisonHtml(o.html, reports, mode);
+    if (!o.json) process.stdout.write(`HTML: ${path.relative(process.cwd(), file) || file} (the policies side by side and each run's plots)\n`);
   }
   return Math.max(EXIT_OK, ...reports.map(exitCodeOf));
 }
