@@ -21,7 +21,7 @@ describe('svmsim', () => {
   it('has --help on every command, with examples', () => {
     const top = svmsim('--help');
     expect(top.code).toBe(0);
-    for (const cmd of ['run', 'compare', 'sweep', 'replay']) {
+    for (const cmd of ['run', 'compare', 'sweep', 'replay', 'analyze', 'check', 'export', 'report']) {
       expect(top.out).toContain(cmd);
       const h = svmsim(cmd, '--help');
       expect(h.code, cmd).toBe(0);

@@ -117,8 +117,8 @@ describe('svmsim compare userptr-walk gup-vs-readonly kswapd-vs-compute', () => 
     const r = svmsim('compare', 'kswapd-vs-compute', '--policies', 'userptr,svm-fault');
     expect(r.code, r.err).toBe(0);
     const header = r.out.split('\n').find((l) => l.startsWith('policy'))!;
-    expect(header).toMatch(/^policy\s+kswapd blocked\s+direct reclaim blocked\s+alloc stall p50\/p99\/max\s+OOM kills/);
-    expect(r.out).toMatch(/\nuserptr\s+1h\s/);
+    expect(header).toMatch(/^policy\s+kswapd blocked\s+hung tasks\s+direct reclaim blocked\s+alloc stall p50\/p99\/max\s+OOM kills/);
+    expect(r.out).toMatch(/\nuserptr\s+1h\s+3\s/);
   });
 });
 

@@ -22,8 +22,9 @@ function hasKeys(o: object, keys: string[]): boolean {
   return i === keys.length;
 }
 
+/** -0 counts as 0: it is written as JSON would write it. */
 function isInt32(v: number): boolean {
-  return (v | 0) === v && !Object.is(v, -0);
+  return (v | 0) === v;
 }
 
 export class TraceEncoder {

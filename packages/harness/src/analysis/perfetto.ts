@@ -83,6 +83,17 @@ interface Slice {
   children?: { startNs: number; endNs: number; name: string; args?: Record<string, unknown> }[];
 }
 
+interface HeldRetro {
+  actor: string;
+  track: string;
+  startNs: number;
+  endNs: number;
+  name: string;
+  cat: string;
+  args?: Record<string, unknown>;
+  count: number;
+}
+
 const ns = (t: number): number => Math.round(t);
 const us = (n: number): number => n / 1000;
 const hex = (n: number): string => `0x${n.toString(16)}`;
@@ -106,6 +117,8 @@ export class PerfettoExporter implements ModelObserver {
   private readonly direct = new Map<string, Slice>();
   private readonly jobSlices = new Map<string, Slice>();
   private readonly dmaInFlight = new Map<string, number>();
+  /** Per track, the last slice known only at its end, held back in case the next one is its twin. */
+  private readonly heldRetro = new Map<string, HeldRetro>();
   slices = 0;
   flows = 0;
 
@@ -277,6 +290,8 @@ export class PerfettoExporter implements ModelObserver {
   /** The end of the trace: what is still open is closed there, marked open. */
   end(tEnd: number): void {
     const t = ns(tEnd);
+    for (const h of this.heldRetro.values()) this.emitRetro(h);
+    this.heldRetro.clear();
     for (const m of [this.requestIn, this.requestOut, this.invSlices, this.kswapd, this.direct, this.jobSlices] as Map<unknown, Slice>[]) {
       for (const s of m.values()) this.close(s, t, { open: true });
       m.clear();
@@ -329,9 +344,25 @@ export class PerfettoExporter implements ModelObserver {
     return { pid, lane, startNs, name, cat, args, flows: [] };
   }
 
-  /** A slice known only once it ended (a fault's duration comes with its end). */
+  /**
+   * A slice known only once it ended (a fault's duration comes with its end). Those of one track
+   * with the same name, start and end (a walk faulting thousands of pages in one instant) become one
+   * slice that counts them, or every one would need a lane of its own.
+   */
   private retro(actor: string, track: string, startNs: number, endNs: number, name: string, cat: string, args?: Record<string, unknown>): void {
-    this.close(this.open(actor, track, startNs, name, cat, args), endNs, undefined);
+    const key = `${actor}\u0000${track}`;
+    const held = this.heldRetro.get(key);
+    if (held && held.startNs === startNs && held.endNs === endNs && held.name === name) {
+      held.count++;
+      return;
+    }
+    if (held) this.emitRetro(held);
+    this.heldRetro.set(key, { actor, track, startNs, endNs, name, cat, args, count: 1 });
+  }
+
+  private emitRetro(h: HeldRetro): void {
+    const args = h.count > 1 ? { ...h.args, count: h.count } : h.args;
+    this.close(this.open(h.actor, h.track, h.startNs, h.count > 1 ? `${h.name} ×${h.count}` : h.name, h.cat, args), h.endNs, undefined);
   }
 
   private close(s: Slice, endNs: number, more: Record<string, unknown> | undefined): void {
