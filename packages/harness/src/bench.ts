@@ -3,12 +3,14 @@
 import { gpuBench } from '@svmsim/gpu-driver/bench/gpu-bench';
 import { mmBench } from '@svmsim/kernel-mm/bench/mm-bench';
 import { progress, runtimeBench } from '@svmsim/runtime/bench/index';
+import { traceBench } from './bench/trace-bench.js';
 
 async function main(): Promise<void> {
   const runtime = await runtimeBench();
   const mm = await mmBench(progress);
   const gpu = await gpuBench(progress);
-  process.stdout.write(JSON.stringify({ runtime, mm, gpu }, null, 2) + '\n');
+  const trace = await traceBench(progress);
+  process.stdout.write(JSON.stringify({ runtime, mm, gpu, trace }, null, 2) + '\n');
 }
 
 main().catch((e: unknown) => {

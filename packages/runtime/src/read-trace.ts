@@ -36,8 +36,7 @@ interface Cursor {
 class BinaryCursor implements Cursor {
   private fd: number;
   private offset = TRACE_HEADER_BYTES;
-  private lines: TraceLine[] = [];
-  private at = 0;
+  private line: TraceLine | undefined;
   private readonly decoder: TraceDecoder;
   private readonly size: number;
 
@@ -59,12 +58,17 @@ class BinaryCursor implements Cursor {
   }
 
   peek(): TraceLine | undefined {
-    while (this.at === this.lines.length) if (!this.fill()) return undefined;
-    return this.lines[this.at];
+    while (this.line === undefined) {
+      this.line = this.decoder.next();
+      if (this.line === undefined && !this.fill()) return undefined;
+    }
+    return this.line;
   }
 
   take(): TraceLine {
-    return this.lines[this.at++];
+    const l = this.line!;
+    this.line = undefined;
+    return l;
   }
 
   close(): void {
@@ -72,6 +76,7 @@ class BinaryCursor implements Cursor {
     this.fd = -1;
   }
 
+  /** Reads the next chunk into the decoder; false at the end of the file. */
   private fill(): boolean {
     if (this.fd < 0 || this.offset >= this.size) return false;
     const len = Buffer.alloc(4);
@@ -80,9 +85,7 @@ class BinaryCursor implements Cursor {
     if (this.offset + 4 + n > this.size) return this.cut();
     const payload = Buffer.alloc(n);
     fs.readSync(this.fd, payload, 0, n, this.offset + 4);
-    this.lines = [];
-    this.at = 0;
-    this.decoder.chunk(payload, this.offset + 4, (l) => this.lines.push(l));
+    this.decoder.begin(payload, this.offset + 4);
     this.offset += 4 + n;
     return true;
   }

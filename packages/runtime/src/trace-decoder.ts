@@ -18,18 +18,30 @@ export class TraceDecoder {
   private dv: DataView = new DataView(this.buf.buffer);
   private pos = 0;
 
+  private chunkOffset = 0;
+
   constructor(private readonly file: string) {}
 
-  /** Decodes one chunk's payload; `chunkOffset` (its place in the file) only names errors. */
-  chunk(payload: Uint8Array, chunkOffset: number, out: (l: TraceLine) => void): void {
+  /**
+   * Starts on one chunk's payload; `chunkOffset` (its place in the file) only names errors. Lines
+   * are then decoded one at a time by `next`, so that each is garbage as soon as its reader is done
+   * with it (decoding a whole chunk ahead would keep tens of thousands alive at once).
+   */
+  begin(payload: Uint8Array, chunkOffset: number): void {
     this.buf = payload;
     this.dv = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
     this.pos = 0;
+    this.chunkOffset = chunkOffset;
+  }
+
+  /** The next line of the chunk, or undefined at its end. */
+  next(): TraceLine | undefined {
+    if (this.pos >= this.buf.length) return undefined;
     try {
-      while (this.pos < payload.length) out(this.record());
+      return this.record();
     } catch (e) {
       if (e instanceof TraceFormatError) throw e;
-      throw new TraceFormatError(`${this.file}: byte ${chunkOffset + this.pos}: ${e instanceof RangeError ? 'a record runs past its chunk' : String(e)}`);
+      throw new TraceFormatError(`${this.file}: byte ${this.chunkOffset + this.pos}: ${e instanceof RangeError ? 'a record runs past its chunk' : String(e)}`);
     }
   }
 
@@ -59,8 +71,14 @@ export class TraceDecoder {
       }
       case REC_EVENT: {
         const ev = this.str();
-        const fields = this.value();
-        return typeof fields === 'object' && fields !== null ? { t, actor, ev, ...(fields as object) } : { t, actor, ev };
+        const l: TraceLine = { t, actor, ev };
+        if (this.buf[this.pos] !== V_OBJ) {
+          const fields = this.value(); // written as JSON (past the shape limits)
+          return typeof fields === 'object' && fields !== null ? { ...l, ...(fields as object) } : l;
+        }
+        this.pos++;
+        this.fields(l); // straight into the line: no object to copy
+        return l;
       }
       default:
         throw new TraceFormatError(`${this.file}: byte ${this.pos - 13}: unknown record tag ${tag}`);
@@ -90,12 +108,8 @@ export class TraceDecoder {
       case V_INLINE_STR:
         return this.utf8();
       case V_OBJ: {
-        const keys = this.shape();
         const o: Record<string, unknown> = {};
-        for (let i = 0; i < keys.length; i++) {
-          const v = this.value();
-          if (v !== ABSENT) o[keys[i]] = v;
-        }
+        this.fields(o);
         return o;
       }
       case V_ARR: {
@@ -120,6 +134,15 @@ export class TraceDecoder {
         return JSON.parse(this.utf8());
       default:
         throw new TraceFormatError(`${this.file}: byte ${this.pos - 1}: unknown value tag ${tag}`);
+    }
+  }
+
+  /** An object's shape reference and values, into `o`. */
+  private fields(o: Record<string, unknown>): void {
+    const keys = this.shape();
+    for (let i = 0; i < keys.length; i++) {
+      const v = this.value();
+      if (v !== ABSENT) o[keys[i]] = v;
     }
   }
 

@@ -6,6 +6,9 @@ import type { TraceLine } from '@svmsim/runtime';
 import { Series } from './series.js';
 
 export class CounterSeries {
+  /** The `ev`s of the lines it reads: the model hands it only those. */
+  static readonly events: readonly string[] = ['mm_counters', 'gpu_counters'];
+
   /** "free", "pinned"…, and "gpu0.vram_bo_pages"… */
   readonly series = new Map<string, Series>();
   private readonly dmaInFlight = new Map<string, number>();

@@ -6,6 +6,9 @@ import type { TraceLine } from '@svmsim/runtime';
 import { Distribution } from './distribution.js';
 
 export class FaultStats {
+  /** The `ev`s of the lines it reads: the model hands it only those. */
+  static readonly events: readonly string[] = ['page_fault', 'gpu_retry_fault', 'gpu_fault_replay'];
+
   /** By "cpu" / "remote", then kind: latency of mm's handling. */
   readonly mm = new Map<string, Map<string, Distribution>>();
   readonly mmAll = { cpu: new Distribution(), remote: new Distribution() };

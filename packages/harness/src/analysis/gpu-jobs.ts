@@ -26,6 +26,9 @@ export interface DeviceWait {
 }
 
 export class GpuJobs {
+  /** The `ev`s of the lines it reads: the model hands it only those. */
+  static readonly events: readonly string[] = ['gpu_job_queued', 'gpu_job_start', 'gpu_job_end', 'gpu_invalidate_wait', 'gpu_invalidate_done'];
+
   private readonly jobs = new Map<string, JobRecord>();
   private readonly seqno = new Map<string, number>();
   /** The latest invalidate-callback wait per (device, subscription). */

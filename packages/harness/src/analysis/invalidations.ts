@@ -60,6 +60,9 @@ export function eventName(e: string): string {
 }
 
 export class InvalidationTracker {
+  /** The `ev`s of the lines it reads: the model hands it only those. */
+  static readonly events: readonly string[] = ['mmu_interval_notifier_insert', 'invalidate_start', 'invalidate_ack', 'invalidate_end'];
+
   readonly subs = new Map<number, SubInfo>();
   readonly open = new Map<number, InvRecord>();
   readonly byEvent = new Map<string, number>();

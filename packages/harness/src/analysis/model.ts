@@ -54,8 +54,8 @@ export class TraceModel {
   readonly thrashing: ThrashingDetector;
   readonly hung: HungTaskDetector;
   readonly checker: TraceChecker | undefined;
-  /** Request latency (send → answer at the requester) by type, requester and handler (joined by NUL). */
-  readonly latency = new Map<string, Distribution>();
+  /** Request latency (send → answer at the requester) by type, then requester, then handler. */
+  readonly latency = new Map<string, Map<string, Map<string, Distribution>>>();
   /** Per task: time spent waiting in invalidations (start → last ack), ns. */
   readonly blockedByTask = new Map<string, number>();
   /** The last `final_pages` event: mm's final memory, as the app resolved it. */
@@ -116,7 +116,26 @@ export class TraceModel {
     this.hung = new HungTaskDetector(options.hungTask, this);
     this.checker = options.check ? newTraceChecker() : undefined;
     this.all = options.collect === 'all';
+    const read = (events: readonly string[], fn: (l: TraceLine, i: number) => void) => {
+      for (const ev of events) {
+        let list = this.readers.get(ev);
+        if (list === undefined) this.readers.set(ev, (list = []));
+        list.push(fn);
+      }
+    };
+    read(RequestTracker.events, (l, i) => this.requests.line(l, i));
+    read(InvalidationTracker.events, (l, i) => this.invalidations.line(l, i));
+    read(GpuJobs.events, (l) => this.jobs.line(l));
+    if (this.all) {
+      read(FaultStats.events, (l) => this.faults.line(l));
+      read(PinStats.events, (l) => this.pins.line(l));
+      read(ReclaimStats.events, (l) => this.reclaim.line(l));
+      read(CounterSeries.events, (l) => this.counters.line(l));
+    }
   }
+
+  /** Each collector's line reader, by the `ev`s it reads. */
+  private readonly readers = new Map<string, ((l: TraceLine, index: number) => void)[]>();
 
   private readonly all: boolean;
 
@@ -126,15 +145,8 @@ export class TraceModel {
     this.tEnd = Math.max(this.tEnd, l.t);
     this.lines++;
     this.actors.add(l.actor);
-    this.requests.line(l, index);
-    this.invalidations.line(l, index);
-    this.jobs.line(l);
-    if (this.all) {
-      this.faults.line(l);
-      this.pins.line(l);
-      this.reclaim.line(l);
-      this.counters.line(l);
-    }
+    const readers = this.readers.get(l.ev);
+    if (readers !== undefined) for (let i = 0; i < readers.length; i++) readers[i](l, index);
     this.checker?.line(l, index);
     switch (l.ev) {
       case 'final_pages':
@@ -161,9 +173,12 @@ export class TraceModel {
   /** A request's answer came back: its latency, and a device's hmm_range_fault result maps pages again. */
   private requestDone(r: RequestRecord): void {
     if (!this.all) return;
-    const key = `${r.type}\u0000${r.requester}\u0000${r.handler}`;
-    let d = this.latency.get(key);
-    if (d === undefined) this.latency.set(key, (d = new Distribution()));
+    let byRequester = this.latency.get(r.type);
+    if (byRequester === undefined) this.latency.set(r.type, (byRequester = new Map()));
+    let byHandler = byRequester.get(r.requester);
+    if (byHandler === undefined) byRequester.set(r.requester, (byHandler = new Map()));
+    let d = byHandler.get(r.handler);
+    if (d === undefined) byHandler.set(r.handler, (d = new Distribution()));
     d.add(r.doneT! - r.sendT);
     if (r.type === 'dma_access') this.counters.dma(r.requester, r.doneT!, -1);
     if (r.type !== 'hmm_range_fault' || r.outcome !== 'replied' || r.reply?.ret !== 0) return;

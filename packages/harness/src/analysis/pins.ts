@@ -14,6 +14,9 @@ interface Taker {
 }
 
 export class PinStats {
+  /** The `ev`s of the lines it reads: the model hands it only those. */
+  static readonly events: readonly string[] = ['pin_user_pages', 'get_user_pages', 'unpin_user_pages', 'put_user_pages'];
+
   readonly byRequester = new Map<string, { pin: Taker; get: Taker }>();
   /** frame → when each pin or reference on it was taken, oldest first, with its taker. */
   private readonly held = new Map<number, { t: number; by: string; pin: boolean }[]>();

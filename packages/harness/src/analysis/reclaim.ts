@@ -14,6 +14,9 @@ export interface OomKill {
 }
 
 export class ReclaimStats {
+  /** The `ev`s of the lines it reads: the model hands it only those. */
+  static readonly events: readonly string[] = ['mm_vmscan_kswapd_wake', 'kswapd_wake', 'mm_vmscan_kswapd_sleep', 'kswapd_sleep', 'mm_vmscan_direct_reclaim_end', 'alloc_stall', 'oom_kill', 'oom_reaper'];
+
   kswapdRuns = 0;
   kswapdAwakeNs = 0;
   kswapdReclaimed = 0;

@@ -59,6 +59,9 @@ export interface RequestEvents {
 }
 
 export class RequestTracker {
+  /** The `ev`s of the lines it reads: the model hands it only those. */
+  static readonly events: readonly string[] = ['send', 'recv', 'request_timeout', 'actor_died', 'late_reply'];
+
   /** Open requests by requester, then by its request id. */
   private readonly open = new Map<string, Map<number, RequestRecord>>();
   /** One-way messages in flight by sender, then id. */

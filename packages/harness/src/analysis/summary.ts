@@ -68,10 +68,9 @@ const record = <V, W>(m: Map<string, V>, f: (v: V) => W): Record<string, W> => O
 export function summarize(target: string, run: ModelRun, topPages: number): Analysis {
   const m = run.model;
   const split = (k: string): [string, string] => k.split('\u0000') as [string, string];
-  const requests = [...m.latency].map(([k, d]) => {
-    const [type, requester, handler] = k.split('\u0000');
-    return { type, requester, handler, ...figures(d) };
-  });
+  const requests = [...m.latency].flatMap(([type, byRequester]) =>
+    [...byRequester].flatMap(([requester, byHandler]) => [...byHandler].map(([handler, d]) => ({ type, requester, handler, ...figures(d) }))),
+  );
   requests.sort((a, b) => b.count - a.count);
   const inv = m.invalidations;
   const actors: Analysis['actors'] = {};
