@@ -72,7 +72,7 @@ export function analysisText(a: Analysis, opts: { hist: boolean }): string {
   const frows = [['side', 'kind', 'count', 'p50', 'p99', 'max']];
   for (const [kind, x] of Object.entries(f.cpu)) frows.push(['cpu', kind, String(x.count), dur(x.p50), dur(x.p99), dur(x.max)]);
   for (const [kind, x] of Object.entries(f.remote)) frows.push(['device (gup/hmm)', kind, String(x.count), dur(x.p50), dur(x.p99), dur(x.max)]);
-  if (frows.length > 1) out.push('  mm\'s fault handling (the page lock wait included):', ...columns(frows, 2).map((l) => `  ${l}`));
+  if (frows.length > 1) out.push('  time inside mm\'s fault handler (waits for the page lock, I/O, notifiers, memory; the fixed faultNs is charged to the access):', ...columns(frows, 2).map((l) => `  ${l}`));
   else out.push('  no page faults in mm');
   for (const [dev, d] of Object.entries(f.device)) {
     out.push(`  ${dev} retry faults: ${d.raised} raised, ${d.batches} batches, ${d.resolved} resolved; raise → replay p50/p99/max ${ppm(d.latency)}`);
