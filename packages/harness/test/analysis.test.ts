@@ -211,6 +211,20 @@ describe('check on hand-made traces', () => {
     expect(checkTraceDir(hungKswapd(3.6e12 + 50), { hungTask: { timeoutNs: 3.6e12, warningsMax: 10 } }).hung).toHaveLength(0);
   });
 
+  it('keeps in memory only the waits still open, however many invalidations the trace holds', () => {
+    const b = new TraceBuilder();
+    b.event(0, 'mm', 'mmu_interval_notifier_insert', { sub: 1, pid: 1, start: 0, last: 0xffff, dev: 'gpu0' });
+    for (let inv = 1; inv <= 30_000; inv++) {
+      b.event(inv * 10, 'mm', 'invalidate_start', { inv, pid: 1, start: 0, end: 0x1000, event: 'MMU_NOTIFY_CLEAR', blockable: true, owner: null, cur_seq: 1, subs: [1], task: 'ksmd', caller: 'write_protect_page' });
+      b.event(inv * 10 + 5, 'mm', 'invalidate_ack', { inv, sub: 1, dev: 'gpu0', ok: true });
+      b.event(inv * 10 + 5, 'mm', 'invalidate_end', { inv });
+    }
+    const { model } = readModel(b.write());
+    expect(model.invalidations.open.size).toBe(0);
+    expect((model.hung as unknown as { queue: unknown[] }).queue.length).toBeLessThan(10_000);
+    expect(model.invalidations.duration.count).toBe(30_000);
+  });
+
   it('names a deadlock among the requests never answered', () => {
     const b = new TraceBuilder();
     b.event(0, 'mm', 'mmu_interval_notifier_insert', { sub: 1, pid: 1, start: 0, last: 0xffff, dev: 'gpu0' });

@@ -67,6 +67,15 @@ describe('svmsim analyze / check on real runs', () => {
     expect(report.check.hungTasks).toBe(3);
   });
 
+  it('check reads a thread-mode trace (a file per actor) and finds the same hung kswapd0, whatever the interleaving', () => {
+    const dir = run('kswapd-vs-compute', '--policy', 'gpu0=userptr', '--threads');
+    expect(fs.readdirSync(dir).filter((f) => f.endsWith('.svmt')).sort()).toEqual(['app.svmt', 'gpu0.svmt', 'mm.svmt', 'ramdisk.svmt', 'scheduler.svmt']);
+    const r = svmsim('check', dir);
+    expect(r.code, r.err).toBe(0);
+    expect(r.out).toContain('INFO: task kswapd0 blocked for more than 120 seconds.');
+    expect(r.out).toMatch(/gpu0: amdgpu_hmm_invalidate_gfx waits for fence 1 of job 1 \(compute, running since/);
+  });
+
   it('check prints no hung task for kswapd-vs-compute under svm-fault', () => {
     const dir = run('kswapd-vs-compute', '--policy', 'gpu0=svm-fault');
     const r = svmsim('check', dir);

@@ -27,6 +27,8 @@ export interface HungTaskOptions {
 }
 
 export const HUNG_TASK_DEFAULTS: HungTaskOptions = { timeoutNs: 120e9, warningsMax: 10 };
+/** The deadline queue is thinned of settled waits once it holds this many (and twice the open ones). */
+const QUEUE_COMPACT_AT = 4096;
 
 export interface HungTask {
   task: string;
@@ -75,11 +77,18 @@ export class HungTaskDetector {
       const inv = this.queue[this.head++];
       if (inv.endT === undefined && InvalidationTracker.waitingSubs(inv).length > 0) this.report(inv);
     }
-    if (this.head > 4096 && this.head * 2 > this.queue.length) {
-      this.queue.splice(0, this.head);
+    // Only waits still open can hang: drop the settled ones now and then (they are most), so the
+    // queue holds what is open, not every invalidation of the last hung_task_timeout_secs.
+    if (this.queue.length - this.head > QUEUE_COMPACT_AT && this.queue.length - this.head > 2 * this.openAtCompact) {
+      const open = this.queue.slice(this.head).filter((inv) => inv.settledT === undefined);
+      this.queue.length = 0;
+      this.queue.push(...open);
       this.head = 0;
+      this.openAtCompact = open.length;
     }
   }
+
+  private openAtCompact = 0;
 
   /** The end of the trace: waits crossing the timeout by then, and the length of those still open. */
   end(tEnd: number): void {
