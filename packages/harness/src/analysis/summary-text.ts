@@ -114,6 +114,7 @@ export function analysisText(a: Analysis, opts: { hist: boolean }): string {
 
   out.push('', '== messages per actor (sent / received, by type) ==');
   for (const [actor, m] of Object.entries(a.actors)) {
+    if (Object.keys(m.out).length + Object.keys(m.in).length === 0) continue; // the scheduler's own lines
     const top = (x: Record<string, number>) => Object.entries(x).sort((p, q) => q[1] - p[1]).slice(0, 6).map(([k, n]) => `${k} ${n}`).join(', ') || '-';
     const sum = (x: Record<string, number>) => Object.values(x).reduce((s, n) => s + n, 0);
     out.push(`  ${actor}: out ${sum(m.out)} (${top(m.out)}); in ${sum(m.in)} (${top(m.in)})`);
