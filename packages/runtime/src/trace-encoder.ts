@@ -10,6 +10,19 @@ import {
 interface Shape {
   id: number;
   keys: string[];
+  /** Writes the values of an object of this shape, in key order (compiled once per shape: see `writerFor`). */
+  write: (enc: TraceEncoder, o: Record<string, unknown>) => void;
+}
+
+/**
+ * A function writing `o[key]` for each key in turn, with each key a constant in its own code, so
+ * that every property load has a cache of its own; a loop over `o[keys[i]]` would be one load
+ * site for every key of every message type, slow as no cache serves it. Keys come from the
+ * simulation's own messages and are quoted with JSON.stringify.
+ */
+function writerFor(keys: string[]): Shape['write'] {
+  const body = keys.map((k) => `e.value(o[${JSON.stringify(k)}]);`).join('\n');
+  return new Function('e', 'o', body) as Shape['write'];
 }
 
 const INITIAL_BYTES = 1 << 21;
@@ -26,6 +39,19 @@ function hasKeys(o: object, keys: string[]): boolean {
 function isInt32(v: number): boolean {
   return (v | 0) === v;
 }
+
+/**
+ * A string the writer names often (an actor id), with its id in this file once written: a tracer
+ * keeps one per actor it names, so that the record need not look the string up.
+ */
+export interface StrRef {
+  readonly s: string;
+  /** -1 until the string has been written to this file. */
+  id: number;
+}
+
+/** A record's actor or peer: a string, or a StrRef that remembers its id. */
+type Name = string | StrRef;
 
 export class TraceEncoder {
   private buf = new Uint8Array(INITIAL_BYTES);
@@ -49,10 +75,15 @@ export class TraceEncoder {
     return out;
   }
 
-  send(t: number, actor: string, to: string, id: number, replyTo: number, request: boolean, msg: object): void {
+  /** A reference to `s` for this file: give it back to send/recv/after/event in place of the string. */
+  ref(s: string): StrRef {
+    return { s, id: this.strings.get(s) ?? -1 };
+  }
+
+  send(t: number, actor: Name, to: Name, id: number, replyTo: number, request: boolean, msg: object): void {
     this.head(REC_SEND, t);
-    this.str(actor);
-    this.str(to);
+    this.name(actor);
+    this.name(to);
     this.ensure(9);
     const dv = this.dv, p = this.pos;
     dv.setUint32(p, id, true);
@@ -63,10 +94,10 @@ export class TraceEncoder {
     this.records++;
   }
 
-  recv(t: number, actor: string, from: string, id: number, replyTo: number): void {
+  recv(t: number, actor: Name, from: Name, id: number, replyTo: number): void {
     this.head(REC_RECV, t);
-    this.str(actor);
-    this.str(from);
+    this.name(actor);
+    this.name(from);
     this.ensure(8);
     this.dv.setUint32(this.pos, id, true);
     this.dv.setUint32(this.pos + 4, replyTo, true);
@@ -74,9 +105,9 @@ export class TraceEncoder {
     this.records++;
   }
 
-  after(t: number, actor: string, id: number, at: number, msg: object): void {
+  after(t: number, actor: Name, id: number, at: number, msg: object): void {
     this.head(REC_AFTER, t);
-    this.str(actor);
+    this.name(actor);
     this.ensure(12);
     this.dv.setUint32(this.pos, id, true);
     this.dv.setFloat64(this.pos + 4, at, true);
@@ -85,9 +116,9 @@ export class TraceEncoder {
     this.records++;
   }
 
-  event(t: number, actor: string, ev: string, fields: Record<string, unknown>): void {
+  event(t: number, actor: Name, ev: string, fields: Record<string, unknown>): void {
     this.head(REC_EVENT, t);
-    this.str(actor);
+    this.name(actor);
     this.str(ev);
     this.object(fields, ev);
     this.records++;
@@ -102,7 +133,8 @@ export class TraceEncoder {
 
   // ---- values ----
 
-  private value(v: unknown): void {
+  /** One value (the shape writers call it: not for use outside this file). */
+  value(v: unknown): void {
     switch (typeof v) {
       case 'number':
         this.ensure(9);
@@ -179,9 +211,9 @@ export class TraceEncoder {
   }
 
   private object(o: Record<string, unknown>, name: string | undefined): void {
-    const keys = this.shape(o, name);
-    if (keys === undefined) return this.json(o);
-    for (let i = 0; i < keys.length; i++) this.value(o[keys[i]]);
+    const shape = this.shape(o, name);
+    if (shape === undefined) return this.json(o);
+    shape.write(this, o);
   }
 
   private json(v: unknown): void {
@@ -199,9 +231,9 @@ export class TraceEncoder {
 
   /**
    * Writes OBJ and the shape reference for `o`'s keys (defining the shape if new) and returns the
-   * keys; writes nothing and returns undefined if `o` must be written as JSON.
+   * shape; writes nothing and returns undefined if `o` must be written as JSON.
    */
-  private shape(o: object, name: string | undefined): string[] | undefined {
+  private shape(o: object, name: string | undefined): Shape | undefined {
     const key = name ?? Object.keys(o).join('\u0000');
     let list = this.shapesByName.get(key);
     if (list !== undefined) {
@@ -211,20 +243,34 @@ export class TraceEncoder {
         this.dv.setUint8(this.pos, V_OBJ);
         this.dv.setUint32(this.pos + 1, list[i].id, true);
         this.pos += 5;
-        return list[i].keys;
+        return list[i];
       }
       if (list.length >= SHAPES_PER_NAME_MAX) return undefined;
     } else this.shapesByName.set(key, (list = []));
     const keys = Object.keys(o);
     if (keys.length > SHAPE_KEYS_MAX) return undefined;
-    list.push({ id: this.nextShape++, keys });
+    const shape: Shape = { id: this.nextShape++, keys, write: writerFor(keys) };
+    list.push(shape);
     this.ensure(6);
     this.dv.setUint8(this.pos, V_OBJ);
     this.dv.setUint32(this.pos + 1, REF_NEW, true);
     this.dv.setUint8(this.pos + 5, keys.length);
     this.pos += 6;
     for (const k of keys) this.str(k);
-    return keys;
+    return shape;
+  }
+
+  /** A record's name: a known id straight away, else as any string (and the ref learns its id). */
+  private name(n: Name): void {
+    if (typeof n === 'string') return this.str(n);
+    if (n.id >= 0) {
+      this.ensure(4);
+      this.dv.setUint32(this.pos, n.id, true);
+      this.pos += 4;
+      return;
+    }
+    this.str(n.s);
+    n.id = this.strings.get(n.s)!;
   }
 
   /** A string reference: its id, or its definition if new. */

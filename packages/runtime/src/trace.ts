@@ -9,7 +9,7 @@
 // leaves whole chunks).
 import fs from 'node:fs';
 import path from 'node:path';
-import { TraceEncoder } from './trace-encoder.js';
+import { TraceEncoder, type StrRef } from './trace-encoder.js';
 import { TRACE_HEADER_BYTES, TRACE_MAGIC, TRACE_VERSION } from './trace-format.js';
 import type { ActorId, Envelope } from './types.js';
 
@@ -66,34 +66,46 @@ export const ACTOR_ID_PATTERN = /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/;
 /** The trace records of one actor. `clock` gives the simulated time stamped on each record. */
 export class ActorTracer {
   private readonly enc: TraceEncoder;
+  private readonly self: StrRef;
+  /** The actors it has named, with their ids in this file: found by identity, no map lookup. */
+  private readonly peers: StrRef[] = [];
 
   constructor(
     private readonly sink: TraceSink,
-    private readonly actor: ActorId,
+    actor: ActorId,
     private readonly clock: () => number,
   ) {
     if (!ACTOR_ID_PATTERN.test(actor)) throw new Error(`actor id ${JSON.stringify(actor)} must match ${ACTOR_ID_PATTERN}`);
     this.enc = sink.encoder;
+    this.self = this.enc.ref(actor);
+  }
+
+  private peer(id: ActorId): StrRef {
+    const peers = this.peers;
+    for (let i = 0; i < peers.length; i++) if (peers[i].s === id) return peers[i];
+    const r = this.enc.ref(id);
+    peers.push(r);
+    return r;
   }
 
   sent(env: Envelope, request: boolean): void {
-    this.enc.send(env.t, this.actor, env.to, env.id, env.replyTo, request, env.msg);
+    this.enc.send(env.t, this.self, this.peer(env.to), env.id, env.replyTo, request, env.msg);
     this.sink.maybeFlush();
   }
 
   timerSet(env: Envelope): void {
-    this.enc.after(this.clock(), this.actor, env.id, env.t, env.msg);
+    this.enc.after(this.clock(), this.self, env.id, env.t, env.msg);
     this.sink.maybeFlush();
   }
 
   received(env: Envelope): void {
-    this.enc.recv(this.clock(), this.actor, env.from, env.id, env.replyTo);
+    this.enc.recv(this.clock(), this.self, this.peer(env.from), env.id, env.replyTo);
     this.sink.maybeFlush();
   }
 
   event(ev: string, fields?: Record<string, unknown>): void {
     if (fields !== undefined && ('t' in fields || 'actor' in fields || 'ev' in fields)) throw new Error(`trace event '${ev}': fields t, actor and ev are the line's own`);
-    this.enc.event(this.clock(), this.actor, ev, fields ?? {});
+    this.enc.event(this.clock(), this.self, ev, fields ?? {});
     this.sink.maybeFlush();
   }
 }
