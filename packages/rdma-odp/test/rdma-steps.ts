@@ -55,6 +55,10 @@ export const postSend = (opcode: IbvWrOpcode, addr: number, pages: number, remot
 };
 export const postRecv = (addr: number, pages: number, mrBack = 1): Step => (r) =>
   nic({ type: 'ibv_post_recv', qpn: qpOf(r).qpn, sge: { addr, length: pages * PAGE_SIZE, lkey: keyOf(r, mrBack) } });
+/** Steps sent at once (a group), built from the results so far. */
+export const together = (...steps: Step[]): Step => (r) => ({
+  group: steps.map((s) => (typeof s === 'function' ? s(r) : s) as { to?: string; msg: Message }),
+});
 export const deregLast: Step = (r) => nic({ type: 'ibv_dereg_mr', lkey: keyOf(r) });
 export const advise = (advice: number, flags: number, addr: number, pages: number): Step => (r) =>
   nic({ type: 'ibv_advise_mr', pid: PID, advice, flags, sg_list: [{ addr, length: pages * PAGE_SIZE, lkey: keyOf(r) }] });
