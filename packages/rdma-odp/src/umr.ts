@@ -48,6 +48,7 @@ export function umrZap(host: NicHost, mr: LeafMr, from: number, to: number, then
   };
   host.sleep(host.costs.umrNs + zapped * host.costs.umrPerEntryNs, part);
   if (inflight === 0) return part();
+  host.stats.zapsWaitedForDma++;
   mr.drains.push({ from, to, left: inflight, done: part });
 }
 

@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Sfc32, readTrace, type Message, type TraceLine } from '@svmsim/runtime';
+import { Sfc32, readTrace, type Actor, type Envelope, type Message, type TraceLine } from '@svmsim/runtime';
 import { MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PAGE_SIZE, PROT_READ, PROT_WRITE } from '@svmsim/kernel-mm';
 import { runMm, type Step } from '@svmsim/kernel-mm/testing/mm-harness';
 import {
@@ -72,6 +72,35 @@ export async function withTrace<T>(fn: (dir: string) => Promise<T>): Promise<T> 
   }
 }
 
+/**
+ * `msg` to `to` after `delayNs`, through the relay actor (its reply comes back as the step's):
+ * places an mm operation inside a DMA already under way, which a group alone cannot do.
+ */
+export const later = (delayNs: number, to: string, msg: object): Step => ({ to: 'relay', msg: { type: 'relay', delayNs, to, msg } as never });
+
+/** The relay: waits, forwards one request, answers with its reply. */
+function relayActor(): Actor<Message> {
+  const pending = new Map<number, Envelope<Message>>();
+  const timers = new Map<number, { env: Envelope<Message>; to: string; msg: Message }>();
+  return {
+    receive(env, ctx) {
+      const m = env.msg as Message & { delayNs: number; to: string; msg: Message };
+      if (m.type === 'relay') return void timers.set(ctx.after(m.delayNs, { type: 'relay_due' }), { env, to: m.to, msg: m.msg });
+      if (m.type === 'relay_due') {
+        const t = timers.get(env.id)!;
+        timers.delete(env.id);
+        return void pending.set(ctx.request(t.to, t.msg), t.env);
+      }
+      const back = pending.get(env.replyTo);
+      if (back) {
+        pending.delete(env.replyTo);
+        ctx.reply(back, env.msg);
+      }
+    },
+    summary: () => ({}),
+  };
+}
+
 export interface RunOpts {
   seed?: number;
   mm?: { frames?: number; swapPages?: number };
@@ -86,7 +115,7 @@ export async function run(steps: Step[], o: RunOpts = {}) {
     const peerActor = createPeer({ nic: NIC, pages: 256 }, PEER);
     const out = await runMm(steps, {
       seed: o.seed ?? 1, traceDir: dir, dumpAtEnd: true, mm: { frames: 256, swapPages: 256, checkInvariants: true, ...o.mm },
-      extra: [{ id: NIC, actor: rdma }, { id: PEER, actor: peerActor }, ...(o.extra ?? [])],
+      extra: [{ id: NIC, actor: rdma }, { id: PEER, actor: peerActor }, { id: 'relay', actor: relayActor() as never }, ...(o.extra ?? [])],
     });
     return { ...out, nic: out.r.summaries[NIC] as Record<string, any>, peer: out.r.summaries[PEER] as Record<string, any>, trace: readTrace(dir) };
   });
