@@ -84,7 +84,8 @@ export async function runScenario(s: Scenario, opts: RunOptions): Promise<RunRep
   const app = r.summaries.app as { finalPages?: { pid: number; addr: number; value: number }[]; phases?: unknown[]; steps?: StepResult[]; expectFailures?: number; state?: string };
   const check = checkTrace(readTrace(opts.traceDir), app.finalPages ?? null);
   const devices: RunReport['devices'] = {};
-  for (const d of s.devices) devices[d.id] = r.summaries[d.id] ?? {};
+  // The scenario's devices and the actors they bring along (an RDMA NIC's peer).
+  for (const a of actors) if (a.id !== 'mm' && a.id !== 'ramdisk' && a.id !== 'app') devices[a.id] = r.summaries[a.id] ?? {};
   const report: RunReport = {
     scenario: s.name,
     policies: Object.fromEntries(s.devices.map((d) => [d.id, d.policy])),
