@@ -86,7 +86,7 @@ export function mlx5_ib_reg_user_mr(host: NicHost, env: Envelope<Message>, m: Ib
 function createUserOdpMr(host: NicHost, mr: LeafMr, ok: (mr: Mr) => void, fail: (ret: number) => void): void {
   ib_umem_odp_get(host, mr, (ret) => {
     if (ret < 0) return fail(ret);
-    pagefault_real_mr(host, mr, mr.iova, mr.length, { downgrade: false, snapshot: true, prefetch: false }, (np) => {
+    pagefault_real_mr(host, mr, mr.iova, mr.length, { downgrade: false, snapshot: true }, (np) => {
       if (np < 0) return releaseLeaf(host, mr, () => fail(np));
       ok(mr);
     });

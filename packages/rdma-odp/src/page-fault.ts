@@ -42,10 +42,8 @@ export interface PfFlags {
   downgrade: boolean;
   /** PREFETCH_NO_FAULT and the registration's pass: map only pages present, with their own permission. */
   snapshot: boolean;
-  /** A prefetch (counted apart from faults). */
-  prefetch: boolean;
 }
-const FAULT_FLAGS: PfFlags = { downgrade: false, snapshot: false, prefetch: false };
+const FAULT_FLAGS: PfFlags = { downgrade: false, snapshot: false };
 
 export type FaultType = 'wqe-requester' | 'wqe-responder' | 'rdma';
 
@@ -109,7 +107,11 @@ export class PageFaults {
     const segment = (i: number): void => {
       if (i === pf.segments.length) return resume(0);
       const g = pf.segments[i];
-      pagefault_single_data_segment(host, g.key, g.va, g.bcnt, FAULT_FLAGS, (ret) => (ret < 0 ? resume(ret) : segment(i + 1)));
+      pagefault_single_data_segment(host, g.key, g.va, g.bcnt, FAULT_FLAGS, (ret) => {
+        if (ret < 0) return resume(ret);
+        host.stats.odpFaultPages += ret;
+        segment(i + 1);
+      });
     };
     segment(0);
   }
@@ -151,8 +153,6 @@ export function pagefault_real_mr(host: NicHost, mr: LeafMr, va: number, bcnt: n
     const from = Math.floor((va - mr.startVa) / PAGE_SIZE);
     umrPopulate(host, mr, from, np, () => {
       mr.umemMutex.unlock();
-      if (flags.prefetch) host.stats.prefetchPages += np;
-      else if (!flags.snapshot) host.stats.odpFaultPages += np;
       done(np);
     });
   });

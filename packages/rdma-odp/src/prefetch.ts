@@ -26,7 +26,7 @@ export function mlx5_ib_advise_mr(host: NicHost, env: Envelope<Message>, m: IbvA
   if (m.advice !== IBV_ADVISE_MR_ADVICE_PREFETCH && m.advice !== IBV_ADVISE_MR_ADVICE_PREFETCH_WRITE && m.advice !== IBV_ADVISE_MR_ADVICE_PREFETCH_NO_FAULT) return reply(EOPNOTSUPP);
   if (!Number.isInteger(m.flags) || m.flags & ~IBV_ADVISE_MR_FLAG_FLUSH) return reply(EINVAL);
   if (!Array.isArray(m.sg_list) || m.sg_list.length === 0 || m.sg_list.length > ADVISE_SGE_MAX) return reply(EINVAL);
-  const flags: PfFlags = { downgrade: m.advice === IBV_ADVISE_MR_ADVICE_PREFETCH, snapshot: m.advice === IBV_ADVISE_MR_ADVICE_PREFETCH_NO_FAULT, prefetch: true };
+  const flags: PfFlags = { downgrade: m.advice === IBV_ADVISE_MR_ADVICE_PREFETCH, snapshot: m.advice === IBV_ADVISE_MR_ADVICE_PREFETCH_NO_FAULT };
   // get_prefetchable_mr for every SGE first, as init_prefetch_work does.
   const mrs: Mr[] = [];
   for (const sge of m.sg_list) {
@@ -50,6 +50,7 @@ export function mlx5_ib_advise_mr(host: NicHost, env: Envelope<Message>, m: IbvA
     const sge = m.sg_list[i];
     pagefault_mr(host, mrs[i], sge.addr, sge.length, flags, (ret) => {
       mrPut(mrs[i]);
+      if (ret > 0) host.stats.prefetchPages += ret; // mlx5_update_odp_stats(mr, prefetch, ret)
       if (ret < 0 && flush) {
         for (const t of mrs.slice(i + 1)) mrPut(t);
         return finished(ret);
