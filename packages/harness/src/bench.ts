@@ -2,13 +2,15 @@
 // baseline measured in the same run; progress lines on stderr.
 import { gpuBench } from '@svmsim/gpu-driver/bench/gpu-bench';
 import { mmBench } from '@svmsim/kernel-mm/bench/mm-bench';
+import { rdmaBench } from '@svmsim/rdma-odp/bench/rdma-bench';
 import { progress, runtimeBench } from '@svmsim/runtime/bench/index';
 
 async function main(): Promise<void> {
   const runtime = await runtimeBench();
   const mm = await mmBench(progress);
   const gpu = await gpuBench(progress);
-  process.stdout.write(JSON.stringify({ runtime, mm, gpu }, null, 2) + '\n');
+  const rdma = await rdmaBench(progress);
+  process.stdout.write(JSON.stringify({ runtime, mm, gpu, rdma }, null, 2) + '\n');
 }
 
 main().catch((e: unknown) => {

@@ -123,8 +123,12 @@ export class RcRequester {
   private next(): void {
     const p = this.queue.shift();
     if (!p) return;
-    const req: IbRequest = { type: 'ib_req', dst_qpn: this.dstQpn(), src_qpn: this.srcQpn, qp_type: this.qpType, psn: this.nextPsn++, ...p.body };
-    this.current = { ...p, req, rnrNaks: 0, retries: 0, timer: -1 };
+    const b = p.body;
+    const req: IbRequest = {
+      type: 'ib_req', dst_qpn: this.dstQpn(), src_qpn: this.srcQpn, qp_type: this.qpType, psn: this.nextPsn++,
+      opcode: b.opcode, raddr: b.raddr, rkey: b.rkey, pages: b.pages, payload: b.payload, compare_add: b.compare_add, swap: b.swap,
+    };
+    this.current = { body: b, done: p.done, req, rnrNaks: 0, retries: 0, timer: -1 };
     this.transmit();
   }
 
