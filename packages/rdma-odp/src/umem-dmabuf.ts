@@ -90,22 +90,22 @@ export function mlx5_ib_dmabuf_invalidate_cb(host: NicHost, env: Envelope<Messag
       mr.umemMutex.unlock();
       return answer();
     }
-    unmapAll(host, mr, () => {
+    unmapAll(host, mr, (zapped) => {
+      host.stats.pagesInvalidated += zapped;
       mr.umemMutex.unlock();
       answer();
     }, host.unsafe);
   });
 }
 
-/** ZAP every entry (waiting for the DMA in flight unless `unsafe`), then ib_umem_dmabuf_unmap_pages. Under the MR's lock. */
-function unmapAll(host: NicHost, mr: LeafMr, then: () => void, unsafe = false): void {
+/** ZAP every entry (waiting for the DMA in flight unless `unsafe`), then ib_umem_dmabuf_unmap_pages; then(entries zapped). Under the MR's lock. */
+function unmapAll(host: NicHost, mr: LeafMr, then: (zapped: number) => void, unsafe = false): void {
   const d = mr.dmabuf!;
   umrZap(host, mr, 0, mr.mtt.entries, (zapped) => {
-    host.stats.pagesInvalidated += zapped;
     for (let i = 0; i < mr.mtt.entries; i++) mr.mtt.unmapDma(i);
     d.mapped = false;
     host.send(d.exporter, { type: 'dma_buf_unmap_attachment', attachment: d.attachment } satisfies DmaBufUnmapAttachment);
-    then();
+    then(zapped);
   }, unsafe);
 }
 
