@@ -73,7 +73,7 @@ export function runAction(app: App, proc: Proc, a: PlainAction, stats: PhaseStat
   const pid = proc.pid;
   const kind = actionKind(a);
   const call = (to: string, msg: Request, then: (r: Reply) => void): void =>
-    app.io.call(to, msg, (r) => {
+    void app.io.call(to, msg, (r) => {
       stats.result(kind, r.ret);
       then(r);
     });

@@ -166,15 +166,22 @@ export function rdmaOp(app: App, proc: Proc, device: string, v: VmaRecord, verb:
   if (dir === 'in') {
     const post: PeerPost = { type: 'peer_post', qpn: qp.remoteQpn, opcode: OPCODE[what], remote_addr: addr, rkey: v.mr.lkey, pages: n, ...(values && { values }), ...(what === 'atomic' && { compare_add: 1 }) };
     if (what !== 'send') return call(rdmaPeerId(device), post, (r) => done(wc(r, r.values ?? values ?? r.value)));
-    // A SEND lands in a receive we post first (both at once: the receive reaches the NIC before the SEND does).
+    // A SEND lands in a receive we post first (both at once: the receive reaches the NIC before the
+    // SEND does). A SEND that fails leaves the receive posted: the operation ends without it.
     let recv: Reply | undefined, sent: Reply | undefined;
-    const both = () => {
-      if (!recv || !sent) return;
-      done(sent.status !== 'IBV_WC_SUCCESS' ? wc(sent) : wc(recv, recv.values));
-    };
     const rv: IbvPostRecv = { type: 'ibv_post_recv', qpn: qp.qpn, sge: { addr, length: n * PAGE_SIZE, lkey: v.mr.lkey } };
-    call(device, rv, (r) => ((recv = r), both()));
-    return call(rdmaPeerId(device), post, (r) => ((sent = r), both()));
+    const recvId = app.io.call(device, rv, (r) => {
+      recv = r;
+      if (sent) done(wc(recv, recv.values));
+    });
+    return call(rdmaPeerId(device), post, (r) => {
+      sent = r;
+      if (r.status !== 'IBV_WC_SUCCESS') {
+        if (!recv) app.io.forget(recvId);
+        return done(wc(r));
+      }
+      if (recv) done(wc(recv, recv.values));
+    });
   }
   const remotePage = page % Math.max(1, qp.remotePages - n);
   const ps: IbvPostSend = {

@@ -94,7 +94,7 @@ export function runOp(t: OpThread, kind: OpKind, done: () => void): void {
   };
   /** A request of this operation; `then` (default: the operation is done) gets the reply. */
   const call = (to: string, msg: Request, then: (r: Reply) => void = done): void =>
-    app.io.call(to, msg, (r) => {
+    void app.io.call(to, msg, (r) => {
       stats.result(kind, r.ret);
       // The process is gone (a script's exit, the OOM killer): its threads stop (workload.ts).
       if (r.ret === ESRCH && 'pid' in msg && msg.pid === pid) proc.exited = true;
