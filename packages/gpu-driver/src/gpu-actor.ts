@@ -9,7 +9,9 @@
 //                   faults handled in batches, zap + TLB flush on invalidate (policy-svm-fault.ts)
 //   unsafe-userptr  userptr that acks invalidations without waiting for fences (caught by the checker)
 //   unsafe-svm      svm-fault without mmu_interval_read_retry (caught by the checker)
-// The app talks to it with gpu-protocol.ts; it talks to mm only through kernel-mm's protocol.ts.
+// Its VRAM BOs can be exported as dma-bufs to another device's driver (dma-buf-export.ts).
+// The app talks to it with gpu-protocol.ts; it talks to mm only through kernel-mm's protocol.ts,
+// to dma-buf importers with dma-buf-protocol.ts.
 import { Continuations, CounterSampler, type Actor, type ActorId, type Ctx, type Envelope, type Incoming, type Message } from '@svmsim/runtime';
 import { EINVAL, ENOENT, ERRNO_NAMES, EFAULT, PAGE_SIZE, type DmaAccess, type Invalidate, type InvalidateAck, type MmRequest } from '@svmsim/kernel-mm';
 import { newBo, type Bo } from './bo.js';
@@ -18,6 +20,8 @@ import { GpuVm } from './gpuvm.js';
 import { newFence, waitFences, type Job } from './job.js';
 import { GpuQueues, type QueueHost } from './queues.js';
 import { DEFAULT_VRAM_BOS, VramBos, type VramBoOptions } from './vram-bos.js';
+import { DmaBufExporter } from './dma-buf-export.js';
+import type { DmaBufReply, DmaBufRequest } from './dma-buf-protocol.js';
 import { Mutex } from './lock.js';
 import { maxOf, percentile } from './percentile.js';
 import { createPinPolicy } from './policy-pin.js';
@@ -46,6 +50,11 @@ export interface GpuConfig {
   svm?: Partial<SvmFaultOptions>;
   /** VRAM BOs: their budget and copy cost (vram-bos.ts). */
   vramBos?: Partial<VramBoOptions>;
+  /**
+   * CONFIG_DMABUF_MOVE_NOTIFY (a machine setting, off by default as in the kernel's Kconfig): off,
+   * an exported BO is pinned while an importer maps it; on, it may be evicted after move_notify.
+   */
+  dmabufMoveNotify?: boolean;
 }
 
 /** Ended jobs whose status a WAIT_CS can still get (amdgpu keeps amdgpu_sched_jobs fences per context ring; more here). */
@@ -83,6 +92,7 @@ class Gpu implements Actor<Message>, GpuHost {
   private nextJob = 1;
   readonly queues: GpuQueues;
   readonly vramBos: VramBos;
+  private readonly dmabuf: DmaBufExporter;
   /** Requests to mm and timers in flight, with what to do when each completes. */
   private readonly waits = new Continuations<Reply>(() => this.ctx, 'gpu_timer');
   /** VRAM in use over time, for the trace (`gpu_counters`, pages). */
@@ -96,7 +106,17 @@ class Gpu implements Actor<Message>, GpuHost {
     // ttm_bo_evict waits on the BO's reservation: the policy says what that means (KFD: evict the
     // process); by default the fences of the jobs using it.
     const evictionFence = this.policy.evictionFence?.bind(this.policy) ?? ((bo: Bo, then: () => void) => waitFences([...bo.fences].map((j) => j.fence), then));
-    this.vramBos = new VramBos(this, { ...DEFAULT_VRAM_BOS, ...cfg.vramBos }, evictionFence);
+    this.dmabuf = new DmaBufExporter(
+      {
+        id,
+        bo: (handle) => this.bos.get(handle),
+        reply: (env, msg) => this.ctx.reply(env, msg),
+        request: (to, msg, then) => void this.waits.request(to, msg, () => then()),
+        trace: (ev, fields) => this.ctx.tracing && this.ctx.trace(ev, fields),
+      },
+      cfg.dmabufMoveNotify === true,
+    );
+    this.vramBos = new VramBos(this, { ...DEFAULT_VRAM_BOS, ...cfg.vramBos }, evictionFence, this.dmabuf);
   }
 
   private createPolicy(cfg: GpuConfig): Policy {
@@ -127,7 +147,7 @@ class Gpu implements Actor<Message>, GpuHost {
 
   private dispatch(env: Incoming<Message>): void {
     if (this.waits.resume(env)) return;
-    const m = env.msg as GpuRequest | Invalidate | { type: 'dma_read_result' } | { type: 'actor_died' } | { type: 'request_timeout' };
+    const m = env.msg as GpuRequest | DmaBufRequest | Invalidate | { type: 'dma_read_result' } | { type: 'actor_died' } | { type: 'request_timeout' };
     switch (m.type) {
       case 'gpu_bo_create':
         return this.boCreate(env, m);
@@ -151,6 +171,18 @@ class Gpu implements Actor<Message>, GpuHost {
         }
         return this.policy.invalidate(env, m, bo as SubscribedBo);
       }
+      case 'dma_buf_export':
+        return this.dmabuf.export(env, m);
+      case 'dma_buf_attach':
+        return this.dmabuf.attach(env, m);
+      case 'dma_buf_detach':
+        return this.dmabuf.detach(env, m);
+      case 'dma_buf_map_attachment':
+        return this.dmabuf.map(env, m);
+      case 'dma_buf_unmap_attachment':
+        return this.dmabuf.unmap(m);
+      case 'dma_buf_access':
+        return this.dmabuf.access(env, m);
       case 'dma_read_result': // the reply to a DMA read (its value is not needed)
       case 'actor_died':
       case 'request_timeout':
@@ -176,6 +208,8 @@ class Gpu implements Actor<Message>, GpuHost {
       vramBoPagesRestored: this.vramBos.pagesRestored,
       vramBoCreateFailures: this.vramBos.createFailures,
       vramBoPagesFree: this.vramBos.freePages,
+      dmabufMoveNotifyConfig: this.dmabuf.moveNotify,
+      ...this.dmabuf.stats,
       pagesWalkedPerSubmission: undefined,
       submitLatencyNs: undefined,
       invalidateWaitNs: undefined,
@@ -214,7 +248,7 @@ class Gpu implements Actor<Message>, GpuHost {
     this.sleep(this.costs.tlbFlushNs, then);
   }
 
-  reply(env: Envelope<Message>, msg: GpuReply | InvalidateAck): void {
+  reply(env: Envelope<Message>, msg: GpuReply | InvalidateAck | DmaBufReply): void {
     this.ctx.reply(env, msg);
   }
 
@@ -366,7 +400,8 @@ class Gpu implements Actor<Message>, GpuHost {
     if (!bo || bo.freeing) return this.reply(env, { type: 'gpu_bo_free_result', ret: ENOENT });
     bo.freeing = true;
     // The BO is destroyed once its reservation is idle (TTM's delayed delete).
-    const free = (done: () => void) => (bo.domain === 'vram' ? (this.vramBos.free(bo), done()) : this.policy.freeBo(bo, done));
+    // An exported BO's memory stays until the dma-buf's last attachment goes (the handle goes now).
+    const free = (done: () => void) => (bo.domain === 'vram' ? (this.dmabuf.close(bo, () => this.vramBos.free(bo)), done()) : this.policy.freeBo(bo, done));
     const submitsDone = (then: () => void) => (bo.submitting === 0 ? then() : void bo.submitIdle.push(then));
     submitsDone(() => waitFences([...bo.fences].map((j) => j.fence), () =>
       free(() => {

@@ -15,6 +15,11 @@
 //            Departure: it never evicts others to make room (KFD's restore may, which is how two
 //            processes evict each other in turn).
 //   free     the BO's pages go back to the budget once its fences have signalled.
+//   dma-buf  an exported BO (dma-buf-export.ts): one an importer pinned is never chosen for eviction;
+//            before an exported BO moves its importers get move_notify (`BoMoves.beforeMove`), and
+//            maps waiting for the move are answered after it (`afterMove`). The restore leaves
+//            exported BOs where they are (a departure: KFD's validation would move them, with a
+//            move_notify).
 import { ENOMEM, PAGE_SIZE, type Pid } from '@svmsim/kernel-mm';
 import type { Bo } from './bo.js';
 import type { GpuHost } from './policy.js';
@@ -29,6 +34,17 @@ export const DEFAULT_VRAM_BOS: VramBoOptions = { pages: 4096, copyPerPageNs: 500
 
 /** What waiting on a BO's reservation before a move means: the policy's. */
 export type EvictionFence = (bo: Bo, then: () => void) => void;
+
+/** What a move means to the BO's dma-buf importers (dma-buf-export.ts). */
+export interface BoMoves {
+  /** No importer holds a pin on it. */
+  movable(bo: Bo): boolean;
+  /** Importers may map it. */
+  exported(bo: Bo): boolean;
+  /** Before the copy: move_notify every dynamic importer, then `then`. */
+  beforeMove(bo: Bo, then: () => void): void;
+  afterMove(bo: Bo): void;
+}
 
 export class VramBos {
   /** VRAM BOs in VRAM, least recently used first. */
@@ -47,6 +63,7 @@ export class VramBos {
     private readonly host: GpuHost,
     private readonly opts: VramBoOptions,
     private readonly evictionFence: EvictionFence,
+    private readonly moves: BoMoves,
   ) {}
 
   get usedPages(): number {
@@ -100,7 +117,7 @@ export class VramBos {
   restoreToVram(pid: Pid, done: () => void): void {
     let copies = 0;
     for (const bo of this.live) {
-      if (bo.pid !== pid || !bo.local || bo.local.placement !== 'gtt' || bo.local.moving || bo.freeing || bo.pages > this.freePages) continue;
+      if (bo.pid !== pid || !bo.local || bo.local.placement !== 'gtt' || bo.local.moving || bo.freeing || bo.pages > this.freePages || this.moves.exported(bo)) continue;
       bo.local.placement = 'vram';
       this.used += bo.pages;
       this.lru.push(bo);
@@ -116,18 +133,18 @@ export class VramBos {
    */
   private makeRoom(need: number, done: () => void): void {
     if (this.freePages >= need) return done();
-    const victim = this.lru.find((b) => !b.local!.moving);
+    const victim = this.lru.find((b) => !b.local!.moving && this.moves.movable(b));
     if (victim) return this.evict(victim, () => this.makeRoom(need, done));
     if (this.lru.some((b) => b.local!.moving)) return void this.moveEnded.push(() => this.makeRoom(need, done));
     done();
   }
 
-  /** ttm_bo_evict: wait on the reservation (the policy's fence), copy to GTT. */
+  /** ttm_bo_evict: wait on the reservation (the policy's fence), tell the importers, copy to GTT. */
   private evict(bo: Bo, done: () => void): void {
     bo.local!.moving = true;
     this.evictions++;
     if (this.host.ctx.tracing) this.host.ctx.trace('gpu_vram_bo_evict', { handle: bo.handle, pid: bo.pid, pages: bo.pages });
-    this.evictionFence(bo, () =>
+    this.evictionFence(bo, () => this.moves.beforeMove(bo, () =>
       this.host.sleep(bo.pages * this.opts.copyPerPageNs, () => {
         // Freed meanwhile: free() gave its pages back already.
         const i = this.lru.indexOf(bo);
@@ -140,10 +157,11 @@ export class VramBos {
           bo.local.placement = 'gtt';
           bo.local.moving = false;
         }
+        this.moves.afterMove(bo);
         done();
         for (const waiter of this.moveEnded.splice(0)) waiter();
       }),
-    );
+    ));
   }
 
   /** GPUVM entries of the BO: its own memory, not process memory. */

@@ -2,6 +2,7 @@
 // baseline measured in the same run; progress lines on stderr.
 import { gpuBench } from '@svmsim/gpu-driver/bench/gpu-bench';
 import { mmBench } from '@svmsim/kernel-mm/bench/mm-bench';
+import { rdmaBench } from '@svmsim/rdma-odp/bench/rdma-bench';
 import { progress, runtimeBench } from '@svmsim/runtime/bench/index';
 import { traceBench } from './bench/trace-bench.js';
 
@@ -9,8 +10,9 @@ async function main(): Promise<void> {
   const runtime = await runtimeBench();
   const mm = await mmBench(progress);
   const gpu = await gpuBench(progress);
+  const rdma = await rdmaBench(progress);
   const trace = await traceBench(progress);
-  process.stdout.write(JSON.stringify({ runtime, mm, gpu, trace }, null, 2) + '\n');
+  process.stdout.write(JSON.stringify({ runtime, mm, gpu, rdma, trace }, null, 2) + '\n');
 }
 
 main().catch((e: unknown) => {

@@ -13,7 +13,8 @@ import { scenarioActors } from '@svmsim/harness/run/actors';
 import type { Scenario } from '@svmsim/harness/scenario/types';
 
 const GPU_SCENARIOS = ['userptr-walk', 'gup-vs-readonly', 'kswapd-vs-compute'];
-const BUILTINS = ['fork-storm', 'gup-vs-readonly', 'hmm-selftest', 'ksm', 'kswapd-vs-compute', 'memory-pressure', 'mirror-race', 'userptr-walk', 'writeback'];
+const RDMA_SCENARIOS = ['two-drivers', 'odp-prefetch', 'odp-vs-reclaim'];
+const BUILTINS = ['fork-storm', 'gup-vs-readonly', 'hmm-selftest', 'ksm', 'kswapd-vs-compute', 'memory-pressure', 'mirror-race', 'odp-prefetch', 'odp-vs-reclaim', 'two-drivers', 'userptr-walk', 'writeback'];
 
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'svmsim-scenario-'));
 
@@ -119,10 +120,10 @@ describe('built-in scenarios', () => {
       expect(s.machine.frames, name).toBeGreaterThanOrEqual(64);
       expect(s.machine.frames, name).toBeLessThanOrEqual(name === 'userptr-walk' ? 131072 : 512);
       expect(s.duration, name).toBeLessThanOrEqual(name === 'kswapd-vs-compute' ? 2 * 3600e9 : 100e6);
-      // Every scenario drives a device: the mirror, or the GPU in the GPU's scenarios.
-      expect(s.devices.map((d) => d.kind), name).toContain(GPU_SCENARIOS.includes(name) ? 'gpu' : 'dmirror');
+      // Every scenario drives a device: the mirror, the GPU in the GPU's scenarios, the NIC in the RDMA ones.
+      expect(s.devices.map((d) => d.kind), name).toContain(GPU_SCENARIOS.includes(name) ? 'gpu' : RDMA_SCENARIOS.includes(name) ? 'rdma' : 'dmirror');
       // Those report their own story first.
-      if (GPU_SCENARIOS.includes(name)) expect(s.report, name).toBeDefined();
+      if (GPU_SCENARIOS.includes(name) || RDMA_SCENARIOS.includes(name)) expect(s.report, name).toBeDefined();
     }
   });
 
@@ -171,10 +172,10 @@ phases:
       description: '',
       seed: 1,
       duration: 1e9,
-      machine: { frames: 1024, movableFrames: 0, swapPages: 1024, kswapd: true, diskLatency: 10_000, costs: {} },
+      machine: { frames: 1024, movableFrames: 0, swapPages: 1024, kswapd: true, diskLatency: 10_000, costs: {}, dmabufMoveNotify: false },
       files: [],
       devices: [{ id: 'mirror0', kind: 'dmirror', policy: 'safe', devicePages: 256 }],
-      processes: [{ name: 'app', vmas: [{ name: 'buf', kind: 'anon', pages: 4, prot: 'rw', shared: false, offset: 0, mergeable: false }] }],
+      processes: [{ name: 'app', vmas: [{ name: 'buf', kind: 'anon', pages: 4, prot: 'rw', shared: false, offset: 0, mergeable: false }], memlock: 2048, capIpcLock: false }],
       phases: [
         {
           kind: 'script',
@@ -193,7 +194,7 @@ phases:
             { name: 'sleep 3', action: { op: 'sleep', duration: 2e6 } },
           ],
         },
-        { kind: 'workload', name: 'workload 1', process: 'app', threads: 1, duration: 1e6, mix: { store: 1 }, pattern: 'random', hotShare: 0.9, stride: 1, gpuTouch: 0.01, gpuJob: 100_000, gpuWrite: true, gpuQueue: 'gfx' },
+        { kind: 'workload', name: 'workload 1', process: 'app', threads: 1, duration: 1e6, mix: { store: 1 }, pattern: 'random', hotShare: 0.9, stride: 1, gpuTouch: 0.01, gpuJob: 100_000, gpuWrite: true, gpuQueue: 'gfx', rdmaPages: 1, rdmaAdvice: 'prefetch-write', rdmaFlush: true },
       ],
     };
     expect(s).toEqual(want);
@@ -285,7 +286,7 @@ phases:
     fs.writeFileSync(path.join(dir, 'wrong.json'), '{"processes": [{"name": "app", "vmas": [{"name": "buf", "pages": 4, "prto": "r"}]}], "phases": []}');
     const wrong = path.join(dir, 'wrong.json');
     expect(errorOf(() => loadScenario(wrong))).toBe(
-      `${wrong}: processes[0].vmas[0]: unknown key "prto"; allowed keys: name, kind, pages, prot, shared, file, offset, mergeable, gpu (did you mean prot?)`,
+      `${wrong}: processes[0].vmas[0]: unknown key "prto"; allowed keys: name, kind, pages, prot, shared, file, offset, mergeable, gpu, rdma, rdmaAccess (did you mean prot?)`,
     );
   });
 });
@@ -310,7 +311,7 @@ describe('errors: one line, the path, the value, what is allowed, did you mean',
     [
       'unknown key, with did-you-mean',
       variant('{ id: mirror0 }', '{ id: mirror0, polcy: safe }'),
-      'my.yaml: devices[0]: unknown key "polcy"; allowed keys: id, kind, policy, devicePages, faultWindowPages, faultPermission, waves, vramBoPages (did you mean policy?)',
+      'my.yaml: devices[0]: unknown key "polcy"; allowed keys: id, kind, policy, devicePages, faultWindowPages, faultPermission, waves, vramBoPages, compare, qps, qpType, rnrRetry, minRnrTimer, retryCnt, timeout, rkeyFaultResponse, exporter (did you mean policy?)',
     ],
     [
       'a gpu-only key on a dmirror',
@@ -325,12 +326,12 @@ describe('errors: one line, the path, the value, what is allowed, did you mean',
     [
       'a misspelt required key is reported as the misspelling, not as the missing key',
       variant('{ name: buf, pages: 4 }', '{ name: buf, pags: 4 }'),
-      'my.yaml: processes[0].vmas[0]: unknown key "pags"; allowed keys: name, kind, pages, prot, shared, file, offset, mergeable, gpu (did you mean pages?)',
+      'my.yaml: processes[0].vmas[0]: unknown key "pags"; allowed keys: name, kind, pages, prot, shared, file, offset, mergeable, gpu, rdma, rdmaAccess (did you mean pages?)',
     ],
     [
       'unknown step operation',
       variant('{ store: { vma: buf, page: 0, value: 42 }', '{ stor: { vma: buf, page: 0, value: 42 }'),
-      'my.yaml: phases[0].script.steps[0]: unknown key "stor"; allowed keys: name, expect, group, mmap, munmap, mprotect, madvise, store, load, fork, exit, dmirror, gpu, gpu_alloc, gpu_free, pin, unpin, migrate_pages, reclaim, ksm_scan, writeback, sleep (did you mean store?)',
+      'my.yaml: phases[0].script.steps[0]: unknown key "stor"; allowed keys: name, expect, group, mmap, munmap, mprotect, madvise, store, load, fork, exit, dmirror, gpu, gpu_alloc, gpu_free, pin, unpin, rdma, rdma_advise, migrate_pages, reclaim, ksm_scan, writeback, sleep (did you mean store?)',
     ],
     [
       'unknown top-level key',
@@ -340,7 +341,7 @@ describe('errors: one line, the path, the value, what is allowed, did you mean',
     [
       'unknown mix key',
       variant('mix: { load: 1 }', 'mix: { lod: 1 }'),
-      'my.yaml: phases[1].workload.mix: unknown key "lod"; allowed keys: load, store, mmap_fixed, munmap, mprotect, madvise_dontneed, madvise_pageout, fork, migrate_pages, reclaim, ksm_scan, writeback, pin, dmirror_read, dmirror_write, dmirror_migrate_to_dev, dmirror_migrate_to_sys, dmirror_snapshot, gpu_submit (did you mean load?)',
+      'my.yaml: phases[1].workload.mix: unknown key "lod"; allowed keys: load, store, mmap_fixed, munmap, mprotect, madvise_dontneed, madvise_pageout, fork, migrate_pages, reclaim, ksm_scan, writeback, pin, dmirror_read, dmirror_write, dmirror_migrate_to_dev, dmirror_migrate_to_sys, dmirror_snapshot, gpu_submit, rdma_write_in, rdma_read_in, rdma_send_in, rdma_atomic_in, rdma_write_out, rdma_read_out, rdma_send_out, rdma_atomic_out, rdma_prefetch (did you mean load?)',
     ],
     [
       'unknown vma',
@@ -463,4 +464,58 @@ describe('errors: one line, the path, the value, what is allowed, did you mean',
     fs.writeFileSync(file, 'processes:\n  - name: app\n    vmas: [{ name: buf, pages: 4 }\nphases: []\n');
     expect(errorOf(() => loadScenario(file))).toMatch(new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:\\d+:\\d+: \\S`));
   });
+});
+
+describe('rdma devices: errors name the field', () => {
+  const RDMA_GOOD = `
+devices:
+  - { id: rdma0, kind: rdma }
+  - { id: gpu0, kind: gpu }
+processes:
+  - name: app
+    vmas:
+      - { name: buf, pages: 4, rdma: rdma0 }
+      - { name: heap, pages: 4 }
+phases:
+  - script:
+      process: app
+      steps:
+        - rdma: { device: rdma0, vma: buf, verb: write-in, pages: 2 }
+          expect: { status: SUCCESS }
+  - workload: { process: app, ops: 4, vmas: [buf], mix: { rdma_write_in: 1 } }
+`;
+  const v = (from: string, to: string) => {
+    expect(RDMA_GOOD).toContain(from);
+    return RDMA_GOOD.replace(from, to);
+  };
+
+  it('the good one parses: policy odp by default, expect.status with its prefix', () => {
+    const s = parseScenario(RDMA_GOOD, 'my.yaml');
+    expect(s.devices[0]).toMatchObject({ id: 'rdma0', kind: 'rdma', policy: 'odp' });
+    expect(s.processes[0]).toMatchObject({ memlock: 2048, capIpcLock: false });
+    expect(s.phases[0]).toMatchObject({ steps: [{ action: { op: 'rdma', device: 'rdma0', vma: 'buf', verb: 'write-in', page: 0, pages: 2 }, expect: { status: 'IBV_WC_SUCCESS' } }] });
+  });
+
+  const bad: [string, string][] = [
+    [v('{ id: rdma0, kind: rdma }', '{ id: rdma0, kind: rdma, policy: odb }'), 'my.yaml: devices[0].policy: "odb" is not one of odp, pinned-mr, implicit-odp, dmabuf, unsafe-odp (did you mean odp?)'],
+    [v('{ id: gpu0, kind: gpu }', '{ id: gpu0, kind: gpu, rnrRetry: 3 }'), 'my.yaml: devices[1].rnrRetry: 3: rnrRetry applies to rdma devices only'],
+    [v('{ id: rdma0, kind: rdma }', '{ id: rdma0, kind: rdma, policy: dmabuf }'), 'my.yaml: devices[0].exporter: missing; policy dmabuf registers MRs over VRAM BOs of a gpu: name it (exporter: <gpu id>)'],
+    [v('{ id: rdma0, kind: rdma }', '{ id: rdma0, kind: rdma, policy: dmabuf, exporter: gpu9 }'), 'my.yaml: devices[0].exporter: "gpu9" is not a declared gpu device; gpu devices: gpu0 (did you mean gpu0?)'],
+    [v('{ id: rdma0, kind: rdma }', '{ id: rdma0, kind: rdma, rnrRetry: 8 }'), 'my.yaml: devices[0].rnrRetry: 8 is too big; expected at most 7'],
+    [v('{ id: rdma0, kind: rdma }', '{ id: rdma0, kind: rdma, compare: [odp, pinned] }'), 'my.yaml: devices[0].compare[1]: "pinned" is not one of odp, pinned-mr, implicit-odp, dmabuf, unsafe-odp (did you mean pinned-mr?)'],
+    [v('rdma: rdma0 }', 'rdma: rdma1 }'), 'my.yaml: processes[0].vmas[0].rdma: "rdma1" is not a declared rdma device; rdma devices: rdma0 (did you mean rdma0?)'],
+    [v('vmas: [buf], mix', 'vmas: [heap], mix'), "my.yaml: phases[1].workload.mix.rdma_write_in: rdma_write_in needs a VMA of the phase with an RDMA MR; give one of app's VMAs rdma: <device id>"],
+    [v('rdma: { device: rdma0, vma: buf,', 'rdma: { device: rdma0, vma: heap,'), 'my.yaml: phases[0].script.steps[0].rdma.vma: "heap" is not a VMA of process app with an MR (rdma: <device id>); its VMAs with one: buf'],
+    [v('verb: write-in', 'verb: write'), 'my.yaml: phases[0].script.steps[0].rdma.verb: "write" is not one of write-in, read-in, send-in, atomic-in, write-out, read-out, send-out, atomic-out (did you mean write-in?)'],
+    [v('{ name: heap, pages: 4 }', '{ name: heap, pages: 4, rdmaAccess: [remote-wrte] }'), 'my.yaml: processes[0].vmas[1].rdmaAccess[0]: "remote-wrte" is not one of local-write, remote-read, remote-write, remote-atomic (did you mean remote-write?)'],
+    [
+      v('expect: { status: SUCCESS }', 'expect: { status: RNR_RETRY_EXC }'),
+      'my.yaml: phases[0].script.steps[0].expect.status: "RNR_RETRY_EXC" is not one of IBV_WC_SUCCESS, IBV_WC_LOC_LEN_ERR, IBV_WC_LOC_PROT_ERR, IBV_WC_WR_FLUSH_ERR, IBV_WC_REM_INV_REQ_ERR, IBV_WC_REM_ACCESS_ERR, IBV_WC_REM_OP_ERR, IBV_WC_RETRY_EXC_ERR, IBV_WC_RNR_RETRY_EXC_ERR (did you mean IBV_WC_RNR_RETRY_EXC_ERR?)',
+    ],
+  ];
+  for (const [text, message] of bad) {
+    it(message.slice('my.yaml: '.length, message.indexOf(':', 'my.yaml: '.length)), () => {
+      expect(errorOf(() => parseScenario(text, 'my.yaml'))).toBe(message);
+    });
+  }
 });

@@ -22,7 +22,9 @@
 // Rules (each violation names the device/pid/address/frame/time):
 //   stale_translation  a mirror access (sub, seq) after (trace order) an ok ack by that sub of an
 //                      invalidation covering the address with cur_seq > seq; or a mirror access whose
-//                      PTE no longer maps the frame (pte_ok=false) where such an ack exists;
+//                      PTE no longer maps the frame (pte_ok=false) where such an ack exists; or a
+//                      peer-to-peer access to a dma-buf through a mapping of a placement the buffer
+//                      had already left (a dmabuf_move to a later generation came before it);
 //   readonly_write     a mirror dma_write through a valid PTE that does not allow writes;
 //   outside_process    a pin access to a frame neither mapped at that address nor pinned, or a mirror
 //                      access with pte_ok=false that no acked invalidation explains;
@@ -36,7 +38,7 @@
 // coherency problem; applied to the file page if the frame is a page-cache page), and a pin write
 // through a read-only PTE (gup vs writeback).
 import type { TraceLine } from '@svmsim/runtime';
-import type { EvDevWrite, EvDmaAccess, EvFork, EvInvalidateAck, EvInvalidateStart, EvMmap, EvCpuLoad, OracleEvents, EvZap, EvCow } from './oracle-events.js';
+import type { EvDevWrite, EvDmaAccess, EvFork, EvInvalidateAck, EvInvalidateStart, EvMmap, EvCpuLoad, OracleEvents, EvZap, EvCow, EvDmabufMove, EvP2pAccess } from './oracle-events.js';
 import { PAGE_SIZE, ZERO_PFN } from './protocol.js';
 
 export interface FinalPage { pid: number; addr: number; value: number }
@@ -62,7 +64,7 @@ export interface Violation {
 export interface CheckStats {
   cpuStores: number; cpuLoads: number; dmaWrites: number; dmaReads: number; devWrites: number;
   orphanPinnedWrites: number; pinnedWritesToReadOnly: number; invalidations: number; acks: number;
-  pagesCompared: number;
+  pagesCompared: number; p2pAccesses: number;
 }
 
 export interface CheckReport { violations: Violation[]; violationsDropped: number; stats: CheckStats; ok: boolean }
@@ -77,6 +79,7 @@ const ORACLE_EVENTS = new Set<string>([
   'cow',
   'mmap', 'munmap', 'mprotect', 'zap', 'fork', 'process_exit', 'file_create', 'cpu_store', 'cpu_load',
   'dma_write', 'dma_read', 'invalidate_start', 'invalidate_ack', 'invalidate_end', 'dev_write',
+  'dmabuf_move', 'p2p_access',
 ] satisfies (keyof OracleEvents)[]);
 
 const hex = (n: number): string => `0x${n.toString(16)}`;
@@ -153,7 +156,7 @@ export interface TraceChecker {
 export function newTraceChecker(): TraceChecker {
   const stats: CheckStats = {
     cpuStores: 0, cpuLoads: 0, dmaWrites: 0, dmaReads: 0, devWrites: 0, orphanPinnedWrites: 0,
-    pinnedWritesToReadOnly: 0, invalidations: 0, acks: 0, pagesCompared: 0,
+    pinnedWritesToReadOnly: 0, invalidations: 0, acks: 0, pagesCompared: 0, p2pAccesses: 0,
   };
   const violations: Violation[] = [];
   let dropped = 0;
@@ -166,6 +169,7 @@ export function newTraceChecker(): TraceChecker {
   const files = new Map<number, Map<number, Val>>(); // file → page index → value
   const invs = new Map<number, InvInfo>();
   const acked = new Map<number, AckPiece[]>(); // sub → acked invalidations by address
+  const dmabufMoves = new Map<string, { gen: number; t: number; line: number }>(); // "exporter/buf" → its latest move
 
   const proc = (pid: number): Proc => {
     let p = procs.get(pid);
@@ -355,6 +359,21 @@ export function newTraceChecker(): TraceChecker {
         stats.devWrites++;
         const d = f as unknown as EvDevWrite;
         write(d.pid, d.addr, { value: d.value, by: `${l.actor} (device-private page ${hex(d.dev_pfn)})`, t: l.t, line: cur });
+        break;
+      }
+      case 'dmabuf_move': {
+        const d = f as unknown as EvDmabufMove;
+        dmabufMoves.set(`${d.exporter}/${d.buf}`, { gen: d.gen, t: l.t, line: cur });
+        break;
+      }
+      case 'p2p_access': {
+        stats.p2pAccesses++;
+        const a = f as unknown as EvP2pAccess, moved = dmabufMoves.get(`${a.exporter}/${a.buf}`);
+        if (moved && moved.gen > a.gen) {
+          report({ kind: 'stale_translation', t: l.t, actor: l.actor, dev: a.dev, exporter: a.exporter, buf: a.buf, page: a.page, gen: a.gen, lines: [moved.line, cur],
+            message: `${a.dev} p2p ${a.write ? 'write' : 'read'} at t=${l.t} of dma-buf ${a.buf} of ${a.exporter} page ${a.page} through the mapping of placement ${a.gen}: ` +
+              `the buffer moved to placement ${moved.gen} at t=${moved.t}, after its importers answered move_notify` });
+        }
         break;
       }
       case 'invalidate_start': {

@@ -80,6 +80,14 @@ export interface EvInvalidateEnd { inv: number }
 /** A device wrote its own device-private page that mirrors (pid, addr). Emitted by the device. */
 export interface EvDevWrite { pid: Pid; addr: number; dev_pfn: number; value: number }
 
+/**
+ * dma-buf (emitted by the exporter, not mm): a buffer `buf` of `exporter` moved to a new placement,
+ * after every dynamic importer answered move_notify; `gen` names the new placement.
+ */
+export interface EvDmabufMove { exporter: string; buf: number; gen: number }
+/** An importer device's DMA to page `page` of the buffer, through a mapping of placement `gen`, as it reached the exporter. */
+export interface EvP2pAccess { dev: string; exporter: string; buf: number; page: number; gen: number; write: boolean; value: number }
+
 export interface OracleEvents {
   mmap: EvMmap;
   munmap: EvMunmap;
@@ -97,4 +105,6 @@ export interface OracleEvents {
   invalidate_ack: EvInvalidateAck;
   invalidate_end: EvInvalidateEnd;
   dev_write: EvDevWrite;
+  dmabuf_move: EvDmabufMove;
+  p2p_access: EvP2pAccess;
 }

@@ -105,7 +105,7 @@ describe('checkTrace — a clean trace exercising every event', () => {
     expect(r.violationsDropped).toBe(0);
     expect(r.stats).toEqual({
       cpuStores: 9, cpuLoads: 23, dmaWrites: 4, dmaReads: 3, devWrites: 1, orphanPinnedWrites: 1,
-      pinnedWritesToReadOnly: 1, invalidations: 1, acks: 1, pagesCompared: dump.length,
+      pinnedWritesToReadOnly: 1, invalidations: 1, acks: 1, pagesCompared: dump.length, p2pAccesses: 0,
     });
   });
 
@@ -142,6 +142,17 @@ describe('checkTrace — each rule fires', () => {
         '(MMU_NOTIFY_CLEAR [0x10000, 0x12000) cur_seq 4) was acked by gpu0 at t=70, before this access at t=90');
     // A stale write is not applied: the page still reads 0.
     expect(checkTrace([...tb.lines, line(100, 'mm', 'cpu_load', { pid: 1, addr: ANON + PAGE, pfn: 1, value: 0 })], null).violations).toHaveLength(1);
+  });
+
+  it('stale_translation: a peer-to-peer access to a dma-buf through a placement it has left', () => {
+    const p2p = (t: number, gen: number, write: boolean) => line(t, 'gpu0', 'p2p_access', { dev: 'rdma0', exporter: 'gpu0', buf: 3, page: 5, gen, write, value: 9 });
+    const move = (t: number, gen: number) => line(t, 'gpu0', 'dmabuf_move', { exporter: 'gpu0', buf: 3, gen });
+    // Through the mapping of placement 1, before and after the move to 2; then through 2; another buffer is not concerned.
+    const r = checkTrace([p2p(10, 1, true), move(20, 2), p2p(30, 1, false), p2p(40, 2, true), line(50, 'gpu0', 'p2p_access', { dev: 'rdma0', exporter: 'gpu0', buf: 4, page: 0, gen: 1, write: true, value: 1 })], null);
+    expect(kinds(r.violations)).toEqual(['stale_translation']);
+    expect(r.violations[0].message).toBe(
+      'rdma0 p2p read at t=30 of dma-buf 3 of gpu0 page 5 through the mapping of placement 1: the buffer moved to placement 2 at t=20, after its importers answered move_notify');
+    expect(r.stats.p2pAccesses).toBe(4);
   });
 
   it('stale_translation only after an ok ack by that sub, and only for covered addresses', () => {

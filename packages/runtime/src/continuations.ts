@@ -39,6 +39,11 @@ export class Continuations<Reply extends Message = Message> {
     this.after(ns, then);
   }
 
+  /** Give up waiting for request `id`: its continuation will not run (resume returns false for its answer). False if it was not pending. */
+  forget(id: number): boolean {
+    return this.replies.delete(id);
+  }
+
   /** Cancel a timer of `after`; false if it already fired or was cancelled. */
   cancel(timer: number): boolean {
     if (!this.timers.delete(timer)) return false;

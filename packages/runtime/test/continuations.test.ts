@@ -62,3 +62,27 @@ describe('Continuations', () => {
     expect(log).not.toContain('cancelled timer ran');
   });
 });
+
+describe('Continuations.forget', () => {
+  it('a forgotten request no longer counts as pending, and its answer completes nothing', async () => {
+    const log: string[] = [];
+    let ctx!: Ctx<Message>;
+    const waits = new Continuations<Msg>(() => ctx, 'client_timer');
+    const c: Actor<Message> = {
+      start(x) {
+        ctx = x;
+        const id = waits.request('server', { type: 'ask', n: 1 } as Msg, () => log.push('forgotten one ran'));
+        log.push(`forget ${waits.forget(id)} ${waits.forget(id)}, ${waits.pendingRequests} pending`);
+        waits.request('server', { type: 'ask', n: 2 } as Msg, (r) => log.push(`answer ${r.n}`));
+      },
+      receive(env, x) {
+        ctx = x;
+        if (!waits.resume(env)) log.push(`not ours: ${(env.msg as Msg).n}`);
+      },
+      summary: () => ({}),
+    };
+    await new LocalScheduler().run({ actors: [{ id: 'server', actor: server }, { id: 'client', actor: c }], seed: 1 });
+    expect(log[0]).toBe('forget true false, 0 pending');
+    expect(log.slice(1).sort()).toEqual(['answer 3', 'not ours: 2']);
+  });
+});

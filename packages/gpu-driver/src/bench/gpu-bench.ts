@@ -13,8 +13,8 @@
 // userptr makes at each submit), both from kernel-mm's bench. Every figure also counts the
 // scheduler deliveries of its timed part, so its deliveries per second sit beside the baseline's.
 // The bench checks what it ran (jobs done, no job errors, no cancelled faults), never how fast.
-import { LocalScheduler, type Actor, type Ctx, type Message } from '@svmsim/runtime';
-import { median, round } from '@svmsim/runtime/bench/index';
+import { LocalScheduler, type Message } from '@svmsim/runtime';
+import { medianOf, mediansInterleaved, metered, planDriver, round, type Meter, type Plan as RuntimePlan, type PlanCall } from '@svmsim/runtime/bench/index';
 import { MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PAGE_SIZE, PROT_READ, PROT_WRITE, createMm, createRamdisk } from '@svmsim/kernel-mm';
 import { echoRoundTrips, hmmPages } from '@svmsim/kernel-mm/bench/mm-bench';
 import { createGpu, type GpuConfig, type GpuPolicyName } from '../gpu-actor.js';
@@ -39,88 +39,16 @@ const FAULT = {
   jobDurationNs: 100_000,
 };
 
-// ---- a sequential driver ----
+// ---- a sequential driver (runtime's planDriver) ----
 
-/** Deliveries (timers included) to every actor of the run while `on`: the timed part's message count. */
-interface Meter {
-  on: boolean;
-  deliveries: number;
-}
-
-/** The actor, counting its deliveries into `meter` (one more call per delivery). */
-function metered(actor: Actor<Message>, meter: Meter): Actor<Message> {
-  return {
-    start: actor.start ? (ctx) => actor.start!(ctx) : undefined,
-    receive(env, ctx) {
-      if (meter.on) meter.deliveries++;
-      actor.receive(env, ctx);
-    },
-    summary: () => actor.summary(),
-  };
-}
-
-type Reply = Message & { ret: number };
-type Call = { to: 'mm' | 'gpu0'; msg: Message };
-/** What a plan yields: one call (answered with its reply), a group sent at once (answered with no reply), or a timing mark. */
-type Step = Call | { group: Call[] } | { mark: 'start' | 'stop' };
-type Plan = Generator<Step, void, Reply | undefined>;
-
-/**
- * The app: runs `plan` one step at a time, each call waiting for its reply (a reply with ret < 0
- * ends the run with an error). Wall time is summed between each `start` mark and the next `stop`:
- * what is not marked (setup, populating, BO create/free) is not timed.
- */
-function driver(plan: Plan, meter: Meter): Actor<Message> & { measuredSec: () => number; error: () => Error | undefined } {
-  let outstanding = 0;
-  let t0 = 0;
-  let totalMs = 0;
-  let error: Error | undefined;
-  const step = (ctx: Ctx<Message>, reply: Reply | undefined): void => {
-    for (;;) {
-      let it: IteratorResult<Step, void>;
-      try {
-        it = plan.next(reply);
-      } catch (e) {
-        error = e instanceof Error ? e : new Error(String(e));
-        return void ctx.stopRun('plan failed');
-      }
-      reply = undefined;
-      if (it.done) return void ctx.stopRun('done');
-      const s = it.value;
-      if ('mark' in s) {
-        meter.on = s.mark === 'start';
-        if (s.mark === 'start') t0 = performance.now();
-        else totalMs += performance.now() - t0;
-        continue;
-      }
-      const calls = 'group' in s ? s.group : [s];
-      outstanding = calls.length;
-      for (const c of calls) ctx.request(c.to, c.msg);
-      return;
-    }
-  };
-  return {
-    measuredSec: () => totalMs / 1e3,
-    error: () => error,
-    start: (ctx) => step(ctx, undefined),
-    receive(env, ctx) {
-      if (env.replyTo === 0) return; // nothing but replies is expected; mm sends the app no signals here
-      const r = env.msg as Reply;
-      if (typeof r.ret === 'number' && r.ret < 0) {
-        error = new Error(`gpu bench: ${r.type} returned ${r.ret}`);
-        return void ctx.stopRun('error');
-      }
-      if (--outstanding === 0) step(ctx, r);
-    },
-    summary: () => ({}),
-  };
-}
+type Call = PlanCall;
+type Plan = RuntimePlan;
 
 const mm = (msg: object): Call => ({ to: 'mm', msg: msg as Message });
 const gpu = (msg: object): Call => ({ to: 'gpu0', msg: msg as Message });
 
 /** process_create, mmap of `pages` at BASE, a CPU store to each page (64 in flight). */
-function* populate(pages: number): Plan {
+export function* populate(pages: number): Plan {
   yield mm({ type: 'process_create' });
   yield mm({ type: 'mmap', pid: PID, addr: BASE, length: pages * PAGE_SIZE, prot: PROT_READ | PROT_WRITE, flags: MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED });
   for (let i = 0; i < pages; i += 64) {
@@ -137,7 +65,7 @@ function gc(): void {
 /** One LocalScheduler run of mm + ramdisk + gpu0 + the driver; the measured wall seconds and the GPU's summary. */
 async function runPlan(pages: number, gpuConfig: GpuConfig, plan: Plan): Promise<{ sec: number; deliveries: number; gpu: Record<string, any> }> {
   const meter: Meter = { on: false, deliveries: 0 };
-  const app = driver(plan, meter);
+  const app = planDriver(plan, meter, 'gpu bench');
   const actors = {
     mm: createMm({ frames: pages + 4096, swapPages: 0, kswapd: false, wmarkMin: 64, wmarkLow: 128, wmarkHigh: 256 }, 'mm'),
     ramdisk: createRamdisk({}),
@@ -233,42 +161,8 @@ export async function deviceFaults(v: FaultVariant) {
 
 // ---- the whole block ----
 
-async function medianOf<T extends Record<string, unknown>>(progress: (line: string) => void, what: string, key: keyof T, fn: () => Promise<T>): Promise<T> {
-  const runs: T[] = [];
-  for (let i = 0; i < REPS; i++) {
-    runs.push(await fn());
-    progress(`gpu: ${what} #${i + 1}: ${JSON.stringify(runs[i])}`);
-  }
-  const m = median(runs.map((r) => r[key] as number));
-  return runs.find((r) => r[key] === m)!;
-}
-
-/**
- * The median run of each case, its repetitions interleaved (every case once, then again…), so
- * that drift over the run (the JIT still warming, other load on the cores) falls on every case alike.
- */
-async function mediansInterleaved<T extends Record<string, unknown>>(
-  progress: (line: string) => void,
-  what: string,
-  key: keyof T,
-  cases: readonly string[],
-  fn: (c: string) => Promise<T>,
-): Promise<Record<string, T>> {
-  const runs = new Map<string, T[]>(cases.map((c) => [c, []]));
-  for (let i = 0; i < REPS; i++) {
-    for (const c of cases) {
-      const r = await fn(c);
-      runs.get(c)!.push(r);
-      progress(`gpu: ${what} ${c} #${i + 1}: ${JSON.stringify(r)}`);
-    }
-  }
-  const out: Record<string, T> = {};
-  for (const [c, rs] of runs) {
-    const m = median(rs.map((r) => r[key] as number));
-    out[c] = rs.find((r) => r[key] === m)!;
-  }
-  return out;
-}
+/** Progress lines of this block, prefixed. */
+const gpuLog = (progress: (line: string) => void) => (line: string) => progress(`gpu: ${line}`);
 
 export async function gpuBench(progress: (line: string) => void): Promise<Record<string, unknown>> {
   const started = performance.now();
@@ -278,8 +172,8 @@ export async function gpuBench(progress: (line: string) => void): Promise<Record
   await deviceFaults({ faultWindowPages: 1, vramPages: 0 });
   await deviceFaults({ faultWindowPages: 1, vramPages: 1024, hotThreshold: 1 });
 
-  const echo = await medianOf(progress, 'baseline request/reply', 'roundTripsPerSec', () => echoRoundTrips(400_000));
-  const hmm = await medianOf(progress, 'baseline hmm_range_fault snapshot', 'pagesPerSec', () => hmmPages(262_144, true));
+  const echo = await medianOf(REPS, gpuLog(progress), 'baseline request/reply', 'roundTripsPerSec', () => echoRoundTrips(400_000));
+  const hmm = await medianOf(REPS, gpuLog(progress), 'baseline hmm_range_fault snapshot', 'pagesPerSec', () => hmmPages(262_144, true));
   const baseline = {
     localRequestReply: { ...echo, deliveriesPerSec: 2 * echo.roundTripsPerSec, what: 'request/reply round trips per wall second between two trivial actors under LocalScheduler, 32 in flight (kernel-mm bench echoRoundTrips); deliveriesPerSec = 2 per round trip' },
     hmmRangeFaultSnapshot: { ...hmm, what: 'hmm_range_fault pages per wall second over 512-page ranges of populated pages, one call at a time: the walk userptr does at each submit (kernel-mm bench hmmPages)' },
@@ -290,7 +184,7 @@ export async function gpuBench(progress: (line: string) => void): Promise<Record
   const baselineDeliveriesPerSec = 2 * echo.roundTripsPerSec;
   const vsBaseline = <T extends { deliveriesPerSec: number }>(r: T) => ({ ...r, deliveryRateVsBaseline: round(r.deliveriesPerSec / baselineDeliveriesPerSec, 3) });
 
-  const subs = await mediansInterleaved(progress, 'submissions', 'submissionsPerSec', SAFE_POLICIES, (p) => submissions(p as GpuPolicyName, SUBMIT.submissions));
+  const subs = await mediansInterleaved(REPS, gpuLog(progress), 'submissions', 'submissionsPerSec', SAFE_POLICIES, (p) => submissions(p as GpuPolicyName, SUBMIT.submissions));
   const perPolicy: Record<string, Awaited<ReturnType<typeof submissions>> & { deliveryRateVsBaseline: number }> = {};
   for (const p of SAFE_POLICIES) perPolicy[p] = vsBaseline(subs[p]);
   const vsPin = (p: GpuPolicyName) => round(perPolicy[p].submissionsPerSec / perPolicy.pin.submissionsPerSec, 3);
@@ -301,7 +195,7 @@ export async function gpuBench(progress: (line: string) => void): Promise<Record
     // Every faulting page hot at once, and VRAM for all of it: each fault migrates its window to VRAM, then maps it.
     vramOn: { faultWindowPages: 1, vramPages: FAULT.boPages * FAULT.rounds, hotThreshold: 1 },
   };
-  const faultRuns = await mediansInterleaved(progress, 'device faults', 'deviceFaultsResolvedPerSec', Object.keys(variants), (name) => deviceFaults(variants[name]));
+  const faultRuns = await mediansInterleaved(REPS, gpuLog(progress), 'device faults', 'deviceFaultsResolvedPerSec', Object.keys(variants), (name) => deviceFaults(variants[name]));
   const faults: Record<string, unknown> = {};
   for (const [name, v] of Object.entries(variants)) faults[name] = { svm: v, ...vsBaseline(faultRuns[name]) };
 

@@ -18,6 +18,8 @@
 //                  (from GPU_VA_BASE); gpu_free: gpu_bo_free of it
 //   pin / unpin    pin_user_pages (FOLL_WRITE if write, FOLL_LONGTERM if longterm), held until an
 //                  unpin step releases them (pins.ts)
+//   rdma           one RDMA operation on the VMA's MR (rdma.ts): ret 0 and the work completion's
+//                  `status`, `data` the words moved; rdma_advise: ibv_advise_mr of the pages
 // A VMA name the process does not have gives ret -EINVAL and an `error` (a failure of the step).
 import {
   EINVAL, FOLL_LONGTERM, FOLL_WRITE, MAP_FIXED, PAGE_SIZE,
@@ -31,6 +33,7 @@ import type { Got } from './expectations.js';
 import { ADVICE, parseProt } from './mapping.js';
 import type { PhaseStats } from './phase-stats.js';
 import { holdPins, releasePins } from './pins.js';
+import { rdmaAdvise, rdmaOp } from './rdma.js';
 import type { Reply, Request } from './requests.js';
 import { mmapOf, vmaRecord } from './setup.js';
 import type { App, Proc, VmaRecord } from './state.js';
@@ -48,6 +51,10 @@ export function actionKind(a: Action): string {
       const cmd = dmirrorCmd(a.cmd);
       return cmd ? `dmirror_${cmd.slice('HMM_DMIRROR_'.length).toLowerCase()}` : 'dmirror';
     }
+    case 'rdma':
+      return `rdma_${a.verb.replace('-', '_')}`;
+    case 'rdma_advise':
+      return 'rdma_prefetch';
     default:
       return a.op;
   }
@@ -66,7 +73,7 @@ export function runAction(app: App, proc: Proc, a: PlainAction, stats: PhaseStat
   const pid = proc.pid;
   const kind = actionKind(a);
   const call = (to: string, msg: Request, then: (r: Reply) => void): void =>
-    app.io.call(to, msg, (r) => {
+    void app.io.call(to, msg, (r) => {
       stats.result(kind, r.ret);
       then(r);
     });
@@ -220,6 +227,18 @@ export function runAction(app: App, proc: Proc, a: PlainAction, stats: PhaseStat
       });
     case 'sleep':
       return app.io.sleep(a.duration, () => done({ ret: 0 }));
+    case 'rdma':
+    case 'rdma_advise': {
+      if (app.device(a.device)?.kind !== 'rdma') return fail(`no rdma device "${a.device}"`);
+      const r = at(a.vma, a.page);
+      if (!r) return;
+      const finished = (got: Got) => {
+        if (typeof got.status === 'string') stats.status(kind, got.status);
+        done(got);
+      };
+      if (a.op === 'rdma_advise') return rdmaAdvise(proc, a.device, r.v, a.page, a.pages, a.advice, a.flush, call, finished);
+      return rdmaOp(app, proc, a.device, r.v, a.verb, a.page, a.pages, 0, call, finished);
+    }
   }
 }
 

@@ -12,6 +12,7 @@ import type { FinalPage } from '@svmsim/kernel-mm/checker';
 import type { Actor, ActorDied, ActorId, Ctx, Incoming, Message, RequestTimeout } from '@svmsim/runtime';
 import type { Phase } from '../scenario/types.js';
 import { dumpFinalPages } from './end-of-run.js';
+import { readRdmaCounters } from './rdma.js';
 import { PhaseStats } from './phase-stats.js';
 import { recordNotRun, runScript } from './script.js';
 import { runSetup } from './setup.js';
@@ -70,7 +71,11 @@ export function createApp(config: unknown, _id: ActorId): Actor<Message> {
     const finished = (failure?: string): void => {
       stats.finish(app.ctx.now());
       if (failure !== undefined) return fail(failure);
-      runPhase(i + 1);
+      // The NICs' counters at the phase's end (a phase's own figures are the difference with the last).
+      readRdmaCounters(app, (counters) => {
+        if (counters) stats.summary.counters = counters;
+        runPhase(i + 1);
+      });
     };
     if (phase.kind === 'workload') runWorkload(app, phase, stats, finished);
     else runScript(app, phase, stats, finished);

@@ -4,12 +4,15 @@
 // for GPU VRAM), and hand the final pages (what checkTrace compares its model with) to `done`,
 // which ends the run. Several devices: each is asked for every device pfn and answers null for
 // those not its own.
-// Before the dump, every GPU BO is freed (GEM_CLOSE, after its fences): a `pin` BO's pages are
-// unpinned (dirtied) and a `userptr` BO's interval notifier is removed, so the dump sees no GPU pins.
+// Before the dump, every RDMA MR is deregistered and every QP destroyed (rdma.ts freeRdma), then
+// every GPU BO is freed (GEM_CLOSE, after its fences): a `pin` BO's or pinned MR's pages are
+// unpinned (dirtied) and interval notifiers are removed, so the dump sees no device pins. MRs go
+// first: a dma-buf MR holds the VRAM BO it imports.
 import type { Dump, DumpResult } from '@svmsim/kernel-mm';
 import type { FinalPage } from '@svmsim/kernel-mm/checker';
 import type { DmirrorDevmemRead } from '@svmsim/kernel-mm/dmirror';
 import type { GpuBoFree, GpuDevmemRead } from '@svmsim/gpu-driver';
+import { freeRdma } from './rdma.js';
 import type { App } from './state.js';
 
 /** gpu_bo_free of every BO a VMA record or a gpu_alloc holds, one after another; then `done`. */
@@ -36,7 +39,7 @@ export function freeGpuBos(app: App, done: () => void): void {
 /** Dump and resolve; `state` tells each stage as it starts; `fail` if the dump shows the run did not drain (a migration still open). */
 export function dumpFinalPages(app: App, state: (s: 'dump' | 'devmem') => void, done: (pages: FinalPage[]) => void, fail: (reason: string) => void): void {
   state('dump');
-  freeGpuBos(app, () => dumpOnly(app, state, done, fail));
+  freeRdma(app, () => freeGpuBos(app, () => dumpOnly(app, state, done, fail)));
 }
 
 function dumpOnly(app: App, state: (s: 'dump' | 'devmem') => void, done: (pages: FinalPage[]) => void, fail: (reason: string) => void): void {

@@ -21,6 +21,7 @@ export function unmet(expect: Expect | undefined, got: Got): string[] {
     const want = expect[field];
     if (want !== undefined && got[field] !== want) failures.push(`${field}: expected ${want}, got ${show(got[field])}`);
   }
+  if (expect.status !== undefined && got.status !== expect.status) failures.push(`status: expected ${expect.status}, got ${show(got.status)}`);
   for (const field of ['data', 'snapshot'] as const) {
     const want = expect[field];
     if (want !== undefined && !sameWords(want, got[field])) failures.push(`${field}: expected ${show(want)}, got ${show(got[field])}`);

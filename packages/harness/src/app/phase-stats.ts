@@ -25,6 +25,13 @@ export class PhaseStats {
     this.summary.errors[key] = (this.summary.errors[key] ?? 0) + 1;
   }
 
+  /** A work completion of an operation of `kind` came back with `status`: counted if an error. */
+  status(kind: string, status: string): void {
+    if (status === 'IBV_WC_SUCCESS') return;
+    const key = `${kind} ${status}`;
+    this.summary.errors[key] = (this.summary.errors[key] ?? 0) + 1;
+  }
+
   finish(nowNs: number): void {
     this.summary.durationNs = nowNs - this.startNs;
   }

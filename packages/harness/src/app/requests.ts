@@ -4,10 +4,12 @@
 import type { MmRequest } from '@svmsim/kernel-mm';
 import type { DmirrorRequest } from '@svmsim/kernel-mm/dmirror';
 import type { GpuRequest } from '@svmsim/gpu-driver';
+import type { DmaBufExport } from '@svmsim/gpu-driver/dma-buf-protocol';
+import type { PeerRequest, RdmaRequest } from '@svmsim/rdma-odp';
 import { Continuations, type Ctx, type Envelope, type Message } from '@svmsim/runtime';
 
-/** What the app sends: mm's requests, the dmirror devices' and the gpu devices' ioctls. */
-export type Request = MmRequest | DmirrorRequest | GpuRequest;
+/** What the app sends: mm's requests, the dmirror and gpu devices' ioctls, the rdma devices' verbs and their peers' posts. */
+export type Request = MmRequest | DmirrorRequest | GpuRequest | DmaBufExport | RdmaRequest | PeerRequest;
 
 /** A reply from mm or a device: every one carries `ret` (>= 0 or -errno); the rest depends on its type. */
 export type Reply = Message & { ret: number } & Record<string, unknown>;
@@ -17,14 +19,24 @@ export const SLEEP_DONE = 'app_sleep_done';
 
 export class Requests {
   private readonly waits: Continuations<Reply>;
+  /** Requests given up (forget): their answers, if they come, are swallowed. */
+  private readonly forgotten = new Set<number>();
 
   constructor(private readonly ctxOf: () => Ctx<Message>) {
     this.waits = new Continuations<Reply>(ctxOf, SLEEP_DONE);
   }
 
-  /** Send `msg` to `to`; `then` runs with the reply. */
-  call(to: string, msg: Request, then: (r: Reply) => void): void {
-    this.waits.request(to, msg, then);
+  /** Send `msg` to `to`; `then` runs with the reply. Returns the request's id. */
+  call(to: string, msg: Request, then: (r: Reply) => void): number {
+    return this.waits.request(to, msg, then);
+  }
+
+  /**
+   * Stop waiting for request `id` (a receive posted for a SEND that failed: it stays on the QP until
+   * another SEND or the QP's end): nothing in flight for the end of the run, its answer swallowed.
+   */
+  forget(id: number): void {
+    if (this.waits.forget(id)) this.forgotten.add(id);
   }
 
   /** Fire and forget (unpin_user_pages). */
@@ -39,6 +51,7 @@ export class Requests {
 
   /** Run the continuation `env` answers (a reply or a sleep's timer); false if it is none of ours. */
   resume(env: Envelope<Message>): boolean {
+    if (env.replyTo !== 0 && this.forgotten.delete(env.replyTo)) return true;
     return this.waits.resume(env);
   }
 

@@ -5,16 +5,20 @@
 // device (`gpu:`; its handle is kept in the VMA's record). The first failure ends setup with a
 // message naming the step and the errno, except a BO the GPU refuses (pin_user_pages(FOLL_LONGTERM)
 // of a file mapping, say): that is a result, not a broken run. It is traced (`bo_refused`), the
-// GPU counts it, and the VMA goes on without a BO.
+// GPU counts it, and the VMA goes on without a BO. Last, each process's QPs and MRs on the rdma
+// devices its VMAs name (rdma.ts); an MR the NIC refuses is, likewise, a result.
 import { MADV_MERGEABLE, PAGE_SIZE, PROT_WRITE, type Madvise, type Mmap } from '@svmsim/kernel-mm';
 import type { DmirrorOpen } from '@svmsim/kernel-mm/dmirror';
 import type { GpuBoCreate } from '@svmsim/gpu-driver';
 import type { VmaSpec } from '../scenario/types.js';
 import { errnoName, mapFlags, parseProt } from './mapping.js';
+import { rdmaSetupSteps } from './rdma.js';
 import type { Reply, Request } from './requests.js';
 import { Proc, type App, type VmaRecord } from './state.js';
 
-interface SetupStep {
+
+/** One setup step: a request, what to do with its answer. */
+export interface SetupStep {
   /** What the step does, for the failure message: "mmap main.buf". */
   what: string;
   to: string;
@@ -24,6 +28,8 @@ interface SetupStep {
   ok: (r: Reply) => void;
   /** A failure that does not end setup: what to do with it (absent: setup fails). */
   refused?: (ret: number) => void;
+  /** The step does not apply (an earlier one was refused): skip it. */
+  skip?: () => boolean;
 }
 
 /** Run setup; `done(undefined)` when every step succeeded, `done(reason)` at the first failure. */
@@ -33,6 +39,7 @@ export function runSetup(app: App, done: (failure?: string) => void): void {
     if (i === steps.length) return done();
     if (app.ending) return done('the scenario duration ran out during setup');
     const s = steps[i];
+    if (s.skip?.()) return next(i + 1);
     const msg = s.msg();
     if (typeof msg === 'string') return done(`setup: ${s.what}: ${msg}`);
     app.io.call(s.to, msg, (r) => {
@@ -103,6 +110,7 @@ function setupSteps(app: App): SetupStep[] {
       });
     }
   }
+  for (const p of scenario.processes) steps.push(...rdmaSetupSteps(app, p));
   return steps;
 }
 

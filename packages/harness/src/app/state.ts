@@ -21,6 +21,17 @@ export interface VmaRecord {
   offset: number;
   /** The userptr BO setup created over the whole VMA (VmaSpec.gpu): its device and handle. */
   bo?: { device: string; handle: number };
+  /** The MR setup registered over the VMA (VmaSpec.rdma): its device and key (the implicit MR's: shared by the process's VMAs). */
+  mr?: { device: string; lkey: number };
+}
+
+/** A QP setup connected to an rdma device's peer, and what the connection told about the peer's MR. */
+export interface QpRecord {
+  qpn: number;
+  remoteQpn: number;
+  remoteAddr: number;
+  remoteRkey: number;
+  remotePages: number;
 }
 
 /** A pin held by a script's `pin` step, released by a later `unpin` step. */
@@ -44,6 +55,8 @@ export class Proc {
   readonly buffers = new Map<string, { device: string; handle: number }>();
   /** The GPU virtual address the next VRAM BO of this process is mapped at: above any CPU mapping. */
   nextGpuVa = GPU_VA_BASE;
+  /** rdma device id → the QPs setup connected for this process. */
+  readonly qps = new Map<string, QpRecord[]>();
   exited = false;
 
   constructor(
@@ -92,6 +105,11 @@ export class App {
   /** The gpu device actors of the scenario. */
   gpus(): string[] {
     return this.scenario.devices.filter((d) => d.kind === 'gpu').map((d) => d.id);
+  }
+
+  /** The rdma device actors of the scenario. */
+  rdmas(): string[] {
+    return this.scenario.devices.filter((d) => d.kind === 'rdma').map((d) => d.id);
   }
 
   /** The dmirror device actors of the scenario. */

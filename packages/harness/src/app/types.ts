@@ -24,6 +24,8 @@ export interface PhaseSummary {
   errors: Record<string, number>;
   /** Simulated time from the phase's start to the completion of its last operation. */
   durationNs: number;
+  /** Each rdma device's counters (its summary's figures) read when the phase ended. */
+  counters?: Record<string, Record<string, number>>;
 }
 
 /** How far the run got: `done` once the end-of-run protocol (drain, dump, device memory) completed. */

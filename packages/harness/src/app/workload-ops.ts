@@ -19,16 +19,22 @@
 //                            (DRM_IOCTL_AMDGPU_CS: writes (gpuWrite) or reads `gpuTouch` of each BO's
 //                            pages, evenly spread from a random start, running `gpuJob` on
 //                            `gpuQueue`), then WAIT_CS for it before the thread's next op
+//   rdma_<verb>_<in|out>     one RDMA operation (rdma.ts) on a span (≤ rdmaPages) of one of the
+//                            phase's VMAs with an MR, over the thread's QP (threads take the
+//                            process's QPs in turn), waiting for its work completion; completions in
+//                            error count under the kind and their IBV_WC_ status
+//   rdma_prefetch            ibv_advise_mr (rdmaAdvice, FLUSH if rdmaFlush) of such a span
 import {
   ESRCH, FOLL_WRITE, MADV_DONTNEED, MADV_PAGEOUT, MAP_FIXED, PAGE_SIZE, PROT_READ,
   type CpuAccess, type Exit, type Fork, type GetUserPages, type Madvise, type MigratePages, type Mmap, type Mprotect, type Munmap, type UnpinUserPages,
 } from '@svmsim/kernel-mm';
 import type { DmirrorCmd, HmmDmirrorCmdName } from '@svmsim/kernel-mm/dmirror';
 import type { GpuSubmit, GpuWait } from '@svmsim/gpu-driver';
-import type { OpKind } from '../scenario/types.js';
+import type { OpKind, RdmaAdvice, RdmaOp } from '../scenario/types.js';
 import { mapFlags } from './mapping.js';
 import type { PagePicker } from './pages.js';
 import type { PhaseStats } from './phase-stats.js';
+import { rdmaAdvise, rdmaOp } from './rdma.js';
 import type { Reply, Request } from './requests.js';
 import type { App, Proc, VmaRecord } from './state.js';
 
@@ -44,6 +50,10 @@ export interface OpThread {
   stats: PhaseStats;
   /** gpu_submit jobs: the fraction of each BO's pages touched, how long a job runs (ns), whether it writes, its queue. */
   gpu: { touch: number; durationNs: number; write: boolean; queue: 'gfx' | 'compute' };
+  /** The thread's index in its phase: which of the process's QPs its RDMA operations use. */
+  index: number;
+  /** rdma operations: the largest message (pages), the prefetch's advice and whether it is synchronous. */
+  rdma: { pages: number; advice: RdmaAdvice; flush: boolean };
 }
 
 /** The dmirror ioctl of each dmirror operation kind, and the largest span it takes. */
@@ -84,7 +94,7 @@ export function runOp(t: OpThread, kind: OpKind, done: () => void): void {
   };
   /** A request of this operation; `then` (default: the operation is done) gets the reply. */
   const call = (to: string, msg: Request, then: (r: Reply) => void = done): void =>
-    app.io.call(to, msg, (r) => {
+    void app.io.call(to, msg, (r) => {
       stats.result(kind, r.ret);
       // The process is gone (a script's exit, the OOM killer): its threads stop (workload.ts).
       if (r.ret === ESRCH && 'pid' in msg && msg.pid === pid) proc.exited = true;
@@ -163,6 +173,25 @@ export function runOp(t: OpThread, kind: OpKind, done: () => void): void {
         });
       };
       return next(0);
+    }
+    case 'rdma_prefetch':
+    case 'rdma_write_in': case 'rdma_read_in': case 'rdma_send_in': case 'rdma_atomic_in':
+    case 'rdma_write_out': case 'rdma_read_out': case 'rdma_send_out': case 'rdma_atomic_out': {
+      const withMr = t.vmas.map((n) => proc.vmas.get(n)!).filter((v) => v.mr);
+      if (withMr.length === 0) {
+        stats.result(kind, -2);
+        return done();
+      }
+      const v = withMr[withMr.length === 1 ? 0 : rng().int(withMr.length)];
+      const n = Math.min(v.pages, 1 + rng().int(t.rdma.pages));
+      const first = t.picker.pick(v.pages, n);
+      const finished = (got: { ret: number; status?: unknown }) => {
+        if (typeof got.status === 'string') stats.status(kind, got.status);
+        done();
+      };
+      if (kind === 'rdma_prefetch') return rdmaAdvise(proc, v.mr!.device, v, first, n, t.rdma.advice, t.rdma.flush, call, finished);
+      const verb = kind.slice('rdma_'.length).replace('_', '-') as RdmaOp;
+      return rdmaOp(app, proc, v.mr!.device, v, verb, first, n, t.index, call, finished);
     }
     default:
       throw new Error(`app: no workload operation '${kind}'`);

@@ -61,6 +61,10 @@ export function runWorkload(app: App, phase: WorkloadPhase, stats: PhaseStats, d
 
   if (running <= 0) return done();
   for (let i = 0; i < phase.threads; i++) {
-    thread({ app, proc, vmas, device, picker: new PagePicker(phase, () => app.ctx.rng), stats, gpu: { touch: phase.gpuTouch, durationNs: phase.gpuJob, write: phase.gpuWrite, queue: phase.gpuQueue } });
+    thread({
+      app, proc, vmas, device, picker: new PagePicker(phase, () => app.ctx.rng), stats, index: i,
+      gpu: { touch: phase.gpuTouch, durationNs: phase.gpuJob, write: phase.gpuWrite, queue: phase.gpuQueue },
+      rdma: { pages: phase.rdmaPages, advice: phase.rdmaAdvice, flush: phase.rdmaFlush },
+    });
   }
 }

@@ -20,12 +20,15 @@ export interface CompareOptions {
   html?: string;
 }
 
-/** The policy sets a scenario is compared under: every safe policy of its first device (unsafe twins only when asked). */
+/**
+ * The policy sets a scenario is compared under: every safe policy of its first device, or those its
+ * `compare:` list names (unsafe twins only when asked).
+ */
 function policySets(s: Scenario, only: string[] | undefined): Record<string, string>[] {
   const dev = s.devices[0];
   if (!dev) return [{}];
   const known = DEVICE_KINDS[dev.kind].policies;
-  const chosen = only ? known.filter((p) => only.includes(p)) : known.filter((p) => !p.startsWith('unsafe'));
+  const chosen = only ? known.filter((p) => only.includes(p)) : (dev.compare ?? known.filter((p) => !p.startsWith('unsafe')));
   return chosen.map((p) => ({ [dev.id]: p }));
 }
 

@@ -35,6 +35,35 @@ const gpuCell = (f: (g: Record<string, unknown>, r: RunReport) => string) => (r:
   const g = gpuOf(r);
   return g ? f(g, r) : '-';
 };
+/** A cell of the RDMA NIC's figures (its summary) and its peer's. */
+const rdmaCell = (f: (d: Record<string, unknown>, peer: Record<string, unknown> | undefined, r: RunReport) => string) => (r: RunReport) => {
+  const found = rdmaOf(r);
+  return found ? f(found.nic, found.peer, r) : '-';
+};
+/** The NIC's busy span in seconds (first to last message completed), else the run's. */
+const nicBusyS = (d: Record<string, unknown>, r: RunReport): number => {
+  const first = n(d, 'firstMessageAt');
+  const last = n(d, 'lastMessageAt');
+  return first >= 0 && last > first ? (last - first) / 1e9 : simS(r);
+};
+const total = (d: Record<string, unknown> | undefined, k: string, skip: string[] = []): number =>
+  Object.entries((d?.[k] as Record<string, number> | undefined) ?? {}).reduce((a, [key, v]) => (skip.includes(key) ? a : a + v), 0);
+/** Each phase's RDMA messages per second, ODP faults and RNR NAKs, from the NIC counters read at its end. */
+function rdmaPhases(r: RunReport): string {
+  const found = rdmaOf(r);
+  if (!found) return '-';
+  let prev: Record<string, number> = {};
+  const parts: string[] = [];
+  for (const ph of r.phases as { name: string; durationNs: number; counters?: Record<string, Record<string, number>> }[]) {
+    const c = ph.counters?.[found.id];
+    if (!c) continue;
+    const [msgs, faults, naks] = ['rdmaMessages', 'odpFaults', 'rnrNaksSent'].map((k) => (c[k] ?? 0) - (prev[k] ?? 0));
+    prev = c;
+    if (msgs === 0 && faults === 0) continue; // a phase without traffic (a script's prefetch)
+    parts.push(`${ph.name}: ${fig((msgs / Math.max(ph.durationNs, 1)) * 1e9)}/s ${faults} faults ${naks} RNR`);
+  }
+  return parts.join(' · ') || '-';
+}
 
 /**
  * Every column a report can show, by id. A scenario picks its own (`report:` in its file, the
@@ -73,6 +102,26 @@ export const COLUMNS: Record<string, Column> = {
   'job-errors': { title: 'job errors', cell: gpuCell((g) => String(n(g, 'jobErrors'))) },
   'bos-refused': { title: 'BOs refused', cell: gpuCell((g) => String(n(g, 'boCreateErrors'))) },
   'pages-pinned': { title: 'pages pinned', cell: gpuCell((g) => String(n(g, 'pagesPinned'))) },
+  'gpu-invalidations': { title: 'GPU invalidations', cell: gpuCell((g) => String(n(g, 'invalidations'))) },
+  'gpu-notifier-wait': { title: 'GPU inval wait p50/max', cell: gpuCell((g) => `${formatDuration(n(g, 'invalidateWaitP50Ns'))} / ${formatDuration(n(g, 'invalidateWaitMaxNs'))}`) },
+  'invalidations-by-event': { title: 'invalidations by event', cell: (r) => byEvent(r) },
+  // The RDMA NIC's own figures (its summary()) and its peer's.
+  'rdma-msgs': { title: 'RDMA msgs', cell: rdmaCell((d) => String(n(d, 'rdmaMessages'))) },
+  // Over the NIC's busy span (first to last message completed).
+  'rdma-msgs-per-s': { title: 'RDMA msgs/s', cell: rdmaCell((d, _p, r) => fig(n(d, 'rdmaMessages') / nicBusyS(d, r))) },
+  'odp-faults': { title: 'ODP faults', cell: rdmaCell((d) => String(n(d, 'odpFaults'))) },
+  'pages-per-fault': { title: 'pages/fault', cell: rdmaCell((d) => fig(n(d, 'pagesPerFault'))) },
+  'odp-fault-latency': { title: 'ODP fault p50/p99', cell: rdmaCell((d) => `${formatDuration(n(d, 'faultLatencyP50Ns'))} / ${formatDuration(n(d, 'faultLatencyP99Ns'))}`) },
+  'rnr-naks': { title: 'RNR NAKs/retries', cell: rdmaCell((d, p) => `${n(d, 'rnrNaksSent')}/${n(p, 'rnrRetries') + n(p, 'transportRetries')}`) },
+  'wqe-errors': { title: 'WQE errors', cell: rdmaCell((d, p) => String(total(d, 'wqeErrors') + total(p, 'completions', ['IBV_WC_SUCCESS', 'IBV_WC_WR_FLUSH_ERR']))) },
+  'rdma-invalidations': { title: 'NIC invalidations (pages)', cell: rdmaCell((d) => `${n(d, 'invalidations')} (${n(d, 'pagesInvalidated')})`) },
+  'rdma-notifier-wait': { title: 'NIC inval wait p50/max', cell: rdmaCell((d) => `${formatDuration(n(d, 'invalidateWaitP50Ns'))} / ${formatDuration(n(d, 'invalidateWaitMaxNs'))}`) },
+  'rdma-pinned': { title: 'pinned pages', cell: rdmaCell((d) => String(n(d, 'pinnedVmMaxPages'))) },
+  'mrs-refused': { title: 'MRs refused', cell: rdmaCell((d) => String(total(d, 'regErrors'))) },
+  'implicit-children': { title: 'children made/gone', cell: rdmaCell((d) => `${n(d, 'implicitChildrenCreated')}/${n(d, 'implicitChildrenDestroyed')}`) },
+  'dmabuf-moves': { title: 'move_notify', cell: rdmaCell((d) => String(n(d, 'dmabufMoveNotifies'))) },
+  'orphan-writes': { title: 'DMA to orphaned pins', cell: (r) => String(r.check.stats.orphanPinnedWrites ?? 0) },
+  'rdma-phases': { title: 'by phase: msgs/s, faults, RNR NAKs', cell: rdmaPhases },
   verdict: { title: 'verdict', cell: verdict },
 };
 
@@ -83,6 +132,12 @@ const DEFAULT_GPU_COLUMNS = ['submits', 'pages-walked', 'submit-latency'];
 
 function gpuOf(r: RunReport): Record<string, unknown> | undefined {
   return Object.values(r.devices).find((d) => typeof d.pagesWalkedPerSubmissionMean === 'number');
+}
+
+/** The run's RDMA NIC (the device whose summary names its MR kind) and its peer. */
+function rdmaOf(r: RunReport): { id: string; nic: Record<string, unknown>; peer: Record<string, unknown> | undefined } | undefined {
+  const found = Object.entries(r.devices).find(([, d]) => 'mrKind' in d);
+  return found && { id: found[0], nic: found[1], peer: r.devices[`${found[0]}.peer`] };
 }
 
 /** The columns for `rows`: the scenario's own list if it has one, else the defaults (with the GPU's figures when a run has a GPU). */
@@ -127,7 +182,14 @@ export function deviceLine(id: string, d: Record<string, unknown>): string {
       `${f('jobsDone')} jobs done, ${f('jobErrors')} job errors`
     );
   }
-  // Other devices (dmirror): their non-zero numeric figures as they come.
+  if ('mrKind' in d) {
+    return (
+      `${id}${policy}: ${f('rdmaMessages')} RDMA messages, ${f('odpFaults')} ODP faults (${fig(f('pagesPerFault'))} pages each), ` +
+      `${f('rnrNaksSent')} RNR NAKs, ${f('invalidations')} invalidations (${f('invalidationsRefused')} refused), ` +
+      `${f('pinnedVmMaxPages')} pages pinned at most, ${total(d, 'wqeErrors')} WQE errors`
+    );
+  }
+  // Other devices (dmirror, an RDMA peer): their non-zero numeric figures as they come.
   const figures = Object.entries(d).filter(([, v]) => typeof v === 'number' && v !== 0).map(([k, v]) => `${k} ${v}`);
   return `${id}${policy}: ${figures.join(', ') || '-'}`;
 }

@@ -1,16 +1,31 @@
-// From a scenario to the actors of a run: mm, its block device, the devices with their policies,
-// and the process actor `app`. Specs name compiled modules so that both schedulers can load them.
-// Adding a device kind is one entry in DEVICE_KINDS.
+// From a scenario to the actors of a run: mm, its block device, the devices with their policies
+// (and the actors a device brings along: the RDMA NIC's remote peer), and the process actor `app`.
+// Specs name compiled modules so that both schedulers can load them. Adding a device kind is one
+// entry in DEVICE_KINDS.
 import { fileURLToPath } from 'node:url';
 import type { ActorSpec } from '@svmsim/runtime';
 import type { DeviceSpec, Scenario } from '../scenario/types.js';
 
 const kernelMm = (file: string) => fileURLToPath(import.meta.resolve(`@svmsim/kernel-mm/${file}`));
 const gpuDriver = (file: string) => fileURLToPath(import.meta.resolve(`@svmsim/gpu-driver/${file}`));
+const rdmaOdp = (file: string) => fileURLToPath(import.meta.resolve(`@svmsim/rdma-odp/${file}`));
 const harness = (file: string) => fileURLToPath(new URL(`../${file}.js`, import.meta.url));
 
+export interface DeviceKind {
+  module: () => string;
+  exportName: string;
+  policies: string[];
+  /** Its config from the spec and the scenario (machine settings). */
+  config: (d: DeviceSpec, s: Scenario) => unknown;
+  /** Actors it brings along (their ids are the device's id plus a suffix). */
+  companions?: (d: DeviceSpec) => ActorSpec[];
+}
+
+/** The remote peer of an rdma device: another node's NIC and application, at the other end of its QPs. */
+export const rdmaPeerId = (device: string): string => `${device}.peer`;
+
 /** Each device kind: its module, factory, the policies it knows, and its config from the spec. */
-export const DEVICE_KINDS: Record<DeviceSpec['kind'], { module: () => string; exportName: string; policies: string[]; config: (d: DeviceSpec) => unknown }> = {
+export const DEVICE_KINDS: Record<DeviceSpec['kind'], DeviceKind> = {
   dmirror: {
     module: () => kernelMm('dmirror'),
     exportName: 'createDmirror',
@@ -21,12 +36,20 @@ export const DEVICE_KINDS: Record<DeviceSpec['kind'], { module: () => string; ex
     module: () => gpuDriver('gpu-actor'),
     exportName: 'createGpu',
     policies: ['userptr', 'pin', 'preempt', 'svm-fault', 'unsafe-userptr', 'unsafe-svm'],
-    config: (d) => ({
+    config: (d, s) => ({
       policy: d.policy,
       waves: d.waves,
       svm: { vramPages: d.devicePages, faultWindowPages: d.faultWindowPages, faultPermission: d.faultPermission },
       ...(d.vramBoPages !== undefined && { vramBos: { pages: d.vramBoPages } }),
+      dmabufMoveNotify: s.machine.dmabufMoveNotify,
     }),
+  },
+  rdma: {
+    module: () => rdmaOdp('rdma-actor'),
+    exportName: 'createRdma',
+    policies: ['odp', 'pinned-mr', 'implicit-odp', 'dmabuf', 'unsafe-odp'],
+    config: (d) => ({ mrKind: d.policy, peer: rdmaPeerId(d.id), ...(d.rkeyFaultResponse !== undefined && { rkeyFaultResponse: d.rkeyFaultResponse }) }),
+    companions: (d) => [{ id: rdmaPeerId(d.id), module: rdmaOdp('peer'), exportName: 'createPeer', config: { nic: d.id } }],
   },
 };
 
@@ -53,9 +76,9 @@ export function scenarioActors(s: Scenario, opts: RunActorsOptions): ActorSpec[]
   return [
     { id: 'mm', module: kernelMm('mm-actor'), exportName: 'createMm', config: mmConfig },
     { id: 'ramdisk', module: kernelMm('ramdisk'), exportName: 'createRamdisk', config: { latencyNs: m.diskLatency } },
-    ...s.devices.map((d) => {
+    ...s.devices.flatMap((d) => {
       const kind = DEVICE_KINDS[d.kind];
-      return { id: d.id, module: kind.module(), exportName: kind.exportName, config: kind.config(d) };
+      return [{ id: d.id, module: kind.module(), exportName: kind.exportName, config: kind.config(d, s) }, ...(kind.companions?.(d) ?? [])];
     }),
     { id: 'app', module: harness('app/app-actor'), exportName: 'createApp', config: { scenario: s, seed: opts.seed } },
   ];

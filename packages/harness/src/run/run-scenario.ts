@@ -96,7 +96,8 @@ export async function runScenario(s: Scenario, opts: RunOptions): Promise<RunRep
   const { model } = readModel(opts.traceDir, { check: true, collect: 'waits' });
   const check = model.checker!.finish(app.finalPages ?? null, model.finalPagesLine >= 0 ? model.finalPagesLine : undefined);
   const devices: RunReport['devices'] = {};
-  for (const d of s.devices) devices[d.id] = r.summaries[d.id] ?? {};
+  // The scenario's devices and the actors they bring along (an RDMA NIC's peer).
+  for (const a of actors) if (a.id !== 'mm' && a.id !== 'ramdisk' && a.id !== 'app') devices[a.id] = r.summaries[a.id] ?? {};
   const report: RunReport = {
     scenario: s.name,
     policies: Object.fromEntries(s.devices.map((d) => [d.id, d.policy])),

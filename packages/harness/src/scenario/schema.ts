@@ -14,9 +14,13 @@
 import { ETIMEDOUT, HMM_DMIRROR_CMDS, type HmmDmirrorCmdName } from '@svmsim/kernel-mm/dmirror';
 import { DEFAULT_COSTS } from '@svmsim/kernel-mm/kernel';
 import { ERRNO_NAMES } from '@svmsim/kernel-mm/protocol';
+import { IBV_WC_STATUSES } from '@svmsim/rdma-odp/rdma-protocol';
 import { z } from 'zod';
 import {
   OP_KINDS,
+  RDMA_ACCESS_FLAGS,
+  RDMA_ADVICE,
+  RDMA_OPS,
   type Action,
   type ActionStep,
   type DeviceSpec,
@@ -41,12 +45,17 @@ import { PROT_SPELLINGS, closest, didYouMean, parseDuration, parseProt, show } f
 
 /** Coherence policies of the dmirror device (DeviceSpec.policy). */
 export const DEVICE_POLICIES = ['safe', 'unsafe-skip-read-retry'] as const;
-export const DEVICE_KINDS = ['dmirror', 'gpu'] as const;
+export const DEVICE_KINDS = ['dmirror', 'gpu', 'rdma'] as const;
 /** Each device kind's policies, its default first. */
 export const POLICIES_BY_KIND: Record<(typeof DEVICE_KINDS)[number], readonly string[]> = {
   dmirror: DEVICE_POLICIES,
   gpu: ['userptr', 'pin', 'preempt', 'svm-fault', 'unsafe-userptr', 'unsafe-svm'],
+  rdma: ['odp', 'pinned-mr', 'implicit-odp', 'dmabuf', 'unsafe-odp'],
 };
+/** Keys of a device spec that only an rdma device takes. */
+const RDMA_DEVICE_KEYS = ['qps', 'qpType', 'rnrRetry', 'minRnrTimer', 'retryCnt', 'timeout', 'rkeyFaultResponse', 'exporter'] as const;
+/** expect.status: an IBV_WC_* name, with or without the prefix. */
+const WC_PREFIX = 'IBV_WC_';
 export const GPU_QUEUES = ['gfx', 'compute'] as const;
 /** svm-fault: whether a GPU fault asks for write access by the GPU's access (nouveau) or the VMA's permission (kfd). */
 export const FAULT_PERMISSIONS = ['access', 'vma'] as const;
@@ -185,6 +194,7 @@ const machineSchema = strict({
   kswapd: flag.default(true),
   diskLatency: durationSchema.default(10_000),
   costs: costsSchema.prefault({}),
+  dmabufMoveNotify: flag.default(false),
 }).superRefine((m, ctx) => {
   if (m.movableFrames >= m.frames) {
     ctx.addIssue({ continue: false, code: 'custom', path: ['movableFrames'], input: m.movableFrames, message: `${m.movableFrames} is not less than frames (${m.frames})` });
@@ -209,6 +219,15 @@ const deviceSchema = strict({
   faultPermission: oneOf(FAULT_PERMISSIONS).optional(),
   waves: count(1).optional(),
   vramBoPages: count(1).optional(),
+  compare: z.array(z.string()).min(1).optional(),
+  qps: z.int().min(1).max(64).optional(),
+  qpType: oneOf(['rc', 'ud']).optional(),
+  rnrRetry: z.int().min(0).max(7).optional(),
+  minRnrTimer: z.int().min(0).max(31).optional(),
+  retryCnt: z.int().min(0).max(7).optional(),
+  timeout: z.int().min(0).max(31).optional(),
+  rkeyFaultResponse: oneOf(['rnr-nak', 'drop']).optional(),
+  exporter: nameSchema.optional(),
 })
   .superRefine((d, ctx) => {
     // Policies are per kind: a gpu policy on a dmirror is as wrong as a misspelling.
@@ -216,7 +235,16 @@ const deviceSchema = strict({
     if (d.policy !== undefined && !known.includes(d.policy)) {
       ctx.addIssue({ continue: false, code: 'custom', path: ['policy'], input: d.policy, message: notOneOf(d.policy, known) });
     }
-    if (d.devicePages === 0 && d.kind !== 'gpu') ctx.addIssue({ continue: false, code: 'custom', path: ['devicePages'], input: 0, message: '0: a dmirror needs at least 1 device page (0 turns VRAM off on a gpu only)' });
+    d.compare?.forEach((p, i) => {
+      if (!known.includes(p)) ctx.addIssue({ continue: false, code: 'custom', path: ['compare', i], input: p, message: notOneOf(p, known) });
+    });
+    for (const k of RDMA_DEVICE_KEYS) {
+      if (d[k] !== undefined && d.kind !== 'rdma') ctx.addIssue({ continue: false, code: 'custom', path: [k], input: d[k], message: `${show(d[k])}: ${k} applies to rdma devices only` });
+    }
+    if (d.kind === 'rdma' && d.policy === 'dmabuf' && d.exporter === undefined) {
+      ctx.addIssue({ continue: false, code: 'custom', path: ['exporter'], message: 'missing; policy dmabuf registers MRs over VRAM BOs of a gpu: name it (exporter: <gpu id>)' });
+    }
+    if (d.devicePages === 0 && d.kind === 'dmirror') ctx.addIssue({ continue: false, code: 'custom', path: ['devicePages'], input: 0, message: '0: a dmirror needs at least 1 device page (0 turns VRAM off on a gpu only)' });
     for (const k of ['faultWindowPages', 'faultPermission', 'waves', 'vramBoPages'] as const) {
       if (d[k] !== undefined && d.kind !== 'gpu') ctx.addIssue({ continue: false, code: 'custom', path: [k], input: d[k], message: `${d[k]}: ${k} applies to gpu devices only` });
     }
@@ -230,9 +258,11 @@ const deviceSchema = strict({
     ...(d.faultPermission !== undefined && { faultPermission: d.faultPermission }),
     ...(d.waves !== undefined && { waves: d.waves }),
     ...(d.vramBoPages !== undefined && { vramBoPages: d.vramBoPages }),
+    ...(d.compare !== undefined && { compare: d.compare }),
+    ...Object.fromEntries(RDMA_DEVICE_KEYS.filter((k) => d[k] !== undefined).map((k) => [k, d[k]])),
   }));
-/** Device memory by default: dmirror's device-private pages; the GPU's VRAM (svm-fault). */
-const DEFAULT_DEVICE_PAGES = { dmirror: 256, gpu: 64 } as const;
+/** Device memory by default: dmirror's device-private pages; the GPU's VRAM (svm-fault); none on a NIC. */
+const DEFAULT_DEVICE_PAGES = { dmirror: 256, gpu: 64, rdma: 0 } as const;
 
 interface Mapping { kind?: VmaSpec['kind']; file?: string; shared: boolean; offset: number }
 /** kind, file, shared and offset agree (a VMA of the process or an mmap step). */
@@ -260,6 +290,8 @@ const vmaSchema = strict({
   offset: count(0).default(0),
   mergeable: flag.default(false),
   gpu: nameSchema.optional(),
+  rdma: nameSchema.optional(),
+  rdmaAccess: z.array(oneOf(RDMA_ACCESS_FLAGS)).optional(),
 })
   .superRefine(checkMapping)
   .transform((v) => ({
@@ -272,9 +304,11 @@ const vmaSchema = strict({
     offset: v.offset,
     mergeable: v.mergeable,
     ...(v.gpu !== undefined && { gpu: v.gpu }),
+    ...(v.rdma !== undefined && { rdma: v.rdma }),
+    ...(v.rdmaAccess !== undefined && { rdmaAccess: v.rdmaAccess }),
   }));
 
-const processSchema = strict({ name: nameSchema, vmas: z.array(vmaSchema).default([]) });
+const processSchema = strict({ name: nameSchema, vmas: z.array(vmaSchema).default([]), memlock: count(0).default(2048), capIpcLock: flag.default(false) });
 
 // =====================================================================================
 // Steps
@@ -290,6 +324,11 @@ const expectSchema = strict({
   faults: count(0).optional(),
   data: words.optional(),
   snapshot: z.array(count(0)).optional(),
+  status: converted((v): v is string => typeof v === 'string', 'a work completion status (an IBV_WC_* name)', (v): string => {
+    const full = v.startsWith(WC_PREFIX) ? v : WC_PREFIX + v;
+    if (!(IBV_WC_STATUSES as readonly string[]).includes(full)) throw new Error(`${show(v)} is not one of ${list(IBV_WC_STATUSES)}${didYouMean(full, IBV_WC_STATUSES)}`);
+    return full;
+  }).optional(),
 });
 
 // Fork's steps are action steps (recursively); the annotation breaks the type cycle.
@@ -349,6 +388,9 @@ const OPS = {
   gpu_free: strict({ buffer: nameSchema }).transform((b) => ({ op: 'gpu_free' as const, ...b })),
   pin: strict({ ...range, write: flag.default(false), longterm: flag.default(false) }).transform((b) => ({ op: 'pin' as const, ...b })),
   unpin: strict(range).transform((b) => ({ op: 'unpin' as const, ...b })),
+  rdma: strict({ device: nameSchema, ...range, verb: oneOf(RDMA_OPS) }).transform((b) => ({ op: 'rdma' as const, ...b })),
+  rdma_advise: strict({ device: nameSchema, ...range, advice: oneOf(RDMA_ADVICE).default('prefetch-write'), flush: flag.default(true) })
+    .transform((b) => ({ op: 'rdma_advise' as const, ...b })),
   migrate_pages: strict(range).transform((b) => ({ op: 'migrate_pages' as const, ...b })),
   reclaim: z.preprocess((v) => (v === null ? {} : v), strict({ pages: count(1).default(1) })).transform((b) => ({ op: 'reclaim' as const, ...b })),
   ksm_scan: noArgs.transform(() => ({ op: 'ksm_scan' as const })),
@@ -433,6 +475,9 @@ const workloadSchema = strict({
   gpuJob: durationSchema.default(100_000),
   gpuWrite: flag.default(true),
   gpuQueue: oneOf(GPU_QUEUES).default('gfx'),
+  rdmaPages: count(1).default(1),
+  rdmaAdvice: oneOf(RDMA_ADVICE).default('prefetch-write'),
+  rdmaFlush: flag.default(true),
 }).superRefine((w, ctx) => {
   if (w.ops === undefined && w.duration === undefined) {
     ctx.addIssue({ continue: false, code: 'custom', message: 'a workload needs ops or duration (or both) to end' });
@@ -527,14 +572,19 @@ function crossCheckOrThrow(s: Scenario, issue: (path: Path, input: unknown, mess
   const devices = s.devices.map((d) => d.id);
   const dmirrors = s.devices.filter((d) => d.kind === 'dmirror').map((d) => d.id);
   const gpus = s.devices.filter((d) => d.kind === 'gpu').map((d) => d.id);
-  /** Per process, its VMAs backed by a GPU BO. */
+  const rdmas = s.devices.filter((d) => d.kind === 'rdma').map((d) => d.id);
+  /** Per process, its VMAs backed by a GPU BO, and by an RDMA MR. */
   const gpuVmasOf = new Map<string, Set<string>>();
+  const rdmaVmasOf = new Map<string, Set<string>>();
   const processes = s.processes.map((p) => p.name);
   const ref = (path: Path, name: string, names: string[], what: string, plural: string) => {
     if (names.includes(name)) return;
     const known = names.length ? `${plural}: ${list(names)}` : `no ${plural} are declared`;
     issue(path, name, `${show(name)} is not ${what}; ${known}${didYouMean(name, names)}`);
   };
+  s.devices.forEach((d, i) => {
+    if (d.exporter !== undefined) ref(['devices', i, 'exporter'], d.exporter, gpus, 'a declared gpu device', 'gpu devices');
+  });
 
   /** VMA names per process: declared ones, and those later phases can see after a script's mmap. */
   const vmasOf = new Map<string, Set<string>>();
@@ -543,8 +593,10 @@ function crossCheckOrThrow(s: Scenario, issue: (path: Path, input: unknown, mess
     p.vmas.forEach((v, j) => {
       if (v.file !== undefined) ref(['processes', i, 'vmas', j, 'file'], v.file, files, 'a declared file', 'files');
       if (v.gpu !== undefined) ref(['processes', i, 'vmas', j, 'gpu'], v.gpu, gpus, 'a declared gpu device', 'gpu devices');
+      if (v.rdma !== undefined) ref(['processes', i, 'vmas', j, 'rdma'], v.rdma, rdmas, 'a declared rdma device', 'rdma devices');
     });
     gpuVmasOf.set(p.name, new Set(p.vmas.filter((v) => v.gpu !== undefined).map((v) => v.name)));
+    rdmaVmasOf.set(p.name, new Set(p.vmas.filter((v) => v.rdma !== undefined).map((v) => v.name)));
     vmasOf.set(p.name, new Set(p.vmas.map((v) => v.name)));
   });
 
@@ -582,6 +634,9 @@ function crossCheckOrThrow(s: Scenario, issue: (path: Path, input: unknown, mess
       }
       if (k === 'gpu_submit' && !(w.vmas ?? [...scope]).some((v) => gpuVmasOf.get(w.process)?.has(v))) {
         issue([...at, 'mix', k], w.mix[k as OpKind], `gpu_submit needs a VMA of the phase backed by a GPU BO; give one of ${w.process}'s VMAs gpu: <device id>`);
+      }
+      if (k.startsWith('rdma_') && !(w.vmas ?? [...scope]).some((v) => rdmaVmasOf.get(w.process)?.has(v))) {
+        issue([...at, 'mix', k], w.mix[k as OpKind], `${k} needs a VMA of the phase with an RDMA MR; give one of ${w.process}'s VMAs rdma: <device id>`);
       }
     }
   }
@@ -625,6 +680,11 @@ function crossCheckOrThrow(s: Scenario, issue: (path: Path, input: unknown, mess
       case 'gpu_free':
         ref([...ap, 'buffer'], a.buffer, [...buffersOf(proc)], `a VRAM buffer of process ${proc} (made by an earlier gpu_alloc)`, 'its buffers');
         break;
+      case 'rdma':
+      case 'rdma_advise':
+        ref([...ap, 'device'], a.device, rdmas, 'a declared rdma device', 'rdma devices');
+        ref([...ap, 'vma'], a.vma, [...(rdmaVmasOf.get(proc) ?? [])], `a VMA of process ${proc} with an MR (rdma: <device id>)`, 'its VMAs with one');
+        break;
       default:
         if ('vma' in a) vmaRef([...ap, 'vma'], a.vma, scope, proc);
     }
@@ -637,6 +697,7 @@ function crossCheckOrThrow(s: Scenario, issue: (path: Path, input: unknown, mess
       const pages = (a as { pages: number }).pages;
       if (e.data.length !== pages) issue([...ep, 'data'], e.data, `${n(e.data.length, 'word')} for ${n(pages, 'page')}; expect one word per page`);
     }
+    if (e.status !== undefined && a.op !== 'rdma') issue([...ep, 'status'], e.status, `${describe(a)} has no work completion; expect.status applies to rdma steps`);
     if (e.snapshot !== undefined) {
       if (a.op !== 'dmirror' || a.cmd !== 'HMM_DMIRROR_SNAPSHOT') issue([...ep, 'snapshot'], e.snapshot, `${describe(a)} returns no snapshot; expect.snapshot applies to dmirror HMM_DMIRROR_SNAPSHOT`);
       if (e.snapshot.length !== a.pages) issue([...ep, 'snapshot'], e.snapshot, `${n(e.snapshot.length, 'entry', 'entries')} for ${n(a.pages, 'page')}; expect one per page`);

@@ -41,6 +41,11 @@ export interface Machine {
   diskLatency: Ns;
   /** Overrides of mm's cost table (MmCosts, ns). */
   costs: Record<string, number>;
+  /**
+   * CONFIG_DMABUF_MOVE_NOTIFY (default off, as the kernel's Kconfig): on, a GPU may evict a VRAM BO
+   * an RDMA dma-buf MR imports (move_notify first); off, the BO is pinned while the NIC maps it.
+   */
+  dmabufMoveNotify: boolean;
 }
 
 export interface FileSpec {
@@ -48,15 +53,22 @@ export interface FileSpec {
   pages: number;
 }
 
-/** A device and the coherence policy it runs: the HMM selftests' `dmirror`, or an amdgpu-like `gpu` (@svmsim/gpu-driver). */
+/**
+ * A device and the coherence policy it runs: the HMM selftests' `dmirror`, an amdgpu-like `gpu`
+ * (@svmsim/gpu-driver), or an mlx5-like RDMA NIC `rdma` (@svmsim/rdma-odp) with its remote peer.
+ */
 export interface DeviceSpec {
   id: string;
-  kind: 'dmirror' | 'gpu';
+  kind: 'dmirror' | 'gpu' | 'rdma';
   /**
    * dmirror: `safe` (default), or `unsafe-skip-read-retry` (the bug the checker must catch).
    * gpu: `userptr` (default), `pin`, `preempt`, `svm-fault`, or `unsafe-userptr` / `unsafe-svm` (the bugs the checker must catch).
+   * rdma: the kind of MR the process registers over its VMAs: `odp` (default), `pinned-mr`,
+   * `implicit-odp`, `dmabuf` (over a VRAM BO of `exporter`), or `unsafe-odp` (the bug the checker must catch).
    */
   policy: string;
+  /** The policies `svmsim compare` runs this device under (default: every safe policy of its kind). */
+  compare?: string[];
   /** Device memory in pages: dmirror's device-private pages (default 256); the GPU's VRAM under svm-fault (default 64; 0: no VRAM). */
   devicePages: number;
   /** gpu, svm-fault: pages hmm_range_fault maps per retry fault (default 1, as nouveau since v5.x per fault). */
@@ -70,11 +82,27 @@ export interface DeviceSpec {
   waves?: number;
   /** gpu: VRAM for VRAM BOs (gpu_alloc), pages (default 4096); TTM evicts to make room. */
   vramBoPages?: number;
+  /** rdma: the RC (or UD) QPs setup connects per process to the peer (default 4); workload threads take them in turn. */
+  qps?: number;
+  qpType?: 'rc' | 'ud';
+  /** rdma: the QPs' attributes (ibv_modify_qp): rnr_retry (0..7, 7 for ever; default 7), min_rnr_timer (0..31, default 12), retry_cnt (default 7), timeout (default 14). */
+  rnrRetry?: number;
+  minRnrTimer?: number;
+  retryCnt?: number;
+  timeout?: number;
+  /** rdma: a responder's rkey fault on RDMA READ / WRITE / atomics: `rnr-nak` (default) or `drop` (the requester retransmits). */
+  rkeyFaultResponse?: 'rnr-nak' | 'drop';
+  /** rdma, policy dmabuf: the gpu whose VRAM BOs the MRs import. */
+  exporter?: string;
 }
 
 export interface ProcessSpec {
   name: string;
   vmas: VmaSpec[];
+  /** RLIMIT_MEMLOCK in pages (default 2048: 8 MiB, the kernel's MLOCK_LIMIT since v5.16): what pinned MRs may pin. */
+  memlock: number;
+  /** CAP_IPC_LOCK: pinned MRs ignore RLIMIT_MEMLOCK. */
+  capIpcLock: boolean;
 }
 
 export interface VmaSpec {
@@ -93,7 +121,23 @@ export interface VmaSpec {
   mergeable: boolean;
   /** A gpu device id: setup creates one userptr BO over the whole VMA on it (gpu_bo_create). */
   gpu?: string;
+  /** An rdma device id: setup registers an MR of the device's kind over the whole VMA (ibv_reg_mr). */
+  rdma?: string;
+  /** The MR's access flags (default all four: local-write, remote-read, remote-write, remote-atomic). */
+  rdmaAccess?: RdmaAccessFlag[];
 }
+
+export const RDMA_ACCESS_FLAGS = ['local-write', 'remote-read', 'remote-write', 'remote-atomic'] as const;
+export type RdmaAccessFlag = (typeof RDMA_ACCESS_FLAGS)[number];
+/** ibv_advise_mr's advice, as a scenario writes it. */
+export const RDMA_ADVICE = ['prefetch', 'prefetch-write', 'prefetch-no-fault'] as const;
+export type RdmaAdvice = (typeof RDMA_ADVICE)[number];
+/**
+ * One RDMA operation on a VMA's MR: `-in` ones the remote peer does to us (a SEND into a receive we
+ * post, an RDMA WRITE / READ of our MR, an atomic on it), `-out` ones our process posts towards the peer.
+ */
+export const RDMA_OPS = ['write-in', 'read-in', 'send-in', 'atomic-in', 'write-out', 'read-out', 'send-out', 'atomic-out'] as const;
+export type RdmaOp = (typeof RDMA_OPS)[number];
 
 export type Phase = WorkloadPhase | ScriptPhase;
 
@@ -126,6 +170,11 @@ export interface WorkloadPhase {
   gpuWrite: boolean;
   /** gpu_submit: the queue jobs go to. Default gfx. */
   gpuQueue: 'gfx' | 'compute';
+  /** rdma ops: the largest message, in pages (each op picks 1..rdmaPages). Default 1. */
+  rdmaPages: number;
+  /** rdma_prefetch: its advice, and whether it is synchronous (FLUSH). Default prefetch-write, true. */
+  rdmaAdvice: RdmaAdvice;
+  rdmaFlush: boolean;
 }
 
 export const OP_KINDS = [
@@ -133,6 +182,7 @@ export const OP_KINDS = [
   'migrate_pages', 'reclaim', 'ksm_scan', 'writeback', 'pin',
   'dmirror_read', 'dmirror_write', 'dmirror_migrate_to_dev', 'dmirror_migrate_to_sys', 'dmirror_snapshot',
   'gpu_submit',
+  'rdma_write_in', 'rdma_read_in', 'rdma_send_in', 'rdma_atomic_in', 'rdma_write_out', 'rdma_read_out', 'rdma_send_out', 'rdma_atomic_out', 'rdma_prefetch',
 ] as const;
 export type OpKind = (typeof OP_KINDS)[number];
 
@@ -185,7 +235,11 @@ export type Action =
   | { op: 'reclaim'; pages: number }
   | { op: 'ksm_scan' }
   | { op: 'writeback' }
-  | { op: 'sleep'; duration: Ns };
+  | { op: 'sleep'; duration: Ns }
+  /** One RDMA operation on the MR over `vma` (VmaSpec.rdma) of `device`: pages [page, page + pages). ret 0 and `status` (IBV_WC_*). */
+  | { op: 'rdma'; device: string; vma: string; verb: RdmaOp; page: number; pages: number }
+  /** ibv_advise_mr over pages [page, page + pages) of the VMA's MR. */
+  | { op: 'rdma_advise'; device: string; vma: string; page: number; pages: number; advice: RdmaAdvice; flush: boolean };
 
 /** What a step must return. Every field given is compared; an unmet one fails the run (exit 1). */
 export interface Expect {
@@ -197,6 +251,8 @@ export interface Expect {
   data?: number[];
   /** dmirror SNAPSHOT: the HMM_DMIRROR_PROT_* byte per page. */
   snapshot?: number[];
+  /** rdma: the work completion's status, e.g. "IBV_WC_RNR_RETRY_EXC_ERR" (the IBV_WC_ prefix may be left out). */
+  status?: string;
 }
 
 /** One step's outcome, as the report lists it. */
