@@ -3,10 +3,12 @@
 import { describe, expect, it } from 'vitest';
 import { FOLL_LONGTERM, FOLL_PIN, FOLL_WRITE, HMM_PFN_VALID, HMM_PFN_WRITE } from '@svmsim/kernel-mm';
 import { histLines } from '../src/analysis/bpftrace-hist.js';
+import { BlockedTime } from '../src/analysis/blocked-time.js';
 import { checkTraceDir } from '../src/analysis/check.js';
 import { Distribution, EXACT_SAMPLES_MAX, pow2Buckets } from '../src/analysis/distribution.js';
 import { readModel } from '../src/analysis/model.js';
 import { Series } from '../src/analysis/series.js';
+import { HEAT_BINS } from '../src/analysis/thrashing.js';
 import { summarize } from '../src/analysis/summary.js';
 import { TraceBuilder } from './trace-builder.js';
 
@@ -60,6 +62,17 @@ describe('analyze on hand-made traces', () => {
     expect(a.openRequests).toBe(1);
     expect(a.actors.gpu0).toEqual({ out: { hmm_range_fault: 1, dma_access: 1 }, in: { hmm_range_fault_result: 1 } });
     expect(a.actors.mm.in).toEqual({ hmm_range_fault: 1, cpu_access: 1, dma_access: 1 });
+  });
+
+  it('counts a task blocked in overlapping waits once', () => {
+    const b = new BlockedTime();
+    b.begin('kworker/flush', 0);
+    b.begin('kworker/flush', 5);
+    b.end('kworker/flush', 10);
+    b.end('kworker/flush', 20);
+    b.begin('kworker/flush', 30);
+    b.begin('ksmd', 31);
+    expect(Object.fromEntries(b.byTask(40))).toEqual({ 'kworker/flush': 30, ksmd: 9 });
   });
 
   it('says who waited on whom in each invalidation, by event, device and task', () => {
@@ -128,6 +141,24 @@ describe('analyze on hand-made traces', () => {
     expect(t.top[1]).toMatchObject({ addr: 0x300000, events: 2, detections: 0 });
   });
 
+  it('keeps its heat map to HEAT_BINS slices of the whole span, pages that moved once included', () => {
+    const b = new TraceBuilder();
+    b.event(0, 'mm', 'mmu_interval_notifier_insert', { sub: 1, pid: 1, start: 0, last: 0x7fffffff, dev: 'gpu0' });
+    const remap = (t: number, page: number) => {
+      const id = b.request(t, 'gpu0', 'mm', { type: 'hmm_range_fault', sub: 1, start: page, end: page + 0x1000 });
+      b.reply(t, 'mm', 'gpu0', id, { type: 'hmm_range_fault_result', ret: 0, pfns: [7], flags: [HMM_PFN_VALID] });
+    };
+    remap(0, 0x1000);
+    remap(3.6e12, 0x2000); // an hour later, another page, once
+    const dir = b.write();
+    const run = readModel(dir);
+    const top = summarize(dir, run, 10).thrashing.top;
+    const hm = run.model.thrashing.heatMap(top);
+    expect(hm.rows.map((r) => r.counts.length)).toEqual([HEAT_BINS, HEAT_BINS]);
+    expect(hm.rows.map((r) => r.counts.reduce((x, y) => x + y, 0))).toEqual([1, 1]);
+    expect(hm.binNs * HEAT_BINS).toBeGreaterThan(3.6e12);
+  });
+
   it('takes threshold and lapse as options', () => {
     const dir = pingPong();
     expect(analyze(dir, { thrashing: { threshold: 7, lapseNs: 500_000 } }).thrashing.thrashing).toEqual({});
@@ -142,8 +173,15 @@ describe('analyze on hand-made traces', () => {
     b.event(100, 'mm', 'get_user_pages', { pid: 1, start: 0x1000, nr_pages: 1, gup_flags: 0, by: 'nvme0', pfns: [5] });
     b.event(1000, 'mm', 'unpin_user_pages', { by: 'gpu0', pfns: [5], make_dirty: true });
     b.event(1100, 'mm', 'put_user_pages', { by: 'nvme0', pfns: [5], make_dirty: false });
+    // Two takers pin frame 7; the later one lets go first: each hold is its own taker's.
+    b.event(2000, 'mm', 'pin_user_pages', { pid: 1, start: 0x9000, nr_pages: 1, gup_flags: FOLL_PIN, by: 'gpu1', pfns: [7] });
+    b.event(2100, 'mm', 'pin_user_pages', { pid: 1, start: 0x9000, nr_pages: 1, gup_flags: FOLL_PIN, by: 'nvme1', pfns: [7] });
+    b.event(2200, 'mm', 'unpin_user_pages', { by: 'nvme1', pfns: [7], make_dirty: false });
+    b.event(4000, 'mm', 'unpin_user_pages', { by: 'gpu1', pfns: [7], make_dirty: false });
     b.event(5000, 'mm', 'mm_counters', { free: 10, pinned: 1, swap_used: 0, rss_anon: 2, rss_file: 0 });
     const a = analyze(b.write());
+    expect(a.pins.byRequester.gpu1.pin.hold).toMatchObject({ count: 1, max: 2000 });
+    expect(a.pins.byRequester.nvme1.pin.hold).toMatchObject({ count: 1, max: 100 });
     expect(a.pins.byRequester.gpu0.pin).toMatchObject({ calls: 1, pages: 2, longterm: 1, hold: { count: 1, max: 1000 } });
     expect(a.pins.byRequester.nvme0.get).toMatchObject({ calls: 1, pages: 1, longterm: 0, hold: { count: 1, max: 1000 } });
     expect(a.pins.stillHeld).toEqual({ 'gpu0 pin': expect.objectContaining({ count: 1, max: 5000 }) });
@@ -225,18 +263,27 @@ describe('check on hand-made traces', () => {
     expect(model.invalidations.duration.count).toBe(30_000);
   });
 
-  it('names a deadlock among the requests never answered', () => {
+  /** mm waits for gpu0's ack while gpu0 waits for mm: a cycle, the trace ending `endNs` later. */
+  function cycle(endNs: number): string {
     const b = new TraceBuilder();
     b.event(0, 'mm', 'mmu_interval_notifier_insert', { sub: 1, pid: 1, start: 0, last: 0xffff, dev: 'gpu0' });
     b.event(10, 'mm', 'invalidate_start', { inv: 1, pid: 1, start: 0, end: 0x1000, event: 'MMU_NOTIFY_CLEAR', blockable: true, owner: null, cur_seq: 1, subs: [1], task: 'app:1', caller: 'zap_page_range_single' });
     b.request(10, 'mm', 'gpu0', { type: 'invalidate', sub: 1, pid: 1, start: 0, end: 0x1000, event: 'MMU_NOTIFY_CLEAR', blockable: true, owner: null, cur_seq: 1 });
     b.request(20, 'gpu0', 'mm', { type: 'hmm_range_fault', sub: 1, start: 0, end: 0x1000 });
-    b.event(30, 'app', 'app_ending', {});
-    const c = checkTraceDir(b.write());
-    expect(c.ok).toBe(false);
-    const inv = c.unanswered.find((u) => u.request.type === 'invalidate')!;
-    expect(inv.chain.deadlock).toBe(true);
-    expect(inv.chain.lines.join('\n')).toMatch(/gpu0: waits for mm: hmm_range_fault[\s\S]*already in this chain: a deadlock/);
+    b.event(20 + endNs, 'app', 'app_ending', {});
+    return b.write();
+  }
+
+  it('names a cycle of waits among the requests never answered, and fails it once it has lasted past the timeout', () => {
+    const young = checkTraceDir(cycle(10));
+    const inv = young.unanswered.find((u) => u.request.type === 'invalidate')!;
+    expect(inv.chain!.deadlock).toBe(true);
+    expect(inv.chain!.lines.join('\n')).toMatch(/gpu0: waits for mm: hmm_range_fault[\s\S]*already in this chain: a cycle/);
+    expect(inv.fails).toBe(false); // 10 ns: merely in flight as far as the trace can tell
+    expect(young.ok).toBe(true);
+    const old = checkTraceDir(cycle(200e9));
+    expect(old.unanswered.every((u) => u.fails && u.chain!.deadlock)).toBe(true);
+    expect(old.ok).toBe(false);
   });
 
   it('lists a request merely in flight when the run stopped without failing the check', () => {

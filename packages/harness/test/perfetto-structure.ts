@@ -51,6 +51,8 @@ interface Ev {
   tid: number;
   id: number;
   bp?: string;
+  /** Its place in the file (Perfetto keeps file order among events of one time stamp). */
+  at?: number;
 }
 
 /** The problems of a parsed export (empty: Perfetto opens it whole), and its counts. */
@@ -65,6 +67,7 @@ export function perfettoProblems(doc: unknown): { problems: string[]; slices: nu
   const processes = new Set<number>();
   const flows = new Map<number, Ev[]>();
   let counters = 0;
+  events.forEach((e, i) => (e.at = i));
   for (const e of events) {
     const key = `${e.pid}/${e.tid}`;
     if (e.ph === 'M' && e.name === 'thread_name') named.add(key);
@@ -115,6 +118,8 @@ export function perfettoProblems(doc: unknown): { problems: string[]; slices: nu
     if (s.length !== 1 || f.length !== 1) problems.push(`flow ${id}: ${s.length} start(s) and ${f.length} end(s)`);
     for (const e of ends) if (!inside(e)) problems.push(`flow ${id}: its ${e.ph} at ${e.ts} µs on ${e.pid}/${e.tid} is inside no slice of that track`);
     if (f[0] && f[0].bp !== 'e') problems.push(`flow ${id}: its end does not bind to the enclosing slice (bp: "e")`);
+    // Read in (ts, file order): an end read before its start is an end without a start.
+    if (s[0] && f[0] && (f[0].ts < s[0].ts || (f[0].ts === s[0].ts && f[0].at! < s[0].at!))) problems.push(`flow ${id}: its end comes before its start`);
     if (problems.length > 20) break;
   }
   return { problems, slices, flows: flows.size, counters };

@@ -120,6 +120,30 @@ describe('svmsim analyze / check on real runs', () => {
   });
 });
 
+describe('the README\'s examples of the trace commands', () => {
+  const readme = fs.readFileSync(fileURLToPath(new URL('../README.md', import.meta.url)), 'utf8');
+  /** The lines of the README's example under `heading` that carry figures of a deterministic run. */
+  const documented = (heading: string, keep: RegExp): string[] => {
+    const part = readme.slice(readme.indexOf(heading));
+    const block = part.slice(part.indexOf('```') + 3, part.indexOf('```', part.indexOf('```') + 3));
+    return block.split('\n').filter((l) => keep.test(l) && !l.includes('…'));
+  };
+
+  it('analyze prints what the README shows for gup-vs-readonly', () => {
+    const lines = documented('### `svmsim analyze`', /thrashing detections|→ gpu0 hmm_range_fault|^\s+(kworker\/flush|ksmd) +gpu0 |^\s+gpu0 +1 +0x1000000 /);
+    expect(lines.length).toBeGreaterThanOrEqual(5);
+    const out = svmsim('analyze', run('gup-vs-readonly')).out.split('\n');
+    for (const l of lines) expect(out, l).toContain(l);
+  });
+
+  it('check prints what the README shows for kswapd-vs-compute', () => {
+    const lines = documented('### `svmsim check`', /^(INFO: task|gpu0: amdgpu|task:|"echo 0)/);
+    expect(lines.length).toBeGreaterThanOrEqual(5);
+    const out = svmsim('check', run('kswapd-vs-compute')).out.split('\n');
+    for (const l of lines) expect(out, l).toContain(l);
+  });
+});
+
 describe('svmsim export --perfetto', () => {
   const builtins = svmsimList();
 
@@ -151,12 +175,15 @@ describe('svmsim export --perfetto', () => {
         { ph: 's', name: 'm', cat: 'flow', id: 1, ts: 1, pid: 1, tid: 1 },
         { ph: 's', name: 'm', cat: 'flow', id: 2, ts: 50, pid: 1, tid: 1 },
         { ph: 'f', bp: 'e', name: 'm', cat: 'flow', id: 2, ts: 6, pid: 1, tid: 1 },
+        { ph: 'f', bp: 'e', name: 'm', cat: 'flow', id: 3, ts: 2, pid: 1, tid: 1 },
+        { ph: 's', name: 'm', cat: 'flow', id: 3, ts: 2, pid: 1, tid: 1 },
       ],
     };
     const { problems } = perfettoProblems(bad);
     expect(problems.some((p) => /overlaps .* without nesting/.test(p))).toBe(true);
     expect(problems).toContain('flow 1: 1 start(s) and 0 end(s)');
     expect(problems.some((p) => /flow 2: its s at 50 µs .* inside no slice/.test(p))).toBe(true);
+    expect(problems).toContain('flow 3: its end comes before its start');
     expect(perfettoProblems({ traceEvents: [{ ph: 'B', name: 'x' }] }).problems[0]).toMatch(/^schema/);
   });
 });
@@ -164,12 +191,8 @@ describe('svmsim export --perfetto', () => {
 describe('svmsim report (HTML) in Chromium', () => {
   const chromium = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => fs.existsSync(p));
 
-  it.skipIf(chromium === undefined)('renders every plot with no console error', async () => {
-    const dir = run('gup-vs-readonly');
-    const html = path.join(tmp(), 'report.html');
-    const r = svmsim('report', dir, '-o', html);
-    expect(r.code, r.err).toBe(0);
-    expect(fs.readFileSync(html, 'utf8')).not.toMatch(/<script[^>]+src=|<link[^>]+href="http/); // self-contained
+  /** Each figure of a page, with how many data marks (not axes or grid lines) its plot drew. */
+  async function renderedPlots(html: string): Promise<{ errors: string[]; figs: { plot: string; marks: number; empty: boolean }[] }> {
     const { chromium: pw } = await import('playwright-core');
     const browser = await pw.launch({
       executablePath: chromium,
@@ -184,13 +207,39 @@ describe('svmsim report (HTML) in Chromium', () => {
       await page.route('**/*', (route) => (route.request().url().startsWith('file:') ? route.continue() : route.abort()));
       await page.goto(`file://${html}`);
       await page.waitForSelector('body[data-rendered="true"]', { timeout: 30_000 });
-      const figs = await page.$$eval('figure[data-plot]', (fs) => fs.map((f) => ({ plot: (f as HTMLElement).dataset.plot, marks: f.querySelectorAll('svg rect, svg circle, svg path, svg line').length })));
-      expect(errors).toEqual([]);
-      expect(figs.map((f) => f.plot)).toEqual(['notifier-wait', 'fault-latency', 'memory', 'ping-pong']);
-      for (const f of figs) expect(f.marks, f.plot).toBeGreaterThan(10);
+      const figs = await page.$$eval('figure[data-plot]', (fs) => fs.map((f) => ({
+        plot: (f as HTMLElement).dataset.plot!,
+        marks: f.querySelectorAll('svg g[aria-label="dot"] circle, svg g[aria-label="bar"] rect, svg g[aria-label="line"] path').length,
+        empty: f.querySelector('[data-empty]') !== null,
+      })));
+      return { errors, figs };
     } finally {
       await browser.close();
     }
+  }
+
+  it.skipIf(chromium === undefined)('renders every plot of a run\'s report with its data, and no console error', async () => {
+    const dir = run('gup-vs-readonly');
+    const html = path.join(tmp(), 'report.html');
+    const r = svmsim('report', dir, '-o', html);
+    expect(r.code, r.err).toBe(0);
+    expect(fs.readFileSync(html, 'utf8')).not.toMatch(/<script[^>]+src=|<link[^>]+href="http/); // self-contained
+    const { errors, figs } = await renderedPlots(html);
+    expect(errors).toEqual([]);
+    expect(figs.map((f) => f.plot)).toEqual(['notifier-wait', 'fault-latency', 'memory', 'ping-pong']);
+    for (const f of figs) expect(f.marks, f.plot).toBeGreaterThan(0);
+    expect(figs[0].marks).toBeGreaterThan(100); // a dot per invalidation's ack (thinned to at most 4096)
+  });
+
+  it.skipIf(chromium === undefined)('renders compare --html with a bar per policy', async () => {
+    const out = tmp();
+    expect(svmsim('compare', 'kswapd-vs-compute', '--html', out).code).toBe(0);
+    const { errors, figs } = await renderedPlots(path.join(out, 'index.html'));
+    expect(errors).toEqual([]);
+    const bars = figs.filter((f) => f.plot === 'compare');
+    expect(bars.length).toBeGreaterThan(0);
+    for (const b of bars) expect(b.marks).toBe(4); // userptr, pin, preempt, svm-fault
+    expect(figs.filter((f) => f.plot === 'notifier-wait')).toHaveLength(4); // one section per run
   });
 
   it.skipIf(chromium !== undefined)('is skipped: no Chromium at /usr/bin/chromium (apt-get install chromium; .ci/run installs it)', () => {

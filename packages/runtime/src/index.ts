@@ -3,7 +3,7 @@ export { ActorDiedError, RunSetupError } from './errors.js';
 export { LocalScheduler, LOCAL_TRACE_FILE, type LocalActor, type LocalRunOptions } from './local-scheduler.js';
 export { ThreadScheduler, threadTraceFile, type ThreadRunOptions } from './thread-scheduler.js';
 export { Sfc32, actorRng } from './rng.js';
-export { readTrace, forEachTraceLine, traceFiles, TraceFormatError, type TraceLine, type TraceReadStats } from './read-trace.js';
+export { readTrace, forEachTraceLine, traceFiles, traceMarksRequests, TraceFormatError, type TraceLine, type TraceReadStats } from './read-trace.js';
 export { TRACE_EXT } from './trace-format.js';
 export { Mutex } from './mutex.js';
 export { Continuations } from './continuations.js';

@@ -8,6 +8,7 @@
 // read the same way, as the same line objects.
 import fs from 'node:fs';
 import path from 'node:path';
+import { StringDecoder } from 'node:string_decoder';
 import { TraceDecoder } from './trace-decoder.js';
 import { TRACE_EXT, TRACE_HEADER_BYTES, TRACE_MAGIC, TRACE_VERSION, TraceFormatError } from './trace-format.js';
 
@@ -105,6 +106,8 @@ class NdjsonCursor implements Cursor {
   private at = 0;
   private lineNo = 0;
   private readonly block = Buffer.alloc(READ_BYTES);
+  /** Keeps a character cut by a block's end for the next block. */
+  private readonly utf8 = new StringDecoder('utf8');
 
   constructor(readonly file: string) {
     this.fd = fs.openSync(file, 'r');
@@ -131,8 +134,8 @@ class NdjsonCursor implements Cursor {
     if (n === 0) {
       this.close();
       if (this.rest.length === 0) return false;
-      text = this.rest + '\n';
-    } else text = this.rest + this.block.toString('utf8', 0, n);
+      text = this.rest + this.utf8.end() + '\n';
+    } else text = this.rest + this.utf8.write(this.block.subarray(0, n));
     const last = text.lastIndexOf('\n');
     this.rest = last < 0 ? text : text.slice(last + 1);
     this.lines = [];
@@ -174,6 +177,25 @@ export function traceFiles(target: string): string[] {
   const files = binary.length > 0 ? binary : names.filter((f) => f.endsWith(NDJSON_EXT));
   if (files.length === 0) throw new TraceFormatError(`${target}: no trace files (*${TRACE_EXT} or *${NDJSON_EXT})`);
   return files.map((f) => path.join(target, f));
+}
+
+/**
+ * Does the trace mark its requests (`request: true` on their send lines)? Binary traces always do;
+ * an NDJSON one does if it was printed by `svmsim trace cat` from one (its first MiB says so), not
+ * if it was written before requests were marked.
+ */
+export function traceMarksRequests(target: string): boolean {
+  return traceFiles(target).every((f) => {
+    if (!f.endsWith(NDJSON_EXT)) return true;
+    const fd = fs.openSync(f, 'r');
+    try {
+      const head = Buffer.alloc(READ_BYTES);
+      const n = fs.readSync(fd, head, 0, READ_BYTES, 0);
+      return head.toString('utf8', 0, n).includes('"request":true');
+    } finally {
+      fs.closeSync(fd);
+    }
+  });
 }
 
 function openCursor(file: string, warn: (w: string) => void): Cursor {

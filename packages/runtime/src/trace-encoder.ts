@@ -3,7 +3,7 @@
 // written once per key list and whose strings are interned once per file.
 import {
   INTERN_CHARS_MAX, REC_AFTER, REC_EVENT, REC_RECV, REC_SEND, REF_NEW, SEND_FLAG_REQUEST, SHAPES_PER_NAME_MAX,
-  SHAPE_KEYS_MAX, STRINGS_MAX, V_ARR, V_FALSE, V_FLOAT, V_FLOAT_ARR, V_INLINE_STR, V_INT, V_INT_ARR, V_JSON, V_NULL, V_OBJ,
+  SHAPE_KEYS_MAX, SHAPES_MAX, STRINGS_MAX, V_ARR, V_FALSE, V_FLOAT, V_FLOAT_ARR, V_INLINE_STR, V_INT, V_INT_ARR, V_JSON, V_NULL, V_OBJ,
   V_STR, V_TRUE, V_UNDEF,
 } from './trace-format.js';
 
@@ -248,7 +248,7 @@ export class TraceEncoder {
       if (list.length >= SHAPES_PER_NAME_MAX) return undefined;
     } else this.shapesByName.set(key, (list = []));
     const keys = Object.keys(o);
-    if (keys.length > SHAPE_KEYS_MAX) return undefined;
+    if (keys.length > SHAPE_KEYS_MAX || this.nextShape >= SHAPES_MAX) return undefined;
     const shape: Shape = { id: this.nextShape++, keys, write: writerFor(keys) };
     list.push(shape);
     this.ensure(6);

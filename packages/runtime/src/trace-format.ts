@@ -1,7 +1,9 @@
 // The binary trace format (`.svmt`): what the trace writer (trace-encoder.ts) emits and the reader
 // (trace-decoder.ts) takes back, line for line the same objects the NDJSON trace had. Why binary:
-// a JSON line per message cost ~650 ns, more than delivering the message; a record here costs
-// ~100 ns, because a message's keys are written once per shape and its strings once per file.
+// a JSON line per small message cost ~650 ns, more than delivering the message; a record here
+// costs ~100 ns, because a message's keys are written once per shape and its strings once per
+// file. Records that are mostly long number arrays (hmm_range_fault results) gain little: the
+// numbers are most of the work either way (`npm run bench`, `trace.written`).
 //
 //   file    := header chunk*
 //   header  := "SVMTRACE" u32 version
@@ -60,6 +62,8 @@ export const INTERN_CHARS_MAX = 48;
 export const STRINGS_MAX = 1 << 16;
 /** Distinct key lists kept per message type or event name; past it, objects of that name are JSON. */
 export const SHAPES_PER_NAME_MAX = 32;
+/** Shapes per file (each compiles a writer); past it, objects of a new key list are JSON. */
+export const SHAPES_MAX = 1 << 14;
 /** Keys per object shape (u8); objects with more are JSON. */
 export const SHAPE_KEYS_MAX = 255;
 

@@ -1,7 +1,7 @@
 // `svmsim check` for a terminal: the oracle's verdict with each violation's proof, the kernel's
 // hung-task reports, and the requests never answered with their wait-for chains.
 import { formatDuration } from '../scenario/units.js';
-import { PROVEN_VIOLATIONS_MAX, violationWithProof, type CheckResult } from './check.js';
+import { CHAINS_MAX, PROVEN_VIOLATIONS_MAX, violationWithProof, type CheckResult } from './check.js';
 import { at } from './wait-for.js';
 
 export function checkText(target: string, c: CheckResult): string {
@@ -9,10 +9,11 @@ export function checkText(target: string, c: CheckResult): string {
   const s = c.oracle.stats;
   const out: string[] = [];
   out.push(`svmsim check ${target} — ${c.run.read.lines} lines, ${formatDuration(m.tEnd)} simulated`);
+  for (const w of c.run.read.warnings) out.push(`warning: ${w}`);
   out.push(
     `data oracle: ${s.cpuStores} CPU stores, ${s.cpuLoads} loads, ${s.dmaWrites} DMA writes, ${s.dmaReads} DMA reads, ${s.devWrites} device-memory writes; ` +
       `${s.invalidations} invalidations, ${s.acks} acks; ` +
-      (c.hadFinalPages ? `${s.pagesCompared} final pages compared` : 'no final dump in the trace (the run did not finish): lost writes not checked'),
+      (c.hadFinalPages ? `${s.pagesCompared} final pages compared` : `no final dump in the trace (${m.runEnd ? 'a run of an earlier version, which did not trace it' : 'the run did not finish'}): lost writes not checked`),
   );
   if (s.orphanPinnedWrites + s.pinnedWritesToReadOnly > 0) {
     out.push(`  not violations (the kernel allows them): ${s.orphanPinnedWrites} writes through a pin to a frame no longer mapped, ${s.pinnedWritesToReadOnly} through a pin under a read-only PTE`);
@@ -26,9 +27,9 @@ export function checkText(target: string, c: CheckResult): string {
   }
 
   out.push('');
-  if (c.hung.length === 0) out.push(`hung tasks: none blocked longer than ${formatDuration(m.hung.options.timeoutNs)}`);
+  if (m.hung.count === 0) out.push(`hung tasks: none blocked longer than ${formatDuration(m.hung.options.timeoutNs)}`);
   else {
-    out.push(`hung tasks: ${c.hung.length} blocked longer than ${formatDuration(m.hung.options.timeoutNs)} (hung_task_timeout_secs), as kernel/hung_task.c reports them:`);
+    out.push(`hung tasks: ${m.hung.count} blocked longer than ${formatDuration(m.hung.options.timeoutNs)} (hung_task_timeout_secs), as kernel/hung_task.c reports them:`);
     out.push('');
     out.push(...m.hung.printed());
   }
@@ -37,13 +38,14 @@ export function checkText(target: string, c: CheckResult): string {
   if (c.unanswered.length === 0) out.push('requests never answered: none');
   else {
     out.push(`requests never answered: ${c.unanswered.length}`);
-    for (const u of c.unanswered.slice(0, 20)) {
+    for (const u of c.unanswered.slice(0, CHAINS_MAX)) {
       const r = u.request;
-      const why = u.chain.deadlock ? 'DEADLOCK' : u.fails ? `hung (${formatDuration(u.ageNs)})` : 'in flight when the run stopped';
+      const cycle = u.chain?.deadlock === true;
+      const why = u.fails ? (cycle ? `DEADLOCK (a cycle of waits, ${formatDuration(u.ageNs)} old)` : `HUNG (${formatDuration(u.ageNs)})`) : cycle ? 'a cycle of waits, too young to call a deadlock' : 'in flight when the run stopped';
       out.push(`  ${r.requester} → ${r.handler}: ${r.type} sent ${at(r.sendT)} — ${why}`);
-      for (const l of u.chain.lines) out.push(`    ${l}`);
+      for (const l of u.chain?.lines ?? []) out.push(`    ${l}`);
     }
-    if (c.unanswered.length > 20) out.push(`  … ${c.unanswered.length - 20} more (--json)`);
+    if (c.unanswered.length > CHAINS_MAX) out.push(`  … ${c.unanswered.length - CHAINS_MAX} more, ${c.unanswered.filter((u) => u.fails).length} of all hung (--json)`);
   }
   out.push('', c.ok ? 'check: ok' : 'check: FAILED', '');
   return out.join('\n');
@@ -61,7 +63,7 @@ export function checkJson(target: string, c: CheckResult): unknown {
     hungTasks: c.hung.map((h) => ({ task: h.task, inv: h.inv, blockedSinceT: h.blockedSinceT, reportedAtT: h.reportedAtT, blockedNs: h.blockedNs, stillBlockedAtEnd: h.stillBlockedAtEnd, waitedBy: h.waitedBy, endsOn: h.endsOn, report: h.text })),
     unanswered: c.unanswered.map((u) => ({
       requester: u.request.requester, handler: u.request.handler, type: u.request.type, sendT: u.request.sendT, ageNs: u.ageNs,
-      deadlock: u.chain.deadlock, fails: u.fails, chain: u.chain.lines,
+      cycle: u.chain?.deadlock ?? null, fails: u.fails, chain: u.chain?.lines ?? null,
     })),
   };
 }

@@ -3,11 +3,12 @@
 // hung-task reports (hung-tasks.ts), and the requests never answered with who waits for whom
 // (wait-for.ts). Each violation comes with the trace lines that prove it, fetched by a second pass.
 //
-// What fails the check (exit 1): a violation of the oracle; a request never answered that is part
-// of a deadlock (its chain comes back to a waiter) or had waited longer than the hung-task timeout
-// when the trace ended. Requests merely in flight when the run stopped are listed, not failed.
-// Hung tasks are the kernel's warnings: reported, counted, not failed (a kernel without a job
-// timeout does block kswapd behind a compute job; that is what the report is for).
+// What fails the check (exit 1): a violation of the oracle; a request never answered that had
+// waited longer than the hung-task timeout when the trace ended (a hang; when its chain comes back
+// to a waiter, a deadlock). Younger ones were merely in flight when the run stopped, or are a cycle
+// too young to call: listed, not failed. Hung tasks are the kernel's warnings: reported, counted,
+// not failed (a kernel without a job timeout does block kswapd behind a compute job; that is what
+// the report is for).
 import { formatViolation, type CheckReport, type Violation } from '@svmsim/kernel-mm/checker';
 import { forEachTraceLine, type TraceLine } from '@svmsim/runtime';
 import type { HungTask } from './hung-tasks.js';
@@ -17,12 +18,15 @@ import type { RequestRecord } from './requests.js';
 
 /** Violations printed with their proof (the rest are counted). */
 export const PROVEN_VIOLATIONS_MAX = 20;
+/** Requests never answered whose wait-for chain is followed (the rest are counted). */
+export const CHAINS_MAX = 20;
 
 export interface Unanswered {
   request: RequestRecord;
   ageNs: number;
-  chain: Chain;
-  /** A deadlock, or older than the hung-task timeout: fails the check. */
+  /** Its wait-for chain, for the first CHAINS_MAX. */
+  chain?: Chain;
+  /** Older than the hung-task timeout: fails the check. */
   fails: boolean;
 }
 
@@ -42,10 +46,9 @@ export function checkTraceDir(target: string, options: Partial<ModelOptions> = {
   const run = readModel(target, { ...options, check: true });
   const m = run.model;
   const oracle = m.checker!.finish(m.finalPages, m.finalPagesLine >= 0 ? m.finalPagesLine : undefined);
-  const unanswered = m.requests.openRequests().map((r): Unanswered => {
-    const chain = requestChain(m, r, m.tEnd);
+  const unanswered = m.requests.openRequests().map((r, i): Unanswered => {
     const ageNs = m.tEnd - r.sendT;
-    return { request: r, ageNs, chain, fails: chain.deadlock || ageNs > m.hung.options.timeoutNs };
+    return { request: r, ageNs, chain: i < CHAINS_MAX ? requestChain(m, r, m.tEnd) : undefined, fails: ageNs > m.hung.options.timeoutNs };
   });
   const wanted = new Set<number>();
   for (const v of oracle.violations.slice(0, PROVEN_VIOLATIONS_MAX)) for (const i of v.lines) if (i >= 0) wanted.add(i);

@@ -12,6 +12,7 @@ import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { formatDuration } from '../scenario/units.js';
+import { COUNTER_LABELS } from './counters.js';
 import type { ModelRun } from './model.js';
 import type { Analysis } from './summary.js';
 import { analysisText } from './summary-text.js';
@@ -59,7 +60,9 @@ export function runPlots(run: ModelRun, a: Analysis): RunPlots {
   for (const [name, s] of m.counters.series) {
     if (!/^(free|pinned)$|vram/.test(name)) continue;
     const p = s.points();
-    for (let i = 0; i < p.t.length; i++) counters.push({ name: COUNTER_LABELS[name] ?? name, tMs: p.t[i] / 1e6, pages: p.v[i] });
+    const [dev, counter] = name.includes('.') ? name.split('.') : ['', name];
+    const label = `${dev ? `${dev} ` : ''}${COUNTER_LABELS[counter] ?? counter}`;
+    for (let i = 0; i < p.t.length; i++) counters.push({ name: label, tMs: p.t[i] / 1e6, pages: p.v[i] });
   }
   const hm = m.thrashing.heatMap(a.thrashing.top.slice(0, HEAT_PAGES_MAX));
   const heat: RunPlots['heat'] = [];
@@ -67,7 +70,6 @@ export function runPlots(run: ModelRun, a: Analysis): RunPlots {
   return { waits, faults, counters, heat, heatBinMs: hm.binNs / 1e6 };
 }
 
-const COUNTER_LABELS: Record<string, string> = { free: 'free frames', pinned: 'pinned pages' };
 
 function bucketLabel(lo: number, hi: number): string {
   if (lo === 0) return '0';

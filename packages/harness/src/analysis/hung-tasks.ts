@@ -13,8 +13,11 @@
 // The uninterruptible waits mm models are its invalidations: the task that started one (kswapd0,
 // a process's thread in direct reclaim or a syscall, ksmd…) sleeps until every subscriber has
 // acked. Each invalidation still waiting `timeoutNs` after it started is one hung task, reported
-// with the state the trace shows at that moment (its wait-for chain: wait-for.ts). Reports are
-// made as the trace is read, before the line that crosses the deadline is applied.
+// once, at the moment it crosses the timeout, with the state the trace shows then (its wait-for
+// chain: wait-for.ts); khungtaskd would notice it at its next check, up to a timeout later, and
+// report it again at each check while hung_task_warnings lasts. Reports are made as the trace is
+// read, before the line that crosses the deadline is applied; the first hung_task_warnings keep
+// their text, the rest are counted.
 import { formatDuration } from '../scenario/units.js';
 import { InvalidationTracker, type InvRecord } from './invalidations.js';
 import { at, describeInvalidation, invalidationChain, type WaitForState } from './wait-for.js';
@@ -42,14 +45,20 @@ export interface HungTask {
   stillBlockedAtEnd: boolean;
   deadlock: boolean;
   endsOn: string;
-  /** The report in the kernel's form. */
+  /** The report in the kernel's form (kept for the first hung_task_warnings reports; empty after). */
   text: string[];
 }
+
+/** Hung waits kept as records (the first ones); past it they are counted only. */
+export const HUNG_RECORDS_MAX = 10_000;
 
 export class HungTaskDetector {
   private readonly queue: InvRecord[] = [];
   private head = 0;
+  /** The first HUNG_RECORDS_MAX hung waits. */
   readonly reports: HungTask[] = [];
+  /** Every hung wait. */
+  count = 0;
   private readonly byInv = new Map<number, HungTask>();
 
   constructor(
@@ -100,18 +109,20 @@ export class HungTaskDetector {
   printed(): string[] {
     const out: string[] = [];
     this.reports.slice(0, this.options.warningsMax).forEach((h) => out.push(...h.text));
-    if (this.reports.length > this.options.warningsMax) {
-      out.push(`Future hung task reports are suppressed, see sysctl kernel.hung_task_warnings (${this.reports.length - this.options.warningsMax} more)`);
+    if (this.count > this.options.warningsMax) {
+      out.push(`Future hung task reports are suppressed, see sysctl kernel.hung_task_warnings (${this.count - this.options.warningsMax} more)`);
     }
     return out;
   }
 
   private report(inv: InvRecord): void {
+    if (this.count++ >= HUNG_RECORDS_MAX) return;
     const now = inv.startT + this.options.timeoutNs;
     const waiting = InvalidationTracker.waitingSubs(inv);
     const devs = [...new Set(waiting.map((s) => this.state.invalidations.subs.get(s)?.dev ?? `subscription ${s}`))];
     const chain = invalidationChain(this.state, inv, now);
-    const secs = Math.floor(this.options.timeoutNs / 1e9);
+    // The kernel prints whole seconds; a timeout under a second (an option for short runs) keeps its fraction.
+    const secs = this.options.timeoutNs >= 1e9 ? String(Math.floor(this.options.timeoutNs / 1e9)) : String(+(this.options.timeoutNs / 1e9).toPrecision(3));
     const text = [
       `INFO: task ${inv.task} blocked for more than ${secs} seconds.`,
       `      Not tainted (svmsim kernel-mm model: mm/ of v6.6–v6.15)`,
@@ -129,7 +140,7 @@ export class HungTaskDetector {
     if (!chain.lines.some((l) => l.includes('waits for fence'))) text.splice(6, 1);
     const h: HungTask = {
       task: inv.task, inv: inv.inv, blockedSinceT: inv.startT, reportedAtT: now, waitedBy: devs, blockedNs: now - inv.startT,
-      stillBlockedAtEnd: true, deadlock: chain.deadlock, endsOn: chain.endsOn, text,
+      stillBlockedAtEnd: true, deadlock: chain.deadlock, endsOn: chain.endsOn, text: this.reports.length < this.options.warningsMax ? text : [],
     };
     this.reports.push(h);
     this.byInv.set(inv.inv, h);

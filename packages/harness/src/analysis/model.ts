@@ -9,8 +9,9 @@
 //        ──► GPU jobs, faults, pins, reclaim, counters, the data oracle (if checking)
 import { HMM_PFN_VALID } from '@svmsim/kernel-mm';
 import { newTraceChecker, type FinalPage, type TraceChecker } from '@svmsim/kernel-mm/checker';
-import { forEachTraceLine, traceFiles, type TraceLine, type TraceReadStats } from '@svmsim/runtime';
-import { CounterSeries } from './counters.js';
+import { forEachTraceLine, traceMarksRequests, type TraceLine, type TraceReadStats } from '@svmsim/runtime';
+import { BlockedTime } from './blocked-time.js';
+import { CounterSeries, type CounterSample } from './counters.js';
 import { Distribution } from './distribution.js';
 import { FaultStats } from './faults.js';
 import { GpuJobs, type JobRecord } from './gpu-jobs.js';
@@ -37,6 +38,8 @@ export interface ModelOptions {
 
 export interface ModelObserver extends RequestEvents, InvalidationEvents {
   line?(l: TraceLine, index: number): void;
+  /** Every counter sample (counters.ts). */
+  counter?: CounterSample;
   jobEnded?(j: JobRecord): void;
   end?(tEnd: number): void;
 }
@@ -50,14 +53,14 @@ export class TraceModel {
   readonly faults = new FaultStats();
   readonly pins = new PinStats();
   readonly reclaim = new ReclaimStats();
-  readonly counters = new CounterSeries();
+  readonly counters: CounterSeries;
   readonly thrashing: ThrashingDetector;
   readonly hung: HungTaskDetector;
   readonly checker: TraceChecker | undefined;
   /** Request latency (send → answer at the requester) by type, then requester, then handler. */
   readonly latency = new Map<string, Map<string, Map<string, Distribution>>>();
-  /** Per task: time spent waiting in invalidations (start → last ack), ns. */
-  readonly blockedByTask = new Map<string, number>();
+  /** Per task: time blocked in invalidations (start → last ack), overlapping waits counted once. */
+  readonly blocked = new BlockedTime();
   /** The last `final_pages` event: mm's final memory, as the app resolved it. */
   finalPages: FinalPage[] | null = null;
   finalPagesLine = -1;
@@ -70,13 +73,15 @@ export class TraceModel {
 
   constructor(
     readonly options: ModelOptions,
-    marked: boolean,
+    /** The trace marks its requests (requests.ts): else DMA in flight cannot be told. */
+    readonly marked: boolean,
   ) {
     const o = options.observer ?? {};
+    this.counters = new CounterSeries(o.counter?.bind(o));
     this.requests = new RequestTracker(
       {
         requested: (r) => {
-          if (this.all && r.type === 'dma_access') this.counters.dma(r.requester, r.sendT, 1);
+          if (marked && r.type === 'dma_access') this.counters.dma(r.requester, r.sendT, 1);
           o.requested?.(r);
         },
         arrived: (r, t) => o.arrived?.(r, t),
@@ -86,11 +91,11 @@ export class TraceModel {
           o.done?.(r);
         },
         oneWaySent: (m) => {
-          if (this.all && m.type === 'dma_access') this.counters.dma(m.from, m.sendT, 1);
+          if (m.type === 'dma_access') this.counters.dma(m.from, m.sendT, 1);
           o.oneWaySent?.(m);
         },
         oneWayArrived: (m, t) => {
-          if (this.all && m.type === 'dma_access') this.counters.dma(m.from, t, -1);
+          if (m.type === 'dma_access') this.counters.dma(m.from, t, -1);
           o.oneWayArrived?.(m, t);
         },
       },
@@ -99,6 +104,7 @@ export class TraceModel {
     this.invalidations = new InvalidationTracker({
       started: (inv) => {
         this.hung.started(inv);
+        this.blocked.begin(inv.task, inv.startT);
         o.started?.(inv);
       },
       acked: (inv, ack) => {
@@ -126,11 +132,11 @@ export class TraceModel {
     read(RequestTracker.events, (l, i) => this.requests.line(l, i));
     read(InvalidationTracker.events, (l, i) => this.invalidations.line(l, i));
     read(GpuJobs.events, (l) => this.jobs.line(l));
+    read(CounterSeries.events, (l) => this.counters.line(l));
     if (this.all) {
       read(FaultStats.events, (l) => this.faults.line(l));
       read(PinStats.events, (l) => this.pins.line(l));
       read(ReclaimStats.events, (l) => this.reclaim.line(l));
-      read(CounterSeries.events, (l) => this.counters.line(l));
     }
   }
 
@@ -167,11 +173,11 @@ export class TraceModel {
   end(): void {
     this.hung.end(this.tEnd);
     this.options.observer?.end?.(this.tEnd);
-    for (const inv of this.invalidations.open.values()) if (inv.settledT === undefined) this.addBlocked(inv, this.tEnd);
   }
 
   /** A request's answer came back: its latency, and a device's hmm_range_fault result maps pages again. */
   private requestDone(r: RequestRecord): void {
+    if (this.marked && r.type === 'dma_access') this.counters.dma(r.requester, r.doneT!, -1);
     if (!this.all) return;
     let byRequester = this.latency.get(r.type);
     if (byRequester === undefined) this.latency.set(r.type, (byRequester = new Map()));
@@ -180,7 +186,6 @@ export class TraceModel {
     let d = byHandler.get(r.handler);
     if (d === undefined) byHandler.set(r.handler, (d = new Distribution()));
     d.add(r.doneT! - r.sendT);
-    if (r.type === 'dma_access') this.counters.dma(r.requester, r.doneT!, -1);
     if (r.type !== 'hmm_range_fault' || r.outcome !== 'replied' || r.reply?.ret !== 0) return;
     const flags = (r.reply.flags as number[] | undefined) ?? [];
     const valid = Array.from(flags, (f) => (f & HMM_PFN_VALID) !== 0);
@@ -192,11 +197,7 @@ export class TraceModel {
     if (inv.settledT !== undefined) return;
     inv.settledT = t;
     this.hung.finished(inv, t);
-    this.addBlocked(inv, t);
-  }
-
-  private addBlocked(inv: InvRecord, t: number): void {
-    this.blockedByTask.set(inv.task, (this.blockedByTask.get(inv.task) ?? 0) + (t - inv.startT));
+    this.blocked.end(inv.task, t);
   }
 }
 
@@ -214,7 +215,7 @@ export interface ModelRun {
 /** Streams the trace at `target` (a run directory or one trace file) through a new model. */
 export function readModel(target: string, options: Partial<ModelOptions> = {}): ModelRun {
   const opts = { ...MODEL_DEFAULTS, ...options };
-  const marked = !traceFiles(target).some((f) => f.endsWith('.ndjson'));
+  const marked = traceMarksRequests(target);
   const model = new TraceModel(opts, marked);
   const t0 = performance.now();
   const read = forEachTraceLine(target, (l, i) => model.line(l, i));

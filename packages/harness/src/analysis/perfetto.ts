@@ -11,14 +11,16 @@
 //   requester, and an invalidation → each subscriber's invalidate callback.
 //   counters (`C`): mm's free frames, pinned pages, swap in use, RSS; a GPU's VRAM in use; DMA in
 //   flight per device.
-// Slices last at least 1 ns, and flow points sit inside their slices, so that every flow binds.
+// Slices last at least 1 ns, flow points sit inside their slices, and a flow's start is written
+// before its end (Perfetto keeps file order among events of one time stamp), so every flow binds.
 // Output is streamed: memory is the slices open at a time, not the trace.
 import fs from 'node:fs';
 import type { TraceLine } from '@svmsim/runtime';
 import type { JobRecord } from './gpu-jobs.js';
 import { eventName, type AckRecord, type InvRecord } from './invalidations.js';
 import type { ModelObserver } from './model.js';
-import type { OneWayRecord, RequestRecord } from './requests.js';
+import { COUNTER_LABELS } from './counters.js';
+import type { RequestRecord } from './requests.js';
 
 /** The events this exporter writes (perfetto-schema.json describes them for tests). */
 export type ChromeEvent =
@@ -116,13 +118,16 @@ export class PerfettoExporter implements ModelObserver {
   private readonly kswapd = new Map<string, Slice>();
   private readonly direct = new Map<string, Slice>();
   private readonly jobSlices = new Map<string, Slice>();
-  private readonly dmaInFlight = new Map<string, number>();
   /** Per track, the last slice known only at its end, held back in case the next one is its twin. */
   private readonly heldRetro = new Map<string, HeldRetro>();
   slices = 0;
   flows = 0;
 
-  constructor(file: string) {
+  /** `marked`: the trace marks its requests; if not (an old trace), sends never answered were one-way messages, not open requests. */
+  constructor(
+    file: string,
+    private readonly marked = true,
+  ) {
     this.out = new ChromeJsonWriter(file);
   }
 
@@ -137,11 +142,10 @@ export class PerfettoExporter implements ModelObserver {
       const from = inv && this.invSlices.get(inv.inv);
       if (from) {
         const id = this.nextFlow++;
-        from.flows.push({ id, ph: 's', ns: ns(inv.startT) });
+        this.flowAtStart(from, id, 's');
         this.invFlow.set(r, id);
       }
     }
-    if (r.type === 'dma_access') this.dma(r.requester, r.sendT, 1);
   }
 
   arrived(r: RequestRecord, t: number): void {
@@ -150,12 +154,12 @@ export class PerfettoExporter implements ModelObserver {
     const out = this.requestOut.get(r);
     if (out) {
       const id = this.nextFlow++;
-      out.flows.push({ id, ph: 's', ns: ns(r.sendT) });
-      s.flows.push({ id, ph: 'f', ns: ns(t) });
+      this.flowAtStart(out, id, 's');
+      this.flowAtStart(s, id, 'f');
     }
     const fromInv = this.invFlow.get(r);
     if (fromInv !== undefined) {
-      s.flows.push({ id: fromInv, ph: 'f', ns: ns(t) });
+      this.flowAtStart(s, fromInv, 'f');
       this.invFlow.delete(r);
     }
   }
@@ -182,15 +186,6 @@ export class PerfettoExporter implements ModelObserver {
       s.flows.push({ id: reply, ph: 'f', ns: ns(r.doneT!) });
     }
     this.close(s, ns(r.doneT!), { outcome: r.outcome, reply: r.replyType });
-    if (r.type === 'dma_access') this.dma(r.requester, r.doneT!, -1);
-  }
-
-  oneWaySent(m: OneWayRecord): void {
-    if (m.type === 'dma_access') this.dma(m.from, m.sendT, 1);
-  }
-
-  oneWayArrived(m: OneWayRecord, t: number): void {
-    if (m.type === 'dma_access') this.dma(m.from, t, -1);
   }
 
   // ---- invalidations ----
@@ -277,12 +272,6 @@ export class PerfettoExporter implements ModelObserver {
         }
         return;
       }
-      case 'mm_counters':
-      case 'gpu_counters':
-        for (const [k, v] of Object.entries(l)) {
-          if (k === 't' || k === 'actor' || k === 'ev' || typeof v !== 'number') continue;
-          this.out.write({ ph: 'C', name: COUNTER_NAMES[k] ?? k, ts: us(ns(l.t)), pid: this.pid(l.actor), args: { value: v } });
-        }
         return;
     }
   }
@@ -292,7 +281,8 @@ export class PerfettoExporter implements ModelObserver {
     const t = ns(tEnd);
     for (const h of this.heldRetro.values()) this.emitRetro(h);
     this.heldRetro.clear();
-    for (const m of [this.requestIn, this.requestOut, this.invSlices, this.kswapd, this.direct, this.jobSlices] as Map<unknown, Slice>[]) {
+    const open = [this.invSlices, this.kswapd, this.direct, this.jobSlices, ...(this.marked ? [this.requestIn, this.requestOut] : [])] as Map<unknown, Slice>[];
+    for (const m of open) {
       for (const s of m.values()) this.close(s, t, { open: true });
       m.clear();
     }
@@ -305,10 +295,9 @@ export class PerfettoExporter implements ModelObserver {
 
   // ---- lanes and slices ----
 
-  private dma(dev: string, t: number, delta: number): void {
-    const n = (this.dmaInFlight.get(dev) ?? 0) + delta;
-    this.dmaInFlight.set(dev, n);
-    this.out.write({ ph: 'C', name: 'DMA in flight', ts: us(ns(t)), pid: this.pid(dev), args: { value: n } });
+  /** A counter sample (the model's counters.ts): a counter track of the actor's process. */
+  counter(actor: string, counter: string, t: number, value: number): void {
+    this.out.write({ ph: 'C', name: COUNTER_LABELS[counter] ?? counter, ts: us(ns(t)), pid: this.pid(actor), args: { value } });
   }
 
   private pid(actor: string): number {
@@ -365,6 +354,17 @@ export class PerfettoExporter implements ModelObserver {
     this.close(this.open(h.actor, h.track, h.startNs, h.count > 1 ? `${h.name} ×${h.count}` : h.name, h.cat, args), h.endNs, undefined);
   }
 
+  /**
+   * A flow end at the start of an open slice, written now: a flow's start must come before its end
+   * in the file, since Perfetto keeps file order among events of one time stamp (an end read first
+   * is an end without a start, and the arrow is lost).
+   */
+  private flowAtStart(s: Slice, id: number, ph: 's' | 'f'): void {
+    const ts = us(s.startNs), tid = s.lane.tid;
+    this.out.write(ph === 's' ? { ph: 's', name: 'message', cat: 'flow', id, ts, pid: s.pid, tid } : { ph: 'f', bp: 'e', name: 'message', cat: 'flow', id, ts, pid: s.pid, tid });
+    if (ph === 's') this.flows++;
+  }
+
   private close(s: Slice, endNs: number, more: Record<string, unknown> | undefined): void {
     const end = Math.max(endNs, s.startNs + 1);
     const tid = s.lane.tid;
@@ -385,16 +385,6 @@ export class PerfettoExporter implements ModelObserver {
     s.lane.lastEnd = end;
   }
 }
-
-const COUNTER_NAMES: Record<string, string> = {
-  free: 'free frames',
-  pinned: 'pinned pages',
-  swap_used: 'swap slots used',
-  rss_anon: 'RSS anon pages',
-  rss_file: 'RSS file pages',
-  vram_bo_pages: 'VRAM BO pages',
-  svm_vram_pages: 'VRAM pages (svm)',
-};
 
 /** mm first, then devices, the app, the scheduler. */
 function sortIndex(actor: string): number {

@@ -1,7 +1,8 @@
 // gup and pins in a trace (kernel-mm's gup.ts: `pin_user_pages` / `get_user_pages` {pid, start,
 // nr_pages, gup_flags, by, pfns}, `unpin_user_pages` / `put_user_pages` {by, pfns}). A pin's hold
-// time is per frame, from the pin to the unpin that releases it (first pinned, first released when
-// a frame is pinned several times). Memory: one entry per frame held.
+// time is per frame, from the pin to the unpin that releases it: the oldest hold of that kind on the
+// frame by the same taker (by another only if the taker holds none, which a correct driver never
+// needs). Memory: one entry per frame held.
 import { FOLL_LONGTERM, ZERO_PFN } from '@svmsim/kernel-mm';
 import type { TraceLine } from '@svmsim/runtime';
 import { Distribution } from './distribution.js';
@@ -46,7 +47,9 @@ export class PinStats {
         for (const pfn of (l.pfns as number[]) ?? []) {
           if (pfn === ZERO_PFN) continue;
           const list = this.held.get(pfn);
-          const i = list ? list.findIndex((h) => h.pin === pin) : -1;
+          const by = (l.by as string) ?? '?';
+          let i = list ? list.findIndex((h) => h.pin === pin && h.by === by) : -1;
+          if (i < 0 && list) i = list.findIndex((h) => h.pin === pin);
           if (i < 0) {
             this.unmatchedReleases++;
             continue;

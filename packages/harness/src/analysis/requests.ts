@@ -6,8 +6,8 @@
 //   recv {from B, id Y, replyTo X}                                        the answer arrives: done
 //   (or request_timeout {replyTo X} / actor_died {dead B, replyTo X} at A instead)
 //
-// Memory is bounded by the requests in flight, not by the trace. Every message is also counted,
-// by actor, direction and type, when it is sent. Traces from before requests were marked (NDJSON)
+// Memory is bounded by the requests in flight, not by the trace. Every message is also counted by
+// actor and type: out when it is sent, in when it is received. Traces from before requests were marked (NDJSON)
 // cannot tell a request from a one-way message: there every send waits, in a FIFO bounded by
 // LEGACY_PENDING_MAX, for an answer that may never come, and requests still open at the end are
 // not known.
@@ -67,7 +67,7 @@ export class RequestTracker {
   /** One-way messages in flight by sender, then id. */
   private readonly inFlight = new Map<string, Map<number, OneWayRecord>>();
   private legacyCount = 0;
-  /** Messages sent, by actor then type; and received, by the receiving actor then type. */
+  /** Messages sent, by actor then type; and received (when they arrive), by the receiving actor then type. */
   readonly out = new Map<string, Map<string, number>>();
   readonly in = new Map<string, Map<string, number>>();
   lateReplies = 0;
@@ -103,6 +103,13 @@ export class RequestTracker {
     return all.sort((a, b) => a.sendT - b.sendT);
   }
 
+  /** The requests `requester` has open, oldest first (ids grow with time: a map keeps that order). */
+  openBy(requester: string): RequestRecord[] {
+    if (!this.marked) return [];
+    const m = this.open.get(requester);
+    return m === undefined ? [] : [...m.values()];
+  }
+
   /** The open request `requester` made with `id`, if any. */
   find(requester: string, id: number): RequestRecord | undefined {
     return this.open.get(requester)?.get(id);
@@ -113,7 +120,6 @@ export class RequestTracker {
     const type = typeof msg.type === 'string' ? msg.type : '?';
     const to = l.to as string, id = l.id as number;
     count(this.out, l.actor, type);
-    count(this.in, to, type);
     const replyTo = typeof l.replyTo === 'number' ? l.replyTo : 0;
     if (replyTo !== 0) {
       const r = this.open.get(to)?.get(replyTo);
@@ -144,6 +150,7 @@ export class RequestTracker {
     const id = l.id as number;
     const r = this.open.get(from)?.get(id);
     if (r !== undefined) {
+      count(this.in, l.actor, r.type);
       r.recvT = l.t;
       this.on.arrived?.(r, l.t);
       return;
@@ -152,6 +159,7 @@ export class RequestTracker {
     const m = sent?.get(id);
     if (m === undefined) return;
     sent!.delete(id);
+    count(this.in, l.actor, m.type);
     this.on.oneWayArrived?.(m, l.t);
   }
 
@@ -161,6 +169,7 @@ export class RequestTracker {
     if (r === undefined) return;
     mine!.delete(id);
     if (!this.marked) this.legacyCount--;
+    if (outcome === 'replied') count(this.in, requester, r.replyType ?? '?');
     r.doneT = t;
     r.outcome = outcome;
     this.on.done?.(r);

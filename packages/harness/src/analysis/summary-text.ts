@@ -33,7 +33,7 @@ export function analysisText(a: Analysis, opts: { hist: boolean }): string {
   if (th.events === 0) out.push('  no device mapping was invalidated and re-established');
   else {
     const det = Object.entries(th.thrashing).map(([d, n]) => `${d} ${n}`).join(', ') || '0';
-    out.push(`  thrashing detections: ${det}; pages thrashing ${th.pagesThrashing} of ${th.pagesTracked} that moved; ${th.events} invalidate/remap events`);
+    out.push(`  thrashing detections: ${det}; pages thrashing ${th.pagesThrashing} of ${th.pagesTracked} pages the devices mapped; ${th.events} invalidate/remap events`);
     if (th.pairs.length > 0) {
       out.push('  who took the pages → who mapped them again:');
       out.push(...columns(th.pairs.slice(0, 8).map((p) => [`${p.takenBy} → ${p.mappedBy}`, String(p.count)])).map((l) => `  ${l}`));
@@ -57,7 +57,7 @@ export function analysisText(a: Analysis, opts: { hist: boolean }): string {
   if (inv.withSubscribers > 0) {
     out.push(`  duration (start → end) p50/p99/max: ${ppm(inv.duration)}`);
     out.push('  who waited on whom (start → ack):');
-    const rows = [['task', 'device', 'waits', 'p50', 'p99', 'max', 'total']];
+    const rows = [['task', 'device', 'waits', 'p50', 'p99', 'max', 'sum']];
     for (const w of inv.whoWaitedOnWhom) rows.push([w.task, w.dev, String(w.wait.count), dur(w.wait.p50), dur(w.wait.p99), dur(w.wait.max), dur(w.wait.sum)]);
     out.push(...columns(rows, 2).map((l) => `  ${l}`));
     out.push('  by device and event:');
@@ -106,7 +106,7 @@ export function analysisText(a: Analysis, opts: { hist: boolean }): string {
   out.push(`  direct reclaim: ${r.direct.rounds} round(s), ${r.direct.reclaimed} pages reclaimed${Object.keys(r.direct.byTask).length ? ` (${Object.entries(r.direct.byTask).map(([task, d]) => `${task} ${d.rounds}`).join(', ')})` : ''}`);
   out.push(`  allocation stalls: ${r.allocStall.count}, p50/p99/max ${ppm(r.allocStall)}${r.allocFailures ? `, ${r.allocFailures} failed (-ENOMEM)` : ''}`);
   const blocked = Object.entries(a.invalidations.blockedByTaskNs).filter(([, ns]) => ns > 0).sort((x, y) => y[1] - x[1]);
-  if (blocked.length > 0) out.push(`  blocked in invalidations, per task: ${blocked.slice(0, 6).map(([task, ns]) => `${task} ${dur(ns)}`).join(', ')}`);
+  if (blocked.length > 0) out.push(`  blocked in invalidations, per task name (a process's threads share one; overlapping waits count once): ${blocked.slice(0, 6).map(([task, ns]) => `${task} ${dur(ns)}`).join(', ')}`);
   if (a.oom.kills.length > 0 || a.oom.reaps > 0) {
     for (const k of a.oom.kills) out.push(`  Out of memory: Killed process ${k.pid} (${k.comm}) rss ${k.rss} pages, badness ${k.badness}, at t=${dur(k.t)}`);
     out.push(`  oom_reaper: ${a.oom.reaps} reap(s), ${a.oom.reapsIncomplete} incomplete (a VMA skipped: a notifier refused)`);

@@ -79,6 +79,7 @@ export function summarize(target: string, run: ModelRun, topPages: number): Anal
   }
   const faultSide = (side: string) => record(m.faults.mm.get(side) ?? new Map<string, Distribution>(), figures);
   const direct = m.reclaim.directByTask;
+  const blocked = m.blocked.byTask(m.tEnd);
   return {
     trace: {
       target, files: run.read.files, lines: run.read.lines, bytes: run.read.bytes, wallMs: Math.round(run.wallMs),
@@ -108,7 +109,7 @@ export function summarize(target: string, run: ModelRun, topPages: number): Anal
       byDevice: record(inv.waitByDev, figures),
       byDeviceEvent: [...inv.waitByDevEvent].map(([k, d]) => ({ dev: split(k)[0], event: split(k)[1], wait: figures(d) })),
       whoWaitedOnWhom: [...inv.waitByTaskDev].map(([k, d]) => ({ task: split(k)[0], dev: split(k)[1], wait: figures(d) })).sort((a, b) => b.wait.sum - a.wait.sum),
-      blockedByTaskNs: Object.fromEntries(m.blockedByTask),
+      blockedByTaskNs: Object.fromEntries(blocked),
     },
     pins: {
       byRequester: record(m.pins.byRequester, (t) => ({
@@ -119,7 +120,7 @@ export function summarize(target: string, run: ModelRun, topPages: number): Anal
       unmatchedReleases: m.pins.unmatchedReleases,
     },
     reclaim: {
-      kswapd: { runs: m.reclaim.kswapdRuns, awakeNs: m.reclaim.awakeNs(m.tEnd), reclaimed: m.reclaim.kswapdReclaimed, blockedNs: m.blockedByTask.get('kswapd0') ?? 0 },
+      kswapd: { runs: m.reclaim.kswapdRuns, awakeNs: m.reclaim.awakeNs(m.tEnd), reclaimed: m.reclaim.kswapdReclaimed, blockedNs: blocked.get('kswapd0') ?? 0 },
       direct: {
         rounds: m.reclaim.directRounds,
         reclaimed: m.reclaim.directReclaimed,
@@ -131,7 +132,7 @@ export function summarize(target: string, run: ModelRun, topPages: number): Anal
     oom: { kills: m.reclaim.oomKills, reaps: m.reclaim.oomReaps, reapsIncomplete: m.reclaim.oomReapsIncomplete },
     thrashing: m.thrashing.report(topPages),
     hungTasks: {
-      count: m.hung.reports.length,
+      count: m.hung.count,
       timeoutNs: m.hung.options.timeoutNs,
       tasks: m.hung.reports.map((h) => ({
         task: h.task, inv: h.inv, blockedSinceT: h.blockedSinceT, blockedNs: h.blockedNs, stillBlockedAtEnd: h.stillBlockedAtEnd,

@@ -6,14 +6,17 @@
 // Events, per (subscription, page):
 //   remap   the device maps the page again: a successful hmm_range_fault answer marks it valid
 //           (UVM: a migration to the device; its processor is the device)
-//   revoke  an acked invalidation takes a page the device had mapped (UVM: a migration back to the
-//           CPU or a revocation; its processor here is the CPU, the side that took the page)
+//   revoke  an acked invalidation takes a page the device had mapped. UVM would see a migration back
+//           to the CPU (a revocation, in UVM, is of a read-duplicated copy, its processor the one
+//           losing it); an mm invalidation hands the page back to the CPU, so its processor here is
+//           the CPU, the side that took the page
 // thrashing_event_cb, per event:
 //   - the 2 MiB block keeps the time and processor of its last event; per-page tracking starts only
 //     once two consecutive events of the block come from different processors within the lapse;
 //   - per page: the first event only stamps the time; an event within `lapse` of the page's last
 //     one increments its count (saturating at 7), and reaching `threshold` is one thrashing
-//     detection (`thrashing` in thrashing_stats); an event later than the lapse resets a page that
+//     detection (`thrashing` in thrashing_stats, counted for the processor of that event: the
+//     device for a remap, `cpu` for a revoke); an event later than the lapse resets a page that
 //     was thrashing (its count and time start over). A page below the threshold keeps its count
 //     across a long gap: UVM does the same.
 // Per page it also keeps who took it (`mm <task> <caller>`) and who mapped it again
@@ -55,7 +58,7 @@ export interface PageThrash {
 
 export interface ThrashingReport {
   options: ThrashingOptions;
-  /** thrashing_stats: detections (a page reaching the threshold), per device. */
+  /** thrashing_stats' `thrashing`: detections (a page reaching the threshold), per processor (a device, or `cpu`). */
   thrashing: Record<string, number>;
   pagesTracked: number;
   pagesThrashing: number;
@@ -82,6 +85,9 @@ class Pages {
   vpn = new Float64Array(1024);
   /** The last revoke's cause id, until a remap pairs with it (-1: none). */
   pendingTaker = new Int32Array(1024).fill(-1);
+  /** The first event's cause id: a page that moved once (most, in a walk) needs no cause map. */
+  firstCause = new Int32Array(1024).fill(-1);
+  firstIsRemap = new Uint8Array(1024);
 
   add(sub: number, vpn: number): number {
     if (this.n === this.lastT.length) this.grow();
@@ -112,6 +118,8 @@ class Pages {
     this.sub = g(this.sub);
     this.vpn = g(this.vpn);
     this.pendingTaker = g(this.pendingTaker, -1);
+    this.firstCause = g(this.firstCause, -1);
+    this.firstIsRemap = g(this.firstIsRemap);
   }
 }
 
@@ -149,7 +157,7 @@ export class ThrashingDetector {
       if (this.pages.mapped[p]) continue;
       this.pages.mapped[p] = 1;
       this.pages.remaps[p]++;
-      bump(this.mappedBy, p, c);
+      this.cause(p, c, true);
       const taker = this.pages.pendingTaker[p];
       if (taker >= 0) {
         const k = `${taker}\u0000${c}`;
@@ -171,7 +179,7 @@ export class ThrashingDetector {
       this.pages.mapped[p] = 0;
       this.pages.revokes[p]++;
       this.pages.pendingTaker[p] = c;
-      bump(this.takenBy, p, c);
+      this.cause(p, c, false);
       this.event(p, t, CPU);
     };
     if (e - s <= mine.size) {
@@ -195,7 +203,7 @@ export class ThrashingDetector {
         pid: owner?.pid ?? -1, addr: P.vpn[i] * PAGE_SIZE, dev: owner?.dev ?? `sub ${P.sub[i]}`, sub: P.sub[i],
         events: P.events[i], revokes: P.revokes[i], remaps: P.remaps[i], detections: P.detections[i],
         firstT: P.firstT[i], lastT: P.lastEventT[i], ratePerS: span > 0 ? ((P.events[i] - 1) / span) * 1e9 : 0,
-        takenBy: named(this.takenBy.get(i)), mappedBy: named(this.mappedBy.get(i)),
+        takenBy: named(this.causesOf(i, false)), mappedBy: named(this.causesOf(i, true)),
       };
     });
     const pairs = [...this.pairs].map(([k, count]) => {
@@ -221,7 +229,9 @@ export class ThrashingDetector {
     const rows = top.map((p) => {
       const i = this.bySub.get(p.sub)?.get(p.addr / PAGE_SIZE);
       const h = i === undefined ? undefined : this.heat.get(i);
-      return { label: `${p.dev} pid ${p.pid} 0x${p.addr.toString(16)}`, counts: h ? Array.from(h) : new Array<number>(HEAT_BINS).fill(0) };
+      const counts = h ? Array.from(h) : new Array<number>(HEAT_BINS).fill(0);
+      if (!h && i !== undefined && this.pages.events[i] === 1) counts[Math.min(HEAT_BINS - 1, Math.floor((this.pages.firstT[i] - this.heatT0) / this.binNs))] = 1; // no row for a single event
+      return { label: `${p.dev} pid ${p.pid} 0x${p.addr.toString(16)}`, counts };
     });
     return { t0: Number.isNaN(this.heatT0) ? 0 : this.heatT0, binNs: this.binNs, rows };
   }
@@ -256,8 +266,9 @@ export class ThrashingDetector {
       if (P.count[p] === threshold) {
         P.detections[p]++;
         P.thrashing[p] = 1;
-        const dev = this.devOf(P.sub[p])?.dev ?? `sub ${P.sub[p]}`;
-        this.detectionsByDev.set(dev, (this.detectionsByDev.get(dev) ?? 0) + 1);
+        // PROCESSOR_THRASHING_STATS_INC(va_space, processor_id, num_thrashing): the event's processor.
+        const who = proc === CPU ? 'cpu' : (this.devOf(P.sub[p])?.dev ?? `sub ${P.sub[p]}`);
+        this.detectionsByDev.set(who, (this.detectionsByDev.get(who) ?? 0) + 1);
       }
     } else if (P.count[p] >= threshold) {
       // thrashing_reset_page: no longer thrashing; the next event starts over.
@@ -285,6 +296,27 @@ export class ThrashingDetector {
     return id;
   }
 
+  /**
+   * Who caused an event of page p: kept in the typed arrays for its first event, in per-page maps
+   * (and a heat-map row) only from its second, so a page that moved once costs no objects.
+   */
+  private cause(p: number, c: number, remap: boolean): void {
+    const P = this.pages;
+    if (P.events[p] === 0) {
+      P.firstCause[p] = c;
+      P.firstIsRemap[p] = remap ? 1 : 0;
+      return;
+    }
+    if (P.events[p] === 1) bump(P.firstIsRemap[p] ? this.mappedBy : this.takenBy, p, P.firstCause[p]);
+    bump(remap ? this.mappedBy : this.takenBy, p, c);
+  }
+
+  private causesOf(p: number, remap: boolean): Map<number, number> | undefined {
+    const P = this.pages;
+    if (P.events[p] > 1) return (remap ? this.mappedBy : this.takenBy).get(p);
+    return P.events[p] === 1 && (P.firstIsRemap[p] === 1) === remap ? new Map([[P.firstCause[p], 1]]) : undefined;
+  }
+
   private heatAdd(p: number, t: number): void {
     if (Number.isNaN(this.heatT0)) this.heatT0 = t;
     while (t - this.heatT0 >= this.binNs * HEAT_BINS) {
@@ -295,8 +327,12 @@ export class ThrashingDetector {
         h.fill(0, HEAT_BINS / 2);
       }
     }
+    if (this.pages.events[p] === 1) return; // a row from the page's second event, which adds the first one too
     let h = this.heat.get(p);
-    if (h === undefined) this.heat.set(p, (h = new Uint32Array(HEAT_BINS)));
+    if (h === undefined) {
+      this.heat.set(p, (h = new Uint32Array(HEAT_BINS)));
+      h[Math.floor((this.pages.firstT[p] - this.heatT0) / this.binNs)]++;
+    }
     h[Math.floor((t - this.heatT0) / this.binNs)]++;
   }
 }

@@ -1,4 +1,5 @@
 // What the commands share: option parsing, where runs go, exit codes, and printing errors as one line.
+import fs from 'node:fs';
 import path from 'node:path';
 import { ActorDiedError, RunSetupError, TraceFormatError } from '@svmsim/runtime';
 import { UsageError } from '../run/actors.js';
@@ -60,6 +61,23 @@ export function parseSeedRange(value: string): { from: number; to: number } {
   if (to < from) throw new UsageError(`--seeds ${value}: ${to} is below ${from}`);
   if (to - from >= MAX_SWEEP_SEEDS) throw new UsageError(`--seeds ${value}: at most ${MAX_SWEEP_SEEDS} seeds in one sweep`);
   return { from, to };
+}
+
+/** An `-o FILE` the command can write: a usage error (exit 2) naming it if it cannot. */
+export function writableOutput(file: string): string {
+  try {
+    fs.closeSync(fs.openSync(file, 'w'));
+  } catch (e) {
+    throw new UsageError(`-o ${file}: cannot write it (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
+  }
+  return file;
+}
+
+/** A whole number for a flag, in [min, max]: digits only (no 0x3, 1e3 or 2.0). */
+export function wholeNumber(flag: string, value: string, min: number, max: number, hint = ''): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < min || n > max) throw new UsageError(`${flag} ${value}: expected a whole number from ${min} to ${max}${hint}`);
+  return n;
 }
 
 /** runs/<date-time>/ for this invocation. */

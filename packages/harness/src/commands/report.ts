@@ -5,12 +5,13 @@ import { renderHtml, runPlots } from '../analysis/html-report.js';
 import { readModel } from '../analysis/model.js';
 import { summarize } from '../analysis/summary.js';
 import { UsageError } from '../run/actors.js';
-import { EXIT_OK } from './common.js';
+import { EXIT_OK, writableOutput } from './common.js';
 import { traceOptions, type TraceCommandOptions } from './trace-options.js';
 
 export async function reportCommand(target: string, o: TraceCommandOptions & { output?: string }): Promise<number> {
   if (!o.output) throw new UsageError('svmsim report: -o FILE is required (where the HTML page goes)');
   const { model, top } = traceOptions(o);
+  writableOutput(o.output);
   const run = readModel(target, model);
   const a = summarize(target, run, Math.max(top, 40));
   const name = path.basename(path.resolve(target));

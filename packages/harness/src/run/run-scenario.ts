@@ -120,7 +120,7 @@ export async function runScenario(s: Scenario, opts: RunOptions): Promise<RunRep
       violations: check.violations.map(formatViolation),
       violationsDropped: check.violationsDropped,
       stats: { ...check.stats },
-      hungTasks: model.hung.reports.length,
+      hungTasks: model.hung.count,
     },
   };
   fs.writeFileSync(path.join(opts.traceDir, 'report.json'), JSON.stringify(report, null, 2) + '\n');
