@@ -126,7 +126,7 @@ export const COLUMNS: Record<string, Column> = {
 };
 
 /** The columns of a run without a `report:` list, the story first and the verdict last (shared/EXPERIENCE.md). */
-export const DEFAULT_COLUMNS = ['ops', 'cpu-faults', 'hmm-faults', 'invalidations', 'notifier-wait', 'kswapd-blocked', 'direct-reclaim', 'swap', 'oom-kills'];
+export const DEFAULT_COLUMNS = ['ops', 'cpu-faults', 'hmm-faults', 'invalidations', 'notifier-wait', 'kswapd-blocked', 'hung-tasks', 'direct-reclaim', 'swap', 'oom-kills'];
 /** Shown after the policy when a run without a `report:` list has a GPU. */
 const DEFAULT_GPU_COLUMNS = ['submits', 'pages-walked', 'submit-latency'];
 
