@@ -4,14 +4,14 @@ import { gpuBench } from '@svmsim/gpu-driver/bench/gpu-bench';
 import { mmBench } from '@svmsim/kernel-mm/bench/mm-bench';
 import { rdmaBench } from '@svmsim/rdma-odp/bench/rdma-bench';
 import { progress, runtimeBench } from '@svmsim/runtime/bench/index';
-import { traceBench } from './bench/trace-bench.js';
+import { traceBenchInProcess } from './bench/trace-bench-process.js';
 
 async function main(): Promise<void> {
   const runtime = await runtimeBench();
   const mm = await mmBench(progress);
   const gpu = await gpuBench(progress);
   const rdma = await rdmaBench(progress);
-  const trace = await traceBench(progress);
+  const trace = await traceBenchInProcess();
   process.stdout.write(JSON.stringify({ runtime, mm, gpu, rdma, trace }, null, 2) + '\n');
 }
 

@@ -20,9 +20,11 @@ interface Shape {
  * site for every key of every message type, slow as no cache serves it. Keys come from the
  * simulation's own messages and are quoted with JSON.stringify.
  */
-function writerFor(keys: string[]): Shape['write'] {
-  const body = keys.map((k) => `e.value(o[${JSON.stringify(k)}]);`).join('\n');
-  return new Function('e', 'o', body) as Shape['write'];
+function writerFor(keys: string[], name: string | undefined): Shape['write'] {
+  // A message's `type` is the name its shape was found by: its string id is kept with the writer.
+  const body = keys.map((k) => (k === 'type' && name !== undefined ? `e.typeValue(o.type, ref);` : `e.value(o[${JSON.stringify(k)}]);`)).join('\n');
+  const make = new Function('ref', `return function write(e, o) {\n${body}\n};`) as (ref: StrRef) => Shape['write'];
+  return make({ s: name ?? '', id: -1 });
 }
 
 const INITIAL_BYTES = 1 << 21;
@@ -61,6 +63,10 @@ export class TraceEncoder {
   /** Shapes by message type / event name; objects without a name are keyed by their joined keys. */
   private readonly shapesByName = new Map<string, Shape[]>();
   private nextShape = 0;
+  private mruName0: string | undefined;
+  private mruList0: Shape[] | undefined;
+  private mruName1: string | undefined;
+  private mruList1: Shape[] | undefined;
   records = 0;
 
   /** Bytes waiting to be taken. */
@@ -68,9 +74,12 @@ export class TraceEncoder {
     return this.pos;
   }
 
-  /** The bytes written since the last take (a chunk's payload), and a fresh start. */
+  /**
+   * The bytes written since the last take (a chunk's payload), and a fresh start. The bytes are a
+   * view of the buffer, valid until the next record is written: the sink writes them at once.
+   */
   take(): Uint8Array {
-    const out = this.buf.slice(0, this.pos);
+    const out = this.buf.subarray(0, this.pos);
     this.pos = 0;
     return out;
   }
@@ -81,6 +90,22 @@ export class TraceEncoder {
   }
 
   send(t: number, actor: Name, to: Name, id: number, replyTo: number, request: boolean, msg: object): void {
+    if (typeof actor !== 'string' && actor.id >= 0 && typeof to !== 'string' && to.id >= 0) {
+      // The common case, both names known: the fixed part written in one go.
+      this.ensure(26);
+      const dv = this.dv, p = this.pos;
+      dv.setUint8(p, REC_SEND);
+      dv.setFloat64(p + 1, t, true);
+      dv.setUint32(p + 9, actor.id, true);
+      dv.setUint32(p + 13, to.id, true);
+      dv.setUint32(p + 17, id, true);
+      dv.setUint32(p + 21, replyTo, true);
+      dv.setUint8(p + 25, request ? SEND_FLAG_REQUEST : 0);
+      this.pos = p + 26;
+      this.value(msg);
+      this.records++;
+      return;
+    }
     this.head(REC_SEND, t);
     this.name(actor);
     this.name(to);
@@ -95,6 +120,19 @@ export class TraceEncoder {
   }
 
   recv(t: number, actor: Name, from: Name, id: number, replyTo: number): void {
+    if (typeof actor !== 'string' && actor.id >= 0 && typeof from !== 'string' && from.id >= 0) {
+      this.ensure(25);
+      const dv = this.dv, p = this.pos;
+      dv.setUint8(p, REC_RECV);
+      dv.setFloat64(p + 1, t, true);
+      dv.setUint32(p + 9, actor.id, true);
+      dv.setUint32(p + 13, from.id, true);
+      dv.setUint32(p + 17, id, true);
+      dv.setUint32(p + 21, replyTo, true);
+      this.pos = p + 25;
+      this.records++;
+      return;
+    }
     this.head(REC_RECV, t);
     this.name(actor);
     this.name(from);
@@ -175,6 +213,13 @@ export class TraceEncoder {
     this.dv.setUint8(this.pos++, tag);
   }
 
+  /** A message's `type` (the shape writers call it): `ref` remembers its string id. */
+  typeValue(v: unknown, ref: StrRef): void {
+    if (v !== ref.s) return this.value(v);
+    this.tag(V_STR);
+    this.name(ref);
+  }
+
   private stringValue(s: string): void {
     if (s.length <= INTERN_CHARS_MAX && (this.strings.size < STRINGS_MAX || this.strings.has(s))) {
       this.tag(V_STR);
@@ -234,8 +279,21 @@ export class TraceEncoder {
    * shape; writes nothing and returns undefined if `o` must be written as JSON.
    */
   private shape(o: object, name: string | undefined): Shape | undefined {
-    const key = name ?? Object.keys(o).join('\u0000');
-    let list = this.shapesByName.get(key);
+    let list: Shape[] | undefined;
+    let key = name;
+    // Senders alternate between a few message types: the last two are found by identity.
+    if (name !== undefined && name === this.mruName0) list = this.mruList0;
+    else if (name !== undefined && name === this.mruName1) list = this.mruList1;
+    else {
+      key ??= Object.keys(o).join('\u0000');
+      list = this.shapesByName.get(key);
+      if (name !== undefined && list !== undefined) {
+        this.mruName1 = this.mruName0;
+        this.mruList1 = this.mruList0;
+        this.mruName0 = name;
+        this.mruList0 = list;
+      }
+    }
     if (list !== undefined) {
       for (let i = 0; i < list.length; i++) {
         if (!hasKeys(o, list[i].keys)) continue;
@@ -246,10 +304,10 @@ export class TraceEncoder {
         return list[i];
       }
       if (list.length >= SHAPES_PER_NAME_MAX) return undefined;
-    } else this.shapesByName.set(key, (list = []));
+    } else this.shapesByName.set(key!, (list = []));
     const keys = Object.keys(o);
     if (keys.length > SHAPE_KEYS_MAX || this.nextShape >= SHAPES_MAX) return undefined;
-    const shape: Shape = { id: this.nextShape++, keys, write: writerFor(keys) };
+    const shape: Shape = { id: this.nextShape++, keys, write: writerFor(keys, name) };
     list.push(shape);
     this.ensure(6);
     this.dv.setUint8(this.pos, V_OBJ);

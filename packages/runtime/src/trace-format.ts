@@ -2,8 +2,8 @@
 // (trace-decoder.ts) takes back, line for line the same objects the NDJSON trace had. Why binary:
 // a JSON line per small message cost ~650 ns, more than delivering the message; a record here
 // costs ~100 ns, because a message's keys are written once per shape and its strings once per
-// file. Records that are mostly long number arrays (hmm_range_fault results) gain little: the
-// numbers are most of the work either way (`npm run bench`, `trace.written`).
+// file. A real run's records, many of them long pfn arrays where the numbers are most of the work
+// either way, are written about twice as fast as NDJSON lines (`npm run bench`, `trace.written`).
 //
 //   file    := header chunk*
 //   header  := "SVMTRACE" u32 version
