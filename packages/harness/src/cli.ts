@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // svmsim — the command line. Exit codes: 0 ok, 1 an invariant was violated (or an expect unmet),
 // 2 bad usage or input, 3 the run failed (an actor crashed or hung).
+import os from 'node:os';
 import { Command, CommanderError, Option } from 'commander';
 import { collectPolicy, EXIT_USAGE, parseJobs, parsePositive, parseSeed, reportError, THREAD_TIME_SCALE } from './commands/common.js';
 import { analyzeCommand } from './commands/analyze.js';
@@ -12,6 +13,10 @@ import { collectList, traceCatCommand } from './commands/trace-cat.js';
 import { replayCommand } from './commands/replay.js';
 import { runCommand } from './commands/run.js';
 import { sweepCommand } from './commands/sweep.js';
+import { sweepMergeCommand } from './commands/sweep-merge.js';
+import { queueWorkerCommand } from './commands/queue-worker.js';
+import { DEFAULT_QUEUE_NAME, parseRedisUrl } from './commands/redis-url.js';
+import { DEFAULT_LOCK_DURATION_MS, lockDurationOption } from './commands/sweep-queue-protocol.js';
 import { listBuiltinScenarios } from './scenario/load.js';
 
 const program = new Command('svmsim')
@@ -66,8 +71,45 @@ program
   .option('--jobs <n>', 'worker threads (default: the number of cores)', parseJobs)
   .option('--policy <dev=policy>', 'device policy, repeatable', collectPolicy, {})
   .option('--json', 'print the failures as JSON')
-  .addHelpText('after', '\nExample:\n  svmsim sweep mirror-race --policy mirror0=unsafe-skip-read-retry --seeds 1..200\n')
-  .action(action((scenario: string, o) => sweepCommand(scenario, { seeds: o.seeds, jobs: o.jobs, policy: o.policy, json: Boolean(o.json) })));
+  .option('--shard <K/N>', 'run shard K of N only (a contiguous share of the seeds) and write its results into --out; N alone takes K from SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX')
+  .option('--out <dir>', 'with --shard: the directory of results files that `svmsim sweep-merge` reads (in a Slurm array job the shard comes from SLURM_ARRAY_TASK_ID)')
+  .option('--queue <redis://host:port>', 'put the seeds on a BullMQ queue in redis and print the results `svmsim worker --queue …` processes return')
+  .option('--queue-name <name>', 'with --queue: the BullMQ queue (default svmsim-sweep)')
+  .option('--chunk <seeds>', 'with --queue: seeds per job (default 20)')
+  .addHelpText(
+    'after',
+    '\nExamples:\n  svmsim sweep mirror-race --policy mirror0=unsafe-skip-read-retry --seeds 1..200\n  svmsim sweep mirror-race --seeds 1..1000000 --shard 3/100 --out results/   # then: svmsim sweep-merge results/\n  svmsim sweep mirror-race --seeds 1..1000000 --queue redis://10.0.0.5:6379   # with: svmsim worker --queue redis://10.0.0.5:6379\n',
+  )
+  .action(action((scenario: string, o) => sweepCommand(scenario, { seeds: o.seeds, jobs: o.jobs, policy: o.policy, json: Boolean(o.json), shard: o.shard, out: o.out, queue: o.queue, queueName: o.queueName, chunk: o.chunk })));
+
+program
+  .command('sweep-merge')
+  .description('add up the results files of a sharded sweep (svmsim sweep --shard K/N --out DIR) into one sweep\'s summary, failing seeds and replay commands; names the shards that are missing')
+  .argument('<dir>', 'the --out directory of the shards')
+  .option('--json', 'print the merged result as JSON')
+  .addHelpText('after', '\nExample:\n  svmsim sweep-merge results/\n')
+  .action(action((dir: string, o) => sweepMergeCommand(dir, { json: Boolean(o.json) })));
+
+program
+  .command('worker')
+  .description('run the seeds that queued sweeps (svmsim sweep … --queue) put on a BullMQ queue, on this machine\'s cores, until Ctrl-C')
+  .requiredOption('--queue <redis://host:port>', 'the redis server of the queue')
+  .option('--queue-name <name>', 'the BullMQ queue (default svmsim-sweep)')
+  .option('--jobs <n>', 'worker threads (default: the number of cores)', parseJobs)
+  .option('--lock-duration <time>', 'a job whose worker stopped renewing its lock this long ago is run again elsewhere (default 30s)')
+  .option('--exit-when-idle', 'exit once the queue has no job left (a batch job\'s worker)')
+  .addHelpText('after', '\nExample:\n  svmsim worker --queue redis://10.0.0.5:6379 --jobs 16\n')
+  .action(
+    action((o) =>
+      queueWorkerCommand({
+        target: parseRedisUrl('--queue', o.queue),
+        queueName: o.queueName ?? DEFAULT_QUEUE_NAME,
+        jobs: o.jobs ?? Math.max(1, os.availableParallelism()),
+        lockDurationMs: o.lockDuration === undefined ? DEFAULT_LOCK_DURATION_MS : lockDurationOption(o.lockDuration),
+        exitWhenIdle: Boolean(o.exitWhenIdle),
+      }),
+    ),
+  );
 
 program
   .command('replay')

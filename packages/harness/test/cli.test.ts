@@ -21,7 +21,7 @@ describe('svmsim', () => {
   it('has --help on every command, with examples', () => {
     const top = svmsim('--help');
     expect(top.code).toBe(0);
-    for (const cmd of ['run', 'compare', 'sweep', 'replay', 'analyze', 'check', 'export', 'report', 'trace cat']) {
+    for (const cmd of ['run', 'compare', 'sweep', 'sweep-merge', 'worker', 'replay', 'analyze', 'check', 'export', 'report', 'trace cat']) {
       expect(top.out).toContain(cmd.split(' ')[0]);
       const h = svmsim(...cmd.split(' '), '--help');
       expect(h.code, cmd).toBe(0);

@@ -4,7 +4,8 @@
 // channel per actor to this thread. Each task's ports travel in its transferList. Per-pair FIFO is
 // the MessagePort's own order. Time is the wall clock times `timeScale` from a common epoch.
 //
-// Ending a run: an actor calls stopRun, or `durationNs` of simulated time passes, or an actor dies.
+// Ending a run: an actor calls stopRun, or `durationNs` of simulated time passes, or `signal`
+// aborts (Ctrl-C: the actors are stopped as at the end of the duration), or an actor dies.
 // A death (receive threw, or the worker exited) is told to every other actor as actor_died (and
 // answers their requests pending on it), then the run stops and rejects with ActorDiedError
 // naming the actor. Every wait here is bounded: loading (SETUP_TIMEOUT_MS) and stopping
@@ -41,7 +42,7 @@ interface WorkerSlot {
   stopSent: boolean;
 }
 
-type Ending = { kind: 'stopRun'; actor: ActorId; reason: string } | { kind: 'duration' } | { kind: 'died'; error: ActorDiedError };
+type Ending = { kind: 'stopRun'; actor: ActorId; reason: string } | { kind: 'duration' } | { kind: 'interrupted' } | { kind: 'died'; error: ActorDiedError };
 
 export class ThreadScheduler {
   async run(opts: ThreadRunOptions): Promise<RunResult> {
@@ -141,8 +142,12 @@ export class ThreadScheduler {
     for (const s of slots) post(s, { kind: 'start', epochMs });
     let durationTimer: NodeJS.Timeout | undefined;
     if (opts.durationNs !== undefined) durationTimer = setTimeout(() => end({ kind: 'duration' }), opts.durationNs / 1e6 / timeScale);
+    const interrupted = () => end({ kind: 'interrupted' });
+    if (opts.signal?.aborted) interrupted();
+    opts.signal?.addEventListener('abort', interrupted, { once: true });
     const how = await ending.promise;
     clearTimeout(durationTimer);
+    opts.signal?.removeEventListener('abort', interrupted);
 
     if (how.kind === 'died') {
       for (const s of slots) if (s.id !== how.error.actor && !s.stopped.settled) post(s, { kind: 'actorDied', actor: how.error.actor, error: how.error.why });
@@ -170,7 +175,7 @@ export class ThreadScheduler {
     for (const s of slots) s.control.close();
     await pool.destroy();
     const endedBy = how.kind === 'died' ? 'stopRun' : how.kind;
-    const reason = how.kind === 'stopRun' ? `${how.actor}: ${how.reason}` : how.kind === 'died' ? how.error.message : 'duration';
+    const reason = how.kind === 'stopRun' ? `${how.actor}: ${how.reason}` : how.kind === 'died' ? how.error.message : how.kind === 'interrupted' ? 'interrupted (Ctrl-C)' : 'duration';
     sink?.event(Math.max(endNs, simNow()), 'scheduler', 'run_end', { endedBy, reason, delivered });
     sink?.close();
     if (how.kind === 'died') throw how.error;

@@ -118,11 +118,16 @@ export interface RunOptions {
   traceDir?: string;
   /** Stop when simulated time reaches this (ns). */
   durationNs?: number;
+  /**
+   * Thread mode: stop the run when this aborts (Ctrl-C), as a duration would, with endedBy
+   * 'interrupted'. The LocalScheduler runs synchronously and does not look at it.
+   */
+  signal?: AbortSignal;
 }
 
 export interface RunResult {
   /** Why the run ended. */
-  endedBy: 'stopRun' | 'duration' | 'quiescent' | 'steps';
+  endedBy: 'stopRun' | 'duration' | 'quiescent' | 'steps' | 'interrupted';
   reason: string;
   /** Simulated time at the end, ns. */
   endNs: number;

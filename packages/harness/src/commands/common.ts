@@ -49,13 +49,16 @@ export function parsePositive(name: string, value: string): number {
   return n;
 }
 
-/** The most seeds one sweep runs (a bound on its memory and time). */
-export const MAX_SWEEP_SEEDS = 100_000;
+/**
+ * The most seeds one sweep names, sharded or queued (a sweep keeps a count of passing seeds and at
+ * most MAX_FAILED_KEPT failing outcomes, so this bounds a number, not memory).
+ */
+export const MAX_SWEEP_SEEDS = 100_000_000;
 
 /** `1..N` or `A..B` or a single number. */
 export function parseSeedRange(value: string): { from: number; to: number } {
   const m = /^(\d+)(?:\.\.(\d+))?$/.exec(value);
-  if (!m) throw new UsageError(`--seeds ${value}: expected FROM..TO, e.g. --seeds 1..200`);
+  if (!m || !Number.isSafeInteger(Number(m[1])) || (m[2] !== undefined && !Number.isSafeInteger(Number(m[2])))) throw new UsageError(`--seeds ${value}: expected FROM..TO, e.g. --seeds 1..200`);
   const from = Number(m[1]);
   const to = m[2] === undefined ? from : Number(m[2]);
   if (to < from) throw new UsageError(`--seeds ${value}: ${to} is below ${from}`);

@@ -7,6 +7,7 @@ import { table, verdict } from '../report/table.js';
 import { listBuiltinScenarios, loadScenario } from '../scenario/load.js';
 import type { Scenario } from '../scenario/types.js';
 import { EXIT_OK, runName, runsDir, THREAD_TIME_SCALE } from './common.js';
+import { EXIT_INTERRUPTED, onInterrupt } from './interrupt.js';
 import { progressBar } from './progress.js';
 import { writeComparisonHtml } from './compare-html.js';
 
@@ -46,17 +47,27 @@ export async function compareCommand(sources: string[], o: CompareOptions): Prom
   if (!o.json) process.stdout.write(`svmsim compare — ${scenarios.length} scenarios × their policies, ${mode}${o.seed !== undefined ? `, seed ${o.seed}` : ''}   (svmsim compare --help)\n\n`);
   const bar = progressBar(jobs.length, 'runs');
   const reports: RunReport[] = [];
-  for (const j of jobs) {
-    const s = { ...j.s, devices: j.s.devices.map((d) => (j.policies[d.id] ? { ...d, policy: j.policies[d.id] } : d)) };
-    const seed = o.seed ?? s.seed;
-    reports.push(await runScenario(s, { seed, mode, timeScale: o.timeScale ?? s.timeScale ?? THREAD_TIME_SCALE, traceDir: path.join(dir, runName(s.name, j.policies, seed)) }));
-    bar.tick(`${s.name} ${Object.values(j.policies).join(',')}`);
+  // Ctrl-C in thread mode stops the run in progress; the tables show the runs done so far.
+  const interrupt = o.threads ? onInterrupt() : undefined;
+  try {
+    for (const j of jobs) {
+      if (interrupt?.signal.aborted) break;
+      const s = { ...j.s, devices: j.s.devices.map((d) => (j.policies[d.id] ? { ...d, policy: j.policies[d.id] } : d)) };
+      const seed = o.seed ?? s.seed;
+      reports.push(await runScenario(s, { seed, mode, timeScale: o.timeScale ?? s.timeScale ?? THREAD_TIME_SCALE, traceDir: path.join(dir, runName(s.name, j.policies, seed)), signal: interrupt?.signal }));
+      bar.tick(`${s.name} ${Object.values(j.policies).join(',')}`);
+    }
+  } finally {
+    bar.done();
+    interrupt?.dispose();
   }
-  bar.done();
+  const interrupted = Boolean(interrupt?.signal.aborted);
+  if (interrupted && !o.json) process.stdout.write(`interrupted (Ctrl-C) after ${reports.length} of ${jobs.length} runs; the last one stopped part way\n\n`);
   if (o.json) process.stdout.write(JSON.stringify(reports, null, 2) + '\n');
   else {
     for (const { s } of scenarios) {
       const rows = reports.filter((r) => r.scenario === s.name);
+      if (rows.length === 0) continue; // not reached before a Ctrl-C
       process.stdout.write(`${s.name} — ${s.description}\n${table(rows)}\n\n`);
     }
     const rel = (d: string) => path.relative(process.cwd(), d) || d;
@@ -71,5 +82,5 @@ export async function compareCommand(sources: string[], o: CompareOptions): Prom
     const file = writeComparisonHtml(o.html, reports, mode);
     if (!o.json) process.stdout.write(`HTML: ${path.relative(process.cwd(), file) || file} (the policies side by side and each run's plots)\n`);
   }
-  return Math.max(EXIT_OK, ...reports.map(exitCodeOf));
+  return interrupted ? EXIT_INTERRUPTED : Math.max(EXIT_OK, ...reports.map(exitCodeOf));
 }

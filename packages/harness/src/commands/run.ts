@@ -6,6 +6,7 @@ import { details, table } from '../report/table.js';
 import { loadScenario } from '../scenario/load.js';
 import { formatDuration } from '../scenario/units.js';
 import { durationOption, EXIT_OK, runName, runsDir, THREAD_TIME_SCALE } from './common.js';
+import { EXIT_INTERRUPTED, onInterrupt } from './interrupt.js';
 
 export interface RunCommandOptions {
   policy: Record<string, string>;
@@ -22,10 +23,16 @@ export async function runCommand(source: string, o: RunCommandOptions): Promise<
   if (o.duration !== undefined) s = { ...s, duration: durationOption(o.duration) };
   const seed = o.seed ?? s.seed;
   const traceDir = o.trace ?? path.join(runsDir(), runName(s.name, Object.fromEntries(s.devices.map((d) => [d.id, d.policy])), seed));
-  const r = await runScenario(s, { seed, mode: o.threads ? 'threads' : 'deterministic', timeScale: o.timeScale ?? s.timeScale ?? THREAD_TIME_SCALE, traceDir });
-  if (o.json) process.stdout.write(JSON.stringify(r, null, 2) + '\n');
-  else process.stdout.write(render(r, source, o.duration !== undefined ? s.duration : undefined));
-  return exitCodeOf(r);
+  // Only thread mode owns threads to stop; a deterministic run ends at Ctrl-C as any process does.
+  const interrupt = o.threads ? onInterrupt() : undefined;
+  try {
+    const r = await runScenario(s, { seed, mode: o.threads ? 'threads' : 'deterministic', timeScale: o.timeScale ?? s.timeScale ?? THREAD_TIME_SCALE, traceDir, signal: interrupt?.signal });
+    if (o.json) process.stdout.write(JSON.stringify(r, null, 2) + '\n');
+    else process.stdout.write(render(r, source, o.duration !== undefined ? s.duration : undefined));
+    return r.endedBy === 'interrupted' ? EXIT_INTERRUPTED : exitCodeOf(r);
+  } finally {
+    interrupt?.dispose();
+  }
 }
 
 function render(r: RunReport, source: string, durationNs: number | undefined): string {

@@ -5,10 +5,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { applyPolicies } from '../run/actors.js';
 import { exitCodeOf, runScenario } from '../run/run-scenario.js';
-import { loadScenario } from '../scenario/load.js';
+import { parseScenario, type ScenarioText } from '../scenario/load.js';
+import type { Scenario } from '../scenario/types.js';
 
 export interface SweepTask {
-  source: string;
+  /** The scenario's text, not its path: a worker on another machine may not have the file. */
+  scenario: ScenarioText;
   policies: Record<string, string>;
   seed: number;
 }
@@ -22,11 +24,25 @@ export interface SweepOutcome {
   error?: string;
 }
 
+/** The scenarios this thread has parsed, by text: every seed of a sweep shares one. */
+const parsed = new Map<string, Scenario>();
+const PARSED_MAX = 16;
+
+function scenarioOf(t: SweepTask): Scenario {
+  const key = `${t.scenario.sourceName}\0${JSON.stringify(t.policies)}\0${t.scenario.text}`;
+  let s = parsed.get(key);
+  if (s === undefined) {
+    if (parsed.size >= PARSED_MAX) parsed.clear();
+    s = applyPolicies(parseScenario(t.scenario.text, t.scenario.sourceName), t.policies);
+    parsed.set(key, s);
+  }
+  return s;
+}
+
 export default async function sweepOne(t: SweepTask): Promise<SweepOutcome> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'svmsim-sweep-'));
   try {
-    const s = applyPolicies(loadScenario(t.source), t.policies);
-    const r = await runScenario(s, { seed: t.seed, mode: 'deterministic', timeScale: 1, traceDir: dir });
+    const r = await runScenario(scenarioOf(t), { seed: t.seed, mode: 'deterministic', timeScale: 1, traceDir: dir });
     const ok = exitCodeOf(r) === 0;
     return {
       seed: t.seed, ok, violations: r.check.violations.slice(0, 3), violationCount: r.check.violations.length + r.check.violationsDropped, expectFailures: r.expectFailures,

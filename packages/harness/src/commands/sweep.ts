@@ -1,56 +1,89 @@
-// `svmsim sweep`: deterministic runs of one scenario over a range of seeds, in parallel on a piscina
-// pool; prints each failing seed with the exact command that replays it. Exit 1 if any failed.
+// `svmsim sweep`: deterministic runs of one scenario over a range of seeds; prints each failing seed
+// with the exact command that replays it. Exit 1 if any failed. Three ways to run the seeds:
+//   here, on a piscina pool (--jobs threads);
+//   as shard K of N of a batch job (--shard, --out DIR: sweep-shard.ts), merged by sweep-merge;
+//   on a BullMQ queue (--queue redis://…: sweep-queue.ts), run by `svmsim worker` anywhere.
+// Ctrl-C stops the workers and prints the seeds done so far (exit 130).
 import os from 'node:os';
-import { Piscina } from 'piscina';
-import { applyPolicies } from '../run/actors.js';
-import { loadScenario } from '../scenario/load.js';
-import { EXIT_OK, EXIT_RUN_FAILED, EXIT_VIOLATION, parseSeedRange } from './common.js';
+import { performance } from 'node:perf_hooks';
+import { UsageError, applyPolicies } from '../run/actors.js';
+import { parseScenario, readScenarioText } from '../scenario/load.js';
+import { parseSeedRange, wholeNumber } from './common.js';
+import { EXIT_INTERRUPTED, onInterrupt } from './interrupt.js';
 import { progressBar } from './progress.js';
-import type { SweepOutcome, SweepTask } from './sweep-worker.js';
+import { DEFAULT_QUEUE_NAME, parseRedisUrl } from './redis-url.js';
+import { runSeeds, seedPool } from './sweep-pool.js';
+import { DEFAULT_CHUNK_SEEDS, MAX_CHUNK_SEEDS } from './sweep-queue-protocol.js';
+import { runQueuedSweep } from './sweep-queue.js';
+import { printSweep, sweepExitCode, SweepTally, type SweepResult } from './sweep-result.js';
+import { resolveShard, scenarioSha256, SHARD_FORMAT, SHARD_FORMAT_VERSION, shardSeeds, writeShardFile } from './sweep-shard.js';
+import { SVMSIM_VERSION } from './version.js';
 
 export interface SweepOptions {
   seeds: string;
   jobs?: number;
   policy: Record<string, string>;
   json: boolean;
+  /** `K/N`, or `N` with the index from the environment. */
+  shard?: string;
+  out?: string;
+  queue?: string;
+  queueName?: string;
+  chunk?: string;
 }
 
 export async function sweepCommand(source: string, o: SweepOptions): Promise<number> {
   const { from, to } = parseSeedRange(o.seeds);
-  const s = applyPolicies(loadScenario(source), o.policy); // validates the scenario and policies before any worker starts
+  const text = readScenarioText(source);
+  const s = applyPolicies(parseScenario(text.text, text.sourceName), o.policy); // validates the scenario and policies before any worker starts
   const policies = Object.fromEntries(s.devices.map((d) => [d.id, d.policy]));
-  const jobs = o.jobs ?? Math.max(1, os.availableParallelism());
-  const pool = new Piscina({ filename: new URL('./sweep-worker.js', import.meta.url).href, minThreads: 1, maxThreads: jobs, idleTimeout: 1000 });
-  const total = to - from + 1;
-  const bar = progressBar(total, 'seeds');
-  const outcomes: SweepOutcome[] = [];
+  // The environment names a shard only for a sweep that writes shard results: a plain sweep run
+  // inside a Slurm array task is still a plain sweep.
+  const shard = o.shard !== undefined || o.out !== undefined ? (resolveShard(o.shard) ?? { index: 1, count: 1 }) : undefined;
+  if (o.queue !== undefined && (shard !== undefined || o.out !== undefined)) throw new UsageError('--queue: a queued sweep is not also sharded (--shard, --out): its workers share the seeds by themselves');
+  if (shard !== undefined && o.out === undefined) throw new UsageError(`--shard ${o.shard ?? `${shard.index}/${shard.count}`}: where do the results go? Add --out DIR (the directory sweep-merge reads)`);
+  if (o.queue === undefined && o.chunk !== undefined) throw new UsageError('--chunk: only with --queue');
+  const result: SweepResult = { source, scenario: s.name, policies, from, to, runs: 0, failed: [], failedDropped: 0 };
+  const interrupt = onInterrupt();
+  const t0 = performance.now();
   try {
-    await Promise.all(
-      Array.from({ length: total }, (_, i) => {
-        const task: SweepTask = { source, policies: o.policy, seed: from + i };
-        return (pool.run(task) as Promise<SweepOutcome>).then((r) => {
-          outcomes.push(r);
-          bar.tick(`${outcomes.filter((x) => !x.ok).length} failing`);
+    let tally: SweepTally;
+    let interrupted: boolean;
+    if (o.queue !== undefined) {
+      const target = parseRedisUrl('--queue', o.queue);
+      const chunk = o.chunk === undefined ? DEFAULT_CHUNK_SEEDS : wholeNumber('--chunk', o.chunk, 1, MAX_CHUNK_SEEDS);
+      const log = (line: string) => process.stderr.write(`${line}\n`);
+      ({ tally, interrupted } = await runQueuedSweep({ target, queueName: o.queueName ?? DEFAULT_QUEUE_NAME, scenario: text, policies: o.policy, from, to, chunk, signal: interrupt.signal, log }));
+    } else {
+      const share = shard === undefined ? { from, to } : shardSeeds(from, to, shard);
+      tally = new SweepTally(from, to);
+      const pool = seedPool(o.jobs ?? Math.max(1, os.availableParallelism()));
+      const bar = progressBar(Math.max(0, share.to - share.from + 1), 'seeds');
+      try {
+        ({ interrupted } = await runSeeds(pool, text, o.policy, share, (r) => tally.add(r) && bar.tick(`${tally.failing} failing`), interrupt.signal));
+      } finally {
+        bar.done();
+        await pool.close();
+      }
+      if (shard !== undefined && !interrupted) {
+        const file = writeShardFile(o.out!, {
+          format: SHARD_FORMAT, formatVersion: SHARD_FORMAT_VERSION, svmsim: SVMSIM_VERSION, source, scenario: s.name, scenarioSha256: scenarioSha256(text), policies,
+          seeds: { from, to }, shard: { ...shard, ...share }, runs: tally.runs, failed: tally.failed, failedDropped: tally.failedDropped, wallMs: Math.round(performance.now() - t0),
         });
-      }),
-    );
-  } finally {
-    bar.done();
-    await pool.destroy();
-  }
-  outcomes.sort((a, b) => a.seed - b.seed);
-  const failed = outcomes.filter((r) => !r.ok);
-  const pol = Object.entries(policies).map(([d, p]) => ` --policy ${d}=${p}`).join('');
-  if (o.json) process.stdout.write(JSON.stringify({ scenario: s.name, policies, from, to, failed }, null, 2) + '\n');
-  else {
-    const violations = failed.reduce((n, r) => n + r.violationCount, 0);
-    process.stdout.write(`svmsim sweep ${source}${pol} --seeds ${from}..${to}: ${total} runs, ${failed.length} failing${violations ? ` (${violations} violations)` : ''}\n`);
-    for (const r of failed) {
-      const why = r.error ?? r.violations[0] ?? `${r.expectFailures} unmet expect`;
-      process.stdout.write(`seed ${r.seed}: ${why}\n  replay: svmsim replay ${source}${pol} --seed ${r.seed} --trace out/\n`);
+        if (!o.json) process.stdout.write(`shard ${shard.index} of ${shard.count}: seeds ${share.from}..${share.to}, ${tally.runs} runs, ${tally.failing} failing → ${file}\n`);
+        return sweepExitCode({ ...result, from: share.from, to: share.to, runs: tally.runs, failed: tally.failed, failedDropped: tally.failedDropped });
+      }
+      if (shard !== undefined) {
+        result.from = share.from;
+        result.to = share.to;
+      }
     }
+    Object.assign(result, { runs: tally.runs, failed: tally.failed, failedDropped: tally.failedDropped });
+    const expected = result.to - result.from + 1;
+    if (interrupted) result.missing = { seeds: expected - tally.runs, why: `interrupted (Ctrl-C) after ${tally.runs} of ${expected}${shard ? '; no shard results file was written' : ''}` };
+    printSweep(result, o.json);
+    return interrupted ? EXIT_INTERRUPTED : sweepExitCode(result);
+  } finally {
+    interrupt.dispose();
   }
-  // A seed whose run could not finish is a failed run (3); otherwise any violation is 1.
-  if (failed.some((r) => r.error !== undefined)) return EXIT_RUN_FAILED;
-  return failed.length === 0 ? EXIT_OK : EXIT_VIOLATION;
 }

@@ -15,6 +15,8 @@ export interface RunOptions {
   timeScale: number;
   /** Where the trace and report.json go. */
   traceDir: string;
+  /** Thread mode: Ctrl-C. The run stops, and its report says what happened up to then. */
+  signal?: AbortSignal;
 }
 
 export interface RunReport {
@@ -89,7 +91,7 @@ export async function runScenario(s: Scenario, opts: RunOptions): Promise<RunRep
   const r: RunResult =
     opts.mode === 'deterministic'
       ? await new LocalScheduler().run({ actors, seed: opts.seed, traceDir: opts.traceDir, durationNs })
-      : await new ThreadScheduler().run({ actors, seed: opts.seed, traceDir: opts.traceDir, timeScale: opts.timeScale, durationNs });
+      : await new ThreadScheduler().run({ actors, seed: opts.seed, traceDir: opts.traceDir, timeScale: opts.timeScale, durationNs, signal: opts.signal });
   const wallMs = performance.now() - t0;
   const app = r.summaries.app as { finalPages?: { pid: number; addr: number; value: number }[]; phases?: unknown[]; steps?: StepResult[]; expectFailures?: number; state?: string };
   // The data oracle and the hung-task detector in one pass over the trace, as `svmsim check` runs them.

@@ -64,17 +64,29 @@ export function listBuiltinScenarios(): { name: string; description: string }[] 
  * then as a file. Throws ScenarioError.
  */
 export function loadScenario(pathOrName: string): Scenario {
+  const t = readScenarioText(pathOrName);
+  return parseScenario(t.text, t.sourceName);
+}
+
+/** A scenario's text and the name its messages use: what a sweep sends to workers on other machines. */
+export interface ScenarioText {
+  sourceName: string;
+  text: string;
+}
+
+/** The text `loadScenario` would parse, found the same way. Throws ScenarioError. */
+export function readScenarioText(pathOrName: string): ScenarioText {
   const looksLikePath = pathOrName.includes('/') || pathOrName.includes(path.sep) || EXTENSIONS.some((e) => pathOrName.endsWith(e));
   if (!looksLikePath) {
     const builtin = path.join(BUILTIN_DIR, `${pathOrName}.yaml`);
-    if (fs.existsSync(builtin)) return parseScenario(read(builtin, `${pathOrName}.yaml`), `${pathOrName}.yaml`);
+    if (fs.existsSync(builtin)) return { sourceName: `${pathOrName}.yaml`, text: read(builtin, `${pathOrName}.yaml`) };
   }
   if (!fs.existsSync(pathOrName)) {
     const names = builtinNames();
     const hint = looksLikePath ? '' : didYouMean(pathOrName, names);
     throw new ScenarioError(`${pathOrName}: no such scenario file or built-in scenario (built-ins: ${names.join(', ')})${hint}`, pathOrName);
   }
-  return parseScenario(read(pathOrName, pathOrName), pathOrName);
+  return { sourceName: pathOrName, text: read(pathOrName, pathOrName) };
 }
 
 function read(file: string, source: string): string {
