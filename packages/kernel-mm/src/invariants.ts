@@ -6,27 +6,40 @@ import { PTE_DEVICE_EXCLUSIVE, PTE_KIND_MASK, PTE_MIGRATION, PTE_MIGRATION_DEVIC
 import { PG_ANON, PG_KSM, PG_USED, assert } from './physmem.js';
 import { GUP_PIN_COUNTING_BIAS, ZERO_PFN } from './protocol.js';
 
+/** Scratch for the PTE count per frame, kept between checks: the check runs after every message. */
+let mapsScratch = new Int32Array(0);
+
 export function checkInvariants(k: Kernel, after: string): void {
   const pm = k.pm;
-  const maps = new Int32Array(pm.nrFrames);
+  if (mapsScratch.length !== pm.nrFrames) mapsScratch = new Int32Array(pm.nrFrames);
+  const maps = mapsScratch;
+  maps.fill(0);
   const swapUsers = new Map<number, number>();
-  const writableAnon: { pid: number; vpn: number; pfn: number }[] = [];
   for (const p of k.procs.values()) {
     if (!p.alive) continue;
-    p.pt.forEach(0, VPN_LIMIT, (vpn, f, v) => {
+    const check = (vpn: number, f: number, v: number) => {
       const kind = f & PTE_KIND_MASK;
       if (kind === PTE_PRESENT || kind === PTE_DEVICE_EXCLUSIVE || kind === PTE_MIGRATION) {
         if (v === ZERO_PFN || f & PTE_MIGRATION_DEVICE) return;
         assert(v >= 0 && v < pm.nrFrames && (pm.flags[v] & PG_USED) !== 0, `after ${after}: pid ${p.pid} vpn ${vpn} maps frame ${v}, which is free`);
         maps[v]++;
+        // A writable PTE to an anonymous page means the page is this mapping's alone (PageAnonExclusive).
         if (kind === PTE_PRESENT && f & PTE_WRITE && pm.flags[v] & PG_ANON) {
-          writableAnon.push({ pid: p.pid, vpn, pfn: v });
+          assert(pm.mapcount[v] === 1 && !(pm.flags[v] & PG_KSM), `after ${after}: pid ${p.pid} vpn ${vpn} maps anon frame ${v} writable, but it has ${pm.mapcount[v]} mappings${pm.flags[v] & PG_KSM ? ' and is a KSM page' : ''}`);
         }
       } else if (kind === PTE_SWAP) {
         swapUsers.set(v, (swapUsers.get(v) ?? 0) + 1);
       }
-      assert(p.vmas.find(vpn) !== undefined, `after ${after}: pid ${p.pid} has a PTE at vpn ${vpn} outside every VMA`);
-    });
+    };
+    // One pass over the address space in VMA order (the list is sorted): the gaps hold no PTE.
+    const outside = (vpn: number) => assert(false, `after ${after}: pid ${p.pid} has a PTE at vpn ${vpn} outside every VMA`);
+    let at = 0;
+    for (const vma of p.vmas.list) {
+      p.pt.forEach(at, vma.start, outside);
+      p.pt.forEach(vma.start, vma.end, check);
+      at = vma.end;
+    }
+    p.pt.forEach(at, VPN_LIMIT, outside);
   }
   for (let pfn = 0; pfn < pm.nrFrames; pfn++) {
     const used = (pm.flags[pfn] & PG_USED) !== 0;
@@ -38,11 +51,7 @@ export function checkInvariants(k: Kernel, after: string): void {
     assert(pm.pincount[pfn] >= 0, `after ${after}: frame ${pfn} pin count ${pm.pincount[pfn]}`);
     const cacheRef = pm.fileId[pfn] !== 0 ? 1 : 0;
     assert(pm.refcount[pfn] >= pm.mapcount[pfn] + pm.pincount[pfn] * GUP_PIN_COUNTING_BIAS + cacheRef, `after ${after}: frame ${pfn} refcount ${pm.refcount[pfn]} below its mappings ${pm.mapcount[pfn]}, pins ${pm.pincount[pfn]} and cache ${cacheRef}`);
-    assert(pm.mappings(pfn).length === pm.mapcount[pfn], `after ${after}: frame ${pfn} rmap has ${pm.mappings(pfn).length} entries, mapcount ${pm.mapcount[pfn]}`);
-  }
-  // A writable PTE to an anonymous page means the page is this mapping's alone (PageAnonExclusive).
-  for (const w of writableAnon) {
-    assert(pm.mapcount[w.pfn] === 1 && !(pm.flags[w.pfn] & PG_KSM), `after ${after}: pid ${w.pid} vpn ${w.vpn} maps anon frame ${w.pfn} writable, but it has ${pm.mapcount[w.pfn]} mappings${pm.flags[w.pfn] & PG_KSM ? ' and is a KSM page' : ''}`);
+    assert(pm.mappingCount(pfn) === pm.mapcount[pfn], `after ${after}: frame ${pfn} rmap has ${pm.mappingCount(pfn)} entries, mapcount ${pm.mapcount[pfn]}`);
   }
   for (const [slot, users] of swapUsers) {
     assert(k.swap.swapMap[slot] >= users, `after ${after}: swap slot ${slot} count ${k.swap.swapMap[slot]} below its ${users} PTEs`);

@@ -226,6 +226,11 @@ export class Physmem {
     return this.put(pfn);
   }
 
+  /** How many (pid, vpn) map the frame: mappings(pfn).length without building the list. */
+  mappingCount(pfn: number): number {
+    return this.rmapPid[pfn] < 0 ? 0 : 1 + (this.rmapMore.get(pfn)?.length ?? 0);
+  }
+
   /** Every (pid, vpn) mapping the frame (rmap_walk). */
   mappings(pfn: number): RmapEntry[] {
     if (this.rmapPid[pfn] < 0) return [];
