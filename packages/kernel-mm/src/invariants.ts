@@ -3,8 +3,13 @@
 // counts against the PTEs, pins and caches that hold it. O(frames + PTEs): for small machines only.
 import type { Kernel } from './kernel.js';
 import { PTE_DEVICE_EXCLUSIVE, PTE_KIND_MASK, PTE_MIGRATION, PTE_MIGRATION_DEVICE, PTE_PRESENT, PTE_SWAP, PTE_WRITE, VPN_LIMIT } from './page-table.js';
-import { PG_ANON, PG_KSM, PG_USED, assert } from './physmem.js';
+import { InvariantError, PG_ANON, PG_KSM, PG_USED } from './physmem.js';
 import { GUP_PIN_COUNTING_BIAS, ZERO_PFN } from './protocol.js';
+
+/** Why the check failed. (Not assert(): its message would be built for every frame after every message.) */
+function fail(what: string): never {
+  throw new InvariantError(`invariant: ${what}`);
+}
 
 /** Scratch for the PTE count per frame, kept between checks: the check runs after every message. */
 let mapsScratch = new Int32Array(0);
@@ -21,18 +26,18 @@ export function checkInvariants(k: Kernel, after: string): void {
       const kind = f & PTE_KIND_MASK;
       if (kind === PTE_PRESENT || kind === PTE_DEVICE_EXCLUSIVE || kind === PTE_MIGRATION) {
         if (v === ZERO_PFN || f & PTE_MIGRATION_DEVICE) return;
-        assert(v >= 0 && v < pm.nrFrames && (pm.flags[v] & PG_USED) !== 0, `after ${after}: pid ${p.pid} vpn ${vpn} maps frame ${v}, which is free`);
+        if (!(v >= 0 && v < pm.nrFrames && (pm.flags[v] & PG_USED) !== 0)) fail(`after ${after}: pid ${p.pid} vpn ${vpn} maps frame ${v}, which is free`);
         maps[v]++;
         // A writable PTE to an anonymous page means the page is this mapping's alone (PageAnonExclusive).
         if (kind === PTE_PRESENT && f & PTE_WRITE && pm.flags[v] & PG_ANON) {
-          assert(pm.mapcount[v] === 1 && !(pm.flags[v] & PG_KSM), `after ${after}: pid ${p.pid} vpn ${vpn} maps anon frame ${v} writable, but it has ${pm.mapcount[v]} mappings${pm.flags[v] & PG_KSM ? ' and is a KSM page' : ''}`);
+          if (!(pm.mapcount[v] === 1 && !(pm.flags[v] & PG_KSM))) fail(`after ${after}: pid ${p.pid} vpn ${vpn} maps anon frame ${v} writable, but it has ${pm.mapcount[v]} mappings${pm.flags[v] & PG_KSM ? ' and is a KSM page' : ''}`);
         }
       } else if (kind === PTE_SWAP) {
         swapUsers.set(v, (swapUsers.get(v) ?? 0) + 1);
       }
     };
     // One pass over the address space in VMA order (the list is sorted): the gaps hold no PTE.
-    const outside = (vpn: number) => assert(false, `after ${after}: pid ${p.pid} has a PTE at vpn ${vpn} outside every VMA`);
+    const outside = (vpn: number) => fail(`after ${after}: pid ${p.pid} has a PTE at vpn ${vpn} outside every VMA`);
     let at = 0;
     for (const vma of p.vmas.list) {
       p.pt.forEach(at, vma.start, outside);
@@ -44,20 +49,20 @@ export function checkInvariants(k: Kernel, after: string): void {
   for (let pfn = 0; pfn < pm.nrFrames; pfn++) {
     const used = (pm.flags[pfn] & PG_USED) !== 0;
     if (!used) {
-      assert(pm.flags[pfn] === 0 && pm.refcount[pfn] === 0 && pm.mapcount[pfn] === 0 && pm.pincount[pfn] === 0, `after ${after}: free frame ${pfn} has flags ${pm.flags[pfn]} refcount ${pm.refcount[pfn]}`);
+      if (!(pm.flags[pfn] === 0 && pm.refcount[pfn] === 0 && pm.mapcount[pfn] === 0 && pm.pincount[pfn] === 0)) fail(`after ${after}: free frame ${pfn} has flags ${pm.flags[pfn]} refcount ${pm.refcount[pfn]}`);
       continue;
     }
-    assert(pm.mapcount[pfn] === maps[pfn], `after ${after}: frame ${pfn} mapcount ${pm.mapcount[pfn]} but ${maps[pfn]} PTEs map it`);
-    assert(pm.pincount[pfn] >= 0, `after ${after}: frame ${pfn} pin count ${pm.pincount[pfn]}`);
+    if (!(pm.mapcount[pfn] === maps[pfn])) fail(`after ${after}: frame ${pfn} mapcount ${pm.mapcount[pfn]} but ${maps[pfn]} PTEs map it`);
+    if (!(pm.pincount[pfn] >= 0)) fail(`after ${after}: frame ${pfn} pin count ${pm.pincount[pfn]}`);
     const cacheRef = pm.fileId[pfn] !== 0 ? 1 : 0;
-    assert(pm.refcount[pfn] >= pm.mapcount[pfn] + pm.pincount[pfn] * GUP_PIN_COUNTING_BIAS + cacheRef, `after ${after}: frame ${pfn} refcount ${pm.refcount[pfn]} below its mappings ${pm.mapcount[pfn]}, pins ${pm.pincount[pfn]} and cache ${cacheRef}`);
-    assert(pm.mappingCount(pfn) === pm.mapcount[pfn], `after ${after}: frame ${pfn} rmap has ${pm.mappingCount(pfn)} entries, mapcount ${pm.mapcount[pfn]}`);
+    if (!(pm.refcount[pfn] >= pm.mapcount[pfn] + pm.pincount[pfn] * GUP_PIN_COUNTING_BIAS + cacheRef)) fail(`after ${after}: frame ${pfn} refcount ${pm.refcount[pfn]} below its mappings ${pm.mapcount[pfn]}, pins ${pm.pincount[pfn]} and cache ${cacheRef}`);
+    if (!(pm.mappingCount(pfn) === pm.mapcount[pfn])) fail(`after ${after}: frame ${pfn} rmap has ${pm.mappingCount(pfn)} entries, mapcount ${pm.mapcount[pfn]}`);
   }
   for (const [slot, users] of swapUsers) {
-    assert(k.swap.swapMap[slot] >= users, `after ${after}: swap slot ${slot} count ${k.swap.swapMap[slot]} below its ${users} PTEs`);
+    if (!(k.swap.swapMap[slot] >= users)) fail(`after ${after}: swap slot ${slot} count ${k.swap.swapMap[slot]} below its ${users} PTEs`);
   }
   for (const p of k.procs.values()) {
     const mn = p.notifiers;
-    assert((mn.invalidate_seq & 1) === 1 ? mn.active_invalidate_ranges > 0 : true, `after ${after}: pid ${p.pid} invalidate_seq ${mn.invalidate_seq} odd with no invalidation running`);
+    if (!((mn.invalidate_seq & 1) === 1 ? mn.active_invalidate_ranges > 0 : true)) fail(`after ${after}: pid ${p.pid} invalidate_seq ${mn.invalidate_seq} odd with no invalidation running`);
   }
 }
