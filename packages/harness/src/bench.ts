@@ -4,6 +4,7 @@ import { gpuBench } from '@svmsim/gpu-driver/bench/gpu-bench';
 import { mmBench } from '@svmsim/kernel-mm/bench/mm-bench';
 import { rdmaBench } from '@svmsim/rdma-odp/bench/rdma-bench';
 import { progress, runtimeBench } from '@svmsim/runtime/bench/index';
+import { sweepBench } from './bench/sweep-bench.js';
 import { traceBenchInProcess } from './bench/trace-bench-process.js';
 
 async function main(): Promise<void> {
@@ -12,7 +13,8 @@ async function main(): Promise<void> {
   const gpu = await gpuBench(progress);
   const rdma = await rdmaBench(progress);
   const trace = await traceBenchInProcess();
-  process.stdout.write(JSON.stringify({ runtime, mm, gpu, rdma, trace }, null, 2) + '\n');
+  const sweep = await sweepBench(progress);
+  process.stdout.write(JSON.stringify({ runtime, mm, gpu, rdma, trace, sweep }, null, 2) + '\n');
 }
 
 main().catch((e: unknown) => {
