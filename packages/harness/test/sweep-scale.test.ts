@@ -162,7 +162,8 @@ describe('Ctrl-C', () => {
     await new Promise((r) => setTimeout(r, 2000));
     s.p.kill('SIGINT');
     expect(await s.exit).toBe(130);
-    expect(s.out()).toContain('the run did not finish (interrupted (Ctrl-C))');
+    expect(s.out()).toMatch(/ interrupted\n/); // the verdict column
+    expect(s.out()).toContain('run failed: interrupted (Ctrl-C) before the run finished');
     expect(JSON.parse(fs.readFileSync(path.join(dir, 'report.json'), 'utf8'))).toMatchObject({ endedBy: 'interrupted' });
   }, 60_000);
 });

@@ -9,6 +9,7 @@ export interface Column {
 }
 
 export const verdict = (r: RunReport): string => {
+  if (r.endedBy === 'interrupted') return 'interrupted';
   if (r.failed !== undefined) return 'run failed';
   if (!r.check.ok) return `${r.check.violations.length + r.check.violationsDropped} violation${r.check.violations.length === 1 ? '' : 's'}`;
   if (r.expectFailures > 0) return `${r.expectFailures} expect failed`;

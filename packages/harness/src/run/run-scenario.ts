@@ -109,7 +109,7 @@ export async function runScenario(s: Scenario, opts: RunOptions): Promise<RunRep
     traceDir: opts.traceDir,
     endedBy: r.endedBy,
     reason: r.reason,
-    failed: app.state === 'done' ? undefined : `the run did not finish (${r.reason})`,
+    failed: app.state === 'done' ? undefined : r.endedBy === 'interrupted' ? 'interrupted (Ctrl-C) before the run finished' : `the run did not finish (${r.reason})`,
     simNs: r.endNs,
     wallMs: Math.round(wallMs),
     mm: pickMm(r.summaries.mm ?? {}),
