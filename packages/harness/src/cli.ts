@@ -75,7 +75,7 @@ program
   .option('--out <dir>', 'with --shard: the directory of results files that `svmsim sweep-merge` reads (in a Slurm array job the shard comes from SLURM_ARRAY_TASK_ID)')
   .option('--queue <redis://host:port>', 'put the seeds on a BullMQ queue in redis and print the results `svmsim worker --queue …` processes return')
   .option('--queue-name <name>', 'with --queue: the BullMQ queue (default svmsim-sweep)')
-  .option('--chunk <seeds>', 'with --queue: seeds per job (default 20)')
+  .option('--chunk <seeds>', 'with --queue: seeds per job (default 20, more for sweeps past 100 000 seeds: at most 5000 jobs)')
   .addHelpText(
     'after',
     '\nExamples:\n  svmsim sweep mirror-race --policy mirror0=unsafe-skip-read-retry --seeds 1..200\n  svmsim sweep mirror-race --seeds 1..1000000 --shard 3/100 --out results/   # then: svmsim sweep-merge results/\n  svmsim sweep mirror-race --seeds 1..1000000 --queue redis://10.0.0.5:6379   # with: svmsim worker --queue redis://10.0.0.5:6379\n',

@@ -37,8 +37,14 @@ export function sweepJobId(sweep: string, from: number): string {
   return `${sweep}.${from}`;
 }
 
-/** Seeds per job unless --chunk says: big enough to amortise a round trip, small enough to re-run. */
+/** Seeds per job unless --chunk says: big enough to amortise a round trip, small enough to re-run… */
 export const DEFAULT_CHUNK_SEEDS = 20;
+/** …and, for big sweeps, as many as keep the queue to this many jobs (each carries the scenario). */
+export const DEFAULT_MAX_JOBS = 5000;
+
+export function defaultChunk(seeds: number): number {
+  return Math.min(MAX_CHUNK_SEEDS, Math.max(DEFAULT_CHUNK_SEEDS, Math.ceil(seeds / DEFAULT_MAX_JOBS)));
+}
 export const MAX_CHUNK_SEEDS = 10_000;
 
 /** A dead worker's job is taken back once its lock is this old, unless --lock-duration says. */

@@ -81,16 +81,22 @@ export async function runQueuedSweep(q: QueuedSweep): Promise<{ tally: SweepTall
   let poll: NodeJS.Timeout | undefined;
   try {
     await events.waitUntilReady();
-    const jobs: { name: string; data: SweepJobData; opts: { jobId: string; removeOnComplete: { age: number }; removeOnFail: { age: number } } }[] = [];
-    for (let from = q.from; from <= q.to; from += q.chunk) {
-      const to = Math.min(q.to, from + q.chunk - 1);
-      const jobId = sweepJobId(sweep, from);
-      pending.add(jobId);
-      chunkOf.set(jobId, { from, to });
-      jobs.push({ name: SWEEP_JOB_NAME, data: { sweep, svmsim: SVMSIM_VERSION, scenario: q.scenario, policies: q.policies, from, to }, opts: { jobId, removeOnComplete: { age: FINISHED_KEPT_S }, removeOnFail: { age: FINISHED_KEPT_S } } });
+    // Jobs are made and added a batch at a time: a million seeds are 50 000 jobs, each with the scenario.
+    let jobCount = 0;
+    for (let from = q.from; from <= q.to && !q.signal.aborted; ) {
+      const batch = [];
+      for (; from <= q.to && batch.length < ADD_BATCH; from += q.chunk) {
+        const to = Math.min(q.to, from + q.chunk - 1);
+        const jobId = sweepJobId(sweep, from);
+        pending.add(jobId);
+        chunkOf.set(jobId, { from, to });
+        const data: SweepJobData = { sweep, svmsim: SVMSIM_VERSION, scenario: q.scenario, policies: q.policies, from, to };
+        batch.push({ name: SWEEP_JOB_NAME, data, opts: { jobId, removeOnComplete: { age: FINISHED_KEPT_S }, removeOnFail: { age: FINISHED_KEPT_S } } });
+      }
+      await queue.addBulk(batch);
+      jobCount += batch.length;
     }
-    for (let i = 0; i < jobs.length && !q.signal.aborted; i += ADD_BATCH) await queue.addBulk(jobs.slice(i, i + ADD_BATCH));
-    q.log(`svmsim: ${total} seeds in ${jobs.length} jobs on ${q.target.shown} queue ${q.queueName}; run \`svmsim worker --queue ${q.target.shown}${q.queueName === 'svmsim-sweep' ? '' : ` --queue-name ${q.queueName}`}\` on any machine to take them`);
+    q.log(`svmsim: ${total} seeds in ${jobCount} jobs on ${q.target.shown} queue ${q.queueName}; run \`svmsim worker --queue ${q.target.shown}${q.queueName === 'svmsim-sweep' ? '' : ` --queue-name ${q.queueName}`}\` on any machine to take them`);
     const catchUp = async () => {
       // Events are fire-and-forget: a finished job whose event this process missed is still in redis.
       for (const state of ['completed', 'failed'] as const) {
@@ -109,6 +115,7 @@ export async function runQueuedSweep(q: QueuedSweep): Promise<{ tally: SweepTall
     };
     poll = setInterval(() => void catchUp(), POLL_MS);
     if (pending.size > 0) await finished;
+    if (redelivered > 0) q.log(`svmsim: ${redelivered} seeds ran twice (a worker stopped in the middle of their job, which ran again elsewhere); each is counted once`);
     return { tally, interrupted: q.signal.aborted && tally.runs < total, redelivered };
   } finally {
     clearInterval(poll);

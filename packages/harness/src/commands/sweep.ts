@@ -13,7 +13,7 @@ import { EXIT_INTERRUPTED, onInterrupt } from './interrupt.js';
 import { progressBar } from './progress.js';
 import { DEFAULT_QUEUE_NAME, parseRedisUrl } from './redis-url.js';
 import { runSeeds, seedPool } from './sweep-pool.js';
-import { DEFAULT_CHUNK_SEEDS, MAX_CHUNK_SEEDS } from './sweep-queue-protocol.js';
+import { defaultChunk, MAX_CHUNK_SEEDS } from './sweep-queue-protocol.js';
 import { runQueuedSweep } from './sweep-queue.js';
 import { printSweep, sweepExitCode, SweepTally, type SweepResult } from './sweep-result.js';
 import { resolveShard, scenarioSha256, SHARD_FORMAT, SHARD_FORMAT_VERSION, shardSeeds, writeShardFile } from './sweep-shard.js';
@@ -51,7 +51,7 @@ export async function sweepCommand(source: string, o: SweepOptions): Promise<num
     let interrupted: boolean;
     if (o.queue !== undefined) {
       const target = parseRedisUrl('--queue', o.queue);
-      const chunk = o.chunk === undefined ? DEFAULT_CHUNK_SEEDS : wholeNumber('--chunk', o.chunk, 1, MAX_CHUNK_SEEDS);
+      const chunk = o.chunk === undefined ? defaultChunk(to - from + 1) : wholeNumber('--chunk', o.chunk, 1, MAX_CHUNK_SEEDS);
       const log = (line: string) => process.stderr.write(`${line}\n`);
       ({ tally, interrupted } = await runQueuedSweep({ target, queueName: o.queueName ?? DEFAULT_QUEUE_NAME, scenario: text, policies: o.policy, from, to, chunk, signal: interrupt.signal, log }));
     } else {
