@@ -15,7 +15,7 @@ export class P2pMemProvider {
   /** Per page: allocated by pci_alloc_p2pmem. */
   readonly allocated: Uint8Array;
   /** Per page: the content token last DMA'd into it. */
-  readonly content: Uint32Array;
+  readonly content: Float64Array;
 
   constructor(device: string, pages: number) {
     if (!Number.isInteger(pages) || pages < 1 || pages > CMB_PAGES_LIMIT) {
@@ -24,7 +24,7 @@ export class P2pMemProvider {
     this.device = device;
     this.pages = pages;
     this.allocated = new Uint8Array(pages);
-    this.content = new Uint32Array(pages);
+    this.content = new Float64Array(pages);
   }
 
   /** pci_p2pmem_publish. */

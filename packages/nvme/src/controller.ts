@@ -69,9 +69,9 @@ export const DEFAULT_NVME_CONFIG: NvmeConfig = {
 export interface HostTransfer {
   readonly segs: readonly DmaSegment[];
   /** WRITE: the host memory's content tokens, read by the device now. */
-  fetch?(nowNs: number): Uint32Array;
+  fetch?(nowNs: number): Float64Array;
   /** READ: the device writes these content tokens into host memory now. */
-  deposit?(nowNs: number, data: Uint32Array): void;
+  deposit?(nowNs: number, data: Float64Array): void;
 }
 
 type Done = (c: NvmeCompletion) => void;
@@ -121,7 +121,7 @@ export class NvmeController {
   failure: NvmeFailure | undefined;
   readonly stats: NvmeStats = { completed: 0, ioErrors: 0, timeouts: 0, aborts: 0, resets: 0, retries: 0, polledCompletions: 0, submitWaits: 0, failedWrites: 0, latenciesNs: [] };
   private readonly requests: Array<Array<Request | undefined>>;
-  private readonly gen: Uint32Array[];
+  private readonly gen: Float64Array[];
   private readonly events: Event[] = [];
   private seq = 0;
   private readonly channelFreeNs: Float64Array;
@@ -136,8 +136,14 @@ export class NvmeController {
     // qid 0 is the admin queue; I/O queues are 1..ioQueues.
     this.queues = Array.from({ length: c.ioQueues + 1 }, (_, qid) => new NvmeQueuePair(qid, qid === 0 ? 32 : c.queueDepth));
     this.requests = this.queues.map((q) => new Array<Request | undefined>(q.depth));
-    this.gen = this.queues.map((q) => new Uint32Array(q.depth));
+    this.gen = this.queues.map((q) => new Float64Array(q.depth));
     this.channelFreeNs = new Float64Array(c.channels);
+  }
+
+  /** A namespace more (the actor creates one per block device on first use); returns its nsid. */
+  addNamespace(blocks: number): number {
+    this.namespaces.push(new NvmeNamespace(this.namespaces.length + 1, blocks));
+    return this.namespaces.length;
   }
 
   /** blk_mq_submit_bio → nvme_queue_rq; waits for a tag when the queue is full (nowait: -EAGAIN). */
@@ -230,6 +236,21 @@ export class NvmeController {
     return e;
   }
 
+  /** The time of the next live event, or Infinity (stale events are dropped on the way). */
+  nextEventNs(): number {
+    let t = Infinity;
+    for (let i = this.events.length - 1; i >= 0; i--) {
+      const e = this.events[i]!;
+      if (this.stale(e)) {
+        this.events[i] = this.events[this.events.length - 1]!;
+        this.events.pop();
+        continue;
+      }
+      if (e.t < t) t = e.t;
+    }
+    return t;
+  }
+
   /** Outstanding requests (in flight, requeued, or waiting for a tag). */
   get outstanding(): number {
     let n = 0;
@@ -247,7 +268,10 @@ export class NvmeController {
   run(untilNs = Infinity): void {
     for (;;) {
       const e = this.nextEvent();
-      if (!e) return;
+      if (!e) {
+        if (untilNs !== Infinity) this.now = Math.max(this.now, untilNs);
+        return;
+      }
       if (this.stale(e)) continue;
       if (e.t > untilNs) {
         this.events.push(e);
@@ -278,10 +302,10 @@ export class NvmeController {
   /** nvme_handle_cqe → nvme_pci_complete_rq: the DMA happened; the request ends. */
   private complete(q: NvmeQueuePair, tag: number, status: number): void {
     const req = this.requests[q.qid]![tag]!;
-    let data: Uint32Array | undefined;
+    let data: Float64Array | undefined;
     if (status === NVME_SC_SUCCESS) {
       const ns = this.namespaces[req.io.nsid - 1]!;
-      if (req.io.opcode === nvme_cmd_write) ns.write(req.io.slba, req.host?.fetch ? req.host.fetch(this.now) : req.io.data ?? new Uint32Array(req.io.nlb));
+      if (req.io.opcode === nvme_cmd_write) ns.write(req.io.slba, req.host?.fetch ? req.host.fetch(this.now) : req.io.data ?? new Float64Array(req.io.nlb));
       else if (req.io.opcode === nvme_cmd_read) {
         data = ns.read(req.io.slba, req.io.nlb);
         req.host?.deposit?.(this.now, data);
@@ -290,7 +314,7 @@ export class NvmeController {
     this.finish(q, tag, status === NVME_SC_SUCCESS ? 0 : -EIO, status, data);
   }
 
-  private finish(q: NvmeQueuePair, tag: number, ret: number, status: number, data?: Uint32Array): void {
+  private finish(q: NvmeQueuePair, tag: number, ret: number, status: number, data?: Float64Array): void {
     const req = this.requests[q.qid]![tag]!;
     const attempts = q.attempts[tag]!;
     this.requests[q.qid]![tag] = undefined;

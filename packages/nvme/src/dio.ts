@@ -13,7 +13,7 @@ export interface DioHost {
   readonly ctrl: NvmeController;
   readonly pins: PinTable;
   /** Per pfn: the page's content token in host memory. */
-  readonly memory: Uint32Array;
+  readonly memory: Float64Array;
   readonly checker: DmaChecker;
   /** The block queue has BLK_FEAT_PCI_P2PDMA (the NVMe controller supports P2P). */
   readonly queueSupportsP2p: boolean;
@@ -52,7 +52,7 @@ export function iomap_dio_rw(host: DioHost, isRead: boolean, nsid: number, slba:
     segs: segmentsOf(pfns),
     fetch: (nowNs) => {
       checker.dma(pins, pfns, nowNs, 'read');
-      return Uint32Array.from(pfns, (pfn) => memory[pfn]!);
+      return Float64Array.from(pfns, (pfn) => memory[pfn]!);
     },
     deposit: (nowNs, data) => {
       checker.dma(pins, pfns, nowNs, 'write');

@@ -14,3 +14,4 @@ export * from './p2pdma.js';
 export * from './cmb.js';
 export { NvmeController, DEFAULT_NVME_CONFIG, type NvmeConfig, type NvmeFailure, type NvmeStats, type HostTransfer } from './controller.js';
 export const PACKAGE = 'nvme';
+export { createNvme, latencyFigures, type NvmeActorConfig } from './nvme-actor.js';

@@ -9,7 +9,7 @@ export class NvmeNamespace {
   readonly nsid: number;
   readonly blocks: number;
   /** Per block: the content token last written there. */
-  readonly content: Uint32Array;
+  readonly content: Float64Array;
   /** Per block: written since the last FLUSH (in the volatile write cache). */
   readonly unflushed: Uint8Array;
 
@@ -19,7 +19,7 @@ export class NvmeNamespace {
     }
     this.nsid = nsid;
     this.blocks = blocks;
-    this.content = new Uint32Array(blocks);
+    this.content = new Float64Array(blocks);
     this.unflushed = new Uint8Array(blocks);
   }
 
@@ -28,11 +28,11 @@ export class NvmeNamespace {
     return Number.isInteger(slba) && Number.isInteger(nlb) && slba >= 0 && nlb >= 0 && slba + nlb <= this.blocks;
   }
 
-  read(slba: number, nlb: number): Uint32Array {
+  read(slba: number, nlb: number): Float64Array {
     return this.content.slice(slba, slba + nlb);
   }
 
-  write(slba: number, data: Uint32Array): void {
+  write(slba: number, data: Float64Array): void {
     this.content.set(data, slba);
     this.unflushed.fill(1, slba, slba + data.length);
   }

@@ -45,7 +45,7 @@ export interface NvmeIo {
   /** Number of logical blocks (0 for FLUSH). */
   readonly nlb: number;
   /** The pages' content tokens for a WRITE (one per block). */
-  readonly data?: Uint32Array;
+  readonly data?: Float64Array;
   /** REQ_FAILFAST_*: the request is not retried after a reset (nvme_decide_disposition). */
   readonly failfast?: boolean;
 }
@@ -58,7 +58,7 @@ export interface NvmeCompletion {
   /** The CQE status of the last attempt. */
   readonly status: number;
   /** The content tokens read, for a successful READ. */
-  readonly data?: Uint32Array;
+  readonly data?: Float64Array;
   /** Times the request was sent (1 without a reset). */
   readonly attempts: number;
   readonly submittedNs: number;

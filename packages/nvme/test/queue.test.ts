@@ -41,7 +41,7 @@ describe('controller', () => {
     const c = new NvmeController({ channels: 4, queueDepth: 8 });
     const order: string[] = [];
     c.submit(1, { opcode: nvme_cmd_read, nsid: 1, slba: 0, nlb: 1 }, { segs: [seg(1)] }, () => order.push('read'));
-    c.submit(1, { opcode: nvme_cmd_write, nsid: 1, slba: 1, nlb: 1, data: Uint32Array.of(7) }, { segs: [seg(2)] }, () => order.push('write'));
+    c.submit(1, { opcode: nvme_cmd_write, nsid: 1, slba: 1, nlb: 1, data: Float64Array.of(7) }, { segs: [seg(2)] }, () => order.push('write'));
     c.run();
     expect(order).toEqual(['write', 'read']);
     expect(c.namespaces[0]!.content[1]).toBe(7);
@@ -50,7 +50,7 @@ describe('controller', () => {
   it('with a queue of depth 2, 10 submissions all complete and the waits are counted', () => {
     const c = new NvmeController({ channels: 1, queueDepth: 2 });
     const done: NvmeCompletion[] = [];
-    for (let i = 0; i < 10; i++) c.submit(1, { opcode: nvme_cmd_write, nsid: 1, slba: i, nlb: 1, data: Uint32Array.of(i + 1) }, { segs: [seg(i)] }, (x) => done.push(x));
+    for (let i = 0; i < 10; i++) c.submit(1, { opcode: nvme_cmd_write, nsid: 1, slba: i, nlb: 1, data: Float64Array.of(i + 1) }, { segs: [seg(i)] }, (x) => done.push(x));
     expect(c.queues[1]!.waiting).toBe(8);
     c.run();
     expect(done.map((d) => d.ret)).toEqual(new Array(10).fill(0));
@@ -68,7 +68,7 @@ describe('controller', () => {
   it('an LBA past the namespace is an I/O error, not a write elsewhere', () => {
     const c = new NvmeController({ namespaceBlocks: [4] });
     const rets: number[] = [];
-    c.submit(1, { opcode: nvme_cmd_write, nsid: 1, slba: 3, nlb: 2, data: Uint32Array.of(1, 2) }, { segs: [seg(0, 2)] }, (x) => rets.push(x.ret));
+    c.submit(1, { opcode: nvme_cmd_write, nsid: 1, slba: 3, nlb: 2, data: Float64Array.of(1, 2) }, { segs: [seg(0, 2)] }, (x) => rets.push(x.ret));
     c.run();
     expect(rets).toEqual([-EIO]);
     expect(c.stats.failedWrites).toBe(1);

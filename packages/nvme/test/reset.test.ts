@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { DmaChecker, EIO, NvmeController, PinTable, iomap_dio_rw, NVME_IO_TIMEOUT_NS, type DioHost } from '@svmsim/nvme';
 
 function host(ctrl: NvmeController, unsafe = false): DioHost {
-  const memory = new Uint32Array(1024);
+  const memory = new Float64Array(1024);
   for (let i = 0; i < memory.length; i++) memory[i] = 1000 + i;
   return { ctrl, pins: new PinTable(1024), memory, checker: new DmaChecker(), queueSupportsP2p: false, unsafe };
 }

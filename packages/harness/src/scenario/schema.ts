@@ -67,7 +67,7 @@ export const ERRNO_LIST: readonly string[] = [...Object.values(ERRNO_NAMES), ...
 /** Names of vmas, files, devices, processes. */
 export const NAME_RE = /^[A-Za-z][A-Za-z0-9_-]*$/;
 /** Actor ids the runner uses; a device may not take one. */
-export const RESERVED_ACTOR_IDS = ['mm', 'app', 'ramdisk'] as const;
+export const RESERVED_ACTOR_IDS = ['mm', 'app', 'ramdisk', 'nvme'] as const;
 /** dmirror commands that return words (read, or written for WRITE): expect.data applies, as to load and store. */
 const DMIRROR_DATA_CMDS: readonly string[] = ['HMM_DMIRROR_READ', 'HMM_DMIRROR_WRITE', 'HMM_DMIRROR_MIGRATE_TO_DEV', 'HMM_DMIRROR_EXCLUSIVE'];
 const CMD_PREFIX = 'HMM_DMIRROR_';
