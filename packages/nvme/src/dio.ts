@@ -18,6 +18,12 @@ export interface DioHost {
   /** The block queue has BLK_FEAT_PCI_P2PDMA (the NVMe controller supports P2P). */
   readonly queueSupportsP2p: boolean;
   readonly unsafe: boolean;
+  /**
+   * dma_map_sgtable's P2P check for the pages (pci_p2pdma_map_type against this controller):
+   * 0, or -EREMOTEIO when a page is P2P memory the path cannot reach (nvme_map_data →
+   * BLK_STS_TARGET). Absent: no P2P pages.
+   */
+  readonly mapP2p?: (pfns: Uint32Array) => number;
 }
 
 /** The bio's segments: contiguous pfns merge into one segment (bio_add_page / bvec merging). */
@@ -37,6 +43,11 @@ export function iomap_dio_rw(host: DioHost, isRead: boolean, nsid: number, slba:
   const { ctrl, pins, memory, checker } = host;
   const ret = pins.pin(pfns, dioGupFlags(isRead, host.queueSupportsP2p), ctrl.now);
   if (ret < 0) return done(ret);
+  const mapRet = host.mapP2p ? host.mapP2p(pfns) : 0;
+  if (mapRet < 0) {
+    pins.release(pfns, false, ctrl.now);
+    return done(mapRet);
+  }
   let released = false;
   const release = (): void => {
     if (released) return;

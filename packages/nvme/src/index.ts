@@ -15,3 +15,5 @@ export * from './cmb.js';
 export { NvmeController, DEFAULT_NVME_CONFIG, type NvmeConfig, type NvmeFailure, type NvmeStats, type HostTransfer } from './controller.js';
 export const PACKAGE = 'nvme';
 export { createNvme, latencyFigures, type NvmeActorConfig } from './nvme-actor.js';
+export * from './migration-meets-pins.js';
+export * from './scenarios.js';
