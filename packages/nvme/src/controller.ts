@@ -72,6 +72,8 @@ export interface HostTransfer {
   fetch?(nowNs: number): Float64Array;
   /** READ: the device writes these content tokens into host memory now. */
   deposit?(nowNs: number, data: Float64Array): void;
+  /** The command was (re)sent and the device will finish it at `finishNs` if it keeps answering. */
+  sent?(finishNs: number): void;
 }
 
 type Done = (c: NvmeCompletion) => void;
@@ -210,6 +212,7 @@ export class NvmeController {
     this.channelFreeNs[ch] = finish;
     q.finishNs[tag] = finish;
     if (this.failure !== 'hang' && this.failure !== 'dead') this.schedule(finish, EV_FINISH, q.qid, tag, g);
+    req.host?.sent?.(finish);
     this.schedule(this.now + (q.qid === 0 ? this.config.adminTimeoutNs : this.config.ioTimeoutNs), EV_TIMEOUT, q.qid, tag, g);
   }
 

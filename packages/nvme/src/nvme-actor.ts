@@ -4,7 +4,7 @@
 // namespace of its own. The controller runs on the scheduler's clock: the actor runs its events
 // up to now on every message and sets one timer for the next.
 // Followed: drivers/nvme/host/pci.c, core.c of v6.6.
-import type { Actor, Envelope, Message } from '@svmsim/runtime';
+import type { Actor, Ctx, Envelope, Message } from '@svmsim/runtime';
 import { NvmeController, type NvmeConfig, type NvmeFailure } from './controller.js';
 import { DEFAULT_NVME_COSTS, type NvmeCosts } from './cost.js';
 import { nvme_cmd_read, nvme_cmd_write } from './protocol.js';
@@ -27,61 +27,97 @@ export interface NvmeActorConfig {
 
 interface BioSubmit { type: 'bio_submit'; op: 'read' | 'write'; dev: string; block: number; value?: number }
 
+/** A bio in the controller: its envelope, the timer set for its finish, its result once known. */
+interface Pending {
+  readonly env: Envelope<Message>;
+  /** The timer of the command's expected finish; its handler sends the reply. */
+  timer: number;
+  timerAt: number;
+  result?: Message;
+}
+
 export function createNvme(config: unknown): Actor<Message> {
   const cfg = (config ?? {}) as NvmeActorConfig;
-  const partial: Partial<NvmeConfig> = {
+  const ctrl = new NvmeController({
     costs: { ...DEFAULT_NVME_COSTS, ...cfg.costs },
-    namespaceBlocks: Array.from({ length: NVME_ACTOR_NAMESPACES_LIMIT }, () => NVME_ACTOR_NAMESPACE_BLOCKS),
+    // nsid 1 is unused; each block device gets a namespace on first use (nsid 2, 3, ...).
+    namespaceBlocks: [1],
     ...(cfg.queueDepth !== undefined ? { queueDepth: cfg.queueDepth } : {}),
     ...(cfg.channels !== undefined ? { channels: cfg.channels } : {}),
     ...(cfg.ioTimeoutNs !== undefined ? { ioTimeoutNs: cfg.ioTimeoutNs } : {}),
     ...(cfg.resetNs !== undefined ? { resetNs: cfg.resetNs } : {}),
-  };
-  // Namespaces are allocated lazily by the typed arrays' first touch only in spirit: 64 × 2^20
-  // Float64 would be 512 MiB, so the actor creates each namespace on first use instead.
-  const ctrl = new NvmeController({ ...partial, namespaceBlocks: [1] });
+  });
+  // A controller that cannot fail never times out, so its timeout timers need no wake-up: the
+  // actor sets one timer per command (its finish), as many messages as a fixed-latency disk.
+  const canFail = cfg.failure !== undefined;
   if (cfg.failure) ctrl.failAt(cfg.failAtNs ?? 0, cfg.failure);
   const nsidOf = new Map<string, number>();
-  let timer = -1;
-  let timerAt = Infinity;
+  const byTimer = new Map<number, Pending>();
+  let tick = -1;
+  let tickAt = Infinity;
 
   function nsid(dev: string): number {
     let id = nsidOf.get(dev);
     if (id === undefined) {
       if (nsidOf.size >= NVME_ACTOR_NAMESPACES_LIMIT) return -1;
-      ctrl.addNamespace(NVME_ACTOR_NAMESPACE_BLOCKS);
-      id = ctrl.namespaces.length;
+      id = ctrl.addNamespace(NVME_ACTOR_NAMESPACE_BLOCKS);
       nsidOf.set(dev, id);
     }
     return id;
   }
 
+  function submit(env: Envelope<Message>, bio: BioSubmit, ctx: Ctx<Message>): void {
+    const id = Number.isInteger(bio.block) && bio.block >= 0 && (bio.op === 'read' || bio.op === 'write') ? nsid(bio.dev) : -1;
+    if (id < 0) return ctx.reply(env, { type: 'bio_done', ret: -22, value: 0 } as Message);
+    const isWrite = bio.op === 'write';
+    const p: Pending = { env, timer: -1, timerAt: -1 };
+    ctrl.submit(
+      1,
+      { opcode: isWrite ? nvme_cmd_write : nvme_cmd_read, nsid: id, slba: bio.block, nlb: 1, ...(isWrite ? { data: Float64Array.of(bio.value ?? 0) } : {}) },
+      {
+        segs: [{ addr: 0, len: 4096 }],
+        sent: (finishNs) => {
+          p.timer = ctx.after(Math.max(0, finishNs - ctx.now()), { type: 'nvme_cqe' } as Message);
+          p.timerAt = finishNs;
+          byTimer.set(p.timer, p);
+        },
+      },
+      (c) => {
+        const reply = { type: 'bio_done', ret: c.ret, value: isWrite ? (bio.value ?? 0) : (c.data?.[0] ?? 0) } as Message;
+        // Completed at its expected finish: answered from that timer's handler. Otherwise
+        // (a timeout's poll, a reset, a dead controller) answered now.
+        if (p.timerAt === ctx.now() && byTimer.has(p.timer)) p.result = reply;
+        else {
+          if (p.timer >= 0) byTimer.delete(p.timer);
+          ctx.reply(env, reply);
+        }
+      },
+    );
+  }
+
   return {
     receive(env, ctx) {
-      const m = env.msg as BioSubmit | { type: 'nvme_tick' } | Message;
+      const m = env.msg as Message;
       ctrl.run(ctx.now());
-      if (m.type === 'bio_submit') {
-        const bio = m as BioSubmit;
-        const id = Number.isInteger(bio.block) && bio.block >= 0 && (bio.op === 'read' || bio.op === 'write') ? nsid(bio.dev) : -1;
-        if (id < 0) {
-          ctx.reply(env as Envelope<Message>, { type: 'bio_done', ret: -22, value: 0 } as Message);
-        } else {
-          const isWrite = bio.op === 'write';
-          ctrl.submit(1, { opcode: isWrite ? nvme_cmd_write : nvme_cmd_read, nsid: id, slba: bio.block, nlb: 1, ...(isWrite ? { data: Float64Array.of(bio.value ?? 0) } : {}) },
-            { segs: [{ addr: 0, len: 4096 }] },
-            (c) => ctx.reply(env as Envelope<Message>, { type: 'bio_done', ret: c.ret, value: isWrite ? (bio.value ?? 0) : (c.data?.[0] ?? 0) } as Message));
+      if (m.type === 'bio_submit') submit(env as Envelope<Message>, m as unknown as BioSubmit, ctx);
+      else if (m.type === 'nvme_cqe') {
+        const p = byTimer.get(env.id);
+        if (p) {
+          byTimer.delete(env.id);
+          if (p.result) ctx.reply(p.env, p.result);
         }
       } else if (m.type === 'nvme_tick') {
-        timer = -1;
-        timerAt = Infinity;
+        tick = -1;
+        tickAt = Infinity;
       } else if (m.type !== 'actor_died') {
         throw new Error(`nvme: unknown message '${m.type}' from ${env.from}`);
       }
+      if (!canFail) return;
       const next = ctrl.nextEventNs();
-      if (next < timerAt) {
-        if (timer >= 0) ctx.cancel(timer);
-        timer = ctx.after(Math.max(0, next - ctx.now()), { type: 'nvme_tick' } as Message);
-        timerAt = next;
+      if (next < tickAt) {
+        if (tick >= 0) ctx.cancel(tick);
+        tick = ctx.after(Math.max(0, next - ctx.now()), { type: 'nvme_tick' } as Message);
+        tickAt = next;
       }
     },
     summary: () => ({
