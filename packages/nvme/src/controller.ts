@@ -49,6 +49,11 @@ export interface NvmeConfig {
   readonly maxRetries: number;
   /** nvme_reset_work from disable to LIVE: controller enable and queue setup. */
   readonly resetNs: number;
+  /**
+   * Arm the blk-mq timeout of each command. A controller that is never failed always answers,
+   * so its timers never fire; not arming them is the same run, without an event per command.
+   */
+  readonly armTimeouts: boolean;
 }
 
 export const DEFAULT_NVME_CONFIG: NvmeConfig = {
@@ -63,6 +68,7 @@ export const DEFAULT_NVME_CONFIG: NvmeConfig = {
   abortLimit: NVME_ABORT_LIMIT_DEFAULT,
   maxRetries: NVME_MAX_RETRIES,
   resetNs: 2_000_000_000,
+  armTimeouts: true,
 };
 
 /** The host's side of one request's data: called at DMA time. */
@@ -213,11 +219,12 @@ export class NvmeController {
     q.finishNs[tag] = finish;
     if (this.failure !== 'hang' && this.failure !== 'dead') this.schedule(finish, EV_FINISH, q.qid, tag, g);
     req.host?.sent?.(finish);
-    this.schedule(this.now + (q.qid === 0 ? this.config.adminTimeoutNs : this.config.ioTimeoutNs), EV_TIMEOUT, q.qid, tag, g);
+    if (this.config.armTimeouts) this.schedule(this.now + (q.qid === 0 ? this.config.adminTimeoutNs : this.config.ioTimeoutNs), EV_TIMEOUT, q.qid, tag, g);
   }
 
   /** From `atNs` on, the controller fails in the given way. */
   failAt(atNs: number, failure: NvmeFailure): void {
+    if (!this.config.armTimeouts) throw new Error('nvme: a controller that can fail needs armTimeouts');
     this.events.push({ t: atNs, seq: this.seq++, kind: EV_FAIL, qid: 0, tag: ['lost-interrupts', 'hang', 'dead'].indexOf(failure), gen: 0 });
   }
 

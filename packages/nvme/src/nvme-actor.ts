@@ -46,9 +46,10 @@ export function createNvme(config: unknown): Actor<Message> {
     ...(cfg.channels !== undefined ? { channels: cfg.channels } : {}),
     ...(cfg.ioTimeoutNs !== undefined ? { ioTimeoutNs: cfg.ioTimeoutNs } : {}),
     ...(cfg.resetNs !== undefined ? { resetNs: cfg.resetNs } : {}),
+    // A controller that cannot fail never times out: no timeout timers, and the actor sets one
+    // timer per command (its finish), as many messages as a fixed-latency disk.
+    armTimeouts: cfg.failure !== undefined,
   });
-  // A controller that cannot fail never times out, so its timeout timers need no wake-up: the
-  // actor sets one timer per command (its finish), as many messages as a fixed-latency disk.
   const canFail = cfg.failure !== undefined;
   if (cfg.failure) ctrl.failAt(cfg.failAtNs ?? 0, cfg.failure);
   const nsidOf = new Map<string, number>();
