@@ -87,7 +87,7 @@ export function createNvme(config: unknown): Actor<Message> {
         const reply = { type: 'bio_done', ret: c.ret, value: isWrite ? (bio.value ?? 0) : (c.data?.[0] ?? 0) } as Message;
         // Completed at its expected finish: answered from that timer's handler. Otherwise
         // (a timeout's poll, a reset, a dead controller) answered now.
-        if (p.timerAt === ctx.now() && byTimer.has(p.timer)) p.result = reply;
+        if (p.timerAt >= ctx.now() && byTimer.has(p.timer)) p.result = reply;
         else {
           if (p.timer >= 0) byTimer.delete(p.timer);
           ctx.reply(env, reply);
@@ -99,10 +99,13 @@ export function createNvme(config: unknown): Actor<Message> {
   return {
     receive(env, ctx) {
       const m = env.msg as Message;
-      ctrl.run(ctx.now());
+      // A command's own timer means its finish has come, even if a thread-mode clock reads a
+      // hair earlier than the simulated finish.
+      const cqe = m.type === 'nvme_cqe' ? byTimer.get(env.id) : undefined;
+      ctrl.run(Math.max(ctx.now(), cqe?.timerAt ?? 0));
       if (m.type === 'bio_submit') submit(env as Envelope<Message>, m as unknown as BioSubmit, ctx);
       else if (m.type === 'nvme_cqe') {
-        const p = byTimer.get(env.id);
+        const p = cqe;
         if (p) {
           byTimer.delete(env.id);
           if (p.result) ctx.reply(p.env, p.result);
