@@ -2,6 +2,7 @@
 // baseline measured in the same run; progress lines on stderr.
 import { gpuBench } from '@svmsim/gpu-driver/bench/gpu-bench';
 import { mmBench } from '@svmsim/kernel-mm/bench/mm-bench';
+import { nvmeBench } from '@svmsim/nvme/bench/nvme-bench';
 import { rdmaBench } from '@svmsim/rdma-odp/bench/rdma-bench';
 import { progress, runtimeBench } from '@svmsim/runtime/bench/index';
 import { sweepBench } from './bench/sweep-bench.js';
@@ -12,9 +13,10 @@ async function main(): Promise<void> {
   const mm = await mmBench(progress);
   const gpu = await gpuBench(progress);
   const rdma = await rdmaBench(progress);
+  const nvme = await nvmeBench(progress);
   const trace = await traceBenchInProcess();
   const sweep = await sweepBench(progress);
-  process.stdout.write(JSON.stringify({ runtime, mm, gpu, rdma, trace, sweep }, null, 2) + '\n');
+  process.stdout.write(JSON.stringify({ runtime, mm, gpu, rdma, nvme, trace, sweep }, null, 2) + '\n');
 }
 
 main().catch((e: unknown) => {

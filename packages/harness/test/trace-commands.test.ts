@@ -69,7 +69,7 @@ describe('svmsim analyze / check on real runs', () => {
 
   it('check reads a thread-mode trace (a file per actor) and finds the same hung kswapd0, whatever the interleaving', () => {
     const dir = run('kswapd-vs-compute', '--policy', 'gpu0=userptr', '--threads');
-    expect(fs.readdirSync(dir).filter((f) => f.endsWith('.svmt')).sort()).toEqual(['app.svmt', 'gpu0.svmt', 'mm.svmt', 'ramdisk.svmt', 'scheduler.svmt']);
+    expect(fs.readdirSync(dir).filter((f) => f.endsWith('.svmt')).sort()).toEqual(['app.svmt', 'gpu0.svmt', 'mm.svmt', 'nvme.svmt', 'scheduler.svmt']);
     const r = svmsim('check', dir);
     expect(r.code, r.err).toBe(0);
     expect(r.out).toContain('INFO: task kswapd0 blocked for more than 120 seconds.');

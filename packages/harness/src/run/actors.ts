@@ -4,10 +4,11 @@
 // entry in DEVICE_KINDS.
 import { fileURLToPath } from 'node:url';
 import type { ActorSpec } from '@svmsim/runtime';
-import type { DeviceSpec, Scenario } from '../scenario/types.js';
+import type { DeviceSpec, NvmeMachineSpec, Scenario } from '../scenario/types.js';
 
 const kernelMm = (file: string) => fileURLToPath(import.meta.resolve(`@svmsim/kernel-mm/${file}`));
 const gpuDriver = (file: string) => fileURLToPath(import.meta.resolve(`@svmsim/gpu-driver/${file}`));
+const nvmeModule = (file: string) => fileURLToPath(import.meta.resolve(`@svmsim/nvme/${file}`));
 const rdmaOdp = (file: string) => fileURLToPath(import.meta.resolve(`@svmsim/rdma-odp/${file}`));
 const harness = (file: string) => fileURLToPath(new URL(`../${file}.js`, import.meta.url));
 
@@ -71,17 +72,39 @@ export function scenarioActors(s: Scenario, opts: RunActorsOptions): ActorSpec[]
     kswapd: m.kswapd,
     writebackIntervalNs: m.writebackInterval,
     costs: m.costs,
+    // File pages and swap live on the NVMe controller (issue 12); the ramdisk is a test double only.
+    blockdev: 'nvme',
     checkInvariants: opts.checkInvariants,
   };
   return [
     { id: 'mm', module: kernelMm('mm-actor'), exportName: 'createMm', config: mmConfig },
-    { id: 'ramdisk', module: kernelMm('ramdisk'), exportName: 'createRamdisk', config: { latencyNs: m.diskLatency } },
+    { id: 'nvme', module: nvmeModule('nvme-actor'), exportName: 'createNvme', config: nvmeConfig(m.diskLatency, m.nvme) },
     ...s.devices.flatMap((d) => {
       const kind = DEVICE_KINDS[d.kind];
       return [{ id: d.id, module: kind.module(), exportName: kind.exportName, config: kind.config(d, s) }, ...(kind.companions?.(d) ?? [])];
     }),
     { id: 'app', module: harness('app/app-actor'), exportName: 'createApp', config: { scenario: s, seed: opts.seed } },
   ];
+}
+
+/**
+ * The NVMe controller behind mm's bios. Without `machine.nvme`, every command costs the machine's
+ * `diskLatency`, with no per-byte cost and as many channels as tags, so scenarios that predate the
+ * controller keep the timing of the ramdisk they were written against.
+ */
+function nvmeConfig(diskLatencyNs: number, n: NvmeMachineSpec | undefined) {
+  const c = n?.costs ?? {};
+  return {
+    costs: {
+      readCommandNs: c.readCommand ?? diskLatencyNs,
+      writeCommandNs: c.writeCommand ?? diskLatencyNs,
+      ...(c.flushCommand !== undefined ? { flushCommandNs: c.flushCommand } : {}),
+      transferNsPerKiB: c.transferPerKiB ?? 0,
+      prpListPageNs: c.prpListPage ?? 0,
+    },
+    channels: n?.channels ?? 1024,
+    ...(n?.queueDepth !== undefined ? { queueDepth: n.queueDepth } : {}),
+  };
 }
 
 /** `--policy dev=policy` overrides, checked against the device's kind. */

@@ -99,7 +99,7 @@ export async function runScenario(s: Scenario, opts: RunOptions): Promise<RunRep
   const check = model.checker!.finish(app.finalPages ?? null, model.finalPagesLine >= 0 ? model.finalPagesLine : undefined);
   const devices: RunReport['devices'] = {};
   // The scenario's devices and the actors they bring along (an RDMA NIC's peer).
-  for (const a of actors) if (a.id !== 'mm' && a.id !== 'ramdisk' && a.id !== 'app') devices[a.id] = r.summaries[a.id] ?? {};
+  for (const a of actors) if (a.id !== 'mm' && a.id !== 'ramdisk' && a.id !== 'nvme' && a.id !== 'app') devices[a.id] = r.summaries[a.id] ?? {};
   const report: RunReport = {
     scenario: s.name,
     policies: Object.fromEntries(s.devices.map((d) => [d.id, d.policy])),

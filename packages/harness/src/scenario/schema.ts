@@ -14,6 +14,7 @@
 import { ETIMEDOUT, HMM_DMIRROR_CMDS, type HmmDmirrorCmdName } from '@svmsim/kernel-mm/dmirror';
 import { DEFAULT_COSTS } from '@svmsim/kernel-mm/kernel';
 import { ERRNO_NAMES } from '@svmsim/kernel-mm/protocol';
+import { NVME_COST_LIMIT_NS, NVME_QUEUE_DEPTH_LIMIT } from '@svmsim/nvme';
 import { IBV_WC_STATUSES } from '@svmsim/rdma-odp/rdma-protocol';
 import { z } from 'zod';
 import {
@@ -67,7 +68,7 @@ export const ERRNO_LIST: readonly string[] = [...Object.values(ERRNO_NAMES), ...
 /** Names of vmas, files, devices, processes. */
 export const NAME_RE = /^[A-Za-z][A-Za-z0-9_-]*$/;
 /** Actor ids the runner uses; a device may not take one. */
-export const RESERVED_ACTOR_IDS = ['mm', 'app', 'ramdisk'] as const;
+export const RESERVED_ACTOR_IDS = ['mm', 'app', 'ramdisk', 'nvme'] as const;
 /** dmirror commands that return words (read, or written for WRITE): expect.data applies, as to load and store. */
 const DMIRROR_DATA_CMDS: readonly string[] = ['HMM_DMIRROR_READ', 'HMM_DMIRROR_WRITE', 'HMM_DMIRROR_MIGRATE_TO_DEV', 'HMM_DMIRROR_EXCLUSIVE'];
 const CMD_PREFIX = 'HMM_DMIRROR_';
@@ -185,6 +186,23 @@ const COST_KEYS = Object.keys(DEFAULT_COSTS);
 const costsSchema = strict(Object.fromEntries(COST_KEYS.map((k) => [k, durationSchema.optional()])) as Record<string, z.ZodOptional<typeof durationSchema>>)
   .transform((c): Record<string, number> => Object.fromEntries(Object.entries(c).filter(([, v]) => v !== undefined)) as Record<string, number>);
 
+/**
+ * machine.nvme: the NVMe controller behind file pages and swap. Costs are durations (ns or "80us");
+ * absent, every command costs diskLatency with no per-byte cost, as before the controller.
+ */
+const nvmeCostDuration = durationSchema.refine((v) => v <= NVME_COST_LIMIT_NS, { error: `past the limit of ${NVME_COST_LIMIT_NS} ns (10 s): a command that long is a hang, not a cost` });
+const nvmeSchema = strict({
+  queueDepth: count(2).max(NVME_QUEUE_DEPTH_LIMIT).optional(),
+  channels: count(1).max(1024).optional(),
+  costs: strict({
+    readCommand: nvmeCostDuration.optional(),
+    writeCommand: nvmeCostDuration.optional(),
+    flushCommand: nvmeCostDuration.optional(),
+    transferPerKiB: nvmeCostDuration.optional(),
+    prpListPage: nvmeCostDuration.optional(),
+  }).optional(),
+});
+
 const machineSchema = strict({
   frames: count(16).default(1024),
   movableFrames: count(0).default(0),
@@ -195,6 +213,7 @@ const machineSchema = strict({
   diskLatency: durationSchema.default(10_000),
   costs: costsSchema.prefault({}),
   dmabufMoveNotify: flag.default(false),
+  nvme: nvmeSchema.optional(),
 }).superRefine((m, ctx) => {
   if (m.movableFrames >= m.frames) {
     ctx.addIssue({ continue: false, code: 'custom', path: ['movableFrames'], input: m.movableFrames, message: `${m.movableFrames} is not less than frames (${m.frames})` });

@@ -46,6 +46,15 @@ export interface Machine {
    * an RDMA dma-buf MR imports (move_notify first); off, the BO is pinned while the NIC maps it.
    */
   dmabufMoveNotify: boolean;
+  /** The NVMe controller behind file pages and swap (packages/nvme); absent: diskLatency per command. */
+  nvme?: NvmeMachineSpec;
+}
+
+/** machine.nvme: queue depth, media channels, and the cost table (ns; transferPerKiB per KiB moved). */
+export interface NvmeMachineSpec {
+  queueDepth?: number;
+  channels?: number;
+  costs?: { readCommand?: Ns; writeCommand?: Ns; flushCommand?: Ns; transferPerKiB?: Ns; prpListPage?: Ns };
 }
 
 export interface FileSpec {

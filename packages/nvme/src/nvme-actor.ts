@@ -1,0 +1,147 @@
+// The `nvme` actor: the NVMe controller as the block device behind mm's bios (bio_submit /
+// bio_done, kernel-mm protocol.ts). Page-cache reads, writeback and swap-out/in become READ and
+// WRITE commands on I/O queue 1; each bio's `dev` (a file's block device, or `swap`) is a
+// namespace of its own. The controller runs on the scheduler's clock: the actor runs its events
+// up to now on every message and sets one timer for the next.
+// Followed: drivers/nvme/host/pci.c, core.c of v6.6.
+import type { Actor, Ctx, Envelope, Message } from '@svmsim/runtime';
+import { NvmeController, type NvmeConfig, type NvmeFailure } from './controller.js';
+import { DEFAULT_NVME_COSTS, type NvmeCosts } from './cost.js';
+import { nvme_cmd_read, nvme_cmd_write } from './protocol.js';
+
+/** Blocks per namespace in the actor (file blocks and swap slots): 2^20 = 4 GiB each. */
+export const NVME_ACTOR_NAMESPACE_BLOCKS = 1 << 20;
+/** The most namespaces (block devices) the actor creates. */
+export const NVME_ACTOR_NAMESPACES_LIMIT = 64;
+
+export interface NvmeActorConfig {
+  readonly queueDepth?: number;
+  readonly channels?: number;
+  readonly costs?: Partial<NvmeCosts>;
+  /** The controller fails this way at `failAtNs` (the nvme-reset scenario). */
+  readonly failure?: NvmeFailure;
+  readonly failAtNs?: number;
+  readonly ioTimeoutNs?: number;
+  readonly resetNs?: number;
+}
+
+interface BioSubmit { type: 'bio_submit'; op: 'read' | 'write'; dev: string; block: number; value?: number }
+
+/** A bio in the controller: its envelope, the timer set for its finish, its result once known. */
+interface Pending {
+  readonly env: Envelope<Message>;
+  /** The timer of the command's expected finish; its handler sends the reply. */
+  timer: number;
+  timerAt: number;
+  result?: Message;
+}
+
+export function createNvme(config: unknown): Actor<Message> {
+  const cfg = (config ?? {}) as NvmeActorConfig;
+  const ctrl = new NvmeController({
+    costs: { ...DEFAULT_NVME_COSTS, ...cfg.costs },
+    // nsid 1 is unused; each block device gets a namespace on first use (nsid 2, 3, ...).
+    namespaceBlocks: [1],
+    ...(cfg.queueDepth !== undefined ? { queueDepth: cfg.queueDepth } : {}),
+    ...(cfg.channels !== undefined ? { channels: cfg.channels } : {}),
+    ...(cfg.ioTimeoutNs !== undefined ? { ioTimeoutNs: cfg.ioTimeoutNs } : {}),
+    ...(cfg.resetNs !== undefined ? { resetNs: cfg.resetNs } : {}),
+    // A controller that cannot fail never times out: no timeout timers, and the actor sets one
+    // timer per command (its finish), as many messages as a fixed-latency disk.
+    armTimeouts: cfg.failure !== undefined,
+  });
+  const canFail = cfg.failure !== undefined;
+  if (cfg.failure) ctrl.failAt(cfg.failAtNs ?? 0, cfg.failure);
+  const nsidOf = new Map<string, number>();
+  const byTimer = new Map<number, Pending>();
+  let tick = -1;
+  let tickAt = Infinity;
+
+  function nsid(dev: string): number {
+    let id = nsidOf.get(dev);
+    if (id === undefined) {
+      if (nsidOf.size >= NVME_ACTOR_NAMESPACES_LIMIT) return -1;
+      id = ctrl.addNamespace(NVME_ACTOR_NAMESPACE_BLOCKS);
+      nsidOf.set(dev, id);
+    }
+    return id;
+  }
+
+  function submit(env: Envelope<Message>, bio: BioSubmit, ctx: Ctx<Message>): void {
+    const id = Number.isInteger(bio.block) && bio.block >= 0 && (bio.op === 'read' || bio.op === 'write') ? nsid(bio.dev) : -1;
+    if (id < 0) return ctx.reply(env, { type: 'bio_done', ret: -22, value: 0 } as Message);
+    const isWrite = bio.op === 'write';
+    const p: Pending = { env, timer: -1, timerAt: -1 };
+    ctrl.submit(
+      1,
+      { opcode: isWrite ? nvme_cmd_write : nvme_cmd_read, nsid: id, slba: bio.block, nlb: 1, ...(isWrite ? { data: Float64Array.of(bio.value ?? 0) } : {}) },
+      {
+        segs: [{ addr: 0, len: 4096 }],
+        sent: (finishNs) => {
+          p.timer = ctx.after(Math.max(0, finishNs - ctx.now()), { type: 'nvme_cqe' } as Message);
+          p.timerAt = finishNs;
+          byTimer.set(p.timer, p);
+        },
+      },
+      (c) => {
+        const reply = { type: 'bio_done', ret: c.ret, value: isWrite ? (bio.value ?? 0) : (c.data?.[0] ?? 0) } as Message;
+        // Completed at its expected finish: answered from that timer's handler. Otherwise
+        // (a timeout's poll, a reset, a dead controller) answered now.
+        if (p.timerAt >= ctx.now() && byTimer.has(p.timer)) p.result = reply;
+        else {
+          if (p.timer >= 0) byTimer.delete(p.timer);
+          ctx.reply(env, reply);
+        }
+      },
+    );
+  }
+
+  return {
+    receive(env, ctx) {
+      const m = env.msg as Message;
+      // A command's own timer means its finish has come, even if a thread-mode clock reads a
+      // hair earlier than the simulated finish.
+      const cqe = m.type === 'nvme_cqe' ? byTimer.get(env.id) : undefined;
+      ctrl.run(Math.max(ctx.now(), cqe?.timerAt ?? 0));
+      if (m.type === 'bio_submit') submit(env as Envelope<Message>, m as unknown as BioSubmit, ctx);
+      else if (m.type === 'nvme_cqe') {
+        const p = cqe;
+        if (p) {
+          byTimer.delete(env.id);
+          if (p.result) ctx.reply(p.env, p.result);
+        }
+      } else if (m.type === 'nvme_tick') {
+        tick = -1;
+        tickAt = Infinity;
+      } else if (m.type !== 'actor_died') {
+        throw new Error(`nvme: unknown message '${m.type}' from ${env.from}`);
+      }
+      if (!canFail) return;
+      const next = ctrl.nextEventNs();
+      if (next < tickAt) {
+        if (tick >= 0) ctx.cancel(tick);
+        tick = ctx.after(Math.max(0, next - ctx.now()), { type: 'nvme_tick' } as Message);
+        tickAt = next;
+      }
+    },
+    summary: () => ({
+      completed: ctrl.stats.completed,
+      ioErrors: ctrl.stats.ioErrors,
+      failedWrites: ctrl.stats.failedWrites,
+      timeouts: ctrl.stats.timeouts,
+      aborts: ctrl.stats.aborts,
+      resets: ctrl.stats.resets,
+      retries: ctrl.stats.retries,
+      submitWaits: ctrl.stats.submitWaits,
+      outstanding: ctrl.outstanding,
+      ...latencyFigures(ctrl.stats.latenciesNs, ctrl.now),
+    }),
+  };
+}
+
+/** IOPS over the run, and latency p50/p99 in ns. */
+export function latencyFigures(latenciesNs: readonly number[], elapsedNs: number): { iops: number; latencyP50Ns: number; latencyP99Ns: number } {
+  const sorted = [...latenciesNs].sort((a, b) => a - b);
+  const at = (q: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]! : 0);
+  return { iops: elapsedNs > 0 ? Math.round((sorted.length * 1e9) / elapsedNs) : 0, latencyP50Ns: at(0.5), latencyP99Ns: at(0.99) };
+}
