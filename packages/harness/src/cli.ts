@@ -55,8 +55,9 @@ program
   .option('--time-scale <x>', `thread mode: simulated ns per wall ns (default: the scenario's timeScale, else ${THREAD_TIME_SCALE}); a message between threads takes tens of µs, so costs of a few µs need a slower clock (1000 runs an hour-long job in seconds)`, (v) => parsePositive('--time-scale', v))
   .option('--json', 'print every report as JSON')
   .option('--html <dir>', 'also write DIR/index.html: the policies side by side and every run\'s plots')
-  .addHelpText('after', '\nExamples:\n  svmsim compare\n  svmsim compare mirror-race ksm --policies safe,unsafe-skip-read-retry\n  svmsim compare kswapd-vs-compute gup-vs-readonly --html out/\n')
-  .action(action((scenarios: string[], o) => compareCommand(scenarios, { policies: o.policies, seed: o.seed, threads: Boolean(o.threads), timeScale: o.timeScale, json: Boolean(o.json), html: o.html })));
+  .option('--kernel <eras>', 'run each policy under each of these kernel eras, side by side (comma-separated: v4.9, v6.6, v6.15, latest; default: the scenario\'s machine.kernel)')
+  .addHelpText('after', '\nExamples:\n  svmsim compare\n  svmsim compare mirror-race ksm --policies safe,unsafe-skip-read-retry\n  svmsim compare kswapd-vs-compute --kernel v4.9,latest\n  svmsim compare kswapd-vs-compute gup-vs-readonly --html out/\n')
+  .action(action((scenarios: string[], o) => compareCommand(scenarios, { policies: o.policies, seed: o.seed, threads: Boolean(o.threads), timeScale: o.timeScale, json: Boolean(o.json), html: o.html, kernels: o.kernel })));
 
 program
   .command('sweep')

@@ -34,7 +34,7 @@ function render(r: RunReport, source: string, durationNs: number | undefined): s
   // A thread-mode run cannot be replayed; the deterministic run of the same seed is the next step.
   const replay = `svmsim replay ${source}${policies}${duration} --seed ${r.seed}`;
   return [
-    `svmsim run ${r.scenario} — ${r.mode}, seed ${r.seed}, ${formatDuration(r.simNs)} simulated in ${r.wallMs} ms`,
+    `svmsim run ${r.scenario} — ${r.mode}, seed ${r.seed}, kernel ${r.kernel}, ${formatDuration(r.simNs)} simulated in ${r.wallMs} ms`,
     '',
     table([r]),
     details(r),

@@ -147,11 +147,19 @@ export function columnsFor(rows: RunReport[]): Column[] {
   return ['policy', ...ids.filter((id) => id !== 'policy' && id !== 'verdict'), 'verdict'].map((id) => COLUMNS[id]);
 }
 
-export function table(rows: RunReport[], columns: Column[] = columnsFor(rows)): string {
+/** The kernel column, shown after the policy when a table's runs span more than one era. */
+const KERNEL_COLUMN: Column = { title: 'kernel', cell: (r) => r.kernel };
+
+export function table(rows: RunReport[], columns: Column[] = withKernel(rows, columnsFor(rows))): string {
   const cells = rows.map((r) => columns.map((c) => c.cell(r)));
   const widths = columns.map((c, i) => Math.max(c.title.length, ...cells.map((row) => row[i].length)));
   const line = (xs: string[]) => xs.map((x, i) => (i === 0 ? x.padEnd(widths[i]) : x.padStart(widths[i]))).join('  ');
   return [line(columns.map((c) => c.title)), ...cells.map(line)].join('\n');
+}
+
+function withKernel(rows: RunReport[], columns: Column[]): Column[] {
+  if (new Set(rows.map((r) => r.kernel)).size < 2) return columns;
+  return [columns[0], KERNEL_COLUMN, ...columns.slice(1)];
 }
 
 /** The details under a single run's table: invalidations by event, steps, violations. */

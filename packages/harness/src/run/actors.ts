@@ -42,6 +42,9 @@ export const DEVICE_KINDS: Record<DeviceSpec['kind'], DeviceKind> = {
       svm: { vramPages: d.devicePages, faultWindowPages: d.faultWindowPages, faultPermission: d.faultPermission },
       ...(d.vramBoPages !== undefined && { vramBos: { pages: d.vramBoPages } }),
       dmabufMoveNotify: s.machine.dmabufMoveNotify,
+      kernel: s.machine.kernel,
+      // 0 keeps the default, as the module parameter does.
+      lockupTimeoutMs: Object.fromEntries(Object.entries(s.machine.lockupTimeout ?? {}).filter(([, v]) => v !== 0)),
     }),
   },
   rdma: {

@@ -20,6 +20,8 @@ export interface RunOptions {
 export interface RunReport {
   scenario: string;
   policies: Record<string, string>;
+  /** The kernel era simulated (machine.kernel). */
+  kernel: string;
   /** The scenario's report columns, if it names them. */
   columns?: string[];
   seed: number;
@@ -101,6 +103,7 @@ export async function runScenario(s: Scenario, opts: RunOptions): Promise<RunRep
   const report: RunReport = {
     scenario: s.name,
     policies: Object.fromEntries(s.devices.map((d) => [d.id, d.policy])),
+    kernel: s.machine.kernel,
     columns: s.report,
     seed: opts.seed,
     mode: opts.mode,

@@ -15,6 +15,7 @@ import { ETIMEDOUT, HMM_DMIRROR_CMDS, type HmmDmirrorCmdName } from '@svmsim/ker
 import { DEFAULT_COSTS } from '@svmsim/kernel-mm/kernel';
 import { ERRNO_NAMES } from '@svmsim/kernel-mm/protocol';
 import { IBV_WC_STATUSES } from '@svmsim/rdma-odp/rdma-protocol';
+import { DEFAULT_KERNEL_ERA, KERNEL_ERAS } from '@svmsim/gpu-driver/kernel-era';
 import { z } from 'zod';
 import {
   OP_KINDS,
@@ -185,7 +186,17 @@ const COST_KEYS = Object.keys(DEFAULT_COSTS);
 const costsSchema = strict(Object.fromEntries(COST_KEYS.map((k) => [k, durationSchema.optional()])) as Record<string, z.ZodOptional<typeof durationSchema>>)
   .transform((c): Record<string, number> => Object.fromEntries(Object.entries(c).filter(([, v]) => v !== undefined)) as Record<string, number>);
 
+/**
+ * amdgpu's lockup_timeout module parameter per ring type, ms, with its meaning: a negative value is
+ * infinite (MAX_SCHEDULE_TIMEOUT), 0 keeps the era's default. Bounded by a day: past that the
+ * timeout is as good as infinite, and a typo (seconds for ms ×1000) should not pass unseen.
+ */
+const LOCKUP_TIMEOUT_MS_MAX = 86_400_000;
+const lockupMs = z.int().max(LOCKUP_TIMEOUT_MS_MAX);
+
 const machineSchema = strict({
+  kernel: oneOf(KERNEL_ERAS as unknown as readonly [string, ...string[]]).default(DEFAULT_KERNEL_ERA),
+  lockupTimeout: strict({ gfx: lockupMs.optional(), compute: lockupMs.optional(), sdma: lockupMs.optional() }).optional(),
   frames: count(16).default(1024),
   movableFrames: count(0).default(0),
   swapPages: count(0).default(1024),
