@@ -41,9 +41,10 @@ program
   .option('--time-scale <x>', `thread mode: simulated ns per wall ns (default: the scenario's timeScale, else ${THREAD_TIME_SCALE}); a message between threads takes tens of µs, so costs of a few µs need a slower clock (1000 runs an hour-long job in seconds)`, (v) => parsePositive('--time-scale', v))
   .option('--duration <time>', 'override the scenario\'s duration (e.g. 50ms)')
   .option('--trace <dir>', 'where the trace and report.json go (default: runs/<time>/<run>)')
+  .option('--kernel <era>', 'the kernel era to simulate, overriding machine.kernel: v4.9, v6.6, v6.15, latest')
   .option('--json', 'print the report as JSON')
-  .addHelpText('after', '\nExamples:\n  svmsim run mirror-race\n  svmsim run mirror-race --policy mirror0=unsafe-skip-read-retry --seed 7\n  svmsim run my-scenario.yaml --threads --time-scale 1000 --json\n')
-  .action(action((scenario: string, o) => runCommand(scenario, { policy: o.policy, seed: o.seed, threads: Boolean(o.threads), timeScale: o.timeScale, duration: o.duration, trace: o.trace, json: Boolean(o.json) })));
+  .addHelpText('after', '\nExamples:\n  svmsim run mirror-race\n  svmsim run mirror-race --policy mirror0=unsafe-skip-read-retry --seed 7\n  svmsim run kswapd-vs-compute --kernel v4.9\n  svmsim run my-scenario.yaml --threads --time-scale 1000 --json\n')
+  .action(action((scenario: string, o) => runCommand(scenario, { policy: o.policy, seed: o.seed, threads: Boolean(o.threads), timeScale: o.timeScale, duration: o.duration, trace: o.trace, json: Boolean(o.json), kernel: o.kernel })));
 
 program
   .command('compare')

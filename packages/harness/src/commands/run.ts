@@ -1,6 +1,7 @@
 // `svmsim run`: one run of a scenario, a report table, the trace and report.json on disk.
 import path from 'node:path';
-import { applyPolicies } from '../run/actors.js';
+import { KERNEL_ERAS } from '@svmsim/gpu-driver/kernel-era';
+import { applyPolicies, UsageError } from '../run/actors.js';
 import { exitCodeOf, runScenario, type RunReport } from '../run/run-scenario.js';
 import { details, table } from '../report/table.js';
 import { loadScenario } from '../scenario/load.js';
@@ -15,11 +16,17 @@ export interface RunCommandOptions {
   duration?: string;
   trace?: string;
   json: boolean;
+  /** --kernel: the era instead of the scenario's machine.kernel. */
+  kernel?: string;
 }
 
 export async function runCommand(source: string, o: RunCommandOptions): Promise<number> {
   let s = applyPolicies(loadScenario(source), o.policy);
   if (o.duration !== undefined) s = { ...s, duration: durationOption(o.duration) };
+  if (o.kernel !== undefined) {
+    if (!(KERNEL_ERAS as readonly string[]).includes(o.kernel)) throw new UsageError(`--kernel: "${o.kernel}" is not one of ${KERNEL_ERAS.join(', ')}`);
+    s = { ...s, machine: { ...s.machine, kernel: o.kernel } };
+  }
   const seed = o.seed ?? s.seed;
   const traceDir = o.trace ?? path.join(runsDir(), runName(s.name, Object.fromEntries(s.devices.map((d) => [d.id, d.policy])), seed));
   const r = await runScenario(s, { seed, mode: o.threads ? 'threads' : 'deterministic', timeScale: o.timeScale ?? s.timeScale ?? THREAD_TIME_SCALE, traceDir });

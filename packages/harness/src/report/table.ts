@@ -100,6 +100,20 @@ export const COLUMNS: Record<string, Column> = {
   'queues-stopped': { title: 'queues stopped', cell: gpuCell((g) => formatDuration(n(g, 'queuesStoppedNs'))) },
   'job-stretch': { title: 'job time/duration', cell: gpuCell((g) => (n(g, 'jobsDone') > 0 ? `${fig(n(g, 'jobStretchMax'))}×` : `${n(g, 'jobsRunning')} running`)) },
   'job-errors': { title: 'job errors', cell: gpuCell((g) => String(n(g, 'jobErrors'))) },
+  'jobs-lost': {
+    title: 'jobs lost (timeout/reset)',
+    cell: gpuCell((g) => {
+      const lost = Object.entries((g.jobsLost as Record<string, number> | undefined) ?? {}).map(([e, k]) => `${k} ${e}`);
+      return lost.join(', ') || '0';
+    }),
+  },
+  'lockup-timeout': {
+    title: 'compute lockup_timeout',
+    cell: gpuCell((g) => {
+      const t = g.lockupTimeoutMs as { compute: number } | null | undefined;
+      return !t ? 'none' : t.compute < 0 ? 'infinite' : formatDuration(t.compute * 1e6);
+    }),
+  },
   'bos-refused': { title: 'BOs refused', cell: gpuCell((g) => String(n(g, 'boCreateErrors'))) },
   'pages-pinned': { title: 'pages pinned', cell: gpuCell((g) => String(n(g, 'pagesPinned'))) },
   'gpu-invalidations': { title: 'GPU invalidations', cell: gpuCell((g) => String(n(g, 'invalidations'))) },
