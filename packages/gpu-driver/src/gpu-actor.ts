@@ -5,8 +5,10 @@
 //   userptr         amdgpu gfx userptr: walk every BO at each submit, wait fences on invalidate (policy-userptr.ts)
 //   preempt         KFD userptr: an invalidation stops the process's queues, a restore worker
 //                   revalidates and resumes them; eviction fences for VRAM BOs (policy-preempt.ts)
-//   svm-fault       HMM mirror with retry faults and VRAM (XNACK on / nouveau): nothing at submit,
-//                   faults handled in batches, zap + TLB flush on invalidate (policy-svm-fault.ts)
+//   svm-fault       HMM mirror with retry faults and VRAM, as nouveau: nothing at submit, faults
+//                   handled in batches, zap + TLB flush on invalidate (policy-svm-fault.ts)
+//   kfd-svm         KFD SVM ranges (XNACK on: one fault at a time, 2 MiB ranges, migrate on first
+//                   fault; off: queue eviction and restore) (policy-kfd-svm.ts)
 //   unsafe-userptr  userptr that acks invalidations without waiting for fences (caught by the checker)
 //   unsafe-svm      svm-fault without mmu_interval_read_retry (caught by the checker)
 // Its VRAM BOs can be exported as dma-bufs to another device's driver (dma-buf-export.ts).
@@ -28,13 +30,14 @@ import { createPinPolicy } from './policy-pin.js';
 import { createUserptrPolicy } from './policy-userptr.js';
 import { createPreemptPolicy, type PreemptOptions } from './policy-preempt.js';
 import { createSvmFaultPolicy, type SvmFaultOptions } from './policy-svm-fault.js';
+import { createKfdSvmPolicy } from './policy-kfd-svm.js';
 import { DEFAULT_KERNEL_ERA, KERNEL_ERA_DEFAULTS, KERNEL_ERAS, type KernelEra, type KernelEraDefaults, type LockupTimeoutMs } from './kernel-era.js';
 import { DEFAULT_RECOVERY_COSTS, GpuRecovery, type RecoveryCosts } from './job-timeout.js';
 import { GPU_ERRNO_NAMES } from './gpu-protocol.js';
 import { DEFAULT_GPU_COSTS, newStats, type GpuCosts, type GpuHost, type GpuStats, type Policy, type Reply, type SubscribedBo } from './policy.js';
 
-export type GpuPolicyName = 'pin' | 'userptr' | 'preempt' | 'svm-fault' | 'unsafe-userptr' | 'unsafe-svm';
-export const GPU_POLICIES: readonly GpuPolicyName[] = ['pin', 'userptr', 'preempt', 'svm-fault', 'unsafe-userptr', 'unsafe-svm'];
+export type GpuPolicyName = 'pin' | 'userptr' | 'preempt' | 'svm-fault' | 'kfd-svm' | 'unsafe-userptr' | 'unsafe-svm';
+export const GPU_POLICIES: readonly GpuPolicyName[] = ['pin', 'userptr', 'preempt', 'svm-fault', 'kfd-svm', 'unsafe-userptr', 'unsafe-svm'];
 
 export interface GpuConfig {
   policy: GpuPolicyName;
@@ -55,6 +58,8 @@ export interface GpuConfig {
   waves?: number;
   /** preempt: its timings (policy-preempt.ts). */
   preempt?: Partial<PreemptOptions>;
+  /** kfd-svm: XNACK (retry faults) on, the default; off, invalidations evict the queues (policy-kfd-svm.ts). */
+  xnack?: boolean;
   /** svm-fault: its fault handling and VRAM (policy-svm-fault.ts). */
   svm?: Partial<SvmFaultOptions>;
   /** VRAM BOs: their budget and copy cost (vram-bos.ts). */
@@ -164,6 +169,8 @@ class Gpu implements Actor<Message>, GpuHost {
       case 'svm-fault':
       case 'unsafe-svm':
         return createSvmFaultPolicy(this, { unsafe: cfg.policy === 'unsafe-svm', maxBusyRetries, ...cfg.svm });
+      case 'kfd-svm':
+        return createKfdSvmPolicy(this, { xnack: cfg.xnack ?? true, vramPages: cfg.svm?.vramPages });
     }
   }
 

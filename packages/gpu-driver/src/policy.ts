@@ -25,6 +25,8 @@ export interface GpuCosts {
   rebindPerPageNs: number;
   /** A TLB flush after clearing GPUVM entries (amdgpu_gmc_flush_gpu_tlb). */
   tlbFlushNs: number;
+  /** kfd-svm: kfd_flush_tlb(TLB_FLUSH_HEAVYWEIGHT) after unmapping from the GPU (every VMID's TLBs and the UTCL2). */
+  tlbFlushHeavyweightNs: number;
   /** The rest of an AMDGPU_CS ioctl (parsing, scheduling). */
   submitNs: number;
   /** svm-fault: from a retry fault to its handler running (IH interrupt, the fault work item). */
@@ -37,7 +39,7 @@ export interface GpuCosts {
   migratePerPageNs: number;
 }
 export const DEFAULT_GPU_COSTS: GpuCosts = {
-  walkPerPageNs: 20, ptePerPageNs: 10, rebindPerPageNs: 50, tlbFlushNs: 1_000, submitNs: 2_000,
+  walkPerPageNs: 20, ptePerPageNs: 10, rebindPerPageNs: 50, tlbFlushNs: 1_000, tlbFlushHeavyweightNs: 10_000, submitNs: 2_000,
   faultInterruptNs: 2_000, faultPerPageNs: 200, replayNs: 500, migratePerPageNs: 1_000,
 };
 

@@ -86,6 +86,8 @@ export interface DeviceSpec {
   waves?: number;
   /** gpu: VRAM for VRAM BOs (gpu_alloc), pages (default 4096); TTM evicts to make room. */
   vramBoPages?: number;
+  /** gpu, policy kfd-svm: XNACK (retry faults) on (default) or off (queue eviction and restore). */
+  xnack?: boolean;
   /** rdma: the RC (or UD) QPs setup connects per process to the peer (default 4); workload threads take them in turn. */
   qps?: number;
   qpType?: 'rc' | 'ud';
