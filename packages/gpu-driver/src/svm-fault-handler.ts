@@ -170,6 +170,8 @@ export function createSvmFaultHandler(host: GpuHost, opts: SvmFaultHandlerOption
   const faultKey = (pid: Pid, vpn: number): string => `${pid}:${vpn}`;
   /** kfd: when each 2 MiB range (pid, first page of its window) was last validated (prange->validate_timestamp). */
   const validatedAt = new Map<string, number>();
+  /** kfd: ranges already migrated to VRAM on a first fault. */
+  const migratedRanges = new Set<string>();
 
   /** Per BO, its faults raised and not yet decided (in the buffer, or in the batch being handled). */
   const undecided = new Map<Bo, number>();
@@ -286,7 +288,10 @@ export function createSvmFaultHandler(host: GpuHost, opts: SvmFaultHandlerOption
         return host.sleep(AMDGPU_SVM_RANGE_RETRY_FAULT_PENDING_NS - since, () => handleFault(f, done));
       }
     }
-    const hot = vram.bump(f.pid, f.vpn) >= hotThreshold;
+    // kfd: the range's best restore location is this GPU on its first fault only; a range whose
+    // pages VRAM pressure evicted since is mapped where its pages are (no migrate ping-pong).
+    const hot = kfd ? !migratedRanges.has(rangeKey) : vram.bump(f.pid, f.vpn) >= hotThreshold;
+    if (kfd) migratedRanges.add(rangeKey);
     const validated = (ret: number): void => {
       if (kfd && ret === 0) validatedAt.set(rangeKey, host.ctx.now());
       if (kfd && ret === EAGAIN) {
