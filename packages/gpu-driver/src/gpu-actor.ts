@@ -5,8 +5,10 @@
 //   userptr         amdgpu gfx userptr: walk every BO at each submit, wait fences on invalidate (policy-userptr.ts)
 //   preempt         KFD userptr: an invalidation stops the process's queues, a restore worker
 //                   revalidates and resumes them; eviction fences for VRAM BOs (policy-preempt.ts)
-//   svm-fault       HMM mirror with retry faults and VRAM (XNACK on / nouveau): nothing at submit,
-//                   faults handled in batches, zap + TLB flush on invalidate (policy-svm-fault.ts)
+//   svm-fault       HMM mirror with retry faults and VRAM, as nouveau: nothing at submit, faults
+//                   handled in batches, zap + TLB flush on invalidate (policy-svm-fault.ts)
+//   kfd-svm         KFD SVM ranges (XNACK on: one fault at a time, 2 MiB ranges, migrate on first
+//                   fault; off: queue eviction and restore) (policy-kfd-svm.ts)
 //   unsafe-userptr  userptr that acks invalidations without waiting for fences (caught by the checker)
 //   unsafe-svm      svm-fault without mmu_interval_read_retry (caught by the checker)
 // Its VRAM BOs can be exported as dma-bufs to another device's driver (dma-buf-export.ts).
@@ -28,10 +30,14 @@ import { createPinPolicy } from './policy-pin.js';
 import { createUserptrPolicy } from './policy-userptr.js';
 import { createPreemptPolicy, type PreemptOptions } from './policy-preempt.js';
 import { createSvmFaultPolicy, type SvmFaultOptions } from './policy-svm-fault.js';
+import { createKfdSvmPolicy } from './policy-kfd-svm.js';
+import { DEFAULT_KERNEL_ERA, KERNEL_ERA_DEFAULTS, KERNEL_ERAS, type KernelEra, type KernelEraDefaults, type LockupTimeoutMs } from './kernel-era.js';
+import { DEFAULT_RECOVERY_COSTS, GpuRecovery, type RecoveryCosts } from './job-timeout.js';
+import { GPU_ERRNO_NAMES } from './gpu-protocol.js';
 import { DEFAULT_GPU_COSTS, newStats, type GpuCosts, type GpuHost, type GpuStats, type Policy, type Reply, type SubscribedBo } from './policy.js';
 
-export type GpuPolicyName = 'pin' | 'userptr' | 'preempt' | 'svm-fault' | 'unsafe-userptr' | 'unsafe-svm';
-export const GPU_POLICIES: readonly GpuPolicyName[] = ['pin', 'userptr', 'preempt', 'svm-fault', 'unsafe-userptr', 'unsafe-svm'];
+export type GpuPolicyName = 'pin' | 'userptr' | 'preempt' | 'svm-fault' | 'kfd-svm' | 'unsafe-userptr' | 'unsafe-svm';
+export const GPU_POLICIES: readonly GpuPolicyName[] = ['pin', 'userptr', 'preempt', 'svm-fault', 'kfd-svm', 'unsafe-userptr', 'unsafe-svm'];
 
 export interface GpuConfig {
   policy: GpuPolicyName;
@@ -40,12 +46,20 @@ export interface GpuConfig {
   costs?: Partial<GpuCosts>;
   /** userptr: restarts of one submission before -EAGAIN reaches the app. Default 1000. */
   maxResubmits?: number;
-  /** userptr, preempt, svm-fault: -EBUSY answers to one hmm_range_fault before giving up. Default 1000. */
+  /** svm-fault: -EBUSY answers to one fault's hmm_range_fault before giving up. Default 1000. (userptr and preempt walks retry within the era's time budget: user-pages.ts.) */
   maxBusyRetries?: number;
+  /** The kernel era (kernel-era.ts): its lockup timeouts, soft recovery, -EBUSY handling, notifier wait. Default latest. */
+  kernel?: KernelEra;
+  /** The lockup_timeout module parameter per ring type, ms (negative: infinite); absent ring types keep the era's default. */
+  lockupTimeoutMs?: Partial<LockupTimeoutMs>;
+  /** Costs of job timeouts and resets (job-timeout.ts). */
+  recovery?: Partial<RecoveryCosts>;
   /** Waves a job runs as (queues.ts): how many of its accesses can be in flight, or stalled on a fault, at once. Default 16. */
   waves?: number;
   /** preempt: its timings (policy-preempt.ts). */
   preempt?: Partial<PreemptOptions>;
+  /** kfd-svm: XNACK (retry faults) on, the default; off, invalidations evict the queues (policy-kfd-svm.ts). */
+  xnack?: boolean;
   /** svm-fault: its fault handling and VRAM (policy-svm-fault.ts). */
   svm?: Partial<SvmFaultOptions>;
   /** VRAM BOs: their budget and copy cost (vram-bos.ts). */
@@ -61,8 +75,10 @@ export interface GpuConfig {
 const FINISHED_JOBS_KEPT = 4096;
 /** Restarts of one CS before -EAGAIN reaches the app (libdrm's drmIoctl loops for ever: a simulation bound). */
 const RESUBMITS_MAX = 1000;
-/** -EBUSY answers to one hmm_range_fault before the walk fails (the kernel's HMM_RANGE_DEFAULT_TIMEOUT, 1 s, as a count). */
+/** svm-fault: -EBUSY answers to one fault's hmm_range_fault before it fails. */
 const BUSY_RETRIES_MAX = 1000;
+/** Policies whose jobs go through the CS ioctl onto drm_sched kernel rings, which have job timeouts; the others run on KFD user queues, which have none. */
+const DRM_SCHED_POLICIES: readonly GpuPolicyName[] = ['pin', 'userptr', 'unsafe-userptr'];
 
 /** A job's waves by default: enough that faults come in batches, as thousands of GPU threads make them. */
 const DEFAULT_WAVES = 16;
@@ -70,10 +86,11 @@ const DEFAULT_WAVES = 16;
 export function createGpu(config: unknown, id: ActorId): Actor<Message> {
   const c = (config ?? {}) as GpuConfig;
   if (!GPU_POLICIES.includes(c.policy)) throw new Error(`gpu config: policy must be one of ${GPU_POLICIES.join(', ')}, got ${JSON.stringify(c.policy)}`);
+  if (c.kernel !== undefined && !KERNEL_ERAS.includes(c.kernel)) throw new Error(`gpu config: kernel must be one of ${KERNEL_ERAS.join(', ')}, got ${JSON.stringify(c.kernel)}`);
   return new Gpu(c, id);
 }
 
-const errName = (ret: number): string => ERRNO_NAMES[ret] ?? String(ret);
+const errName = (ret: number): string => ERRNO_NAMES[ret] ?? GPU_ERRNO_NAMES[ret] ?? String(ret);
 
 class Gpu implements Actor<Message>, GpuHost {
   ctx!: Ctx<Message>;
@@ -92,6 +109,11 @@ class Gpu implements Actor<Message>, GpuHost {
   private nextJob = 1;
   readonly queues: GpuQueues;
   readonly vramBos: VramBos;
+  readonly kernel: KernelEra;
+  readonly era: KernelEraDefaults;
+  /** The lockup timeouts in force (ms, negative infinite), null under KFD user queues. */
+  private readonly lockup: LockupTimeoutMs | null;
+  private readonly recovery: GpuRecovery;
   private readonly dmabuf: DmaBufExporter;
   /** Requests to mm and timers in flight, with what to do when each completes. */
   private readonly waits = new Continuations<Reply>(() => this.ctx, 'gpu_timer');
@@ -101,8 +123,23 @@ class Gpu implements Actor<Message>, GpuHost {
   constructor(cfg: GpuConfig, readonly id: ActorId) {
     this.mm = cfg.mm ?? 'mm';
     this.costs = { ...DEFAULT_GPU_COSTS, ...cfg.costs };
+    this.kernel = cfg.kernel ?? DEFAULT_KERNEL_ERA;
+    this.era = KERNEL_ERA_DEFAULTS[this.kernel];
     this.policy = this.createPolicy(cfg);
     this.queues = new GpuQueues(this.queueHost(), cfg.waves ?? DEFAULT_WAVES);
+    this.lockup = DRM_SCHED_POLICIES.includes(cfg.policy) ? { ...this.era.lockupTimeoutMs, ...cfg.lockupTimeoutMs } : null;
+    this.recovery = new GpuRecovery(
+      {
+        queues: this.queues,
+        timer: (ns, then) => this.waits.after(ns, then),
+        cancelTimer: (t) => void this.waits.cancel(t),
+        trace: (ev, fields) => this.ctx.tracing && this.ctx.trace(ev, fields),
+        vramLost: () => this.vramBos.loseContents(),
+      },
+      this.lockup,
+      this.era.softRecovery,
+      { ...DEFAULT_RECOVERY_COSTS, ...cfg.recovery },
+    );
     // ttm_bo_evict waits on the BO's reservation: the policy says what that means (KFD: evict the
     // process); by default the fences of the jobs using it.
     const evictionFence = this.policy.evictionFence?.bind(this.policy) ?? ((bo: Bo, then: () => void) => waitFences([...bo.fences].map((j) => j.fence), then));
@@ -126,12 +163,14 @@ class Gpu implements Actor<Message>, GpuHost {
         return createPinPolicy(this);
       case 'userptr':
       case 'unsafe-userptr':
-        return createUserptrPolicy(this, { unsafe: cfg.policy === 'unsafe-userptr', maxResubmits: cfg.maxResubmits ?? RESUBMITS_MAX, maxBusyRetries });
+        return createUserptrPolicy(this, { unsafe: cfg.policy === 'unsafe-userptr', maxResubmits: cfg.maxResubmits ?? RESUBMITS_MAX });
       case 'preempt':
-        return createPreemptPolicy(this, { maxBusyRetries, ...cfg.preempt });
+        return createPreemptPolicy(this, { ...cfg.preempt });
       case 'svm-fault':
       case 'unsafe-svm':
         return createSvmFaultPolicy(this, { unsafe: cfg.policy === 'unsafe-svm', maxBusyRetries, ...cfg.svm });
+      case 'kfd-svm':
+        return createKfdSvmPolicy(this, { xnack: cfg.xnack ?? true, vramPages: cfg.svm?.vramPages });
     }
   }
 
@@ -198,7 +237,10 @@ class Gpu implements Actor<Message>, GpuHost {
     const walked = s.pagesWalkedPerSubmission;
     return {
       policy: this.policy.name,
+      kernel: this.kernel,
+      lockupTimeoutMs: this.lockup,
       ...s,
+      ...this.recovery.stats,
       ...this.policy.summary?.(),
       preemptions: this.queues.preemptions,
       queuesStoppedNs: this.queues.stoppedNs,
@@ -261,6 +303,10 @@ class Gpu implements Actor<Message>, GpuHost {
     if (this.ctx.tracing) this.ctx.trace('warn', { what: `${this.id}: ${what}`, ...fields });
   }
 
+  vmJobs(pid: number): Job[] {
+    return this.queues.allJobs().filter((j) => j.bos[0]?.pid === pid && !j.fence.signalled);
+  }
+
   pushJob(job: Job): void {
     for (const bo of job.bos) {
       bo.fences.add(job);
@@ -309,7 +355,11 @@ class Gpu implements Actor<Message>, GpuHost {
       trace: (ev, fields) => {
         if (this.ctx.tracing) this.ctx.trace(ev, fields);
       },
+      jobStarted: (job) => this.recovery.jobStarted(job),
+      preempting: (jobs) => this.recovery.preemptionHang(jobs),
       jobEnded: (job) => {
+        this.recovery.jobEnded(job);
+        if (job.error !== 0) this.stats.jobsLost[errName(job.error)] = (this.stats.jobsLost[errName(job.error)] ?? 0) + 1;
         for (const bo of job.bos) bo.fences.delete(job);
         this.finished.push(job.id);
         if (this.finished.length > FINISHED_JOBS_KEPT) this.jobs.delete(this.finished.shift()!);
@@ -317,7 +367,7 @@ class Gpu implements Actor<Message>, GpuHost {
         this.stats.lastJobEndAt = this.ctx.now();
         if (job.faults > 0) this.stats.jobErrors++;
         if (job.durationNs > 0) this.stats.jobStretchMax = Math.max(this.stats.jobStretchMax, (this.ctx.now() - job.startedAt) / job.durationNs);
-        if (this.ctx.tracing) this.ctx.trace('gpu_job_end', { job: job.id, queue: job.queue, accesses: job.accesses, faults: job.faults });
+        if (this.ctx.tracing) this.ctx.trace('gpu_job_end', { job: job.id, queue: job.queue, accesses: job.accesses, faults: job.faults, ...(job.error !== 0 && { error: errName(job.error) }) });
       },
     };
   }
@@ -365,7 +415,7 @@ class Gpu implements Actor<Message>, GpuHost {
     };
     const job: Job = {
       id: this.nextJob++, bos: bos as Bo[], pattern: m.pattern, durationNs: m.durationNs, queue: m.queue, fence: newFence(),
-      submittedAt: t0, startedAt: -1, endedAt: -1, faults: 0, accesses: 0,
+      submittedAt: t0, startedAt: -1, endedAt: -1, faults: 0, accesses: 0, error: 0, hang: m.hang === true,
     };
     this.sleep(this.costs.submitNs, () =>
       this.policy.submit(job, (o) => {
@@ -391,7 +441,7 @@ class Gpu implements Actor<Message>, GpuHost {
     }
     waitFences([job.fence], () => {
       this.jobs.delete(job.id);
-      this.reply(env, { type: 'gpu_wait_result', ret: job.faults > 0 ? EFAULT : 0, job: job.id, value: job.pattern.value ?? job.id * 1e6 + 1 });
+      this.reply(env, { type: 'gpu_wait_result', ret: job.error !== 0 ? job.error : job.faults > 0 ? EFAULT : 0, job: job.id, value: job.pattern.value ?? job.id * 1e6 + 1 });
     });
   }
 

@@ -10,6 +10,12 @@ import type { Pid } from '@svmsim/kernel-mm';
 
 export type GpuQueue = 'gfx' | 'compute';
 
+/** Fence errors of a job lost to a timeout or reset (include/uapi/asm-generic/errno.h). */
+export const ENODATA = -61;
+export const ETIME = -62;
+export const ECANCELED = -125;
+export const GPU_ERRNO_NAMES: Record<number, string> = { [ENODATA]: 'ENODATA', [ETIME]: 'ETIME', [ECANCELED]: 'ECANCELED' };
+
 /**
  * A userptr BO over [addr, addr + pages*PAGE_SIZE) of pid (default), or with `vram: true` a VRAM BO
  * (AMDGPU_GEM_CREATE in AMDGPU_GEM_DOMAIN_VRAM) of `pages` mapped at GPU virtual address `addr` of
@@ -39,12 +45,18 @@ export interface GpuSubmit {
   /** How long the job runs once it reaches the head of its queue (simulated ns). */
   durationNs: number;
   queue: GpuQueue;
+  /** Injected fault: the job never signals its fence by itself (a hung shader); a job timeout or reset ends it. */
+  hang?: boolean;
 }
 /** ret 0 and the job id, or -errno (-EAGAIN only after maxResubmits restarts; -EFAULT, -EPERM from the walk…). */
 export interface GpuSubmitResult { type: 'gpu_submit_result'; ret: number; job: number; pagesWalked: number; resubmissions: number }
 
 export interface GpuWait { type: 'gpu_wait'; job: number }
-/** ret 0 when the job completed (or ended so long ago that its status is gone), -EFAULT if it took a GPU page fault (a job error), -EINVAL for a job never submitted. */
+/**
+ * ret 0 when the job completed (or ended so long ago that its status is gone), -EFAULT if it took a
+ * GPU page fault (a job error), the fence's error if a timeout or reset ended it (-ENODATA soft
+ * recovery, -ETIME the guilty job of a reset, -ECANCELED lost to one), -EINVAL for a job never submitted.
+ */
 export interface GpuWaitResult { type: 'gpu_wait_result'; ret: number; job: number; value: number }
 
 export interface GpuBoFree { type: 'gpu_bo_free'; handle: number }

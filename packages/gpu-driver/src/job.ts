@@ -25,6 +25,13 @@ export interface Job {
   faults: number;
   /** DMA accesses sent. */
   accesses: number;
+  /**
+   * The error its fence signalled with (dma_fence_set_error): 0, or -ENODATA (soft recovery),
+   * -ETIME (the guilty job of a GPU reset), -ECANCELED (lost to a reset), -EFAULT (a VM fault).
+   */
+  error: number;
+  /** Injected: the job's work ends but its fence never signals (a hung shader), so only a timeout or reset ends it. */
+  hang: boolean;
 }
 
 export function newFence(): Fence {

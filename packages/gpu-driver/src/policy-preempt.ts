@@ -44,8 +44,6 @@ import type { GpuHost, Policy, SubmitOutcome, SubscribedBo } from './policy.js';
 import { bindUserPages, getUserPages, registerUserptr, unregisterUserptr, type WalkedBo } from './user-pages.js';
 
 export interface PreemptOptions {
-  /** -EBUSY answers to one hmm_range_fault before the walk counts as failed (and the restore retries). */
-  maxBusyRetries: number;
   /** kgd2kfd_quiesce_mm: preempting the process's queues (HWS unmap_queues, CWSR wave save), ns. */
   preemptNs: number;
   /** kgd2kfd_resume_mm: mapping the queues again, ns. */
@@ -60,7 +58,7 @@ export interface PreemptOptions {
   processRestoreNs: number;
 }
 
-export const DEFAULT_PREEMPT: Omit<PreemptOptions, 'maxBusyRetries'> = {
+export const DEFAULT_PREEMPT: PreemptOptions = {
   preemptNs: 100_000,
   resumeNs: 20_000,
   restoreDelayNs: 1_000_000,
@@ -88,7 +86,7 @@ interface ProcessInfo {
   lastRestore: number;
 }
 
-export function createPreemptPolicy(host: GpuHost, o: Partial<PreemptOptions> & { maxBusyRetries: number }): Policy {
+export function createPreemptPolicy(host: GpuHost, o: Partial<PreemptOptions>): Policy {
   const opts: PreemptOptions = { ...DEFAULT_PREEMPT, ...o };
   const processes = new Map<Pid, ProcessInfo>();
   const figures = { evictions: 0, restores: 0, restoreRetries: 0, restorePagesWalked: 0, fenceEvictions: 0 };
@@ -160,7 +158,7 @@ export function createPreemptPolicy(host: GpuHost, o: Partial<PreemptOptions> & 
       const bo = list[i];
       const seen = p.bos.get(bo);
       if (seen === undefined || (seen === 0 && p.inval.get(bo) !== null)) return update(i + 1);
-      getUserPages(host, bo, opts.maxBusyRetries, (ret, w, pages) => {
+      getUserPages(host, bo, (ret, w, pages) => {
         figures.restorePagesWalked += pages;
         if (ret < 0 && ret !== EFAULT) return retry(`get_user_pages ${ret}`);
         p.notifierLock.lock(() => {
@@ -231,7 +229,7 @@ export function createPreemptPolicy(host: GpuHost, o: Partial<PreemptOptions> & 
 
   /** Get the BO's pages and map it, retrying while invalidations intervene (init_user_pages + map_memory_to_gpu). */
   const mapBo = (bo: Bo, p: ProcessInfo, tries: number, done: (ret: number) => void): void => {
-    getUserPages(host, bo, opts.maxBusyRetries, (ret, w) => {
+    getUserPages(host, bo, (ret, w) => {
       if (ret < 0) return done(ret);
       p.notifierLock.lock(() => {
         if (mmu_interval_read_retry(bo.notifier!, w!.seq)) {

@@ -60,12 +60,16 @@ import { boEnd, type Bo } from './bo.js';
 import type { GpuPte } from './gpuvm.js';
 import type { Job } from './job.js';
 import type { GpuHost, Policy, SubmitOutcome, SubscribedBo } from './policy.js';
-import { createSvmFaultHandler, type FaultPermission } from './svm-fault-handler.js';
+import { createSvmFaultHandler, type FaultPermission, type SvmFlavour } from './svm-fault-handler.js';
 import { createSvmVram } from './svm-vram.js';
 import { registerUserptr, unregisterUserptr } from './user-pages.js';
 
 export interface SvmFaultOptions {
   unsafe: boolean;
+  /** Whose driver the policy follows: nouveau (`svm-fault`, the default) or KFD with XNACK on (`kfd-svm`: policy-kfd-svm.ts). */
+  flavour?: SvmFlavour;
+  /** The policy's name in reports. */
+  name?: string;
   /** -EBUSY answers plus read_retry restarts of one fault before it is cancelled (nouveau: a 1 s budget). */
   maxBusyRetries: number;
   /** Pages mapped per fault, an aligned window clipped to the BO. Default 1 (nouveau v6.6). */
@@ -100,6 +104,8 @@ export function createSvmFaultPolicy(host: GpuHost, opts: SvmFaultOptions): Poli
     invalidationsZapped: 0,
     ptesZapped: 0,
     ownMigrateInvalidations: 0,
+    /** kfd: 2 MiB ranges an MMU_NOTIFY_UNMAP split or removed (svm_range_unmap_from_cpu → svm_range_unmap_split, removal on the deferred list). */
+    rangesSplit: 0,
   };
 
   /** Zap [start, end) (bytes) of pid from GPUVM; `keepVram` keeps entries of our VRAM pages. Returns entries zapped. */
@@ -116,10 +122,12 @@ export function createSvmFaultPolicy(host: GpuHost, opts: SvmFaultOptions): Poli
   /** BOs in freeBo or freed: their faults are cancelled and their queued migrations to VRAM dropped. */
   const closing = new WeakSet<Bo>();
   const vram = createSvmVram(host, { vramPages, hotThreshold, window, closing });
-  const faults = createSvmFaultHandler(host, { unsafe: opts.unsafe, maxBusyRetries: opts.maxBusyRetries, window, hotThreshold, closing, faultPermission }, vram);
+  const flavour = opts.flavour ?? 'nouveau';
+  const kfd = flavour === 'kfd';
+  const faults = createSvmFaultHandler(host, { flavour, unsafe: opts.unsafe, maxBusyRetries: opts.maxBusyRetries, window, hotThreshold, closing, faultPermission }, vram);
 
   return {
-    name: opts.unsafe ? 'unsafe-svm' : 'svm-fault',
+    name: opts.name ?? (opts.unsafe ? 'unsafe-svm' : 'svm-fault'),
 
     createBo(bo: Bo, done: (ret: number) => void): void {
       registerUserptr(host, bo, done);
@@ -144,7 +152,9 @@ export function createSvmFaultPolicy(host: GpuHost, opts: SvmFaultOptions): Poli
       const n = bo.notifier;
       const start = Math.max(m.start, bo.addr);
       const end = Math.min(m.end, boEnd(bo));
-      const own = m.event === 'MMU_NOTIFY_MIGRATE' && m.owner === host.id;
+      // kfd zaps whoever migrates (svm_range_evict → svm_range_unmap_from_gpus); nouveau-style
+      // keeps the entries of our own VRAM pages under our own MIGRATE (see the header).
+      const own = !kfd && m.event === 'MMU_NOTIFY_MIGRATE' && m.owner === host.id;
       if (own) s.ownMigrateInvalidations++;
       const t0 = host.ctx.now();
       const run = (): void => {
@@ -155,21 +165,30 @@ export function createSvmFaultPolicy(host: GpuHost, opts: SvmFaultOptions): Poli
           s.invalidationsZapped++;
           s.ptesZapped += zapped;
         }
-        host.flushTlb(zapped, () => {
+        if (kfd && m.event === 'MMU_NOTIFY_UNMAP' && start < end) {
+          // svm_range_unmap_from_cpu: drain_pagefaults, unmap from the GPUs, split the range at the
+          // unmapped part and put the pieces on the deferred list (their validation is forgotten).
+          s.rangesSplit += faults.forgetRange(bo.pid, start / PAGE_SIZE, Math.ceil(end / PAGE_SIZE));
+        }
+        const finish = (): void => {
           lock.unlock();
           if (m.blockable) host.stats.invalidateWaitNs.push(host.ctx.now() - t0);
           if (tracing()) host.ctx.trace('gpu_invalidate_done', { sub: m.sub, handle: bo.handle, zapped, own });
           ack(true);
-        });
+        };
+        if (!kfd) return host.flushTlb(zapped, finish);
+        // kfd XNACK on (svm_range_unmap_from_gpus): the page-table update (amdgpu_vm_update_range
+        // writing zero PTEs), waiting for its fence, and kfd_flush_tlb(TLB_FLUSH_HEAVYWEIGHT), all
+        // inside the notifier.
+        if (zapped === 0) return finish();
+        host.vm.tlbFlushes++;
+        host.sleep(zapped * host.costs.ptePerPageNs + host.costs.tlbFlushHeavyweightNs, finish);
       };
-      if (m.blockable) return lock.lock(run);
-      // Non-blockable: dmirror_interval_invalidate's trylock-then-zap (nouveau refuses every
-      // non-blockable range; kfd does not look).
-      if (!lock.trylock()) {
-        host.stats.invalidationsRefused++;
-        return ack(false);
-      }
-      run();
+      if (m.blockable || kfd) return lock.lock(run); // svm_range_cpu_invalidate_pagetables never looks at blockable
+      // nouveau_svmm_invalidate_range_start (v6.6): a non-blockable range is refused (-EAGAIN),
+      // whatever the lock: the OOM reaper skips the VMA and tries again.
+      host.stats.invalidationsRefused++;
+      ack(false);
     },
 
     freeBo(bo: Bo, done: () => void): void {

@@ -1,48 +1,102 @@
-// Policy `userptr`: amdgpu's gfx userptr BOs today (drivers/gpu/drm/amd/amdgpu/amdgpu_hmm.c,
-// amdgpu_cs.c, amdgpu_ttm.c; research/drivers.md §1):
-//   create   amdgpu_hmm_register: one mmu_interval_notifier per BO over [addr, addr + size)
-//   submit   amdgpu_cs_parser_bos → amdgpu_ttm_tt_get_user_pages → amdgpu_hmm_range_get_pages:
-//            for EVERY userptr BO of the job, mmu_interval_read_begin then hmm_range_fault of the
-//            WHOLE BO (HMM_PFN_REQ_FAULT, + REQ_WRITE unless read-only), whatever the job touches;
-//            -EBUSY → read_begin again. Then amdgpu_cs_submit: under adev->notifier_lock,
-//            amdgpu_hmm_range_valid (= !mmu_interval_read_retry) for each BO; any stale → unlock,
-//            -EAGAIN, and libdrm's drmIoctl restarts the whole ioctl (counted as a resubmission);
-//            else (still under the lock) write GPUVM from the pfns, add the job's fence to every
-//            BO's reservation, push the job, unlock.
-//   DMA      through GPUVM, translation {via:'mirror', sub, seq} (seq: the one read_retry validated)
-//   invalidate  amdgpu_hmm_invalidate_gfx: blockable → mutex_lock(notifier_lock),
-//            mmu_interval_set_seq, dma_resv_wait_timeout(BOOKKEEP, MAX_SCHEDULE_TIMEOUT): wait,
-//            unbounded, for every unsignalled fence on the BO; then (here) clear the overlap from
-//            GPUVM and flush the TLB; unlock; return true. Non-blockable (the OOM reaper) → false
-//            when a job on the BO is running (amdgpu returns false for every non-blockable
-//            invalidation; svmsim refuses only when it would have to wait), else clear and true.
+// Policy `userptr`: amdgpu's gfx userptr BOs (drivers/gpu/drm/amd/amdgpu/amdgpu_gem.c, amdgpu_hmm.c,
+// amdgpu_cs.c, amdgpu_ttm.c; read in v6.6 and the latest tree, research/drivers.md §1):
+//   create   amdgpu_gem_userptr_ioctl with the flags libdrm's amdgpu_create_bo_from_user_mem always
+//            passes (Mesa, RADV): ANONONLY | REGISTER | VALIDATE.
+//              REGISTER  amdgpu_hmm_register: one mmu_interval_notifier over [addr, addr + size)
+//              VALIDATE  amdgpu_ttm_tt_get_user_pages now: vma_lookup of the first page → no VMA
+//                        -EFAULT; ANONONLY and vma->vm_file → -EPERM (a file mapping, or shared
+//                        anonymous memory, cannot be a gfx userptr BO); then the whole-BO walk,
+//                        and ttm_bo_validate into GTT (sg table + dma_map of every page).
+//            Any failure releases the BO (the notifier goes) and the ioctl returns the error.
+//   submit   amdgpu_cs_parser_bos → amdgpu_ttm_tt_get_user_pages for EVERY userptr BO of the job:
+//            read_begin, hmm_range_fault of the WHOLE BO (REQ_FAULT, + REQ_WRITE unless read-only);
+//            -EBUSY per era (user-pages.ts: v6.6 retries within 1 s per 512 MiB, latest returns
+//            -EAGAIN and the ioctl restarts). The result is compared with ttm->pages; a BO with any
+//            page changed is revalidated WHOLE (e->user_invalidated: TTM unbind + dma_unmap of the old
+//            sg table, amdgpu_ttm_tt_set_user_pages, validate to GTT: sg table + dma_map of every
+//            page, then amdgpu_vm_bo_update rewrites every PTE of the mapping): `rebindPerPageNs`
+//            and `ptePerPageNs` per page of the BO, not per page that changed.
+//            Then amdgpu_cs_submit under adev->notifier_lock: amdgpu_hmm_range_valid (=
+//            !mmu_interval_read_retry) per BO; stale → unlock, -EAGAIN, libdrm's drmIoctl restarts
+//            the ioctl (a resubmission); else add the job's fence to every BO, push it, unlock.
+//   DMA      through GPUVM, translation {via:'mirror', sub, seq}
+//   invalidate  amdgpu_hmm_invalidate_gfx: non-blockable → false (every one, whatever runs).
+//            Else mutex_lock(notifier_lock), mmu_interval_set_seq, then dma_resv_wait_timeout(
+//            BOOKKEEP, MAX_SCHEDULE_TIMEOUT): wait, with no bound of its own, for the BO's fences
+//            (v6.6, v6.15: bo->tbo.base.resv) or, after v6.15, amdgpu_vm_bo_invalidate (the
+//            mapping marked moved) and the VM root's resv (bo->parent: every job of the process);
+//            a job timeout (job-timeout.ts) is what bounds it. unlock; return true. GPUVM is NOT
+//            cleared and the TLB not flushed: the entries stay until the next CS revalidates the BO
+//            (nothing of the BO runs in between: the fences were waited for, and a new CS fails
+//            read_retry).
 //   free     once the fences signalled: clear GPUVM, mmu_interval_notifier_remove.
 //
-// `unsafe-userptr` acks at once (set_seq under the lock, no fence wait, no unbind): the running
-// job keeps writing through the stale GPUVM entries. The checker must flag stale_translation.
-import { EAGAIN, mmu_interval_read_retry, mmu_interval_set_seq, type Invalidate } from '@svmsim/kernel-mm';
+// `unsafe-userptr` acks at once (set_seq under the lock, no fence wait): the running job keeps
+// writing through the old GPUVM entries. The checker must flag stale_translation.
+import { EAGAIN, EFAULT, EPERM, mmu_interval_read_retry, mmu_interval_set_seq, type Invalidate, type VmaLookupResult } from '@svmsim/kernel-mm';
 import type { Envelope, Message } from '@svmsim/runtime';
-import { boEnd, type Bo } from './bo.js';
+import type { Bo } from './bo.js';
 import { bindUserPages, getUserPages, registerUserptr, unregisterUserptr, type WalkedBo } from './user-pages.js';
 import { waitFences, type Job } from './job.js';
-import type { GpuHost, Policy, SubmitOutcome, SubscribedBo } from './policy.js';
+import { retOf, type GpuHost, type Policy, type SubmitOutcome, type SubscribedBo } from './policy.js';
 
 export interface UserptrOptions {
   unsafe: boolean;
   /** Restarts of one submission before -EAGAIN reaches the app (libdrm loops forever; a simulation bound). */
   maxResubmits: number;
-  /** -EBUSY answers to one BO's hmm_range_fault before giving up with -EBUSY (the kernel's 1 s timeout bound). */
-  maxBusyRetries: number;
 }
+
+/** AMDGPU_GEM_USERPTR_* (include/uapi/drm/amdgpu_drm.h). */
+export const AMDGPU_GEM_USERPTR_READONLY = 1 << 0;
+export const AMDGPU_GEM_USERPTR_ANONONLY = 1 << 1;
+export const AMDGPU_GEM_USERPTR_VALIDATE = 1 << 2;
+export const AMDGPU_GEM_USERPTR_REGISTER = 1 << 3;
+/** What libdrm's amdgpu_create_bo_from_user_mem passes, always (amdgpu/amdgpu_bo.c). */
+export const LIBDRM_USERPTR_FLAGS = AMDGPU_GEM_USERPTR_ANONONLY | AMDGPU_GEM_USERPTR_REGISTER | AMDGPU_GEM_USERPTR_VALIDATE;
 
 export function createUserptrPolicy(host: GpuHost, opts: UserptrOptions): Policy {
   const lock = host.notifierLock;
+  const flags = LIBDRM_USERPTR_FLAGS;
+
+  /** amdgpu_ttm_tt_get_user_pages: the ANONONLY check on the first VMA, then the whole-BO walk. */
+  const getPages = (bo: Bo, done: (ret: number, w: WalkedBo | undefined, walked: number) => void): void => {
+    host.call({ type: 'vma_lookup', pid: bo.pid, addr: bo.addr }, (r) => {
+      const ret = retOf(r);
+      if (ret < 0) return done(EFAULT, undefined, 0);
+      if (flags & AMDGPU_GEM_USERPTR_ANONONLY && (r as VmaLookupResult).file) return done(EPERM, undefined, 0);
+      getUserPages(host, bo, done);
+    });
+  };
+
+  /** ttm_bo_validate into GTT after new pages: unbind and dma_unmap the old sg table, dma_map every page, rewrite every PTE. ns. */
+  const revalidateNs = (bo: Bo): number => bo.pages * (host.costs.rebindPerPageNs + host.costs.ptePerPageNs);
 
   return {
     name: opts.unsafe ? 'unsafe-userptr' : 'userptr',
 
     createBo(bo: Bo, done: (ret: number) => void): void {
-      registerUserptr(host, bo, done);
+      if (!(flags & AMDGPU_GEM_USERPTR_REGISTER)) return done(0);
+      registerUserptr(host, bo, (ret) => {
+        if (ret < 0 || !(flags & AMDGPU_GEM_USERPTR_VALIDATE)) return done(ret);
+        getPages(bo, (gret, w, walked) => {
+          const fail = (e: number) => unregisterUserptr(host, bo, () => done(e));
+          if (gret < 0) {
+            if (host.ctx.tracing) host.ctx.trace('gpu_userptr_refused', { fn: 'amdgpu_ttm_tt_get_user_pages', handle: bo.handle, ret: gret, flags: 'ANONONLY|REGISTER|VALIDATE' });
+            return fail(gret);
+          }
+          host.sleep(walked * host.costs.walkPerPageNs, () =>
+            lock.lock(() => {
+              // The pages are current if no invalidation came in meanwhile; if one did, the first CS walks again.
+              const stale = mmu_interval_read_retry(bo.notifier!, w!.seq);
+              const c = stale ? 0 : bindUserPages(host, w!);
+              lock.unlock();
+              if (c < 0) return fail(c);
+              host.stats.bosRevalidated++;
+              host.sleep(stale ? 0 : revalidateNs(bo), () => done(0));
+            }),
+          );
+        });
+      });
     },
 
     submit(job: Job, done: (o: SubmitOutcome) => void): void {
@@ -50,42 +104,50 @@ export function createUserptrPolicy(host: GpuHost, opts: UserptrOptions): Policy
       let resubmissions = 0;
       // The job's userptr BOs (its VRAM BOs are TTM's, not ours).
       const userptrBos = job.bos.filter((b) => b.domain === 'userptr');
+      const restart = (): void => {
+        resubmissions++;
+        if (host.ctx.tracing) host.ctx.trace('gpu_cs_eagain', { job: job.id, resubmissions });
+        if (resubmissions > opts.maxResubmits) return done({ ret: EAGAIN, pagesWalked, resubmissions });
+        attempt();
+      };
       const attempt = (): void => {
         const walkedBos: WalkedBo[] = [];
+        let pagesWalkedThisAttempt = 0;
         const next = (i: number): void => {
           if (i === userptrBos.length) return void host.sleep(pagesWalkedThisAttempt * host.costs.walkPerPageNs, validate);
-          getUserPages(host, userptrBos[i], opts.maxBusyRetries, (ret, w, walked) => {
+          getPages(userptrBos[i], (ret, w, walked) => {
             pagesWalked += walked;
             pagesWalkedThisAttempt += walked;
+            if (ret === EAGAIN) return restart(); // latest: hmm_range_fault's -EBUSY, the ioctl restarts
             if (ret < 0) return done({ ret, pagesWalked, resubmissions });
             walkedBos.push(w!);
             next(i + 1);
           });
         };
-        let pagesWalkedThisAttempt = 0;
         // amdgpu_cs_submit
         const validate = (): void => {
           lock.lock(() => {
-            const stale = walkedBos.some((w) => mmu_interval_read_retry(w.bo.notifier!, w.seq));
-            if (stale) {
+            if (walkedBos.some((w) => mmu_interval_read_retry(w.bo.notifier!, w.seq))) {
               lock.unlock();
-              resubmissions++;
-              if (host.ctx.tracing) host.ctx.trace('gpu_cs_eagain', { job: job.id, resubmissions });
-              if (resubmissions > opts.maxResubmits) return done({ ret: EAGAIN, pagesWalked, resubmissions });
-              return attempt();
+              return restart();
             }
-            let changed = 0;
+            let revalidate = 0;
             for (const w of walkedBos) {
               const c = bindUserPages(host, w);
               if (c < 0) {
                 lock.unlock();
                 return done({ ret: c, pagesWalked, resubmissions });
               }
-              changed += c;
+              if (c > 0) {
+                // e->user_invalidated: the whole BO goes through TTM again, not just what changed.
+                host.stats.bosRevalidated++;
+                host.stats.pagesRevalidated += w.bo.pages;
+                revalidate += revalidateNs(w.bo);
+              }
             }
             host.pushJob(job);
             lock.unlock();
-            host.sleep(changed * host.costs.ptePerPageNs, () => done({ ret: 0, pagesWalked, resubmissions }));
+            host.sleep(revalidate, () => done({ ret: 0, pagesWalked, resubmissions }));
           });
         };
         next(0);
@@ -96,46 +158,30 @@ export function createUserptrPolicy(host: GpuHost, opts: UserptrOptions): Policy
     invalidate(env: Envelope<Message>, m: Invalidate, bo: SubscribedBo): void {
       const ack = (ok: boolean) => host.reply(env, { type: 'invalidate_ack', sub: m.sub, ok });
       const n = bo.notifier;
-      const start = Math.max(m.start, bo.addr);
-      const end = Math.min(m.end, boEnd(bo));
       if (!m.blockable) {
-        if (!lock.trylock()) {
-          host.stats.invalidationsRefused++;
-          return ack(false);
-        }
-        if (bo.fences.size > 0 && !opts.unsafe) {
-          lock.unlock();
-          host.stats.invalidationsRefused++;
-          return ack(false);
-        }
-        mmu_interval_set_seq(n, m.cur_seq);
-        n.known = true;
-        if (!opts.unsafe && host.vm.clear(bo.pid, start, end) > 0) host.vm.tlbFlushes++;
-        lock.unlock();
-        return ack(true);
+        // if (!mmu_notifier_range_blockable(range)) return false;
+        host.stats.invalidationsRefused++;
+        return ack(false);
       }
       const t0 = host.ctx.now();
       lock.lock(() => {
         mmu_interval_set_seq(n, m.cur_seq);
         n.known = true;
-        const fences = [...bo.fences].map((j) => j.fence);
+        // The reservation waited on: the BO's (v6.6, v6.15) or the VM root's (after v6.15: every job of the process).
+        const jobs = host.era.invalidateWaitsVm ? host.vmJobs(bo.pid) : [...bo.fences];
         if (opts.unsafe) {
-          // The bug: ack without waiting; the GPU keeps its entries and its jobs keep running.
-          if (fences.length > 0) host.stats.unsafeEarlyAcks++;
+          // The bug: ack without waiting; the jobs keep running through the GPUVM entries.
+          if (bo.fences.size > 0) host.stats.unsafeEarlyAcks++;
           lock.unlock();
           host.stats.invalidateWaitNs.push(host.ctx.now() - t0);
           return ack(true);
         }
-        if (host.ctx.tracing && fences.length > 0) host.ctx.trace('gpu_invalidate_wait', { fn: 'amdgpu_hmm_invalidate_gfx', sub: m.sub, handle: bo.handle, jobs: [...bo.fences].map((j) => j.id) });
-        waitFences(fences, () => {
-          const cleared = host.vm.clear(bo.pid, start, end);
-          const finish = (): void => {
-            lock.unlock();
-            host.stats.invalidateWaitNs.push(host.ctx.now() - t0);
-            if (host.ctx.tracing) host.ctx.trace('gpu_invalidate_done', { sub: m.sub, handle: bo.handle, cleared, waitedNs: host.ctx.now() - t0 });
-            ack(true);
-          };
-          host.flushTlb(cleared, finish);
+        if (host.ctx.tracing && jobs.length > 0) host.ctx.trace('gpu_invalidate_wait', { fn: 'amdgpu_hmm_invalidate_gfx', sub: m.sub, handle: bo.handle, jobs: jobs.map((j) => j.id) });
+        waitFences(jobs.map((j) => j.fence), () => {
+          lock.unlock();
+          host.stats.invalidateWaitNs.push(host.ctx.now() - t0);
+          if (host.ctx.tracing) host.ctx.trace('gpu_invalidate_done', { sub: m.sub, handle: bo.handle, waitedNs: host.ctx.now() - t0 });
+          ack(true);
         });
       });
     },

@@ -5,6 +5,7 @@ import type { GpuReply } from './gpu-protocol.js';
 import type { Bo, UserptrNotifier } from './bo.js';
 import type { GpuPte, GpuVm } from './gpuvm.js';
 import type { Job } from './job.js';
+import type { KernelEraDefaults } from './kernel-era.js';
 import type { Mutex } from './lock.js';
 import type { GpuQueues } from './queues.js';
 import type { VramBos } from './vram-bos.js';
@@ -20,8 +21,12 @@ export interface GpuCosts {
   walkPerPageNs: number;
   /** Writing one GPUVM PTE (amdgpu_vm_update_range). */
   ptePerPageNs: number;
+  /** userptr: revalidating one page of a BO whose pages changed, besides its PTE (TTM unbind, dma_unmap of the old sg entry, sg table and dma_map of the new page: ttm_bo_validate into GTT). */
+  rebindPerPageNs: number;
   /** A TLB flush after clearing GPUVM entries (amdgpu_gmc_flush_gpu_tlb). */
   tlbFlushNs: number;
+  /** kfd-svm: kfd_flush_tlb(TLB_FLUSH_HEAVYWEIGHT) after unmapping from the GPU (every VMID's TLBs and the UTCL2). */
+  tlbFlushHeavyweightNs: number;
   /** The rest of an AMDGPU_CS ioctl (parsing, scheduling). */
   submitNs: number;
   /** svm-fault: from a retry fault to its handler running (IH interrupt, the fault work item). */
@@ -34,7 +39,7 @@ export interface GpuCosts {
   migratePerPageNs: number;
 }
 export const DEFAULT_GPU_COSTS: GpuCosts = {
-  walkPerPageNs: 20, ptePerPageNs: 10, tlbFlushNs: 1_000, submitNs: 2_000,
+  walkPerPageNs: 20, ptePerPageNs: 10, rebindPerPageNs: 50, tlbFlushNs: 1_000, tlbFlushHeavyweightNs: 10_000, submitNs: 2_000,
   faultInterruptNs: 2_000, faultPerPageNs: 200, replayNs: 500, migratePerPageNs: 1_000,
 };
 
@@ -80,6 +85,12 @@ export interface GpuStats {
   pagesPinned: number;
   pagesUnpinned: number;
   warnings: number;
+  /** userptr: BOs taken through TTM validation whole (at creation, VALIDATE, and at a CS that found any page changed). */
+  bosRevalidated: number;
+  /** userptr: pages of the BOs revalidated at CS (every page of each). */
+  pagesRevalidated: number;
+  /** Jobs whose fences signalled with an error, by errno name (ENODATA, ETIME, ECANCELED). */
+  jobsLost: Record<string, number>;
 }
 
 export function newStats(): GpuStats {
@@ -87,7 +98,7 @@ export function newStats(): GpuStats {
     bosCreated: 0, bosFreed: 0, boCreateErrors: 0, submissions: 0, firstSubmitAt: -1, lastJobEndAt: -1, resubmissions: 0, ebusyRetries: 0, submitErrors: {},
     pagesWalkedPerSubmission: [], submitLatencyNs: [], jobsDone: 0, jobErrors: 0, gpuPageFaults: 0, dmaWrites: 0, dmaReads: 0, localAccesses: 0,
     invalidations: 0, invalidationsByEvent: {}, pagesInvalidated: 0, boPagesCreated: 0, jobStretchMax: 0, invalidationsRefused: 0, invalidateWaitNs: [], unsafeEarlyAcks: 0,
-    pagesPinned: 0, pagesUnpinned: 0, warnings: 0,
+    pagesPinned: 0, pagesUnpinned: 0, warnings: 0, bosRevalidated: 0, pagesRevalidated: 0, jobsLost: {},
   };
 }
 
@@ -117,6 +128,10 @@ export interface GpuHost {
   readonly vramBos: VramBos;
   /** Add the job's fence to its BOs' reservations and queue it (drm_sched_entity_push_job). */
   pushJob(job: Job): void;
+  /** The kernel era's behaviour (kernel-era.ts). */
+  readonly era: KernelEraDefaults;
+  /** The unsignalled jobs of pid's VM (what its root PD's reservation holds). */
+  vmJobs(pid: Pid): Job[];
 }
 
 export interface SubmitOutcome {

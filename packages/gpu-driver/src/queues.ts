@@ -38,6 +38,10 @@ export interface QueueHost {
   /** A VM fault (an access dropped). */
   vmFault(job: Job, pid: Pid, addr: number, write: boolean): void;
   trace(ev: string, fields: Record<string, unknown>): void;
+  /** KFD: the HWS is asked to unmap a process's queues running these jobs (a hung one never unmaps). */
+  preempting?(running: Job[]): void;
+  /** The job reached the hardware (drm_sched's run_job: where its timeout starts). */
+  jobStarted?(job: Job): void;
   jobEnded(job: Job): void;
 }
 
@@ -116,11 +120,14 @@ export class GpuQueues {
     this.preemptions++;
     this.stoppedSince.set(pid, this.host.now());
     let paused = 0;
+    const jobs: Job[] = [];
     for (const r of this.running.values()) {
       if (pidOf(r.job) !== pid) continue;
       for (const w of r.waves) this.pause(w);
+      jobs.push(r.job);
       paused++;
     }
+    this.host.preempting?.(jobs);
     this.host.trace('gpu_queues_preempted', { pid, jobs: paused });
   }
 
@@ -152,7 +159,46 @@ export class GpuQueues {
     this.running.set(job, r);
     job.startedAt = this.host.now();
     this.host.trace('gpu_job_start', { job: job.id, queue: job.queue, durationNs: job.durationNs, waves: n });
+    this.host.jobStarted?.(job);
     for (const w of r.waves) this.proceed(w);
+  }
+
+  /** Whether the job runs now (at the head of its queue, started). */
+  isRunning(job: Job): boolean {
+    return this.running.has(job);
+  }
+
+  /** Every job queued or running, running ones first (a GPU reset's victims). */
+  allJobs(): Job[] {
+    const out: Job[] = [];
+    for (const q of this.queues.values()) out.push(...q);
+    return out.sort((a, b) => Number(this.running.has(b)) - Number(this.running.has(a)));
+  }
+
+  /**
+   * End a job with `error` (its fence signals with it): a timeout's soft recovery or a reset. A
+   * running job's waves stop; a queued one leaves its queue without running.
+   */
+  abort(job: Job, error: number): void {
+    if (job.fence.signalled) return;
+    job.error = error;
+    const r = this.running.get(job);
+    if (r) {
+      for (const w of r.waves) {
+        this.pause(w);
+        w.done = true;
+      }
+      return this.end(r);
+    }
+    const key = queueOf(job);
+    const q = this.queues.get(key);
+    const i = q ? q.indexOf(job) : -1;
+    if (!q || i < 0) throw new Error(`gpu queues: abort of job ${job.id}, which is neither queued nor running`);
+    q.splice(i, 1);
+    if (q.length === 0) this.queues.delete(key);
+    job.endedAt = this.host.now();
+    this.host.jobEnded(job);
+    signalFence(job.fence);
   }
 
   /** Set the wave's timer for its next event (access or end), from its current progress. */
@@ -217,7 +263,9 @@ export class GpuQueues {
   private waveDone(w: Wave): void {
     w.done = true;
     w.since = -1;
-    if (--w.run.wavesLeft === 0) this.end(w.run);
+    // A hung job's work is over but its fence never signals: it stays at the head of its queue
+    // until a timeout or a reset aborts it.
+    if (--w.run.wavesLeft === 0 && !w.run.job.hang) this.end(w.run);
   }
 
   private end(r: Running): void {

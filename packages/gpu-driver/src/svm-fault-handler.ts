@@ -59,7 +59,7 @@
 //
 // Departure: the fault buffer is unbounded (HW rings overflow and drop faults; the wave retries them).
 import {
-  EBUSY, EFAULT, EPERM, HMM_PFN_DEVICE_PRIVATE, HMM_PFN_ERROR, HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_VALID, HMM_PFN_WRITE, PAGE_SIZE,
+  EAGAIN, EBUSY, EFAULT, EPERM, HMM_PFN_DEVICE_PRIVATE, HMM_PFN_ERROR, HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_VALID, HMM_PFN_WRITE, PAGE_SIZE,
   mmu_interval_read_retry, type HmmRangeFaultResult, type MmuIntervalReadBeginResult, type Pid,
 } from '@svmsim/kernel-mm';
 import { boFirstVpn, type Bo } from './bo.js';
@@ -90,9 +90,22 @@ interface Fault {
   write: boolean;
   raisedAt: number;
   resolve: (replay: boolean) => void;
+  /** kfd: faults amdgpu_gmc_filter_faults dropped as duplicates of this one; they retry when it is resolved. */
+  joined: Fault[];
 }
 
+/**
+ * Whose fault handling: 'nouveau' (nouveau_svm_fault: batches, writes first, per-fault loop, one
+ * replay) or 'kfd' (amdgpu XNACK on: amdgpu_gmc_filter_faults, one fault at a time through
+ * svm_range_restore_pages, -EAGAIN instead of a loop, no replay, the 2 ms retry-pending drop).
+ */
+export type SvmFlavour = 'nouveau' | 'kfd';
+
+/** AMDGPU_SVM_RANGE_RETRY_FAULT_PENDING (kfd_svm.h): faults on a range validated less than this ago are dropped, ns. */
+export const AMDGPU_SVM_RANGE_RETRY_FAULT_PENDING_NS = 2e6;
+
 export interface SvmFaultHandlerOptions {
+  flavour: SvmFlavour;
   unsafe: boolean;
   /** -EBUSY answers plus read_retry restarts of one fault before it is cancelled. */
   maxBusyRetries: number;
@@ -113,6 +126,8 @@ export interface SvmFaultHandler {
    * decided (mapped or cancelled), so nothing the handler does for the BO outlives the teardown.
    */
   drain(bo: Bo, then: () => void): void;
+  /** kfd: an munmap split or removed the 2 MiB ranges over [startVpn, endVpn) (svm_range_unmap_split): their validation times go. Returns how many. */
+  forgetRange(pid: Pid, startVpn: number, endVpn: number): number;
   summary(): Record<string, unknown>;
 }
 
@@ -142,7 +157,21 @@ export function createSvmFaultHandler(host: GpuHost, opts: SvmFaultHandlerOption
     freeDrainWaits: 0,
     /** faultPermission 'vma': read faults whose REQ_WRITE walk found a read-only VMA (-EPERM), asked again without it. */
     readonlyVmaRefaults: 0,
+    /** kfd: faults amdgpu_gmc_filter_faults dropped (the same page already pending). */
+    faultsFiltered: 0,
+    /** kfd: faults svm_range_restore_pages dropped because the range was validated < 2 ms ago (AMDGPU_SVM_RANGE_RETRY_FAULT_PENDING). */
+    faultsDroppedRetryPending: 0,
+    /** kfd: faults that got -EAGAIN (hmm_range_fault -EBUSY or a stale read): dropped, the hardware retries. */
+    faultsRetriedByHardware: 0,
   };
+  const kfd = opts.flavour === 'kfd';
+  /** kfd: pending faults by (pid, page), for amdgpu_gmc_filter_faults. */
+  const pendingByPage = new Map<string, Fault>();
+  const faultKey = (pid: Pid, vpn: number): string => `${pid}:${vpn}`;
+  /** kfd: when each 2 MiB range (pid, first page of its window) was last validated (prange->validate_timestamp). */
+  const validatedAt = new Map<string, number>();
+  /** kfd: ranges already migrated to VRAM on a first fault. */
+  const migratedRanges = new Set<string>();
 
   /** Per BO, its faults raised and not yet decided (in the buffer, or in the batch being handled). */
   const undecided = new Map<Bo, number>();
@@ -171,15 +200,18 @@ export function createSvmFaultHandler(host: GpuHost, opts: SvmFaultHandlerOption
   /** nouveau_svm_fault: drain, sort, dedup, handle each distinct fault, replay once. */
   const runBatch = (): void => {
     handlerState = 'running';
-    const batch = buffer;
-    buffer = [];
+    // kfd: the soft IH ring hands amdgpu_vm_handle_fault one entry at a time.
+    const batch = kfd ? buffer.splice(0, 1) : buffer;
+    if (!kfd) buffer = [];
     s.faultBatches++;
     s.faultBatchSizeMax = Math.max(s.faultBatchSizeMax, batch.length);
-    batch.sort((a, b) => a.pid - b.pid || a.vpn - b.vpn || Number(a.write) - Number(b.write));
+    // nouveau_svm_fault_cmp (v6.6): by instance, address, then writes (and atomics) before reads
+    // and prefetches, so that the first fault of a page asks for the most and covers the rest.
+    batch.sort((a, b) => a.pid - b.pid || a.vpn - b.vpn || Number(b.write) - Number(a.write));
     const distinct: Fault[][] = [];
     for (const f of batch) {
       const last = distinct[distinct.length - 1];
-      if (last && last[0].pid === f.pid && last[0].vpn === f.vpn && last[0].write === f.write) {
+      if (last && last[0].pid === f.pid && last[0].vpn === f.vpn && (last[0].write || !f.write)) {
         last.push(f);
         s.deviceFaultsDeduped++;
       } else distinct.push([f]);
@@ -187,7 +219,8 @@ export function createSvmFaultHandler(host: GpuHost, opts: SvmFaultHandlerOption
     if (tracing()) host.ctx.trace('gpu_fault_batch', { faults: batch.length, distinct: distinct.length });
     const outcome = new Map<Fault, boolean>();
     const next = (i: number): void => {
-      if (i === distinct.length) return void host.sleep(host.costs.replayNs, () => replay(batch, outcome));
+      // kfd: no replay; the hardware retries the access by itself (XNACK).
+      if (i === distinct.length) return void host.sleep(kfd ? 0 : host.costs.replayNs, () => replay(batch, outcome));
       const group = distinct[i];
       const decide = (ret: number): void => {
         for (const f of group) {
@@ -217,10 +250,14 @@ export function createSvmFaultHandler(host: GpuHost, opts: SvmFaultHandlerOption
     if (tracing()) host.ctx.trace('gpu_fault_replay', { faults: batch.length, resolved, ns: Float64Array.from(batch, (f) => now - f.raisedAt) });
     for (const f of batch) {
       const ok = outcome.get(f) === true;
-      if (ok) s.deviceFaultsResolved++;
-      else s.deviceFaultsCancelled++;
-      s.faultLatencyNs.push(now - f.raisedAt);
-      f.resolve(ok);
+      if (kfd) pendingByPage.delete(faultKey(f.pid, f.vpn));
+      for (const x of [f, ...f.joined]) {
+        if (ok) s.deviceFaultsResolved++;
+        else s.deviceFaultsCancelled++;
+        s.faultLatencyNs.push(now - x.raisedAt);
+        if (x !== f) decided(x);
+        x.resolve(ok);
+      }
     }
     scheduleHandler();
   };
@@ -236,10 +273,36 @@ export function createSvmFaultHandler(host: GpuHost, opts: SvmFaultHandlerOption
     const pte = host.vm.lookup(f.pid, f.vpn * PAGE_SIZE);
     if (pte && (!f.write || pte.writable)) return done(0); // a previous fault of the batch mapped it
     const first = boFirstVpn(bo);
+    // The fault's window: `window` aligned pages clipped to the BO (kfd: the 2 MiB range
+    // svm_range_create_unregistered_range makes, ALIGN_DOWN/ALIGN to 1 << granularity, clipped to
+    // the VMA, which is the BO here).
     const ws = Math.max(first, f.vpn - (f.vpn % window));
     const we = Math.min(first + bo.pages, ws + window);
-    const hot = vram.bump(f.pid, f.vpn) >= hotThreshold;
-    const fault = (): void => rangeFault(bo, ws, we, f.write, f.vpn, 0, done);
+    const rangeKey = faultKey(f.pid, ws);
+    if (kfd) {
+      // svm_range_restore_pages: "already restored" within AMDGPU_SVM_RANGE_RETRY_FAULT_PENDING:
+      // the fault is dropped; the hardware retries the access, which faults again until 2 ms have passed.
+      const since = host.ctx.now() - (validatedAt.get(rangeKey) ?? -Infinity);
+      if (since < AMDGPU_SVM_RANGE_RETRY_FAULT_PENDING_NS) {
+        s.faultsDroppedRetryPending++;
+        return host.sleep(AMDGPU_SVM_RANGE_RETRY_FAULT_PENDING_NS - since, () => handleFault(f, done));
+      }
+    }
+    // kfd: the range's best restore location is this GPU on its first fault only; a range whose
+    // pages VRAM pressure evicted since is mapped where its pages are (no migrate ping-pong).
+    const hot = kfd ? !migratedRanges.has(rangeKey) : vram.bump(f.pid, f.vpn) >= hotThreshold;
+    if (kfd) migratedRanges.add(rangeKey);
+    const validated = (ret: number): void => {
+      if (kfd && ret === 0) validatedAt.set(rangeKey, host.ctx.now());
+      if (kfd && ret === EAGAIN) {
+        // svm_range_validate_and_map's -EAGAIN: amdgpu_gmc_filter_faults_remove, return 0: the
+        // hardware retries the access and faults again (resolve(true) replays it here).
+        s.faultsRetriedByHardware++;
+        return done(0);
+      }
+      done(ret);
+    };
+    const fault = (): void => rangeFault(bo, ws, we, f.write, f.vpn, 0, validated);
     if (!hot || !vram.enabled || vram.has(f.pid, f.vpn)) return fault();
     vram.migrateToVram(bo, ws, we, fault);
   };
@@ -285,6 +348,7 @@ export function createSvmFaultHandler(host: GpuHost, opts: SvmFaultHandlerOption
             }
             if (hret === EBUSY) {
               host.stats.ebusyRetries++;
+              if (kfd) return done(EAGAIN); // kfd does not loop: the fault is retried by the hardware
               if (++restarts > opts.maxBusyRetries) return done(EBUSY);
               return again();
             }
@@ -302,6 +366,7 @@ export function createSvmFaultHandler(host: GpuHost, opts: SvmFaultHandlerOption
                   lock.unlock();
                   s.readRetries++;
                   if (tracing()) host.ctx.trace('gpu_svm_read_retry', { sub: n.sub, seq, invalidate_seq: n.invalidate_seq, start, end });
+                  if (kfd) return done(EAGAIN);
                   if (++restarts > opts.maxBusyRetries) return done(EBUSY);
                   return again();
                 }
@@ -355,7 +420,19 @@ export function createSvmFaultHandler(host: GpuHost, opts: SvmFaultHandlerOption
       s.deviceFaults++;
       if (bo) undecided.set(bo, (undecided.get(bo) ?? 0) + 1);
       if (tracing()) host.ctx.trace('gpu_retry_fault', { job: job.id, pid, addr: vpn * PAGE_SIZE, write });
-      buffer.push({ job, bo, pid, vpn, write, raisedAt: host.ctx.now(), resolve });
+      const f: Fault = { job, bo, pid, vpn, write, raisedAt: host.ctx.now(), resolve, joined: [] };
+      if (kfd) {
+        // amdgpu_gmc_filter_faults: a fault on a page already pending is dropped at the IH; the
+        // wave retries, and succeeds once that fault is handled. A write joins only a write.
+        const first = pendingByPage.get(faultKey(pid, vpn));
+        if (first && (first.write || !write)) {
+          s.faultsFiltered++;
+          first.joined.push(f);
+          return;
+        }
+        if (!first) pendingByPage.set(faultKey(pid, vpn), f);
+      }
+      buffer.push(f);
       scheduleHandler();
     },
 
@@ -365,6 +442,18 @@ export function createSvmFaultHandler(host: GpuHost, opts: SvmFaultHandlerOption
       const waiters = drainWaiters.get(bo);
       if (waiters) waiters.push(then);
       else drainWaiters.set(bo, [then]);
+    },
+
+    forgetRange(pid: Pid, startVpn: number, endVpn: number): number {
+      let n = 0;
+      for (const k of [...validatedAt.keys()]) {
+        const [p, ws] = k.split(':').map(Number);
+        if (p === pid && ws + window > startVpn && ws < endVpn) {
+          validatedAt.delete(k);
+          n++;
+        }
+      }
+      return n;
     },
 
     summary(): Record<string, unknown> {

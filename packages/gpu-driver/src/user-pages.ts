@@ -3,16 +3,17 @@
 // submission, preempt in its restore worker):
 //   registerUserptr    amdgpu_hmm_register: mmu_interval_notifier_insert over [addr, addr + size)
 //   unregisterUserptr  amdgpu_hmm_unregister: mmu_interval_notifier_remove
-//   getUserPages   amdgpu_ttm_tt_get_user_pages → amdgpu_hmm_range_get_pages (amdgpu_hmm.c, v6.6):
-//                  mmu_interval_read_begin, then hmm_range_fault of the WHOLE BO with
-//                  HMM_PFN_REQ_FAULT (+ HMM_PFN_REQ_WRITE unless read-only); -EBUSY → read_begin again.
+//   getUserPages   amdgpu_ttm_tt_get_user_pages → amdgpu_hmm_range_get_pages (amdgpu_hmm.c, v6.6
+//                  and the latest tree): mmu_interval_read_begin, then hmm_range_fault of the WHOLE
+//                  BO with HMM_PFN_REQ_FAULT (+ HMM_PFN_REQ_WRITE unless read-only); -EBUSY per era.
 //   bindUserPages  under the notifier lock, after read_retry said the pages are current: write the
 //                  BO's GPUVM entries (amdgpu_vm_update_range) with translation {via:'mirror', sub, seq}.
 import {
-  EBUSY, EFAULT, HMM_PFN_ERROR, HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_VALID, HMM_PFN_WRITE,
+  EAGAIN, EBUSY, EFAULT, HMM_PFN_ERROR, HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_VALID, HMM_PFN_WRITE,
   type HmmRangeFaultResult, type MmuIntervalNotifierInsertResult, type MmuIntervalReadBeginResult,
 } from '@svmsim/kernel-mm';
 import { boEnd, boFirstVpn, type Bo } from './bo.js';
+import { hmmBusyBudgetNs } from './kernel-era.js';
 import { retOf, type GpuHost } from './policy.js';
 
 /** Subscribe the BO: done(0), or done(-errno) from mm. */
@@ -47,11 +48,20 @@ export interface WalkedBo {
   res: HmmRangeFaultResult;
 }
 
-/** read_begin → hmm_range_fault of the whole BO, -EBUSY → again (at most maxBusyRetries times). `walked`: pages walked, every attempt counted. */
-export function getUserPages(host: GpuHost, bo: Bo, maxBusyRetries: number, done: (ret: number, w: WalkedBo | undefined, walked: number) => void): void {
+/**
+ * amdgpu_hmm_range_get_pages: read_begin → hmm_range_fault of the whole BO. What -EBUSY (an
+ * invalidation raced the walk) does is the era's (kernel-era.ts `hmmBusy`):
+ *   'budget'  v6.6/v6.15: read_begin again until 1 s per 512 MiB (HMM_RANGE_DEFAULT_TIMEOUT ×
+ *             max(bytes >> 29, 1)) has passed since the walk began, then -EBUSY: a time budget,
+ *             not a count ("FIXME: This timeout should encompass the retry from
+ *             mmu_interval_read_retry() as well": a stale read_retry is not charged to it);
+ *   'eagain'  latest: no retry here; -EBUSY becomes -EAGAIN for the caller (the CS restarts).
+ * `walked`: pages walked, every attempt counted.
+ */
+export function getUserPages(host: GpuHost, bo: Bo, done: (ret: number, w: WalkedBo | undefined, walked: number) => void): void {
   const n = bo.notifier!;
-  let busy = 0;
   let walked = 0;
+  const deadline = host.ctx.now() + hmmBusyBudgetNs(bo.pages);
   const again = (): void => {
     host.call({ type: 'mmu_interval_read_begin', sub: n.sub }, (r) => {
       const ret = retOf(r);
@@ -66,7 +76,8 @@ export function getUserPages(host: GpuHost, bo: Bo, maxBusyRetries: number, done
           const hret = retOf(h);
           if (hret === EBUSY) {
             host.stats.ebusyRetries++;
-            if (++busy > maxBusyRetries) return done(EBUSY, undefined, walked);
+            if (host.era.hmmBusy === 'eagain') return done(EAGAIN, undefined, walked);
+            if (host.ctx.now() > deadline) return done(EBUSY, undefined, walked);
             return again();
           }
           if (hret < 0) return done(hret, undefined, walked);

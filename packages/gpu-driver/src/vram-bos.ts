@@ -74,6 +74,20 @@ export class VramBos {
     return this.opts.pages - this.used;
   }
 
+  /**
+   * A full GPU reset lost VRAM (amdgpu_device_gpu_recover, vram_lost): the contents of the BOs in
+   * VRAM are gone (zeros here); those TTM had moved to GTT survive. Returns the pages lost.
+   */
+  loseContents(): number {
+    let pages = 0;
+    for (const bo of this.live) {
+      if (bo.local?.placement !== 'vram') continue;
+      bo.local.content.fill(0);
+      pages += bo.pages;
+    }
+    return pages;
+  }
+
   /** Place a new BO in VRAM, evicting others if needed; done(0) or done(-ENOMEM). */
   create(bo: Bo, done: (ret: number) => void): void {
     if (bo.pages > this.opts.pages) {

@@ -46,9 +46,10 @@ program
   .option('--time-scale <x>', `thread mode: simulated ns per wall ns (default: the scenario's timeScale, else ${THREAD_TIME_SCALE}); a message between threads takes tens of µs, so costs of a few µs need a slower clock (1000 runs an hour-long job in seconds)`, (v) => parsePositive('--time-scale', v))
   .option('--duration <time>', 'override the scenario\'s duration (e.g. 50ms)')
   .option('--trace <dir>', 'where the trace and report.json go (default: runs/<time>/<run>)')
+  .option('--kernel <era>', 'the kernel era to simulate, overriding machine.kernel: v4.9, v6.6, v6.15, latest')
   .option('--json', 'print the report as JSON')
-  .addHelpText('after', '\nExamples:\n  svmsim run mirror-race\n  svmsim run mirror-race --policy mirror0=unsafe-skip-read-retry --seed 7\n  svmsim run my-scenario.yaml --threads --time-scale 1000 --json\n')
-  .action(action((scenario: string, o) => runCommand(scenario, { policy: o.policy, seed: o.seed, threads: Boolean(o.threads), timeScale: o.timeScale, duration: o.duration, trace: o.trace, json: Boolean(o.json) })));
+  .addHelpText('after', '\nExamples:\n  svmsim run mirror-race\n  svmsim run mirror-race --policy mirror0=unsafe-skip-read-retry --seed 7\n  svmsim run kswapd-vs-compute --kernel v4.9\n  svmsim run my-scenario.yaml --threads --time-scale 1000 --json\n')
+  .action(action((scenario: string, o) => runCommand(scenario, { policy: o.policy, seed: o.seed, threads: Boolean(o.threads), timeScale: o.timeScale, duration: o.duration, trace: o.trace, json: Boolean(o.json), kernel: o.kernel })));
 
 program
   .command('compare')
@@ -60,8 +61,9 @@ program
   .option('--time-scale <x>', `thread mode: simulated ns per wall ns (default: the scenario's timeScale, else ${THREAD_TIME_SCALE}); a message between threads takes tens of µs, so costs of a few µs need a slower clock (1000 runs an hour-long job in seconds)`, (v) => parsePositive('--time-scale', v))
   .option('--json', 'print every report as JSON')
   .option('--html <dir>', 'also write DIR/index.html: the policies side by side and every run\'s plots')
-  .addHelpText('after', '\nExamples:\n  svmsim compare\n  svmsim compare mirror-race ksm --policies safe,unsafe-skip-read-retry\n  svmsim compare kswapd-vs-compute gup-vs-readonly --html out/\n')
-  .action(action((scenarios: string[], o) => compareCommand(scenarios, { policies: o.policies, seed: o.seed, threads: Boolean(o.threads), timeScale: o.timeScale, json: Boolean(o.json), html: o.html })));
+  .option('--kernel <eras>', 'run each policy under each of these kernel eras, side by side (comma-separated: v4.9, v6.6, v6.15, latest; default: the scenario\'s machine.kernel)')
+  .addHelpText('after', '\nExamples:\n  svmsim compare\n  svmsim compare mirror-race ksm --policies safe,unsafe-skip-read-retry\n  svmsim compare kswapd-vs-compute --kernel v4.9,latest\n  svmsim compare kswapd-vs-compute gup-vs-readonly --html out/\n')
+  .action(action((scenarios: string[], o) => compareCommand(scenarios, { policies: o.policies, seed: o.seed, threads: Boolean(o.threads), timeScale: o.timeScale, json: Boolean(o.json), html: o.html, kernels: o.kernel })));
 
 program
   .command('sweep')

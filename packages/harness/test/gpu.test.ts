@@ -20,7 +20,7 @@ function svmsim(...args: string[]): { code: number; out: string; err: string } {
 }
 
 type Gpu = Record<string, number>;
-const SAFE = ['userptr', 'pin', 'preempt', 'svm-fault'] as const;
+const SAFE = ['userptr', 'pin', 'preempt', 'svm-fault', 'kfd-svm'] as const;
 
 /** `svmsim compare <scenarios> --json`: every report, by scenario and policy. */
 function compare(...scenarios: string[]): Map<string, RunReport> {
@@ -70,17 +70,42 @@ describe('svmsim compare userptr-walk gup-vs-readonly kswapd-vs-compute', () => 
     expect(s.jobErrors).toBe(0);
   });
 
-  it('gup-vs-readonly: userptr ping-pongs with writeback and KSM; pin is refused the file mapping; svm-fault read faults leave them alone', () => {
+  it('userptr-walk: kfd-svm resolves about one fault per 2 MiB range (svm_range_restore_pages, granularity 9, kfd_svm.c v6.6–latest), svm-fault one per page (nouveau_svm_fault, v6.6)', () => {
+    const s = gpuOf(get('userptr-walk', 'svm-fault'));
+    const k = gpuOf(get('userptr-walk', 'kfd-svm'));
+    const ranges = 65536 / 512;
+    // Each hmm_range_fault of kfd-svm covers a 512-page range, migrated to VRAM on its first fault.
+    expect(k.hmmRangeFaults).toBeGreaterThan(0);
+    expect(k.hmmRangeFaults).toBeLessThanOrEqual(2 * ranges);
+    expect(k.pagesFaulted / k.hmmRangeFaults).toBeGreaterThan(400);
+    expect(k.migratedToVram).toBeGreaterThan(0);
+    // nouveau maps one page per fault (v6.6): two orders of magnitude more walks for the same jobs.
+    expect(s.pagesFaulted / s.hmmRangeFaults).toBe(1);
+    expect(s.hmmRangeFaults).toBeGreaterThan(50 * k.hmmRangeFaults);
+    expect(k.jobErrors).toBe(0);
+  });
+
+  it('gup-vs-readonly: gfx userptr is refused the file mapping (ANONONLY, -EPERM: amdgpu_ttm_tt_get_user_pages, v6.6/latest) and ping-pongs with KSM; KFD userptr (preempt) takes the file mapping and ping-pongs with writeback', () => {
     const u = gpuOf(get('gup-vs-readonly', 'userptr'));
+    const pre = gpuOf(get('gup-vs-readonly', 'preempt'));
     const pin = gpuOf(get('gup-vs-readonly', 'pin'));
     const s = gpuOf(get('gup-vs-readonly', 'svm-fault'));
-    const r = get('gup-vs-readonly', 'userptr');
-    // The ping-pong: the BOs' pages are invalidated again and again, and rebound each time.
+    const byEvent = (g: Gpu) => (g as unknown as { invalidationsByEvent: Record<string, number> }).invalidationsByEvent;
+    // libdrm's amdgpu_create_bo_from_user_mem passes ANONONLY | REGISTER | VALIDATE: the BO over the
+    // shared file mapping fails at GEM_USERPTR; the one over KSM-merged anonymous memory is made.
+    expect(u.boCreateErrors).toBe(1);
+    expect(u.bosCreated).toBe(1);
+    expect(byEvent(u).MMU_NOTIFY_PROTECTION_PAGE).toBeUndefined(); // no BO over what writeback cleans
+    // The KSM half: every walk breaks the sharing ksm_scan set up again; each round the whole BO is revalidated.
+    expect(byEvent(u).MMU_NOTIFY_CLEAR).toBeGreaterThan(0);
     expect(u.pagesInvalidated / u.boPagesCreated).toBeGreaterThan(5);
-    expect(u.gpuvmRebinds).toBeGreaterThan(u.boPagesCreated);
-    expect(r.mm.invalidationsByEvent.MMU_NOTIFY_PROTECTION_PAGE).toBeGreaterThan(0); // page_mkclean
-    expect(r.mm.invalidationsByEvent.MMU_NOTIFY_CLEAR).toBeGreaterThan(0); // KSM
-    // Read-only jobs fault read-only: far fewer invalidations of the GPU's pages than under userptr.
+    expect(u.pagesRevalidated).toBeGreaterThan(u.boPagesCreated);
+    expect(u.pagesRevalidated % 64).toBe(0); // whole BOs, never part of one
+    // KFD userptr (flags 0) accepts the file mapping: page_mkclean invalidates it, and its restore walks write-fault it back.
+    expect(pre.boCreateErrors).toBe(0);
+    expect(byEvent(pre).MMU_NOTIFY_PROTECTION_PAGE).toBeGreaterThan(0);
+    expect(pre.preemptions).toBeGreaterThan(0);
+    // Read-only jobs fault read-only under nouveau's svm-fault: far fewer invalidations than userptr.
     expect(s.pagesInvalidated).toBeLessThan(u.pagesInvalidated / 3);
     // FOLL_LONGTERM of a shared file mapping is refused (v6.5): one BO of two; pinned pages are never invalidated.
     expect(pin.boCreateErrors).toBe(1);
@@ -89,16 +114,27 @@ describe('svmsim compare userptr-walk gup-vs-readonly kswapd-vs-compute', () => 
     expect(u.submitLatencyP50Ns).toBeGreaterThan(pin.submitLatencyP50Ns);
   });
 
-  it('kswapd-vs-compute: kswapd blocked for the hour under userptr, not under preempt or svm-fault; pin runs out of reclaimable memory', () => {
-    const HOUR = 3600e9;
+  it('kswapd-vs-compute, latest kernel: the compute ring\'s 2 s lockup_timeout ends the job (amdgpu_job_timedout → amdgpu_ring_soft_recovery, -ENODATA) and reclaim proceeds; KFD queues run their hour', () => {
     const u = get('kswapd-vs-compute', 'userptr');
-    expect(u.mm.kswapdBlockedNs).toBeGreaterThan(0.9 * HOUR);
-    expect(u.mm.notifierWaitNsMax).toBeGreaterThan(0.9 * HOUR);
-    for (const p of ['preempt', 'svm-fault']) {
+    expect(u.kernel).toBe('latest');
+    // kswapd waits in amdgpu_hmm_invalidate_gfx for the job's fence, which the timeout signals at 2 s.
+    expect(u.mm.kswapdBlockedNs).toBeGreaterThan(1.9e9);
+    expect(u.mm.kswapdBlockedNs).toBeLessThan(2.1e9);
+    expect(u.mm.notifierWaitNsMax).toBeLessThan(2.1e9);
+    expect(u.check.hungTasks).toBe(0);
+    const ug = gpuOf(u);
+    expect(ug.jobTimeouts).toBe(1);
+    expect(ug.softRecoveries).toBe(1);
+    expect(ug.gpuResets).toBe(0);
+    expect((u.devices.gpu0 as { jobsLost: Record<string, number> }).jobsLost).toEqual({ ENODATA: 1 });
+    // KFD user queues and nouveau have no job timeout: the job runs its hour and reclaim is never blocked for long.
+    for (const p of ['preempt', 'svm-fault', 'kfd-svm']) {
       const r = get('kswapd-vs-compute', p);
       expect(r.mm.kswapdBlockedNs, p).toBeLessThan(1e9);
       expect(r.mm.notifierWaitNsMax, p).toBeLessThan(1e9);
       expect(r.mm.oomKills, p).toBe(0);
+      expect(gpuOf(r).jobsDone, p).toBe(1);
+      expect(gpuOf(r).jobTimeouts, p).toBe(0);
     }
     // preempt stops the queues and walks the whole BO again after each eviction.
     const pre = gpuOf(get('kswapd-vs-compute', 'preempt'));
@@ -109,16 +145,36 @@ describe('svmsim compare userptr-walk gup-vs-readonly kswapd-vs-compute', () => 
     expect(gpuOf(pin).pagesPinned).toBe(192);
     expect(pin.mm.oomKills).toBeGreaterThan(0);
     expect(pin.mm.kswapdBlockedNs).toBe(0);
-    // The job ran its hour under every policy.
-    for (const p of SAFE) expect(gpuOf(get('kswapd-vs-compute', p)).jobsDone, p).toBe(1);
+  });
+
+  it('kswapd-vs-compute --kernel v4.9,latest: the hour-long stall where no compute job timeout exists (amdgpu_lockup_timeout 0 = MAX_SCHEDULE_TIMEOUT, v4.9), the timeout and recovery today', () => {
+    const r = svmsim('compare', 'kswapd-vs-compute', '--policies', 'userptr', '--kernel', 'v4.9,latest');
+    expect(r.code, r.err).toBe(0);
+    expect(r.out).toMatch(/kernels v4\.9 vs latest/);
+    expect(r.out).toMatch(/\nuserptr\s+v4\.9\s+1h\s+3\s+infinite\s+0\s/);
+    expect(r.out).toMatch(/\nuserptr\s+latest\s+2 s\s+0\s+2 s\s+1 ENODATA\s/);
+  });
+
+  it('machine.lockupTimeout.compute -1 (the module parameter\'s infinite) brings the hour back under the latest kernel', () => {
+    const dir = tmp();
+    const src = fs.readFileSync(fileURLToPath(new URL('../scenarios/kswapd-vs-compute.yaml', import.meta.url)), 'utf8');
+    const file = path.join(dir, 'no-timeout.yaml');
+    fs.writeFileSync(file, src.replace('machine:\n', 'machine:\n  lockupTimeout: { compute: -1 }\n'));
+    const r = svmsim('run', file, '--policy', 'gpu0=userptr', '--json');
+    expect(r.code, r.err).toBe(0);
+    const rep = JSON.parse(r.out) as RunReport;
+    expect(rep.kernel).toBe('latest');
+    expect(rep.mm.kswapdBlockedNs).toBeGreaterThan(0.9 * 3600e9);
+    expect(gpuOf(rep).jobTimeouts).toBe(0);
   });
 
   it('prints one table per scenario with its own columns', () => {
     const r = svmsim('compare', 'kswapd-vs-compute', '--policies', 'userptr,svm-fault');
     expect(r.code, r.err).toBe(0);
+    expect(r.out).toMatch(/deterministic, kernel latest/);
     const header = r.out.split('\n').find((l) => l.startsWith('policy'))!;
-    expect(header).toMatch(/^policy\s+kswapd blocked\s+hung tasks\s+direct reclaim blocked\s+alloc stall p50\/p99\/max\s+OOM kills/);
-    expect(r.out).toMatch(/\nuserptr\s+1h\s+3\s/);
+    expect(header).toMatch(/^policy\s+kswapd blocked\s+hung tasks\s+compute lockup_timeout\s+jobs lost \(timeout\/reset\)\s+direct reclaim blocked\s+alloc stall p50\/p99\/max\s+OOM kills/);
+    expect(r.out).toMatch(/\nuserptr\s+2 s\s+0\s+2 s\s+1 ENODATA\s/);
   });
 });
 
@@ -127,7 +183,7 @@ describe('thread mode', () => {
     const r = svmsim('compare', 'gup-vs-readonly', 'kswapd-vs-compute', '--threads', '--json');
     expect(r.code, r.err).toBe(0);
     const reports = JSON.parse(r.out) as RunReport[];
-    expect(reports).toHaveLength(8);
+    expect(reports).toHaveLength(10);
     for (const x of reports) {
       const k = `${x.scenario}/${x.policies.gpu0}`;
       expect(x.mode, k).toBe('threads');

@@ -172,7 +172,7 @@ phases:
       description: '',
       seed: 1,
       duration: 1e9,
-      machine: { frames: 1024, movableFrames: 0, swapPages: 1024, kswapd: true, diskLatency: 10_000, costs: {}, dmabufMoveNotify: false },
+      machine: { kernel: 'latest', frames: 1024, movableFrames: 0, swapPages: 1024, kswapd: true, diskLatency: 10_000, costs: {}, dmabufMoveNotify: false },
       files: [],
       devices: [{ id: 'mirror0', kind: 'dmirror', policy: 'safe', devicePages: 256 }],
       processes: [{ name: 'app', vmas: [{ name: 'buf', kind: 'anon', pages: 4, prot: 'rw', shared: false, offset: 0, mergeable: false }], memlock: 2048, capIpcLock: false }],
@@ -311,7 +311,7 @@ describe('errors: one line, the path, the value, what is allowed, did you mean',
     [
       'unknown key, with did-you-mean',
       variant('{ id: mirror0 }', '{ id: mirror0, polcy: safe }'),
-      'my.yaml: devices[0]: unknown key "polcy"; allowed keys: id, kind, policy, devicePages, faultWindowPages, faultPermission, waves, vramBoPages, compare, qps, qpType, rnrRetry, minRnrTimer, retryCnt, timeout, rkeyFaultResponse, exporter (did you mean policy?)',
+      'my.yaml: devices[0]: unknown key "polcy"; allowed keys: id, kind, policy, devicePages, faultWindowPages, faultPermission, waves, vramBoPages, xnack, compare, qps, qpType, rnrRetry, minRnrTimer, retryCnt, timeout, rkeyFaultResponse, exporter (did you mean policy?)',
     ],
     [
       'a gpu-only key on a dmirror',

@@ -9,6 +9,7 @@ import { createFile } from './filemap.js';
 import { sys_fork } from './fork.js';
 import { get_user_pages, unpin_user_pages } from './gup.js';
 import { hmm_range_fault, mmu_interval_notifier_insert, mmu_interval_notifier_remove, mmu_interval_read_begin } from './hmm-range-fault.js';
+import { vma_lookup } from './vma-lookup.js';
 import { Kernel, type MmConfig, type MmInternal, type MmOutgoing } from './kernel.js';
 import { migrate_page } from './migrate.js';
 import { abortMigrationsOf, installDeviceFaults, make_device_exclusive, migrate_vma_finalize, migrate_vma_setup } from './migrate-device.js';
@@ -102,6 +103,8 @@ export function createMm(config: unknown, _id: string): Actor<Message> {
           return mmu_interval_read_begin(k, env, m);
         case 'hmm_range_fault':
           return hmm_range_fault(k, env, m);
+        case 'vma_lookup':
+          return vma_lookup(k, env, m);
         case 'get_user_pages':
           return get_user_pages(k, env, m);
         case 'unpin_user_pages':

@@ -208,6 +208,12 @@ export interface HmmRangeFaultResult {
   flags: Uint8Array;
 }
 
+// ---- vma_lookup (from a driver, under mmap_read_lock: vma-lookup.ts) ----
+/** The VMA containing addr of pid, as a driver reads it (vma->vm_file, vm_flags). */
+export interface VmaLookup { type: 'vma_lookup'; pid: Pid; addr: number }
+/** ret 0, or -EFAULT when no VMA contains addr; `file`: vma->vm_file is set (a file mapping or shared anonymous memory). */
+export interface VmaLookupResult { type: 'vma_lookup_result'; ret: number; file: boolean; prot: number; start: number; end: number }
+
 // ---- gup (from a driver) ----
 export interface GetUserPages {
   type: 'get_user_pages';
@@ -319,13 +325,13 @@ export interface BioDone { type: 'bio_done'; ret: number; value: number }
 
 export type MmRequest =
   | ProcessCreate | Mmap | Munmap | Mprotect | Madvise | Fork | Exit | CpuAccess | FileCreate
-  | MmuIntervalNotifierInsert | MmuIntervalNotifierRemove | MmuIntervalReadBegin | HmmRangeFault
+  | MmuIntervalNotifierInsert | MmuIntervalNotifierRemove | MmuIntervalReadBegin | HmmRangeFault | VmaLookup
   | GetUserPages | UnpinUserPages | DmaAccess | MigrateVmaSetup | MigrateVmaFinalize | MakeDeviceExclusive | MemremapPages
   | ReclaimTrigger | MigratePages | KsmScan | Writeback | Dump;
 
 export type MmReply =
   | SyscallResult | CpuAccessResult | MmuIntervalNotifierInsertResult | MmuIntervalReadBeginResult
-  | HmmRangeFaultResult | GetUserPagesResult | DmaReadResult | MigrateVmaSetupResult | MigrateVmaFinalizeResult
+  | HmmRangeFaultResult | VmaLookupResult | GetUserPagesResult | DmaReadResult | MigrateVmaSetupResult | MigrateVmaFinalizeResult
   | MakeDeviceExclusiveResult | MemremapPagesResult | DumpResult | OpResult;
 
 /** What mm sends to drivers and block devices. */

@@ -10,6 +10,7 @@ import { EXIT_OK, runName, runsDir, THREAD_TIME_SCALE } from './common.js';
 import { EXIT_INTERRUPTED, onInterrupt } from './interrupt.js';
 import { progressBar } from './progress.js';
 import { writeComparisonHtml } from './compare-html.js';
+import { KERNEL_ERAS } from '@svmsim/gpu-driver/kernel-era';
 
 export interface CompareOptions {
   policies?: string;
@@ -19,6 +20,17 @@ export interface CompareOptions {
   json: boolean;
   /** Write DIR/index.html: the policies' figures side by side and every run's plots. */
   html?: string;
+  /** `--kernel A,B`: run every scenario under each kernel era, side by side (default: each scenario's machine.kernel). */
+  kernels?: string;
+}
+
+/** `--kernel v4.9,latest`: the eras, checked. */
+function kernelList(spec: string | undefined): string[] | undefined {
+  if (spec === undefined) return undefined;
+  const eras = spec.split(',').map((k) => k.trim()).filter(Boolean);
+  if (eras.length === 0) throw new UsageError(`--kernel: expected a comma-separated list of ${KERNEL_ERAS.join(', ')}`);
+  for (const k of eras) if (!(KERNEL_ERAS as readonly string[]).includes(k)) throw new UsageError(`--kernel: "${k}" is not one of ${KERNEL_ERAS.join(', ')}`);
+  return eras;
 }
 
 /**
@@ -50,10 +62,15 @@ export async function compareCommand(sources: string[], o: CompareOptions): Prom
     const known = new Set(scenarios.flatMap(({ s }) => s.devices.flatMap((d) => DEVICE_KINDS[d.kind].policies)));
     for (const p of only) if (!known.has(p)) throw new UsageError(`--policies: "${p}" is not one of ${[...known].join(', ') || '(no device in these scenarios)'}`);
   }
-  const jobs = scenarios.flatMap(({ source, s }) => policySets(s, only).map((policies) => ({ source, s, policies })));
+  const kernels = kernelList(o.kernels);
+  // Each policy under each era in turn, so that a table's rows pair up: userptr v4.9, userptr latest, …
+  const jobs = scenarios.flatMap(({ source, s }) =>
+    policySets(s, only).flatMap((policies) => (kernels ?? [s.machine.kernel]).map((kernel) => ({ source, s: { ...s, machine: { ...s.machine, kernel } }, policies }))),
+  );
   const dir = runsDir();
   const mode = o.threads ? 'threads' : 'deterministic';
-  if (!o.json) process.stdout.write(`svmsim compare — ${scenarios.length} scenarios × their policies, ${mode}${o.seed !== undefined ? `, seed ${o.seed}` : ''}   (svmsim compare --help)\n\n`);
+  const eras = kernels ? `kernels ${kernels.join(' vs ')}` : `kernel ${[...new Set(scenarios.map(({ s }) => s.machine.kernel))].join(', ')}`;
+  if (!o.json) process.stdout.write(`svmsim compare — ${scenarios.length} scenarios × their policies, ${mode}${o.seed !== undefined ? `, seed ${o.seed}` : ''}, ${eras}   (svmsim compare --help)\n\n`);
   const bar = progressBar(jobs.length, 'runs');
   const reports: RunReport[] = [];
   // Ctrl-C in thread mode stops the run in progress; the tables show the runs done so far.
@@ -63,8 +80,9 @@ export async function compareCommand(sources: string[], o: CompareOptions): Prom
       if (interrupt?.signal.aborted) break;
       const s = { ...j.s, devices: j.s.devices.map((d) => (j.policies[d.id] ? { ...d, policy: j.policies[d.id] } : d)) };
       const seed = o.seed ?? s.seed;
-      reports.push(await runScenario(s, { seed, mode, timeScale: o.timeScale ?? s.timeScale ?? THREAD_TIME_SCALE, traceDir: path.join(dir, runName(s.name, j.policies, seed)), signal: interrupt?.signal }));
-      bar.tick(`${s.name} ${Object.values(j.policies).join(',')}`);
+      const name = runName(s.name, j.policies, seed) + (kernels ? `.${s.machine.kernel}` : '');
+      reports.push(await runScenario(s, { seed, mode, timeScale: o.timeScale ?? s.timeScale ?? THREAD_TIME_SCALE, traceDir: path.join(dir, name), signal: interrupt?.signal }));
+      bar.tick(`${s.name} ${Object.values(j.policies).join(',')}${kernels ? ` ${s.machine.kernel}` : ''}`);
     }
   } finally {
     bar.done();

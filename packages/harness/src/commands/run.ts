@@ -1,6 +1,7 @@
 // `svmsim run`: one run of a scenario, a report table, the trace and report.json on disk.
 import path from 'node:path';
-import { applyPolicies } from '../run/actors.js';
+import { KERNEL_ERAS } from '@svmsim/gpu-driver/kernel-era';
+import { applyPolicies, UsageError } from '../run/actors.js';
 import { exitCodeOf, runScenario, type RunReport } from '../run/run-scenario.js';
 import { details, table } from '../report/table.js';
 import { loadScenario } from '../scenario/load.js';
@@ -17,12 +18,18 @@ export interface RunCommandOptions {
   duration?: string;
   trace?: string;
   json: boolean;
+  /** --kernel: the era instead of the scenario's machine.kernel. */
+  kernel?: string;
 }
 
 export async function runCommand(source: string, o: RunCommandOptions): Promise<number> {
   if (isNvmeScenario(source)) return nvmeScenarioCommand([source], o.json);
   let s = applyPolicies(loadScenario(source), o.policy);
   if (o.duration !== undefined) s = { ...s, duration: durationOption(o.duration) };
+  if (o.kernel !== undefined) {
+    if (!(KERNEL_ERAS as readonly string[]).includes(o.kernel)) throw new UsageError(`--kernel: "${o.kernel}" is not one of ${KERNEL_ERAS.join(', ')}`);
+    s = { ...s, machine: { ...s.machine, kernel: o.kernel } };
+  }
   const seed = o.seed ?? s.seed;
   const traceDir = o.trace ?? path.join(runsDir(), runName(s.name, Object.fromEntries(s.devices.map((d) => [d.id, d.policy])), seed));
   // Only thread mode owns threads to stop; a deterministic run ends at Ctrl-C as any process does.
@@ -43,7 +50,7 @@ function render(r: RunReport, source: string, durationNs: number | undefined): s
   // A thread-mode run cannot be replayed; the deterministic run of the same seed is the next step.
   const replay = `svmsim replay ${source}${policies}${duration} --seed ${r.seed}`;
   return [
-    `svmsim run ${r.scenario} — ${r.mode}, seed ${r.seed}, ${formatDuration(r.simNs)} simulated in ${r.wallMs} ms`,
+    `svmsim run ${r.scenario} — ${r.mode}, seed ${r.seed}, kernel ${r.kernel}, ${formatDuration(r.simNs)} simulated in ${r.wallMs} ms`,
     '',
     table([r]),
     details(r),

@@ -101,6 +101,20 @@ export const COLUMNS: Record<string, Column> = {
   'queues-stopped': { title: 'queues stopped', cell: gpuCell((g) => formatDuration(n(g, 'queuesStoppedNs'))) },
   'job-stretch': { title: 'job time/duration', cell: gpuCell((g) => (n(g, 'jobsDone') > 0 ? `${fig(n(g, 'jobStretchMax'))}×` : `${n(g, 'jobsRunning')} running`)) },
   'job-errors': { title: 'job errors', cell: gpuCell((g) => String(n(g, 'jobErrors'))) },
+  'jobs-lost': {
+    title: 'jobs lost (timeout/reset)',
+    cell: gpuCell((g) => {
+      const lost = Object.entries((g.jobsLost as Record<string, number> | undefined) ?? {}).map(([e, k]) => `${k} ${e}`);
+      return lost.join(', ') || '0';
+    }),
+  },
+  'lockup-timeout': {
+    title: 'compute lockup_timeout',
+    cell: gpuCell((g) => {
+      const t = g.lockupTimeoutMs as { compute: number } | null | undefined;
+      return !t ? 'none' : t.compute < 0 ? 'infinite' : formatDuration(t.compute * 1e6);
+    }),
+  },
   'bos-refused': { title: 'BOs refused', cell: gpuCell((g) => String(n(g, 'boCreateErrors'))) },
   'pages-pinned': { title: 'pages pinned', cell: gpuCell((g) => String(n(g, 'pagesPinned'))) },
   'gpu-invalidations': { title: 'GPU invalidations', cell: gpuCell((g) => String(n(g, 'invalidations'))) },
@@ -148,11 +162,19 @@ export function columnsFor(rows: RunReport[]): Column[] {
   return ['policy', ...ids.filter((id) => id !== 'policy' && id !== 'verdict'), 'verdict'].map((id) => COLUMNS[id]);
 }
 
-export function table(rows: RunReport[], columns: Column[] = columnsFor(rows)): string {
+/** The kernel column, shown after the policy when a table's runs span more than one era. */
+const KERNEL_COLUMN: Column = { title: 'kernel', cell: (r) => r.kernel };
+
+export function table(rows: RunReport[], columns: Column[] = withKernel(rows, columnsFor(rows))): string {
   const cells = rows.map((r) => columns.map((c) => c.cell(r)));
   const widths = columns.map((c, i) => Math.max(c.title.length, ...cells.map((row) => row[i].length)));
   const line = (xs: string[]) => xs.map((x, i) => (i === 0 ? x.padEnd(widths[i]) : x.padStart(widths[i]))).join('  ');
   return [line(columns.map((c) => c.title)), ...cells.map(line)].join('\n');
+}
+
+function withKernel(rows: RunReport[], columns: Column[]): Column[] {
+  if (new Set(rows.map((r) => r.kernel)).size < 2) return columns;
+  return [columns[0], KERNEL_COLUMN, ...columns.slice(1)];
 }
 
 /** The details under a single run's table: invalidations by event, steps, violations. */

@@ -36,13 +36,17 @@ export const DEVICE_KINDS: Record<DeviceSpec['kind'], DeviceKind> = {
   gpu: {
     module: () => gpuDriver('gpu-actor'),
     exportName: 'createGpu',
-    policies: ['userptr', 'pin', 'preempt', 'svm-fault', 'unsafe-userptr', 'unsafe-svm'],
+    policies: ['userptr', 'pin', 'preempt', 'svm-fault', 'kfd-svm', 'unsafe-userptr', 'unsafe-svm'],
     config: (d, s) => ({
       policy: d.policy,
       waves: d.waves,
       svm: { vramPages: d.devicePages, faultWindowPages: d.faultWindowPages, faultPermission: d.faultPermission },
       ...(d.vramBoPages !== undefined && { vramBos: { pages: d.vramBoPages } }),
+      ...(d.xnack !== undefined && { xnack: d.xnack }),
       dmabufMoveNotify: s.machine.dmabufMoveNotify,
+      kernel: s.machine.kernel,
+      // 0 keeps the default, as the module parameter does.
+      lockupTimeoutMs: Object.fromEntries(Object.entries(s.machine.lockupTimeout ?? {}).filter(([, v]) => v !== 0)),
     }),
   },
   rdma: {

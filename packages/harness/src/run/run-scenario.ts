@@ -22,6 +22,8 @@ export interface RunOptions {
 export interface RunReport {
   scenario: string;
   policies: Record<string, string>;
+  /** The kernel era simulated (machine.kernel). */
+  kernel: string;
   /** The scenario's report columns, if it names them. */
   columns?: string[];
   seed: number;
@@ -103,6 +105,7 @@ export async function runScenario(s: Scenario, opts: RunOptions): Promise<RunRep
   const report: RunReport = {
     scenario: s.name,
     policies: Object.fromEntries(s.devices.map((d) => [d.id, d.policy])),
+    kernel: s.machine.kernel,
     columns: s.report,
     seed: opts.seed,
     mode: opts.mode,

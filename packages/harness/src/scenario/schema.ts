@@ -16,6 +16,7 @@ import { DEFAULT_COSTS } from '@svmsim/kernel-mm/kernel';
 import { ERRNO_NAMES } from '@svmsim/kernel-mm/protocol';
 import { NVME_COST_LIMIT_NS, NVME_QUEUE_DEPTH_LIMIT } from '@svmsim/nvme';
 import { IBV_WC_STATUSES } from '@svmsim/rdma-odp/rdma-protocol';
+import { DEFAULT_KERNEL_ERA, KERNEL_ERAS } from '@svmsim/gpu-driver/kernel-era';
 import { z } from 'zod';
 import {
   OP_KINDS,
@@ -50,7 +51,7 @@ export const DEVICE_KINDS = ['dmirror', 'gpu', 'rdma'] as const;
 /** Each device kind's policies, its default first. */
 export const POLICIES_BY_KIND: Record<(typeof DEVICE_KINDS)[number], readonly string[]> = {
   dmirror: DEVICE_POLICIES,
-  gpu: ['userptr', 'pin', 'preempt', 'svm-fault', 'unsafe-userptr', 'unsafe-svm'],
+  gpu: ['userptr', 'pin', 'preempt', 'svm-fault', 'kfd-svm', 'unsafe-userptr', 'unsafe-svm'],
   rdma: ['odp', 'pinned-mr', 'implicit-odp', 'dmabuf', 'unsafe-odp'],
 };
 /** Keys of a device spec that only an rdma device takes. */
@@ -203,7 +204,17 @@ const nvmeSchema = strict({
   }).optional(),
 });
 
+/**
+ * amdgpu's lockup_timeout module parameter per ring type, ms, with its meaning: a negative value is
+ * infinite (MAX_SCHEDULE_TIMEOUT), 0 keeps the era's default. Bounded by a day: past that the
+ * timeout is as good as infinite, and a typo (seconds for ms ×1000) should not pass unseen.
+ */
+const LOCKUP_TIMEOUT_MS_MAX = 86_400_000;
+const lockupMs = z.int().max(LOCKUP_TIMEOUT_MS_MAX);
+
 const machineSchema = strict({
+  kernel: oneOf(KERNEL_ERAS as unknown as readonly [string, ...string[]]).default(DEFAULT_KERNEL_ERA),
+  lockupTimeout: strict({ gfx: lockupMs.optional(), compute: lockupMs.optional(), sdma: lockupMs.optional() }).optional(),
   frames: count(16).default(1024),
   movableFrames: count(0).default(0),
   swapPages: count(0).default(1024),
@@ -238,6 +249,7 @@ const deviceSchema = strict({
   faultPermission: oneOf(FAULT_PERMISSIONS).optional(),
   waves: count(1).optional(),
   vramBoPages: count(1).optional(),
+  xnack: flag.optional(),
   compare: z.array(z.string()).min(1).optional(),
   qps: z.int().min(1).max(64).optional(),
   qpType: oneOf(['rc', 'ud']).optional(),
@@ -264,7 +276,7 @@ const deviceSchema = strict({
       ctx.addIssue({ continue: false, code: 'custom', path: ['exporter'], message: 'missing; policy dmabuf registers MRs over VRAM BOs of a gpu: name it (exporter: <gpu id>)' });
     }
     if (d.devicePages === 0 && d.kind === 'dmirror') ctx.addIssue({ continue: false, code: 'custom', path: ['devicePages'], input: 0, message: '0: a dmirror needs at least 1 device page (0 turns VRAM off on a gpu only)' });
-    for (const k of ['faultWindowPages', 'faultPermission', 'waves', 'vramBoPages'] as const) {
+    for (const k of ['faultWindowPages', 'faultPermission', 'waves', 'vramBoPages', 'xnack'] as const) {
       if (d[k] !== undefined && d.kind !== 'gpu') ctx.addIssue({ continue: false, code: 'custom', path: [k], input: d[k], message: `${d[k]}: ${k} applies to gpu devices only` });
     }
   })
@@ -277,6 +289,7 @@ const deviceSchema = strict({
     ...(d.faultPermission !== undefined && { faultPermission: d.faultPermission }),
     ...(d.waves !== undefined && { waves: d.waves }),
     ...(d.vramBoPages !== undefined && { vramBoPages: d.vramBoPages }),
+    ...(d.xnack !== undefined && { xnack: d.xnack }),
     ...(d.compare !== undefined && { compare: d.compare }),
     ...Object.fromEntries(RDMA_DEVICE_KEYS.filter((k) => d[k] !== undefined).map((k) => [k, d[k]])),
   }));

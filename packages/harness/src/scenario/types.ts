@@ -27,6 +27,10 @@ export interface Scenario {
 }
 
 export interface Machine {
+  /** The kernel era (gpu-driver kernel-era.ts: v4.9, v6.6, v6.15, latest): the defaults that changed across versions. */
+  kernel: string;
+  /** amdgpu's lockup_timeout per ring type, ms (negative: infinite; 0 or absent: the era's default). */
+  lockupTimeout?: { gfx?: number; compute?: number; sdma?: number };
   /** Page frames of RAM. */
   frames: number;
   /** Frames at the top that form ZONE_MOVABLE (0: none). */
@@ -91,6 +95,8 @@ export interface DeviceSpec {
   waves?: number;
   /** gpu: VRAM for VRAM BOs (gpu_alloc), pages (default 4096); TTM evicts to make room. */
   vramBoPages?: number;
+  /** gpu, policy kfd-svm: XNACK (retry faults) on (default) or off (queue eviction and restore). */
+  xnack?: boolean;
   /** rdma: the RC (or UD) QPs setup connects per process to the peer (default 4); workload threads take them in turn. */
   qps?: number;
   qpType?: 'rc' | 'ud';

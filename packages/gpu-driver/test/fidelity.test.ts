@@ -1,0 +1,124 @@
+// The behaviours issue-17's corrections follow, each against the kernel function and version it
+// models, under LocalScheduler with the data oracle judging each run.
+import { describe, expect, it } from 'vitest';
+import { MADV_PAGEOUT, PAGE_SIZE } from '@svmsim/kernel-mm';
+import { formatViolation } from '@svmsim/kernel-mm/checker';
+import { ECANCELED, ENODATA, ETIME } from '@svmsim/gpu-driver/gpu-protocol';
+import { hmmBusyBudgetNs, KERNEL_ERA_DEFAULTS } from '@svmsim/gpu-driver/kernel-era';
+import { ret, type Step } from '@svmsim/kernel-mm/testing/mm-harness';
+import { A, PID, boCreate, create, gpu, mmapAt, run, store, submit, waitLast } from './gpu-steps.js';
+
+const waits = (results: { type: string }[]) => results.filter((r) => r.type === 'gpu_wait_result').map(ret);
+
+describe('kernel eras (kernel-era.ts)', () => {
+  it('lockup_timeout defaults: none in v4.9 (amdgpu_lockup_timeout 0 → MAX_SCHEDULE_TIMEOUT), compute 60 s in v6.6/v6.15 (67387dfe0f66), 2 s latest ("reduce queue timeout to 2 seconds")', () => {
+    expect(KERNEL_ERA_DEFAULTS['v4.9'].lockupTimeoutMs).toEqual({ gfx: -1, compute: -1, sdma: -1 });
+    expect(KERNEL_ERA_DEFAULTS['v6.6'].lockupTimeoutMs).toEqual({ gfx: 10_000, compute: 60_000, sdma: 10_000 });
+    expect(KERNEL_ERA_DEFAULTS['v6.15'].lockupTimeoutMs.compute).toBe(60_000);
+    expect(KERNEL_ERA_DEFAULTS.latest.lockupTimeoutMs).toEqual({ gfx: 2_000, compute: 2_000, sdma: 2_000 });
+  });
+
+  it('amdgpu_hmm_range_get_pages (v6.6): the -EBUSY budget is 1 s per 512 MiB, at least 1 s (HMM_RANGE_DEFAULT_TIMEOUT)', () => {
+    expect(hmmBusyBudgetNs(1)).toBe(1e9);
+    expect(hmmBusyBudgetNs(131072)).toBe(1e9);
+    expect(hmmBusyBudgetNs(4 * 131072)).toBe(4e9);
+  });
+});
+
+describe('drm_sched job timeout → amdgpu_job_timedout (amdgpu_job.c, v6.6 / latest)', () => {
+  const pages = 4;
+  const base: Step[] = [create, mmapAt(A, pages), store(A, 1), boCreate(A, pages)];
+
+  it('latest: a compute job past the 2 s lockup_timeout is soft-recovered (amdgpu_ring_soft_recovery): its fence signals -ENODATA, a notifier waiting on it returns', async () => {
+    const steps = [...base, submit([1], 1, 3600e9, undefined, 'compute'), { msg: { type: 'madvise', pid: PID, addr: A, length: pages * PAGE_SIZE, advice: MADV_PAGEOUT } as never }, waitLast];
+    const { results, check, gpu: g } = await run('userptr', steps, 1, {}, { kernel: 'latest' });
+    expect(waits(results)).toEqual([ENODATA]);
+    expect(g.jobTimeouts).toBe(1);
+    expect(g.softRecoveries).toBe(1);
+    expect(g.gpuResets).toBe(0);
+    // amdgpu_hmm_invalidate_gfx waited for the fence: about the 2 s timeout, not the hour.
+    expect(g.invalidateWaitMaxNs).toBeGreaterThan(1.9e9);
+    expect(g.invalidateWaitMaxNs).toBeLessThan(2.1e9);
+    expect(check!.violations.map(formatViolation)).toEqual([]);
+  });
+
+  it('v4.9: no timeout on any ring: the hour-long job completes', async () => {
+    const steps = [...base, submit([1], 1, 3600e9, undefined, 'compute'), waitLast];
+    const { results, gpu: g } = await run('userptr', steps, 1, {}, { kernel: 'v4.9' });
+    expect(waits(results)).toEqual([0]);
+    expect(g.jobTimeouts).toBe(0);
+  });
+
+  it('a hung job (its fence never signals): soft recovery fails, amdgpu_device_gpu_recover resets the GPU: the guilty job -ETIME, the one queued behind it -ECANCELED', async () => {
+    const steps: Step[] = [...base, gpu({ type: 'gpu_submit', bos: [1], pattern: { touch: 1, write: true }, durationNs: 1e6, queue: 'gfx', hang: true }), submit([1], 1, 1e6), waitLast,
+      (results) => {
+        const first = results.find((r) => r.type === 'gpu_submit_result') as { job: number };
+        return gpu({ type: 'gpu_wait', job: first.job });
+      }];
+    const { results, check, gpu: g } = await run('userptr', steps, 1, {}, { kernel: 'latest' });
+    expect(waits(results)).toEqual([ECANCELED, ETIME]);
+    expect(g.gpuResets).toBe(1);
+    expect(g.softRecoveries).toBe(0);
+    expect(check!.violations.map(formatViolation)).toEqual([]);
+  });
+
+  it('lockupTimeoutMs.compute -1 (the module parameter\'s infinite): no timeout under latest', async () => {
+    const steps = [...base, submit([1], 1, 100e9, undefined, 'compute'), waitLast];
+    const { results, gpu: g } = await run('userptr', steps, 1, {}, { kernel: 'latest', lockupTimeoutMs: { compute: -1 } });
+    expect(waits(results)).toEqual([0]);
+    expect(g.jobTimeouts).toBe(0);
+  });
+
+  it('KFD user queues (preempt) have no job timeout: a hung queue shows at preemption, queue_preemption_timeout_ms (9000) → HWS hang → reset', async () => {
+    const steps: Step[] = [...base, gpu({ type: 'gpu_submit', bos: [1], pattern: { touch: 1, write: true }, durationNs: 1e6, queue: 'compute', hang: true }),
+      { msg: { type: 'madvise', pid: PID, addr: A, length: pages * PAGE_SIZE, advice: MADV_PAGEOUT } as never }, waitLast];
+    const { results, gpu: g } = await run('preempt', steps, 1, {}, { kernel: 'latest' });
+    expect(waits(results)).toEqual([ETIME]);
+    expect(g.jobTimeouts).toBe(0);
+    expect(g.hwsHangs).toBe(1);
+    expect(g.gpuResets).toBe(1);
+  });
+});
+
+describe('gfx userptr flags (amdgpu_gem_userptr_ioctl, v6.6/latest; libdrm amdgpu_create_bo_from_user_mem)', () => {
+  it('VALIDATE walks at GEM_USERPTR; a CS that finds any page changed revalidates the whole BO', async () => {
+    const pages = 16;
+    const steps: Step[] = [create, mmapAt(A, pages), store(A, 5), boCreate(A, pages), submit([1], 0.1, 1000), waitLast,
+      { msg: { type: 'madvise', pid: PID, addr: A, length: PAGE_SIZE, advice: MADV_PAGEOUT } as never }, submit([1], 0.1, 1000), waitLast];
+    const { gpu: g, check } = await run('userptr', steps);
+    expect(g.bosRevalidated).toBeGreaterThanOrEqual(1); // at creation (and after a CS that found a page changed)
+    expect(g.pagesRevalidated % pages).toBe(0);
+    expect(check!.violations.map(formatViolation)).toEqual([]);
+  });
+
+  it('amdgpu_hmm_invalidate_gfx neither clears GPUVM nor flushes the TLB (the next CS revalidates)', async () => {
+    const pages = 8;
+    const steps: Step[] = [create, mmapAt(A, pages), boCreate(A, pages), submit([1], 1, 1000), waitLast,
+      { msg: { type: 'madvise', pid: PID, addr: A, length: pages * PAGE_SIZE, advice: MADV_PAGEOUT } as never }];
+    const { gpu: g, check } = await run('userptr', steps);
+    expect(g.invalidations).toBeGreaterThan(0);
+    expect(g.tlbFlushes).toBe(0);
+    expect(g.gpuvmEntries).toBe(pages); // still there after the invalidation
+    expect(check!.violations.map(formatViolation)).toEqual([]);
+  });
+});
+
+describe('kfd-svm (kfd_svm.c svm_range_restore_pages, v6.6–latest) against svm-fault (nouveau_svm.c, v6.6)', () => {
+  const pages = 1024;
+  const steps: Step[] = [create, mmapAt(A, pages), boCreate(A, pages), submit([1], 0.25, 100_000), waitLast];
+
+  it('kfd-svm maps a 2 MiB range per fault; nouveau one page per fault', async () => {
+    const mm = { frames: 2048 }; // the 4 MiB BO fits in RAM
+    // No VRAM here: this harness's final dump reads only system memory (the harness's runs read VRAM too).
+    const k = await run('kfd-svm', steps, 1, mm, { svm: { vramPages: 0 } });
+    const n = await run('svm-fault', steps, 1, mm);
+    // 1024 pages = 2 ranges; a walk raced by a migration is -EAGAIN, dropped and faulted again by the hardware.
+    expect(k.gpu.pagesFaulted % 512).toBe(0);
+    expect(k.gpu.faultsRetriedByHardware).toBeGreaterThanOrEqual(0);
+    expect(n.gpu.hmmRangeFaults).toBe(256);
+    expect(k.gpu.hmmRangeFaults).toBeLessThan(n.gpu.hmmRangeFaults / 10);
+    expect(k.check!.violations.map(formatViolation)).toEqual([]);
+    expect(n.check!.violations.map(formatViolation)).toEqual([]);
+    expect(waits(k.results)).toEqual([0]);
+  });
+});
