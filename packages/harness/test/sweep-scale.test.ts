@@ -158,8 +158,9 @@ describe('Ctrl-C', () => {
 
   it('a thread-mode run stops its actors and prints the report of what ran (exit 130)', async () => {
     const dir = tmp();
-    const s = start(['run', 'kswapd-vs-compute', '--threads', '--trace', dir]);
-    await new Promise((r) => setTimeout(r, 2000));
+    // v4.9: no compute job timeout, so the hour-long job runs (36 s of wall time at this scale) until Ctrl-C.
+    const s = start(['run', 'kswapd-vs-compute', '--kernel', 'v4.9', '--threads', '--time-scale', '100', '--trace', dir]);
+    await new Promise((r) => setTimeout(r, 3000));
     s.p.kill('SIGINT');
     expect(await s.exit).toBe(130);
     expect(s.out()).toMatch(/ interrupted\n/); // the verdict column
