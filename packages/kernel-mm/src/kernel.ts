@@ -101,6 +101,8 @@ export class MmStats {
   migrations = 0;
   cowCopies = 0;
   hungTaskWarnings = 0;
+  /** How long each mmap_write_lock (munmap, mprotect, mmap, madvise) waited for mmap_lock (ns). */
+  mmapWriteLockWaitNs: number[] = [];
 
   countFault(kind: string): void {
     this.cpuFaults++;

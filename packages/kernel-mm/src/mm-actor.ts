@@ -10,6 +10,7 @@ import { sys_fork } from './fork.js';
 import { get_user_pages, unpin_user_pages } from './gup.js';
 import { hmm_range_fault, mmu_interval_notifier_insert, mmu_interval_notifier_remove, mmu_interval_read_begin } from './hmm-range-fault.js';
 import { vma_lookup } from './vma-lookup.js';
+import { mmap_lock_drop_owner, mmap_read_lock, mmap_read_unlock } from './mmap-lock.js';
 import { Kernel, type MmConfig, type MmInternal, type MmOutgoing } from './kernel.js';
 import { migrate_page } from './migrate.js';
 import { abortMigrationsOf, installDeviceFaults, make_device_exclusive, migrate_vma_finalize, migrate_vma_setup } from './migrate-device.js';
@@ -60,6 +61,7 @@ export function createMm(config: unknown, _id: string): Actor<Message> {
           return k.runLater();
         case 'actor_died':
           // A driver's thread died: what it left half done must not block everyone else.
+          mmap_lock_drop_owner(k, m.actor);
           return abortMigrationsOf(k, m.actor);
         case 'request_timeout':
           return;
@@ -103,6 +105,16 @@ export function createMm(config: unknown, _id: string): Actor<Message> {
           return mmu_interval_read_begin(k, env, m);
         case 'hmm_range_fault':
           return hmm_range_fault(k, env, m);
+        case 'mmap_read_lock': {
+          const p = k.proc(m.pid);
+          if (!p) return k.ctx.reply(env, { type: 'syscall_result', ret: ESRCH });
+          return mmap_read_lock(k, p, env.from, () => k.ctx.reply(env, { type: 'syscall_result', ret: 0 }));
+        }
+        case 'mmap_read_unlock': {
+          const p = k.procs.get(m.pid);
+          const ok = p !== undefined && mmap_read_unlock(k, p, env.from);
+          return k.ctx.reply(env, { type: 'syscall_result', ret: ok ? 0 : EINVAL });
+        }
         case 'vma_lookup':
           return vma_lookup(k, env, m);
         case 'get_user_pages':
@@ -142,6 +154,11 @@ export function createMm(config: unknown, _id: string): Actor<Message> {
       return {
         ...k.stats,
         notifierWaitNs: undefined,
+        mmapWriteLockWaitNs: undefined,
+        // mmap / munmap / mprotect / madvise(write) behind mmap_lock: how many waited at all, how long.
+        mmapWriteLockWaits: k.stats.mmapWriteLockWaitNs.filter((ns) => ns > 0).length,
+        mmapWriteLockWaitNsP50: percentile(k.stats.mmapWriteLockWaitNs, 0.5),
+        mmapWriteLockWaitNsMax: percentile(k.stats.mmapWriteLockWaitNs, 1),
         directReclaimNs: undefined,
         notifierWaitNsP50: percentile(k.stats.notifierWaitNs, 0.5),
         notifierWaitNsP99: percentile(k.stats.notifierWaitNs, 0.99),

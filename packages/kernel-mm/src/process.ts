@@ -1,6 +1,7 @@
-// A process's mm_struct: its VMAs, its page table, its notifier subscriptions and its range locks.
+// A process's mm_struct: its VMAs, its page table, its notifier subscriptions, its range locks and its mmap_lock.
 import { MmuNotifierSubscriptions } from './interval-notifier.js';
 import { PageTable } from './page-table.js';
+import { MmapLock } from './mmap-lock.js';
 import { RangeLocks } from './range-lock.js';
 import { VmaList } from './vma.js';
 
@@ -12,6 +13,8 @@ export class Process {
   readonly pt = new PageTable();
   readonly notifiers = new MmuNotifierSubscriptions();
   readonly locks = new RangeLocks();
+  /** mm->mmap_lock (mmap-lock.ts). */
+  readonly mmapLock = new MmapLock();
   /** MMF_HAS_PINNED: set by the first FOLL_PIN on this mm; fork then checks each anon page. */
   hasPinned = false;
   /** Exiting or reaped: no new faults. */

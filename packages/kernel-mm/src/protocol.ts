@@ -208,6 +208,12 @@ export interface HmmRangeFaultResult {
   flags: Uint8Array;
 }
 
+// ---- mmap_read_lock / mmap_read_unlock (from a driver: mmap-lock.ts states the protocol) ----
+/** mmap_read_lock(mm) of pid: the reply (syscall_result, ret 0) comes when the lock is granted; -ESRCH if no such process. */
+export interface MmapReadLock { type: 'mmap_read_lock'; pid: Pid }
+/** mmap_read_unlock(mm): ret 0, or -EINVAL if the sender holds no read lock on pid. */
+export interface MmapReadUnlock { type: 'mmap_read_unlock'; pid: Pid }
+
 // ---- vma_lookup (from a driver, under mmap_read_lock: vma-lookup.ts) ----
 /** The VMA containing addr of pid, as a driver reads it (vma->vm_file, vm_flags). */
 export interface VmaLookup { type: 'vma_lookup'; pid: Pid; addr: number }
@@ -326,7 +332,7 @@ export interface BioDone { type: 'bio_done'; ret: number; value: number }
 export type MmRequest =
   | ProcessCreate | Mmap | Munmap | Mprotect | Madvise | Fork | Exit | CpuAccess | FileCreate
   | MmuIntervalNotifierInsert | MmuIntervalNotifierRemove | MmuIntervalReadBegin | HmmRangeFault | VmaLookup
-  | GetUserPages | UnpinUserPages | DmaAccess | MigrateVmaSetup | MigrateVmaFinalize | MakeDeviceExclusive | MemremapPages
+  | MmapReadLock | MmapReadUnlock | GetUserPages | UnpinUserPages | DmaAccess | MigrateVmaSetup | MigrateVmaFinalize | MakeDeviceExclusive | MemremapPages
   | ReclaimTrigger | MigratePages | KsmScan | Writeback | Dump;
 
 export type MmReply =

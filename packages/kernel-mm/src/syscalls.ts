@@ -4,8 +4,11 @@
 // MADV_DONTNEED → zap_page_range_single: MMU_NOTIFY_CLEAR; MADV_MERGEABLE → ksm_madvise;
 // MADV_PAGEOUT → reclaim_pages), and process creation. fork and exit are in fork.ts and exit.ts.
 //
-// Each syscall that changes PTEs holds the range lock over its whole range (the mmap write lock)
-// from before its invalidation until its PTE changes are done.
+// mmap, munmap, mprotect and madvise take mmap_lock (mmap-lock.ts) first: for write, except the
+// advices for which mm/madvise.c madvise_need_mmap_write() is false (MADV_DONTNEED, MADV_PAGEOUT:
+// read). So a driver holding the read lock over a long walk holds them all off. Inside it, each
+// syscall that changes PTEs holds the range lock over its whole range from before its
+// invalidation until its PTE changes are done (faults and reclaim serialise on that).
 import type { Envelope, Message } from '@svmsim/runtime';
 import { createFile } from './filemap.js';
 import { mmu_notifier_invalidate_range_end, mmu_notifier_invalidate_range_start } from './invalidate.js';
@@ -17,6 +20,7 @@ import {
   PAGE_SIZE, PROT_EXEC, PROT_READ, PROT_WRITE, EBADF,
   type Madvise, type Mmap, type Mprotect, type Munmap, type ProcessCreate, type SyscallResult,
 } from './protocol.js';
+import { mmap_read_lock, mmap_read_unlock, mmap_write_lock, mmap_write_unlock } from './mmap-lock.js';
 import { reclaimPagesOf } from './reclaim.js';
 import type { Vma } from './vma.js';
 import { commOf, processTask } from './task.js';
@@ -72,26 +76,31 @@ export function sys_mmap(k: Kernel, env: Envelope<Message>, m: Mmap): void {
   }
   const end = start + pages;
   const vma: Vma = { start, end, prot: m.prot, shared, file, pgoff, mergeable: false };
-  // The range stays locked from the unmapping of what was there (MAP_FIXED) to the new VMA's insertion.
-  p.locks.lock(start, end, 'mmap', (lock) => {
-    if (!p.alive || p.exiting) {
+  // vm_mmap_pgoff: mmap_write_lock_killable; the range stays locked from the unmapping of what was
+  // there (MAP_FIXED) to the new VMA's insertion.
+  mmap_write_lock(k, p, () => p.locks.lock(start, end, 'mmap', (lock) => {
+    const release = () => {
       p.locks.unlock(lock);
+      mmap_write_unlock(k, p);
+    };
+    if (!p.alive || p.exiting) {
+      release();
       return k.ctx.reply(env, result(ESRCH));
     }
     const install = () => {
       p.vmas.insert(vma);
       k.oracle('mmap', { pid: p.pid, start: start * PAGE_SIZE, end: end * PAGE_SIZE, prot: m.prot, shared, file, pgoff });
-      p.locks.unlock(lock);
+      release();
       k.replyAfter(env, result(start * PAGE_SIZE), k.costs.syscallNs);
     };
     if (p.vmas.overlapping(start, end).length === 0) return install();
     if (!(m.flags & MAP_FIXED)) {
       // The gap was taken while we waited for the lock: look again.
-      p.locks.unlock(lock);
+      release();
       return sys_mmap(k, env, m);
     }
     unmap_region(k, p, start, end, install);
-  });
+  }));
 }
 
 export function sys_munmap(k: Kernel, env: Envelope<Message>, m: Munmap): void {
@@ -99,7 +108,13 @@ export function sys_munmap(k: Kernel, env: Envelope<Message>, m: Munmap): void {
   if (!p) return k.ctx.reply(env, result(ESRCH));
   const r = rangeOf(m.addr, m.length);
   if (typeof r === 'number') return k.ctx.reply(env, result(r));
-  do_munmap(k, p, r.start, r.end, () => k.replyAfter(env, result(0), k.costs.syscallNs));
+  // __vm_munmap: mmap_write_lock_killable around do_vmi_munmap.
+  mmap_write_lock(k, p, () =>
+    do_munmap(k, p, r.start, r.end, () => {
+      mmap_write_unlock(k, p);
+      k.replyAfter(env, result(0), k.costs.syscallNs);
+    }),
+  );
 }
 
 /** do_vmi_munmap: take the range lock, unmap_region, release. */
@@ -133,9 +148,14 @@ export function sys_mprotect(k: Kernel, env: Envelope<Message>, m: Mprotect): vo
   if (typeof r === 'number') return k.ctx.reply(env, result(r));
   if ((m.prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC)) !== 0) return k.ctx.reply(env, result(EINVAL));
   const { start, end } = r;
-  p.locks.lock(start, end, 'mprotect', (lock) => {
-    if (!p.alive || p.exiting || !p.vmas.covers(start, end)) {
+  // do_mprotect_pkey: mmap_write_lock_killable, then the range lock.
+  mmap_write_lock(k, p, () => p.locks.lock(start, end, 'mprotect', (lock) => {
+    const release = () => {
       p.locks.unlock(lock);
+      mmap_write_unlock(k, p);
+    };
+    if (!p.alive || p.exiting || !p.vmas.covers(start, end)) {
+      release();
       return k.ctx.reply(env, result(ENOMEM));
     }
     const apply = () => {
@@ -157,17 +177,17 @@ export function sys_mprotect(k: Kernel, env: Envelope<Message>, m: Mprotect): vo
     p.pt.forEach(start, end, () => (populated = true));
     if (!populated) {
       apply();
-      p.locks.unlock(lock);
+      release();
       return k.replyAfter(env, result(0), k.costs.syscallNs);
     }
     const range = { start: start * PAGE_SIZE, end: end * PAGE_SIZE, event: 'MMU_NOTIFY_PROTECTION_VMA' as const, blockable: true, owner: null, task: processTask(p), caller: 'change_pmd_range' };
     mmu_notifier_invalidate_range_start(k, p, range, (_ret, inv) => {
       apply();
       mmu_notifier_invalidate_range_end(k, inv);
-      p.locks.unlock(lock);
+      release();
       k.replyAfter(env, result(0), k.costs.syscallNs);
     });
-  });
+  }));
 }
 
 export function sys_madvise(k: Kernel, env: Envelope<Message>, m: Madvise): void {
@@ -176,19 +196,44 @@ export function sys_madvise(k: Kernel, env: Envelope<Message>, m: Madvise): void
   const r = rangeOf(m.addr, m.length);
   if (typeof r === 'number') return k.ctx.reply(env, result(r));
   const { start, end } = r;
-  if (!p.vmas.covers(start, end)) return k.ctx.reply(env, result(ENOMEM));
-  switch (m.advice) {
-    case MADV_MERGEABLE:
-    case MADV_UNMERGEABLE:
-      for (const v of p.vmas.splitAt(start, end)) v.mergeable = m.advice === MADV_MERGEABLE;
-      return k.replyAfter(env, result(0), k.costs.syscallNs);
-    case MADV_DONTNEED:
-      return madvise_dontneed(k, p, start, end, () => k.replyAfter(env, result(0), k.costs.syscallNs));
-    case MADV_PAGEOUT:
-      return reclaimPagesOf(k, p, start, end, (n) => k.replyAfter(env, result(0), k.costs.syscallNs + n * k.costs.reclaimScanNs));
-    default:
-      return k.ctx.reply(env, result(EINVAL));
-  }
+  if (m.advice !== MADV_MERGEABLE && m.advice !== MADV_UNMERGEABLE && m.advice !== MADV_DONTNEED && m.advice !== MADV_PAGEOUT) return k.ctx.reply(env, result(EINVAL));
+  const write = madvise_need_mmap_write(m.advice);
+  const unlock = () => (write ? mmap_write_unlock(k, p) : mmap_read_unlock(k, p, ''));
+  const granted = () => {
+    if (!p.vmas.covers(start, end)) {
+      unlock();
+      return k.ctx.reply(env, result(ENOMEM));
+    }
+    switch (m.advice) {
+      case MADV_MERGEABLE:
+      case MADV_UNMERGEABLE:
+        for (const v of p.vmas.splitAt(start, end)) v.mergeable = m.advice === MADV_MERGEABLE;
+        unlock();
+        return k.replyAfter(env, result(0), k.costs.syscallNs);
+      case MADV_DONTNEED:
+        return madvise_dontneed(k, p, start, end, () => {
+          unlock();
+          k.replyAfter(env, result(0), k.costs.syscallNs);
+        });
+      default:
+        return reclaimPagesOf(k, p, start, end, (n) => {
+          unlock();
+          k.replyAfter(env, result(0), k.costs.syscallNs + n * k.costs.reclaimScanNs);
+        });
+    }
+  };
+  if (write) mmap_write_lock(k, p, granted);
+  else mmap_read_lock(k, p, '', granted);
+}
+
+/**
+ * mm/madvise.c madvise_need_mmap_write (v6.6; the latest tree's madvise_lock_mode says the same
+ * for these, and takes only the VMA's lock for MADV_DONTNEED where it can; here the mmap read
+ * lock): the advices that only zap or reclaim take the read lock, the ones that change VMAs
+ * (MADV_MERGEABLE / MADV_UNMERGEABLE: ksm_madvise sets vm_flags) the write lock.
+ */
+function madvise_need_mmap_write(advice: number): boolean {
+  return advice !== MADV_DONTNEED && advice !== MADV_PAGEOUT;
 }
 
 /** zap_page_range_single with MMU_NOTIFY_CLEAR: private pages read as zero (or the file) again. */

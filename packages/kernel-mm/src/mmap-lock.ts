@@ -1,0 +1,143 @@
+// mm_struct.mmap_lock: a reader/writer semaphore per process (include/linux/mmap_lock.h over
+// kernel/locking/rwsem.c, read in the latest tree). mmap / munmap / mprotect and the madvise
+// advices for which madvise_need_mmap_write() is true take it for write; a driver walking user
+// pages (amdgpu_ttm_tt_get_user_pages around hmm_range_fault) takes it for read by asking mm.
+//
+// States: free; R readers (R > 0); one writer. Moves:
+//   mmap_read_lock    granted if no writer holds it AND nobody waits (writer-fair: a waiting writer
+//                     blocks new readers, as rwsem_down_read_slowpath queues behind a waiter);
+//                     else queued.
+//   mmap_write_lock   granted if free and nobody waits; else queued.
+//   *_unlock          then the queue head is granted: a writer alone, or the run of readers at
+//                     the head together (rwsem_mark_wake wakes the readers it finds first).
+//   mmap_lock_drop_owner  (actor_died) every read lock the dead driver held is released and its
+//                     queued requests dropped: a driver that died mid-walk must not wedge munmap.
+//
+// Protocol with a driver (protocol.ts MmapReadLock / MmapReadUnlock): request mmap_read_lock,
+// the reply comes when it is granted; then any number of requests (hmm_range_fault); then
+// mmap_read_unlock. The interleaving the write side must survive:
+//   gpu (amdgpu CS)                    app thread
+//   mmap_read_lock → granted
+//   hmm_range_fault (65536 pages, ms)
+//                                      munmap → mmap_write_lock: queued (start_locking)
+//   ← hmm_range_fault_result
+//   mmap_read_unlock                   → granted (acquire_returned, waited = the rest of the walk)
+//                                      unmap_region: the UNMAP invalidation, the zap
+// Trace events are the kernel's tracepoints (include/trace/events/mmap_lock.h):
+// mmap_lock_start_locking, mmap_lock_acquire_returned (with waitedNs), mmap_lock_released.
+import type { Kernel } from './kernel.js';
+import { assert } from './physmem.js';
+import type { Process } from './process.js';
+
+/** A bound on queued lock requests per mm: past it the run is wrong, not slow. */
+const MMAP_LOCK_WAITERS_MAX = 1 << 16;
+
+interface Waiter {
+  write: boolean;
+  owner: string;
+  since: number;
+  grant: () => void;
+}
+
+export class MmapLock {
+  readers = 0;
+  writer = false;
+  /** Read locks held per owner (a driver actor, or '' for mm's own threads). */
+  readonly readersBy = new Map<string, number>();
+  readonly waiting: Waiter[] = [];
+}
+
+function trace(k: Kernel, p: Process, ev: string, write: boolean, fields: Record<string, unknown> = {}): void {
+  if (k.ctx.tracing) k.ctx.trace(ev, { pid: p.pid, write, ...fields });
+}
+
+function lock(k: Kernel, p: Process, write: boolean, owner: string, granted: (waitedNs: number) => void): void {
+  const l = p.mmapLock;
+  const since = k.ctx.now();
+  trace(k, p, 'mmap_lock_start_locking', write);
+  const grant = () => {
+    const waitedNs = k.ctx.now() - since;
+    if (write) k.stats.mmapWriteLockWaitNs.push(waitedNs);
+    trace(k, p, 'mmap_lock_acquire_returned', write, { waitedNs, success: true });
+    granted(waitedNs);
+  };
+  const free = write ? !l.writer && l.readers === 0 : !l.writer;
+  if (free && l.waiting.length === 0) {
+    take(l, write, owner);
+    return grant();
+  }
+  assert(l.waiting.length < MMAP_LOCK_WAITERS_MAX, `mmap_lock of pid ${p.pid}: more than ${MMAP_LOCK_WAITERS_MAX} waiters`);
+  l.waiting.push({ write, owner, since, grant });
+}
+
+function take(l: MmapLock, write: boolean, owner: string): void {
+  if (write) {
+    assert(!l.writer && l.readers === 0, 'mmap_write_lock granted while held');
+    l.writer = true;
+  } else {
+    assert(!l.writer, 'mmap_read_lock granted under a writer');
+    l.readers++;
+    l.readersBy.set(owner, (l.readersBy.get(owner) ?? 0) + 1);
+  }
+}
+
+/** Grant the queue head: a writer alone, or the run of readers at the head. */
+function wake(k: Kernel, p: Process): void {
+  const l = p.mmapLock;
+  const ready: Waiter[] = [];
+  while (l.waiting.length > 0) {
+    const w = l.waiting[0];
+    if (w.write ? l.writer || l.readers > 0 : l.writer) break;
+    l.waiting.shift();
+    take(l, w.write, w.owner);
+    ready.push(w);
+    if (w.write) break;
+  }
+  // Every grant is recorded before a callback runs (one that unlocks at once must not reorder).
+  for (const w of ready) k.bounce(w.grant);
+}
+
+export function mmap_read_lock(k: Kernel, p: Process, owner: string, granted: (waitedNs: number) => void): void {
+  lock(k, p, false, owner, granted);
+}
+
+export function mmap_write_lock(k: Kernel, p: Process, granted: (waitedNs: number) => void): void {
+  lock(k, p, true, '', granted);
+}
+
+/** Returns false if `owner` holds no read lock on p (a driver's unbalanced unlock: the caller says -EINVAL). */
+export function mmap_read_unlock(k: Kernel, p: Process, owner: string): boolean {
+  const l = p.mmapLock;
+  const n = l.readersBy.get(owner) ?? 0;
+  if (n === 0) return false;
+  if (n === 1) l.readersBy.delete(owner);
+  else l.readersBy.set(owner, n - 1);
+  assert(l.readers > 0, 'mmap_lock reader count negative');
+  l.readers--;
+  trace(k, p, 'mmap_lock_released', false);
+  wake(k, p);
+  return true;
+}
+
+export function mmap_write_unlock(k: Kernel, p: Process): void {
+  const l = p.mmapLock;
+  assert(l.writer, `mmap_write_unlock of pid ${p.pid} that is not write-locked`);
+  l.writer = false;
+  trace(k, p, 'mmap_lock_released', true);
+  wake(k, p);
+}
+
+/** actor_died: release every read lock `owner` held on any mm and drop its queued requests. */
+export function mmap_lock_drop_owner(k: Kernel, owner: string): void {
+  for (const p of k.procs.values()) {
+    const l = p.mmapLock;
+    const before = l.waiting.length;
+    for (let i = l.waiting.length - 1; i >= 0; i--) if (l.waiting[i].owner === owner && !l.waiting[i].write) l.waiting.splice(i, 1);
+    const n = l.readersBy.get(owner) ?? 0;
+    if (n === 0 && l.waiting.length === before) continue;
+    l.readersBy.delete(owner);
+    l.readers -= n;
+    if (n > 0) trace(k, p, 'mmap_lock_released', false, { owner, dropped: n });
+    wake(k, p);
+  }
+}
