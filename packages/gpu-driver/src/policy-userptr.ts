@@ -58,14 +58,16 @@ export function createUserptrPolicy(host: GpuHost, opts: UserptrOptions): Policy
   const lock = host.notifierLock;
   const flags = LIBDRM_USERPTR_FLAGS;
 
-  /** amdgpu_ttm_tt_get_user_pages: the ANONONLY check on the first VMA, then the whole-BO walk. */
+  /** amdgpu_ttm_tt_get_user_pages: under mmap_read_lock, the ANONONLY check on the first VMA, then the whole-BO walk. */
   const getPages = (bo: Bo, done: (ret: number, w: WalkedBo | undefined, walked: number) => void): void => {
-    host.call({ type: 'vma_lookup', pid: bo.pid, addr: bo.addr }, (r) => {
-      const ret = retOf(r);
-      if (ret < 0) return done(EFAULT, undefined, 0);
-      if (flags & AMDGPU_GEM_USERPTR_ANONONLY && (r as VmaLookupResult).file) return done(EPERM, undefined, 0);
-      getUserPages(host, bo, done);
-    });
+    getUserPages(host, bo, done, (then) =>
+      host.call({ type: 'vma_lookup', pid: bo.pid, addr: bo.addr }, (r) => {
+        const ret = retOf(r);
+        if (ret < 0) return then(EFAULT);
+        if (flags & AMDGPU_GEM_USERPTR_ANONONLY && (r as VmaLookupResult).file) return then(EPERM);
+        then(0);
+      }),
+    );
   };
 
   /** ttm_bo_validate into GTT after new pages: unbind and dma_unmap the old sg table, dma_map every page, rewrite every PTE. ns. */

@@ -3,9 +3,11 @@
 // submission, preempt in its restore worker):
 //   registerUserptr    amdgpu_hmm_register: mmu_interval_notifier_insert over [addr, addr + size)
 //   unregisterUserptr  amdgpu_hmm_unregister: mmu_interval_notifier_remove
-//   getUserPages   amdgpu_ttm_tt_get_user_pages → amdgpu_hmm_range_get_pages (amdgpu_hmm.c, v6.6
-//                  and the latest tree): mmu_interval_read_begin, then hmm_range_fault of the WHOLE
-//                  BO with HMM_PFN_REQ_FAULT (+ HMM_PFN_REQ_WRITE unless read-only); -EBUSY per era.
+//   getUserPages   amdgpu_ttm_tt_get_user_pages (amdgpu_ttm.c) → amdgpu_hmm_range_get_pages
+//                  (amdgpu_hmm.c, v6.6 and the latest tree, read at 0eaed89c): mmap_read_lock(mm)
+//                  for the whole of it (vma_lookup, read_begin, hmm_range_fault of the WHOLE BO with
+//                  HMM_PFN_REQ_FAULT (+ HMM_PFN_REQ_WRITE unless read-only), v6.6's -EBUSY retries),
+//                  then mmap_read_unlock: an munmap / mprotect of the process waits behind the walk.
 //   bindUserPages  under the notifier lock, after read_retry said the pages are current: write the
 //                  BO's GPUVM entries (amdgpu_vm_update_range) with translation {via:'mirror', sub, seq}.
 import {
@@ -58,7 +60,26 @@ export interface WalkedBo {
  *   'eagain'  latest: no retry here; -EBUSY becomes -EAGAIN for the caller (the CS restarts).
  * `walked`: pages walked, every attempt counted.
  */
-export function getUserPages(host: GpuHost, bo: Bo, done: (ret: number, w: WalkedBo | undefined, walked: number) => void): void {
+export function getUserPages(
+  host: GpuHost,
+  bo: Bo,
+  done: (ret: number, w: WalkedBo | undefined, walked: number) => void,
+  /** Run under the lock before the walk (amdgpu_ttm_tt_get_user_pages' vma_lookup checks): ret < 0 ends it. */
+  underLock?: (then: (ret: number) => void) => void,
+): void {
+  host.call({ type: 'mmap_read_lock', pid: bo.pid }, (l) => {
+    const lret = retOf(l);
+    if (lret < 0) return done(lret, undefined, 0);
+    // mmap_read_unlock, then the caller goes on: the lock is not held across CS submit.
+    const unlockThen = (ret: number, w: WalkedBo | undefined, walked: number): void =>
+      host.call({ type: 'mmap_read_unlock', pid: bo.pid }, () => done(ret, w, walked));
+    if (!underLock) return walkBo(host, bo, unlockThen);
+    underLock((ret) => (ret < 0 ? unlockThen(ret, undefined, 0) : walkBo(host, bo, unlockThen)));
+  });
+}
+
+/** amdgpu_hmm_range_get_pages, the caller holding mmap_read_lock. */
+function walkBo(host: GpuHost, bo: Bo, done: (ret: number, w: WalkedBo | undefined, walked: number) => void): void {
   const n = bo.notifier!;
   let walked = 0;
   const deadline = host.ctx.now() + hmmBusyBudgetNs(bo.pages);
