@@ -10,7 +10,8 @@ import type { DumpedPage, DumpResult } from '../protocol.js';
 
 export type Step =
   | { to?: string; msg: Message }
-  | { group: { to?: string; msg: Message }[] }
+  /** Sent at once, or a member `afterNs` later (to land inside another member's work); the step ends when all have replied. */
+  | { group: { to?: string; msg: Message; afterNs?: number }[] }
   | { sleepNs: number }
   | ((results: Message[]) => Step | Step[] | undefined);
 
@@ -39,6 +40,7 @@ export function scriptActor(steps: Step[], opts: ScriptOptions = {}): Actor<Mess
   const invalidations: Recorded[] = [];
   const signals: Message[] = [];
   const pendingAcks = new Map<number, { env: never; ok: boolean }>();
+  const delayedSends = new Map<number, { to?: string; msg: Message }>();
   const self = {
     results,
     invalidations,
@@ -66,6 +68,12 @@ export function scriptActor(steps: Step[], opts: ScriptOptions = {}): Actor<Mess
         return;
       }
       if (m.type === 'script_wake') return next(ctx);
+      if (m.type === 'script_send') {
+        const d = delayedSends.get(env.id)!;
+        delayedSends.delete(env.id);
+        ctx.request(d.to ?? 'mm', d.msg);
+        return;
+      }
       if (m.type === 'signal') {
         signals.push(env.msg);
         return;
@@ -100,9 +108,12 @@ export function scriptActor(steps: Step[], opts: ScriptOptions = {}): Actor<Mess
         ctx.after(s.sleepNs, { type: 'script_wake' });
         return;
       }
-      const group = 'group' in s ? s.group : [s];
+      const group: { to?: string; msg: Message; afterNs?: number }[] = 'group' in s ? s.group : [s];
       outstanding = group.length;
-      for (const g of group) ctx.request(g.to ?? 'mm', g.msg);
+      for (const g of group) {
+        if (g.afterNs) delayedSends.set(ctx.after(g.afterNs, { type: 'script_send' } as never), g);
+        else ctx.request(g.to ?? 'mm', g.msg);
+      }
       return;
     }
   };
