@@ -1,0 +1,48 @@
+import { describe, expect, it } from 'vitest';
+import type { Kernel } from '@svmsim/kernel-mm/kernel';
+import { mmap_lock_drop_owner, mmap_read_lock, mmap_read_unlock, mmap_write_lock, mmap_write_unlock } from '@svmsim/kernel-mm/mmap-lock';
+import { Process } from '@svmsim/kernel-mm/process';
+
+/** Just what mmap-lock.ts uses of a Kernel: a clock, the stats, bounce, the processes. */
+function fakeKernel() {
+  const p = new Process(1, null, 'app');
+  const k = {
+    ctx: { now: () => 0, tracing: false },
+    stats: { mmapWriteLockWaitNs: [] as number[] },
+    bounce: (fn: () => void) => fn(),
+    procs: new Map([[1, p]]),
+  } as unknown as Kernel;
+  return { k, p };
+}
+
+describe('mmap_lock (kernel/locking/rwsem.c semantics, latest)', () => {
+  it('is writer-fair: a waiting writer blocks new readers; the readers queued behind it go in together after it', () => {
+    const { k, p } = fakeKernel();
+    const log: string[] = [];
+    mmap_read_lock(k, p, 'gpu0', () => log.push('r1'));
+    mmap_write_lock(k, p, () => log.push('w'));
+    mmap_read_lock(k, p, 'gpu0', () => log.push('r2'));
+    mmap_read_lock(k, p, 'rdma0', () => log.push('r3'));
+    expect(log).toEqual(['r1']);
+    expect(mmap_read_unlock(k, p, 'gpu0')).toBe(true);
+    expect(log).toEqual(['r1', 'w']);
+    mmap_write_unlock(k, p);
+    expect(log).toEqual(['r1', 'w', 'r2', 'r3']);
+    expect(p.mmapLock.readers).toBe(2);
+    expect(mmap_read_unlock(k, p, 'nobody')).toBe(false);
+  });
+
+  it('actor_died: a driver that dies holding the read lock lets the munmap behind it in (mm-actor.ts mmap_lock_drop_owner)', () => {
+    const { k, p } = fakeKernel();
+    let written = false;
+    mmap_read_lock(k, p, 'gpu0', () => {});
+    mmap_read_lock(k, p, 'gpu0', () => {});
+    mmap_write_lock(k, p, () => (written = true));
+    expect(written).toBe(false);
+    mmap_lock_drop_owner(k, 'gpu0');
+    expect(written).toBe(true);
+    expect(p.mmapLock.readers).toBe(0);
+    mmap_write_unlock(k, p);
+    expect(p.mmapLock.writer).toBe(false);
+  });
+});
