@@ -78,6 +78,7 @@ export const COLUMNS: Record<string, Column> = {
   'hmm-faults': { title: 'hmm faults', cell: (r) => String(r.mm.hmmRangeFaults) },
   invalidations: { title: 'invalidations', cell: (r) => String(r.mm.invalidations) },
   'notifier-wait': { title: 'notifier wait p50/p99/max', cell: (r) => [r.mm.notifierWaitNsP50, r.mm.notifierWaitNsP99, r.mm.notifierWaitNsMax].map(formatDuration).join(' / ') },
+  'mmap-lock-wait': { title: 'mmap_lock waits, p50/max', cell: (r) => `${r.mm.mmapWriteLockWaits}, ${formatDuration(r.mm.mmapWriteLockWaitNsP50)} / ${formatDuration(r.mm.mmapWriteLockWaitNsMax)}` },
   'kswapd-blocked': { title: 'kswapd blocked', cell: (r) => formatDuration(r.mm.kswapdBlockedNs) },
   'direct-reclaim': { title: 'direct reclaim', cell: (r) => String(r.mm.directReclaims) },
   'direct-reclaim-blocked': { title: 'direct reclaim blocked', cell: (r) => formatDuration(r.mm.directReclaimBlockedNs) },

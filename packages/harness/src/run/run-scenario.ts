@@ -58,6 +58,10 @@ export interface MmFigures {
   notifierWaitNsP50: number;
   notifierWaitNsP99: number;
   notifierWaitNsMax: number;
+  /** munmap / mprotect / mmap / madvise(write) that waited for mmap_lock, and p50/max of every write lock's wait. */
+  mmapWriteLockWaits: number;
+  mmapWriteLockWaitNsP50: number;
+  mmapWriteLockWaitNsMax: number;
   kswapdRuns: number;
   kswapdBlockedNs: number;
   directReclaims: number;
@@ -148,6 +152,9 @@ function pickMm(mm: Record<string, unknown>): MmFigures {
     notifierWaitNsP50: n('notifierWaitNsP50'),
     notifierWaitNsP99: n('notifierWaitNsP99'),
     notifierWaitNsMax: n('notifierWaitNsMax'),
+    mmapWriteLockWaits: n('mmapWriteLockWaits'),
+    mmapWriteLockWaitNsP50: n('mmapWriteLockWaitNsP50'),
+    mmapWriteLockWaitNsMax: n('mmapWriteLockWaitNsMax'),
     kswapdRuns: n('kswapdRuns'),
     kswapdBlockedNs: n('kswapdBlockedNs'),
     directReclaims: n('directReclaims'),
