@@ -10,7 +10,7 @@ import { sys_fork } from './fork.js';
 import { get_user_pages, unpin_user_pages } from './gup.js';
 import { hmm_range_fault, mmu_interval_notifier_insert, mmu_interval_notifier_remove, mmu_interval_read_begin } from './hmm-range-fault.js';
 import { vma_lookup } from './vma-lookup.js';
-import { mmap_lock_drop_owner, mmap_read_lock, mmap_read_unlock } from './mmap-lock.js';
+import { mmap_lock_drop_owner, mmap_read_lock, mmap_read_unlock, mmap_write_downgrade, mmap_write_held_by, mmap_write_lock, mmap_write_unlock } from './mmap-lock.js';
 import { Kernel, type MmConfig, type MmInternal, type MmOutgoing } from './kernel.js';
 import { migrate_page } from './migrate.js';
 import { abortMigrationsOf, installDeviceFaults, make_device_exclusive, migrate_vma_finalize, migrate_vma_setup } from './migrate-device.js';
@@ -114,6 +114,19 @@ export function createMm(config: unknown, _id: string): Actor<Message> {
           const p = k.procs.get(m.pid);
           const ok = p !== undefined && mmap_read_unlock(k, p, env.from);
           return k.ctx.reply(env, { type: 'syscall_result', ret: ok ? 0 : EINVAL });
+        }
+        case 'mmap_write_lock': {
+          const p = k.proc(m.pid);
+          if (!p) return k.ctx.reply(env, { type: 'syscall_result', ret: ESRCH });
+          return mmap_write_lock(k, p, () => k.ctx.reply(env, { type: 'syscall_result', ret: 0 }), env.from);
+        }
+        case 'mmap_write_downgrade':
+        case 'mmap_write_unlock': {
+          const p = k.procs.get(m.pid);
+          if (!p || !mmap_write_held_by(p, env.from)) return k.ctx.reply(env, { type: 'syscall_result', ret: EINVAL });
+          if (m.type === 'mmap_write_downgrade') mmap_write_downgrade(k, p);
+          else mmap_write_unlock(k, p);
+          return k.ctx.reply(env, { type: 'syscall_result', ret: 0 });
         }
         case 'vma_lookup':
           return vma_lookup(k, env, m);

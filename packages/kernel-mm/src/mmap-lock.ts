@@ -10,12 +10,16 @@
 //   mmap_write_lock   granted if free and nobody waits; else queued.
 //   *_unlock          then the queue head is granted: a writer alone, or the run of readers at
 //                     the head together (rwsem_mark_wake wakes the readers it finds first).
-//   mmap_lock_drop_owner  (actor_died) every read lock the dead driver held is released and its
+//   mmap_write_downgrade  the writer becomes a reader of the same owner; the readers at the head
+//                     of the queue are woken with it (downgrade_write → rwsem_downgrade_wake).
+//   mmap_lock_drop_owner  (actor_died) every lock the dead driver held is released and its
 //                     queued requests dropped: a driver that died mid-walk must not wedge munmap.
 //
 // Protocol with a driver (protocol.ts MmapReadLock / MmapReadUnlock): request mmap_read_lock,
 // the reply comes when it is granted; then any number of requests (hmm_range_fault); then
-// mmap_read_unlock. The interleaving the write side must survive:
+// mmap_read_unlock. A driver may take it for write too (MmapWriteLock / MmapWriteDowngrade /
+// MmapWriteUnlock): kfd's svm_range_restore_pages does, to create a range with its notifier, and
+// downgrades before faulting; its deferred list worker holds it while it removes ranges. The interleaving the write side must survive:
 //   gpu (amdgpu CS)                    app thread
 //   mmap_read_lock → granted
 //   hmm_range_fault (65536 pages, ms)
@@ -42,6 +46,8 @@ interface Waiter {
 export class MmapLock {
   readers = 0;
   writer = false;
+  /** Who holds the write lock: a driver actor, or '' for mm's own threads (munmap, mprotect…). */
+  writerOwner = '';
   /** Read locks held per owner (a driver actor, or '' for mm's own threads). */
   readonly readersBy = new Map<string, number>();
   readonly waiting: Waiter[] = [];
@@ -74,6 +80,7 @@ function take(l: MmapLock, write: boolean, owner: string): void {
   if (write) {
     assert(!l.writer && l.readers === 0, 'mmap_write_lock granted while held');
     l.writer = true;
+    l.writerOwner = owner;
   } else {
     assert(!l.writer, 'mmap_read_lock granted under a writer');
     l.readers++;
@@ -101,8 +108,8 @@ export function mmap_read_lock(k: Kernel, p: Process, owner: string, granted: (w
   lock(k, p, false, owner, granted);
 }
 
-export function mmap_write_lock(k: Kernel, p: Process, granted: (waitedNs: number) => void): void {
-  lock(k, p, true, '', granted);
+export function mmap_write_lock(k: Kernel, p: Process, granted: (waitedNs: number) => void, owner = ''): void {
+  lock(k, p, true, owner, granted);
 }
 
 /** Returns false if `owner` holds no read lock on p (a driver's unbalanced unlock: the caller says -EINVAL). */
@@ -123,16 +130,35 @@ export function mmap_write_unlock(k: Kernel, p: Process): void {
   const l = p.mmapLock;
   assert(l.writer, `mmap_write_unlock of pid ${p.pid} that is not write-locked`);
   l.writer = false;
+  l.writerOwner = '';
   trace(k, p, 'mmap_lock_released', true);
   wake(k, p);
 }
 
-/** actor_died: release every read lock `owner` held on any mm and drop its queued requests. */
+/** A driver's write lock: false if `owner` does not hold it (the caller says -EINVAL). */
+export function mmap_write_held_by(p: Process, owner: string): boolean {
+  return p.mmapLock.writer && p.mmapLock.writerOwner === owner;
+}
+
+/** downgrade_write: the write lock becomes a read lock of the same owner; queued readers at the head join it. */
+export function mmap_write_downgrade(k: Kernel, p: Process): void {
+  const l = p.mmapLock;
+  assert(l.writer, `mmap_write_downgrade of pid ${p.pid} that is not write-locked`);
+  const owner = l.writerOwner;
+  l.writer = false;
+  l.writerOwner = '';
+  take(l, false, owner);
+  trace(k, p, 'mmap_lock_released', true, { downgraded: true });
+  wake(k, p);
+}
+
+/** actor_died: release every lock `owner` held on any mm and drop its queued requests. */
 export function mmap_lock_drop_owner(k: Kernel, owner: string): void {
   for (const p of k.procs.values()) {
     const l = p.mmapLock;
     const before = l.waiting.length;
-    for (let i = l.waiting.length - 1; i >= 0; i--) if (l.waiting[i].owner === owner && !l.waiting[i].write) l.waiting.splice(i, 1);
+    for (let i = l.waiting.length - 1; i >= 0; i--) if (l.waiting[i].owner === owner) l.waiting.splice(i, 1);
+    if (mmap_write_held_by(p, owner)) mmap_write_unlock(k, p);
     const n = l.readersBy.get(owner) ?? 0;
     if (n === 0 && l.waiting.length === before) continue;
     l.readersBy.delete(owner);

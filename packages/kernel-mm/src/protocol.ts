@@ -213,6 +213,12 @@ export interface HmmRangeFaultResult {
 export interface MmapReadLock { type: 'mmap_read_lock'; pid: Pid }
 /** mmap_read_unlock(mm): ret 0, or -EINVAL if the sender holds no read lock on pid. */
 export interface MmapReadUnlock { type: 'mmap_read_unlock'; pid: Pid }
+/** mmap_write_lock(mm) of pid for a driver: the reply (syscall_result, ret 0) comes when granted; -ESRCH if no such process. */
+export interface MmapWriteLock { type: 'mmap_write_lock'; pid: Pid }
+/** mmap_write_downgrade(mm): the sender's write lock becomes its read lock; ret 0, or -EINVAL if it holds no write lock on pid. */
+export interface MmapWriteDowngrade { type: 'mmap_write_downgrade'; pid: Pid }
+/** mmap_write_unlock(mm): ret 0, or -EINVAL if the sender holds no write lock on pid. */
+export interface MmapWriteUnlock { type: 'mmap_write_unlock'; pid: Pid }
 
 // ---- vma_lookup (from a driver, under mmap_read_lock: vma-lookup.ts) ----
 /** The VMA containing addr of pid, as a driver reads it (vma->vm_file, vm_flags). */
@@ -332,7 +338,7 @@ export interface BioDone { type: 'bio_done'; ret: number; value: number }
 export type MmRequest =
   | ProcessCreate | Mmap | Munmap | Mprotect | Madvise | Fork | Exit | CpuAccess | FileCreate
   | MmuIntervalNotifierInsert | MmuIntervalNotifierRemove | MmuIntervalReadBegin | HmmRangeFault | VmaLookup
-  | MmapReadLock | MmapReadUnlock | GetUserPages | UnpinUserPages | DmaAccess | MigrateVmaSetup | MigrateVmaFinalize | MakeDeviceExclusive | MemremapPages
+  | MmapReadLock | MmapReadUnlock | MmapWriteLock | MmapWriteDowngrade | MmapWriteUnlock | GetUserPages | UnpinUserPages | DmaAccess | MigrateVmaSetup | MigrateVmaFinalize | MakeDeviceExclusive | MemremapPages
   | ReclaimTrigger | MigratePages | KsmScan | Writeback | Dump;
 
 export type MmReply =

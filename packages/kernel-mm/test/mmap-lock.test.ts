@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Kernel } from '@svmsim/kernel-mm/kernel';
-import { mmap_lock_drop_owner, mmap_read_lock, mmap_read_unlock, mmap_write_lock, mmap_write_unlock } from '@svmsim/kernel-mm/mmap-lock';
+import { mmap_lock_drop_owner, mmap_read_lock, mmap_read_unlock, mmap_write_downgrade, mmap_write_held_by, mmap_write_lock, mmap_write_unlock } from '@svmsim/kernel-mm/mmap-lock';
 import { Process } from '@svmsim/kernel-mm/process';
 
 /** Just what mmap-lock.ts uses of a Kernel: a clock, the stats, bounce, the processes. */
@@ -43,6 +43,33 @@ describe('mmap_lock (kernel/locking/rwsem.c semantics, latest)', () => {
     expect(written).toBe(true);
     expect(p.mmapLock.readers).toBe(0);
     mmap_write_unlock(k, p);
+    expect(p.mmapLock.writer).toBe(false);
+  });
+
+  it('downgrade_write: the driver keeps a read lock and the readers queued at the head join it; a writer queued behind them still waits', () => {
+    const { k, p } = fakeKernel();
+    const log: string[] = [];
+    mmap_write_lock(k, p, () => log.push('kfd w'), 'gpu0');
+    mmap_read_lock(k, p, 'rdma0', () => log.push('r'));
+    mmap_write_lock(k, p, () => log.push('munmap w'));
+    expect(mmap_write_held_by(p, 'gpu0')).toBe(true);
+    expect(mmap_write_held_by(p, 'rdma0')).toBe(false);
+    mmap_write_downgrade(k, p);
+    expect(log).toEqual(['kfd w', 'r']);
+    expect(p.mmapLock.readersBy.get('gpu0')).toBe(1);
+    expect(mmap_read_unlock(k, p, 'rdma0')).toBe(true);
+    expect(log).toEqual(['kfd w', 'r']);
+    expect(mmap_read_unlock(k, p, 'gpu0')).toBe(true);
+    expect(log).toEqual(['kfd w', 'r', 'munmap w']);
+  });
+
+  it('actor_died: a driver that dies holding the write lock releases it', () => {
+    const { k, p } = fakeKernel();
+    let read = false;
+    mmap_write_lock(k, p, () => {}, 'gpu0');
+    mmap_read_lock(k, p, 'app', () => (read = true));
+    mmap_lock_drop_owner(k, 'gpu0');
+    expect(read).toBe(true);
     expect(p.mmapLock.writer).toBe(false);
   });
 });
