@@ -21,6 +21,14 @@
 //   invalidateWaitsVm: amdgpu_hmm_invalidate_gfx waits on bo->tbo.base.resv (v6.6, v6.15: the BO's
 //     own fences) or, after v6.15, on bo->parent's resv with amdgpu_vm_bo_invalidate: every fence
 //     of the VM (all of the process's jobs), not just those using the BO.
+//   kfdUnmapDrain: how kfd keeps retry faults raised before an munmap from recreating the range
+//     (kfd_svm.c svm_range_unmap_from_cpu / svm_range_restore_pages):
+//     'drain_pagefaults'  v6.6 (the torvalds/linux copy at 006ad514): every fault is dropped while
+//                         a drain is pending; the deferred worker drains the IH ring first;
+//     'checkpoint_ts'     v6.15, latest ("drm/amdkfd: Change kfd/svm page fault drain handling",
+//                         2024): only faults stamped at or before the IH ring's newest entry at
+//                         unmap time are dropped; the worker does not drain. (KFD SVM is v5.14+:
+//                         for v4.9 the v6.6 behaviour stands in.)
 //   KFD: user queues have no job timeout in any era; a queue that does not preempt within
 //     queue_preemption_timeout_ms (kfd_device_queue_manager.c, default 9000) is an HWS hang → reset.
 export type KernelEra = 'v4.9' | 'v6.6' | 'v6.15' | 'latest';
@@ -34,18 +42,21 @@ export interface LockupTimeoutMs {
   sdma: number;
 }
 
+export type KfdUnmapDrain = 'drain_pagefaults' | 'checkpoint_ts';
+
 export interface KernelEraDefaults {
   lockupTimeoutMs: LockupTimeoutMs;
+  kfdUnmapDrain: KfdUnmapDrain;
   softRecovery: boolean;
   hmmBusy: 'budget' | 'eagain';
   invalidateWaitsVm: boolean;
 }
 
 export const KERNEL_ERA_DEFAULTS: Record<KernelEra, KernelEraDefaults> = {
-  'v4.9': { lockupTimeoutMs: { gfx: -1, compute: -1, sdma: -1 }, softRecovery: false, hmmBusy: 'budget', invalidateWaitsVm: false },
-  'v6.6': { lockupTimeoutMs: { gfx: 10_000, compute: 60_000, sdma: 10_000 }, softRecovery: true, hmmBusy: 'budget', invalidateWaitsVm: false },
-  'v6.15': { lockupTimeoutMs: { gfx: 10_000, compute: 60_000, sdma: 10_000 }, softRecovery: true, hmmBusy: 'budget', invalidateWaitsVm: false },
-  latest: { lockupTimeoutMs: { gfx: 2_000, compute: 2_000, sdma: 2_000 }, softRecovery: true, hmmBusy: 'eagain', invalidateWaitsVm: true },
+  'v4.9': { lockupTimeoutMs: { gfx: -1, compute: -1, sdma: -1 }, softRecovery: false, hmmBusy: 'budget', invalidateWaitsVm: false, kfdUnmapDrain: 'drain_pagefaults' },
+  'v6.6': { lockupTimeoutMs: { gfx: 10_000, compute: 60_000, sdma: 10_000 }, softRecovery: true, hmmBusy: 'budget', invalidateWaitsVm: false, kfdUnmapDrain: 'drain_pagefaults' },
+  'v6.15': { lockupTimeoutMs: { gfx: 10_000, compute: 60_000, sdma: 10_000 }, softRecovery: true, hmmBusy: 'budget', invalidateWaitsVm: false, kfdUnmapDrain: 'checkpoint_ts' },
+  latest: { lockupTimeoutMs: { gfx: 2_000, compute: 2_000, sdma: 2_000 }, softRecovery: true, hmmBusy: 'eagain', invalidateWaitsVm: true, kfdUnmapDrain: 'checkpoint_ts' },
 };
 
 /** queue_preemption_timeout_ms (kfd_device_queue_manager.c): the HWS's bound on unmapping queues. */

@@ -7,8 +7,9 @@
 //               the soft IH ring hands svm_range_restore_pages one fault at a time: no batches, no
 //               sort, no replay (the hardware retries the access itself).
 //   range       svm_range_create_unregistered_range: a range of 1 << granularity pages (9: 2 MiB)
-//               ALIGN_DOWN/ALIGN around the fault, clipped to the VMA (the BO here); the fault
-//               migrates and maps that whole range (svm_range_validate_and_map of the granularity).
+//               ALIGN_DOWN/ALIGN around the fault, clipped to the VMA and the ranges either side,
+//               made under mmap_write_lock; the fault, under mmap_read_lock, migrates and maps the
+//               granularity window of it (svm_range_validate_and_map): kfd-restore-pages.ts.
 //   dedup       a range validated less than 2 ms ago is "already restored": the fault is dropped
 //               (AMDGPU_SVM_RANGE_RETRY_FAULT_PENDING) and retried by the hardware after.
 //   no loop     hmm_range_fault's -EBUSY or a stale read under svm_range_lock is -EAGAIN: the fault is
@@ -20,7 +21,8 @@
 //   invalidate  svm_range_cpu_invalidate_pagetables: never checks blockable (it sleeps on
 //               svm_range_lock), always returns true; svm_range_unmap_from_gpus: zero PTEs, wait the
 //               update's fence, kfd_flush_tlb(TLB_FLUSH_HEAVYWEIGHT), inside the notifier; an
-//               MMU_NOTIFY_UNMAP also splits the range (svm_range_unmap_split, deferred removal).
+//               MMU_NOTIFY_UNMAP also splits the range (svm_range_unmap_split) and the deferred
+//               list worker removes the unmapped piece under mmap_write_lock.
 // XNACK off (`xnack: false`): no retry faults; an invalidation evicts the process's queues
 //   (svm_range_evict → kgd2kfd_quiesce_mm) and svm_range_restore_work revalidates and resumes them
 //   AMDGPU_SVM_RANGE_RESTORE_DELAY_MS (1 ms) later: the `preempt` machinery (policy-preempt.ts),

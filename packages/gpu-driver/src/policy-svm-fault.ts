@@ -104,8 +104,6 @@ export function createSvmFaultPolicy(host: GpuHost, opts: SvmFaultOptions): Poli
     invalidationsZapped: 0,
     ptesZapped: 0,
     ownMigrateInvalidations: 0,
-    /** kfd: 2 MiB ranges an MMU_NOTIFY_UNMAP split or removed (svm_range_unmap_from_cpu → svm_range_unmap_split, removal on the deferred list). */
-    rangesSplit: 0,
   };
 
   /** Zap [start, end) (bytes) of pid from GPUVM; `keepVram` keeps entries of our VRAM pages. Returns entries zapped. */
@@ -166,9 +164,9 @@ export function createSvmFaultPolicy(host: GpuHost, opts: SvmFaultOptions): Poli
           s.ptesZapped += zapped;
         }
         if (kfd && m.event === 'MMU_NOTIFY_UNMAP' && start < end) {
-          // svm_range_unmap_from_cpu: drain_pagefaults, unmap from the GPUs, split the range at the
-          // unmapped part and put the pieces on the deferred list (their validation is forgotten).
-          s.rangesSplit += faults.forgetRange(bo.pid, start / PAGE_SIZE, Math.ceil(end / PAGE_SIZE));
+          // svm_range_unmap_from_cpu: unmap from the GPUs (above), split the ranges at the unmapped
+          // part, put the pieces on the deferred list, and mark the faults now pending as stale.
+          faults.unmapFromCpu(bo.pid, Math.floor(start / PAGE_SIZE), Math.ceil(end / PAGE_SIZE));
         }
         const finish = (): void => {
           lock.unlock();
@@ -209,6 +207,7 @@ export function createSvmFaultPolicy(host: GpuHost, opts: SvmFaultOptions): Poli
           unlock();
           done();
         };
+        faults.forgetBo(bo);
         unregisterUserptr(host, bo, finish);
       }));
     },

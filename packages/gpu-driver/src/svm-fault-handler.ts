@@ -24,15 +24,16 @@
 //                   from hmm_range_fault, or a stale read under svm_range_lock
 //                   (amdgpu_hmm_range_get_pages_done), is -EAGAIN: the fault is dropped and the
 //                   hardware retries it, and svm_range_restore_pages then drops faults on a range
-//                   validated less than 2 ms ago (AMDGPU_SVM_RANGE_RETRY_FAULT_PENDING). Neither the
-//                   drop-and-replay nor the 2 ms filter is modelled.
+//                   validated less than 2 ms ago (AMDGPU_SVM_RANGE_RETRY_FAULT_PENDING). kfd's whole
+//                   path, its ranges and its locks are kfd-restore-pages.ts.
 //                 - REQ_WRITE (faultPermission): 'access' (default, nouveau_svm_fault) for a write
 //                   fault only; 'vma' (kfd) for every fault in a writable VMA:
 //                   svm_range_validate_and_map sets readonly = !(vma->vm_flags & VM_WRITE) and
 //                   amdgpu_hmm_range_get_pages adds HMM_PFN_REQ_WRITE whenever !readonly, so with
-//                   XNACK on a GPU read breaks COW and KSM sharing and dirties file pages. The model
-//                   cannot read vm_flags (mm is another actor): it asks for write and, on -EPERM
-//                   for a read fault, asks again without REQ_WRITE (readonlyVmaRefaults).
+//                   XNACK on a GPU read breaks COW and KSM sharing and dirties file pages. kfd
+//                   reads vm_flags by vma_lookup under the mmap lock; `svm-fault` with 'vma' has no
+//                   lock to read them under: it asks for write and, on -EPERM for a read fault,
+//                   asks again without REQ_WRITE (readonlyVmaRefaults).
 //                 - hmm_range_fault -EFAULT / -EPERM (no VMA, PROT_NONE, write to a read-only VMA),
 //                   or a bound hit → the fault is cancelled (GP100_VMM_VN_FAULT_CANCEL / a VM fault):
 //                   the job ends in error.
@@ -63,6 +64,7 @@ import {
   mmu_interval_read_retry, type HmmRangeFaultResult, type MmuIntervalReadBeginResult, type Pid,
 } from '@svmsim/kernel-mm';
 import { boFirstVpn, type Bo } from './bo.js';
+import { createKfdRestorePages } from './kfd-restore-pages.js';
 import type { GpuPte } from './gpuvm.js';
 import type { Job } from './job.js';
 import { maxOf, percentile } from './percentile.js';
@@ -101,8 +103,6 @@ interface Fault {
  */
 export type SvmFlavour = 'nouveau' | 'kfd';
 
-/** AMDGPU_SVM_RANGE_RETRY_FAULT_PENDING (kfd_svm.h): faults on a range validated less than this ago are dropped, ns. */
-export const AMDGPU_SVM_RANGE_RETRY_FAULT_PENDING_NS = 2e6;
 
 export interface SvmFaultHandlerOptions {
   flavour: SvmFlavour;
@@ -126,8 +126,10 @@ export interface SvmFaultHandler {
    * decided (mapped or cancelled), so nothing the handler does for the BO outlives the teardown.
    */
   drain(bo: Bo, then: () => void): void;
-  /** kfd: an munmap split or removed the 2 MiB ranges over [startVpn, endVpn) (svm_range_unmap_split): their validation times go. Returns how many. */
-  forgetRange(pid: Pid, startVpn: number, endVpn: number): number;
+  /** kfd: svm_range_unmap_from_cpu over [startVpn, endVpn) (kfd-restore-pages.ts). Returns the range pieces put on the deferred list. */
+  unmapFromCpu(pid: Pid, startVpn: number, endVpn: number): number;
+  /** kfd: a BO's ranges go with it (after drain). */
+  forgetBo(bo: Bo): void;
   summary(): Record<string, unknown>;
 }
 
@@ -159,8 +161,6 @@ export function createSvmFaultHandler(host: GpuHost, opts: SvmFaultHandlerOption
     readonlyVmaRefaults: 0,
     /** kfd: faults amdgpu_gmc_filter_faults dropped (the same page already pending). */
     faultsFiltered: 0,
-    /** kfd: faults svm_range_restore_pages dropped because the range was validated < 2 ms ago (AMDGPU_SVM_RANGE_RETRY_FAULT_PENDING). */
-    faultsDroppedRetryPending: 0,
     /** kfd: faults that got -EAGAIN (hmm_range_fault -EBUSY or a stale read): dropped, the hardware retries. */
     faultsRetriedByHardware: 0,
   };
@@ -168,10 +168,29 @@ export function createSvmFaultHandler(host: GpuHost, opts: SvmFaultHandlerOption
   /** kfd: pending faults by (pid, page), for amdgpu_gmc_filter_faults. */
   const pendingByPage = new Map<string, Fault>();
   const faultKey = (pid: Pid, vpn: number): string => `${pid}:${vpn}`;
-  /** kfd: when each 2 MiB range (pid, first page of its window) was last validated (prange->validate_timestamp). */
-  const validatedAt = new Map<string, number>();
-  /** kfd: ranges already migrated to VRAM on a first fault. */
-  const migratedRanges = new Set<string>();
+  /** kfd: faults taken off the IH ring and handled so far, in ring order (svm_range_drain_retry_fault waits on it). */
+  let kfdRaised = 0;
+  let kfdHandled = 0;
+  const ringDrainWaiters: { upTo: number; then: () => void }[] = [];
+  const kfdHandledOne = (): void => {
+    kfdHandled++;
+    while (ringDrainWaiters.length > 0 && ringDrainWaiters[0].upTo <= kfdHandled) ringDrainWaiters.shift()!.then();
+  };
+  const kfdRestore = createKfdRestorePages({
+    host,
+    drain: host.era.kfdUnmapDrain,
+    granularityPages: window,
+    validateAndMap: (bo, ws, we, f, reqWrite, migrate, done) => {
+      const fault = (): void => rangeFault(bo, ws, we, f.write, f.vpn, 0, done, reqWrite);
+      if (!migrate || !vram.enabled || vram.has(f.pid, f.vpn)) return fault();
+      vram.migrateToVram(bo, ws, we, fault);
+    },
+    drainRetryFaults: (then) => {
+      if (kfdHandled >= kfdRaised) return then();
+      ringDrainWaiters.push({ upTo: kfdRaised, then });
+    },
+    newestPendingFault: () => buffer[buffer.length - 1]?.raisedAt,
+  });
 
   /** Per BO, its faults raised and not yet decided (in the buffer, or in the batch being handled). */
   const undecided = new Map<Bo, number>();
@@ -250,7 +269,10 @@ export function createSvmFaultHandler(host: GpuHost, opts: SvmFaultHandlerOption
     if (tracing()) host.ctx.trace('gpu_fault_replay', { faults: batch.length, resolved, ns: Float64Array.from(batch, (f) => now - f.raisedAt) });
     for (const f of batch) {
       const ok = outcome.get(f) === true;
-      if (kfd) pendingByPage.delete(faultKey(f.pid, f.vpn));
+      if (kfd) {
+        pendingByPage.delete(faultKey(f.pid, f.vpn));
+        kfdHandledOne();
+      }
       for (const x of [f, ...f.joined]) {
         if (ok) s.deviceFaultsResolved++;
         else s.deviceFaultsCancelled++;
@@ -272,38 +294,21 @@ export function createSvmFaultHandler(host: GpuHost, opts: SvmFaultHandlerOption
     }
     const pte = host.vm.lookup(f.pid, f.vpn * PAGE_SIZE);
     if (pte && (!f.write || pte.writable)) return done(0); // a previous fault of the batch mapped it
+    if (kfd) {
+      // svm_range_restore_pages (kfd-restore-pages.ts); its -EAGAIN: amdgpu_gmc_filter_faults_remove,
+      // return 0: the hardware retries the access and faults again (resolve(true) replays it here).
+      return kfdRestore.restore({ bo, pid: f.pid, vpn: f.vpn, write: f.write, raisedAt: f.raisedAt }, (ret) => {
+        if (ret !== EAGAIN) return done(ret);
+        s.faultsRetriedByHardware++;
+        done(0);
+      });
+    }
+    // The fault's window: `window` aligned pages clipped to the BO.
     const first = boFirstVpn(bo);
-    // The fault's window: `window` aligned pages clipped to the BO (kfd: the 2 MiB range
-    // svm_range_create_unregistered_range makes, ALIGN_DOWN/ALIGN to 1 << granularity, clipped to
-    // the VMA, which is the BO here).
     const ws = Math.max(first, f.vpn - (f.vpn % window));
     const we = Math.min(first + bo.pages, ws + window);
-    const rangeKey = faultKey(f.pid, ws);
-    if (kfd) {
-      // svm_range_restore_pages: "already restored" within AMDGPU_SVM_RANGE_RETRY_FAULT_PENDING:
-      // the fault is dropped; the hardware retries the access, which faults again until 2 ms have passed.
-      const since = host.ctx.now() - (validatedAt.get(rangeKey) ?? -Infinity);
-      if (since < AMDGPU_SVM_RANGE_RETRY_FAULT_PENDING_NS) {
-        s.faultsDroppedRetryPending++;
-        return host.sleep(AMDGPU_SVM_RANGE_RETRY_FAULT_PENDING_NS - since, () => handleFault(f, done));
-      }
-    }
-    // kfd: the range's best restore location is this GPU on its first fault only; a range whose
-    // pages VRAM pressure evicted since is mapped where its pages are (no migrate ping-pong).
-    const hot = kfd ? !migratedRanges.has(rangeKey) : vram.bump(f.pid, f.vpn) >= hotThreshold;
-    if (kfd) migratedRanges.add(rangeKey);
-    const validated = (ret: number): void => {
-      if (kfd && ret === 0) validatedAt.set(rangeKey, host.ctx.now());
-      if (kfd && ret === EAGAIN) {
-        // svm_range_validate_and_map's -EAGAIN: amdgpu_gmc_filter_faults_remove, return 0: the
-        // hardware retries the access and faults again (resolve(true) replays it here).
-        s.faultsRetriedByHardware++;
-        return done(0);
-      }
-      done(ret);
-    };
-    const fault = (): void => rangeFault(bo, ws, we, f.write, f.vpn, 0, validated);
-    if (!hot || !vram.enabled || vram.has(f.pid, f.vpn)) return fault();
+    const fault = (): void => rangeFault(bo, ws, we, f.write, f.vpn, 0, done);
+    if (vram.bump(f.pid, f.vpn) < hotThreshold || !vram.enabled || vram.has(f.pid, f.vpn)) return fault();
     vram.migrateToVram(bo, ws, we, fault);
   };
 
@@ -312,15 +317,15 @@ export function createSvmFaultHandler(host: GpuHost, opts: SvmFaultHandlerOption
    * [ws, we) (pages), again on -EBUSY or a stale read (kfd returns -EAGAIN instead and lets the
    * hardware retry). done(0) or done(-errno).
    */
-  const rangeFault = (bo: Bo, ws: number, we: number, write: boolean, vpn: number, roRetries: number, done: (ret: number) => void): void => {
+  const rangeFault = (bo: Bo, ws: number, we: number, write: boolean, vpn: number, roRetries: number, done: (ret: number) => void, vmaWritable?: boolean): void => {
     const n = bo.notifier;
     if (!n) return done(EFAULT);
     const start = ws * PAGE_SIZE;
     const end = we * PAGE_SIZE;
-    // 'vma': write access whenever the VMA allows it. The driver here cannot read vm_flags (mm is
-    // another actor), so it asks for write and learns a read-only VMA from hmm_range_fault's
-    // -EPERM; a read fault then asks again without REQ_WRITE, as kfd's readonly would have.
-    let reqWrite = write || (opts.faultPermission === 'vma' && !bo.readonly);
+    // 'vma': write access whenever the VMA allows it. kfd read vm_flags under the mmap lock
+    // (vmaWritable, kfd-restore-pages.ts); otherwise ask for write and learn a read-only VMA from
+    // hmm_range_fault's -EPERM, and a read fault asks again without REQ_WRITE.
+    let reqWrite = vmaWritable !== undefined ? vmaWritable && !bo.readonly : write || (opts.faultPermission === 'vma' && !bo.readonly);
     let restarts = 0;
     /** The BO is being torn down, or its notifier is not the one this loop began with: map nothing. */
     const gone = (): boolean => closing.has(bo) || bo.notifier !== n;
@@ -383,7 +388,7 @@ export function createSvmFaultHandler(host: GpuHost, opts: SvmFaultHandlerOption
                 // mm gave our own VRAM page read-only to a write request (the kernel would have
                 // faulted it to RAM): bring it back ourselves, then fault again.
                 if (roRetries >= VRAM_RO_RETRIES_MAX) return done(EFAULT);
-                vram.evictPage(bo, vpn, (ok) => (ok ? rangeFault(bo, ws, we, write, vpn, roRetries + 1, done) : done(EFAULT)));
+                vram.evictPage(bo, vpn, (ok) => (ok ? rangeFault(bo, ws, we, write, vpn, roRetries + 1, done, vmaWritable) : done(EFAULT)));
               });
             });
           },
@@ -432,6 +437,7 @@ export function createSvmFaultHandler(host: GpuHost, opts: SvmFaultHandlerOption
         }
         if (!first) pendingByPage.set(faultKey(pid, vpn), f);
       }
+      if (kfd) kfdRaised++;
       buffer.push(f);
       scheduleHandler();
     },
@@ -444,21 +450,18 @@ export function createSvmFaultHandler(host: GpuHost, opts: SvmFaultHandlerOption
       else drainWaiters.set(bo, [then]);
     },
 
-    forgetRange(pid: Pid, startVpn: number, endVpn: number): number {
-      let n = 0;
-      for (const k of [...validatedAt.keys()]) {
-        const [p, ws] = k.split(':').map(Number);
-        if (p === pid && ws + window > startVpn && ws < endVpn) {
-          validatedAt.delete(k);
-          n++;
-        }
-      }
-      return n;
+    unmapFromCpu(pid: Pid, startVpn: number, endVpn: number): number {
+      return kfdRestore.unmapFromCpu(pid, startVpn, endVpn);
+    },
+
+    forgetBo(bo: Bo): void {
+      kfdRestore.forgetBo(bo);
     },
 
     summary(): Record<string, unknown> {
       return {
         ...s,
+        ...(kfd ? kfdRestore.summary() : {}),
         faultLatencyNs: undefined,
         faultLatencyP50Ns: percentile(s.faultLatencyNs, 50),
         faultLatencyP99Ns: percentile(s.faultLatencyNs, 99),

@@ -1,7 +1,7 @@
 // The behaviours issue-17's corrections follow, each against the kernel function and version it
 // models, under LocalScheduler with the data oracle judging each run.
 import { describe, expect, it } from 'vitest';
-import { MADV_PAGEOUT, PAGE_SIZE } from '@svmsim/kernel-mm';
+import { MADV_PAGEOUT, PAGE_SIZE, PROT_READ } from '@svmsim/kernel-mm';
 import { formatViolation } from '@svmsim/kernel-mm/checker';
 import { ECANCELED, ENODATA, ETIME } from '@svmsim/gpu-driver/gpu-protocol';
 import { hmmBusyBudgetNs, KERNEL_ERA_DEFAULTS } from '@svmsim/gpu-driver/kernel-era';
@@ -121,4 +121,39 @@ describe('kfd-svm (kfd_svm.c svm_range_restore_pages, v6.6–latest) against svm
     expect(n.check!.violations.map(formatViolation)).toEqual([]);
     expect(waits(k.results)).toEqual([0]);
   });
+
+  const munmap = (addr: number, pages: number): Step => ({ msg: { type: 'munmap', pid: PID, addr, length: pages * PAGE_SIZE } as never });
+  const mprotect = (addr: number, pages: number, prot: number): Step => ({ msg: { type: 'mprotect', pid: PID, addr, length: pages * PAGE_SIZE, prot } as never });
+  const readJob = (touch: number, durationNs: number) => gpu({ type: 'gpu_submit', bos: [1], pattern: { touch, write: false }, durationNs, queue: 'compute' });
+
+  it('svm_range_get_range_boundaries (latest): a range stops at its VMA; each is created under mmap_write_lock and the fault runs under mmap_read_lock; svm_fault_allowed / readonly follow vm_flags', async () => {
+    // Pages [256, 1024) read-only: three VMAs-worth of ranges, [0,256) [256,512) [512,1024).
+    const s: Step[] = [create, mmapAt(A, pages), boCreate(A, pages), mprotect(A + 256 * PAGE_SIZE, pages - 256, PROT_READ), readJob(0.25, 100_000), waitLast];
+    const k = await run('kfd-svm', s, 1, { frames: 2048 }, { svm: { vramPages: 0 } });
+    expect(waits(k.results)).toEqual([0]);
+    expect(k.gpu.svmRangesCreated).toBe(3);
+    expect(k.gpu.rangeCreateWriteLocks).toBe(3);
+    expect(k.gpu.readonlyVmaRefaults).toBe(0); // kfd reads vm_flags; it never asks for write in the read-only VMA
+    const gpuLocks = k.trace.filter((l) => l.ev === 'mmap_lock_acquire_returned' && l.write === true);
+    expect(gpuLocks.length).toBeGreaterThanOrEqual(3 + 1); // the mprotect's, and one per range created
+    expect(k.check!.violations.map(formatViolation)).toEqual([]);
+    // A write to the read-only part: svm_fault_allowed says -EPERM, a VM fault kills the job.
+    const w: Step[] = [create, mmapAt(A, pages), boCreate(A, pages), mprotect(A + 256 * PAGE_SIZE, pages - 256, PROT_READ), submit([1], 1, 100_000), waitLast];
+    const kw = await run('kfd-svm', w, 1, { frames: 2048 }, { svm: { vramPages: 0 } });
+    expect(waits(kw.results)).toEqual([-14]);
+    expect(kw.gpu.faultsNotAllowed).toBeGreaterThanOrEqual(1);
+  });
+
+  for (const kernel of ['v6.6', 'latest'] as const) {
+    it(`svm_range_unmap_from_cpu (${kernel}: ${KERNEL_ERA_DEFAULTS[kernel].kfdUnmapDrain}): the unmapped half is split off and removed by the deferred worker under mmap_write_lock; a later fault there is a VM fault, the other half stays mapped`, async () => {
+      const s: Step[] = [create, mmapAt(A, pages), boCreate(A, pages), readJob(1, 100_000), waitLast, readJob(1, 1_000_000), munmap(A + 512 * PAGE_SIZE, 512), waitLast];
+      const k = await run('kfd-svm', s, 1, { frames: 2048 }, { svm: { vramPages: 0 }, kernel });
+      expect(waits(k.results)).toEqual([0, -14]);
+      expect(k.gpu.svmRangesCreated).toBe(2);
+      expect(k.gpu.rangesSplit).toBe(1);
+      expect(k.gpu.rangesRemovedDeferred).toBe(1);
+      expect(k.gpu.svmRanges).toBe(1);
+      expect(k.check!.violations.map(formatViolation)).toEqual([]);
+    });
+  }
 });
