@@ -1,10 +1,15 @@
-// Process exit (kernel/exit.c → mm/mmap.c exit_mmap): mmu_notifier_release first (mn_itree_release:
-// MMU_NOTIFY_RELEASE over [0, ULONG_MAX), blockable, to every subscription), then unmap_vmas
-// (MMU_NOTIFY_UNMAP over [0, ULONG_MAX)), which subscriptions still in the tree get too. The
-// subscriptions are not removed: their drivers must call mmu_interval_notifier_remove.
+// Process exit (kernel/exit.c → mm/mmap.c exit_mmap, latest tree and v6.6 alike): mmu_notifier_release
+// first, with no mmap lock (mn_itree_release: MMU_NOTIFY_RELEASE over [0, ULONG_MAX), blockable, to
+// every subscription); then under mmap_read_lock, unmap_vmas (MMU_NOTIFY_UNMAP over [0, ULONG_MAX)),
+// which subscriptions still in the tree get too; then under mmap_write_lock the VMAs go
+// (free_pgtables, remove_vma). So a driver holding the read lock (a userptr walk) does not delay
+// the unmap but does delay the teardown, and one holding it for write (kfd creating a range)
+// delays both. The subscriptions are not removed: their drivers must call
+// mmu_interval_notifier_remove.
 import type { Envelope, Message } from '@svmsim/runtime';
 import { mmu_notifier_invalidate_range_end, mmu_notifier_invalidate_range_start } from './invalidate.js';
 import type { Kernel } from './kernel.js';
+import { mmap_read_lock, mmap_read_unlock, mmap_write_lock, mmap_write_unlock } from './mmap-lock.js';
 import { VPN_LIMIT } from './page-table.js';
 import type { Process } from './process.js';
 import { ESRCH, type Exit } from './protocol.js';
@@ -26,15 +31,20 @@ export function exit_mmap(k: Kernel, p: Process, done: () => void): void {
     mmu_notifier_invalidate_range_start(k, p, release, (_r, relInv) => {
       mmu_notifier_invalidate_range_end(k, relInv);
       const unmap = { ...release, event: 'MMU_NOTIFY_UNMAP' as const };
-      mmu_notifier_invalidate_range_start(k, p, unmap, (_r2, inv) => {
+      mmap_read_lock(k, p, '', () => mmu_notifier_invalidate_range_start(k, p, unmap, (_r2, inv) => {
         p.pt.forEach(0, VPN_LIMIT, (vpn) => k.zapPte(p, vpn));
-        p.vmas.list.length = 0;
-        p.alive = false;
-        k.oracle('process_exit', { pid: p.pid });
         mmu_notifier_invalidate_range_end(k, inv);
-        p.locks.unlock(lock);
-        done();
-      });
+        mmap_read_unlock(k, p, '');
+        p.oomSkip = true; // MMF_OOM_SKIP: the memory is gone, the reaper has nothing left to do
+        mmap_write_lock(k, p, () => {
+          p.vmas.list.length = 0;
+          p.alive = false;
+          k.oracle('process_exit', { pid: p.pid });
+          mmap_write_unlock(k, p);
+          p.locks.unlock(lock);
+          done();
+        });
+      }));
     });
   });
 }

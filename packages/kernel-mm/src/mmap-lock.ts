@@ -108,6 +108,18 @@ export function mmap_read_lock(k: Kernel, p: Process, owner: string, granted: (w
   lock(k, p, false, owner, granted);
 }
 
+/**
+ * mmap_read_trylock (down_read_trylock): fails if a writer holds the lock or anyone waits
+ * (RWSEM_READ_FAILED_MASK has RWSEM_FLAG_WAITERS); never queues.
+ */
+export function mmap_read_trylock(k: Kernel, p: Process, owner: string): boolean {
+  const l = p.mmapLock;
+  if (l.writer || l.waiting.length > 0) return false;
+  take(l, false, owner);
+  trace(k, p, 'mmap_lock_acquire_returned', false, { waitedNs: 0, success: true, trylock: true });
+  return true;
+}
+
 export function mmap_write_lock(k: Kernel, p: Process, granted: (waitedNs: number) => void, owner = ''): void {
   lock(k, p, true, owner, granted);
 }

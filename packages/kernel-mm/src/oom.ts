@@ -12,6 +12,7 @@
 //     are zapped. Up to MAX_OOM_REAP_RETRIES passes, HZ/10 apart; then MMF_OOM_SKIP, and the
 //     OOM killer may pick another victim.
 import { exit_mmap } from './exit.js';
+import { mmap_read_trylock, mmap_read_unlock } from './mmap-lock.js';
 import { mmu_notifier_invalidate_range_end, mmu_notifier_invalidate_range_start } from './invalidate.js';
 import type { Kernel } from './kernel.js';
 import { reclaimHooks } from './page-alloc.js';
@@ -54,16 +55,31 @@ export function out_of_memory(k: Kernel, then: (killed: boolean) => void): void 
   then(true);
 }
 
+/** oom_reap_task_mm's mmap_read_trylock owner. */
+const OOM_REAPER_LOCK_OWNER = 'oom_reaper';
+
 function oom_reap_task(k: Kernel, p: Process, attempt: number): void {
   if (!p.alive || p.oomSkip) return;
+  // oom_reap_task_mm (latest tree): mmap_read_trylock or skip this attempt (trace skip_task_reaping);
+  // a writer holding or waiting for the victim's mmap_lock makes the reaper try again HZ/10 later.
+  if (!mmap_read_trylock(k, p, OOM_REAPER_LOCK_OWNER)) {
+    k.ctx.trace('skip_task_reaping', { pid: p.pid, attempt });
+    return finishAttempt(k, p, attempt, false);
+  }
   __oom_reap_task_mm(k, p, (complete) => {
-    if (complete || attempt + 1 >= MAX_OOM_REAP_RETRIES) {
-      p.oomSkip = true; // MMF_OOM_SKIP: done, or given up
-      k.ctx.trace('oom_reaper', { pid: p.pid, complete, attempts: attempt + 1, rss: p.rss });
-      return;
-    }
-    k.afterNs(OOM_REAP_RETRY_NS, () => oom_reap_task(k, p, attempt + 1));
+    mmap_read_unlock(k, p, OOM_REAPER_LOCK_OWNER);
+    finishAttempt(k, p, attempt, complete);
   });
+}
+
+/** oom_reap_task's loop: done, given up after MAX_OOM_REAP_RETRIES, or again HZ/10 later. */
+function finishAttempt(k: Kernel, p: Process, attempt: number, complete: boolean): void {
+  if (complete || attempt + 1 >= MAX_OOM_REAP_RETRIES) {
+    p.oomSkip = true; // MMF_OOM_SKIP: done, or given up
+    k.ctx.trace('oom_reaper', { pid: p.pid, complete, attempts: attempt + 1, rss: p.rss });
+    return;
+  }
+  k.afterNs(OOM_REAP_RETRY_NS, () => oom_reap_task(k, p, attempt + 1));
 }
 
 /** One reaper pass; `done(true)` if every private VMA was reaped. */

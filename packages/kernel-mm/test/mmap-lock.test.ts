@@ -1,7 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import type { Kernel } from '@svmsim/kernel-mm/kernel';
-import { mmap_lock_drop_owner, mmap_read_lock, mmap_read_unlock, mmap_write_downgrade, mmap_write_held_by, mmap_write_lock, mmap_write_unlock } from '@svmsim/kernel-mm/mmap-lock';
+import { mmap_lock_drop_owner, mmap_read_lock, mmap_read_trylock, mmap_read_unlock, mmap_write_downgrade, mmap_write_held_by, mmap_write_lock, mmap_write_unlock } from '@svmsim/kernel-mm/mmap-lock';
 import { Process } from '@svmsim/kernel-mm/process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { readTrace } from '@svmsim/runtime';
+import { MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PAGE_SIZE, PROT_READ, PROT_WRITE } from '@svmsim/kernel-mm';
+import { runMm } from '@svmsim/kernel-mm/testing/mm-harness';
 
 /** Just what mmap-lock.ts uses of a Kernel: a clock, the stats, bounce, the processes. */
 function fakeKernel() {
@@ -71,5 +77,47 @@ describe('mmap_lock (kernel/locking/rwsem.c semantics, latest)', () => {
     mmap_lock_drop_owner(k, 'gpu0');
     expect(read).toBe(true);
     expect(p.mmapLock.writer).toBe(false);
+  });
+
+  it('mmap_read_trylock (down_read_trylock) fails under a writer and while anyone waits, and never queues', () => {
+    const { k, p } = fakeKernel();
+    expect(mmap_read_trylock(k, p, 'oom_reaper')).toBe(true);
+    mmap_write_lock(k, p, () => {});
+    expect(mmap_read_trylock(k, p, 'oom_reaper')).toBe(false); // a writer waits
+    expect(p.mmapLock.waiting).toHaveLength(1);
+    expect(mmap_read_unlock(k, p, 'oom_reaper')).toBe(true);
+    expect(mmap_read_trylock(k, p, 'oom_reaper')).toBe(false); // the writer holds it
+    mmap_write_unlock(k, p);
+    expect(mmap_read_trylock(k, p, 'oom_reaper')).toBe(true);
+  });
+});
+
+describe('exit_mmap and the mmap lock (mm/mmap.c exit_mmap, latest)', () => {
+  it('a driver holding mmap_read_lock does not delay the unmap (read lock) but delays the VMAs\' teardown (write lock) until its unlock', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'svmsim-exit-'));
+    try {
+      const A = 1 << 24;
+      const UNLOCK_NS = 1e6;
+      await runMm([
+        { msg: { type: 'process_create' } as never },
+        { msg: { type: 'mmap', pid: 1, addr: A, length: PAGE_SIZE, prot: PROT_READ | PROT_WRITE, flags: MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED } as never },
+        { msg: { type: 'cpu_access', pid: 1, addr: A, write: true, value: 7 } as never },
+        { group: [
+          { msg: { type: 'mmap_read_lock', pid: 1 } as never },
+          { msg: { type: 'exit', pid: 1 } as never, afterNs: 1_000 },
+          { msg: { type: 'mmap_read_unlock', pid: 1 } as never, afterNs: UNLOCK_NS },
+        ] },
+      ], { traceDir: dir });
+      const t = readTrace(dir);
+      const unmap = t.find((l) => l.event === 'MMU_NOTIFY_UNMAP');
+      // The first write lock after the exit is sent (the mmap's came before).
+      const writeGranted = t.find((l) => l.ev === 'mmap_lock_acquire_returned' && l.write === true && l.t > 1_000);
+      expect(unmap, 'exit_mmap sends MMU_NOTIFY_UNMAP').toBeDefined();
+      expect(unmap!.t).toBeLessThan(UNLOCK_NS);
+      expect(writeGranted!.t).toBeGreaterThanOrEqual(UNLOCK_NS);
+      expect(writeGranted!.waitedNs as number).toBeGreaterThan(0);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
