@@ -121,9 +121,10 @@ program
   .option('--duration <time>', 'override the scenario\'s duration, as the run being replayed did')
   .option('--policy <dev=policy>', 'device policy, repeatable', collectPolicy, {})
   .option('--trace <dir>', 'where the trace goes (default: runs/<time>/replay.<run>)')
+  .option('--kernel <era>', 'the kernel era the run being replayed used: v4.9, v6.6, v6.15, latest')
   .option('--json', 'print the report as JSON')
   .addHelpText('after', '\nExample:\n  svmsim replay mirror-race --policy mirror0=unsafe-skip-read-retry --seed 7 --trace out/\n')
-  .action(action((scenario: string, o) => replayCommand(scenario, { seed: o.seed, duration: o.duration, policy: o.policy, trace: o.trace, json: Boolean(o.json) })));
+  .action(action((scenario: string, o) => replayCommand(scenario, { seed: o.seed, duration: o.duration, policy: o.policy, trace: o.trace, json: Boolean(o.json), kernel: o.kernel })));
 
 const traceFlags = (c: Command) =>
   c

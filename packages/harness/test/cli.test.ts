@@ -66,6 +66,19 @@ describe('svmsim', () => {
     }
   });
 
+  it('a run under --kernel prints a replay under the same kernel, and the replay runs it', () => {
+    const r = svmsim('run', 'gup-vs-readonly', '--policy', 'gpu0=unsafe-userptr', '--kernel', 'v6.6', '--trace', tmp());
+    expect(r.code, r.out + r.err).toBe(1);
+    const m = /replay: svmsim (replay gup-vs-readonly --policy gpu0=unsafe-userptr --kernel v6.6 --seed \d+) --trace out\//.exec(r.out);
+    expect(m, r.out).not.toBeNull();
+    const replay = svmsim(...m![1].split(' '), '--trace', tmp());
+    expect(replay.code).toBe(1);
+    expect(replay.out).toMatch(/deterministic, kernel v6\.6/);
+    const bad = svmsim('replay', 'mirror-race', '--seed', '1', '--kernel', 'v5.0');
+    expect(bad.code).toBe(2);
+    expect(bad.err).toMatch(/--kernel: "v5.0" is not one of/);
+  });
+
   it('sweeps seeds, finds a planted unsafe mirror, prints the replay command; the replay reproduces it', () => {
     const r = svmsim('sweep', 'mirror-race', '--policy', 'mirror0=unsafe-skip-read-retry', '--seeds', '1..6', '--jobs', '2');
     expect(r.code).toBe(1);

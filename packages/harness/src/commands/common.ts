@@ -2,7 +2,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { ActorDiedError, RunSetupError, TraceFormatError } from '@svmsim/runtime';
+import { KERNEL_ERAS } from '@svmsim/gpu-driver/kernel-era';
 import { UsageError } from '../run/actors.js';
+import type { Scenario } from '../scenario/types.js';
 import { ScenarioError } from '../scenario/load.js';
 import { parseDuration } from '../scenario/units.js';
 
@@ -28,6 +30,13 @@ export function parseSeed(value: string): number {
 }
 
 /** `--duration 50ms` (or another time flag): a bad value is a usage error (exit 2) naming the flag. */
+/** `--kernel ERA` over a scenario's machine.kernel (run, replay), checked. */
+export function withKernel(s: Scenario, kernel: string | undefined): Scenario {
+  if (kernel === undefined) return s;
+  if (!(KERNEL_ERAS as readonly string[]).includes(kernel)) throw new UsageError(`--kernel: "${kernel}" is not one of ${KERNEL_ERAS.join(', ')}`);
+  return { ...s, machine: { ...s.machine, kernel } };
+}
+
 export function durationOption(v: string, flag = '--duration'): number {
   try {
     return parseDuration(v);

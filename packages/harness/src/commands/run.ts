@@ -1,13 +1,12 @@
 // `svmsim run`: one run of a scenario, a report table, the trace and report.json on disk.
 import path from 'node:path';
-import { KERNEL_ERAS } from '@svmsim/gpu-driver/kernel-era';
-import { applyPolicies, UsageError } from '../run/actors.js';
+import { applyPolicies } from '../run/actors.js';
 import { exitCodeOf, runScenario, type RunReport } from '../run/run-scenario.js';
 import { details, table } from '../report/table.js';
 import { loadScenario } from '../scenario/load.js';
 import { formatDuration } from '../scenario/units.js';
 import { isNvmeScenario, nvmeScenarioCommand } from './nvme-scenarios.js';
-import { durationOption, EXIT_OK, runName, runsDir, THREAD_TIME_SCALE } from './common.js';
+import { durationOption, EXIT_OK, runName, runsDir, THREAD_TIME_SCALE, withKernel } from './common.js';
 import { EXIT_INTERRUPTED, onInterrupt } from './interrupt.js';
 
 export interface RunCommandOptions {
@@ -26,10 +25,7 @@ export async function runCommand(source: string, o: RunCommandOptions): Promise<
   if (isNvmeScenario(source)) return nvmeScenarioCommand([source], o.json);
   let s = applyPolicies(loadScenario(source), o.policy);
   if (o.duration !== undefined) s = { ...s, duration: durationOption(o.duration) };
-  if (o.kernel !== undefined) {
-    if (!(KERNEL_ERAS as readonly string[]).includes(o.kernel)) throw new UsageError(`--kernel: "${o.kernel}" is not one of ${KERNEL_ERAS.join(', ')}`);
-    s = { ...s, machine: { ...s.machine, kernel: o.kernel } };
-  }
+  s = withKernel(s, o.kernel);
   const seed = o.seed ?? s.seed;
   const traceDir = o.trace ?? path.join(runsDir(), runName(s.name, Object.fromEntries(s.devices.map((d) => [d.id, d.policy])), seed));
   // Only thread mode owns threads to stop; a deterministic run ends at Ctrl-C as any process does.
@@ -37,18 +33,19 @@ export async function runCommand(source: string, o: RunCommandOptions): Promise<
   try {
     const r = await runScenario(s, { seed, mode: o.threads ? 'threads' : 'deterministic', timeScale: o.timeScale ?? s.timeScale ?? THREAD_TIME_SCALE, traceDir, signal: interrupt?.signal });
     if (o.json) process.stdout.write(JSON.stringify(r, null, 2) + '\n');
-    else process.stdout.write(render(r, source, o.duration !== undefined ? s.duration : undefined));
+    else process.stdout.write(render(r, source, o.duration !== undefined ? s.duration : undefined, o.kernel));
     return r.endedBy === 'interrupted' ? EXIT_INTERRUPTED : exitCodeOf(r);
   } finally {
     interrupt?.dispose();
   }
 }
 
-function render(r: RunReport, source: string, durationNs: number | undefined): string {
+function render(r: RunReport, source: string, durationNs: number | undefined, kernel: string | undefined): string {
   const policies = Object.entries(r.policies).map(([d, p]) => ` --policy ${d}=${p}`).join('');
   const duration = durationNs === undefined ? '' : ` --duration ${durationNs}ns`;
   // A thread-mode run cannot be replayed; the deterministic run of the same seed is the next step.
-  const replay = `svmsim replay ${source}${policies}${duration} --seed ${r.seed}`;
+  const era = kernel === undefined ? '' : ` --kernel ${kernel}`;
+  const replay = `svmsim replay ${source}${policies}${duration}${era} --seed ${r.seed}`;
   return [
     `svmsim run ${r.scenario} — ${r.mode}, seed ${r.seed}, kernel ${r.kernel}, ${formatDuration(r.simNs)} simulated in ${r.wallMs} ms`,
     '',
