@@ -9,9 +9,11 @@
 //     v6.15   change the default timeout for kernel compute queues", v5.13, 2021, ended compute's
 //             MAX_SCHEDULE_TIMEOUT of the 2019 per-ring-type parameter: "Infinite timeout can lead
 //             to deadlocks in the kernel").
-//     (v6.17  "drm/amdgpu: make compute timeouts consistent", A. Deucher, June 2025: compute 10000.)
-//     latest  "drm/amdgpu: reduce queue timeout to 2 seconds", C. König, Sept 2025: 2000 for all
-//             queues; one value given applies to all of them.
+//     (v6.17  ec8fbb44b51e "drm/amdgpu: make compute timeouts consistent", A. Deucher, in
+//             amd-drm-next-6.17-2025-07-17: compute 10000.)
+//     latest  1bea57ea7544 "drm/amdgpu: reduce queue timeout to 2 seconds v2", C. König, in
+//             amd-drm-next-6.19-2025-10-24 (so v6.19 and later): 2000 for all queues; one value
+//             given applies to all of them.
 //   softRecovery: amdgpu_ring_soft_recovery (v4.19+): amdgpu_job_timedout first kills the waves of
 //     the job's VMID (the fence gets -ENODATA) before resetting anything.
 //   hmmBusy: what amdgpu_hmm_range_get_pages does with hmm_range_fault's -EBUSY:
