@@ -1,7 +1,7 @@
 // The behaviours issue-17's corrections follow, each against the kernel function and version it
 // models, under LocalScheduler with the data oracle judging each run.
 import { describe, expect, it } from 'vitest';
-import { MADV_PAGEOUT, PAGE_SIZE, PROT_READ } from '@svmsim/kernel-mm';
+import { MADV_PAGEOUT, MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, MAP_SHARED, PAGE_SIZE, PROT_READ, PROT_WRITE } from '@svmsim/kernel-mm';
 import { formatViolation } from '@svmsim/kernel-mm/checker';
 import { ECANCELED, ENODATA, ETIME } from '@svmsim/gpu-driver/gpu-protocol';
 import { hmmBusyBudgetNs, KERNEL_ERA_DEFAULTS } from '@svmsim/gpu-driver/kernel-era';
@@ -100,6 +100,24 @@ describe('gfx userptr flags (amdgpu_gem_userptr_ioctl, v6.6/latest; libdrm amdgp
     expect(g.tlbFlushes).toBe(0);
     expect(g.gpuvmEntries).toBe(pages); // still there after the invalidation
     expect(check!.violations.map(formatViolation)).toEqual([]);
+  });
+});
+
+describe('gfx userptr flags (libdrm amdgpu_create_bo_from_user_mem: ANONONLY | REGISTER | VALIDATE; amdgpu_ttm_tt_get_user_pages, v6.6/latest)', () => {
+  const pages = 4;
+  const mmapShared = (shared: boolean): Step => ({
+    msg: { type: 'mmap', pid: PID, addr: A, length: pages * PAGE_SIZE, prot: PROT_READ | PROT_WRITE, flags: (shared ? MAP_SHARED : MAP_PRIVATE) | MAP_ANONYMOUS | MAP_FIXED } as never,
+  });
+  const created = (results: { type: string }[]) => results.filter((r) => r.type === 'gpu_bo_create_result').map(ret);
+
+  it('ANONONLY refuses shared anonymous memory (a shmem file: vma->vm_file is set) with -EPERM; private anonymous memory is accepted', async () => {
+    const shared = await run('userptr', [create, mmapShared(true), boCreate(A, pages)], 1);
+    expect(created(shared.results)).toEqual([-1]);
+    const priv = await run('userptr', [create, mmapShared(false), boCreate(A, pages)], 1);
+    expect(created(priv.results)).toEqual([1]); // the handle
+    // KFD's userptr (preempt: flags 0, no ANONONLY) takes the shared mapping.
+    const kfd = await run('preempt', [create, mmapShared(true), boCreate(A, pages)], 1);
+    expect(created(kfd.results)).toEqual([1]);
   });
 });
 
