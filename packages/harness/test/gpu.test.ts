@@ -229,6 +229,22 @@ describe('the unsafe GPU policies are caught', () => {
     expect(r.out).toMatch(/stale_translation: gpu0 dma_read/);
   });
 
+  it('kfd-svm racing munmap+remap, pageout and mprotect: no violation over 20 seeds (latest: checkpoint_ts), 4 under v6.6 (drain_pagefaults), nor in thread mode', () => {
+    const r = svmsim('sweep', fixture('kfd-svm-race.yaml'), '--seeds', '1..20', '--jobs', '2');
+    expect(r.code, r.err + r.out).toBe(0);
+    for (let seed = 1; seed <= 4; seed++) {
+      const v = svmsim('run', fixture('kfd-svm-race.yaml'), '--kernel', 'v6.6', '--seed', String(seed), '--trace', tmp());
+      expect(v.code, v.out + v.err).toBe(0);
+    }
+    const t = svmsim('run', fixture('kfd-svm-race.yaml'), '--threads', '--json', '--trace', tmp());
+    expect(t.code, t.err).toBe(0);
+    const x = JSON.parse(t.out) as RunReport;
+    expect(x.check.violations).toEqual([]);
+    const g = gpuOf(x);
+    expect(g.jobsPending).toBe(0);
+    expect(g.svmRangesCreated).toBeGreaterThan(0);
+  }, 120_000);
+
   it('unsafe-svm skips read_retry: a sweep of the svm race finds failing seeds; svm-fault has none', () => {
     const unsafe = svmsim('sweep', fixture('svm-race.yaml'), '--policy', 'gpu0=unsafe-svm', '--seeds', '1..6', '--jobs', '2');
     expect(unsafe.code, unsafe.err).toBe(1);
