@@ -14,7 +14,8 @@
 //                 - VRAM: a hot page (faults + accesses >= hotThreshold) not in VRAM is migrated
 //                   first (kfd: svm_range_best_restore_location → svm_migrate_to_vram);
 //                 - nouveau_range_fault: loop { mmu_interval_read_begin;
-//                   hmm_range_fault(HMM_PFN_REQ_FAULT [| REQ_WRITE], dev_private_owner = this GPU)
+//                   mmap_read_lock; hmm_range_fault(HMM_PFN_REQ_FAULT [| REQ_WRITE],
+//                   dev_private_owner = this GPU); mmap_read_unlock
 //                   over a window of `faultWindowPages` aligned pages clipped to the BO (1 page as
 //                   nouveau v6.6; kfd uses its 2 MiB granularity); -EBUSY → again (maxBusyRetries);
 //                   lock notifier_lock (nouveau: svmm->mutex; kfd: svm_range_lock);
@@ -61,14 +62,14 @@
 // Departure: the fault buffer is unbounded (HW rings overflow and drop faults; the wave retries them).
 import {
   EAGAIN, EBUSY, EFAULT, EPERM, HMM_PFN_DEVICE_PRIVATE, HMM_PFN_ERROR, HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_VALID, HMM_PFN_WRITE, PAGE_SIZE,
-  mmu_interval_read_retry, type HmmRangeFaultResult, type MmuIntervalReadBeginResult, type Pid,
+  mmu_interval_read_retry, type HmmRangeFault, type HmmRangeFaultResult, type MmuIntervalReadBeginResult, type Pid,
 } from '@svmsim/kernel-mm';
 import { boFirstVpn, type Bo } from './bo.js';
 import { createKfdRestorePages } from './kfd-restore-pages.js';
 import type { GpuPte } from './gpuvm.js';
 import type { Job } from './job.js';
 import { maxOf, percentile } from './percentile.js';
-import { retOf, type GpuHost } from './policy.js';
+import { retOf, type GpuHost, type Reply } from './policy.js';
 import type { SvmVram } from './svm-vram.js';
 
 /** Simulation bound: migrate-back-and-retry rounds of one write fault on a read-only VRAM page. */
@@ -313,6 +314,19 @@ export function createSvmFaultHandler(host: GpuHost, opts: SvmFaultHandlerOption
   };
 
   /**
+   * hmm_range_fault as its caller holds the mmap lock: nouveau_range_fault takes mmap_read_lock
+   * around it (nouveau_svm.c, v6.6 and the latest tree); kfd's path holds it already for the whole
+   * fault (kfd-restore-pages.ts).
+   */
+  const mmapLockedHmmRangeFault = (pid: Pid, req: HmmRangeFault, then: (r: Reply) => void): void => {
+    if (kfd) return host.call(req, then);
+    host.call({ type: 'mmap_read_lock', pid }, (l) => {
+      if (retOf(l) < 0) return then({ type: 'hmm_range_fault_result', ret: EFAULT } as Reply); // mmget_not_zero failed: the process is gone
+      host.call(req, (r) => host.call({ type: 'mmap_read_unlock', pid }, () => then(r)));
+    });
+  };
+
+  /**
    * nouveau_range_fault: read_begin → hmm_range_fault → lock → read_retry → map → unlock, over
    * [ws, we) (pages), again on -EBUSY or a stale read (kfd returns -EAGAIN instead and lets the
    * hardware retry). done(0) or done(-errno).
@@ -341,7 +355,8 @@ export function createSvmFaultHandler(host: GpuHost, opts: SvmFaultHandlerOption
         if (!n.known) n.invalidate_seq = seq;
         s.hmmRangeFaults++;
         const default_flags = HMM_PFN_REQ_FAULT | (reqWrite ? HMM_PFN_REQ_WRITE : 0);
-        host.call(
+        mmapLockedHmmRangeFault(
+          bo.pid,
           { type: 'hmm_range_fault', sub: n.sub, notifier_seq: seq, start, end, default_flags, pfn_flags_mask: 0, dev_private_owner: vram.enabled ? host.id : null },
           (h) => {
             const hret = retOf(h);

@@ -47,6 +47,16 @@ describe('svm-fault: a job writes a BO', () => {
     expect(g.pagesWalkedTotal).toBe(0);
   });
 
+  it('nouveau_range_fault holds mmap_read_lock around each hmm_range_fault (nouveau_svm.c, v6.6/latest)', async () => {
+    const pages = 8;
+    const steps: Step[] = [create, mmapAt(A, pages), boCreate(A, pages), submit([1], 1, 100_000), waitLast];
+    const { trace, gpu: g } = await runSvm('svm-fault', steps, NO_VRAM);
+    const gpuReadLocks = trace.filter((l) => l.ev === 'mmap_lock_acquire_returned' && l.write === false);
+    expect(g.hmmRangeFaults).toBe(pages);
+    expect(gpuReadLocks).toHaveLength(pages);
+    expect(trace.filter((l) => l.ev === 'mmap_lock_released' && l.write === false)).toHaveLength(pages);
+  });
+
   it('a second job on the same pages takes no fault; a wider window maps neighbours with one fault', async () => {
     const pages = 16;
     const steps: Step[] = [create, mmapAt(A, pages), boCreate(A, pages), submit([1], 1, 100_000), waitLast, submit([1], 1, 100_000), waitLast];
