@@ -267,6 +267,7 @@ class Gpu implements Actor<Message>, GpuHost {
       gpuvmPtesWritten: this.vm.ptesWritten,
       gpuvmRebinds: this.vm.rebinds,
       tlbFlushes: this.vm.tlbFlushes,
+      staleTlbHits: this.vm.staleTlbHits,
       bos: this.bos.size,
       jobsPending: [...this.jobs.values()].filter((j) => !j.fence.signalled).length,
       jobsRunning: this.queues.pending,
@@ -286,8 +287,10 @@ class Gpu implements Actor<Message>, GpuHost {
 
   flushTlb(cleared: number, then: () => void): void {
     if (cleared === 0) return then();
-    this.vm.tlbFlushes++;
-    this.sleep(this.costs.tlbFlushNs, then);
+    this.sleep(this.costs.tlbFlushNs, () => {
+      this.vm.flushTlb();
+      then();
+    });
   }
 
   reply(env: Envelope<Message>, msg: GpuReply | InvalidateAck | DmaBufReply): void {
@@ -323,7 +326,7 @@ class Gpu implements Actor<Message>, GpuHost {
       now: () => this.ctx.now(),
       timer: (ns, then) => this.waits.after(ns, then),
       cancelTimer: (timer) => void this.waits.cancel(timer),
-      lookup: (pid, addr) => this.vm.lookup(pid, addr),
+      lookup: (pid, addr) => this.vm.translate(pid, addr),
       dma: (job, bo, page, pte) => {
         const addr = bo.addr + page * PAGE_SIZE;
         const write = job.pattern.write;

@@ -191,7 +191,11 @@ export function createPreemptPolicy(host: GpuHost, o: Partial<PreemptOptions>): 
           } else if (pages !== null) changed += Math.max(0, bindUserPages(host, pages));
         }
         p.notifierLock.unlock();
-        host.sleep(changed * host.costs.ptePerPageNs + (changed > 0 ? host.costs.tlbFlushNs : 0), confirm);
+        // The queues are stopped; the restore's flush lands before they resume (not counted, as before).
+        host.sleep(changed * host.costs.ptePerPageNs + (changed > 0 ? host.costs.tlbFlushNs : 0), () => {
+          if (changed > 0) host.vm.flushTlb(false);
+          confirm();
+        });
       });
     };
     // (3) confirm_valid_user_pages_locked, then resume.

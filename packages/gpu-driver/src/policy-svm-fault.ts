@@ -179,8 +179,10 @@ export function createSvmFaultPolicy(host: GpuHost, opts: SvmFaultOptions): Poli
         // writing zero PTEs), waiting for its fence, and kfd_flush_tlb(TLB_FLUSH_HEAVYWEIGHT), all
         // inside the notifier.
         if (zapped === 0) return finish();
-        host.vm.tlbFlushes++;
-        host.sleep(zapped * host.costs.ptePerPageNs + host.costs.tlbFlushHeavyweightNs, finish);
+        host.sleep(zapped * host.costs.ptePerPageNs + host.costs.tlbFlushHeavyweightNs, () => {
+          host.vm.flushTlb();
+          finish();
+        });
       };
       if (m.blockable || kfd) return lock.lock(run); // svm_range_cpu_invalidate_pagetables never looks at blockable
       // nouveau_svmm_invalidate_range_start (v6.6): a non-blockable range is refused (-EAGAIN),

@@ -33,7 +33,7 @@ export function registerUserptr(host: GpuHost, bo: Bo, done: (ret: number) => vo
 
 /** Clear the BO's GPUVM entries (a TLB flush if any were mapped) and remove its notifier; then done. */
 export function unregisterUserptr(host: GpuHost, bo: Bo, done: () => void): void {
-  if (host.vm.clear(bo.pid, bo.addr, boEnd(bo)) > 0) host.vm.tlbFlushes++;
+  if (host.vm.clear(bo.pid, bo.addr, boEnd(bo)) > 0) host.vm.flushTlb();
   const n = bo.notifier;
   if (!n) return done();
   host.call({ type: 'mmu_interval_notifier_remove', sub: n.sub }, () => {

@@ -123,7 +123,7 @@ export class VramBos {
       this.lru.splice(i, 1);
       this.used -= bo.pages;
     }
-    this.host.vm.clear(bo.pid, bo.addr, bo.addr + bo.pages * PAGE_SIZE);
+    if (this.host.vm.clear(bo.pid, bo.addr, bo.addr + bo.pages * PAGE_SIZE) > 0) this.host.vm.flushTlb(false); // GEM_CLOSE: amdgpu_vm_bo_del's update flushes
     bo.local = null;
   }
 
