@@ -33,19 +33,23 @@
 //   unmapped_access    a cpu access or valid DMA at an address outside every VMA of the model;
 //   lost_write         at the end, a dumped page whose value differs from the model's, or a page the
 //                      model knows was written (non-zero) inside a live VMA missing from the dump;
-//   unexpected_page    a dumped page outside every VMA of the model.
+//   unexpected_page    a dumped page outside every VMA of the model;
+//   pin_leak           at the end of a run that freed every device buffer before its dump
+//                      (finish's buffersFreed), a pin or gup reference a taker never gave back
+//                      (pin-ledger.ts).
 // Not violations, counted: a pin write to a frame no longer mapped but still pinned (the known gup
 // coherency problem; applied to the file page if the frame is a page-cache page), and a pin write
 // through a read-only PTE (gup vs writeback).
 import type { TraceLine } from '@svmsim/runtime';
 import type { EvDevWrite, EvDmaAccess, EvFork, EvInvalidateAck, EvInvalidateStart, EvMmap, EvCpuLoad, OracleEvents, EvZap, EvCow, EvDmabufMove, EvP2pAccess } from './oracle-events.js';
+import { PinLedger } from './pin-ledger.js';
 import { PAGE_SIZE, ZERO_PFN } from './protocol.js';
 
 export interface FinalPage { pid: number; addr: number; value: number }
 
 export type ViolationKind =
   | 'stale_translation' | 'readonly_write' | 'outside_process' | 'bad_load' | 'bad_read'
-  | 'unmapped_access' | 'lost_write' | 'unexpected_page';
+  | 'unmapped_access' | 'lost_write' | 'unexpected_page' | 'pin_leak';
 
 export interface Violation {
   kind: ViolationKind;
@@ -81,6 +85,8 @@ const ORACLE_EVENTS = new Set<string>([
   'dma_write', 'dma_read', 'invalidate_start', 'invalidate_ack', 'invalidate_end', 'dev_write',
   'dmabuf_move', 'p2p_access',
 ] satisfies (keyof OracleEvents)[]);
+
+const PIN_EVENTS = new Set<string>(PinLedger.events);
 
 const hex = (n: number): string => `0x${n.toString(16)}`;
 const pageOf = (addr: number): number => Math.floor(addr / PAGE_SIZE); // addresses exceed 2^32: no bitwise ops
@@ -150,7 +156,8 @@ export function checkTrace(lines: TraceLine[], finalPages: FinalPage[] | null): 
  */
 export interface TraceChecker {
   line(l: TraceLine, index: number): void;
-  finish(finalPages: FinalPage[] | null, dumpLine?: number): CheckReport;
+  /** `buffersFreed`: the run freed every device buffer before the dump, so every pin must be back (pin_leak). */
+  finish(finalPages: FinalPage[] | null, dumpLine?: number, opts?: { buffersFreed?: boolean }): CheckReport;
 }
 
 export function newTraceChecker(): TraceChecker {
@@ -160,6 +167,7 @@ export function newTraceChecker(): TraceChecker {
   };
   const violations: Violation[] = [];
   let dropped = 0;
+  const pins = new PinLedger();
   const report = (v: Violation): void => {
     if (violations.length < MAX_VIOLATIONS) violations.push(v);
     else dropped++;
@@ -268,6 +276,7 @@ export function newTraceChecker(): TraceChecker {
 
   function checkLine(l: TraceLine, index: number): void {
     lastT = l.t;
+    if (PIN_EVENTS.has(l.ev)) return pins.line(l, index);
     if (!ORACLE_EVENTS.has(l.ev)) return;
     cur = index;
     const f = l as unknown as Record<string, unknown>;
@@ -400,9 +409,15 @@ export function newTraceChecker(): TraceChecker {
   }
 
   /** `dumpLine`: the trace line that holds the final dump, if it is in the trace. */
-  function finish(finalPages: FinalPage[] | null, dumpLine?: number): CheckReport {
+  function finish(finalPages: FinalPage[] | null, dumpLine?: number, opts: { buffersFreed?: boolean } = {}): CheckReport {
     dumpLines = dumpLine === undefined ? [] : [dumpLine];
     if (finalPages) compareFinal(finalPages, lastT);
+    if (finalPages && opts.buffersFreed) {
+      for (const x of pins.leaks()) {
+        report({ kind: 'pin_leak', t: lastT, actor: x.by, lines: x.lines,
+          message: `${x.by} still holds ${x.frames} frame${x.frames === 1 ? '' : 's'} ${x.pin ? 'pinned (FOLL_PIN)' : 'referenced (FOLL_GET)'} after the run's teardown, the first since t=${x.firstT}: never ${x.pin ? 'unpinned' : 'put'}` });
+      }
+    }
     return { violations, violationsDropped: dropped, stats, ok: violations.length === 0 && dropped === 0 };
   }
 

@@ -183,6 +183,9 @@ export function createMm(config: unknown, _id: string): Actor<Message> {
         allocStallNsP99: percentile(k.stats.directReclaimNs, 0.99),
         allocStallNsMax: percentile(k.stats.directReclaimNs, 1),
         framesFree: k.pm.nrFree,
+        // Frames with a FOLL_PIN count at the summary: after a run's teardown (every BO freed, MR
+        // deregistered, I/O completed) a leaked pin is all that can leave one.
+        framesPinned: k.pm.nrPinned,
         processes: [...k.procs.values()].filter((p) => p.alive).length,
         pendingCalls: k.pendingCalls,
         pendingReplies: k.pendingReplies,

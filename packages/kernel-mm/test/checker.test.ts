@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { TraceLine } from '@svmsim/runtime';
-import { checkTrace, formatViolation, MAX_VIOLATIONS, type FinalPage, type Violation } from '@svmsim/kernel-mm/checker';
+import { checkTrace, formatViolation, MAX_VIOLATIONS, newTraceChecker, type FinalPage, type Violation } from '@svmsim/kernel-mm/checker';
 
 const PAGE = 0x1000;
 const ANON = 0x10000; // private anonymous, 4 pages
@@ -302,5 +302,28 @@ describe('checkTrace — scale', () => {
     expect(r.violations).toEqual([]);
     expect(r.stats.acks).toBeGreaterThan(5_000);
     expect(ms).toBeLessThan(10_000);
+  });
+});
+
+describe('pin_leak (pin-ledger.ts)', () => {
+  const pin = (t: number, by: string, pfns: number[]) => ({ t, actor: 'mm', ev: 'pin_user_pages', by, pid: 1, start: 0, nr_pages: pfns.length, gup_flags: 0, pfns });
+  const unpin = (t: number, by: string, pfns: number[]) => ({ t, actor: 'mm', ev: 'unpin_user_pages', by, pfns, make_dirty: false });
+  const run = (lines: object[], buffersFreed: boolean) => {
+    const c = newTraceChecker();
+    lines.forEach((l, i) => c.line(l as never, i));
+    return c.finish([], undefined, { buffersFreed });
+  };
+
+  it('a pin never given back after the run freed every buffer is a violation naming the taker, with the pin line as proof', () => {
+    const r = run([pin(10, 'gpu0', [5, 6]), pin(20, 'rdma0', [7]), unpin(30, 'rdma0', [7])], true);
+    expect(r.violations.map((v) => v.kind)).toEqual(['pin_leak']);
+    expect(r.violations[0].actor).toBe('gpu0');
+    expect(r.violations[0].message).toMatch(/gpu0 still holds 2 frames pinned \(FOLL_PIN\).*since t=10/);
+    expect(r.violations[0].lines).toEqual([0]);
+  });
+
+  it('no violation when every pin came back, or when the run did not free its buffers before the dump', () => {
+    expect(run([pin(10, 'gpu0', [5]), unpin(20, 'gpu0', [5])], true).violations).toEqual([]);
+    expect(run([pin(10, 'gpu0', [5])], false).violations).toEqual([]);
   });
 });

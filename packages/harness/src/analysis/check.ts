@@ -45,7 +45,7 @@ export interface CheckResult {
 export function checkTraceDir(target: string, options: Partial<ModelOptions> = {}): CheckResult {
   const run = readModel(target, { ...options, check: true });
   const m = run.model;
-  const oracle = m.checker!.finish(m.finalPages, m.finalPagesLine >= 0 ? m.finalPagesLine : undefined);
+  const oracle = m.checker!.finish(m.finalPages, m.finalPagesLine >= 0 ? m.finalPagesLine : undefined, { buffersFreed: m.finalPagesAfterTeardown });
   const unanswered = m.requests.openRequests().map((r, i): Unanswered => {
     const ageNs = m.tEnd - r.sendT;
     return { request: r, ageNs, chain: i < CHAINS_MAX ? requestChain(m, r, m.tEnd) : undefined, fails: ageNs > m.hung.options.timeoutNs };

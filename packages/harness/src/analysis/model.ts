@@ -64,6 +64,8 @@ export class TraceModel {
   /** The last `final_pages` event: mm's final memory, as the app resolved it. */
   finalPages: FinalPage[] | null = null;
   finalPagesLine = -1;
+  /** The app freed every device buffer before the dump (final_pages.buffersFreed). */
+  finalPagesAfterTeardown = false;
   runEnd: Record<string, unknown> | null = null;
   tFirst = NaN;
   tEnd = 0;
@@ -158,6 +160,7 @@ export class TraceModel {
       case 'final_pages':
         this.finalPages = finalPagesOf(l);
         this.finalPagesLine = index;
+        this.finalPagesAfterTeardown = l.buffersFreed === true;
         break;
       case 'run_end':
         this.runEnd = l;

@@ -89,9 +89,11 @@ export function createApp(config: unknown, _id: ActorId): Actor<Message> {
       (s) => (state = s),
       (pages) => {
         finalPages = pages;
-        // The final memory, for `svmsim check` to compare its model with from the trace alone.
+        // The final memory, for `svmsim check` to compare its model with from the trace alone;
+        // taken after every BO, MR and QP was freed (end-of-run.ts): every pin must be back by now.
         if (app.ctx.tracing) {
           app.ctx.trace('final_pages', {
+            buffersFreed: true,
             pid: Float64Array.from(pages, (p) => p.pid), addr: Float64Array.from(pages, (p) => p.addr), value: Float64Array.from(pages, (p) => p.value),
           });
         }

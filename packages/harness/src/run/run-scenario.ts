@@ -102,7 +102,7 @@ export async function runScenario(s: Scenario, opts: RunOptions): Promise<RunRep
   const app = r.summaries.app as { finalPages?: { pid: number; addr: number; value: number }[]; phases?: unknown[]; steps?: StepResult[]; expectFailures?: number; state?: string };
   // The data oracle and the hung-task detector in one pass over the trace, as `svmsim check` runs them.
   const { model } = readModel(opts.traceDir, { check: true, collect: 'waits' });
-  const check = model.checker!.finish(app.finalPages ?? null, model.finalPagesLine >= 0 ? model.finalPagesLine : undefined);
+  const check = model.checker!.finish(app.finalPages ?? null, model.finalPagesLine >= 0 ? model.finalPagesLine : undefined, { buffersFreed: model.finalPagesAfterTeardown });
   const devices: RunReport['devices'] = {};
   // The scenario's devices and the actors they bring along (an RDMA NIC's peer).
   for (const a of actors) if (a.id !== 'mm' && a.id !== 'ramdisk' && a.id !== 'nvme' && a.id !== 'app') devices[a.id] = r.summaries[a.id] ?? {};
