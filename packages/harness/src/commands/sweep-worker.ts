@@ -7,6 +7,7 @@ import { applyPolicies } from '../run/actors.js';
 import { exitCodeOf, runScenario } from '../run/run-scenario.js';
 import { parseScenario, type ScenarioText } from '../scenario/load.js';
 import type { Scenario } from '../scenario/types.js';
+import { unsafePathsTaken } from './unsafe-path-counters.js';
 
 export interface SweepTask {
   /** The scenario's text, not its path: a worker on another machine may not have the file. */
@@ -21,6 +22,8 @@ export interface SweepOutcome {
   violations: string[];
   violationCount: number;
   expectFailures: number;
+  /** How often an unsafe policy's bug path was taken (unsafe-path-counters.ts): 0 for safe policies. */
+  bugPaths?: number;
   error?: string;
 }
 
@@ -46,10 +49,11 @@ export default async function sweepOne(t: SweepTask): Promise<SweepOutcome> {
     const ok = exitCodeOf(r) === 0;
     return {
       seed: t.seed, ok, violations: r.check.violations.slice(0, 3), violationCount: r.check.violations.length + r.check.violationsDropped, expectFailures: r.expectFailures,
+      bugPaths: unsafePathsTaken(r.devices),
       ...(r.failed !== undefined ? { error: r.failed } : {}),
     };
   } catch (e) {
-    return { seed: t.seed, ok: false, violations: [], violationCount: 0, expectFailures: 0, error: e instanceof Error ? e.message : String(e) };
+    return { seed: t.seed, ok: false, violations: [], violationCount: 0, expectFailures: 0, bugPaths: 0, error: e instanceof Error ? e.message : String(e) };
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
