@@ -110,6 +110,9 @@ export function dmaAtomic(host: NicHost, r: PageRef, compute: (orig: number) => 
 /** One page's access, to mm or to the dma-buf exporter, with the translation it used. */
 function issue(host: NicHost, r: PageRef, write: boolean, value: number | undefined, got: (v: number) => void): void {
   const { mr, idx } = r;
+  // A safe ZAP waits for this DMA before it acks; unsafe-odp acked already: the access uses an
+  // entry the kernel was told is gone.
+  if (host.unsafe && (mr.mtt.flags(idx) & (MTT_READ | MTT_WRITE)) === 0) host.stats.unsafeBugPaths++;
   const d = mr.dmabuf;
   if (d) {
     const m: DmaBufAccess = { type: 'dma_buf_access', dev: host.id, attachment: d.attachment, generation: mr.mtt.seq(idx), page: d.offsetPages + idx, write };

@@ -85,6 +85,8 @@ export interface NicStats {
   zapsWaitedForDma: number;
   /** unsafe-odp: acks sent while DMA through the zapped entries was still in flight. */
   unsafeEarlyAcks: number;
+  /** unsafe-odp: DMAs issued through an entry already zapped (and acked): each one the checker must catch. */
+  unsafeBugPaths: number;
   umrs: number;
   mttEntriesWritten: number;
   prefetches: number;
@@ -104,7 +106,7 @@ export function newNicStats(): NicStats {
     rdmaMessagesByOpcode: {}, firstMessageAt: -1, lastMessageAt: -1, pagesTransferred: 0, odpFaults: 0, odpFaultsByType: {},
     odpFaultsResolved: 0, odpFaultErrors: 0, odpFaultPages: 0, faultLatencyNs: [], ebusyRetries: 0, readRetries: 0, rnrNaksSent: 0,
     requestsDroppedOnFault: 0, udDrops: 0, wqeErrors: {}, invalidations: 0, invalidationsByEvent: {}, invalidationsRefused: 0,
-    pagesInvalidated: 0, pagesUnmapped: 0, pagesDirtiedAtUnmap: 0, invalidateWaitNs: [], zapsWaitedForDma: 0, unsafeEarlyAcks: 0, umrs: 0, mttEntriesWritten: 0,
+    pagesInvalidated: 0, pagesUnmapped: 0, pagesDirtiedAtUnmap: 0, invalidateWaitNs: [], zapsWaitedForDma: 0, unsafeEarlyAcks: 0, unsafeBugPaths: 0, umrs: 0, mttEntriesWritten: 0,
     prefetches: 0, prefetchPages: 0, implicitChildrenCreated: 0, implicitChildrenDestroyed: 0, implicitChildRaces: 0,
     dmabufMoveNotifies: 0, dmabufRemaps: 0, warnings: 0,
   };
