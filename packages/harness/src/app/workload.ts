@@ -27,7 +27,10 @@ export function runWorkload(app: App, phase: WorkloadPhase, stats: PhaseStats, d
   const mix = OP_KINDS.flatMap((k): [OpKind, number][] => ((phase.mix[k] ?? 0) > 0 ? [[k, phase.mix[k]!]] : []));
   const total = mix.reduce((s, [, w]) => s + w, 0);
   if (!(total > 0)) return done(`workload ${phase.name}: empty mix`);
-  const device = phase.device ?? app.dmirrors()[0];
+  const dioOps = mix.some(([k]) => k.startsWith('dio_'));
+  const nvme = dioOps ? (phase.device ?? app.scenario.devices.find((d) => d.kind === 'nvme')?.id) : undefined;
+  if (dioOps && (nvme === undefined || app.device(nvme)?.kind !== 'nvme')) return done(`workload ${phase.name}: dio operations but no nvme device`);
+  const device = dioOps ? undefined : (phase.device ?? app.dmirrors()[0]);
   if (mix.some(([k]) => isDmirrorOp(k)) && (device === undefined || !app.device(device))) {
     return done(`workload ${phase.name}: dmirror operations but no device${device === undefined ? '' : ` "${device}"`}`);
   }
@@ -65,6 +68,7 @@ export function runWorkload(app: App, phase: WorkloadPhase, stats: PhaseStats, d
       app, proc, vmas, device, picker: new PagePicker(phase, () => app.ctx.rng), stats, index: i,
       gpu: { touch: phase.gpuTouch, durationNs: phase.gpuJob, write: phase.gpuWrite, queue: phase.gpuQueue },
       rdma: { pages: phase.rdmaPages, advice: phase.rdmaAdvice, flush: phase.rdmaFlush },
+      dio: { device: nvme, pages: phase.dioPages },
     });
   }
 }
