@@ -255,7 +255,9 @@ export function newTraceChecker(): TraceChecker {
       report({ ...base, kind: 'unpinned_dma', message: `${at}: a bio's DMA to a frame that holds no pin (its pages were released before the DMA ended)` });
     }
     if (a.via === 'pin') {
-      if (!a.pte_ok && !a.pinned) {
+      // The shared zero page is a legitimate source for a pin taken before the process's first
+      // store to the page (the store COWs away from it; the DMA still reads zeros): not outside.
+      if (!a.pte_ok && !a.pinned && a.pfn !== ZERO_PFN) {
         report({ ...base, kind: 'outside_process', message: `${at} via pin: the frame is neither mapped at this address nor pinned` });
       }
       return a.pte_ok;

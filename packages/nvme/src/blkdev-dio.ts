@@ -156,6 +156,11 @@ export class DirectIoHost {
       const { map } = calc_map_type_and_dist(this.cfg.topology, p2p.provider, ctx.self);
       if (map === 'PCI_P2PDMA_MAP_NOT_SUPPORTED') return this.refused(finish);
     }
+    // A read's DMA writes are posted; the completion must not overtake them (PCIe ordering: a read
+    // completion pushes the posted writes before it). The controller ends the request only after a
+    // read of the buffer's last page comes back, so mm has applied every write before the unpin and
+    // the answer (a load or the final dump right after it sees the data).
+    const flush = { done: true, then: undefined as (() => void) | undefined };
     const submit = (data?: Float64Array): void => {
       this.ctrl.run(ctx.now());
       this.ctrl.submit(
@@ -164,10 +169,14 @@ export class DirectIoHost {
         {
           // P2P segments are bus addresses of the CMB; their layout does not change the cost.
           segs: m.p2p ? [{ addr: 0, len: nlb * NVME_CTRL_PAGE_SIZE }] : segmentsOf(Array.from(pfns)),
-          deposit: (_t, words) => this.deposit(m, pfns, words, ctx),
+          deposit: (_t, words) => this.deposit(m, pfns, words, flush, ctx),
           sent: (finishNs) => this.wake(finishNs),
         },
-        (c) => this.ended(m, c, nlb, data, finish, ctx),
+        (c) => {
+          const end = () => this.ended(m, c, nlb, data, finish, ctx);
+          if (flush.done) end();
+          else flush.then = end;
+        },
       );
     };
     if (isRead) return submit();
@@ -205,15 +214,24 @@ export class DirectIoHost {
   }
 
   /** The device writes the words read into the buffer: DMA writes to host pages, or into the provider's p2pmem. */
-  private deposit(m: NvmeDio, pfns: Float64Array, words: Float64Array, ctx: Ctx<Message>): void {
+  private deposit(m: NvmeDio, pfns: Float64Array, words: Float64Array, flush: { done: boolean; then: (() => void) | undefined }, ctx: Ctx<Message>): void {
+    let id: number;
     if (m.p2p) {
       this.figures.p2pWrites++;
       ctx.send(m.p2p.provider, { type: 'p2pmem_write', dev: ctx.self, page: m.p2p.page, values: Float64Array.from(words) } satisfies P2pMemWrite as unknown as Message);
-      return;
+      id = ctx.request(m.p2p.provider, { type: 'p2pmem_read', dev: ctx.self, page: m.p2p.page + m.p2p.nlb - 1, nlb: 1 } satisfies P2pMemRead as unknown as Message);
+    } else {
+      const dma = (i: number, write: boolean) => ({
+        type: 'dma_access', dev: ctx.self, pid: m.pid, addr: m.addr + i * NVME_CTRL_PAGE_SIZE, pfn: pfns[i]!, write, ...(write ? { value: words[i]! } : {}), tr: { via: 'pin' }, bio: true,
+      }) as unknown as Message;
+      for (let i = 0; i < pfns.length; i++) ctx.send(this.mm, dma(i, true));
+      id = ctx.request(this.mm, dma(pfns.length - 1, false));
     }
-    for (let i = 0; i < pfns.length; i++) {
-      ctx.send(this.mm, { type: 'dma_access', dev: ctx.self, pid: m.pid, addr: m.addr + i * NVME_CTRL_PAGE_SIZE, pfn: pfns[i]!, write: true, value: words[i]!, tr: { via: 'pin' }, bio: true } as unknown as Message);
-    }
+    flush.done = false;
+    this.waits.set(id, () => {
+      flush.done = true;
+      flush.then?.();
+    });
   }
 
   /** The request's final completion (blk_mq_end_request → the bio's end_io). */
