@@ -173,7 +173,9 @@ export class DirectIoHost {
           sent: (finishNs) => this.wake(finishNs),
         },
         (c) => {
-          const end = () => this.ended(m, c, nlb, data, finish, ctx);
+          // Traced now, in the order the media was read and written; answered once the flush is back.
+          this.ended(m, c, nlb, data, ctx);
+          const end = () => finish(c.ret < 0 ? c.ret : nlb, isRead && c.ret === 0 ? c.data : undefined);
           if (flush.done) end();
           else flush.then = end;
         },
@@ -235,7 +237,7 @@ export class DirectIoHost {
   }
 
   /** The request's final completion (blk_mq_end_request → the bio's end_io). */
-  private ended(m: NvmeDio, c: NvmeCompletion, nlb: number, written: Float64Array | undefined, finish: (ret: number, data?: Float64Array) => void, ctx: Ctx<Message>): void {
+  private ended(m: NvmeDio, c: NvmeCompletion, nlb: number, written: Float64Array | undefined, ctx: Ctx<Message>): void {
     const isRead = m.op === 'read';
     if (isRead) this.figures.dioReads++;
     else this.figures.dioWrites++;
@@ -250,7 +252,6 @@ export class DirectIoHost {
         ...(values && c.ret === 0 ? { values: Array.from(values) } : {}),
       });
     }
-    finish(c.ret < 0 ? c.ret : nlb, isRead && c.ret === 0 ? c.data : undefined);
   }
 }
 
