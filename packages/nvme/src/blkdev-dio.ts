@@ -105,6 +105,11 @@ export class DirectIoHost {
     return false;
   }
 
+  /** Pages whose pins a bio of ours holds now (0 at the end of a run: every path released them). */
+  get pinsHeldNow(): number {
+    return this.pinsHeld;
+  }
+
   get outstandingWaits(): number {
     return this.waits.size;
   }

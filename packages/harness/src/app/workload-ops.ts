@@ -206,6 +206,10 @@ export function runOp(t: OpThread, kind: OpKind, done: () => void): void {
     case 'dio_read':
     case 'dio_write': {
       // The block is the span's page index: reads and writes of a VMA page meet on one block.
+      if (t.dio.device === undefined) {
+        stats.result(kind, -2);
+        return done();
+      }
       const s = span(t.dio.pages);
       return dioHost(app, proc, t.dio.device!, kind === 'dio_read' ? 'read' : 'write', s.addr, s.n, s.first, call, () => done());
     }
