@@ -82,7 +82,7 @@ describe('svmsim compare direct-io-vs-migration nvme-reset, svmsim run p2p', () 
     expect(f.dioIops).toBeGreaterThan(1000);
     expect(f.dioLatencyP99Ns).toBeGreaterThanOrEqual(f.dioLatencyP50Ns);
     expect(f.dioLatencyP50Ns).toBeGreaterThan(10_000); // the controller's costs, not zero
-    const left = (r.phases as { counts: Record<string, number> }[]).reduce((a, p) => a + (p.counts['migrate_pages pages left'] ?? 0), 0);
+    const left = (r.phases as { migratePagesLeft?: number }[]).reduce((a, p) => a + (p.migratePagesLeft ?? 0), 0);
     expect(left).toBeGreaterThan(0);
     expect(r.mm.migrations).toBeGreaterThan(0);
     expect(r.check.stats.blockWritesAcked).toBe(f.dioWrites);

@@ -3,9 +3,6 @@ import type { Phase } from '../scenario/types.js';
 import { errnoName } from './mapping.js';
 import type { PhaseSummary } from './types.js';
 
-/** The phase count of pages migrate_pages operations asked for but did not move (report column migration-retries). */
-export const MIGRATE_LEFT = 'migrate_pages pages left';
-
 export class PhaseStats {
   readonly summary: PhaseSummary;
   private readonly startNs: number;

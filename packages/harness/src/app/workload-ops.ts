@@ -35,7 +35,7 @@ import type { GpuSubmit, GpuWait } from '@svmsim/gpu-driver';
 import type { OpKind, RdmaAdvice, RdmaOp } from '../scenario/types.js';
 import { mapFlags } from './mapping.js';
 import type { PagePicker } from './pages.js';
-import { MIGRATE_LEFT, type PhaseStats } from './phase-stats.js';
+import type { PhaseStats } from './phase-stats.js';
 import { dioHost } from './nvme.js';
 import { rdmaAdvise, rdmaOp } from './rdma.js';
 import type { Reply, Request } from './requests.js';
@@ -146,8 +146,7 @@ export function runOp(t: OpThread, kind: OpKind, done: () => void): void {
       const s = span(4);
       return call(mm, { type: 'migrate_pages', pid, addr: s.addr, nr_pages: s.n } satisfies MigratePages, (r) => {
         // Pages of the span migration left where they were (pinned, locked, not present): the report's migration column.
-        const c = stats.summary.counts;
-        c[MIGRATE_LEFT] = (c[MIGRATE_LEFT] ?? 0) + s.n - Math.max(0, r.ret);
+        stats.summary.migratePagesLeft = (stats.summary.migratePagesLeft ?? 0) + s.n - Math.max(0, r.ret);
         done();
       });
     }

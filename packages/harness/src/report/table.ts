@@ -2,7 +2,6 @@
 // checker's verdict last. Times are in the unit a person reads; --json carries the raw numbers.
 import type { RunReport } from '../run/run-scenario.js';
 import { formatDuration } from '../scenario/units.js';
-import { MIGRATE_LEFT } from '../app/phase-stats.js';
 
 export interface Column {
   title: string;
@@ -76,8 +75,8 @@ const nvmeCell = (f: (d: Record<string, unknown>, r: RunReport) => string) => (r
   const d = nvmeOf(r);
   return d ? f(d, r) : '-';
 };
-const phaseCount = (r: RunReport, key: string): number =>
-  r.phases.reduce((a: number, p) => a + ((p as { counts?: Record<string, number> }).counts?.[key] ?? 0), 0);
+const migratePagesLeft = (r: RunReport): number =>
+  r.phases.reduce((a: number, p) => a + ((p as { migratePagesLeft?: number }).migratePagesLeft ?? 0), 0);
 
 /**
  * Every column a report can show, by id. A scenario picks its own (`report:` in its file, the
@@ -162,7 +161,7 @@ export const COLUMNS: Record<string, Column> = {
   'nvme-resets': { title: 'timeouts/aborts/resets', cell: nvmeCell((d) => `${n(d, 'timeouts')}/${n(d, 'aborts')}/${n(d, 'resets')}`) },
   // Pages the workload's migrate_pages asked for and migration left in place (mm skips a pinned page:
   // folio_maybe_dma_pinned), beside the pages mm migrated.
-  'migration-retries': { title: 'migrated / left', cell: (r) => `${r.mm.migrations} / ${phaseCount(r, MIGRATE_LEFT)}` },
+  'migration-retries': { title: 'migrated / left', cell: (r) => `${r.mm.migrations} / ${migratePagesLeft(r)}` },
   'block-writes': { title: 'block writes acked/failed', cell: (r) => `${r.check.stats.blockWritesAcked ?? 0}/${r.check.stats.blockWritesFailed ?? 0}` },
   verdict: { title: 'verdict', cell: verdict },
 };
