@@ -216,3 +216,20 @@ describe('bad NVMe scenario input exits 2 naming the field', () => {
     expect(r.err).toMatch(message);
   });
 });
+
+describe("the README's NVMe example", () => {
+  it('runs with every expectation met and the checker satisfied', () => {
+    const readme = fs.readFileSync(fileURLToPath(new URL('../README.md', import.meta.url)), 'utf8');
+    const from = readme.indexOf("A scenario's own NVMe controllers");
+    const yaml = /```yaml\n([\s\S]*?)```/.exec(readme.slice(from))![1];
+    const file = path.join(tmp(), 'readme-nvme.yaml');
+    fs.writeFileSync(file, yaml);
+    const r = svmsim('run', file, '--json');
+    expect(r.code, r.err).toBe(0);
+    const rep = JSON.parse(r.out) as RunReport;
+    expect(rep.steps.length).toBe(4);
+    expect(rep.check.violations).toEqual([]);
+    // The words went host → blocks 0–7 → nvme1's CMB, and blocks 0–7 → host again: the same words.
+    expect(rep.steps[3].got.data).toEqual(rep.steps[0].got.data);
+  });
+});
