@@ -233,3 +233,38 @@ describe("the README's NVMe example", () => {
     expect(rep.steps[3].got.data).toEqual(rep.steps[0].got.data);
   });
 });
+
+describe('move_notify during I/O (the out-of-tree NVMe dma-buf importer into a VRAM BO)', () => {
+  it('safe: the read in flight holds the move until it ends, and the data follows the BO to its new placement; over seeds', async () => {
+    let waited = 0;
+    for (let seed = 1; seed <= 8; seed++) {
+      const { r } = await run(fixture('nvme-move-notify.yaml'), 'safe', seed);
+      expect(r.check.violations, `seed ${seed}`).toEqual([]);
+      expect(r.expectFailures, `seed ${seed}`).toBe(0);
+      expect(nvme(r).dmabufMoveNotifies, `seed ${seed}`).toBe(1);
+      waited += nvme(r).dmabufMoveNotifyWaits;
+      // host → blocks 0–15 → the BO (moved meanwhile) → blocks 100–115 → host: the same words.
+      const got = (name: string) => r.steps.find((s) => s.step.endsWith(name))!.got.data;
+      expect(got('and read them back into host memory'), `seed ${seed}`).toEqual(got('store 0'));
+    }
+    expect(waited).toBeGreaterThan(0); // at least one seed had the move_notify arrive during the read
+  }, 120_000);
+
+  it('unsafe-nvme answers move_notify at once: its DMA into the old placement is a stale translation', async () => {
+    let caught = 0;
+    for (let seed = 1; seed <= 8; seed++) {
+      const { r } = await run(fixture('nvme-move-notify.yaml'), 'unsafe-nvme', seed);
+      if (r.check.violations.some((v) => v.startsWith('stale_translation') && v.includes('p2p write'))) caught++;
+    }
+    expect(caught).toBeGreaterThan(0);
+  }, 120_000);
+
+  it('a dio_dmabuf step on a controller without the importer is refused at load (exit 2)', () => {
+    const dir = tmp();
+    const text = fs.readFileSync(fixture('nvme-move-notify.yaml'), 'utf8').replace('dmabufImporter: true', 'dmabufImporter: false');
+    fs.writeFileSync(path.join(dir, 'x.yaml'), text);
+    const r = svmsim('run', path.join(dir, 'x.yaml'));
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/dio_dmabuf\.device: "nvme0" is not an nvme device with the dma-buf importer/);
+  });
+});

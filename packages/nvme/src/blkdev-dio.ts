@@ -38,6 +38,8 @@ export const NVME_POLICIES = ['safe', ...NVME_FAILURE_POLICIES, 'unsafe-nvme'] a
 /** The most blocks one O_DIRECT request moves (max_sectors_kb 1280 KiB rounds to 320 pages; 256 here). */
 export const DIO_PAGES_MAX = 256;
 const EINVAL = 22;
+const EIO_ = -5;
+const EOPNOTSUPP = -95;
 
 export interface DioHostConfig {
   /** `unsafe-nvme`: release the pins when the request arrives, before the DMA. */
@@ -48,6 +50,32 @@ export interface DioHostConfig {
   readonly topology?: PciTopology;
   /** The namespace's size in blocks. */
   readonly blocks: number;
+  /** The out-of-tree dma-buf importer is built in (NvmeDio.dmabuf); else such a request gets -EOPNOTSUPP. */
+  readonly dmabufImporter?: boolean;
+}
+
+/**
+ * One dma-buf this controller imports (an out-of-tree importer: mainline has none, errata §3),
+ * followed on drivers/dma-buf/dma-buf.c of v6.6: dma_buf_dynamic_attach with importer_ops whose
+ * move_notify the exporter calls under the BO's reservation lock before the BO moves. The
+ * importer destroys its mapping there (the next I/O maps again: dma_buf_map_attachment, which
+ * waits out a move under way) and, as a real importer adds its I/O's fence to the reservation
+ * (dma_resv_add_fence, DMA_RESV_USAGE_BOOKKEEP) that TTM's eviction waits for, answers only once no
+ * I/O through the old mapping is in flight. The `unsafe-nvme` twin answers at once: the DMA still
+ * in flight then goes through a placement the BO has left (the checker's stale p2p access).
+ */
+interface Import {
+  attachment: number;
+  /** Placement generation of the current mapping; mapped false after move_notify. */
+  generation: number;
+  mapped: boolean;
+  /** I/Os whose DMA goes through the mapping (the fences the reservation holds). */
+  inflight: number;
+  /** move_notify requests waiting for those fences. */
+  readonly notifies: Envelope<Message>[];
+  /** Requests waiting for the attach or a map to come back. */
+  readonly waiting: (() => void)[];
+  busy: boolean;
 }
 
 export interface DioFigures {
@@ -78,6 +106,11 @@ export class DirectIoHost {
   private lastPinChangeNs = 0;
   /** Replies we wait for (DMA reads from mm, p2pmem reads from a provider), by request id. */
   private readonly waits = new Map<number, Reply>();
+  /** dma-bufs imported, by "exporter/fd", and by attachment id for move_notify. */
+  private readonly imports = new Map<string, Import>();
+  private readonly byAttachment = new Map<string, Import>();
+  moveNotifies = 0;
+  moveNotifyWaits = 0;
 
   constructor(
     private readonly ctrl: NvmeController,
@@ -100,6 +133,10 @@ export class DirectIoHost {
     }
     if (m.type === 'nvme_dio') {
       this.dio(env, m as unknown as NvmeDio, ctx);
+      return true;
+    }
+    if (m.type === 'dma_buf_move_notify') {
+      this.moveNotify(env, (m as unknown as { attachment: number }).attachment, ctx);
       return true;
     }
     return false;
@@ -133,7 +170,7 @@ export class DirectIoHost {
     }
     const isRead = m.op === 'read';
     const pfns = m.pfns instanceof Float64Array ? m.pfns : new Float64Array(0);
-    const nlb = m.p2p ? m.p2p.nlb : pfns.length;
+    const nlb = m.p2p ? m.p2p.nlb : m.dmabuf ? m.dmabuf.nlb : pfns.length;
     // The bio owns the pins it was given: every path below releases them exactly once.
     let released = pfns.length === 0;
     const release = (): void => {
@@ -151,7 +188,7 @@ export class DirectIoHost {
       ctx.reply(env, r as unknown as Message);
     };
     const valid = (m.op === 'read' || m.op === 'write') && Number.isInteger(m.slba) && m.slba >= 0 && Number.isInteger(nlb) && nlb >= 1 &&
-      nlb <= DIO_PAGES_MAX && m.slba + nlb <= this.cfg.blocks && (m.p2p === undefined || pfns.length === 0);
+      nlb <= DIO_PAGES_MAX && m.slba + nlb <= this.cfg.blocks && ((m.p2p === undefined && m.dmabuf === undefined) || pfns.length === 0);
     if (!valid) return finish(-EINVAL);
     if (this.cfg.unsafe) release(); // the twin's bug: the pages may move before the DMA
     if (m.p2p) {
@@ -166,6 +203,13 @@ export class DirectIoHost {
     // read of the buffer's last page comes back, so mm has applied every write before the unpin and
     // the answer (a load or the final dump right after it sees the data).
     const flush = { done: true, then: undefined as (() => void) | undefined };
+    if (m.dmabuf) {
+      if (!this.cfg.dmabufImporter) return finish(-EOPNOTSUPP);
+      return this.withMapping(m.dmabuf.exporter, m.dmabuf.fd, ctx, (imp) => {
+        if (!imp) return finish(-EIO_);
+        this.dmabufIo(m, imp, nlb, finish, ctx);
+      });
+    }
     const submit = (data?: Float64Array): void => {
       this.ctrl.run(ctx.now());
       this.ctrl.submit(
@@ -211,6 +255,108 @@ export class DirectIoHost {
           if (failed) finish(-5);
           else submit(data);
         }
+      });
+    }
+  }
+
+  /** Attach (once) and map (after a move_notify) the dma-buf; `then(imp)` with a current mapping, or undefined on an error. */
+  private withMapping(exporter: string, fd: number, ctx: Ctx<Message>, then: (imp: Import | undefined) => void): void {
+    const key = `${exporter}/${fd}`;
+    let imp = this.imports.get(key);
+    if (imp && imp.mapped && !imp.busy) return then(imp);
+    if (imp?.busy) return void imp.waiting.push(() => this.withMapping(exporter, fd, ctx, then));
+    const map = (i: Import): void => {
+      i.busy = true;
+      const id = ctx.request(exporter, { type: 'dma_buf_map_attachment', attachment: i.attachment } as unknown as Message);
+      this.waits.set(id, (r) => {
+        const mr = r as unknown as { ret: number; generation: number };
+        i.busy = false;
+        if (mr.ret < 0) {
+          then(undefined);
+        } else {
+          i.mapped = true;
+          i.generation = mr.generation;
+          then(i);
+        }
+        i.waiting.splice(0).forEach((f) => f());
+      });
+    };
+    if (imp) return map(imp);
+    const id = ctx.request(exporter, { type: 'dma_buf_attach', fd, dynamic: true, allow_peer2peer: true } as unknown as Message);
+    const placeholder: Import = { attachment: -1, generation: 0, mapped: false, inflight: 0, notifies: [], waiting: [], busy: true };
+    this.imports.set(key, placeholder);
+    this.waits.set(id, (r) => {
+      const ar = r as unknown as { ret: number; attachment: number };
+      if (ar.ret < 0) {
+        this.imports.delete(key);
+        then(undefined);
+        return placeholder.waiting.splice(0).forEach((f) => f());
+      }
+      placeholder.attachment = ar.attachment;
+      this.byAttachment.set(`${exporter}/${ar.attachment}`, placeholder);
+      map(placeholder);
+    });
+  }
+
+  /** The exporter's move_notify: drop the mapping; answer once no I/O through it is in flight (unsafe: at once). */
+  private moveNotify(env: Envelope<Message>, attachment: number, ctx: Ctx<Message>): void {
+    this.moveNotifies++;
+    const imp = this.byAttachment.get(`${env.from}/${attachment}`);
+    const done = () => ctx.reply(env, { type: 'dma_buf_move_notify_done', attachment } as unknown as Message);
+    if (!imp) return done();
+    imp.mapped = false;
+    if (imp.inflight === 0 || this.cfg.unsafe) return done();
+    this.moveNotifyWaits++;
+    imp.notifies.push(env);
+  }
+
+  /** An O_DIRECT read into (or write from) a dma-buf through the mapping of `imp`. */
+  private dmabufIo(m: NvmeDio, imp: Import, nlb: number, finish: (ret: number, data?: Float64Array) => void, ctx: Ctx<Message>): void {
+    const d = m.dmabuf!;
+    const generation = imp.generation;
+    const isRead = m.op === 'read';
+    imp.inflight++;
+    const access = (i: number, write: boolean, value?: number) =>
+      ({ type: 'dma_buf_access', dev: ctx.self, attachment: imp.attachment, generation, page: d.page + i, write, ...(write ? { value } : {}) }) as unknown as Message;
+    const release = (): void => {
+      if (--imp.inflight > 0) return;
+      imp.notifies.splice(0).forEach((env) => ctx.reply(env, { type: 'dma_buf_move_notify_done', attachment: imp.attachment } as unknown as Message));
+    };
+    const flush = { done: true, then: undefined as (() => void) | undefined };
+    const submit = (data?: Float64Array): void => {
+      this.ctrl.run(ctx.now());
+      this.ctrl.submit(1, { opcode: isRead ? nvme_cmd_read : nvme_cmd_write, nsid: this.nsid, slba: m.slba, nlb, ...(data ? { data } : {}) }, {
+        segs: [{ addr: 0, len: nlb * NVME_CTRL_PAGE_SIZE }],
+        deposit: (_t, words) => {
+          this.figures.p2pWrites++;
+          for (let i = 0; i < nlb; i++) ctx.send(d.exporter, access(i, true, words[i]!));
+          flush.done = false;
+          const id = ctx.request(d.exporter, access(nlb - 1, false));
+          this.waits.set(id, () => {
+            flush.done = true;
+            flush.then?.();
+          });
+        },
+        sent: (finishNs) => this.wake(finishNs),
+      }, (c) => {
+        this.ended(m, c, nlb, data, ctx);
+        const end = () => {
+          release();
+          finish(c.ret < 0 ? c.ret : nlb, isRead && c.ret === 0 ? c.data : undefined);
+        };
+        if (flush.done) end();
+        else flush.then = end;
+      });
+    };
+    if (isRead) return submit();
+    this.figures.p2pReads++;
+    const data = new Float64Array(nlb);
+    let left = nlb;
+    for (let i = 0; i < nlb; i++) {
+      const id = ctx.request(d.exporter, access(i, false));
+      this.waits.set(id, (r) => {
+        data[i] = (r as unknown as { value: number }).value ?? 0;
+        if (--left === 0) submit(data);
       });
     }
   }

@@ -26,6 +26,11 @@ export interface NvmeDio {
    * (a user mapping of its p2pmem, p2pmem_alloc_mmap): pages [page, page + nlb) of `provider`.
    */
   p2p?: { provider: string; page: number; nlb: number };
+  /**
+   * The buffer is pages [page, page + nlb) of a dma-buf (a GPU VRAM BO exported by `exporter` as
+   * `fd`): the out-of-tree NVMe dma-buf importer (research/errata.md §3), opt-in per device.
+   */
+  dmabuf?: { exporter: string; fd: number; page: number; nlb: number };
 }
 
 export interface NvmeDioResult {

@@ -36,6 +36,8 @@ export interface NvmeActorConfig {
     readonly blocks?: number;
     /** The queue supports P2P (BLK_FEAT_PCI_P2PDMA); default true. */
     readonly queueSupportsP2p?: boolean;
+    /** The out-of-tree dma-buf importer (I/O into a GPU's VRAM BO). */
+    readonly dmabufImporter?: boolean;
     /** The machine's PCI topology (p2pdma.ts), for P2P requests. */
     readonly pci?: { readonly nodes: readonly PciNode[]; readonly whitelisted: readonly string[]; readonly cpuSupportsP2pdma: boolean };
   };
@@ -84,6 +86,7 @@ export function createNvme(config: unknown): Actor<Message> {
       unsafe: cfg.dio.unsafe === true,
       queueSupportsP2p: cfg.dio.queueSupportsP2p !== false,
       blocks: dioBlocks,
+      dmabufImporter: cfg.dio.dmabufImporter === true,
       ...(cfg.dio.pci ? { topology: pciTopology(cfg.dio.pci.nodes, cfg.dio.pci.whitelisted, cfg.dio.pci.cpuSupportsP2pdma) } : {}),
     }, cfg.mm ?? 'mm', (finishNs) => {
       const ctx = cur!;
@@ -190,6 +193,7 @@ function dioSummary(dio: DirectIoHost): Record<string, number | string> {
     dioEremoteio: f.dioEremoteio, dioIops: lat.iops, dioLatencyP50Ns: lat.latencyP50Ns, dioLatencyP99Ns: lat.latencyP99Ns,
     pinsHeldMax: f.pinsHeldMax, pinsHeldTimeWeighted: Math.round(f.pinsHeldTimeWeighted * 100) / 100,
     p2pReads: f.p2pReads, p2pWrites: f.p2pWrites, dioWaits: dio.outstandingWaits, pinsHeld: dio.pinsHeldNow,
+    dmabufMoveNotifies: dio.moveNotifies, dmabufMoveNotifyWaits: dio.moveNotifyWaits,
   };
 }
 

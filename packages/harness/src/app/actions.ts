@@ -35,7 +35,7 @@ import type { Got } from './expectations.js';
 import { ADVICE, parseProt } from './mapping.js';
 import type { PhaseStats } from './phase-stats.js';
 import { holdPins, releasePins } from './pins.js';
-import { dioHost, dioP2p } from './nvme.js';
+import { dioDmabuf, dioHost, dioP2p } from './nvme.js';
 import { rdmaAdvise, rdmaOp } from './rdma.js';
 import type { Reply, Request } from './requests.js';
 import { mmapOf, vmaRecord } from './setup.js';
@@ -60,6 +60,7 @@ export function actionKind(a: Action): string {
       return 'rdma_prefetch';
     case 'dio':
     case 'dio_p2p':
+    case 'dio_dmabuf':
       return `dio_${a.io}`;
     default:
       return a.op;
@@ -242,6 +243,12 @@ export function runAction(app: App, proc: Proc, a: PlainAction, stats: PhaseStat
     case 'dio_p2p':
       if (app.device(a.device)?.kind !== 'nvme') return fail(`no nvme device "${a.device}"`);
       return dioP2p(proc, a.device, a.io, a.provider, a.page, a.pages, a.block, call, done);
+    case 'dio_dmabuf': {
+      if (app.device(a.device)?.kind !== 'nvme') return fail(`no nvme device "${a.device}"`);
+      const b = proc.buffers.get(a.buffer);
+      if (!b) return fail(`no VRAM buffer "${a.buffer}" in ${proc.name}`);
+      return dioDmabuf(proc, a.device, a.io, b, a.page, a.pages, a.block, call, done);
+    }
     case 'rdma':
     case 'rdma_advise': {
       if (app.device(a.device)?.kind !== 'rdma') return fail(`no rdma device "${a.device}"`);

@@ -35,6 +35,25 @@ export function dioP2p(proc: Proc, device: string, io: 'read' | 'write', provide
   call(device, m, (res) => finished(res, done));
 }
 
+/**
+ * An O_DIRECT read or write of pages [page, page + pages) of a VRAM buffer (gpu_alloc), exported
+ * as a dma-buf (DRM_IOCTL_PRIME_HANDLE_TO_FD, once per buffer) and imported by the controller: the
+ * out-of-tree NVMe dma-buf importer (packages/nvme/src/blkdev-dio.ts), opt-in with the device's
+ * `dmabufImporter`.
+ */
+export function dioDmabuf(proc: Proc, device: string, io: 'read' | 'write', buffer: { device: string; handle: number; fd?: number }, page: number, pages: number, block: number, call: Call, done: (got: Got) => void): void {
+  const go = (fd: number): void => {
+    const m: NvmeDio = { type: 'nvme_dio', op: io, pid: proc.pid, addr: 0, pfns: new Float64Array(0), slba: block, dmabuf: { exporter: buffer.device, fd, page, nlb: pages } };
+    call(device, m, (res) => finished(res, done));
+  };
+  if (buffer.fd !== undefined) return go(buffer.fd);
+  call(buffer.device, { type: 'dma_buf_export', handle: buffer.handle }, (r) => {
+    if (r.ret < 0) return done({ ret: r.ret });
+    buffer.fd = r.fd as number;
+    go(buffer.fd);
+  });
+}
+
 function finished(res: Reply, done: (got: Got) => void): void {
   if (res.ret < 0) return done({ ret: res.ret });
   const got: Got = { ret: 0, moved: res.ret };

@@ -74,6 +74,7 @@ export const DEVICE_KINDS: Record<DeviceSpec['kind'], DeviceKind> = {
           unsafe: d.policy === 'unsafe-nvme',
           ...(d.blocks !== undefined && { blocks: d.blocks }),
           queueSupportsP2p: d.p2pQueue !== false,
+          dmabufImporter: d.dmabufImporter === true,
           pci: { nodes: slotTopologyNodes(nvmes), whitelisted: s.machine.pci?.hostBridgeWhitelisted ? ['rc0'] : [], cpuSupportsP2pdma: s.machine.pci?.cpuSupportsP2pdma === true },
         },
         mm: 'mm',

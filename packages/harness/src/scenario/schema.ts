@@ -58,7 +58,7 @@ export const POLICIES_BY_KIND: Record<(typeof DEVICE_KINDS)[number], readonly st
   nvme: NVME_POLICIES,
 };
 /** Keys of a device spec that only an nvme device takes. */
-const NVME_DEVICE_KEYS = ['failAt', 'ioTimeout', 'slot', 'cmbPages', 'p2pQueue', 'blocks'] as const;
+const NVME_DEVICE_KEYS = ['failAt', 'ioTimeout', 'slot', 'cmbPages', 'p2pQueue', 'blocks', 'dmabufImporter'] as const;
 export const PCI_SLOTS = ['switch', 'switch-acs', 'root-port'] as const;
 /** Keys of a device spec that only an rdma device takes. */
 const RDMA_DEVICE_KEYS = ['qps', 'qpType', 'rnrRetry', 'minRnrTimer', 'retryCnt', 'timeout', 'rkeyFaultResponse', 'exporter'] as const;
@@ -273,6 +273,7 @@ const deviceSchema = strict({
   cmbPages: z.int().min(1).max(CMB_PAGES_LIMIT).optional(),
   p2pQueue: flag.optional(),
   blocks: z.int().min(1).max(NVME_ACTOR_NAMESPACE_BLOCKS).optional(),
+  dmabufImporter: flag.optional(),
 })
   .superRefine((d, ctx) => {
     for (const k of NVME_DEVICE_KEYS) {
@@ -447,6 +448,9 @@ const OPS = {
     .transform((b) => ({ op: 'dio' as const, ...b, block: b.block ?? b.page })),
   dio_p2p: strict({ device: nameSchema, io: oneOf(['read', 'write']), provider: nameSchema, page: count(0).default(0), pages: count(1).default(1), block: count(0).default(0) })
     .transform((b) => ({ op: 'dio_p2p' as const, ...b })),
+  // O_DIRECT into (or out of) a VRAM buffer of gpu_alloc through the out-of-tree NVMe dma-buf importer.
+  dio_dmabuf: strict({ device: nameSchema, io: oneOf(['read', 'write']), buffer: nameSchema, page: count(0).default(0), pages: count(1).default(1), block: count(0).default(0) })
+    .transform((b) => ({ op: 'dio_dmabuf' as const, ...b })),
   migrate_pages: strict(range).transform((b) => ({ op: 'migrate_pages' as const, ...b })),
   reclaim: z.preprocess((v) => (v === null ? {} : v), strict({ pages: count(1).default(1) })).transform((b) => ({ op: 'reclaim' as const, ...b })),
   ksm_scan: noArgs.transform(() => ({ op: 'ksm_scan' as const })),
@@ -632,6 +636,7 @@ function crossCheckOrThrow(s: Scenario, issue: (path: Path, input: unknown, mess
   const rdmas = s.devices.filter((d) => d.kind === 'rdma').map((d) => d.id);
   const nvmes = s.devices.filter((d) => d.kind === 'nvme').map((d) => d.id);
   const cmbs = s.devices.filter((d) => d.kind === 'nvme' && d.cmbPages !== undefined).map((d) => d.id);
+  const importers = s.devices.filter((d) => d.kind === 'nvme' && d.dmabufImporter === true).map((d) => d.id);
   /** Per process, its VMAs backed by a GPU BO, and by an RDMA MR. */
   const gpuVmasOf = new Map<string, Set<string>>();
   const rdmaVmasOf = new Map<string, Set<string>>();
@@ -748,6 +753,10 @@ function crossCheckOrThrow(s: Scenario, issue: (path: Path, input: unknown, mess
         ref([...ap, 'device'], a.device, nvmes, 'a declared nvme device', 'nvme devices');
         vmaRef([...ap, 'vma'], a.vma, scope, proc);
         break;
+      case 'dio_dmabuf':
+        ref([...ap, 'device'], a.device, importers, 'an nvme device with the dma-buf importer (dmabufImporter: true, out of tree)', 'nvme devices with one');
+        ref([...ap, 'buffer'], a.buffer, [...buffersOf(proc)], `a VRAM buffer of process ${proc} (made by an earlier gpu_alloc)`, 'its buffers');
+        break;
       case 'dio_p2p': {
         ref([...ap, 'device'], a.device, nvmes, 'a declared nvme device', 'nvme devices');
         ref([...ap, 'provider'], a.provider, cmbs, 'an nvme device with a CMB (cmbPages)', 'nvme devices with one');
@@ -767,7 +776,7 @@ function crossCheckOrThrow(s: Scenario, issue: (path: Path, input: unknown, mess
     if (e === undefined) return;
     const ep: Path = [...at, 'expect'];
     if (e.data !== undefined) {
-      const words = a.op === 'load' || a.op === 'store' || (a.op === 'dmirror' && DMIRROR_DATA_CMDS.includes(a.cmd)) || ((a.op === 'dio' || a.op === 'dio_p2p') && a.io === 'read');
+      const words = a.op === 'load' || a.op === 'store' || (a.op === 'dmirror' && DMIRROR_DATA_CMDS.includes(a.cmd)) || ((a.op === 'dio' || a.op === 'dio_p2p' || a.op === 'dio_dmabuf') && a.io === 'read');
       if (!words) issue([...ep, 'data'], e.data, `${describe(a)} returns no data; expect.data applies to load, store, dio reads and dmirror ${list(DMIRROR_DATA_CMDS)}`);
       const pages = (a as { pages: number }).pages;
       if (e.data.length !== pages) issue([...ep, 'data'], e.data, `${n(e.data.length, 'word')} for ${n(pages, 'page')}; expect one word per page`);

@@ -123,6 +123,8 @@ export interface DeviceSpec {
   p2pQueue?: boolean;
   /** nvme: blocks of its raw namespace (default 65536). */
   blocks?: number;
+  /** nvme: the out-of-tree dma-buf importer (dio_dmabuf steps into a GPU's VRAM BO); default false. */
+  dmabufImporter?: boolean;
 }
 
 export interface ProcessSpec {
@@ -272,6 +274,7 @@ export type Action =
   | { op: 'rdma'; device: string; vma: string; verb: RdmaOp; page: number; pages: number }
   | { op: 'dio'; device: string; io: 'read' | 'write'; vma: string; page: number; pages: number; block: number }
   | { op: 'dio_p2p'; device: string; io: 'read' | 'write'; provider: string; page: number; pages: number; block: number }
+  | { op: 'dio_dmabuf'; device: string; io: 'read' | 'write'; buffer: string; page: number; pages: number; block: number }
   /** ibv_advise_mr over pages [page, page + pages) of the VMA's MR. */
   | { op: 'rdma_advise'; device: string; vma: string; page: number; pages: number; advice: RdmaAdvice; flush: boolean };
 
