@@ -163,6 +163,10 @@ describe('the checker and unsafe-nvme (seeded LocalScheduler)', () => {
     const b = pinBalance(dir);
     expect(b.unpinned).toBe(b.pinned);
     expect(r.check.violations).toEqual([]);
+    // svmsim check reads the same trace and says how many writes failed.
+    const c = svmsim('check', dir);
+    expect(c.code).toBe(0);
+    expect(c.out).toContain(`writes acknowledged, ${nvme(r).dioFailedWrites} failed (reported to their callers as failed`);
   }, 120_000);
 
   it('svmsim check of an unsafe-nvme trace fails naming unpinned_dma; of a safe one passes', () => {
