@@ -75,6 +75,7 @@ export function dma_access(k: Kernel, env: Envelope<Message>, m: DmaAccess): voi
   const fields = {
     dev: m.dev, pid: m.pid, addr: vpn * PAGE_SIZE, pfn, value: 0, via: tr.via,
     sub: tr.via === 'mirror' ? tr.sub : null, seq: tr.via === 'mirror' ? tr.seq : null, pte_ok, writable, pinned, file, idx,
+    ...(m.bio === true ? { bio: true } : {}),
   };
   if (m.write) {
     if (!Number.isFinite(m.value)) throw new Error(`${m.dev} DMA write without a value`);

@@ -34,6 +34,13 @@
 //   lost_write         at the end, a dumped page whose value differs from the model's, or a page the
 //                      model knows was written (non-zero) inside a live VMA missing from the dump;
 //   unexpected_page    a dumped page outside every VMA of the model;
+//   unpinned_dma       a bio's DMA (direct I/O: `bio`) to or from a frame that holds no pin at that
+//                      moment: the bio released its pages before its DMA (bio_release_pages too
+//                      early), so the frame may have been migrated, reclaimed or reused;
+//   lost_block_write   a block read returning other words than the last acknowledged write of the
+//                      block (blk_read / blk_write of a block device's media). A write that failed
+//                      (ret < 0, reported to its caller as failed) is neither acknowledged nor lost:
+//                      its blocks may hold the old or the new words until the next acknowledged write;
 //   pin_leak           at the end of a run that freed every device buffer before its dump
 //                      (finish's buffersFreed), a pin or gup reference a taker never gave back
 //                      (pin-ledger.ts).
@@ -41,7 +48,7 @@
 // coherency problem; applied to the file page if the frame is a page-cache page), and a pin write
 // through a read-only PTE (gup vs writeback).
 import type { TraceLine } from '@svmsim/runtime';
-import type { EvDevWrite, EvDmaAccess, EvFork, EvInvalidateAck, EvInvalidateStart, EvMmap, EvCpuLoad, OracleEvents, EvZap, EvCow, EvDmabufMove, EvP2pAccess } from './oracle-events.js';
+import type { EvDevWrite, EvDmaAccess, EvFork, EvInvalidateAck, EvInvalidateStart, EvMmap, EvCpuLoad, OracleEvents, EvZap, EvCow, EvDmabufMove, EvP2pAccess, EvBlk } from './oracle-events.js';
 import { PinLedger } from './pin-ledger.js';
 import { PAGE_SIZE, ZERO_PFN } from './protocol.js';
 
@@ -49,7 +56,7 @@ export interface FinalPage { pid: number; addr: number; value: number }
 
 export type ViolationKind =
   | 'stale_translation' | 'readonly_write' | 'outside_process' | 'bad_load' | 'bad_read'
-  | 'unmapped_access' | 'lost_write' | 'unexpected_page' | 'pin_leak';
+  | 'unmapped_access' | 'lost_write' | 'unexpected_page' | 'unpinned_dma' | 'lost_block_write' | 'pin_leak';
 
 export interface Violation {
   kind: ViolationKind;
@@ -69,6 +76,8 @@ export interface CheckStats {
   cpuStores: number; cpuLoads: number; dmaWrites: number; dmaReads: number; devWrites: number;
   orphanPinnedWrites: number; pinnedWritesToReadOnly: number; invalidations: number; acks: number;
   pagesCompared: number; p2pAccesses: number;
+  /** Block writes acknowledged / failed, and block reads checked (blk_write, blk_read). */
+  blockWritesAcked?: number; blockWritesFailed?: number; blockReads?: number;
 }
 
 export interface CheckReport { violations: Violation[]; violationsDropped: number; stats: CheckStats; ok: boolean }
@@ -83,7 +92,7 @@ const ORACLE_EVENTS = new Set<string>([
   'cow',
   'mmap', 'munmap', 'mprotect', 'zap', 'fork', 'process_exit', 'file_create', 'cpu_store', 'cpu_load',
   'dma_write', 'dma_read', 'invalidate_start', 'invalidate_ack', 'invalidate_end', 'dev_write',
-  'dmabuf_move', 'p2p_access',
+  'dmabuf_move', 'p2p_access', 'blk_read', 'blk_write',
 ] satisfies (keyof OracleEvents)[]);
 
 const PIN_EVENTS = new Set<string>(PinLedger.events);
@@ -94,6 +103,8 @@ const pageOf = (addr: number): number => Math.floor(addr / PAGE_SIZE); // addres
 /** A written word, who wrote it, and the index of the trace line that wrote it. Immutable: a write replaces the object, so fork can share them. */
 interface Val { value: number; by: string; t: number; line: number }
 const ZERO: Val = { value: 0, by: 'nobody (never written)', t: 0, line: -1 };
+/** A block after a failed write: the old words or the new ones. */
+const UNKNOWN: Val = { value: NaN, by: 'a failed write', t: 0, line: -1 };
 const showVal = (v: Val): string => (v === ZERO ? '0 (never written)' : `${v.value} (written by ${v.by} at t=${v.t})`);
 
 /** A VMA in pages: [start, end) page numbers; `file` is null for private anonymous memory. */
@@ -164,7 +175,10 @@ export function newTraceChecker(): TraceChecker {
   const stats: CheckStats = {
     cpuStores: 0, cpuLoads: 0, dmaWrites: 0, dmaReads: 0, devWrites: 0, orphanPinnedWrites: 0,
     pinnedWritesToReadOnly: 0, invalidations: 0, acks: 0, pagesCompared: 0, p2pAccesses: 0,
+    blockWritesAcked: 0, blockWritesFailed: 0, blockReads: 0,
   };
+  /** "dev/nsid" → block → the last acknowledged write, or UNKNOWN after a failed one. */
+  const media = new Map<string, Map<number, Val>>();
   const violations: Violation[] = [];
   let dropped = 0;
   const pins = new PinLedger();
@@ -243,8 +257,15 @@ export function newTraceChecker(): TraceChecker {
   const checkDma = (l: TraceLine, a: EvDmaAccess): boolean => {
     const at = `${a.dev} ${l.ev} at t=${l.t}: ${where(a.pid, a.addr, a.pfn)}`;
     const base = { t: l.t, actor: l.actor, dev: a.dev, pid: a.pid, addr: a.addr, pfn: a.pfn, lines: [cur] };
+    // The shared zero page is never pin-counted (try_grab_folio / is_zero_folio, v6.5+): a write
+    // bio reading it reads zeros that cannot move.
+    if (a.bio === true && !a.pinned && a.pfn !== ZERO_PFN) {
+      report({ ...base, kind: 'unpinned_dma', message: `${at}: a bio's DMA to a frame that holds no pin (its pages were released before the DMA ended)` });
+    }
     if (a.via === 'pin') {
-      if (!a.pte_ok && !a.pinned) {
+      // The shared zero page is a legitimate source for a pin taken before the process's first
+      // store to the page (the store COWs away from it; the DMA still reads zeros): not outside.
+      if (!a.pte_ok && !a.pinned && a.pfn !== ZERO_PFN) {
         report({ ...base, kind: 'outside_process', message: `${at} via pin: the frame is neither mapped at this address nor pinned` });
       }
       return a.pte_ok;
@@ -382,6 +403,31 @@ export function newTraceChecker(): TraceChecker {
           report({ kind: 'stale_translation', t: l.t, actor: l.actor, dev: a.dev, exporter: a.exporter, buf: a.buf, page: a.page, gen: a.gen, lines: [moved.line, cur],
             message: `${a.dev} p2p ${a.write ? 'write' : 'read'} at t=${l.t} of dma-buf ${a.buf} of ${a.exporter} page ${a.page} through the mapping of placement ${a.gen}: ` +
               `the buffer moved to placement ${moved.gen} at t=${moved.t}, after its importers answered move_notify` });
+        }
+        break;
+      }
+      case 'blk_write':
+      case 'blk_read': {
+        const b = f as unknown as EvBlk, key = `${b.dev}/${b.nsid}`;
+        let m = media.get(key);
+        if (!m) media.set(key, (m = new Map()));
+        if (l.ev === 'blk_write') {
+          if (b.ret < 0) {
+            stats.blockWritesFailed!++;
+            for (let i = 0; i < b.nlb; i++) m.set(b.slba + i, UNKNOWN);
+          } else {
+            stats.blockWritesAcked!++;
+            for (let i = 0; i < b.nlb; i++) m.set(b.slba + i, { value: b.values?.[i] ?? 0, by: `${b.dev} write of block ${b.slba + i}`, t: l.t, line: cur });
+          }
+          break;
+        }
+        if (b.ret < 0 || !b.values) break;
+        stats.blockReads!++;
+        for (let i = 0; i < b.nlb; i++) {
+          const want = m.get(b.slba + i) ?? ZERO, found = b.values[i];
+          if (want === UNKNOWN || want.value === found) continue;
+          report({ kind: 'lost_block_write', t: l.t, actor: l.actor, dev: b.dev, block: b.slba + i, expected: want.value, found, lines: proof(want),
+            message: `${b.dev} read of block ${b.slba + i} (nsid ${b.nsid}) at t=${l.t} returned ${found}, expected ${showVal(want)}` });
         }
         break;
       }

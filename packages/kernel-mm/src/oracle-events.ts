@@ -55,6 +55,8 @@ export interface EvDmaAccess {
   pinned: boolean;
   file: number | null;
   idx: number | null;
+  /** A bio's DMA (direct I/O): the frame must be pinned (BIO_PAGE_PINNED until bio_release_pages). */
+  bio?: boolean;
 }
 
 /** invalidate_range_start over the interval-notifier subscriptions `subs` that overlap. */
@@ -88,6 +90,14 @@ export interface EvDmabufMove { exporter: string; buf: number; gen: number }
 /** An importer device's DMA to page `page` of the buffer, through a mapping of placement `gen`, as it reached the exporter. */
 export interface EvP2pAccess { dev: string; exporter: string; buf: number; page: number; gen: number; write: boolean; value: number }
 
+/**
+ * A block device's media (emitted by the nvme controller for its direct I/O namespace): a request's
+ * final completion. A read gives the words it found; a write with ret 0 is acknowledged and its
+ * words are on the media; a write with ret < 0 failed (reported to the caller as failed) and leaves
+ * the blocks' content unknown: either the old words or the new ones.
+ */
+export interface EvBlk { dev: string; nsid: number; slba: number; nlb: number; ret: number; attempts: number; values?: number[] }
+
 export interface OracleEvents {
   mmap: EvMmap;
   munmap: EvMunmap;
@@ -107,4 +117,6 @@ export interface OracleEvents {
   dev_write: EvDevWrite;
   dmabuf_move: EvDmabufMove;
   p2p_access: EvP2pAccess;
+  blk_read: EvBlk;
+  blk_write: EvBlk;
 }

@@ -27,9 +27,11 @@ export const EEXIST = -17;
 export const EINVAL = -22;
 export const EOVERFLOW = -75;
 export const EOPNOTSUPP = -95;
+/** A P2P mapping or pin the PCI topology or the queue refuses (drivers/pci/p2pdma.c, mm/gup.c). */
+export const EREMOTEIO = -121;
 export const ERRNO_NAMES: Record<number, string> = {
   [EPERM]: 'EPERM', [ENOENT]: 'ENOENT', [ESRCH]: 'ESRCH', [EINTR]: 'EINTR', [EIO]: 'EIO', [EBADF]: 'EBADF', [EAGAIN]: 'EAGAIN', [ENOMEM]: 'ENOMEM',
-  [EFAULT]: 'EFAULT', [EBUSY]: 'EBUSY', [EEXIST]: 'EEXIST', [EINVAL]: 'EINVAL', [EOVERFLOW]: 'EOVERFLOW', [EOPNOTSUPP]: 'EOPNOTSUPP',
+  [EFAULT]: 'EFAULT', [EBUSY]: 'EBUSY', [EEXIST]: 'EEXIST', [EINVAL]: 'EINVAL', [EOVERFLOW]: 'EOVERFLOW', [EOPNOTSUPP]: 'EOPNOTSUPP', [EREMOTEIO]: 'EREMOTEIO',
 };
 
 // ---- mmap / mprotect / madvise (include/uapi/asm-generic/mman-common.h, mman.h) ----
@@ -258,6 +260,11 @@ export interface DmaAccess {
   write: boolean;
   value?: number;
   tr: Translation;
+  /**
+   * A bio's DMA (direct I/O, BIO_PAGE_PINNED): the pages are pinned for the bio until its end, so
+   * the checker requires the frame to be pinned at this access (rule unpinned_dma).
+   */
+  bio?: boolean;
 }
 export interface DmaReadResult { type: 'dma_read_result'; ret: number; value: number }
 

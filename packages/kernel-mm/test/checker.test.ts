@@ -106,6 +106,7 @@ describe('checkTrace — a clean trace exercising every event', () => {
     expect(r.stats).toEqual({
       cpuStores: 9, cpuLoads: 23, dmaWrites: 4, dmaReads: 3, devWrites: 1, orphanPinnedWrites: 1,
       pinnedWritesToReadOnly: 1, invalidations: 1, acks: 1, pagesCompared: dump.length, p2pAccesses: 0,
+      blockWritesAcked: 0, blockWritesFailed: 0, blockReads: 0,
     });
   });
 

@@ -8,6 +8,9 @@ import type { Actor, Ctx, Envelope, Message } from '@svmsim/runtime';
 import { NvmeController, type NvmeConfig, type NvmeFailure } from './controller.js';
 import { DEFAULT_NVME_COSTS, type NvmeCosts } from './cost.js';
 import { nvme_cmd_read, nvme_cmd_write } from './protocol.js';
+import { DirectIoHost, p2pmemReceive } from './blkdev-dio.js';
+import { pciTopology, type PciNode } from './p2pdma.js';
+import { P2pMemProvider } from './cmb.js';
 
 /** Blocks per namespace in the actor (file blocks and swap slots): 2^20 = 4 GiB each. */
 export const NVME_ACTOR_NAMESPACE_BLOCKS = 1 << 20;
@@ -23,13 +26,33 @@ export interface NvmeActorConfig {
   readonly failAtNs?: number;
   readonly ioTimeoutNs?: number;
   readonly resetNs?: number;
+  /**
+   * A controller of the scenario's `devices` (kind nvme): O_DIRECT requests of the process on its
+   * raw namespace (blkdev-dio.ts). Absent for the `nvme` actor behind mm's bios.
+   */
+  readonly dio?: {
+    readonly unsafe?: boolean;
+    /** Blocks of the raw namespace (default 65536). */
+    readonly blocks?: number;
+    /** The queue supports P2P (BLK_FEAT_PCI_P2PDMA); default true. */
+    readonly queueSupportsP2p?: boolean;
+    /** The out-of-tree dma-buf importer (I/O into a GPU's VRAM BO). */
+    readonly dmabufImporter?: boolean;
+    /** The machine's PCI topology (p2pdma.ts), for P2P requests. */
+    readonly pci?: { readonly nodes: readonly PciNode[]; readonly whitelisted: readonly string[]; readonly cpuSupportsP2pdma: boolean };
+  };
+  /** Pages of the controller's CMB, published as p2pmem (nvme_map_cmb → pci_p2pmem_publish); 0: none. */
+  readonly cmbPages?: number;
+  /** mm's actor id (DMA and unpins of direct I/O). */
+  readonly mm?: string;
 }
 
 interface BioSubmit { type: 'bio_submit'; op: 'read' | 'write'; dev: string; block: number; value?: number }
 
 /** A bio in the controller: its envelope, the timer set for its finish, its result once known. */
 interface Pending {
-  readonly env: Envelope<Message>;
+  /** The bio's request; undefined for a direct I/O's wake-up (blkdev-dio.ts answers it itself). */
+  readonly env: Envelope<Message> | undefined;
   /** The timer of the command's expected finish; its handler sends the reply. */
   timer: number;
   timerAt: number;
@@ -56,6 +79,23 @@ export function createNvme(config: unknown): Actor<Message> {
   const byTimer = new Map<number, Pending>();
   let tick = -1;
   let tickAt = Infinity;
+  let cur: Ctx<Message> | undefined;
+  const dioBlocks = cfg.dio?.blocks ?? 1 << 16;
+  const dio = cfg.dio
+    ? new DirectIoHost(ctrl, ctrl.addNamespace(dioBlocks), {
+      unsafe: cfg.dio.unsafe === true,
+      queueSupportsP2p: cfg.dio.queueSupportsP2p !== false,
+      blocks: dioBlocks,
+      dmabufImporter: cfg.dio.dmabufImporter === true,
+      ...(cfg.dio.pci ? { topology: pciTopology(cfg.dio.pci.nodes, cfg.dio.pci.whitelisted, cfg.dio.pci.cpuSupportsP2pdma) } : {}),
+    }, cfg.mm ?? 'mm', (finishNs) => {
+      const ctx = cur!;
+      const p: Pending = { env: undefined, timer: ctx.after(Math.max(0, finishNs - ctx.now()), { type: 'nvme_cqe' } as Message), timerAt: finishNs };
+      byTimer.set(p.timer, p);
+    })
+    : undefined;
+  const cmb = cfg.cmbPages ? new P2pMemProvider('self', cfg.cmbPages) : undefined;
+  cmb?.publish(true);
 
   function nsid(dev: string): number {
     let id = nsidOf.get(dev);
@@ -98,17 +138,20 @@ export function createNvme(config: unknown): Actor<Message> {
 
   return {
     receive(env, ctx) {
+      cur = ctx;
       const m = env.msg as Message;
       // A command's own timer means its finish has come, even if a thread-mode clock reads a
       // hair earlier than the simulated finish.
       const cqe = m.type === 'nvme_cqe' ? byTimer.get(env.id) : undefined;
       ctrl.run(Math.max(ctx.now(), cqe?.timerAt ?? 0));
       if (m.type === 'bio_submit') submit(env as Envelope<Message>, m as unknown as BioSubmit, ctx);
+      else if (dio?.receive(env as Envelope<Message>, ctx)) { /* blkdev-dio.ts */ }
+      else if (cmb && p2pmemReceive(cmb.content, env as Envelope<Message>, ctx)) { /* a peer's DMA into our CMB */ }
       else if (m.type === 'nvme_cqe') {
         const p = cqe;
         if (p) {
           byTimer.delete(env.id);
-          if (p.result) ctx.reply(p.env, p.result);
+          if (p.result && p.env) ctx.reply(p.env, p.result);
         }
       } else if (m.type === 'nvme_tick') {
         tick = -1;
@@ -135,7 +178,22 @@ export function createNvme(config: unknown): Actor<Message> {
       submitWaits: ctrl.stats.submitWaits,
       outstanding: ctrl.outstanding,
       ...latencyFigures(ctrl.stats.latenciesNs, ctrl.now),
+      ...(dio ? dioSummary(dio) : {}),
     }),
+  };
+}
+
+/** The direct-I/O figures: IOPS over the span from the first request to the last completion. */
+function dioSummary(dio: DirectIoHost): Record<string, number | string> {
+  const f = dio.figures;
+  const span = f.lastIoAt - f.firstIoAt;
+  const lat = latencyFigures(f.latenciesNs, span);
+  return {
+    kind: 'nvme', dioReads: f.dioReads, dioWrites: f.dioWrites, dioErrors: f.dioErrors, dioFailedWrites: f.dioFailedWrites,
+    dioEremoteio: f.dioEremoteio, dioIops: lat.iops, dioLatencyP50Ns: lat.latencyP50Ns, dioLatencyP99Ns: lat.latencyP99Ns,
+    pinsHeldMax: f.pinsHeldMax, pinsHeldTimeWeighted: Math.round(f.pinsHeldTimeWeighted * 100) / 100,
+    p2pReads: f.p2pReads, p2pWrites: f.p2pWrites, dioWaits: dio.outstandingWaits, pinsHeld: dio.pinsHeldNow,
+    dmabufMoveNotifies: dio.moveNotifies, dmabufMoveNotifyWaits: dio.moveNotifyWaits,
   };
 }
 

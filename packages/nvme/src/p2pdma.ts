@@ -90,3 +90,21 @@ export function pci_p2pdma_distance_many(topo: PciTopology, provider: string, cl
   }
   return total;
 }
+
+/** Where a controller sits (a scenario's `slot`). */
+export type PciSlot = 'switch' | 'switch-acs' | 'root-port';
+
+/**
+ * The machine's PCI tree from its controllers' slots, under one host bridge rc0:
+ *   rc0 ── rp0 ── sw-up ─┬─ sw-dp-<id> ── <id>        slot switch (no ACS redirect)
+ *                        └─ sw-dp-<id> ── <id>        slot switch-acs (the port redirects P2P upstream)
+ *   rc0 ── rp-<id> ── <id>                           slot root-port (a root port of its own)
+ */
+export function slotTopologyNodes(devices: readonly { id: string; slot: PciSlot }[]): PciNode[] {
+  const nodes: PciNode[] = [{ name: 'rp0', hostBridge: 'rc0' }, { name: 'sw-up', upstream: 'rp0', hostBridge: 'rc0' }];
+  for (const d of devices) {
+    if (d.slot === 'root-port') nodes.push({ name: `rp-${d.id}`, hostBridge: 'rc0' }, { name: d.id, upstream: `rp-${d.id}`, hostBridge: 'rc0' });
+    else nodes.push({ name: `sw-dp-${d.id}`, upstream: 'sw-up', hostBridge: 'rc0', acsRedirect: d.slot === 'switch-acs' }, { name: d.id, upstream: `sw-dp-${d.id}`, hostBridge: 'rc0' });
+  }
+  return nodes;
+}

@@ -18,6 +18,10 @@ export function checkText(target: string, c: CheckResult): string {
   if (s.orphanPinnedWrites + s.pinnedWritesToReadOnly > 0) {
     out.push(`  not violations (the kernel allows them): ${s.orphanPinnedWrites} writes through a pin to a frame no longer mapped, ${s.pinnedWritesToReadOnly} through a pin under a read-only PTE`);
   }
+  const acked = s.blockWritesAcked ?? 0, failed = s.blockWritesFailed ?? 0;
+  if (acked + failed > 0) {
+    out.push(`  block media: ${acked} writes acknowledged, ${failed} failed (reported to their callers as failed: neither acknowledged nor lost), ${s.blockReads ?? 0} reads checked against them`);
+  }
   const n = c.oracle.violations.length + c.oracle.violationsDropped;
   if (n === 0) out.push('violations: none');
   else {

@@ -18,6 +18,8 @@
 //                  (from GPU_VA_BASE); gpu_free: gpu_bo_free of it
 //   pin / unpin    pin_user_pages (FOLL_WRITE if write, FOLL_LONGTERM if longterm), held until an
 //                  unpin step releases them (pins.ts)
+//   dio / dio_p2p  O_DIRECT read or write on an nvme device's raw namespace (nvme.ts): ret 0 and
+//                  `moved` (blocks), `data` the words a read returned
 //   rdma           one RDMA operation on the VMA's MR (rdma.ts): ret 0 and the work completion's
 //                  `status`, `data` the words moved; rdma_advise: ibv_advise_mr of the pages
 // A VMA name the process does not have gives ret -EINVAL and an `error` (a failure of the step).
@@ -33,6 +35,7 @@ import type { Got } from './expectations.js';
 import { ADVICE, parseProt } from './mapping.js';
 import type { PhaseStats } from './phase-stats.js';
 import { holdPins, releasePins } from './pins.js';
+import { dioDmabuf, dioHost, dioP2p } from './nvme.js';
 import { rdmaAdvise, rdmaOp } from './rdma.js';
 import type { Reply, Request } from './requests.js';
 import { mmapOf, vmaRecord } from './setup.js';
@@ -55,6 +58,10 @@ export function actionKind(a: Action): string {
       return `rdma_${a.verb.replace('-', '_')}`;
     case 'rdma_advise':
       return 'rdma_prefetch';
+    case 'dio':
+    case 'dio_p2p':
+    case 'dio_dmabuf':
+      return `dio_${a.io}`;
     default:
       return a.op;
   }
@@ -227,6 +234,21 @@ export function runAction(app: App, proc: Proc, a: PlainAction, stats: PhaseStat
       });
     case 'sleep':
       return app.io.sleep(a.duration, () => done({ ret: 0 }));
+    case 'dio': {
+      if (app.device(a.device)?.kind !== 'nvme') return fail(`no nvme device "${a.device}"`);
+      const r = at(a.vma, a.page);
+      if (!r) return;
+      return dioHost(app, proc, a.device, a.io, r.addr, a.pages, a.block, call, done);
+    }
+    case 'dio_p2p':
+      if (app.device(a.device)?.kind !== 'nvme') return fail(`no nvme device "${a.device}"`);
+      return dioP2p(proc, a.device, a.io, a.provider, a.page, a.pages, a.block, call, done);
+    case 'dio_dmabuf': {
+      if (app.device(a.device)?.kind !== 'nvme') return fail(`no nvme device "${a.device}"`);
+      const b = proc.buffers.get(a.buffer);
+      if (!b) return fail(`no VRAM buffer "${a.buffer}" in ${proc.name}`);
+      return dioDmabuf(proc, a.device, a.io, b, a.page, a.pages, a.block, call, done);
+    }
     case 'rdma':
     case 'rdma_advise': {
       if (app.device(a.device)?.kind !== 'rdma') return fail(`no rdma device "${a.device}"`);

@@ -52,7 +52,8 @@ export class Proc {
   /** Page address → pins held on that page, oldest first. */
   readonly pins = new Map<number, Pin[]>();
   /** VRAM BOs gpu_alloc made: name → device and handle. */
-  readonly buffers = new Map<string, { device: string; handle: number }>();
+  /** VRAM buffers (gpu_alloc); `fd` once exported as a dma-buf (a dio_dmabuf step). */
+  readonly buffers = new Map<string, { device: string; handle: number; fd?: number }>();
   /** The GPU virtual address the next VRAM BO of this process is mapped at: above any CPU mapping. */
   nextGpuVa = GPU_VA_BASE;
   /** rdma device id → the QPs setup connected for this process. */

@@ -26,6 +26,8 @@ export interface PhaseSummary {
   durationNs: number;
   /** Each rdma device's counters (its summary's figures) read when the phase ended. */
   counters?: Record<string, Record<string, number>>;
+  /** Pages migrate_pages operations asked for and migration left where they were (pinned, locked, not present). */
+  migratePagesLeft?: number;
 }
 
 /** How far the run got: `done` once the end-of-run protocol (drain, dump, device memory) completed. */

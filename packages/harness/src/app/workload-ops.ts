@@ -23,6 +23,8 @@
 //                            phase's VMAs with an MR, over the thread's QP (threads take the
 //                            process's QPs in turn), waiting for its work completion; completions in
 //                            error count under the kind and their IBV_WC_ status
+//   dio_read / dio_write     O_DIRECT of a span (≤ dioPages) on the phase's nvme device (nvme.ts), at
+//                            the block of the span's page index in its VMA
 //   rdma_prefetch            ibv_advise_mr (rdmaAdvice, FLUSH if rdmaFlush) of such a span
 import {
   ESRCH, FOLL_WRITE, MADV_DONTNEED, MADV_PAGEOUT, MAP_FIXED, PAGE_SIZE, PROT_READ,
@@ -34,6 +36,7 @@ import type { OpKind, RdmaAdvice, RdmaOp } from '../scenario/types.js';
 import { mapFlags } from './mapping.js';
 import type { PagePicker } from './pages.js';
 import type { PhaseStats } from './phase-stats.js';
+import { dioHost } from './nvme.js';
 import { rdmaAdvise, rdmaOp } from './rdma.js';
 import type { Reply, Request } from './requests.js';
 import type { App, Proc, VmaRecord } from './state.js';
@@ -50,6 +53,8 @@ export interface OpThread {
   stats: PhaseStats;
   /** gpu_submit jobs: the fraction of each BO's pages touched, how long a job runs (ns), whether it writes, its queue. */
   gpu: { touch: number; durationNs: number; write: boolean; queue: 'gfx' | 'compute' };
+  /** dio_ operations: the nvme device and the largest request (pages). */
+  dio: { device: string | undefined; pages: number };
   /** The thread's index in its phase: which of the process's QPs its RDMA operations use. */
   index: number;
   /** rdma operations: the largest message (pages), the prefetch's advice and whether it is synchronous. */
@@ -139,7 +144,11 @@ export function runOp(t: OpThread, kind: OpKind, done: () => void): void {
       });
     case 'migrate_pages': {
       const s = span(4);
-      return call(mm, { type: 'migrate_pages', pid, addr: s.addr, nr_pages: s.n } satisfies MigratePages);
+      return call(mm, { type: 'migrate_pages', pid, addr: s.addr, nr_pages: s.n } satisfies MigratePages, (r) => {
+        // Pages of the span migration left where they were (pinned, locked, not present): the report's migration column.
+        stats.summary.migratePagesLeft = (stats.summary.migratePagesLeft ?? 0) + s.n - Math.max(0, r.ret);
+        done();
+      });
     }
     case 'reclaim':
       return call(mm, { type: 'reclaim', nr_pages: 8 });
@@ -192,6 +201,16 @@ export function runOp(t: OpThread, kind: OpKind, done: () => void): void {
       if (kind === 'rdma_prefetch') return rdmaAdvise(proc, v.mr!.device, v, first, n, t.rdma.advice, t.rdma.flush, call, finished);
       const verb = kind.slice('rdma_'.length).replace('_', '-') as RdmaOp;
       return rdmaOp(app, proc, v.mr!.device, v, verb, first, n, t.index, call, finished);
+    }
+    case 'dio_read':
+    case 'dio_write': {
+      // The block is the span's page index: reads and writes of a VMA page meet on one block.
+      if (t.dio.device === undefined) {
+        stats.result(kind, -2);
+        return done();
+      }
+      const s = span(t.dio.pages);
+      return dioHost(app, proc, t.dio.device!, kind === 'dio_read' ? 'read' : 'write', s.addr, s.n, s.first, call, () => done());
     }
     default:
       throw new Error(`app: no workload operation '${kind}'`);

@@ -27,7 +27,11 @@ export function runWorkload(app: App, phase: WorkloadPhase, stats: PhaseStats, d
   const mix = OP_KINDS.flatMap((k): [OpKind, number][] => ((phase.mix[k] ?? 0) > 0 ? [[k, phase.mix[k]!]] : []));
   const total = mix.reduce((s, [, w]) => s + w, 0);
   if (!(total > 0)) return done(`workload ${phase.name}: empty mix`);
-  const device = phase.device ?? app.dmirrors()[0];
+  // dio_ operations go to the phase's device if it is an nvme, else the first nvme device (none: each
+  // counts an ENOENT error, as rdma operations without an MR do).
+  const named = phase.device !== undefined ? app.device(phase.device) : undefined;
+  const nvme = named?.kind === 'nvme' ? named.id : app.scenario.devices.find((d) => d.kind === 'nvme')?.id;
+  const device = named?.kind === 'nvme' ? app.dmirrors()[0] : (phase.device ?? app.dmirrors()[0]);
   if (mix.some(([k]) => isDmirrorOp(k)) && (device === undefined || !app.device(device))) {
     return done(`workload ${phase.name}: dmirror operations but no device${device === undefined ? '' : ` "${device}"`}`);
   }
@@ -65,6 +69,7 @@ export function runWorkload(app: App, phase: WorkloadPhase, stats: PhaseStats, d
       app, proc, vmas, device, picker: new PagePicker(phase, () => app.ctx.rng), stats, index: i,
       gpu: { touch: phase.gpuTouch, durationNs: phase.gpuJob, write: phase.gpuWrite, queue: phase.gpuQueue },
       rdma: { pages: phase.rdmaPages, advice: phase.rdmaAdvice, flush: phase.rdmaFlush },
+      dio: { device: nvme, pages: phase.dioPages },
     });
   }
 }

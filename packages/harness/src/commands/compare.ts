@@ -44,17 +44,8 @@ function policySets(s: Scenario, only: string[] | undefined): Record<string, str
   const chosen = only ? known.filter((p) => only.includes(p)) : (dev.compare ?? known.filter((p) => !p.startsWith('unsafe')));
   return chosen.map((p) => ({ [dev.id]: p }));
 }
-import { isNvmeScenario, nvmeScenarioCommand } from './nvme-scenarios.js';
 
 export async function compareCommand(sources: string[], o: CompareOptions): Promise<number> {
-  // The NVMe scenarios run on the NVMe controller model, each configuration a row (nvme-scenarios.ts).
-  const nvme = sources.filter(isNvmeScenario);
-  if (nvme.length > 0) {
-    const nvmeCode = nvmeScenarioCommand(nvme, o.json);
-    const rest = sources.filter((s) => !isNvmeScenario(s));
-    if (rest.length === 0) return nvmeCode;
-    return Math.max(nvmeCode, await compareCommand(rest, o));
-  }
   const names = sources.length > 0 ? sources : listBuiltinScenarios().map((b) => b.name);
   const only = o.policies?.split(',').map((p) => p.trim()).filter(Boolean);
   const scenarios = names.map((n) => ({ source: n, s: loadScenario(n) }));

@@ -5,7 +5,6 @@ import { exitCodeOf, runScenario, type RunReport } from '../run/run-scenario.js'
 import { details, table } from '../report/table.js';
 import { loadScenario } from '../scenario/load.js';
 import { formatDuration } from '../scenario/units.js';
-import { isNvmeScenario, nvmeScenarioCommand } from './nvme-scenarios.js';
 import { durationOption, EXIT_OK, runName, runsDir, THREAD_TIME_SCALE, withKernel } from './common.js';
 import { EXIT_INTERRUPTED, onInterrupt } from './interrupt.js';
 
@@ -22,7 +21,6 @@ export interface RunCommandOptions {
 }
 
 export async function runCommand(source: string, o: RunCommandOptions): Promise<number> {
-  if (isNvmeScenario(source)) return nvmeScenarioCommand([source], o.json);
   let s = applyPolicies(loadScenario(source), o.policy);
   if (o.duration !== undefined) s = { ...s, duration: durationOption(o.duration) };
   s = withKernel(s, o.kernel);

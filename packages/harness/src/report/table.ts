@@ -66,6 +66,18 @@ function rdmaPhases(r: RunReport): string {
   return parts.join(' · ') || '-';
 }
 
+/** The nvme device that did the most direct I/O (its summary has kind nvme), if any. */
+function nvmeOf(r: RunReport): Record<string, unknown> | undefined {
+  const all = Object.values(r.devices).filter((d) => d.kind === 'nvme');
+  return all.sort((a, b) => n(b, 'dioReads') + n(b, 'dioWrites') - n(a, 'dioReads') - n(a, 'dioWrites'))[0];
+}
+const nvmeCell = (f: (d: Record<string, unknown>, r: RunReport) => string) => (r: RunReport) => {
+  const d = nvmeOf(r);
+  return d ? f(d, r) : '-';
+};
+const migratePagesLeft = (r: RunReport): number =>
+  r.phases.reduce((a: number, p) => a + ((p as { migratePagesLeft?: number }).migratePagesLeft ?? 0), 0);
+
 /**
  * Every column a report can show, by id. A scenario picks its own (`report:` in its file, the
  * story of that scenario first); without one a run shows DEFAULT_COLUMNS. `policy` always comes
@@ -138,6 +150,19 @@ export const COLUMNS: Record<string, Column> = {
   'dmabuf-moves': { title: 'move_notify', cell: rdmaCell((d) => String(n(d, 'dmabufMoveNotifies'))) },
   'orphan-writes': { title: 'DMA to orphaned pins', cell: (r) => String(r.check.stats.orphanPinnedWrites ?? 0) },
   'rdma-phases': { title: 'by phase: msgs/s, faults, RNR NAKs', cell: rdmaPhases },
+  // An nvme device's direct I/O (packages/nvme/src/blkdev-dio.ts summary), over the span from its
+  // first request to its last completion.
+  'dio-iops': { title: 'IOPS', cell: nvmeCell((d) => fig(n(d, 'dioIops'))) },
+  'dio-ios': { title: 'I/Os r/w', cell: nvmeCell((d) => `${n(d, 'dioReads')}/${n(d, 'dioWrites')}`) },
+  'dio-latency': { title: 'latency p50/p99', cell: nvmeCell((d) => `${formatDuration(n(d, 'dioLatencyP50Ns'))} / ${formatDuration(n(d, 'dioLatencyP99Ns'))}`) },
+  'pins-held': { title: 'pins held max/mean', cell: nvmeCell((d) => `${n(d, 'pinsHeldMax')} / ${fig(n(d, 'pinsHeldTimeWeighted'))}`) },
+  'io-errors': { title: 'I/O errors (failed writes)', cell: nvmeCell((d) => `${n(d, 'dioErrors')} (${n(d, 'dioFailedWrites')})`) },
+  'p2p-refused': { title: 'P2P -EREMOTEIO', cell: nvmeCell((d) => String(n(d, 'dioEremoteio'))) },
+  'nvme-resets': { title: 'timeouts/aborts/resets', cell: nvmeCell((d) => `${n(d, 'timeouts')}/${n(d, 'aborts')}/${n(d, 'resets')}`) },
+  // Pages the workload's migrate_pages asked for and migration left in place (mm skips a pinned page:
+  // folio_maybe_dma_pinned), beside the pages mm migrated.
+  'migration-retries': { title: 'migrated / left', cell: (r) => `${r.mm.migrations} / ${migratePagesLeft(r)}` },
+  'block-writes': { title: 'block writes acked/failed', cell: (r) => `${r.check.stats.blockWritesAcked ?? 0}/${r.check.stats.blockWritesFailed ?? 0}` },
   verdict: { title: 'verdict', cell: verdict },
 };
 

@@ -4,6 +4,7 @@
 // entry in DEVICE_KINDS.
 import { fileURLToPath } from 'node:url';
 import type { ActorSpec } from '@svmsim/runtime';
+import { NVME_FAILURE_POLICIES, NVME_POLICIES, slotTopologyNodes } from '@svmsim/nvme';
 import type { DeviceSpec, NvmeMachineSpec, Scenario } from '../scenario/types.js';
 
 const kernelMm = (file: string) => fileURLToPath(import.meta.resolve(`@svmsim/kernel-mm/${file}`));
@@ -55,6 +56,30 @@ export const DEVICE_KINDS: Record<DeviceSpec['kind'], DeviceKind> = {
     policies: ['odp', 'pinned-mr', 'implicit-odp', 'dmabuf', 'unsafe-odp'],
     config: (d) => ({ mrKind: d.policy, peer: rdmaPeerId(d.id), ...(d.rkeyFaultResponse !== undefined && { rkeyFaultResponse: d.rkeyFaultResponse }) }),
     companions: (d) => [{ id: rdmaPeerId(d.id), module: rdmaOdp('peer'), exportName: 'createPeer', config: { nic: d.id } }],
+  },
+  // A controller of its own (not the `nvme` behind mm's bios): the process's O_DIRECT on its raw
+  // namespace (packages/nvme/src/blkdev-dio.ts), its CMB as p2pmem for the others.
+  nvme: {
+    module: () => nvmeModule('nvme-actor'),
+    exportName: 'createNvme',
+    policies: [...NVME_POLICIES],
+    config: (d, s) => {
+      const failure = (NVME_FAILURE_POLICIES as readonly string[]).includes(d.policy) ? d.policy : undefined;
+      const nvmes = s.devices.filter((x) => x.kind === 'nvme').map((x) => ({ id: x.id, slot: x.slot ?? 'switch' }));
+      return {
+        ...(failure !== undefined && { failure, failAtNs: d.failAt ?? 2_000_000 }),
+        ...(d.ioTimeout !== undefined && { ioTimeoutNs: d.ioTimeout }),
+        ...(d.cmbPages !== undefined && { cmbPages: d.cmbPages }),
+        dio: {
+          unsafe: d.policy === 'unsafe-nvme',
+          ...(d.blocks !== undefined && { blocks: d.blocks }),
+          queueSupportsP2p: d.p2pQueue !== false,
+          dmabufImporter: d.dmabufImporter === true,
+          pci: { nodes: slotTopologyNodes(nvmes), whitelisted: s.machine.pci?.hostBridgeWhitelisted ? ['rc0'] : [], cpuSupportsP2pdma: s.machine.pci?.cpuSupportsP2pdma === true },
+        },
+        mm: 'mm',
+      };
+    },
   },
 };
 

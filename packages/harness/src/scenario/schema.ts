@@ -14,7 +14,7 @@
 import { ETIMEDOUT, HMM_DMIRROR_CMDS, type HmmDmirrorCmdName } from '@svmsim/kernel-mm/dmirror';
 import { DEFAULT_COSTS } from '@svmsim/kernel-mm/kernel';
 import { ERRNO_NAMES } from '@svmsim/kernel-mm/protocol';
-import { NVME_COST_LIMIT_NS, NVME_QUEUE_DEPTH_LIMIT } from '@svmsim/nvme';
+import { CMB_PAGES_LIMIT, NVME_ACTOR_NAMESPACE_BLOCKS, NVME_COST_LIMIT_NS, NVME_POLICIES, NVME_QUEUE_DEPTH_LIMIT } from '@svmsim/nvme';
 import { IBV_WC_STATUSES } from '@svmsim/rdma-odp/rdma-protocol';
 import { DEFAULT_KERNEL_ERA, KERNEL_ERAS } from '@svmsim/gpu-driver/kernel-era';
 import { z } from 'zod';
@@ -47,13 +47,19 @@ import { PROT_SPELLINGS, closest, didYouMean, parseDuration, parseProt, show } f
 
 /** Coherence policies of the dmirror device (DeviceSpec.policy). */
 export const DEVICE_POLICIES = ['safe', 'unsafe-skip-read-retry'] as const;
-export const DEVICE_KINDS = ['dmirror', 'gpu', 'rdma'] as const;
+export const DEVICE_KINDS = ['dmirror', 'gpu', 'rdma', 'nvme'] as const;
 /** Each device kind's policies, its default first. */
 export const POLICIES_BY_KIND: Record<(typeof DEVICE_KINDS)[number], readonly string[]> = {
   dmirror: DEVICE_POLICIES,
   gpu: ['userptr', 'pin', 'preempt', 'svm-fault', 'kfd-svm', 'unsafe-userptr', 'unsafe-svm'],
   rdma: ['odp', 'pinned-mr', 'implicit-odp', 'dmabuf', 'unsafe-odp'],
+  // The safe driver against a healthy controller, or one that fails at failAt in one of three
+  // ways (selected like a policy, so that `compare` runs each as a row); and the unsafe twin.
+  nvme: NVME_POLICIES,
 };
+/** Keys of a device spec that only an nvme device takes. */
+const NVME_DEVICE_KEYS = ['failAt', 'ioTimeout', 'slot', 'cmbPages', 'p2pQueue', 'blocks', 'dmabufImporter'] as const;
+export const PCI_SLOTS = ['switch', 'switch-acs', 'root-port'] as const;
 /** Keys of a device spec that only an rdma device takes. */
 const RDMA_DEVICE_KEYS = ['qps', 'qpType', 'rnrRetry', 'minRnrTimer', 'retryCnt', 'timeout', 'rkeyFaultResponse', 'exporter'] as const;
 /** expect.status: an IBV_WC_* name, with or without the prefix. */
@@ -225,6 +231,8 @@ const machineSchema = strict({
   costs: costsSchema.prefault({}),
   dmabufMoveNotify: flag.default(false),
   nvme: nvmeSchema.optional(),
+  /** The PCI root complex, for P2P between nvme devices: on host_bridge_whitelist; an AMD Zen CPU (cpu_supports_p2pdma). */
+  pci: strict({ hostBridgeWhitelisted: flag.default(false), cpuSupportsP2pdma: flag.default(false) }).optional(),
 }).superRefine((m, ctx) => {
   if (m.movableFrames >= m.frames) {
     ctx.addIssue({ continue: false, code: 'custom', path: ['movableFrames'], input: m.movableFrames, message: `${m.movableFrames} is not less than frames (${m.frames})` });
@@ -259,8 +267,18 @@ const deviceSchema = strict({
   timeout: z.int().min(0).max(31).optional(),
   rkeyFaultResponse: oneOf(['rnr-nak', 'drop']).optional(),
   exporter: nameSchema.optional(),
+  failAt: durationSchema.optional(),
+  ioTimeout: durationSchema.refine((v) => v >= 1_000_000 && v <= 3_600_000_000_000, { error: 'must be between 1ms and 1h (nvme io_timeout)' }).optional(),
+  slot: oneOf(PCI_SLOTS).optional(),
+  cmbPages: z.int().min(1).max(CMB_PAGES_LIMIT).optional(),
+  p2pQueue: flag.optional(),
+  blocks: z.int().min(1).max(NVME_ACTOR_NAMESPACE_BLOCKS).optional(),
+  dmabufImporter: flag.optional(),
 })
   .superRefine((d, ctx) => {
+    for (const k of NVME_DEVICE_KEYS) {
+      if (d[k] !== undefined && d.kind !== 'nvme') ctx.addIssue({ continue: false, code: 'custom', path: [k], input: d[k], message: `${show(d[k])}: ${k} applies to nvme devices only` });
+    }
     // Policies are per kind: a gpu policy on a dmirror is as wrong as a misspelling.
     const known = POLICIES_BY_KIND[d.kind];
     if (d.policy !== undefined && !known.includes(d.policy)) {
@@ -292,9 +310,10 @@ const deviceSchema = strict({
     ...(d.xnack !== undefined && { xnack: d.xnack }),
     ...(d.compare !== undefined && { compare: d.compare }),
     ...Object.fromEntries(RDMA_DEVICE_KEYS.filter((k) => d[k] !== undefined).map((k) => [k, d[k]])),
+    ...Object.fromEntries(NVME_DEVICE_KEYS.filter((k) => d[k] !== undefined).map((k) => [k, d[k]])),
   }));
 /** Device memory by default: dmirror's device-private pages; the GPU's VRAM (svm-fault); none on a NIC. */
-const DEFAULT_DEVICE_PAGES = { dmirror: 256, gpu: 64, rdma: 0 } as const;
+const DEFAULT_DEVICE_PAGES = { dmirror: 256, gpu: 64, rdma: 0, nvme: 0 } as const;
 
 interface Mapping { kind?: VmaSpec['kind']; file?: string; shared: boolean; offset: number }
 /** kind, file, shared and offset agree (a VMA of the process or an mmap step). */
@@ -423,6 +442,15 @@ const OPS = {
   rdma: strict({ device: nameSchema, ...range, verb: oneOf(RDMA_OPS) }).transform((b) => ({ op: 'rdma' as const, ...b })),
   rdma_advise: strict({ device: nameSchema, ...range, advice: oneOf(RDMA_ADVICE).default('prefetch-write'), flush: flag.default(true) })
     .transform((b) => ({ op: 'rdma_advise' as const, ...b })),
+  // O_DIRECT on an nvme device's raw namespace (blkdev-dio.ts): the buffer is `pages` pages of the VMA
+  // from `page`, or (p2p) pages of another nvme device's CMB; `block` the first block (default: page).
+  dio: strict({ device: nameSchema, io: oneOf(['read', 'write']), ...range, block: count(0).optional() })
+    .transform((b) => ({ op: 'dio' as const, ...b, block: b.block ?? b.page })),
+  dio_p2p: strict({ device: nameSchema, io: oneOf(['read', 'write']), provider: nameSchema, page: count(0).default(0), pages: count(1).default(1), block: count(0).default(0) })
+    .transform((b) => ({ op: 'dio_p2p' as const, ...b })),
+  // O_DIRECT into (or out of) a VRAM buffer of gpu_alloc through the out-of-tree NVMe dma-buf importer.
+  dio_dmabuf: strict({ device: nameSchema, io: oneOf(['read', 'write']), buffer: nameSchema, page: count(0).default(0), pages: count(1).default(1), block: count(0).default(0) })
+    .transform((b) => ({ op: 'dio_dmabuf' as const, ...b })),
   migrate_pages: strict(range).transform((b) => ({ op: 'migrate_pages' as const, ...b })),
   reclaim: z.preprocess((v) => (v === null ? {} : v), strict({ pages: count(1).default(1) })).transform((b) => ({ op: 'reclaim' as const, ...b })),
   ksm_scan: noArgs.transform(() => ({ op: 'ksm_scan' as const })),
@@ -510,6 +538,7 @@ const workloadSchema = strict({
   rdmaPages: count(1).default(1),
   rdmaAdvice: oneOf(RDMA_ADVICE).default('prefetch-write'),
   rdmaFlush: flag.default(true),
+  dioPages: count(1).max(256).default(8),
 }).superRefine((w, ctx) => {
   if (w.ops === undefined && w.duration === undefined) {
     ctx.addIssue({ continue: false, code: 'custom', message: 'a workload needs ops or duration (or both) to end' });
@@ -605,6 +634,9 @@ function crossCheckOrThrow(s: Scenario, issue: (path: Path, input: unknown, mess
   const dmirrors = s.devices.filter((d) => d.kind === 'dmirror').map((d) => d.id);
   const gpus = s.devices.filter((d) => d.kind === 'gpu').map((d) => d.id);
   const rdmas = s.devices.filter((d) => d.kind === 'rdma').map((d) => d.id);
+  const nvmes = s.devices.filter((d) => d.kind === 'nvme').map((d) => d.id);
+  const cmbs = s.devices.filter((d) => d.kind === 'nvme' && d.cmbPages !== undefined).map((d) => d.id);
+  const importers = s.devices.filter((d) => d.kind === 'nvme' && d.dmabufImporter === true).map((d) => d.id);
   /** Per process, its VMAs backed by a GPU BO, and by an RDMA MR. */
   const gpuVmasOf = new Map<string, Set<string>>();
   const rdmaVmasOf = new Map<string, Set<string>>();
@@ -659,8 +691,13 @@ function crossCheckOrThrow(s: Scenario, issue: (path: Path, input: unknown, mess
     if (w.vmas === undefined && scope.size === 0) {
       issue([...at, 'process'], w.process, `process ${w.process} has no VMAs for the workload to touch; declare some under its vmas`);
     }
-    if (w.device !== undefined) ref([...at, 'device'], w.device, dmirrors, 'a declared dmirror device', 'dmirror devices');
+    const dio = Object.keys(w.mix).some((k) => k.startsWith('dio_'));
+    if (w.device !== undefined) {
+      if (dio) ref([...at, 'device'], w.device, nvmes, 'a declared nvme device', 'nvme devices');
+      else ref([...at, 'device'], w.device, dmirrors, 'a declared dmirror device', 'dmirror devices');
+    }
     for (const k of Object.keys(w.mix)) {
+      if (k.startsWith('dio_') && nvmes.length === 0) issue([...at, 'mix', k], w.mix[k as OpKind], `${k} needs an nvme device; declare one under devices (kind: nvme)`);
       if (k.startsWith('dmirror_') && dmirrors.length === 0) {
         issue([...at, 'mix', k], w.mix[k as OpKind], `${k} needs a dmirror device; declare one under devices`);
       }
@@ -712,6 +749,21 @@ function crossCheckOrThrow(s: Scenario, issue: (path: Path, input: unknown, mess
       case 'gpu_free':
         ref([...ap, 'buffer'], a.buffer, [...buffersOf(proc)], `a VRAM buffer of process ${proc} (made by an earlier gpu_alloc)`, 'its buffers');
         break;
+      case 'dio':
+        ref([...ap, 'device'], a.device, nvmes, 'a declared nvme device', 'nvme devices');
+        vmaRef([...ap, 'vma'], a.vma, scope, proc);
+        break;
+      case 'dio_dmabuf':
+        ref([...ap, 'device'], a.device, importers, 'an nvme device with the dma-buf importer (dmabufImporter: true, out of tree)', 'nvme devices with one');
+        ref([...ap, 'buffer'], a.buffer, [...buffersOf(proc)], `a VRAM buffer of process ${proc} (made by an earlier gpu_alloc)`, 'its buffers');
+        break;
+      case 'dio_p2p': {
+        ref([...ap, 'device'], a.device, nvmes, 'a declared nvme device', 'nvme devices');
+        ref([...ap, 'provider'], a.provider, cmbs, 'an nvme device with a CMB (cmbPages)', 'nvme devices with one');
+        const cmbPages = s.devices.find((d) => d.id === a.provider)?.cmbPages ?? 0;
+        if (cmbs.includes(a.provider) && a.page + a.pages > cmbPages) issue([...ap, 'pages'], a.pages, `pages [${a.page}, ${a.page + a.pages}) are outside the ${cmbPages}-page CMB of ${a.provider}`);
+        break;
+      }
       case 'rdma':
       case 'rdma_advise':
         ref([...ap, 'device'], a.device, rdmas, 'a declared rdma device', 'rdma devices');
@@ -724,8 +776,8 @@ function crossCheckOrThrow(s: Scenario, issue: (path: Path, input: unknown, mess
     if (e === undefined) return;
     const ep: Path = [...at, 'expect'];
     if (e.data !== undefined) {
-      const words = a.op === 'load' || a.op === 'store' || (a.op === 'dmirror' && DMIRROR_DATA_CMDS.includes(a.cmd));
-      if (!words) issue([...ep, 'data'], e.data, `${describe(a)} returns no data; expect.data applies to load, store and dmirror ${list(DMIRROR_DATA_CMDS)}`);
+      const words = a.op === 'load' || a.op === 'store' || (a.op === 'dmirror' && DMIRROR_DATA_CMDS.includes(a.cmd)) || ((a.op === 'dio' || a.op === 'dio_p2p' || a.op === 'dio_dmabuf') && a.io === 'read');
+      if (!words) issue([...ep, 'data'], e.data, `${describe(a)} returns no data; expect.data applies to load, store, dio reads and dmirror ${list(DMIRROR_DATA_CMDS)}`);
       const pages = (a as { pages: number }).pages;
       if (e.data.length !== pages) issue([...ep, 'data'], e.data, `${n(e.data.length, 'word')} for ${n(pages, 'page')}; expect one word per page`);
     }

@@ -52,6 +52,8 @@ export interface Machine {
   dmabufMoveNotify: boolean;
   /** The NVMe controller behind file pages and swap (packages/nvme); absent: diskLatency per command. */
   nvme?: NvmeMachineSpec;
+  /** The PCI root complex, for P2P between nvme devices (drivers/pci/p2pdma.c). */
+  pci?: { hostBridgeWhitelisted: boolean; cpuSupportsP2pdma: boolean };
 }
 
 /** machine.nvme: queue depth, media channels, and the cost table (ns; transferPerKiB per KiB moved). */
@@ -72,7 +74,7 @@ export interface FileSpec {
  */
 export interface DeviceSpec {
   id: string;
-  kind: 'dmirror' | 'gpu' | 'rdma';
+  kind: 'dmirror' | 'gpu' | 'rdma' | 'nvme';
   /**
    * dmirror: `safe` (default), or `unsafe-skip-read-retry` (the bug the checker must catch).
    * gpu: `userptr` (default), `pin`, `preempt`, `svm-fault`, or `unsafe-userptr` / `unsafe-svm` (the bugs the checker must catch).
@@ -109,6 +111,20 @@ export interface DeviceSpec {
   rkeyFaultResponse?: 'rnr-nak' | 'drop';
   /** rdma, policy dmabuf: the gpu whose VRAM BOs the MRs import. */
   exporter?: string;
+  /** nvme, policies lost-interrupts / hang / dead: when the controller fails (default 2 ms). */
+  failAt?: number;
+  /** nvme: io_timeout (default 30 s). */
+  ioTimeout?: number;
+  /** nvme: where it sits on the PCI bus (default switch): behind the one switch, on its ACS-redirecting downstream port, or on a root port of its own. */
+  slot?: 'switch' | 'switch-acs' | 'root-port';
+  /** nvme: pages of its CMB, published as p2pmem for the other controllers' direct I/O (none by default). */
+  cmbPages?: number;
+  /** nvme: its queue supports P2P (BLK_FEAT_PCI_P2PDMA; default true). */
+  p2pQueue?: boolean;
+  /** nvme: blocks of its raw namespace (default 65536). */
+  blocks?: number;
+  /** nvme: the out-of-tree dma-buf importer (dio_dmabuf steps into a GPU's VRAM BO); default false. */
+  dmabufImporter?: boolean;
 }
 
 export interface ProcessSpec {
@@ -175,7 +191,9 @@ export interface WorkloadPhase {
   stride: number;
   /** VMAs the operations touch (default: every VMA of the process). */
   vmas?: string[];
-  /** The device dmirror operations go to (default: the first dmirror device). */
+  /** dio_read / dio_write: the largest request, in pages (each op picks 1..dioPages). Default 8. */
+  dioPages: number;
+  /** The device dmirror operations go to (default: the first dmirror device); for dio_ operations, the nvme device (default: the first). */
   device?: string;
   /** gpu_submit: the fraction (0, 1] of each BO's pages a job touches. Default 0.01. */
   gpuTouch: number;
@@ -198,6 +216,7 @@ export const OP_KINDS = [
   'dmirror_read', 'dmirror_write', 'dmirror_migrate_to_dev', 'dmirror_migrate_to_sys', 'dmirror_snapshot',
   'gpu_submit',
   'rdma_write_in', 'rdma_read_in', 'rdma_send_in', 'rdma_atomic_in', 'rdma_write_out', 'rdma_read_out', 'rdma_send_out', 'rdma_atomic_out', 'rdma_prefetch',
+  'dio_read', 'dio_write',
 ] as const;
 export type OpKind = (typeof OP_KINDS)[number];
 
@@ -253,6 +272,9 @@ export type Action =
   | { op: 'sleep'; duration: Ns }
   /** One RDMA operation on the MR over `vma` (VmaSpec.rdma) of `device`: pages [page, page + pages). ret 0 and `status` (IBV_WC_*). */
   | { op: 'rdma'; device: string; vma: string; verb: RdmaOp; page: number; pages: number }
+  | { op: 'dio'; device: string; io: 'read' | 'write'; vma: string; page: number; pages: number; block: number }
+  | { op: 'dio_p2p'; device: string; io: 'read' | 'write'; provider: string; page: number; pages: number; block: number }
+  | { op: 'dio_dmabuf'; device: string; io: 'read' | 'write'; buffer: string; page: number; pages: number; block: number }
   /** ibv_advise_mr over pages [page, page + pages) of the VMA's MR. */
   | { op: 'rdma_advise'; device: string; vma: string; page: number; pages: number; advice: RdmaAdvice; flush: boolean };
 

@@ -1,0 +1,64 @@
+// The process's side of an NVMe controller (@svmsim/nvme): O_DIRECT on its raw namespace, as
+// pread/pwrite on open("/dev/nvme0n1", O_DIRECT) reach blkdev_direct_IO (block/fops.c, v6.6).
+//   host memory  pin_user_pages_fast of the buffer through mm (FOLL_PIN; FOLL_WRITE for a read:
+//                the device writes the pages, ITER_DEST), then the pfns to the controller. The bio
+//                owns the pins from then on: the controller's completion unpins them (bio_release_pages,
+//                dirtying a read's pages) before it answers, on every path (blkdev-dio.ts). A pin that
+//                covers fewer pages than asked makes a shorter I/O (bio_iov_iter_get_pages' short
+//                extraction; the caller sees a short read or write).
+//   P2P memory   pages of another controller's CMB (a user mapping of its published p2pmem,
+//                p2pmem_alloc_mmap): no pin through mm; the controller checks the queue and the
+//                PCI path (-EREMOTEIO when either refuses).
+// The result: ret 0 (or -errno) and `moved`, the blocks moved; `data` the words a read returned.
+import { FOLL_WRITE, PAGE_SIZE, type GetUserPages } from '@svmsim/kernel-mm';
+import type { NvmeDio } from '@svmsim/nvme/dio-protocol';
+import type { Got } from './expectations.js';
+import type { Reply, Request } from './requests.js';
+import type { App, Proc } from './state.js';
+
+type Call = (to: string, msg: Request, then: (r: Reply) => void) => void;
+
+/** An O_DIRECT read or write of `pages` pages of host memory from `addr`, at block `block` of `device`. */
+export function dioHost(app: App, proc: Proc, device: string, io: 'read' | 'write', addr: number, pages: number, block: number, call: Call, done: (got: Got) => void): void {
+  const gup: GetUserPages = { type: 'get_user_pages', pid: proc.pid, start: addr, nr_pages: pages, gup_flags: io === 'read' ? FOLL_WRITE : 0, pin: true };
+  call(app.mm, gup, (r) => {
+    if (r.ret <= 0) return done({ ret: r.ret < 0 ? r.ret : -14 });
+    const pfns = (r.pfns as Float64Array).slice(0, r.ret);
+    const m: NvmeDio = { type: 'nvme_dio', op: io, pid: proc.pid, addr, pfns, slba: block };
+    call(device, m, (res) => finished(res, done));
+  });
+}
+
+/** An O_DIRECT read or write of pages [page, page + pages) of `provider`'s CMB, at block `block` of `device`. */
+export function dioP2p(proc: Proc, device: string, io: 'read' | 'write', provider: string, page: number, pages: number, block: number, call: Call, done: (got: Got) => void): void {
+  const m: NvmeDio = { type: 'nvme_dio', op: io, pid: proc.pid, addr: 0, pfns: new Float64Array(0), slba: block, p2p: { provider, page, nlb: pages } };
+  call(device, m, (res) => finished(res, done));
+}
+
+/**
+ * An O_DIRECT read or write of pages [page, page + pages) of a VRAM buffer (gpu_alloc), exported
+ * as a dma-buf (DRM_IOCTL_PRIME_HANDLE_TO_FD, once per buffer) and imported by the controller: the
+ * out-of-tree NVMe dma-buf importer (packages/nvme/src/blkdev-dio.ts), opt-in with the device's
+ * `dmabufImporter`.
+ */
+export function dioDmabuf(proc: Proc, device: string, io: 'read' | 'write', buffer: { device: string; handle: number; fd?: number }, page: number, pages: number, block: number, call: Call, done: (got: Got) => void): void {
+  const go = (fd: number): void => {
+    const m: NvmeDio = { type: 'nvme_dio', op: io, pid: proc.pid, addr: 0, pfns: new Float64Array(0), slba: block, dmabuf: { exporter: buffer.device, fd, page, nlb: pages } };
+    call(device, m, (res) => finished(res, done));
+  };
+  if (buffer.fd !== undefined) return go(buffer.fd);
+  call(buffer.device, { type: 'dma_buf_export', handle: buffer.handle }, (r) => {
+    if (r.ret < 0) return done({ ret: r.ret });
+    buffer.fd = r.fd as number;
+    go(buffer.fd);
+  });
+}
+
+function finished(res: Reply, done: (got: Got) => void): void {
+  if (res.ret < 0) return done({ ret: res.ret });
+  const got: Got = { ret: 0, moved: res.ret };
+  if (res.data !== undefined) got.data = Array.from(res.data as Float64Array);
+  done(got);
+}
+
+export const dioAddr = (vmaAddr: number, page: number): number => vmaAddr + page * PAGE_SIZE;
