@@ -82,6 +82,8 @@ export interface DioFigures {
   dioReads: number;
   dioWrites: number;
   dioErrors: number;
+  /** `unsafe-nvme`: requests whose pages it released before their DMA (each one the checker must catch). */
+  unsafeBugPaths: number;
   dioFailedWrites: number;
   dioEremoteio: number;
   pinsHeldMax: number;
@@ -98,7 +100,7 @@ type Reply = (msg: Message) => void;
 
 export class DirectIoHost {
   readonly figures: DioFigures = {
-    dioReads: 0, dioWrites: 0, dioErrors: 0, dioFailedWrites: 0, dioEremoteio: 0, pinsHeldMax: 0, pinsHeldTimeWeighted: 0,
+    dioReads: 0, dioWrites: 0, dioErrors: 0, unsafeBugPaths: 0, dioFailedWrites: 0, dioEremoteio: 0, pinsHeldMax: 0, pinsHeldTimeWeighted: 0,
     p2pReads: 0, p2pWrites: 0, latenciesNs: [], firstIoAt: -1, lastIoAt: -1,
   };
   private pinsHeld = 0;
@@ -190,7 +192,10 @@ export class DirectIoHost {
     const valid = (m.op === 'read' || m.op === 'write') && Number.isInteger(m.slba) && m.slba >= 0 && Number.isInteger(nlb) && nlb >= 1 &&
       nlb <= DIO_PAGES_MAX && m.slba + nlb <= this.cfg.blocks && ((m.p2p === undefined && m.dmabuf === undefined) || pfns.length === 0);
     if (!valid) return finish(-EINVAL);
-    if (this.cfg.unsafe) release(); // the twin's bug: the pages may move before the DMA
+    if (this.cfg.unsafe) {
+      if (pfns.length > 0) this.figures.unsafeBugPaths++;
+      release(); // the twin's bug: the pages may move before the DMA
+    }
     if (m.p2p) {
       const p2p = m.p2p;
       // gup: a P2PDMA page without FOLL_PCI_P2PDMA (the queue cannot do P2P) → -EREMOTEIO.

@@ -189,7 +189,7 @@ function dioSummary(dio: DirectIoHost): Record<string, number | string> {
   const span = f.lastIoAt - f.firstIoAt;
   const lat = latencyFigures(f.latenciesNs, span);
   return {
-    kind: 'nvme', dioReads: f.dioReads, dioWrites: f.dioWrites, dioErrors: f.dioErrors, dioFailedWrites: f.dioFailedWrites,
+    kind: 'nvme', dioReads: f.dioReads, dioWrites: f.dioWrites, dioErrors: f.dioErrors, unsafeBugPaths: f.unsafeBugPaths, dioFailedWrites: f.dioFailedWrites,
     dioEremoteio: f.dioEremoteio, dioIops: lat.iops, dioLatencyP50Ns: lat.latencyP50Ns, dioLatencyP99Ns: lat.latencyP99Ns,
     pinsHeldMax: f.pinsHeldMax, pinsHeldTimeWeighted: Math.round(f.pinsHeldTimeWeighted * 100) / 100,
     p2pReads: f.p2pReads, p2pWrites: f.p2pWrites, dioWaits: dio.outstandingWaits, pinsHeld: dio.pinsHeldNow,

@@ -3,7 +3,8 @@
 // seed where it was taken must be (the checker sees every access and every lost write).
 //
 //   unsafeBugPaths       a device that counts exactly the accesses its bug makes (rdma unsafe-odp:
-//                        DMAs issued through an entry zapped and already acked) says so itself;
+//                        DMAs issued through an entry zapped and already acked; nvme unsafe-nvme:
+//                        requests whose pages it released before their DMA) says so itself;
 //   readRetriesSkipped   dmirror unsafe-skip-read-retry, gpu unsafe-svm: read_retry said stale
 //                        and the driver mapped anyway;
 //   unsafeEarlyAcks      gpu unsafe-userptr: an invalidation acked while a job used the BO.
