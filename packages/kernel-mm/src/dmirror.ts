@@ -71,7 +71,9 @@
 //
 // `unsafe: 'skip-read-retry'` makes the driver program its table without mmu_interval_read_retry:
 // the classic mirror bug (pfns from hmm_range_fault used after an invalidation of them was acked),
-// which the data oracle (checker.ts) must catch as stale_translation.
+// which the data oracle (checker.ts) must catch as stale_translation. `unsafe: 'skip-set-seq'` zaps
+// and acks without mmu_interval_set_seq (outside its own MIGRATE): the same stale pfns then pass
+// read_retry, and mm (which never writes the seq itself, as in Linux) gives no -EBUSY either.
 import { Continuations, Mutex, type Actor, type ActorId, type Ctx, type Envelope, type Incoming, type Message } from '@svmsim/runtime';
 import {
   EBADF, EBUSY, EFAULT, EINVAL, EIO, ENOENT, EPERM, ERRNO_NAMES, HMM_PFN_DEVICE_PRIVATE, HMM_PFN_ERROR, HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE,
@@ -168,7 +170,7 @@ export type DmirrorReply = DmirrorOpenResult | DmirrorCloseResult | DmirrorResul
 // =====================================================================================
 
 /** Deliberate bugs, for checking that the data oracle catches them. */
-export type DmirrorUnsafe = 'skip-read-retry';
+export type DmirrorUnsafe = 'skip-read-retry' | 'skip-set-seq';
 
 export interface DmirrorCosts {
   /** One page of DMA (the device copying 4 KiB to or from memory), during which the mutex is held. */
@@ -272,7 +274,7 @@ function validateConfig(config: unknown): DmirrorConfig {
   if (c.devicePages !== undefined && (!Number.isInteger(c.devicePages) || c.devicePages < 0)) {
     throw new Error(`dmirror config: devicePages must be an integer >= 0, got ${JSON.stringify(c.devicePages)}`);
   }
-  if (c.unsafe !== undefined && c.unsafe !== 'skip-read-retry') throw new Error(`dmirror config: unknown unsafe mode ${JSON.stringify(c.unsafe)}`);
+  if (c.unsafe !== undefined && c.unsafe !== 'skip-read-retry' && c.unsafe !== 'skip-set-seq') throw new Error(`dmirror config: unknown unsafe mode ${JSON.stringify(c.unsafe)}`);
   return c;
 }
 
@@ -285,6 +287,7 @@ class Dmirror implements Actor<Message> {
   private readonly rangeFaultMaxAttempts: number;
   private readonly maxFaultRounds: number;
   private readonly skipReadRetry: boolean;
+  private readonly skipSetSeq: boolean;
   private readonly requestTimeoutNs: number | undefined;
 
   private readonly files = new Map<number, Mirror>();
@@ -348,6 +351,7 @@ class Dmirror implements Actor<Message> {
     this.rangeFaultMaxAttempts = cfg.rangeFaultMaxAttempts ?? DMIRROR_RANGE_FAULT_MAX_ATTEMPTS;
     this.maxFaultRounds = cfg.maxFaultRounds ?? DMIRROR_MAX_FAULT_ROUNDS;
     this.skipReadRetry = cfg.unsafe === 'skip-read-retry';
+    this.skipSetSeq = cfg.unsafe === 'skip-set-seq';
     this.requestTimeoutNs = cfg.requestTimeoutNs;
     this.deviceCapacity = cfg.devicePages ?? 4096;
   }
@@ -398,7 +402,7 @@ class Dmirror implements Actor<Message> {
       devicePagesInUse: this.devMem.size,
       devicePagesMapped: this.chunks.reduce((n, ch) => n + ch.pages, 0),
       pendingCalls: this.waits.pendingRequests,
-      unsafe: this.skipReadRetry ? 'skip-read-retry' : null,
+      unsafe: this.skipReadRetry ? 'skip-read-retry' : this.skipSetSeq ? 'skip-set-seq' : null,
     };
   }
 
@@ -728,14 +732,19 @@ class Dmirror implements Actor<Message> {
       // Our own migration: test_hmm.c returns at once, without the mutex (the migration holds it
       // across migrate_vma_pages, which sends this for pages that had no source). The seq is set
       // all the same, so a concurrent dmirror_range_fault retries; the entries are kept.
-      mmu_interval_set_seq(n, m.cur_seq);
+      mmu_interval_set_seq(this.ctx, env.from, n, m.cur_seq);
       n.known = true;
       this.keep(n.file, m.start, m.end, m.cur_seq);
       return ack(true);
     }
     const run = (): void => {
-      mmu_interval_set_seq(n, m.cur_seq);
-      n.known = true;
+      // unsafe 'skip-set-seq': zap and ack, but leave sub->invalidate_seq alone. A range fault
+      // whose hmm_range_fault read the PTEs before this invalidation changed them then passes
+      // read_retry (and mm saw no store, so no -EBUSY and no read_begin wait either).
+      if (!this.skipSetSeq) {
+        mmu_interval_set_seq(this.ctx, env.from, n, m.cur_seq);
+        n.known = true;
+      }
       if (n.kind === 'mirror') this.doUpdate(n.file, m.start, m.end);
       mutex.unlock();
       ack(true);
