@@ -46,10 +46,9 @@
 // A device page's content lives here (the kernel's backing `rpage`); a WRITE to it is a `dev_write`
 // oracle event, and `dmirror_devmem_read` lets a harness resolve the device pages of mm's dump.
 //
-// Where the driver cannot do what test_hmm.c does (the protocol gives it no VMA): dmirror_migrate_*
-// check vma_lookup(addr) and VM_READ (-EINVAL for a PROT_NONE range) and cut each migrate_vma at the
-// VMA's end; here mm's migrate_vma_setup only fails a range not covered by VMAs (-EINVAL), and a
-// PROT_NONE anonymous range migrates.
+// dmirror_migrate_to_device checks vma_lookup(addr) and VM_READ (-EINVAL for a hole or a PROT_NONE
+// range) and cuts each migrate_vma at the VMA's end, with mm's vma_lookup request. Departure:
+// dmirror_migrate_to_system does not (it lets mm's migrate_vma_setup fail a range VMAs do not cover).
 //
 // How the kernel's locking maps onto an actor:
 //   - dmirror->mutex is `Mutex` below. An actor's state changes atomically between messages, so code
@@ -78,12 +77,12 @@ import { Continuations, Mutex, type Actor, type ActorId, type Ctx, type Envelope
 import {
   EBADF, EBUSY, EFAULT, EINVAL, EIO, ENOENT, EPERM, ERRNO_NAMES, HMM_PFN_DEVICE_PRIVATE, HMM_PFN_ERROR, HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE,
   HMM_PFN_VALID, HMM_PFN_WRITE, MIGRATE_PFN_MIGRATE, MIGRATE_PFN_VALID, MIGRATE_PFN_WRITE, MIGRATE_VMA_SELECT_DEVICE_PRIVATE,
-  MIGRATE_VMA_SELECT_SYSTEM, PAGE_SIZE, ZERO_PFN, mmu_interval_read_retry, mmu_interval_set_seq,
+  MIGRATE_VMA_SELECT_SYSTEM, PAGE_SIZE, PROT_READ, ZERO_PFN, mmu_interval_read_retry, mmu_interval_set_seq,
   type DevicePageFree, type DmaAccess, type DmaReadResult, type HmmRangeFault, type HmmRangeFaultResult, type Invalidate,
   type InvalidateAck, type MakeDeviceExclusive, type MakeDeviceExclusiveResult, type MemremapPagesResult, type MigrateToRam,
   type MigrateToRamResult, type MigrateVmaFinalize, type MigrateVmaFinalizeResult, type MigrateVmaSetup, type MigrateVmaSetupResult,
   type MmRequest, type MmuIntervalNotifier, type MmuIntervalNotifierInsert, type MmuIntervalNotifierInsertResult,
-  type MmuIntervalNotifierRemove, type MmuIntervalReadBegin, type MmuIntervalReadBeginResult, type Pid,
+  type MmuIntervalNotifierRemove, type MmuIntervalReadBegin, type MmuIntervalReadBeginResult, type Pid, type VmaLookupResult,
 } from './protocol.js';
 
 // =====================================================================================
@@ -954,9 +953,12 @@ class Dmirror implements Actor<Message> {
     const end = m.addr + m.npages * PAGE_SIZE;
     const next = (addr: number): void => {
       if (addr >= end) return this.bounceRead(c);
-      // The kernel also stops each migrate_vma at the VMA's end and fails a VMA without VM_READ
-      // (vma_lookup): the driver cannot see VMAs here; mm's migrate_vma_setup checks the range.
-      const rend = Math.min(addr + DMIRROR_RANGE_PAGES * PAGE_SIZE, end);
+      // test_hmm.c v6.15: vma_lookup(mm, addr); no VMA, or one without VM_READ → -EINVAL; each
+      // migrate_vma stops at 64 pages and at the VMA's end.
+      this.call({ type: 'vma_lookup', pid: file.pid, addr }, (vr) => {
+      const vma = vr as VmaLookupResult;
+      if (vr.type !== 'vma_lookup_result' || vma.ret < 0 || !(vma.prot & PROT_READ)) return this.finish(c, EINVAL);
+      const rend = Math.min(addr + DMIRROR_RANGE_PAGES * PAGE_SIZE, end, vma.end);
       const setup: MigrateVmaSetup = { type: 'migrate_vma_setup', pid: file.pid, start: addr, end: rend, flags: MIGRATE_VMA_SELECT_SYSTEM, pgmap_owner: this.owner };
       this.call(setup, (r) => {
         const ret = retOf(r);
@@ -1001,6 +1003,7 @@ class Dmirror implements Actor<Message> {
             }));
           }
         });
+      });
       });
     };
     next(m.addr);

@@ -39,7 +39,10 @@ export function hmm_range_fault(k: Kernel, env: Envelope<Message>, m: HmmRangeFa
   };
   if (!sub || sub.removed) return reply(ENOENT, 0);
   if (!Number.isInteger(npages) || npages > HMM_RANGE_PAGES_MAX) return reply(EINVAL, 0);
-  if (m.start % PAGE_SIZE !== 0 || m.end % PAGE_SIZE !== 0 || m.end <= m.start || m.start < sub.start || m.end - 1 > sub.last) return reply(EINVAL, 0);
+  // No check of [start, end) against the notifier's interval: mm/hmm.c (v6.15) hmm_range_fault
+  // walks whatever range it is given; pages outside the interval are simply not covered by its
+  // invalidations (the caller's problem, as in the kernel).
+  if (m.start % PAGE_SIZE !== 0 || m.end % PAGE_SIZE !== 0 || m.end <= m.start) return reply(EINVAL, 0);
   if (m.flags_in !== undefined && m.flags_in.length !== npages) return reply(EINVAL, 0);
   const p = k.proc(sub.pid);
   if (!p) return reply(EFAULT, 0);

@@ -8,7 +8,8 @@
 //   the range is locked until finalize (faults on it wait, as on migration entries);
 //   MMU_NOTIFY_MIGRATE over the range with owner = pgmap_owner (the caller's own mirror may skip
 //   the work but still sets its seq); then per page:
-//     pte_none or the zero page in an anonymous VMA → offered with no source (MIGRATE_PFN_MIGRATE)
+//     pte_none in an anonymous VMA → offered with no source (MIGRATE_PFN_MIGRATE), whatever the
+//       flags; the zero page likewise, with SELECT_SYSTEM only
 //     a present anonymous page, SELECT_SYSTEM, mapped once, not pinned → migration entry,
 //       VALID|MIGRATE(|WRITE), its content handed to the driver to copy
 //     a device-private page of pgmap_owner, SELECT_DEVICE_PRIVATE → VALID|MIGRATE(|WRITE); the driver
@@ -88,7 +89,9 @@ export function migrate_vma_setup(k: Kernel, env: Envelope<Message>, m: MigrateV
         const kind = f & PTE_KIND_MASK;
         const writable = vmaWritable(vma);
         if (kind === PTE_NONE || (kind === PTE_PRESENT && v === ZERO_PFN)) {
-          if (!(m.flags & MIGRATE_VMA_SELECT_SYSTEM)) continue;
+          // migrate_vma_collect_pmd (mm/migrate_device.c v6.15): pte_none in an anonymous VMA is
+          // offered whatever the flags; the zero page only with MIGRATE_VMA_SELECT_SYSTEM.
+          if (kind === PTE_PRESENT && !(m.flags & MIGRATE_VMA_SELECT_SYSTEM)) continue;
           mig.srcFlags[i] = MIGRATE_PFN_MIGRATE | (writable ? MIGRATE_PFN_WRITE : 0);
         } else if (kind === PTE_PRESENT && m.flags & MIGRATE_VMA_SELECT_SYSTEM) {
           const pm = k.pm;
@@ -157,6 +160,7 @@ function finalizePages(k: Kernel, env: Envelope<Message>, m: MigrateVmaFinalize,
         continue;
       }
       pm.flags[pfn] |= PG_ANON;
+      pm.anonExclusive[pfn] = 1; // a new page for this one PTE
       pm.content[pfn] = m.dst_data[i];
       p.pt.setFlags(vpn, oldF); // the device-private entry again, so that zapPte drops its page
       k.zapPte(p, vpn);
@@ -226,6 +230,7 @@ function migrateToRam(k: Kernel, p: Process, vpn: number, done: FaultDone): void
         return done(ENOMEM);
       }
       k.pm.flags[pfn] |= PG_ANON;
+      k.pm.anonExclusive[pfn] = 1; // a new page for this one PTE
       k.pm.content[pfn] = r.value;
       k.zapPte(p, vpn);
       k.mapPresent(p, vpn, pfn, wasWrite, wasWrite);
