@@ -924,6 +924,23 @@ describe('dmirror with fork, exit, files, reclaim (more of hmm-tests.c)', () => 
     }
   });
 
+  // mm/migrate_device.c + mm/rmap.c (v6.15): migrate_to_ram's migrate_vma_setup → try_to_migrate
+  // → remove_migration_ptes moves every mapping of the device page, not only the faulting one.
+  it('a device page shared by fork comes back to RAM for both processes on the child\'s fault', async () => {
+    for (let seed = 1; seed <= SEEDS_MORE; seed++) {
+      const r = await run([
+        S.create(), S.mmap(1), S.store(0, 9), S.open(), S.cmd('HMM_DMIRROR_MIGRATE_TO_DEV', 0, 1, 'migrate'), fork(),
+        child(S.load(0, 'child-load')), S.load(0, 'parent-load'),
+        S.cmd('HMM_DMIRROR_SNAPSHOT', 0, 1, 'snapshot'),
+      ], seed);
+      expect(res(r, 'migrate')).toMatchObject({ ret: 0, cpages: 1 });
+      expect(r.out['child-load']).toMatchObject({ value: 9, faults: 1 });
+      expect(r.out['parent-load']).toMatchObject({ value: 9, faults: 0 }); // already on the RAM page
+      expect(res(r, 'snapshot').snapshot).toEqual([HMM_DMIRROR_PROT_READ]); // shared, read-only: COW
+      noViolations(r, seed);
+    }
+  });
+
   it('munmap and exit free the device pages; the file is closed after the process is gone', async () => {
     for (let seed = 1; seed <= SEEDS_MORE; seed++) {
       const r = await run([
