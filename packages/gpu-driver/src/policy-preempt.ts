@@ -280,7 +280,7 @@ export function createPreemptPolicy(host: GpuHost, o: Partial<PreemptOptions>): 
       const p = infoOf(bo.pid);
       const t0 = host.ctx.now();
       p.notifierLock.lock(() => {
-        mmu_interval_set_seq(bo.notifier!, m.cur_seq);
+        mmu_interval_set_seq(host.ctx, env.from, bo.notifier!, m.cur_seq);
         bo.notifier!.known = true;
         if (p.bos.has(bo)) p.bos.set(bo, p.bos.get(bo)! + 1);
         figures.evictions++;

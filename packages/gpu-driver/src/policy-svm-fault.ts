@@ -156,7 +156,7 @@ export function createSvmFaultPolicy(host: GpuHost, opts: SvmFaultOptions): Poli
       if (own) s.ownMigrateInvalidations++;
       const t0 = host.ctx.now();
       const run = (): void => {
-        mmu_interval_set_seq(n, m.cur_seq);
+        mmu_interval_set_seq(host.ctx, env.from, n, m.cur_seq);
         n.known = true;
         const zapped = start < end ? zap(bo.pid, start, end, own) : 0;
         if (zapped > 0) {

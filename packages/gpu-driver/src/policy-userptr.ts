@@ -167,7 +167,7 @@ export function createUserptrPolicy(host: GpuHost, opts: UserptrOptions): Policy
       }
       const t0 = host.ctx.now();
       lock.lock(() => {
-        mmu_interval_set_seq(n, m.cur_seq);
+        mmu_interval_set_seq(host.ctx, env.from, n, m.cur_seq);
         n.known = true;
         // The reservation waited on: the BO's (v6.6, v6.15) or the VM root's (after v6.15: every job of the process).
         const jobs = host.era.invalidateWaitsVm ? host.vmJobs(bo.pid) : [...bo.fences];

@@ -46,10 +46,9 @@
 // A device page's content lives here (the kernel's backing `rpage`); a WRITE to it is a `dev_write`
 // oracle event, and `dmirror_devmem_read` lets a harness resolve the device pages of mm's dump.
 //
-// Where the driver cannot do what test_hmm.c does (the protocol gives it no VMA): dmirror_migrate_*
-// check vma_lookup(addr) and VM_READ (-EINVAL for a PROT_NONE range) and cut each migrate_vma at the
-// VMA's end; here mm's migrate_vma_setup only fails a range not covered by VMAs (-EINVAL), and a
-// PROT_NONE anonymous range migrates.
+// dmirror_migrate_to_device checks vma_lookup(addr) and VM_READ (-EINVAL for a hole or a PROT_NONE
+// range) and cuts each migrate_vma at the VMA's end, with mm's vma_lookup request. Departure:
+// dmirror_migrate_to_system does not (it lets mm's migrate_vma_setup fail a range VMAs do not cover).
 //
 // How the kernel's locking maps onto an actor:
 //   - dmirror->mutex is `Mutex` below. An actor's state changes atomically between messages, so code
@@ -71,17 +70,19 @@
 //
 // `unsafe: 'skip-read-retry'` makes the driver program its table without mmu_interval_read_retry:
 // the classic mirror bug (pfns from hmm_range_fault used after an invalidation of them was acked),
-// which the data oracle (checker.ts) must catch as stale_translation.
+// which the data oracle (checker.ts) must catch as stale_translation. `unsafe: 'skip-set-seq'` zaps
+// and acks without mmu_interval_set_seq (outside its own MIGRATE): the same stale pfns then pass
+// read_retry, and mm (which never writes the seq itself, as in Linux) gives no -EBUSY either.
 import { Continuations, Mutex, type Actor, type ActorId, type Ctx, type Envelope, type Incoming, type Message } from '@svmsim/runtime';
 import {
   EBADF, EBUSY, EFAULT, EINVAL, EIO, ENOENT, EPERM, ERRNO_NAMES, HMM_PFN_DEVICE_PRIVATE, HMM_PFN_ERROR, HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE,
   HMM_PFN_VALID, HMM_PFN_WRITE, MIGRATE_PFN_MIGRATE, MIGRATE_PFN_VALID, MIGRATE_PFN_WRITE, MIGRATE_VMA_SELECT_DEVICE_PRIVATE,
-  MIGRATE_VMA_SELECT_SYSTEM, PAGE_SIZE, ZERO_PFN, mmu_interval_read_retry, mmu_interval_set_seq,
+  MIGRATE_VMA_SELECT_SYSTEM, PAGE_SIZE, PROT_READ, ZERO_PFN, mmu_interval_read_retry, mmu_interval_set_seq,
   type DevicePageFree, type DmaAccess, type DmaReadResult, type HmmRangeFault, type HmmRangeFaultResult, type Invalidate,
   type InvalidateAck, type MakeDeviceExclusive, type MakeDeviceExclusiveResult, type MemremapPagesResult, type MigrateToRam,
   type MigrateToRamResult, type MigrateVmaFinalize, type MigrateVmaFinalizeResult, type MigrateVmaSetup, type MigrateVmaSetupResult,
   type MmRequest, type MmuIntervalNotifier, type MmuIntervalNotifierInsert, type MmuIntervalNotifierInsertResult,
-  type MmuIntervalNotifierRemove, type MmuIntervalReadBegin, type MmuIntervalReadBeginResult, type Pid,
+  type MmuIntervalNotifierRemove, type MmuIntervalReadBegin, type MmuIntervalReadBeginResult, type Pid, type VmaLookupResult,
 } from './protocol.js';
 
 // =====================================================================================
@@ -168,7 +169,7 @@ export type DmirrorReply = DmirrorOpenResult | DmirrorCloseResult | DmirrorResul
 // =====================================================================================
 
 /** Deliberate bugs, for checking that the data oracle catches them. */
-export type DmirrorUnsafe = 'skip-read-retry';
+export type DmirrorUnsafe = 'skip-read-retry' | 'skip-set-seq';
 
 export interface DmirrorCosts {
   /** One page of DMA (the device copying 4 KiB to or from memory), during which the mutex is held. */
@@ -272,7 +273,7 @@ function validateConfig(config: unknown): DmirrorConfig {
   if (c.devicePages !== undefined && (!Number.isInteger(c.devicePages) || c.devicePages < 0)) {
     throw new Error(`dmirror config: devicePages must be an integer >= 0, got ${JSON.stringify(c.devicePages)}`);
   }
-  if (c.unsafe !== undefined && c.unsafe !== 'skip-read-retry') throw new Error(`dmirror config: unknown unsafe mode ${JSON.stringify(c.unsafe)}`);
+  if (c.unsafe !== undefined && c.unsafe !== 'skip-read-retry' && c.unsafe !== 'skip-set-seq') throw new Error(`dmirror config: unknown unsafe mode ${JSON.stringify(c.unsafe)}`);
   return c;
 }
 
@@ -285,6 +286,7 @@ class Dmirror implements Actor<Message> {
   private readonly rangeFaultMaxAttempts: number;
   private readonly maxFaultRounds: number;
   private readonly skipReadRetry: boolean;
+  private readonly skipSetSeq: boolean;
   private readonly requestTimeoutNs: number | undefined;
 
   private readonly files = new Map<number, Mirror>();
@@ -348,6 +350,7 @@ class Dmirror implements Actor<Message> {
     this.rangeFaultMaxAttempts = cfg.rangeFaultMaxAttempts ?? DMIRROR_RANGE_FAULT_MAX_ATTEMPTS;
     this.maxFaultRounds = cfg.maxFaultRounds ?? DMIRROR_MAX_FAULT_ROUNDS;
     this.skipReadRetry = cfg.unsafe === 'skip-read-retry';
+    this.skipSetSeq = cfg.unsafe === 'skip-set-seq';
     this.requestTimeoutNs = cfg.requestTimeoutNs;
     this.deviceCapacity = cfg.devicePages ?? 4096;
   }
@@ -398,7 +401,7 @@ class Dmirror implements Actor<Message> {
       devicePagesInUse: this.devMem.size,
       devicePagesMapped: this.chunks.reduce((n, ch) => n + ch.pages, 0),
       pendingCalls: this.waits.pendingRequests,
-      unsafe: this.skipReadRetry ? 'skip-read-retry' : null,
+      unsafe: this.skipReadRetry ? 'skip-read-retry' : this.skipSetSeq ? 'skip-set-seq' : null,
     };
   }
 
@@ -728,14 +731,19 @@ class Dmirror implements Actor<Message> {
       // Our own migration: test_hmm.c returns at once, without the mutex (the migration holds it
       // across migrate_vma_pages, which sends this for pages that had no source). The seq is set
       // all the same, so a concurrent dmirror_range_fault retries; the entries are kept.
-      mmu_interval_set_seq(n, m.cur_seq);
+      mmu_interval_set_seq(this.ctx, env.from, n, m.cur_seq);
       n.known = true;
       this.keep(n.file, m.start, m.end, m.cur_seq);
       return ack(true);
     }
     const run = (): void => {
-      mmu_interval_set_seq(n, m.cur_seq);
-      n.known = true;
+      // unsafe 'skip-set-seq': zap and ack, but leave sub->invalidate_seq alone. A range fault
+      // whose hmm_range_fault read the PTEs before this invalidation changed them then passes
+      // read_retry (and mm saw no store, so no -EBUSY and no read_begin wait either).
+      if (!this.skipSetSeq) {
+        mmu_interval_set_seq(this.ctx, env.from, n, m.cur_seq);
+        n.known = true;
+      }
       if (n.kind === 'mirror') this.doUpdate(n.file, m.start, m.end);
       mutex.unlock();
       ack(true);
@@ -945,9 +953,12 @@ class Dmirror implements Actor<Message> {
     const end = m.addr + m.npages * PAGE_SIZE;
     const next = (addr: number): void => {
       if (addr >= end) return this.bounceRead(c);
-      // The kernel also stops each migrate_vma at the VMA's end and fails a VMA without VM_READ
-      // (vma_lookup): the driver cannot see VMAs here; mm's migrate_vma_setup checks the range.
-      const rend = Math.min(addr + DMIRROR_RANGE_PAGES * PAGE_SIZE, end);
+      // test_hmm.c v6.15: vma_lookup(mm, addr); no VMA, or one without VM_READ → -EINVAL; each
+      // migrate_vma stops at 64 pages and at the VMA's end.
+      this.call({ type: 'vma_lookup', pid: file.pid, addr }, (vr) => {
+      const vma = vr as VmaLookupResult;
+      if (vr.type !== 'vma_lookup_result' || vma.ret < 0 || !(vma.prot & PROT_READ)) return this.finish(c, EINVAL);
+      const rend = Math.min(addr + DMIRROR_RANGE_PAGES * PAGE_SIZE, end, vma.end);
       const setup: MigrateVmaSetup = { type: 'migrate_vma_setup', pid: file.pid, start: addr, end: rend, flags: MIGRATE_VMA_SELECT_SYSTEM, pgmap_owner: this.owner };
       this.call(setup, (r) => {
         const ret = retOf(r);
@@ -992,6 +1003,7 @@ class Dmirror implements Actor<Message> {
             }));
           }
         });
+      });
       });
     };
     next(m.addr);

@@ -105,6 +105,12 @@ function handle_pte_fault(k: Kernel, p: Process, vma: Vma, vpn: number, flags: n
       const unshare = (flags & FAULT_FLAG_UNSHARE) !== 0 && !vma.shared && !isExclusiveAnon(k, p.pt.value(vpn));
       if (unshare) {
         counted(k, fault, 'unshare');
+        // do_wp_page with FAULT_FLAG_UNSHARE: a reusable anon page is only marked exclusive.
+        const pfn = p.pt.value(vpn);
+        if (wp_can_reuse_anon_folio(k, pfn)) {
+          k.pm.anonExclusive[pfn] = 1;
+          return done(0);
+        }
         return wp_page_copy(k, p, vma, vpn, false, done);
       }
       // Spurious (another fault got there first): mark accessed / dirty.
@@ -123,6 +129,7 @@ function do_anonymous_page(k: Kernel, p: Process, vpn: number, write: boolean, d
   alloc_page(k, true, processTask(p), (pfn) => {
     if (pfn < 0) return done(ENOMEM);
     k.pm.flags[pfn] |= PG_ANON;
+    k.pm.anonExclusive[pfn] = 1;
     k.mapPresent(p, vpn, pfn, true, true);
     k.pm.put(pfn); // the mapping holds the page now
     done(0);
@@ -152,6 +159,7 @@ function do_fault(k: Kernel, p: Process, vma: Vma, vpn: number, write: boolean, 
       k.pm.put(pfn);
       if (copy < 0) return done(ENOMEM);
       k.pm.flags[copy] |= PG_ANON;
+      k.pm.anonExclusive[copy] = 1;
       k.pm.content[copy] = k.pm.content[pfn];
       k.stats.cowCopies++;
       k.mapPresent(p, vpn, copy, true, true);
@@ -172,6 +180,7 @@ function do_swap_page(k: Kernel, p: Process, vma: Vma, vpn: number, write: boole
     k.swapFree(slot);
     // Ours alone: no other PTE maps it or holds its swap entry, and it is not a KSM page.
     const exclusive = lastUser && k.pm.mapcount[pfn] === 0 && !(k.pm.flags[pfn] & PG_KSM);
+    k.pm.anonExclusive[pfn] = exclusive ? 1 : 0; // RMAP_EXCLUSIVE
     k.mapPresent(p, vpn, pfn, write && exclusive, write && exclusive);
     k.stats.swapIns++;
     if (write && !exclusive) return wp_page_copy(k, p, vma, vpn, false, done);
@@ -213,13 +222,22 @@ function do_swap_page(k: Kernel, p: Process, vma: Vma, vpn: number, write: boole
   });
 }
 
-/**
- * An anonymous page mapped once, not KSM-shared and not standing in the swap cache for other PTEs'
- * swap entries: PageAnonExclusive, what wp_can_reuse_anon_folio needs to reuse it.
- */
+/** PageAnonExclusive (physmem.ts anonExclusive): set on new and reused anon pages, cleared by fork and KSM. */
 export function isExclusiveAnon(k: Kernel, pfn: number): boolean {
   const f = k.pm.flags[pfn];
-  return pfn !== ZERO_PFN && (f & PG_ANON) !== 0 && (f & (PG_KSM | PG_SWAPCACHE)) === 0 && k.pm.mapcount[pfn] === 1;
+  return pfn !== ZERO_PFN && (f & PG_ANON) !== 0 && (f & PG_KSM) === 0 && k.pm.anonExclusive[pfn] === 1;
+}
+
+/**
+ * wp_can_reuse_anon_folio (mm/memory.c v6.5–v6.15, small folios): a page that is not (or no longer
+ * known to be) exclusive is reused only if it is not KSM and its one reference is its mapping's —
+ * a gup reference (or any other) makes the write fault copy, and the holder keeps the old page.
+ * A swap-cache page whose slot other PTEs still hold cannot be freed from the cache: no reuse.
+ */
+export function wp_can_reuse_anon_folio(k: Kernel, pfn: number): boolean {
+  const f = k.pm.flags[pfn];
+  if (pfn === ZERO_PFN || (f & PG_ANON) === 0 || (f & (PG_KSM | PG_SWAPCACHE)) !== 0) return false;
+  return k.pm.refcount[pfn] === 1 && k.pm.mapcount[pfn] === 1;
 }
 
 function do_wp_page(k: Kernel, p: Process, vma: Vma, vpn: number, done: FaultDone): void {
@@ -231,8 +249,10 @@ function do_wp_page(k: Kernel, p: Process, vma: Vma, vpn: number, done: FaultDon
     p.pt.setFlags(vpn, f | PTE_WRITE | PTE_DIRTY | PTE_YOUNG);
     return done(0);
   }
-  if (isExclusiveAnon(k, pfn)) {
-    // wp_page_reuse: ours alone, just make it writable.
+  if (isExclusiveAnon(k, pfn) || wp_can_reuse_anon_folio(k, pfn)) {
+    // wp_page_reuse: ours alone (PageAnonExclusive, or only our mapping holds it): mark it
+    // exclusive and make it writable. PageAnonExclusive alone is enough, whatever holds a reference.
+    k.pm.anonExclusive[pfn] = 1;
     p.pt.setFlags(vpn, f | PTE_WRITE | PTE_DIRTY | PTE_YOUNG);
     return done(0);
   }
@@ -247,14 +267,16 @@ function do_wp_page(k: Kernel, p: Process, vma: Vma, vpn: number, done: FaultDon
 export function wp_page_copy(k: Kernel, p: Process, vma: Vma, vpn: number, write: boolean, done: FaultDone): void {
   alloc_page(k, true, processTask(p), (copy) => {
     if (copy < 0) return done(ENOMEM);
+    // __wp_page_copy_user copies BEFORE mmu_notifier_invalidate_range_start (mm/memory.c v6.15):
+    // a device that writes the old page through a gup reference while the invalidation is being
+    // sent writes a page the process no longer maps — lost, as in the kernel. (Mirrors cannot
+    // write it: the PTE is read-only, so hmm_range_fault gave them a read-only pfn.)
     const old = p.pt.value(vpn);
     k.pm.flags[copy] |= PG_ANON;
+    k.pm.anonExclusive[copy] = 1;
     k.pm.content[copy] = old === ZERO_PFN ? 0 : k.pm.content[old];
     const range = { start: vpn * PAGE_SIZE, end: (vpn + 1) * PAGE_SIZE, event: 'MMU_NOTIFY_CLEAR' as const, blockable: true, owner: null, task: processTask(p), caller: 'wp_page_copy' };
     mmu_notifier_invalidate_range_start(k, p, range, (_ret, inv) => {
-      // The content may have changed while devices were told (a DMA write through a pin): copy last.
-      const now = p.pt.value(vpn);
-      k.pm.content[copy] = now === ZERO_PFN ? 0 : k.pm.content[now];
       k.zapPte(p, vpn);
       // FAULT_FLAG_UNSHARE maps the copy read-only; it is exclusive, so a later write reuses it.
       k.mapPresent(p, vpn, copy, write, write);

@@ -79,6 +79,7 @@ function copy_page_range(k: Kernel, p: Process, c: Process): number {
               return;
             }
             pm.flags[copy] |= PG_ANON;
+            pm.anonExclusive[copy] = 1; // the child's own copy; the parent's page stays exclusive
             pm.content[copy] = pm.content[val];
             k.mapPresent(c, vpn, copy, vmaWritable(v), true);
             pm.put(copy);
@@ -87,6 +88,8 @@ function copy_page_range(k: Kernel, p: Process, c: Process): number {
           }
           const write = isCow ? false : (f & PTE_WRITE) !== 0;
           if (isCow) p.pt.setFlags(vpn, f & ~PTE_WRITE);
+          // folio_try_dup_anon_rmap_pte: the page is shared with the child now, no longer exclusive.
+          if (anon) pm.anonExclusive[val] = 0;
           k.mapPresent(c, vpn, val, write, (f & PTE_DIRTY) !== 0);
           return;
         }
@@ -102,6 +105,7 @@ function copy_page_range(k: Kernel, p: Process, c: Process): number {
         case PTE_DEVICE_EXCLUSIVE:
           // The page is now shared with the child: the parent's entry must not restore to writable.
           if (isCow) p.pt.setFlags(vpn, f & ~PTE_WAS_WRITE);
+          pm.anonExclusive[val] = 0;
           k.mapPresent(c, vpn, val, false, false);
           return;
       }

@@ -6,7 +6,8 @@
 //             MMF_HAS_PINNED on the mm (fork then copies pinned anon pages eagerly)
 //   FOLL_WRITE  the page must be writable: a read-only PTE takes a write fault (COW break) first
 //   a read pin of an anon page shared with another mm is unshared first (FAULT_FLAG_UNSHARE), so a
-//             pinned anon page is always exclusive
+//             pinned anon page is always exclusive; a read-only FOLL_LONGTERM pin of a private
+//             mapping also unshares the zero page and page-cache pages (gup_must_unshare, v6.2+)
 //   FOLL_LONGTERM  needs FOLL_PIN; a writable long-term pin of a file mapping that needs dirty
 //             tracking is refused (-EFAULT, v6.5+ writable_file_mapping_allowed); pages in
 //             ZONE_MOVABLE are migrated out first: unpin all, migrate, pin again
@@ -22,12 +23,12 @@ import {
   EFAULT, EINVAL, ENOMEM, ESRCH, FOLL_FORCE, FOLL_LONGTERM, FOLL_PIN, FOLL_WRITE, PAGE_SIZE, ZERO_PFN,
   type GetUserPages, type GetUserPagesResult, type UnpinUserPages,
 } from './protocol.js';
-import { vmaNeedsDirtyTracking, vmaReadable, vmaWritable } from './vma.js';
+import { vmaIsCow, vmaNeedsDirtyTracking, vmaReadable, vmaWritable, type Vma } from './vma.js';
 import { processTask } from './task.js';
 
 /** Rounds of unpin–migrate–repin before a FOLL_LONGTERM pin gives up (the kernel loops while -EAGAIN). */
 const LONGTERM_MIGRATE_ROUNDS_MAX = 8;
-/** Faults one page may take before gup gives up on it (a page unmapped again as fast as it is faulted). */
+/** Faults one page may take before gup gives up on it (a page unmapped again as fast as it is faulted); MmConfig.gupFaultsPerPageMax. */
 const FAULTS_PER_PAGE_MAX = 16;
 
 export function get_user_pages(k: Kernel, env: Envelope<Message>, m: GetUserPages): void {
@@ -58,26 +59,22 @@ export function get_user_pages(k: Kernel, env: Envelope<Message>, m: GetUserPage
       walked++;
       const vpn = startVpn + i;
       const vma = p.vmas.find(vpn);
-      // check_vma_flags
-      let err = 0;
-      if (!vma || !vmaReadable(vma)) err = EFAULT;
-      else if (write && !vmaWritable(vma) && !(flags & FOLL_FORCE)) err = EFAULT;
-      else if (flags & FOLL_LONGTERM && write && vmaNeedsDirtyTracking(vma)) err = EFAULT;
+      const err = vma ? check_vma_flags(vma, flags) : EFAULT;
       if (err) return reply(i > 0 ? i : err, walked);
       const f = p.pt.flags(vpn);
       const pfn = p.pt.value(vpn);
       const present = (f & PTE_KIND_MASK) === PTE_PRESENT;
-      const needUnshare = present && flags & FOLL_PIN && !write && !vma!.shared && pfn !== ZERO_PFN && (k.pm.flags[pfn] & PG_ANON) !== 0 && !isExclusiveAnon(k, pfn);
+      // follow_page_pte: a read-only PTE whose page gup_must_unshare → -EMLINK → faultin_page(unshare).
+      const needUnshare = present && !(f & PTE_WRITE) && gup_must_unshare(k, vma!, flags, pfn);
       if (present && (!write || f & PTE_WRITE) && !needUnshare) {
         grab(k, pfn, flags);
         pfns[i] = pfn;
         continue;
       }
-      // faultin_page, then this page again.
-      if (++faults > FAULTS_PER_PAGE_MAX * m.nr_pages) {
-        release(i);
-        return reply(i > 0 ? i : EFAULT, walked);
-      }
+      // faultin_page, then this page again. At the bound, as at any error after the first page,
+      // __get_user_pages returns the count so far and the caller keeps (and later drops) those
+      // pins (mm/gup.c v6.15: `return i ? i : ret`).
+      if (++faults > (k.cfg.gupFaultsPerPageMax ?? FAULTS_PER_PAGE_MAX) * m.nr_pages) return reply(i > 0 ? i : EFAULT, walked);
       handle_mm_fault(k, p, vpn, (write ? FAULT_FLAG_WRITE : 0) | (needUnshare ? FAULT_FLAG_UNSHARE : 0), (ret) => {
         if (ret < 0) return reply(i > 0 ? i : ret === ENOMEM ? ENOMEM : EFAULT, walked);
         k.bounce(() => page(i));
@@ -120,6 +117,36 @@ export function get_user_pages(k: Kernel, env: Envelope<Message>, m: GetUserPage
     reply(m.nr_pages, walked);
   };
   page(0);
+}
+
+/**
+ * check_vma_flags (mm/gup.c v6.15), the checks modelled: a write needs VM_WRITE, or FOLL_FORCE on a
+ * COW (private) mapping — a FOLL_FORCE write to a shared mapping is refused ("anon pages in shared
+ * mappings are surprising"); a writable long-term pin of a file mapping that needs dirty tracking
+ * is refused (writable_file_mapping_allowed, v6.5+). Departure: a read needs VM_READ even with
+ * FOLL_FORCE (the kernel lets it through; the fault handler here checks VM_READ itself), and a
+ * FOLL_FORCE write to a private read-only mapping passes here but then fails in the fault (the
+ * kernel breaks COW and keeps the PTE read-only).
+ */
+export function check_vma_flags(vma: Vma, flags: number): number {
+  if (flags & FOLL_WRITE) {
+    if (flags & FOLL_LONGTERM && vmaNeedsDirtyTracking(vma)) return EFAULT;
+    if (!vmaWritable(vma) && (!(flags & FOLL_FORCE) || !vmaIsCow(vma))) return EFAULT;
+  }
+  if (!vmaReadable(vma)) return EFAULT;
+  return 0;
+}
+
+/**
+ * gup_must_unshare (mm/internal.h v6.8–v6.15): only a read-only FOLL_PIN. An anonymous page must be
+ * PageAnonExclusive; any other page — the shared zero page, a page-cache page — must be unshared for
+ * a FOLL_LONGTERM pin of a COW (private) mapping, so that the pinned page is the one later CPU writes
+ * land in (the write then reuses the exclusive copy instead of copying away from the pin).
+ */
+export function gup_must_unshare(k: Kernel, vma: Vma, flags: number, pfn: number): boolean {
+  if ((flags & (FOLL_WRITE | FOLL_PIN)) !== FOLL_PIN) return false;
+  if (pfn === ZERO_PFN || (k.pm.flags[pfn] & PG_ANON) === 0) return (flags & FOLL_LONGTERM) !== 0 && vmaIsCow(vma);
+  return !isExclusiveAnon(k, pfn);
 }
 
 function grab(k: Kernel, pfn: number, flags: number): void {

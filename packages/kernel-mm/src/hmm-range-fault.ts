@@ -21,7 +21,7 @@ import type { Kernel } from './kernel.js';
 import { PTE_DEVICE_PRIVATE, PTE_KIND_MASK, PTE_MIGRATION, PTE_PRESENT, PTE_WRITE } from './page-table.js';
 import {
   EBUSY, EFAULT, EINVAL, ENOENT, EPERM, HMM_PFN_DEVICE_PRIVATE, HMM_PFN_ERROR, HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_VALID, HMM_PFN_WRITE,
-  PAGE_SIZE, type HmmRangeFault, type HmmRangeFaultResult, type MmuIntervalNotifierInsert, type MmuIntervalNotifierRemove, type MmuIntervalReadBegin,
+  PAGE_SIZE, type HmmRangeFault, type HmmRangeFaultResult, type MmuIntervalNotifierInsert, type MmuIntervalNotifierRemove, type MmuIntervalReadBegin, type MmuIntervalSetSeq,
 } from './protocol.js';
 import { vmaReadable, vmaWritable } from './vma.js';
 
@@ -39,7 +39,10 @@ export function hmm_range_fault(k: Kernel, env: Envelope<Message>, m: HmmRangeFa
   };
   if (!sub || sub.removed) return reply(ENOENT, 0);
   if (!Number.isInteger(npages) || npages > HMM_RANGE_PAGES_MAX) return reply(EINVAL, 0);
-  if (m.start % PAGE_SIZE !== 0 || m.end % PAGE_SIZE !== 0 || m.end <= m.start || m.start < sub.start || m.end - 1 > sub.last) return reply(EINVAL, 0);
+  // No check of [start, end) against the notifier's interval: mm/hmm.c (v6.15) hmm_range_fault
+  // walks whatever range it is given; pages outside the interval are simply not covered by its
+  // invalidations (the caller's problem, as in the kernel).
+  if (m.start % PAGE_SIZE !== 0 || m.end % PAGE_SIZE !== 0 || m.end <= m.start) return reply(EINVAL, 0);
   if (m.flags_in !== undefined && m.flags_in.length !== npages) return reply(EINVAL, 0);
   const p = k.proc(sub.pid);
   if (!p) return reply(EFAULT, 0);
@@ -139,4 +142,25 @@ export function mmu_interval_read_begin(k: Kernel, env: Envelope<Message>, m: Mm
     k.ctx.reply(env, { type: 'read_begin_result', ret: 0, seq });
   });
   sync = false;
+}
+
+/**
+ * The driver's mmu_interval_set_seq (include/linux/mmu_notifier.h, v6.15), arriving before the ack
+ * of the invalidate it answers. The only writer of sub->invalidate_seq after insert. A store from
+ * another actor, to a removed subscription, or of a value that is not odd or goes backwards is a
+ * driver bug: warned and ignored.
+ */
+export function mmu_interval_set_seq(k: Kernel, env: Envelope<Message>, m: MmuIntervalSetSeq): void {
+  const sub = k.subs.get(m.sub);
+  if (!sub || sub.removed) return; // removed while the store was in flight: nothing reads it any more
+  const bad = sub.owner !== env.from ? `from ${env.from}, not the owner ${sub.owner}`
+    : !Number.isInteger(m.cur_seq) || (m.cur_seq & 1) !== 1 ? `cur_seq ${m.cur_seq} is not odd`
+    : m.cur_seq < sub.invalidate_seq ? `cur_seq ${m.cur_seq} older than ${sub.invalidate_seq}`
+    : m.cur_seq > (k.procs.get(sub.pid)?.notifiers.invalidate_seq ?? Infinity) ? `cur_seq ${m.cur_seq} was never handed out`
+    : null;
+  if (bad !== null) {
+    k.ctx.trace('warn', { what: `mmu_interval_set_seq ignored: ${bad}`, sub: sub.id });
+    return;
+  }
+  sub.invalidate_seq = m.cur_seq;
 }

@@ -26,10 +26,12 @@
 //      lock; read_retry(sub, seq) → true    PTEs change; invalidate_range_end: seq even
 //      unlock; goto again                   (without the retry the device would map freed pages)
 //
-// Here the subscription's invalidate_seq is written by the driver (its own copy, under its update
-// lock: protocol.ts mmu_interval_set_seq). mm keeps the value it last handed to that subscription
-// as cur_seq: a correct driver's copy equals it by the time any later reply from mm reaches the
-// driver, because mm → driver messages are FIFO.
+// Here the subscription's invalidate_seq is written by the driver only (protocol.ts
+// mmu_interval_set_seq: its own copy under its update lock, and an `mmu_interval_set_seq` message
+// that mm stores in Subscription.invalidate_seq before the driver's ack arrives, FIFO). mm writes it
+// only at insert, as __mmu_interval_notifier_insert does. A driver that skips set_seq leaves it
+// unchanged, exactly as in Linux: read_begin does not wait for it and hmm_range_fault does not
+// return -EBUSY, so only the driver's own read_retry (also unchanged) could have caught the race.
 import type { ActorId } from '@svmsim/runtime';
 import { IntervalTree, type IntervalNode } from './interval-tree.js';
 import { assert } from './physmem.js';
@@ -42,7 +44,7 @@ export interface Subscription {
   readonly last: number;
   /** The driver actor whose invalidate callback this is. */
   readonly owner: ActorId;
-  /** sub->invalidate_seq as handed to the driver. */
+  /** sub->invalidate_seq: set at insert, then only by the driver's mmu_interval_set_seq. */
   invalidate_seq: number;
   node: IntervalNode<Subscription> | undefined;
   /** Inserted but waiting for the epoch to end (deferred_list). */

@@ -108,10 +108,9 @@ function callInvalidate(k: Kernel, inv: Invalidation, sub: Subscription, done: (
     event: r.event, blockable: r.blockable, owner: r.owner, cur_seq: inv.cur_seq,
   };
   const sentNs = k.ctx.now();
-  // What the driver's mmu_interval_set_seq will store; a callback that refuses (returns false,
-  // non-blockable only) does so before set_seq, as test_hmm.c does: then the old value stands.
-  const prevSeq = sub.invalidate_seq;
-  sub.invalidate_seq = inv.cur_seq;
+  // sub->invalidate_seq is not touched here: in Linux only the driver's mmu_interval_set_seq writes
+  // it (mn_itree_invalidate just passes cur_seq, mm/mmu_notifier.c v6.15); the driver's store
+  // reaches mm as an `mmu_interval_set_seq` message before its ack (hmm-range-fault.ts).
   // khungtaskd: a blocked task is reported, not killed; the wait goes on.
   const hung = k.ctx.after(k.hungTaskTimeoutNs, { type: 'mm_hung_task_check' });
   k.hungChecks.set(hung, () => {
@@ -128,7 +127,6 @@ function callInvalidate(k: Kernel, inv: Invalidation, sub: Subscription, done: (
       ok = true;
       k.ctx.trace('warn', { what: `${sub.owner} did not ack invalidation ${inv.inv}: ${reply.type}`, sub: sub.id });
     }
-    if (!ok && !r.blockable) sub.invalidate_seq = prevSeq;
     k.oracle('invalidate_ack', { inv: inv.inv, sub: sub.id, dev: sub.owner, ok });
     done(ok);
   });

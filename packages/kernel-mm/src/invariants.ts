@@ -31,7 +31,9 @@ export function checkInvariants(k: Kernel, after: string): void {
         // A writable PTE to an anonymous page means the page is this mapping's alone (PageAnonExclusive).
         if (kind === PTE_PRESENT && f & PTE_WRITE && pm.flags[v] & PG_ANON) {
           if (!(pm.mapcount[v] === 1 && !(pm.flags[v] & PG_KSM))) fail(`after ${after}: pid ${p.pid} vpn ${vpn} maps anon frame ${v} writable, but it has ${pm.mapcount[v]} mappings${pm.flags[v] & PG_KSM ? ' and is a KSM page' : ''}`);
+          if (!pm.anonExclusive[v]) fail(`after ${after}: pid ${p.pid} vpn ${vpn} maps anon frame ${v} writable, but it is not PageAnonExclusive`);
         }
+        if (pm.anonExclusive[v] && (pm.mapcount[v] > 1 || pm.flags[v] & PG_KSM)) fail(`after ${after}: frame ${v} is PageAnonExclusive with ${pm.mapcount[v]} mappings${pm.flags[v] & PG_KSM ? ' as a KSM page' : ''}`);
       } else if (kind === PTE_SWAP) {
         swapUsers.set(v, (swapUsers.get(v) ?? 0) + 1);
       }

@@ -60,6 +60,8 @@ export interface MmConfig {
   checkInvariants?: boolean;
   /** The periodic flusher writes dirty file pages back every this many ns (0/absent: only on `writeback`). */
   writebackIntervalNs?: number;
+  /** get_user_pages gives up after this many faults per page asked for (a page unmapped as fast as it is faulted). Default 16. */
+  gupFaultsPerPageMax?: number;
 }
 
 /** An I/O error: -EIO where a pfn was expected. */
@@ -321,6 +323,7 @@ export class Kernel {
     assert(!this.swapCache.has(slot), `swap cache slot ${slot} already holds frame ${this.swapCache.get(slot)}`);
     this.swapCache.set(slot, pfn);
     this.pm.flags[pfn] |= PG_SWAPCACHE;
+    this.pm.swapSlot[pfn] = slot;
     this.pm.get(pfn);
   }
 
@@ -330,6 +333,7 @@ export class Kernel {
     if (pfn === undefined) return;
     this.swapCache.delete(slot);
     this.pm.flags[pfn] &= ~PG_SWAPCACHE;
+    this.pm.swapSlot[pfn] = -1;
     this.pm.put(pfn);
   }
 

@@ -68,6 +68,7 @@ function try_to_merge_one_page(k: Kernel, p: Process, vpn: number, done: (merged
       return finish(true);
     }
     pm.flags[pfn] |= PG_KSM;
+    pm.anonExclusive[pfn] = 0; // KSM pages are never exclusive
     k.ksmStable.set(content, pfn);
     finish(false);
   });

@@ -8,7 +8,8 @@
 //   the range is locked until finalize (faults on it wait, as on migration entries);
 //   MMU_NOTIFY_MIGRATE over the range with owner = pgmap_owner (the caller's own mirror may skip
 //   the work but still sets its seq); then per page:
-//     pte_none or the zero page in an anonymous VMA → offered with no source (MIGRATE_PFN_MIGRATE)
+//     pte_none in an anonymous VMA → offered with no source (MIGRATE_PFN_MIGRATE), whatever the
+//       flags; the zero page likewise, with SELECT_SYSTEM only
 //     a present anonymous page, SELECT_SYSTEM, mapped once, not pinned → migration entry,
 //       VALID|MIGRATE(|WRITE), its content handed to the driver to copy
 //     a device-private page of pgmap_owner, SELECT_DEVICE_PRIVATE → VALID|MIGRATE(|WRITE); the driver
@@ -20,7 +21,9 @@
 //
 // A CPU fault on a device-private entry (do_swap_page → migrate_to_ram): MMU_NOTIFY_MIGRATE on the
 // page with the owner's pgmap owner (as the owner's migrate_to_ram → migrate_vma_setup does), then
-// `migrate_to_ram` to the owner, which copies the page out and forgets it; mm installs a RAM page.
+// `migrate_to_ram` to the owner, which copies the page out and forgets it; mm installs a RAM page
+// in every PTE that held the device page (after fork: try_to_migrate's rmap walk, each of those
+// mappings told by its own MMU_NOTIFY_MIGRATE, owner NULL).
 // A driver that cannot copy fails the fault (VM_FAULT_SIGBUS → -EFAULT).
 //
 // make_device_exclusive: fault each page in for write, MMU_NOTIFY_EXCLUSIVE with owner = the
@@ -28,10 +31,10 @@
 // MMU_NOTIFY_EXCLUSIVE with owner NULL (so the owner's mirror drops its entry).
 import type { Envelope, Message } from '@svmsim/runtime';
 import { FAULT_FLAG_WRITE, deviceFaultHooks, handle_mm_fault, type FaultDone } from './fault.js';
-import { mmu_notifier_invalidate_range_end, mmu_notifier_invalidate_range_start } from './invalidate.js';
+import { mmu_notifier_invalidate_range_end, mmu_notifier_invalidate_range_start, type Invalidation } from './invalidate.js';
 import type { Kernel } from './kernel.js';
 import { PTE_DEVICE_EXCLUSIVE, PTE_DEVICE_PRIVATE, PTE_KIND_MASK, PTE_MIGRATION, PTE_MIGRATION_DEVICE, PTE_NONE, PTE_PRESENT, PTE_WAS_WRITE, PTE_WRITE } from './page-table.js';
-import { PG_ANON } from './physmem.js';
+import { PG_ANON, assert } from './physmem.js';
 import type { Process } from './process.js';
 import {
   EFAULT, EINVAL, ENOMEM, ESRCH, MIGRATE_PFN_MIGRATE, MIGRATE_PFN_VALID, MIGRATE_PFN_WRITE, MIGRATE_VMA_SELECT_DEVICE_PRIVATE,
@@ -88,7 +91,9 @@ export function migrate_vma_setup(k: Kernel, env: Envelope<Message>, m: MigrateV
         const kind = f & PTE_KIND_MASK;
         const writable = vmaWritable(vma);
         if (kind === PTE_NONE || (kind === PTE_PRESENT && v === ZERO_PFN)) {
-          if (!(m.flags & MIGRATE_VMA_SELECT_SYSTEM)) continue;
+          // migrate_vma_collect_pmd (mm/migrate_device.c v6.15): pte_none in an anonymous VMA is
+          // offered whatever the flags; the zero page only with MIGRATE_VMA_SELECT_SYSTEM.
+          if (kind === PTE_PRESENT && !(m.flags & MIGRATE_VMA_SELECT_SYSTEM)) continue;
           mig.srcFlags[i] = MIGRATE_PFN_MIGRATE | (writable ? MIGRATE_PFN_WRITE : 0);
         } else if (kind === PTE_PRESENT && m.flags & MIGRATE_VMA_SELECT_SYSTEM) {
           const pm = k.pm;
@@ -157,6 +162,7 @@ function finalizePages(k: Kernel, env: Envelope<Message>, m: MigrateVmaFinalize,
         continue;
       }
       pm.flags[pfn] |= PG_ANON;
+      pm.anonExclusive[pfn] = 1; // a new page for this one PTE
       pm.content[pfn] = m.dst_data[i];
       p.pt.setFlags(vpn, oldF); // the device-private entry again, so that zapPte drops its page
       k.zapPte(p, vpn);
@@ -206,35 +212,88 @@ export function abortMigrationsOf(k: Kernel, driver: string): void {
   }
 }
 
-/** do_swap_page on a device-private entry: the owner copies the page back to RAM. */
+/**
+ * The other PTEs holding device-private entry `devPfn` (a page shared by fork): the rmap walk of
+ * try_to_migrate. Found by a scan of the VMAs of every process, only when the page has more than
+ * one reference (refcounts are per mapping). Each is trylocked (the PTL); one that is busy makes
+ * the migration take the faulting PTE alone, as it did before.
+ */
+function otherDevicePrivateMappings(k: Kernel, p: Process, vpn: number, devPfn: number): { p: Process; vpn: number; lock: number }[] | null {
+  const others: { p: Process; vpn: number; lock: number }[] = [];
+  if (k.devicePages.refs(devPfn) <= 1) return others;
+  for (const q of k.procs.values()) {
+    if (!q.alive) continue;
+    for (const vma of q.vmas.list) {
+      q.pt.forEach(vma.start, vma.end, (v, f, val) => {
+        if ((f & PTE_KIND_MASK) === PTE_DEVICE_PRIVATE && val === devPfn && !(q === p && v === vpn)) others.push({ p: q, vpn: v, lock: -1 });
+      });
+    }
+  }
+  for (const o of others) {
+    o.lock = o.p.locks.tryLock(o.vpn, o.vpn + 1, 'try_to_migrate');
+    if (o.lock < 0) {
+      for (const u of others) if (u.lock >= 0) u.p.locks.unlock(u.lock);
+      return null;
+    }
+  }
+  return others;
+}
+
+/**
+ * do_swap_page on a device-private entry → pgmap->ops->migrate_to_ram: the owner copies the page
+ * out (its migrate_vma_setup on the faulting PTE), and try_to_migrate / remove_migration_ptes
+ * (mm/migrate_device.c, mm/rmap.c v6.15) move every other mapping of the page with it: all of
+ * them end up on the one new RAM page, each told by MMU_NOTIFY_MIGRATE first.
+ */
 function migrateToRam(k: Kernel, p: Process, vpn: number, done: FaultDone): void {
   const devPfn = p.pt.value(vpn);
   const owner = k.devicePages.owner(devPfn);
   if (owner === undefined) return done(EFAULT);
-  const wasWrite = (p.pt.flags(vpn) & PTE_WRITE) !== 0;
-  const range = { start: vpn * PAGE_SIZE, end: (vpn + 1) * PAGE_SIZE, event: 'MMU_NOTIFY_MIGRATE' as const, blockable: true, owner, task: processTask(p), caller: 'migrate_vma_collect' };
-  mmu_notifier_invalidate_range_start(k, p, range, (_r, inv) => {
+  const others = otherDevicePrivateMappings(k, p, vpn, devPfn) ?? [];
+  const unlockOthers = () => others.forEach((o) => o.p.locks.unlock(o.lock));
+  const all = [{ p, vpn }, ...others];
+  const writes = all.map((m) => (m.p.pt.flags(m.vpn) & PTE_WRITE) !== 0);
+  // One MMU_NOTIFY_MIGRATE per mapping: the faulting one with the owner (migrate_vma_collect),
+  // the others with none (try_to_migrate_one: their mirrors must drop the device page).
+  const invs: Invalidation[] = [];
+  const start = (i: number): void => {
+    if (i === all.length) return copy();
+    const m = all[i];
+    const range = { start: m.vpn * PAGE_SIZE, end: (m.vpn + 1) * PAGE_SIZE, event: 'MMU_NOTIFY_MIGRATE' as const, blockable: true, owner: i === 0 ? owner : null, task: processTask(p), caller: i === 0 ? 'migrate_vma_collect' : 'try_to_migrate_one' };
+    mmu_notifier_invalidate_range_start(k, m.p, range, (_r, inv) => {
+      invs.push(inv);
+      start(i + 1);
+    });
+  };
+  const end = (ret: number) => {
+    for (const inv of invs) mmu_notifier_invalidate_range_end(k, inv);
+    unlockOthers();
+    done(ret);
+  };
+  const copy = () => {
     k.call(owner, { type: 'migrate_to_ram', pid: p.pid, addr: vpn * PAGE_SIZE, dev_pfn: devPfn }, (reply) => {
       const r = reply as MigrateToRamResult;
-      if (reply.type !== 'migrate_to_ram_result' || r.ret < 0) {
-        mmu_notifier_invalidate_range_end(k, inv);
-        return done(EFAULT); // VM_FAULT_SIGBUS
-      }
+      if (reply.type !== 'migrate_to_ram_result' || r.ret < 0) return end(EFAULT); // VM_FAULT_SIGBUS
       const pfn = k.pm.alloc(true);
-      if (pfn < 0) {
-        mmu_notifier_invalidate_range_end(k, inv);
-        return done(ENOMEM);
-      }
+      if (pfn < 0) return end(ENOMEM);
       k.pm.flags[pfn] |= PG_ANON;
       k.pm.content[pfn] = r.value;
-      k.zapPte(p, vpn);
-      k.mapPresent(p, vpn, pfn, wasWrite, wasWrite);
+      // Every mapping is locked, so each still holds the entry; assert it rather than hope.
+      for (const m of all) assert((m.p.pt.flags(m.vpn) & PTE_KIND_MASK) === PTE_DEVICE_PRIVATE && m.p.pt.value(m.vpn) === devPfn, `migrate_to_ram: pid ${m.p.pid} vpn ${m.vpn} lost its device-private entry under its lock`);
+      // Exclusive (and writable, if it was) only when one PTE takes it; shared after fork the
+      // entries were read-only, and stay so: COW from here.
+      const alone = all.length === 1;
+      all.forEach((m, i) => {
+        k.zapPte(m.p, m.vpn);
+        k.mapPresent(m.p, m.vpn, pfn, alone && writes[i], alone && writes[i]);
+      });
+      k.pm.anonExclusive[pfn] = alone ? 1 : 0;
       k.pm.put(pfn);
       k.stats.migrations++;
-      mmu_notifier_invalidate_range_end(k, inv);
-      done(0);
+      end(0);
     });
-  });
+  };
+  start(0);
 }
 
 export function make_device_exclusive(k: Kernel, env: Envelope<Message>, m: MakeDeviceExclusive): void {

@@ -71,6 +71,7 @@ export function migrate_page(k: Kernel, pfn: number, movable: boolean, task: str
         l.p.pt.setFlags(l.vpn, PTE_PRESENT);
         k.zapPte(l.p, l.vpn);
         pm.flags[dst] |= pm.flags[pfn] & MIGRATED_FLAGS;
+        pm.anonExclusive[dst] = pm.anonExclusive[pfn]; // the migration entry keeps PageAnonExclusive
         k.mapPresent(l.p, l.vpn, dst, (l.flags & PTE_WRITE) !== 0, false);
         l.p.pt.setFlags(l.vpn, l.flags);
       } else {

@@ -8,7 +8,7 @@ import { sys_exit } from './exit.js';
 import { createFile } from './filemap.js';
 import { sys_fork } from './fork.js';
 import { get_user_pages, unpin_user_pages } from './gup.js';
-import { hmm_range_fault, mmu_interval_notifier_insert, mmu_interval_notifier_remove, mmu_interval_read_begin } from './hmm-range-fault.js';
+import { hmm_range_fault, mmu_interval_notifier_insert, mmu_interval_notifier_remove, mmu_interval_read_begin, mmu_interval_set_seq } from './hmm-range-fault.js';
 import { vma_lookup } from './vma-lookup.js';
 import { mmap_lock_drop_owner, mmap_read_lock, mmap_read_unlock, mmap_write_downgrade, mmap_write_held_by, mmap_write_lock, mmap_write_unlock } from './mmap-lock.js';
 import { Kernel, type MmConfig, type MmInternal, type MmOutgoing } from './kernel.js';
@@ -103,6 +103,8 @@ export function createMm(config: unknown, _id: string): Actor<Message> {
           return mmu_interval_notifier_remove(k, env, m);
         case 'mmu_interval_read_begin':
           return mmu_interval_read_begin(k, env, m);
+        case 'mmu_interval_set_seq':
+          return mmu_interval_set_seq(k, env, m);
         case 'hmm_range_fault':
           return hmm_range_fault(k, env, m);
         case 'mmap_read_lock': {

@@ -59,6 +59,15 @@ export class Physmem {
   /** Frames with a pin count above zero. */
   nrPinned = 0;
   readonly flags: Uint8Array;
+  /**
+   * PageAnonExclusive (include/linux/page-flags.h, v6.15): set when an anonymous page is mapped as
+   * this mm's own (a new anon page, a COW copy, an exclusive swap-in, a reuse), cleared when fork
+   * shares it or KSM merges it. do_wp_page reuses an exclusive page without looking at references;
+   * a non-exclusive one only if nothing but its mapping holds it (wp_can_reuse_anon_folio).
+   */
+  readonly anonExclusive: Uint8Array;
+  /** The swap slot a PG_SWAPCACHE page stands for (-1 otherwise): folio->swap. */
+  readonly swapSlot: Int32Array;
   /** Page-cache owner: file id (or 0 for none: file ids start at 1, shm ids are negative). */
   readonly fileId: Int32Array;
   readonly fileIdx: Int32Array;
@@ -97,6 +106,8 @@ export class Physmem {
     this.mapcount = new Int32Array(n);
     this.pincount = new Int32Array(n);
     this.flags = new Uint8Array(n);
+    this.anonExclusive = new Uint8Array(n);
+    this.swapSlot = new Int32Array(n).fill(-1);
     this.fileId = new Int32Array(n);
     this.fileIdx = new Int32Array(n);
     this.rmapPid = new Int32Array(n).fill(-1);
@@ -152,6 +163,7 @@ export class Physmem {
     assert(this.mapcount[pfn] === 0 && this.pincount[pfn] === 0, `free: frame ${pfn} still mapped (${this.mapcount[pfn]}) or pinned (${this.pincount[pfn]})`);
     if (this.flags[pfn] & PG_LRU) this.lruDel(pfn);
     this.flags[pfn] = 0;
+    this.anonExclusive[pfn] = 0;
     this.fileId[pfn] = 0;
     this.fileIdx[pfn] = 0;
     this.rmapPid[pfn] = -1;
@@ -269,7 +281,7 @@ export class Physmem {
 
   /** Typed-array bytes per frame: what the frames cost. */
   static bytesPerFrame(): number {
-    return 8 + 4 * 6 + 1 + 4 * 2;
+    return 8 + 4 * 7 + 1 + 1 + 4 * 2;
   }
 }
 

@@ -167,6 +167,16 @@ export interface MmuIntervalNotifierRemove { type: 'mmu_interval_notifier_remove
 /** Reply: read_begin_result. Waits while this subscription is invalidated in the current epoch. */
 export interface MmuIntervalReadBegin { type: 'mmu_interval_read_begin'; sub: number }
 export interface MmuIntervalReadBeginResult { type: 'read_begin_result'; ret: number; seq: number }
+/**
+ * The store of mmu_interval_set_seq (include/linux/mmu_notifier.h, v6.15: WRITE_ONCE of cur_seq into
+ * sub->invalidate_seq), made visible to mm. In Linux that field is shared memory that read_begin and
+ * hmm_range_fault's mmu_interval_check_retry read; here the driver tells mm, from its invalidate
+ * callback, before its ack (FIFO per pair: mm sees it before the ack and before any later request of
+ * the driver). mm never writes the field itself when it calls the callback: a driver that skips
+ * set_seq (as test_hmm.c and nouveau do on purpose for their own MIGRATE / EXCLUSIVE) leaves it as it
+ * was, so read_begin does not wait and hmm_range_fault does not answer -EBUSY. No reply.
+ */
+export interface MmuIntervalSetSeq { type: 'mmu_interval_set_seq'; sub: number; cur_seq: number }
 
 /**
  * mm → driver: the `invalidate` callback of an mmu_interval_notifier (sent as a request).
@@ -344,7 +354,7 @@ export interface BioDone { type: 'bio_done'; ret: number; value: number }
 
 export type MmRequest =
   | ProcessCreate | Mmap | Munmap | Mprotect | Madvise | Fork | Exit | CpuAccess | FileCreate
-  | MmuIntervalNotifierInsert | MmuIntervalNotifierRemove | MmuIntervalReadBegin | HmmRangeFault | VmaLookup
+  | MmuIntervalNotifierInsert | MmuIntervalNotifierRemove | MmuIntervalReadBegin | MmuIntervalSetSeq | HmmRangeFault | VmaLookup
   | MmapReadLock | MmapReadUnlock | MmapWriteLock | MmapWriteDowngrade | MmapWriteUnlock | GetUserPages | UnpinUserPages | DmaAccess | MigrateVmaSetup | MigrateVmaFinalize | MakeDeviceExclusive | MemremapPages
   | ReclaimTrigger | MigratePages | KsmScan | Writeback | Dump;
 
@@ -360,8 +370,10 @@ export type DeviceToMm = InvalidateAck | MigrateToRamResult | BioDone;
 export type MmMessage = MmRequest | MmReply | MmToDevice | DeviceToMm;
 
 // =====================================================================================
-// Driver-side helpers: the inline functions of <linux/mmu_notifier.h>. The subscription's
-// invalidate_seq lives with the driver, written under its update lock.
+// Driver-side helpers: the inline functions of <linux/mmu_notifier.h>. The driver keeps its own
+// copy of the subscription's invalidate_seq (written under its update lock, read by read_retry) and
+// mmu_interval_set_seq also sends the store to mm (MmuIntervalSetSeq), which holds the copy that
+// read_begin and hmm_range_fault read. Only the driver writes it after insert, as in Linux.
 // =====================================================================================
 
 export interface MmuIntervalNotifier {
@@ -369,9 +381,17 @@ export interface MmuIntervalNotifier {
   invalidate_seq: number;
 }
 
-/** Call under the driver's update lock from the invalidate callback, unconditionally. */
-export function mmu_interval_set_seq(mni: MmuIntervalNotifier, cur_seq: number): void {
+/** Whatever can send a message to mm: the driver's ctx. */
+export interface SetSeqSender { send(to: string, msg: MmuIntervalSetSeq): unknown }
+
+/**
+ * Call under the driver's update lock from the invalidate callback (mmu_notifier.h asks for it
+ * unconditionally; a driver that skips it for its own events, as test_hmm.c does for its own
+ * MIGRATE, must know why). `mm` is the actor whose `invalidate` this answers (the envelope's from).
+ */
+export function mmu_interval_set_seq(ctx: SetSeqSender, mm: string, mni: MmuIntervalNotifier, cur_seq: number): void {
   mni.invalidate_seq = cur_seq;
+  ctx.send(mm, { type: 'mmu_interval_set_seq', sub: mni.sub, cur_seq });
 }
 
 /** Under the update lock: true if an invalidation intervened since read_begin returned `seq`. */

@@ -5,7 +5,8 @@
 // For each candidate page from the LRU tail:
 //   referenced (PTE young bits, PG_REFERENCED) → clear and rotate (second chance)
 //   locked, or any of its PTEs range-locked    → skip (folio_trylock fails)
-//   anon, not yet in swap, maybe DMA-pinned    → keep, before any unmap (no notifier)
+//   anon, not yet in swap, maybe DMA-pinned    → keep, before any unmap (no notifier); a plain gup
+//                                                reference does not keep it here (only at the end)
 //   anon: allocate a swap slot, then try_to_unmap: for each mapping MMU_NOTIFY_CLEAR on the page,
 //     then the PTE becomes the swap entry — unless the page is maybe pinned (the anon-exclusive
 //     share check fails: the PTE is restored; the invalidation was sent all the same)
@@ -22,7 +23,7 @@ import { mmu_notifier_invalidate_range_end, mmu_notifier_invalidate_range_start 
 import type { Kernel } from './kernel.js';
 import { reclaimHooks } from './page-alloc.js';
 import { PTE_DIRTY, PTE_KIND_MASK, PTE_PRESENT, PTE_SWAP, PTE_YOUNG } from './page-table.js';
-import { LRU_ANON, LRU_FILE, PG_ANON, PG_DIRTY, PG_LOCKED, PG_LRU, PG_REFERENCED, PG_SWAPCACHE, type RmapEntry } from './physmem.js';
+import { LRU_ANON, LRU_FILE, PG_ANON, PG_DIRTY, PG_LOCKED, PG_LRU, PG_REFERENCED, PG_SWAPCACHE, assert, type RmapEntry } from './physmem.js';
 import type { Process } from './process.js';
 import { KSWAPD, processTask } from './task.js';
 
@@ -79,11 +80,14 @@ export function shrink_folio(k: Kernel, pfn: number, who: Who, task: string, the
   const pm = k.pm;
   if (!(pm.flags[pfn] & PG_LRU) || pm.flags[pfn] & PG_LOCKED) return then(false);
   const anon = (pm.flags[pfn] & PG_ANON) !== 0;
+  if (pm.flags[pfn] & PG_SWAPCACHE) return shrink_swap_cache_folio(k, pfn, then);
   if (anon && pm.maybeDmaPinned(pfn)) return then(false); // not in swap cache yet: keep before unmap
-  // Unmapped, or held by a gup reference: add_to_swap would be wasted, __remove_mapping would fail.
-  if (anon && (pm.mapcount[pfn] === 0 || pm.extraRefs(pfn) > 0)) return then(false);
-  // Already the swap cache page of a slot some PTEs hold: left until they swap it in (simplified).
-  if (pm.flags[pfn] & PG_SWAPCACHE) return then(false);
+  // Unmapped anon pages are left to whoever holds them (simplification). A page held by a plain
+  // gup reference is NOT skipped: shrink_folio_list (mm/vmscan.c v6.15) checks only
+  // folio_maybe_dma_pinned here; it adds the page to swap, try_to_unmap sends CLEAR to every
+  // mapping, pageout writes the slot, and only __remove_mapping's refcount freeze fails — the page
+  // stays in the swap cache, its PTEs are swap entries (a fault maps the same page back).
+  if (anon && pm.mapcount[pfn] === 0) return then(false);
   const mappings = pm.mappings(pfn);
   // folio_trylock and the PTE locks: skip a page someone is working on.
   const locks: { p: Process; id: number }[] = [];
@@ -161,6 +165,50 @@ export function shrink_folio(k: Kernel, pfn: number, who: Who, task: string, the
     }
     removeFromPageCache(k, pfn);
     finish(true);
+  });
+}
+
+/**
+ * A page already in the swap cache (its slot written; some PTEs hold the slot): if no PTE maps it
+ * and nothing but the swap cache holds it, __remove_mapping deletes it from the swap cache and frees
+ * it (mm/vmscan.c v6.15), after writing the slot again if it was dirtied since (a device writing
+ * through a gup reference, set_page_dirty at unpin). Departure: a swap-cache page that some PTEs
+ * mapped back is left (the kernel would try_to_unmap those PTEs to the same slot).
+ */
+function shrink_swap_cache_folio(k: Kernel, pfn: number, then: (freed: boolean) => void): void {
+  const pm = k.pm;
+  const slot = pm.swapSlot[pfn];
+  assert(slot >= 0 && k.swapCache.get(slot) === pfn, `swap-cache frame ${pfn} without its slot`);
+  if (pm.mapcount[pfn] > 0 || pm.extraRefs(pfn) > 1) return then(false);
+  pm.flags[pfn] |= PG_LOCKED;
+  pm.get(pfn); // isolate_lru_folio's reference
+  const finish = (freed: boolean) => {
+    pm.flags[pfn] &= ~PG_LOCKED;
+    const waiters = k.pageWaiters.get(pfn);
+    k.pageWaiters.delete(pfn);
+    if (freed) {
+      k.stats.reclaimed++;
+      if (pm.flags[pfn] & PG_LRU) pm.lruDel(pfn);
+    }
+    pm.put(pfn);
+    waiters?.forEach((w) => w());
+    then(freed);
+  };
+  // __remove_mapping: isolation + swap cache references only, and still the slot's page.
+  const remove = () => {
+    if (pm.mapcount[pfn] > 0 || pm.extraRefs(pfn) > 2 || k.swapCache.get(slot) !== pfn) return finish(false);
+    k.swapCacheDel(slot);
+    finish(true);
+  };
+  if (!(pm.flags[pfn] & PG_DIRTY)) return remove();
+  pm.flags[pfn] &= ~PG_DIRTY;
+  k.call(k.blockdev, { type: 'bio_submit', op: 'write', dev: 'swap', block: slot, value: pm.content[pfn] }, (r) => {
+    if (r.type !== 'bio_done' || (r as BioDone).ret < 0) {
+      pm.flags[pfn] |= PG_DIRTY; // a failed swap write re-dirties the folio
+      return finish(false);
+    }
+    k.stats.swapOuts++;
+    remove();
   });
 }
 

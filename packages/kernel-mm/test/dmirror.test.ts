@@ -498,6 +498,23 @@ describe('dmirror: hmm-tests.c cases against mm, every seed checked by the data 
     }
   });
 
+  // lib/test_hmm.c v6.15 dmirror_migrate_to_device: vma_lookup(mm, addr), !vma or !(vm_flags & VM_READ) → -EINVAL.
+  it('MIGRATE_TO_DEV refuses a range whose VMA is missing or not readable with -EINVAL, after migrating the VMAs before it', async () => {
+    const r = await run([
+      S.create(), S.mmap(3, PROT_NONE), S.mprotect(0, 2, RW), S.store(0, 7), S.store(1, 8), S.open('open0'),
+      S.cmd('HMM_DMIRROR_MIGRATE_TO_DEV', 2, 1, 'prot-none'),
+      S.cmd('HMM_DMIRROR_MIGRATE_TO_DEV', 0, 3, 'straddle'), // [0, 2) readable, page 2 not
+      S.cmd('HMM_DMIRROR_MIGRATE_TO_DEV', 3, 1, 'no-vma'),
+      S.cmd('HMM_DMIRROR_SNAPSHOT', 0, 3, 'snapshot'),
+    ], 1);
+    expect(res(r, 'prot-none').ret).toBe(EINVAL);
+    expect(res(r, 'straddle').ret).toBe(EINVAL);
+    expect(res(r, 'no-vma').ret).toBe(EINVAL);
+    const LOCAL_W = HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL | HMM_DMIRROR_PROT_WRITE;
+    expect(res(r, 'snapshot').snapshot.slice(0, 2)).toEqual([LOCAL_W, LOCAL_W]);
+    noViolations(r, 1);
+  });
+
   it('hmm2 snapshot and migrate_mixed: pages on this device are LOCAL, on the other device NONE; a page on the other device does not move', async () => {
     const LOCAL_W = HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL | HMM_DMIRROR_PROT_WRITE;
     for (let seed = 1; seed <= 50; seed++) {
@@ -812,6 +829,10 @@ describe('dmirror callbacks, driven by hand', () => {
     h.deliver('mm', { type: 'mmu_interval_notifier_insert_result', ret: 0, sub: 7 } as Message, h.take('mmu_interval_notifier_insert').id);
     h.take('dmirror_open_result');
     h.deliver('app', { type: 'dmirror_cmd', cmd: 'HMM_DMIRROR_MIGRATE_TO_DEV', pid: 1, addr: BUF, npages: 2 } as Message);
+    // dmirror_migrate_to_device: vma_lookup first (a readable VMA that covers the range).
+    const lookup = h.take('vma_lookup');
+    expect(lookup.msg).toEqual({ type: 'vma_lookup', pid: 1, addr: BUF });
+    h.deliver('mm', { type: 'vma_lookup_result', ret: 0, file: false, prot: PROT_READ | PROT_WRITE, start: BUF, end: BUF + 16 * PAGE_SIZE } as Message, lookup.id);
     const setup = h.take('migrate_vma_setup');
     expect(setup.msg).toMatchObject({ pid: 1, start: BUF, end: BUF + 2 * PAGE_SIZE, flags: 1, pgmap_owner: DEV });
     const F = MIGRATE_PFN_MIGRATE | MIGRATE_PFN_VALID | MIGRATE_PFN_WRITE;
@@ -899,6 +920,23 @@ describe('dmirror with fork, exit, files, reclaim (more of hmm-tests.c)', () => 
       ], seed);
       expect(res(r, 'snapshot').snapshot).toEqual(Array(3).fill(HMM_DMIRROR_PROT_WRITE));
       expect([r.out['child-load'].value, r.out['child-load2'].value]).toEqual([val(0), val(2)]);
+      noViolations(r, seed);
+    }
+  });
+
+  // mm/migrate_device.c + mm/rmap.c (v6.15): migrate_to_ram's migrate_vma_setup → try_to_migrate
+  // → remove_migration_ptes moves every mapping of the device page, not only the faulting one.
+  it('a device page shared by fork comes back to RAM for both processes on the child\'s fault', async () => {
+    for (let seed = 1; seed <= SEEDS_MORE; seed++) {
+      const r = await run([
+        S.create(), S.mmap(1), S.store(0, 9), S.open(), S.cmd('HMM_DMIRROR_MIGRATE_TO_DEV', 0, 1, 'migrate'), fork(),
+        child(S.load(0, 'child-load')), S.load(0, 'parent-load'),
+        S.cmd('HMM_DMIRROR_SNAPSHOT', 0, 1, 'snapshot'),
+      ], seed);
+      expect(res(r, 'migrate')).toMatchObject({ ret: 0, cpages: 1 });
+      expect(r.out['child-load']).toMatchObject({ value: 9, faults: 1 });
+      expect(r.out['parent-load']).toMatchObject({ value: 9, faults: 0 }); // already on the RAM page
+      expect(res(r, 'snapshot').snapshot).toEqual([HMM_DMIRROR_PROT_READ]); // shared, read-only: COW
       noViolations(r, seed);
     }
   });

@@ -28,7 +28,7 @@ describe('mmu_interval_notifier sequence protocol (mm/mmu_notifier.c)', () => {
     const hit = mn.invStartRange(0, 4096);
     expect(hit.subs.map((x) => x.id)).toEqual([1]);
     expect(hit.cur_seq).toBe(3);
-    // The callback's mmu_interval_set_seq (invalidate.ts records it as the invalidate is sent).
+    // The driver's mmu_interval_set_seq (its mmu_interval_set_seq message; mm never stores cur_seq itself).
     expect(s.invalidate_seq).toBe(1);
     s.invalidate_seq = hit.cur_seq;
     let got = -1;

@@ -3,10 +3,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
-  EBUSY, EFAULT, ENOMEM, EPERM, FOLL_LONGTERM, FOLL_WRITE, HMM_PFN_ERROR, HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_VALID, HMM_PFN_WRITE,
-  MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, MAP_SHARED, PAGE_SIZE, PROT_READ, PROT_WRITE,
+  EBUSY, EFAULT, ENOMEM, EPERM, FOLL_FORCE, FOLL_LONGTERM, FOLL_WRITE, HMM_PFN_ERROR, HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_VALID, HMM_PFN_WRITE,
+  MADV_PAGEOUT, MAP_ANONYMOUS, MIGRATE_PFN_MIGRATE, MIGRATE_VMA_SELECT_DEVICE_PRIVATE, MAP_FIXED, MAP_PRIVATE, MAP_SHARED, PAGE_SIZE, PROT_READ, PROT_WRITE, ZERO_PFN,
 } from '@svmsim/kernel-mm';
-import { readTrace } from '@svmsim/runtime';
+import { readTrace, type Message } from '@svmsim/runtime';
 import { ret, runMm, val, type Step } from '@svmsim/kernel-mm/testing/mm-harness';
 
 const RW = PROT_READ | PROT_WRITE;
@@ -113,6 +113,140 @@ describe('mm: gup and pin', () => {
   });
 });
 
+// mm/internal.h gup_must_unshare (v6.8–v6.15) and mm/gup.c __get_user_pages (v6.15).
+describe('mm: gup_must_unshare and the pages gup keeps', () => {
+  const F = 64 * 1024 * 1024;
+  const pin = (start: number, nr: number, gup_flags: number): Step => ({ msg: { type: 'get_user_pages', pid: 1, start, nr_pages: nr, gup_flags, pin: true } as never });
+  const pfnsOf = (m: Message) => [...(m as unknown as { pfns: Float64Array }).pfns];
+  const dmaRead = (pfn: number, addr = A): Step => ({ msg: { type: 'dma_access', dev: 'app', pid: 1, addr, pfn, write: false, tr: { via: 'pin' } } as never });
+
+  it('a read-only long-term pin of untouched anonymous memory unshares the zero page: the device sees the later CPU store', async () => {
+    const { results } = await runMm([
+      create, anon(2), load(1, 0), pin(A, 1, FOLL_LONGTERM),
+      (r) => [store(1, 0, 7), dmaRead(pfnsOf(r[3])[0])],
+    ]);
+    expect(ret(results[3])).toBe(1);
+    expect(pfnsOf(results[3])[0]).not.toBe(ZERO_PFN);
+    expect(val(results[5])).toBe(7);
+  });
+
+  it('a read-only long-term pin of a MAP_PRIVATE file page unshares the page-cache page', async () => {
+    const { results } = await runMm([
+      create, { msg: { type: 'file_create', name: 'f', pages: 2 } as never },
+      { msg: { type: 'mmap', pid: 1, addr: F, length: 2 * PAGE_SIZE, prot: RW, flags: MAP_PRIVATE | MAP_FIXED, file: 1, offset: 0 } as never },
+      load(1, 0, F), pin(F, 1, FOLL_LONGTERM),
+      (r) => [store(1, 0, 9, F), dmaRead(pfnsOf(r[4])[0], F)],
+    ]);
+    expect(ret(results[4])).toBe(1);
+    expect(val(results[6])).toBe(9);
+  });
+
+  it('a short-term read pin still takes the zero page (no unshare without FOLL_LONGTERM)', async () => {
+    const { results } = await runMm([create, anon(1), load(1, 0), pin(A, 1, 0)]);
+    expect(ret(results[3])).toBe(1);
+    expect(pfnsOf(results[3])[0]).toBe(ZERO_PFN);
+  });
+
+  it('keeps the pages pinned so far when it gives up at the fault bound, and returns their count', async () => {
+    // Page 1 needs a fault: the bound (0 faults) is hit at once. The pin of page 0 is the caller's
+    // now: fork copies the pinned page for the child, so the parent's next store takes no fault.
+    const { results } = await runMm([
+      create, anon(2), store(1, 0, 1), pin(A, 2, FOLL_WRITE), { msg: { type: 'fork', pid: 1 } as never }, store(1, 0, 2),
+    ], { mm: { gupFaultsPerPageMax: 0 } });
+    expect(ret(results[3])).toBe(1);
+    expect((results[5] as unknown as { faults: number }).faults).toBe(0);
+  });
+
+  it('refuses a FOLL_FORCE write to a read-only shared mapping (check_vma_flags: not a COW mapping)', async () => {
+    const { results } = await runMm([
+      create, { msg: { type: 'file_create', name: 'f', pages: 1 } as never },
+      { msg: { type: 'mmap', pid: 1, addr: F, length: PAGE_SIZE, prot: PROT_READ, flags: MAP_SHARED | MAP_FIXED, file: 1, offset: 0 } as never },
+      load(1, 0, F), pin(F, 1, FOLL_WRITE | FOLL_FORCE),
+    ]);
+    expect(ret(results[4])).toBe(EFAULT);
+  });
+});
+
+// mm/memory.c do_wp_page (v6.5–v6.15): PageAnonExclusive, or else wp_can_reuse_anon_folio (refcount 1).
+describe('mm: PageAnonExclusive and wp_can_reuse_anon_folio', () => {
+  const get = (nr = 1): Step => ({ msg: { type: 'get_user_pages', pid: 1, start: A, nr_pages: nr, gup_flags: 0, pin: false } as never });
+  const pfn0 = (m: Message) => (m as unknown as { pfns: Float64Array }).pfns[0];
+  const dmaRead = (pfn: number): Step => ({ msg: { type: 'dma_access', dev: 'app', pid: 1, addr: A, pfn, write: false, tr: { via: 'pin' } } as never });
+
+  it('fork clears PageAnonExclusive: after the child is gone, a write copies away from a page a gup reference holds', async () => {
+    const { results, mm } = await runMm([
+      create, anon(1), store(1, 0, 1), { msg: { type: 'fork', pid: 1 } as never }, { msg: { type: 'exit', pid: 2 } as never },
+      get(), store(1, 0, 2), (r) => [dmaRead(pfn0(r[5])), load(1, 0)],
+    ]);
+    expect(ret(results[5])).toBe(1);
+    expect(mm.cowCopies).toBe(1); // mapped once again, but refcount 2: wp_page_copy
+    expect(val(results[7])).toBe(1); // the gup holder still sees the old page
+    expect(val(results[8])).toBe(2);
+  });
+
+  it('without the reference the same write reuses the page (refcount 1) and marks it exclusive again', async () => {
+    const { results, mm } = await runMm([
+      create, anon(1), store(1, 0, 1), { msg: { type: 'fork', pid: 1 } as never }, { msg: { type: 'exit', pid: 2 } as never },
+      store(1, 0, 2), load(1, 0),
+    ]);
+    expect(mm.cowCopies).toBe(0);
+    expect(val(results[6])).toBe(2);
+  });
+});
+
+// mm/vmscan.c shrink_folio_list (v6.15): only folio_maybe_dma_pinned keeps an anon page before
+// add_to_swap; a plain reference fails __remove_mapping after try_to_unmap and pageout.
+describe('mm: reclaim of an anon page a gup reference holds', () => {
+  it('unmaps it (CLEAR), writes it to swap, keeps it in the swap cache; the next fault maps the same page', async () => {
+    const get: Step = { msg: { type: 'get_user_pages', pid: 1, start: A, nr_pages: 1, gup_flags: 0, pin: false } as never };
+    const { results, mm, invalidations } = await runMm([
+      create, anon(1), store(1, 0, 5), subscribe(1, A, PAGE_SIZE), get,
+      { msg: { type: 'madvise', pid: 1, addr: A, length: PAGE_SIZE, advice: MADV_PAGEOUT } as never },
+      load(1, 0), get,
+    ]);
+    expect(invalidations.map((i) => i.event)).toEqual(['MMU_NOTIFY_CLEAR']);
+    expect(mm.swapOuts).toBe(1);
+    expect(mm.reclaimed).toBe(0);
+    expect(val(results[6])).toBe(5);
+    const pfnOf = (m: Message) => (m as unknown as { pfns: Float64Array }).pfns[0];
+    expect(pfnOf(results[7])).toBe(pfnOf(results[4])); // swapped in from the swap cache: the page the reference holds
+  });
+});
+
+describe('mm: reclaim of a swap-cache page', () => {
+  it('frees a swap-cache page no PTE maps any more; the other PTE holding the slot reads it back from swap', async () => {
+    const { results, mm } = await runMm([
+      create, anon(1), store(1, 0, 5), { msg: { type: 'fork', pid: 1 } as never },
+      { msg: { type: 'madvise', pid: 1, addr: A, length: PAGE_SIZE, advice: MADV_PAGEOUT } as never }, // both PTEs → the slot
+      load(1, 0), // swapped in; the slot is still the child's: the page stays in the swap cache
+      { msg: { type: 'munmap', pid: 1, addr: A, length: PAGE_SIZE } as never },
+      { msg: { type: 'reclaim', nr_pages: 8 } as never }, // referenced (the load): a second chance
+      { msg: { type: 'reclaim', nr_pages: 8 } as never },
+      load(2, 0),
+    ]);
+    expect(val(results[5])).toBe(5);
+    expect(ret(results[7]) + ret(results[8])).toBe(1);
+    expect(mm.reclaimed).toBe(2); // the pageout, then the swap-cache page
+    expect(val(results[9])).toBe(5);
+  });
+});
+
+// mm/migrate_device.c migrate_vma_collect_pmd (v6.15).
+describe('mm: migrate_vma_setup collection', () => {
+  it('offers empty PTEs of an anonymous VMA whatever the flags, the zero page only with SELECT_SYSTEM', async () => {
+    const { results } = await runMm([
+      create, anon(2), load(1, 1), // page 0 empty, page 1 the zero page
+      { msg: { type: 'migrate_vma_setup', pid: 1, start: A, end: A + 2 * PAGE_SIZE, flags: MIGRATE_VMA_SELECT_DEVICE_PRIVATE, pgmap_owner: 'app' } as never },
+      (r) => ({ msg: { type: 'migrate_vma_finalize', migration: (r[3] as unknown as { migration: number }).migration, dst_pfns: new Float64Array(2).fill(-1) } as never }),
+    ]);
+    const setup = results[3] as unknown as { ret: number; cpages: number; src_flags: Uint8Array };
+    expect(setup.ret).toBe(0);
+    expect(setup.cpages).toBe(1);
+    expect(setup.src_flags[0] & MIGRATE_PFN_MIGRATE).toBe(MIGRATE_PFN_MIGRATE);
+    expect(setup.src_flags[1]).toBe(0);
+  });
+});
+
 describe('mm: hmm_range_fault', () => {
   it('faults pages in, reports VALID/WRITE, and -EBUSY when an invalidation intervened since read_begin', async () => {
     const { results } = await runMm([
@@ -131,6 +265,11 @@ describe('mm: hmm_range_fault', () => {
     expect(ret(results[7])).toBe(EBUSY);
   });
 
+  it('walks a range that reaches past its notifier interval (mm/hmm.c does not check it)', async () => {
+    const { results } = await runMm([create, anon(4), subscribe(1, A, PAGE_SIZE), readBegin(), hmm(lastSeq, A, 3, HMM_PFN_REQ_FAULT)]);
+    expect(ret(results[4])).toBe(0);
+  });
+
   it('returns -EPERM for a write to a read-only VMA, -EFAULT for a hole, and ERROR entries in a snapshot', async () => {
     const { results } = await runMm([
       create, anon(2, PROT_READ), subscribe(), readBegin(),
@@ -145,12 +284,32 @@ describe('mm: hmm_range_fault', () => {
     expect([...snap.flags]).toEqual([0, HMM_PFN_ERROR]);
   });
 
+  // Linux v6.15 mm/mmu_notifier.c: mn_itree_invalidate hands cur_seq to the callback and never
+  // stores it; only the driver's mmu_interval_set_seq (include/linux/mmu_notifier.h) writes
+  // sub->invalidate_seq, which mmu_interval_check_retry (hmm_range_fault's -EBUSY) and read_begin read.
+  it('leaves the subscription seq to the driver: without set_seq an invalidation gives no -EBUSY and read_begin no wait', async () => {
+    const steps = (): Step[] => [
+      create, anon(4), subscribe(), readBegin(), store(1, 0, 1),
+      { msg: { type: 'munmap', pid: 1, addr: A + 3 * PAGE_SIZE, length: PAGE_SIZE } as never },
+      hmm(lastSeq, A, 1, HMM_PFN_REQ_FAULT), readBegin(),
+    ];
+    const careful = await runMm(steps());
+    expect(ret(careful.results[6])).toBe(EBUSY);
+    expect((careful.results[7] as unknown as { seq: number }).seq).toBe(3); // the epoch's cur_seq, stored by set_seq
+    const careless = await runMm(steps(), { skipSetSeq: true });
+    expect(careless.invalidations).toHaveLength(1);
+    expect(ret(careless.results[6])).toBe(0); // the stale seq still passes mmu_interval_check_retry
+    expect((careless.results[7] as unknown as { seq: number }).seq).toBe(1); // the value insert set
+  });
+
   it('makes read_begin wait while the subscription is being invalidated, and return the seq it read', async () => {
     let waitedSeeds = 0;
     for (let seed = 1; seed <= 12; seed++) {
       const dir = tmp();
       const { results } = await runMm(
-        [create, anon(2), subscribe(), store(1, 0, 1), { group: [{ msg: { type: 'munmap', pid: 1, addr: A, length: PAGE_SIZE } as never }, readBegin().msg as never].map((m) => ('msg' in (m as object) ? m : { msg: m })) as never }],
+        // read_begin sent 1 µs into the 5 µs the driver takes: after its set_seq (sent as the
+        // invalidate arrives) when the munmap started first; before the invalidation otherwise.
+        [create, anon(2), subscribe(), store(1, 0, 1), { group: [{ msg: { type: 'munmap', pid: 1, addr: A, length: PAGE_SIZE } as never }, { msg: readBegin().msg as never, afterNs: 1_000 }] }],
         { traceDir: dir, ackDelayNs: 5_000, seed },
       );
       const lines = readTrace(dir);
@@ -158,7 +317,8 @@ describe('mm: hmm_range_fault', () => {
       const seq = (results.find((r) => r.type === 'read_begin_result') as unknown as { seq: number }).seq;
       if (waited) {
         waitedSeeds++;
-        expect(waited.waitedNs).toBe(5_000);
+        expect(waited.waitedNs).toBeGreaterThan(0);
+        expect(waited.waitedNs).toBeLessThanOrEqual(4_000);
         expect(seq).toBe(3); // the odd value of the epoch that invalidated it: read_retry(3) then passes
       } else {
         expect(seq).toBe(1); // read_begin came before the invalidation started

@@ -41,7 +41,7 @@ export function mlx5_ib_invalidate_range(host: NicHost, env: Envelope<Message>, 
   const n = mr.notifier!;
   const t0 = host.ctx.now();
   mr.umemMutex.lock(() => {
-    mmu_interval_set_seq(n, m.cur_seq);
+    mmu_interval_set_seq(host.ctx, env.from, n, m.cur_seq);
     n.known = true;
     const done = (): void => {
       mr.umemMutex.unlock();

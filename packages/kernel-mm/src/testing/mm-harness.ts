@@ -22,6 +22,8 @@ export interface ScriptOptions {
   ackDelayNs?: number;
   /** Answer ok=false to non-blockable invalidations (a driver that would have to sleep). */
   refuseNonblocking?: boolean;
+  /** Ack without mmu_interval_set_seq (a driver bug, or a driver ignoring its own event on purpose). */
+  skipSetSeq?: boolean;
 }
 
 export interface Recorded {
@@ -56,6 +58,8 @@ export function scriptActor(steps: Step[], opts: ScriptOptions = {}): Actor<Mess
       if (m.type === 'invalidate') {
         invalidations.push({ event: m.event, start: m.start, end: m.end, blockable: m.blockable, owner: m.owner, cur_seq: m.cur_seq, t: ctx.now() });
         const ok = !(opts.refuseNonblocking && !m.blockable);
+        // mmu_interval_set_seq first, under the (notional) update lock; a refusal returns before it.
+        if (ok && !opts.skipSetSeq) ctx.send(env.from, { type: 'mmu_interval_set_seq', sub: m.sub, cur_seq: m.cur_seq } as never);
         // A refusal is immediate: the callback returns false instead of sleeping.
         if (!opts.ackDelayNs || !ok) ctx.reply(env as never, { type: 'invalidate_ack', sub: m.sub, ok } as never);
         else pendingAcks.set(ctx.after(opts.ackDelayNs, { type: 'ack_due' }), { env: env as never, ok });
