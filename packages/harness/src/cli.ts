@@ -3,7 +3,7 @@
 // 2 bad usage or input, 3 the run failed (an actor crashed or hung).
 import os from 'node:os';
 import { Command, CommanderError, Option } from 'commander';
-import { collectPolicy, EXIT_USAGE, parseJobs, parsePositive, parseSeed, reportError, THREAD_TIME_SCALE } from './commands/common.js';
+import { collectInject, collectPolicy, EXIT_USAGE, parseJobs, parsePositive, parseSeed, reportError, THREAD_TIME_SCALE } from './commands/common.js';
 import { analyzeCommand } from './commands/analyze.js';
 import { checkCommand } from './commands/check.js';
 import { compareCommand } from './commands/compare.js';
@@ -47,9 +47,10 @@ program
   .option('--duration <time>', 'override the scenario\'s duration (e.g. 50ms)')
   .option('--trace <dir>', 'where the trace and report.json go (default: runs/<time>/<run>)')
   .option('--kernel <era>', 'the kernel era to simulate, overriding machine.kernel: v4.9, v6.6, v6.15, latest')
+  .option('--inject <fault>', 'inject a fault, repeatable: kill:DEV@TIME, hang-fence:DEV,job=N[,timeout=T], stop-invalidate-acks:DEV@TIME, delay:from=A,to=B,ns=T[,jitterNs=T], reorder:probability=P[,maxNs=T]', collectInject, [])
   .option('--json', 'print the report as JSON')
-  .addHelpText('after', '\nExamples:\n  svmsim run mirror-race\n  svmsim run mirror-race --policy mirror0=unsafe-skip-read-retry --seed 7\n  svmsim run kswapd-vs-compute --kernel v4.9\n  svmsim run my-scenario.yaml --threads --time-scale 1000 --json\n')
-  .action(action((scenario: string, o) => runCommand(scenario, { policy: o.policy, seed: o.seed, threads: Boolean(o.threads), timeScale: o.timeScale, duration: o.duration, trace: o.trace, json: Boolean(o.json), kernel: o.kernel })));
+  .addHelpText('after', '\nExamples:\n  svmsim run mirror-race\n  svmsim run userptr-walk --inject kill:gpu0@5ms\n  svmsim run mirror-race --policy mirror0=unsafe-skip-read-retry --seed 7\n  svmsim run kswapd-vs-compute --kernel v4.9\n  svmsim run my-scenario.yaml --threads --time-scale 1000 --json\n')
+  .action(action((scenario: string, o) => runCommand(scenario, { policy: o.policy, seed: o.seed, threads: Boolean(o.threads), timeScale: o.timeScale, duration: o.duration, trace: o.trace, json: Boolean(o.json), kernel: o.kernel, inject: o.inject })));
 
 program
   .command('compare')

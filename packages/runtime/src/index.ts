@@ -8,3 +8,4 @@ export { TRACE_EXT } from './trace-format.js';
 export { Mutex } from './mutex.js';
 export { Continuations } from './continuations.js';
 export { CounterSampler, COUNTER_SAMPLE_INTERVAL_NS } from './counter-sampler.js';
+export { DELAY_NS_MAX, FAULTS_MAX, type DeadActor, type DelayFault, type DropFault, type FaultPlan, type KillFault, type ReorderFault } from './faults.js';

@@ -144,6 +144,8 @@ export class TraceModel {
   private readonly readers = new Map<string, ((l: TraceLine, index: number) => void)[]>();
 
   private readonly all: boolean;
+  /** Per dead driver: the pins, gup references and interval notifiers mm released for it. */
+  readonly deadDriverReleases = new Map<string, { pins: number; gets: number; subs: number }>();
 
   line(l: TraceLine, index: number): void {
     this.hung.advance(l.t);
@@ -161,6 +163,10 @@ export class TraceModel {
         break;
       case 'run_end':
         this.runEnd = l;
+        break;
+      case 'dead_driver_released':
+        // kernel-mm dead-driver.ts: what mm let go of for a driver that died.
+        this.deadDriverReleases.set(l.dead as string, { pins: l.pins as number, gets: l.gets as number, subs: l.subs as number });
         break;
       case 'warn':
       case 'actor_died':

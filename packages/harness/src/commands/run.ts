@@ -2,6 +2,7 @@
 import path from 'node:path';
 import { KERNEL_ERAS } from '@svmsim/gpu-driver/kernel-era';
 import { applyPolicies, UsageError } from '../run/actors.js';
+import { injectFaults } from '../run/faults.js';
 import { exitCodeOf, runScenario, type RunReport } from '../run/run-scenario.js';
 import { details, table } from '../report/table.js';
 import { loadScenario } from '../scenario/load.js';
@@ -20,11 +21,13 @@ export interface RunCommandOptions {
   json: boolean;
   /** --kernel: the era instead of the scenario's machine.kernel. */
   kernel?: string;
+  /** --inject: faults added to the scenario's (run/faults.ts). */
+  inject?: string[];
 }
 
 export async function runCommand(source: string, o: RunCommandOptions): Promise<number> {
   if (isNvmeScenario(source)) return nvmeScenarioCommand([source], o.json);
-  let s = applyPolicies(loadScenario(source), o.policy);
+  let s = injectFaults(applyPolicies(loadScenario(source), o.policy), o.inject);
   if (o.duration !== undefined) s = { ...s, duration: durationOption(o.duration) };
   if (o.kernel !== undefined) {
     if (!(KERNEL_ERAS as readonly string[]).includes(o.kernel)) throw new UsageError(`--kernel: "${o.kernel}" is not one of ${KERNEL_ERAS.join(', ')}`);
