@@ -207,7 +207,9 @@ export function deviceLine(id: string, d: Record<string, unknown>): string {
       `${id}${policy}: ${f('submissions')} submissions, ${f('resubmissions')} resubmissions, ` +
       `${Number.isInteger(mean) ? mean : mean.toFixed(1)} pages walked per submission, ` +
       `submit latency p50/p99 ${formatDuration(f('submitLatencyP50Ns'))} / ${formatDuration(f('submitLatencyP99Ns'))}, ` +
-      `${f('jobsDone')} jobs done, ${f('jobErrors')} job errors`
+      `${f('jobsDone')} jobs done, ${f('jobErrors')} job errors` +
+      // The job timeout and GPU reset (gpu-driver job-timeout.ts), when they happened.
+      (f('jobTimeouts') > 0 ? `, ${f('jobTimeouts')} job timeouts, ${f('gpuResets')} GPU resets, jobs lost: ${Object.entries((d.jobsLost ?? {}) as Record<string, number>).map(([e, k]) => `${e} ${k}`).join(', ')}` : '')
     );
   }
   if ('mrKind' in d) {

@@ -139,7 +139,7 @@ export function injectFaults(s: Scenario, flags: readonly string[] | undefined):
   if (!flags || flags.length === 0) return s;
   const entries = parseInjectFlags(flags);
   const parsed: FaultSpec[] = entries.map((e, i) => {
-    const r = faultListSchema.safeParse([e]);
+    const r = faultListSchema.safeParse([e], { reportInput: true });
     if (!r.success) {
       const { path, message } = firstIssue(r.error as z.ZodError);
       throw new UsageError(`--inject ${JSON.stringify(flags[i])}: ${path.replace(/^\[0\]\.?/, '') || 'value'}: ${message}`);
@@ -149,7 +149,8 @@ export function injectFaults(s: Scenario, flags: readonly string[] | undefined):
   const out = { ...s, faults: [...s.faults, ...parsed] };
   checkFaults(out, (path, _input, message) => {
     const i = typeof path[1] === 'number' ? path[1] - s.faults.length : -1;
-    throw new UsageError(i >= 0 ? `--inject ${JSON.stringify(flags[i])}: ${formatPath(path.slice(3))}${path.length > 3 ? ': ' : ''}${message}` : `faults: ${message}`);
+    const field = path.length > 3 ? `${formatPath(path.slice(2))}: ` : ''; // delay.to; the device of a kill is the flag's own
+    throw new UsageError(i >= 0 ? `--inject ${JSON.stringify(flags[i])}: ${field}${message}` : `faults: ${message}`);
   });
   return out;
 }

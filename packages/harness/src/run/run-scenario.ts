@@ -4,7 +4,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { LocalScheduler, TRACE_EXT, ThreadScheduler, type RunResult } from '@svmsim/runtime';
 import { formatViolation } from '@svmsim/kernel-mm/checker';
+import { InvalidationTracker } from '../analysis/invalidations.js';
 import { readModel } from '../analysis/model.js';
+import { formatDuration } from '../scenario/units.js';
 import type { Scenario, StepResult } from '../scenario/types.js';
 import { scenarioActors } from './actors.js';
 import { describeFault, faultPlan, runBoundNs, withFaults } from './faults.js';
@@ -121,7 +123,14 @@ export async function runScenario(scenario: Scenario, opts: RunOptions): Promise
   const hung = model.hung.reports[0];
   const notFinished = (): string => {
     // A run that never finished because mm waits for an ack that will not come: name the wait.
-    if (hung?.stillBlockedAtEnd) return `the run did not finish (${r.reason}): task ${hung.task} is still blocked in invalidation #${hung.inv}, waiting for ${hung.waitedBy.join(', ')} (hung task since ${hung.blockedSinceT} ns; svmsim check ${opts.traceDir} prints the report)`;
+    if (hung?.stillBlockedAtEnd) return `the run did not finish (${r.reason}): task ${hung.task} is still blocked in invalidation #${hung.inv}, waiting for ${hung.waitedBy.join(', ')} (a hung task since t=${formatDuration(hung.blockedSinceT)}; svmsim check ${opts.traceDir} prints the report)`;
+    // Shorter than hung_task_timeout_secs (a thread-mode run): the oldest invalidation still waiting, if any.
+    const open = [...model.invalidations.open.values()].filter((inv) => inv.settledT === undefined && InvalidationTracker.waitingSubs(inv).length > 0);
+    if (open.length > 0) {
+      const inv = open.reduce((a, b) => (b.startT < a.startT ? b : a));
+      const devs = [...new Set(InvalidationTracker.waitingSubs(inv).map((sub) => model.invalidations.subs.get(sub)?.dev ?? `subscription ${sub}`))];
+      return `the run did not finish (${r.reason}): task ${inv.task} is still blocked in invalidation #${inv.inv}, waiting for ${devs.join(', ')} since t=${formatDuration(inv.startT)}`;
+    }
     return `the run did not finish (${r.reason})`;
   };
   const report: RunReport = {
