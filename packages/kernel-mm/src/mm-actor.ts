@@ -26,6 +26,8 @@ import { sys_madvise, sys_mmap, sys_mprotect, sys_munmap, sys_process_create } f
 import { processTask } from './task.js';
 import { mmCounters } from './counters.js';
 import { DriverRefs } from './dead-driver.js';
+import { MM_SHAPES, checkWithState } from './message-shapes.js';
+import { rejectBadMessage } from '@svmsim/runtime';
 
 
 export function createMm(config: unknown, _id: string): Actor<Message> {
@@ -44,6 +46,8 @@ export function createMm(config: unknown, _id: string): Actor<Message> {
     },
     receive(env: Incoming<Message>, ctx: Ctx<Message>) {
       k.ctx = refs.wrap(ctx as Ctx<MmOutgoing>);
+      // The boundary: a malformed request is answered bad_message and changes nothing (message-shapes.ts).
+      if (rejectBadMessage(env, ctx, MM_SHAPES, (m) => checkWithState(k, m))) return;
       dispatch(env, ctx);
       if (cfg.checkInvariants) checkInvariants(k, env.msg.type);
       counters.sample(ctx, () => mmCounters(k));
