@@ -13,6 +13,8 @@
 // formatIssue turns zod's issues into "<path>: <value> is not … (did you mean …?)".
 import { ETIMEDOUT, HMM_DMIRROR_CMDS, type HmmDmirrorCmdName } from '@svmsim/kernel-mm/dmirror';
 import { DEFAULT_COSTS } from '@svmsim/kernel-mm/kernel';
+import { VPN_LIMIT } from '@svmsim/kernel-mm/page-table';
+import { MMAP_BASE_VPN } from '@svmsim/kernel-mm/process';
 import { ERRNO_NAMES } from '@svmsim/kernel-mm/protocol';
 import { NVME_COST_LIMIT_NS, NVME_QUEUE_DEPTH_LIMIT } from '@svmsim/nvme';
 import { IBV_WC_STATUSES } from '@svmsim/rdma-odp/rdma-protocol';
@@ -143,8 +145,18 @@ export const nameSchema = converted(
   },
 );
 
-const label = z.string().min(1);
-const count = (min: number) => z.int().min(min);
+const label = z.string().min(1).max(256);
+/**
+ * Limits (README, "Limits"): every count has one, so a number past it is a one-line error naming
+ * the field (exit 2), never a run that dies allocating (exit 3). Frames, swap slots, file pages,
+ * device pages: at most 2^24 (64 GiB of 4 KiB pages). A VMA and a step's page range: at most 2^20
+ * pages, the address space of one process (kernel-mm page-table.ts VPN_LIMIT).
+ */
+export const COUNT_MAX = 2 ** 24;
+export const VMA_PAGES_MAX = VPN_LIMIT;
+/** A process's VMAs together: its address space above mmap_base (kernel-mm process.ts MMAP_BASE_VPN). */
+export const PROCESS_PAGES_MAX = VPN_LIMIT - MMAP_BASE_VPN;
+const count = (min: number, max: number = COUNT_MAX) => z.int().min(min).max(max);
 const flag = z.boolean();
 
 /** expect.ret: a number, or an errno name (a leading "-", as the kernel writes -EPERM, is dropped). */
@@ -178,7 +190,7 @@ const storeValue = z.custom<number | 'unique'>((v) => (typeof v === 'number' && 
   error: (iss) => `${show(iss.input)} is not a value to store: expected a number or "unique"`,
 });
 
-const words = z.array(z.number());
+const words = z.array(z.number()).max(VPN_LIMIT);
 
 // =====================================================================================
 // Machine, files, devices, processes
@@ -211,7 +223,7 @@ const nvmeSchema = strict({
  * timeout is as good as infinite, and a typo (seconds for ms ×1000) should not pass unseen.
  */
 const LOCKUP_TIMEOUT_MS_MAX = 86_400_000;
-const lockupMs = z.int().max(LOCKUP_TIMEOUT_MS_MAX);
+const lockupMs = z.int().min(-LOCKUP_TIMEOUT_MS_MAX).max(LOCKUP_TIMEOUT_MS_MAX);
 
 const machineSchema = strict({
   kernel: oneOf(KERNEL_ERAS as unknown as readonly [string, ...string[]]).default(DEFAULT_KERNEL_ERA),
@@ -316,7 +328,7 @@ const kindOf = (m: { kind?: VmaSpec['kind']; file?: string }): VmaSpec['kind'] =
 const vmaSchema = strict({
   name: nameSchema,
   kind: oneOf(VMA_KINDS).optional(),
-  pages: count(1),
+  pages: count(1, VMA_PAGES_MAX),
   prot: protSchema.default('rw'),
   shared: flag.default(false),
   file: nameSchema.optional(),
@@ -347,7 +359,7 @@ const processSchema = strict({ name: nameSchema, vmas: z.array(vmaSchema).defaul
 // Steps
 // =====================================================================================
 
-const range = { vma: nameSchema, page: count(0).default(0), pages: count(1).default(1) };
+const range = { vma: nameSchema, page: count(0, VMA_PAGES_MAX).default(0), pages: count(1, VMA_PAGES_MAX).default(1) };
 /** `- exit:` (null) or `- exit: {}`. */
 const noArgs = z.preprocess((v) => (v === null ? {} : v), strict({}));
 
@@ -486,7 +498,7 @@ const stepSchema = strict({
 // =====================================================================================
 
 type OptionalKinds = { [K in OpKind]: z.ZodOptional<z.ZodNumber> };
-const mixSchema = strict(Object.fromEntries(OP_KINDS.map((k) => [k, z.number().min(0).optional()])) as unknown as OptionalKinds).superRefine((m, ctx) => {
+const mixSchema = strict(Object.fromEntries(OP_KINDS.map((k) => [k, z.number().min(0).max(1e9).optional()])) as unknown as OptionalKinds).superRefine((m, ctx) => {
   if (!Object.values(m).some((w) => w !== undefined && w > 0)) {
     ctx.addIssue({ continue: false, code: 'custom', input: m, message: `${show(m)}: no operation has a positive weight; give one of ${list(OP_KINDS)} a weight` });
   }
@@ -616,9 +628,9 @@ function scenarioObject(defaultName: string) {
   return strict({
     name: label.default(defaultName),
     description: z.string().default(''),
-    seed: count(0).default(1),
+    seed: z.int().min(0).max(Number.MAX_SAFE_INTEGER).default(1),
     duration: durationSchema.default(1e9),
-    timeScale: z.number().positive().finite().optional(),
+    timeScale: z.number().positive().max(1e9).optional(),
     report: z.array(oneOf(Object.keys(COLUMNS) as [string, ...string[]])).min(1).optional(),
     machine: machineSchema.prefault({}),
     files: z.array(fileSchema).default([]),
@@ -675,6 +687,10 @@ export function checkFaults(s: Scenario, issue: (path: Path, input: unknown, mes
 
 function crossCheckOrThrow(s: Scenario, issue: (path: Path, input: unknown, message: string) => never): void {
   checkFaults(s, issue);
+  s.processes.forEach((p, i) => {
+    const pages = p.vmas.reduce((n, v) => n + v.pages, 0);
+    if (pages > PROCESS_PAGES_MAX) issue(['processes', i, 'vmas'], pages, `${pages} pages of VMAs; a process's address space holds at most ${PROCESS_PAGES_MAX} (2^20 pages less the ${MMAP_BASE_VPN} below mmap_base)`);
+  });
   const unique = (items: { name: string }[], at: Path, key: string, what: string) => {
     const seen = new Map<string, number>();
     items.forEach((it, i) => {
