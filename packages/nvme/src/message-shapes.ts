@@ -6,5 +6,5 @@ import type { MessageShape } from '@svmsim/runtime';
 const op = (v: unknown) => (v === 'read' || v === 'write' ? undefined : `${JSON.stringify(v)} is not one of read, write`);
 
 export const NVME_SHAPES = {
-  bio_submit: { fields: { op, dev: 'str', block: 'id', value: 'num?' } },
+  bio_submit: { fields: { op, dev: 'str', block: 'id', value: 'num?' }, reply: { type: 'bio_done', value: 0 } },
 } satisfies Record<'bio_submit', MessageShape>;

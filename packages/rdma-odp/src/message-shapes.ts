@@ -41,6 +41,11 @@ const sgList = (v: unknown): string | undefined => {
   }
   return undefined;
 };
+/** A length, or SIZE_MAX (2^64 as a double): the implicit ODP MR's (addr 0, length SIZE_MAX). */
+const mrLength = (v: unknown) => (v === 2 ** 64 || (Number.isSafeInteger(v) && (v as number) >= 0 && (v as number) <= ADDR_LIMIT) ? undefined : `${JSON.stringify(v)} is not a length (an integer from 0 to 2^52, or SIZE_MAX for the implicit MR)`);
+const mrSpan = (m: Record<string, unknown>) => (m.length === 2 ** 64 ? undefined : spanCheck('addr', 'length')(m));
+const REG_RESULT = { type: 'ibv_reg_mr_result', lkey: 0, rkey: 0 };
+const IBV_RESULT = { type: 'ibv_result' };
 const qpType = (v: unknown) => (v === 'RC' || v === 'UD' ? undefined : `${JSON.stringify(v)} is not one of RC, UD`);
 const small = (max: number) => (v: unknown) => (Number.isSafeInteger(v) && (v as number) >= 0 && (v as number) <= max ? undefined : `${JSON.stringify(v)} is not an integer from 0 to ${max}`);
 const pages = small(WIRE_PAGES_MAX);
@@ -54,15 +59,16 @@ const ibReq: MessageShape = {
 const ibResp: MessageShape = { fields: { dst_qpn: 'id', psn: 'int', syndrome, rnr_timer: 'count?', payload: 'f64s?', orig: 'num?' } };
 
 export const RDMA_SHAPES = {
-  ibv_reg_mr: { fields: { pid: 'id', addr: 'addr', length: 'len', access: 'int', memlock_limit_pages: 'count', cap_ipc_lock: 'bool' }, check: spanCheck('addr', 'length') },
-  ibv_reg_dmabuf_mr: { fields: { pid: 'id', exporter: 'str', fd: 'id', offset: 'len', length: 'len', iova: 'addr', access: 'int' }, check: spanCheck('iova', 'length') },
-  ibv_dereg_mr: { fields: { lkey: 'id' } },
-  ibv_create_qp: { fields: { pid: 'id', qp_type: qpType, ...qpAttrs } },
-  ibv_destroy_qp: { fields: { qpn: 'id' } },
-  ibv_post_send: { fields: { qpn: 'id', wr } },
-  ibv_post_recv: { fields: { qpn: 'id', sge } },
-  ibv_advise_mr: { fields: { pid: 'id', advice: small(2), flags: 'int', sg_list: sgList } },
-  rdma_query_counters: { fields: {} },
+  ibv_reg_mr: { fields: { pid: 'id', addr: 'addr', length: mrLength, access: 'int', memlock_limit_pages: 'count', cap_ipc_lock: 'bool' }, check: mrSpan, reply: REG_RESULT },
+  ibv_reg_dmabuf_mr: { fields: { pid: 'id', exporter: 'str', fd: 'id', offset: 'len', length: 'len', iova: 'addr', access: 'int' }, check: spanCheck('iova', 'length'), reply: REG_RESULT },
+  ibv_dereg_mr: { fields: { lkey: 'id' }, reply: IBV_RESULT },
+  ibv_create_qp: { fields: { pid: 'id', qp_type: qpType, ...qpAttrs }, reply: { type: 'ibv_create_qp_result', qpn: 0, remote_qpn: 0, remote_addr: 0, remote_rkey: 0, remote_pages: 0 } },
+  ibv_destroy_qp: { fields: { qpn: 'id' }, reply: IBV_RESULT },
+  ibv_post_send: { fields: { qpn: 'id', wr }, reply: { type: 'ibv_wc', status: 'IBV_WC_WR_FLUSH_ERR', opcode: 'IBV_WR_SEND', byte_len: 0 } },
+  ibv_post_recv: { fields: { qpn: 'id', sge }, reply: { type: 'ibv_wc', status: 'IBV_WC_WR_FLUSH_ERR', opcode: 'IBV_WC_RECV', byte_len: 0 } },
+  // An unknown advice is the driver's -EOPNOTSUPP (mlx5_ib_advise_mr), not the boundary's.
+  ibv_advise_mr: { fields: { pid: 'id', advice: 'int', flags: 'int', sg_list: sgList }, reply: IBV_RESULT },
+  rdma_query_counters: { fields: {}, reply: { type: 'rdma_counters', counters: {} } },
   invalidate: INVALIDATE_SHAPE,
   dma_buf_move_notify: { fields: { attachment: 'id' } },
   ib_req: ibReq,
@@ -70,8 +76,8 @@ export const RDMA_SHAPES = {
 } satisfies Record<RdmaRequest['type'] | 'invalidate' | 'dma_buf_move_notify' | IbRequest['type'] | IbResponse['type'], MessageShape>;
 
 export const PEER_SHAPES = {
-  peer_post: { fields: { qpn: 'id', opcode, remote_addr: 'addr', rkey: 'id', pages, values: 'f64s?', compare_add: 'num?', swap: 'num?' } },
-  peer_qp_create: { fields: { remote_qpn: 'id', qp_type: qpType, ...qpAttrs } },
+  peer_post: { fields: { qpn: 'id', opcode, remote_addr: 'addr', rkey: 'id', pages, values: 'f64s?', compare_add: 'num?', swap: 'num?' }, reply: { type: 'peer_wc', status: 'IBV_WC_WR_FLUSH_ERR', rnr_naks: 0, retries: 0 } },
+  peer_qp_create: { fields: { remote_qpn: 'id', qp_type: qpType, ...qpAttrs }, reply: { type: 'peer_qp_create_result', qpn: 0, addr: 0, rkey: 0, pages: 0 } },
   peer_qp_destroy: { fields: { qpn: 'id' } },
   ib_req: ibReq,
   ib_resp: ibResp,

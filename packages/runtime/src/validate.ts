@@ -4,7 +4,11 @@
 // overflows 2^53, an array past its limit) is answered with one `bad_message` reply that says
 // exactly what is wrong, and nothing else happens: the actor's state is as it was.
 //
-//   bad_message { ret: -EINVAL, error: "mm: hmm_range_fault.end: 1.5 is not an integer", requestType }
+//   <the request's own reply type> { ret: -EINVAL, error: "mm: hmm_range_fault.end: 1.5 is not an integer", requestType, …its other fields zero }
+//   bad_message { ret: -EINVAL, error, requestType }     (an unknown type, or a message that has no reply)
+//
+// Answering in the request's own reply type keeps a requester's code as it is: it sees -EINVAL
+// where it looks for an errno, as from the kernel's own argument checks.
 //
 // The shapes are data (one table per actor, beside its protocol.ts), so a reader sees in one place
 // what each boundary accepts. Replies to the actor's own requests, timers and the runtime's own
@@ -48,6 +52,8 @@ export interface MessageShape {
   fields: Record<string, FieldSpec>;
   /** Checks between fields (a range that wraps, an end before its start), after the fields passed. */
   check?: (m: Record<string, unknown>) => string | undefined;
+  /** The reply this request gets (its type, its other fields at zero); absent: a bad one is answered bad_message. */
+  reply?: { type: string } & Record<string, unknown>;
 }
 
 export type Shapes = Record<string, MessageShape>;
@@ -135,8 +141,9 @@ export function rejectBadMessage(env: Envelope<Message>, ctx: Ctx<any>, shapes: 
   const error = checkMessageShape(ctx.self, env.msg, shapes) ?? (extra ? prefixed(ctx.self, t, extra(env.msg)) : undefined);
   if (error === undefined) return false;
   ctx.trace('bad_message', { from: env.from, id: env.id, type: t, error });
+  const template = Object.prototype.hasOwnProperty.call(shapes, t) ? shapes[t].reply : undefined;
   const reply: BadMessage = { type: 'bad_message', ret: BAD_MESSAGE_RET, error, requestType: t };
-  ctx.reply(env, reply);
+  ctx.reply(env, template ? { ...template, ret: BAD_MESSAGE_RET, error, requestType: t } : reply);
   return true;
 }
 
