@@ -149,3 +149,19 @@ describe('--inject flags', () => {
     expect(() => injectFaults(s(), [flag])).toThrow(msg);
   });
 });
+
+describe('the README\'s fault-injection example', () => {
+  it('runs as it says: the MADV_PAGEOUT waits 512 ms for the reset, then everything goes on', async () => {
+    const readme = fs.readFileSync(fileURLToPath(new URL('../README.md', import.meta.url)), 'utf8');
+    const section = readme.slice(readme.indexOf('## Fault injection'));
+    const yaml = /```yaml\n([\s\S]*?)```/.exec(section)![1];
+    const file = path.join(tmp(), 'readme-faults.yaml');
+    fs.writeFileSync(file, yaml);
+    const r = spawnSync(process.execPath, [cli, 'run', file, '--trace', tmp()], { encoding: 'utf8', timeout: 60_000 });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toContain('faults injected: hang-fence gpu0 job 1');
+    expect(r.stdout).toContain('1 job timeouts, 1 GPU resets, jobs lost: ETIME 1');
+    expect(r.stdout).toMatch(/0 ns \/ 512 ms \/ 512 ms/);
+    expect(r.stdout).toContain('steps: 5, 0 with an unmet expect');
+  });
+});

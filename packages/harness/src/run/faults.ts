@@ -36,6 +36,7 @@ import { z } from 'zod';
 import { UsageError } from './actors.js';
 import { checkFaults, faultListSchema, firstIssue, formatPath } from '../scenario/schema.js';
 import type { FaultSpec, Scenario } from '../scenario/types.js';
+import { formatDuration } from '../scenario/units.js';
 
 /** hung_task_timeout_secs, and one more second so that the report is in the trace. */
 export const HUNG_TASK_MARGIN_NS = 121e9;
@@ -158,10 +159,10 @@ export function injectFaults(s: Scenario, flags: readonly string[] | undefined):
 /** One line per fault, for the report. */
 export function describeFault(f: FaultSpec): string {
   switch (f.kind) {
-    case 'kill': return `kill ${f.device} at ${f.atNs} ns`;
+    case 'kill': return `kill ${f.device} at ${formatDuration(f.atNs)}`;
     case 'hang-fence': return `hang-fence ${f.device} job ${f.job}${f.timeoutMs !== undefined ? ` (lockup timeout ${f.timeoutMs} ms)` : ''}`;
-    case 'stop-invalidate-acks': return `stop-invalidate-acks ${f.device} from ${f.atNs} ns`;
-    case 'delay': return `delay ${f.from} → ${f.to} ${f.ns} ns + [0, ${f.jitterNs}) ns`;
-    case 'reorder': return `reorder p=${f.probability} up to ${f.maxNs} ns`;
+    case 'stop-invalidate-acks': return `stop-invalidate-acks ${f.device} from ${formatDuration(f.atNs)}`;
+    case 'delay': return `delay ${f.from} → ${f.to} ${formatDuration(f.ns)} + up to ${formatDuration(f.jitterNs)}`;
+    case 'reorder': return `reorder p=${f.probability} up to ${formatDuration(f.maxNs)}`;
   }
 }
