@@ -100,6 +100,7 @@ describe('stop-invalidate-acks: a device stops answering invalidations', () => {
     const check = spawnSync(process.execPath, [cli, 'check', traceDir], { encoding: 'utf8', timeout: 60_000 });
     expect(check.stdout).toContain('INFO: task app:1 blocked for more than 120 seconds.');
     expect(check.stdout).toContain('likely waited by rdma0');
+    expect(check.stdout).toMatch(/rdma0: waits for nothing; fault injection drops its answers since t=[\d.]+ µs \(fault_drop\)/);
   });
 
   it('threads: the same outcome, bounded by the run\'s time limit', async () => {

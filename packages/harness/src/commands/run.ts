@@ -40,18 +40,20 @@ export async function runCommand(source: string, o: RunCommandOptions): Promise<
   try {
     const r = await runScenario(s, { seed, mode: o.threads ? 'threads' : 'deterministic', timeScale: o.timeScale ?? s.timeScale ?? THREAD_TIME_SCALE, traceDir, signal: interrupt?.signal });
     if (o.json) process.stdout.write(JSON.stringify(r, null, 2) + '\n');
-    else process.stdout.write(render(r, source, o.duration !== undefined ? s.duration : undefined));
+    else process.stdout.write(render(r, source, o.duration !== undefined ? s.duration : undefined, o.inject ?? []));
     return r.endedBy === 'interrupted' ? EXIT_INTERRUPTED : exitCodeOf(r);
   } finally {
     interrupt?.dispose();
   }
 }
 
-function render(r: RunReport, source: string, durationNs: number | undefined): string {
+function render(r: RunReport, source: string, durationNs: number | undefined, inject: string[]): string {
   const policies = Object.entries(r.policies).map(([d, p]) => ` --policy ${d}=${p}`).join('');
   const duration = durationNs === undefined ? '' : ` --duration ${durationNs}ns`;
   // A thread-mode run cannot be replayed; the deterministic run of the same seed is the next step.
-  const replay = `svmsim replay ${source}${policies}${duration} --seed ${r.seed}`;
+  // `replay` takes no --inject: a run with injected faults is re-run with them.
+  const faults = inject.map((f) => ` --inject '${f}'`).join('');
+  const replay = faults ? `svmsim run ${source}${policies}${duration}${faults} --seed ${r.seed}` : `svmsim replay ${source}${policies}${duration} --seed ${r.seed}`;
   return [
     `svmsim run ${r.scenario} — ${r.mode}, seed ${r.seed}, kernel ${r.kernel}, ${formatDuration(r.simNs)} simulated in ${r.wallMs} ms`,
     '',
