@@ -14,6 +14,8 @@
 // Its VRAM BOs can be exported as dma-bufs to another device's driver (dma-buf-export.ts).
 // The app talks to it with gpu-protocol.ts; it talks to mm only through kernel-mm's protocol.ts,
 // to dma-buf importers with dma-buf-protocol.ts.
+import { rejectBadMessage } from '@svmsim/runtime';
+import { GPU_SHAPES } from './message-shapes.js';
 import { Continuations, CounterSampler, type Actor, type ActorId, type Ctx, type Envelope, type Incoming, type Message } from '@svmsim/runtime';
 import { EINVAL, ENOENT, ERRNO_NAMES, EFAULT, PAGE_SIZE, type DmaAccess, type Invalidate, type InvalidateAck, type MmRequest } from '@svmsim/kernel-mm';
 import { newBo, type Bo } from './bo.js';
@@ -180,6 +182,8 @@ class Gpu implements Actor<Message>, GpuHost {
 
   receive(env: Incoming<Message>, ctx: Ctx<Message>): void {
     this.ctx = ctx;
+    // The boundary: a malformed message is answered bad_message and changes nothing (message-shapes.ts).
+    if (rejectBadMessage(env as Envelope<Message>, ctx, GPU_SHAPES)) return;
     this.dispatch(env);
     this.counters.sample(ctx, () => ({ vram_bo_pages: this.vramBos.usedPages, svm_vram_pages: this.policy.vramPagesInUse?.() ?? 0 }));
   }

@@ -177,6 +177,7 @@ phases:
       duration: 1e9,
       machine: { kernel: 'latest', frames: 1024, movableFrames: 0, swapPages: 1024, kswapd: true, diskLatency: 10_000, costs: {}, dmabufMoveNotify: false },
       files: [],
+      faults: [],
       devices: [{ id: 'mirror0', kind: 'dmirror', policy: 'safe', devicePages: 256 }],
       processes: [{ name: 'app', vmas: [{ name: 'buf', kind: 'anon', pages: 4, prot: 'rw', shared: false, offset: 0, mergeable: false }], memlock: 2048, capIpcLock: false }],
       phases: [
@@ -339,7 +340,7 @@ describe('errors: one line, the path, the value, what is allowed, did you mean',
     [
       'unknown top-level key',
       variant('phases:', 'phase:'),
-      'my.yaml: unknown key "phase"; allowed keys: name, description, seed, duration, timeScale, report, machine, files, devices, processes, phases (did you mean phases?)',
+      'my.yaml: unknown key "phase"; allowed keys: name, description, seed, duration, timeScale, report, machine, files, devices, processes, phases, faults (did you mean phases?)',
     ],
     [
       'unknown mix key',

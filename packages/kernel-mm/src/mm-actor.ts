@@ -25,23 +25,29 @@ import { installReclaim, shrink_lruvec } from './reclaim.js';
 import { sys_madvise, sys_mmap, sys_mprotect, sys_munmap, sys_process_create } from './syscalls.js';
 import { processTask } from './task.js';
 import { mmCounters } from './counters.js';
+import { DriverRefs } from './dead-driver.js';
+import { MM_SHAPES, checkWithState } from './message-shapes.js';
+import { rejectBadMessage } from '@svmsim/runtime';
 
 
 export function createMm(config: unknown, _id: string): Actor<Message> {
   const cfg = validateConfig(config);
   const k = new Kernel(cfg);
   const counters = new CounterSampler('mm_counters');
+  const refs = new DriverRefs();
   installReclaim();
   installDeviceFaults();
   installOom();
   return {
     start(ctx) {
-      k.ctx = ctx as Ctx<MmOutgoing>;
+      k.ctx = refs.wrap(ctx as Ctx<MmOutgoing>);
       // The periodic flusher (dirty_writeback_centisecs).
       if (cfg.writebackIntervalNs) ctx.after(cfg.writebackIntervalNs, { type: 'mm_writeback_tick' });
     },
     receive(env: Incoming<Message>, ctx: Ctx<Message>) {
-      k.ctx = ctx as Ctx<MmOutgoing>;
+      k.ctx = refs.wrap(ctx as Ctx<MmOutgoing>);
+      // The boundary: a malformed request is answered bad_message and changes nothing (message-shapes.ts).
+      if (rejectBadMessage(env, ctx, MM_SHAPES, (m) => checkWithState(k, m))) return;
       dispatch(env, ctx);
       if (cfg.checkInvariants) checkInvariants(k, env.msg.type);
       counters.sample(ctx, () => mmCounters(k));
@@ -62,6 +68,7 @@ export function createMm(config: unknown, _id: string): Actor<Message> {
         case 'actor_died':
           // A driver's thread died: what it left half done must not block everyone else.
           mmap_lock_drop_owner(k, m.actor);
+          refs.releaseAll(k, m.actor);
           return abortMigrationsOf(k, m.actor);
         case 'request_timeout':
           return;
@@ -135,6 +142,7 @@ export function createMm(config: unknown, _id: string): Actor<Message> {
         case 'get_user_pages':
           return get_user_pages(k, env, m);
         case 'unpin_user_pages':
+          refs.released(env.from, m);
           return unpin_user_pages(k, env, m);
         case 'dma_access':
           return dma_access(k, env, m);

@@ -4,6 +4,8 @@
 // namespace of its own. The controller runs on the scheduler's clock: the actor runs its events
 // up to now on every message and sets one timer for the next.
 // Followed: drivers/nvme/host/pci.c, core.c of v6.6.
+import { rejectBadMessage } from '@svmsim/runtime';
+import { NVME_SHAPES } from './message-shapes.js';
 import type { Actor, Ctx, Envelope, Message } from '@svmsim/runtime';
 import { NvmeController, type NvmeConfig, type NvmeFailure } from './controller.js';
 import { DEFAULT_NVME_COSTS, type NvmeCosts } from './cost.js';
@@ -139,6 +141,8 @@ export function createNvme(config: unknown): Actor<Message> {
   return {
     receive(env, ctx) {
       cur = ctx;
+      // The boundary: a malformed bio is answered bad_message and changes nothing (message-shapes.ts).
+      if (rejectBadMessage(env as Envelope<Message>, ctx, NVME_SHAPES)) return;
       const m = env.msg as Message;
       // A command's own timer means its finish has come, even if a thread-mode clock reads a
       // hair earlier than the simulated finish.

@@ -6,6 +6,8 @@
 //
 // Config: { nic (the NIC actor, default 'rdma0'), pages (default 4096), costs (WireCosts and
 // responderPerPageNs) }.
+import { rejectBadMessage, type Envelope as ShapeEnvelope } from '@svmsim/runtime';
+import { PEER_SHAPES } from './message-shapes.js';
 import { Continuations, type Actor, type ActorId, type Ctx, type Envelope, type Incoming, type Message, type RuntimeMessage } from '@svmsim/runtime';
 import { EINVAL, ENOENT, ENOMEM, PAGE_SIZE } from '@svmsim/kernel-mm';
 import { badQpAttr, type IbRequest, type IbResponse, type PeerQpCreate, type PeerQpCreateResult, type PeerQpDestroy } from './ib-wire.js';
@@ -72,6 +74,8 @@ class Peer implements Actor<Message> {
   receive(env: Incoming<Message>, ctx: Ctx<Message>): void {
     this.ctx = ctx;
     if (this.waits.resume(env)) return;
+    // The boundary: a malformed message is answered bad_message and changes nothing (message-shapes.ts).
+    if (rejectBadMessage(env as ShapeEnvelope<Message>, ctx, PEER_SHAPES)) return;
     const m = env.msg as PeerIncoming;
     switch (m.type) {
       case 'peer_qp_create':

@@ -11,6 +11,8 @@
 // Config (RdmaConfig): `mrKind` (the MR kind the harness registers with, for the summary), `unsafe`
 // (unsafe-odp: the invalidate callback and move_notify ack before the DMA in flight drains),
 // `peer` (default `${id}.peer`), `mm`, `costs`, `rkeyFaultResponse`.
+import { rejectBadMessage, type Envelope as ShapeEnvelope } from '@svmsim/runtime';
+import { RDMA_SHAPES } from './message-shapes.js';
 import { Continuations, type Actor, type ActorId, type Ctx, type Envelope, type Incoming, type Message, type RuntimeMessage } from '@svmsim/runtime';
 import { EINVAL, ENOENT, ENOMEM, type Invalidate } from '@svmsim/kernel-mm';
 import type { DmaBufMoveNotify } from '@svmsim/gpu-driver/dma-buf-protocol';
@@ -92,6 +94,8 @@ class Rdma implements Actor<Message>, QpHost {
   receive(env: Incoming<Message>, ctx: Ctx<Message>): void {
     this.ctx = ctx;
     if (this.waits.resume(env)) return;
+    // The boundary: a malformed message is answered bad_message and changes nothing (message-shapes.ts).
+    if (rejectBadMessage(env as ShapeEnvelope<Message>, ctx, RDMA_SHAPES)) return;
     const m = env.msg as RdmaIncoming;
     switch (m.type) {
       case 'ibv_reg_mr':

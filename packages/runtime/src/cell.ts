@@ -11,6 +11,10 @@
 //                            ├──► timeout timer fires  → pending deleted, request_timeout delivered
 //                            └──► target dies          → pending deleted, actor_died delivered
 //   any later answer for id   → traced as late_reply and dropped
+//
+// After a death the run may go on (an injected kill: faults.ts). The cell then knows the target is
+// gone: a send to it is dropped (traced as send_to_dead), a request to it is answered at once with
+// actor_died, so nobody waits on an actor that will never answer.
 import type { ActorTracer } from './trace.js';
 import type { Actor, ActorId, Ctx, Envelope, Message, RequestTimeout, Rng } from './types.js';
 
@@ -34,6 +38,8 @@ export class ActorCell implements Ctx<Message> {
   private nextId = 1;
   private readonly pending = new Map<number, PendingRequest>();
   private readonly liveTimers = new Set<number>();
+  /** Actors that died while the run went on, with their error. */
+  private readonly dead = new Map<ActorId, string>();
   received = 0;
   sent = 0;
   lateReplies = 0;
@@ -59,6 +65,12 @@ export class ActorCell implements Ctx<Message> {
   request(to: ActorId, msg: Message, timeoutNs?: number): number {
     const id = this.emit(to, msg, 0, true);
     this.pending.set(id, { to, type: msg.type });
+    const error = this.dead.get(to);
+    if (error !== undefined) {
+      // Answered now, as a death would have answered it had it been pending (delivered in a later turn).
+      this.transport.schedule({ from: to, to: this.self, id: 0, replyTo: id, t: this.transport.now(), msg: { type: 'actor_died', actor: to, error } as Message });
+      return id;
+    }
     if (timeoutNs !== undefined) {
       if (!(timeoutNs >= 0) || !Number.isFinite(timeoutNs)) throw new RangeError(`request timeout must be a finite ns count >= 0, got ${timeoutNs}`);
       const timeout: RequestTimeout = { type: 'request_timeout', to, requestType: msg.type, timeoutNs };
@@ -123,7 +135,8 @@ export class ActorCell implements Ctx<Message> {
       const pending = this.pending.get(env.replyTo);
       if (pending === undefined) return; // answered in time
       this.pending.delete(env.replyTo);
-      this.tracer?.event('request_timeout', { to: pending.to, replyTo: env.replyTo, type: pending.type });
+      if (env.msg.type === 'actor_died') this.tracer?.event('actor_died', { dead: pending.to, replyTo: env.replyTo, type: pending.type });
+      else this.tracer?.event('request_timeout', { to: pending.to, replyTo: env.replyTo, type: pending.type });
     } else if (!this.liveTimers.delete(env.id)) {
       return; // cancelled
     } else {
@@ -135,6 +148,7 @@ export class ActorCell implements Ctx<Message> {
 
   /** `target` died: answer every request pending on it, then tell the actor. */
   actorDied(target: ActorId, error: string): void {
+    this.dead.set(target, error);
     for (const [id, p] of this.pending) {
       if (p.to !== target) continue;
       this.pending.delete(id);
@@ -157,6 +171,10 @@ export class ActorCell implements Ctx<Message> {
     const env: Envelope = { from: this.self, to, id: this.nextId++, replyTo, t: this.transport.now(), msg };
     this.sent++;
     this.tracer?.sent(env, request);
+    if (this.dead.has(to)) {
+      this.tracer?.event('send_to_dead', { to, id: env.id, type: msg.type });
+      return env.id;
+    }
     this.transport.post(env);
     return env.id;
   }

@@ -8,3 +8,5 @@ export { TRACE_EXT } from './trace-format.js';
 export { Mutex } from './mutex.js';
 export { Continuations } from './continuations.js';
 export { CounterSampler, COUNTER_SAMPLE_INTERVAL_NS } from './counter-sampler.js';
+export { DELAY_NS_MAX, FAULTS_MAX, type DeadActor, type DelayFault, type DropFault, type FaultPlan, type KillFault, type ReorderFault } from './faults.js';
+export { ADDR_LIMIT, ARRAY_LIMIT, BAD_MESSAGE_RET, STRING_LIMIT, checkField, checkMessageShape, rangeCheck, rejectBadMessage, spanCheck, type BadMessage, type FieldKind, type FieldSpec, type MessageShape, type Shapes } from './validate.js';

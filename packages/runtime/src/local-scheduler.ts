@@ -9,10 +9,16 @@
 //
 // The same seed and actors give the same sequence of deliveries and the same trace, byte for byte:
 // nothing here reads the wall clock or iterates in an order that depends on anything but the run.
+//
+// Faults (faults.ts): a delayed or held envelope waits in `transit` (a heap by arrival time) and
+// joins its channel when the clock reaches it; a dropped one is traced and discarded; a kill at t
+// happens once the clock reaches t, before any delivery at t: the actor's channels and timers are
+// emptied, the others are told (ActorCell.actorDied), and nothing is delivered to it again.
 import path from 'node:path';
 import { ActorCell, type Transport } from './cell.js';
 import { ActorDiedError, RunSetupError, describeError } from './errors.js';
 import { Fifo } from './fifo.js';
+import { MessageFaults, checkFaultPlan, killedError, type DeadActor, type KillFault } from './faults.js';
 import { checkSpecs, loadActor } from './load.js';
 import { Sfc32, actorRng } from './rng.js';
 import { TimerHeap } from './timer-heap.js';
@@ -70,6 +76,13 @@ class LocalRun implements Transport {
   private stopped: { actor: ActorId; reason: string } | undefined;
   /** Index of the actor being delivered to: the sender of whatever it posts. */
   private current = -1;
+  /** Envelopes delayed or held by the fault plan, by arrival time; each knows its channel. */
+  private readonly transit = new TimerHeap();
+  private readonly transitOf = new WeakMap<Envelope, { k: number; env: Envelope }>();
+  private readonly faults: MessageFaults;
+  private readonly kills: KillFault[];
+  private readonly deadIndex = new Set<number>();
+  private readonly died: DeadActor[] = [];
 
   constructor(
     private readonly opts: LocalRunOptions,
@@ -80,6 +93,9 @@ class LocalRun implements Transport {
     const n = this.ids.length;
     this.channels = Array.from({ length: n * n }, (_, k) => ({ queue: new Fifo<Envelope>(), readyIndex: -1, to: k % n, self: Math.floor(k / n) === k % n }));
     this.rng = new Sfc32(opts.seed, 0);
+    checkFaultPlan(opts.faults, this.ids);
+    this.faults = new MessageFaults(opts.faults, opts.seed);
+    this.kills = [...(opts.faults?.kills ?? [])].sort((a, b) => a.atNs - b.atNs);
     this.sink = opts.traceDir === undefined ? undefined : new TraceSink(path.join(opts.traceDir, LOCAL_TRACE_FILE));
     const clock = () => this.clockNs;
     this.cells = actors.map(
@@ -99,10 +115,15 @@ class LocalRun implements Transport {
           endedBy = 'steps';
           break;
         }
+        if (this.kills.length > 0 && this.kills[0].atNs <= this.clockNs) {
+          this.kill(this.kills.shift()!);
+          continue;
+        }
+        if (this.transit.peekT() <= this.clockNs) this.releaseTransit();
         if (this.timers.peekT() <= this.clockNs) {
           this.releaseDueTimers();
         } else if (this.ready.length === 0) {
-          const next = this.timers.peekT();
+          const next = Math.min(this.timers.peekT(), this.transit.peekT(), this.kills.length > 0 ? this.kills[0].atNs : Infinity);
           if (next === Infinity) break;
           if (next > durationNs) {
             this.clockNs = durationNs;
@@ -112,6 +133,7 @@ class LocalRun implements Transport {
           this.clockNs = next;
           continue;
         }
+        if (this.ready.length === 0) continue; // only dead actors' timers were due
         const ch = this.ready[this.ready.length === 1 ? 0 : this.rng.int(this.ready.length)];
         const env = ch.queue.shift() as QueuedEnvelope;
         if (ch.queue.length === 0) this.unready(ch);
@@ -121,10 +143,17 @@ class LocalRun implements Transport {
       }
       if (this.stopped !== undefined) endedBy = 'stopRun';
       const summaries: RunResult['summaries'] = {};
-      this.cells.forEach((cell, i) => (summaries[this.ids[i]] = this.guard(i, 'summary', () => cell.actor.summary())));
+      this.cells.forEach((cell, i) => {
+        const dead = this.died.find((d) => d.actor === this.ids[i]);
+        // A killed actor's thread is gone in thread mode: its summary is the same here.
+        summaries[this.ids[i]] = dead ? { died: dead.error, diedAtNs: dead.atNs } : this.guard(i, 'summary', () => cell.actor.summary());
+      });
       const reason = this.stopped ? `${this.stopped.actor}: ${this.stopped.reason}` : endedBy;
       this.sink?.event(this.clockNs, 'scheduler', 'run_end', { endedBy, reason, delivered });
-      return { endedBy, reason, endNs: this.clockNs, summaries, delivered };
+      const result: RunResult = { endedBy, reason, endNs: this.clockNs, summaries, delivered };
+      if (this.died.length > 0) result.died = this.died;
+      if (this.faults.active) Object.assign(result, { faultDrops: this.faults.dropped, faultHolds: this.faults.held });
+      return result;
     } finally {
       this.sink?.close();
     }
@@ -133,7 +162,24 @@ class LocalRun implements Transport {
   // ---- Transport ----
 
   post(env: Envelope): void {
-    this.enqueue(this.current * this.ids.length + this.index.get(env.to)!, env);
+    const k = this.current * this.ids.length + this.index.get(env.to)!;
+    if (this.faults.active) {
+      const drop = this.faults.matchDrop(env, this.clockNs);
+      if (drop !== undefined) {
+        this.faults.dropped++;
+        this.sink?.event(this.clockNs, 'scheduler', 'fault_drop', { from: env.from, to: env.to, id: env.id, type: env.msg.type });
+        return;
+      }
+      const at = this.faults.arrival(env, this.clockNs);
+      if (at > this.clockNs) {
+        // The envelope keeps its send time; the heap orders by arrival, on a copy of the key.
+        const held = { ...env, t: at };
+        this.transitOf.set(held, { k, env });
+        this.transit.push(held);
+        return;
+      }
+    }
+    this.enqueue(k, env);
   }
 
   schedule(env: Envelope): void {
@@ -154,10 +200,41 @@ class LocalRun implements Transport {
 
   // ---- internals ----
 
+  private releaseTransit(): void {
+    while (this.transit.peekT() <= this.clockNs) {
+      const { k, env } = this.transitOf.get(this.transit.pop()!)!;
+      if (this.deadIndex.has(this.channels[k].to)) continue;
+      this.enqueue(k, env);
+    }
+  }
+
+  /** An injected kill: the actor is gone, its queues emptied, everyone else told. */
+  private kill(k: KillFault): void {
+    const i = this.index.get(k.actor)!;
+    if (this.deadIndex.has(i)) return;
+    const error = killedError(k.atNs);
+    this.deadIndex.add(i);
+    this.died.push({ actor: k.actor, error, atNs: this.clockNs, injected: true });
+    this.sink?.event(this.clockNs, 'scheduler', 'actor_died', { dead: k.actor, error });
+    this.sink?.event(this.clockNs, k.actor, 'actor_died', { error, during: 'fault_kill' });
+    const n = this.ids.length;
+    for (let j = 0; j < n; j++) {
+      for (const ch of [this.channels[j * n + i], this.channels[i * n + j]]) {
+        if (ch.queue.length === 0) continue;
+        while (ch.queue.length > 0) ch.queue.shift();
+        this.unready(ch);
+      }
+    }
+    this.cells.forEach((cell, j) => {
+      if (j !== i && !this.deadIndex.has(j)) this.guard(j, 'actor_died', () => cell.actorDied(k.actor, error));
+    });
+  }
+
   private releaseDueTimers(): void {
     const n = this.ids.length;
     while (this.timers.peekT() <= this.clockNs) {
       const env = this.timers.pop()! as QueuedEnvelope;
+      if (this.deadIndex.has(this.index.get(env.to)!)) continue;
       env[TIMER] = true;
       const i = this.index.get(env.to)!;
       this.enqueue(i * n + i, env);

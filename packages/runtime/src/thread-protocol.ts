@@ -8,9 +8,11 @@
 //                       ◄──────  stopRun{reason}        (an actor ended the run)
 //                       ◄──────  died{error, during}    (receive threw; the worker stays up)
 //   actorDied{actor}    ──────►  answer pending requests on it, tell the actor
+//   kill                ──────►  (fault injection) flush the trace, process.exit: the worker really exits
 //   stop                ──────►  flush batches and trace
 //                       ◄──────  stopped{summary, counters}; the task resolves
 import type { MessagePort } from 'node:worker_threads';
+import type { FaultPlan } from './faults.js';
 import type { ActorId, ActorSpec } from './types.js';
 
 export interface ActorTask {
@@ -21,11 +23,14 @@ export interface ActorTask {
   control: MessagePort;
   /** One port per other actor, keyed by its id. */
   peers: Record<ActorId, MessagePort>;
+  /** The run's fault plan (faults.ts): this worker applies the message faults to what it sends. */
+  faults?: FaultPlan;
 }
 
 export type ToWorker =
   | { kind: 'start'; epochMs: number }
   | { kind: 'actorDied'; actor: ActorId; error: string }
+  | { kind: 'kill'; error: string }
   | { kind: 'stop' };
 
 export interface WorkerCounters {
@@ -33,6 +38,8 @@ export interface WorkerCounters {
   received: number;
   lateReplies: number;
   pendingRequests: number;
+  faultDrops: number;
+  faultHolds: number;
 }
 
 export type FromWorker =

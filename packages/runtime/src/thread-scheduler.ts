@@ -10,11 +10,15 @@
 // answers their requests pending on it), then the run stops and rejects with ActorDiedError
 // naming the actor. Every wait here is bounded: loading (SETUP_TIMEOUT_MS) and stopping
 // (STOP_TIMEOUT_MS; an actor stuck in its own code cannot answer and is reported as hung).
+// An injected kill (faults.ts) is the exception: the main thread tells the worker to exit at the
+// kill's time, and when its task ends the others are told actor_died and the run goes on without
+// it; the result names it in `died`.
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { ActorDiedError, RunSetupError } from './errors.js';
+import { checkFaultPlan, killedError, type DeadActor } from './faults.js';
 import { checkSpecs } from './load.js';
 import type { ActorTask, FromWorker, ToWorker, WorkerCounters } from './thread-protocol.js';
 import { TraceSink } from './trace.js';
@@ -40,6 +44,9 @@ interface WorkerSlot {
   ready: Deferred<void>;
   stopped: Deferred<{ summary: Record<string, unknown>; counters: WorkerCounters; endNs: number }>;
   stopSent: boolean;
+  /** Killed by the fault plan: its death does not end the run. */
+  killAt: number | undefined;
+  dead: boolean;
 }
 
 type Ending = { kind: 'stopRun'; actor: ActorId; reason: string } | { kind: 'duration' } | { kind: 'interrupted' } | { kind: 'died'; error: ActorDiedError };
@@ -50,6 +57,8 @@ export class ThreadScheduler {
     const timeScale = opts.timeScale ?? 1;
     if (!(timeScale > 0) || !Number.isFinite(timeScale)) throw new RunSetupError(`timeScale must be a positive number, got ${timeScale}`);
     const n = opts.actors.length;
+    checkFaultPlan(opts.faults, opts.actors.map((a) => a.id));
+    const died: DeadActor[] = [];
     const sink = opts.traceDir === undefined ? undefined : new TraceSink(threadTraceFile(opts.traceDir, 'scheduler'));
     const pool = new Piscina({
       filename: new URL('./thread-worker.js', import.meta.url).href,
@@ -76,7 +85,8 @@ export class ThreadScheduler {
 
     const slots: WorkerSlot[] = opts.actors.map((spec, i) => {
       const ch = new MessageChannel();
-      const slot: WorkerSlot = { id: spec.id, control: ch.port1, ready: new Deferred(), stopped: new Deferred(), stopSent: false };
+      const killAt = opts.faults?.kills?.find((k) => k.actor === spec.id)?.atNs;
+      const slot: WorkerSlot = { id: spec.id, control: ch.port1, ready: new Deferred(), stopped: new Deferred(), stopSent: false, killAt, dead: false };
       const peers: Record<ActorId, MessagePort> = {};
       for (let j = 0; j < n; j++) if (j !== i) peers[opts.actors[j].id] = ports[i][j];
       const task: ActorTask = {
@@ -86,13 +96,25 @@ export class ThreadScheduler {
         traceFile: opts.traceDir === undefined ? null : threadTraceFile(opts.traceDir, spec.id),
         control: ch.port2,
         peers,
+        faults: opts.faults,
       };
-      const died = (error: ActorDiedError) => {
+      const onDeath = (error: ActorDiedError) => {
+        if (slot.killAt !== undefined && slot.ready.settled && !slot.dead) {
+          // The death the plan asked for: the others hear of it and go on.
+          slot.dead = true;
+          const why = killedError(slot.killAt);
+          died.push({ actor: spec.id, error: why, atNs: simNow(), injected: true });
+          sink?.event(simNow(), 'scheduler', 'actor_died', { dead: spec.id, error: why });
+          slot.stopped.resolve({ summary: { died: why, diedAtNs: simNow() }, counters: { sent: 0, received: 0, lateReplies: 0, pendingRequests: 0, faultDrops: 0, faultHolds: 0 }, endNs: simNow() });
+          for (const s of slots) if (s !== slot && !s.dead && !s.stopSent) post(s, { kind: 'actorDied', actor: spec.id, error: why });
+          return;
+        }
         sink?.event(simNow(), 'scheduler', 'actor_died', { dead: spec.id, error: error.message });
         slot.ready.reject(error);
         slot.stopped.reject(error);
         end({ kind: 'died', error });
       };
+      const diedOf = onDeath;
       slot.control.on('message', (m: FromWorker) => {
         switch (m.kind) {
           case 'ready':
@@ -102,7 +124,7 @@ export class ThreadScheduler {
             end({ kind: 'stopRun', actor: spec.id, reason: m.reason });
             return;
           case 'died':
-            died(new ActorDiedError(spec.id, m.error, m.during, m.stack));
+            diedOf(new ActorDiedError(spec.id, m.error, m.during, m.stack));
             return;
           case 'stopped':
             slot.stopped.resolve(m);
@@ -115,11 +137,11 @@ export class ThreadScheduler {
       });
       // Once the run is stopping, a task that ends (or a worker that pool.destroy() terminates) is expected.
       pool.run(task, { transferList: [ch.port2, ...Object.values(peers)] as never }).then(
-        () => slot.stopSent || died(new ActorDiedError(spec.id, 'its task returned before the run stopped')),
+        () => slot.stopSent || diedOf(new ActorDiedError(spec.id, 'its task returned before the run stopped')),
         (e: unknown) => {
-          if (slot.stopSent) return;
+          if (slot.stopSent && !slot.dead) return;
           const why = e instanceof Error ? e.message : String(e);
-          died(new ActorDiedError(spec.id, slot.ready.settled ? `its worker thread exited: ${why}` : why));
+          diedOf(new ActorDiedError(spec.id, slot.ready.settled ? `its worker thread exited: ${why}` : why));
         },
       );
       return slot;
@@ -140,6 +162,9 @@ export class ThreadScheduler {
 
     epochMs = performance.timeOrigin + performance.now();
     for (const s of slots) post(s, { kind: 'start', epochMs });
+    const killTimers = slots.flatMap((s) =>
+      s.killAt === undefined ? [] : [setTimeout(() => s.dead || s.stopSent || post(s, { kind: 'kill', error: killedError(s.killAt!) }), s.killAt / 1e6 / timeScale)],
+    );
     let durationTimer: NodeJS.Timeout | undefined;
     if (opts.durationNs !== undefined) durationTimer = setTimeout(() => end({ kind: 'duration' }), opts.durationNs / 1e6 / timeScale);
     const interrupted = () => end({ kind: 'interrupted' });
@@ -147,6 +172,7 @@ export class ThreadScheduler {
     opts.signal?.addEventListener('abort', interrupted, { once: true });
     const how = await ending.promise;
     clearTimeout(durationTimer);
+    killTimers.forEach(clearTimeout);
     opts.signal?.removeEventListener('abort', interrupted);
 
     if (how.kind === 'died') {
@@ -156,6 +182,8 @@ export class ThreadScheduler {
       s.stopSent = true;
       if (!s.stopped.settled) post(s, { kind: 'stop' });
     }
+    let faultDrops = 0;
+    let faultHolds = 0;
     const summaries: RunResult['summaries'] = {};
     let delivered = 0;
     let endNs = 0;
@@ -167,6 +195,8 @@ export class ThreadScheduler {
       if (st.status === 'fulfilled') {
         summaries[slots[i].id] = st.value.summary;
         delivered += st.value.counters.received;
+        faultDrops += st.value.counters.faultDrops;
+        faultHolds += st.value.counters.faultHolds;
         endNs = Math.max(endNs, st.value.endNs);
       } else if (st.reason instanceof ActorDiedError && st.reason.actor === slots[i].id && how.kind !== 'died') {
         hung ??= st.reason;
@@ -180,7 +210,10 @@ export class ThreadScheduler {
     sink?.close();
     if (how.kind === 'died') throw how.error;
     if (hung) throw hung;
-    return { endedBy, reason, endNs, summaries, delivered };
+    const result: RunResult = { endedBy, reason, endNs, summaries, delivered };
+    if (died.length > 0) result.died = died;
+    if (opts.faults?.delays?.length || opts.faults?.drops?.length || opts.faults?.reorder) Object.assign(result, { faultDrops, faultHolds });
+    return result;
   }
 }
 

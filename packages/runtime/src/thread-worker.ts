@@ -6,10 +6,14 @@
 // end of the turn (or when a batch reaches MAX_BATCH_ENVELOPES) each batch is packed and its
 // buffer transferred. Sends to oneself go through a local FIFO drained in the same turn.
 // Time is the wall clock since the run's common epoch, times `timeScale`, in ns.
+// Message faults (faults.ts) apply to what this actor sends: a dropped envelope is traced and
+// discarded, a delayed one waits in its peer's `held` queue (FIFO, arrival times non-decreasing)
+// until the wall clock reaches its arrival, then goes out in a batch like any other.
 import { performance } from 'node:perf_hooks';
 import type { MessagePort } from 'node:worker_threads';
 import { ActorCell, type Transport } from './cell.js';
 import { describeError } from './errors.js';
+import { MessageFaults } from './faults.js';
 import { Fifo } from './fifo.js';
 import { loadActor } from './load.js';
 import { actorRng } from './rng.js';
@@ -36,6 +40,9 @@ interface Peer {
   id: ActorId;
   port: MessagePort;
   batch: Envelope[];
+  /** Envelopes the fault plan delays, with their arrival (simulated ns), in order. */
+  held: Fifo<{ at: number; env: Envelope }>;
+  heldTimer: NodeJS.Timeout | undefined;
 }
 
 class WorkerHost implements Transport {
@@ -54,9 +61,12 @@ class WorkerHost implements Transport {
   private resolveDone!: () => void;
 
   constructor(private readonly task: ActorTask) {
-    for (const [id, port] of Object.entries(task.peers)) this.peers.set(id, { id, port, batch: [] });
+    for (const [id, port] of Object.entries(task.peers)) this.peers.set(id, { id, port, batch: [], held: new Fifo(), heldTimer: undefined });
     this.sink = task.traceFile === null ? undefined : new TraceSink(task.traceFile);
+    this.faults = new MessageFaults(task.faults, task.seed);
   }
+
+  private readonly faults: MessageFaults;
 
   async serve(): Promise<void> {
     const { spec, control } = this.task;
@@ -79,9 +89,42 @@ class WorkerHost implements Transport {
       return;
     }
     const peer = this.peers.get(env.to)!;
+    if (this.faults.active && this.faultPost(peer, env)) return;
+    this.toBatch(peer, env);
+  }
+
+  private toBatch(peer: Peer, env: Envelope): void {
     if (peer.batch.length === 0) this.dirty.push(peer);
     peer.batch.push(env);
     if (peer.batch.length >= MAX_BATCH_ENVELOPES) this.flushPeer(peer);
+  }
+
+  /** The message faults: true if `env` was dropped or is held back. */
+  private faultPost(peer: Peer, env: Envelope): boolean {
+    const now = this.now();
+    if (this.faults.matchDrop(env, now) !== undefined) {
+      this.faults.dropped++;
+      this.cell.trace('fault_drop', { to: env.to, id: env.id, type: env.msg.type });
+      return true;
+    }
+    const at = this.faults.arrival(env, now);
+    if (at <= now && peer.held.length === 0) return false;
+    peer.held.push({ at, env });
+    this.armHeld(peer);
+    return true;
+  }
+
+  private armHeld(peer: Peer): void {
+    if (peer.heldTimer !== undefined || peer.held.length === 0 || this.dead || this.stopped) return;
+    const dueMs = this.epochMs + peer.held.peek()!.at / 1e6 / this.task.timeScale;
+    peer.heldTimer = setTimeout(() => {
+      peer.heldTimer = undefined;
+      if (this.dead || this.stopped) return;
+      const now = this.now();
+      while (peer.held.length > 0 && peer.held.peek()!.at <= now) this.toBatch(peer, peer.held.shift()!.env);
+      this.flushAll();
+      this.armHeld(peer);
+    }, Math.max(0, dueMs - wallMs()));
   }
 
   schedule(env: Envelope): void {
@@ -114,6 +157,13 @@ class WorkerHost implements Transport {
         return;
       case 'actorDied':
         this.turn('actor_died', () => this.cell.actorDied(m.actor, m.error));
+        return;
+      case 'kill':
+        // Fault injection: the thread really ends, mid-run, with whatever it had in flight.
+        this.dead = true;
+        this.cell.trace('actor_died', { error: m.error, during: 'fault_kill' });
+        this.sink?.close();
+        process.exit(1);
         return;
       case 'stop':
         this.stop();
@@ -224,6 +274,7 @@ class WorkerHost implements Transport {
     if (this.stopped) return;
     this.stopped = true;
     this.clearWake();
+    for (const peer of this.peers.values()) clearTimeout(peer.heldTimer);
     if (!this.dead) this.flushAll();
     let summary: Record<string, unknown>;
     try {
@@ -238,7 +289,7 @@ class WorkerHost implements Transport {
     this.toMain({
       kind: 'stopped',
       summary,
-      counters: { sent: c.sent, received: c.received, lateReplies: c.lateReplies, pendingRequests: c.pendingRequests() },
+      counters: { sent: c.sent, received: c.received, lateReplies: c.lateReplies, pendingRequests: c.pendingRequests(), faultDrops: this.faults.dropped, faultHolds: this.faults.held },
       endNs,
     });
     for (const peer of this.peers.values()) peer.port.close();

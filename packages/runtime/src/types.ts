@@ -123,6 +123,8 @@ export interface RunOptions {
    * 'interrupted'. The LocalScheduler runs synchronously and does not look at it.
    */
   signal?: AbortSignal;
+  /** Faults to inject (faults.ts): kills, message delays, reorderings, drops. */
+  faults?: import('./faults.js').FaultPlan;
 }
 
 export interface RunResult {
@@ -134,4 +136,9 @@ export interface RunResult {
   summaries: Record<ActorId, Record<string, unknown>>;
   /** Messages delivered (timers included). */
   delivered: number;
+  /** Actors that died while the run went on (injected kills), in the order they died. */
+  died?: import('./faults.js').DeadActor[];
+  /** Envelopes the fault plan discarded (drop) and held back (reorder). */
+  faultDrops?: number;
+  faultHolds?: number;
 }

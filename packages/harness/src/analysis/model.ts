@@ -146,6 +146,10 @@ export class TraceModel {
   private readonly readers = new Map<string, ((l: TraceLine, index: number) => void)[]>();
 
   private readonly all: boolean;
+  /** Actors whose messages the fault plan dropped, with the first drop's time (wait-for.ts). */
+  readonly faultDrops = new Map<string, number>();
+  /** Per dead driver: the pins, gup references and interval notifiers mm released for it. */
+  readonly deadDriverReleases = new Map<string, { pins: number; gets: number; subs: number }>();
 
   line(l: TraceLine, index: number): void {
     this.hung.advance(l.t);
@@ -164,6 +168,16 @@ export class TraceModel {
         break;
       case 'run_end':
         this.runEnd = l;
+        break;
+      case 'fault_drop': {
+        // The fault plan discarded a message: LocalScheduler traces it as the scheduler's line (`from`), a worker as its own.
+        const from = typeof l.from === 'string' ? l.from : l.actor;
+        if (!this.faultDrops.has(from)) this.faultDrops.set(from, l.t);
+        break;
+      }
+      case 'dead_driver_released':
+        // kernel-mm dead-driver.ts: what mm let go of for a driver that died.
+        this.deadDriverReleases.set(l.dead as string, { pins: l.pins as number, gets: l.gets as number, subs: l.subs as number });
         break;
       case 'warn':
       case 'actor_died':

@@ -20,6 +20,8 @@ export interface WaitForState {
   invalidations: InvalidationTracker;
   jobs: GpuJobs;
   requests: RequestTracker;
+  /** Actors whose messages a fault plan dropped (`fault_drop`), with the first drop's time. */
+  faultDrops?: Map<string, number>;
 }
 
 export interface Chain {
@@ -119,8 +121,15 @@ function actorChain(s: WaitForState, actor: string, now: number, seen: Set<strin
     }
   }
   if (lines.length === (head ? 1 : 0)) {
-    lines.push(`${actor}: waits for nothing the trace shows (it never answered)`);
-    endsOn ||= `${actor}, which never answered`;
+    const dropped = s.faultDrops?.get(actor);
+    if (dropped !== undefined) {
+      // stop-invalidate-acks (harness run/faults.ts): it did answer; the answer never arrived.
+      lines.push(`${actor}: waits for nothing; fault injection drops its answers since ${at(dropped)} (fault_drop)`);
+      endsOn ||= `${actor}, whose answers fault injection drops`;
+    } else {
+      lines.push(`${actor}: waits for nothing the trace shows (it never answered)`);
+      endsOn ||= `${actor}, which never answered`;
+    }
   }
   return { lines, deadlock, endsOn };
 }

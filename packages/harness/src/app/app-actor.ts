@@ -4,13 +4,18 @@
 // device pages, stopRun. The run ends after the last phase or at scenario.duration of simulated
 // time, whichever first (at the deadline nothing new starts, sleeps are cut short, requests in
 // flight are waited for). Setup failures, a phase that cannot run, a request_timeout or an
-// actor_died end the run at once with stopRun and a reason naming them.
+// actor_died end the run at once with stopRun and a reason naming them — except the death of a
+// device a kill fault names (run/faults.ts): then the phases stop, the requests it left
+// unanswered fail with -EIO, and the end of the run (drain, free, dump) goes on without it.
 //
 // Config: { scenario, seed? } (AppConfig): the scenario validated and normalized. Actors it talks
 // to: `mm`, and each device by its DeviceSpec id.
 import type { FinalPage } from '@svmsim/kernel-mm/checker';
 import type { Actor, ActorDied, ActorId, Ctx, Incoming, Message, RequestTimeout } from '@svmsim/runtime';
 import type { Phase } from '../scenario/types.js';
+
+/** -EIO: what a request to a dead device returns. */
+const EIO = -5;
 import { dumpFinalPages } from './end-of-run.js';
 import { readRdmaCounters } from './rdma.js';
 import { PhaseStats } from './phase-stats.js';
@@ -128,7 +133,16 @@ export function createApp(config: unknown, _id: ActorId): Actor<Message> {
         }
         case 'actor_died': {
           const d = m as ActorDied;
-          return fail(`actor_died: ${d.actor} died (${d.error})`);
+          if (!app.killable(d.actor)) return fail(`actor_died: ${d.actor} died (${d.error})`);
+          if (env.replyTo !== 0) {
+            // A request the dead device will never answer: it fails as an I/O error would.
+            if (!app.io.resume({ ...env, msg: { ...d, ret: EIO } as Message })) app.trace('warn', { what: `app: actor_died for a request not waited for, from ${d.actor}` });
+            break;
+          }
+          app.deadDevices.add(d.actor);
+          app.trace('app_device_died', { device: d.actor, error: d.error });
+          beginEnd(`${d.actor} died (${d.error})`);
+          break;
         }
         case 'signal': {
           // SIGKILL from the OOM killer: mm exits the process (its later requests fail with ESRCH).

@@ -89,6 +89,24 @@ export class App {
   /** Set at the end of the last phase or at scenario.duration: nothing new starts. */
   ending = false;
   private nextValue = 1;
+  /** Jobs submitted so far per gpu device (a hang-fence fault names the N-th, from 1). */
+  private readonly jobsSubmitted = new Map<string, number>();
+  /** Devices killed by a fault: the rest of the run goes on without them. */
+  readonly deadDevices = new Set<string>();
+
+  /** The next job on `device` is counted; true if a hang-fence fault makes it the one that hangs. */
+  nextJobHangs(device: string): boolean {
+    const n = (this.jobsSubmitted.get(device) ?? 0) + 1;
+    this.jobsSubmitted.set(device, n);
+    const hang = (this.scenario.faults ?? []).some((f) => f.kind === 'hang-fence' && f.device === device && f.job === n);
+    if (hang) this.trace('fault_hang_fence', { device, job: n });
+    return hang;
+  }
+
+  /** Is `actor` a device a kill fault names? */
+  killable(actor: string): boolean {
+    return (this.scenario.faults ?? []).some((f) => f.kind === 'kill' && f.device === actor);
+  }
 
   constructor(readonly scenario: Scenario) {
     this.io = new Requests(() => this.ctx);

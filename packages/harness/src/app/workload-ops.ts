@@ -175,7 +175,7 @@ export function runOp(t: OpThread, kind: OpKind, done: () => void): void {
       const next = (i: number): void => {
         if (i === jobs.length || app.ending) return done();
         const [device, bos] = jobs[i];
-        const m: GpuSubmit = { type: 'gpu_submit', bos, pattern: { touch: t.gpu.touch, write: t.gpu.write, shift: app.ctx.rng.next() }, durationNs: t.gpu.durationNs, queue: t.gpu.queue };
+        const m: GpuSubmit = { type: 'gpu_submit', bos, pattern: { touch: t.gpu.touch, write: t.gpu.write, shift: app.ctx.rng.next() }, durationNs: t.gpu.durationNs, queue: t.gpu.queue, ...(app.nextJobHangs(device) && { hang: true }) };
         call(device, m, (r) => {
           if (r.ret < 0) return next(i + 1);
           call(device, { type: 'gpu_wait', job: r.job as number } satisfies GpuWait, () => next(i + 1));

@@ -24,6 +24,11 @@ export function collectPolicy(value: string, previous: Record<string, string>): 
   return { ...previous, [m[1]]: m[2] };
 }
 
+/** `--inject KIND:…`, repeatable (run/faults.ts parses and checks them against the scenario). */
+export function collectInject(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
 export function parseSeed(value: string): number {
   if (!/^\d+$/.test(value) || !Number.isSafeInteger(Number(value))) throw new UsageError(`--seed ${value}: expected a whole number`);
   return Number(value);

@@ -1,6 +1,7 @@
 // `svmsim run`: one run of a scenario, a report table, the trace and report.json on disk.
 import path from 'node:path';
 import { applyPolicies } from '../run/actors.js';
+import { injectFaults } from '../run/faults.js';
 import { exitCodeOf, runScenario, type RunReport } from '../run/run-scenario.js';
 import { details, table } from '../report/table.js';
 import { loadScenario } from '../scenario/load.js';
@@ -18,10 +19,12 @@ export interface RunCommandOptions {
   json: boolean;
   /** --kernel: the era instead of the scenario's machine.kernel. */
   kernel?: string;
+  /** --inject: faults added to the scenario's (run/faults.ts). */
+  inject?: string[];
 }
 
 export async function runCommand(source: string, o: RunCommandOptions): Promise<number> {
-  let s = applyPolicies(loadScenario(source), o.policy);
+  let s = injectFaults(applyPolicies(loadScenario(source), o.policy), o.inject);
   if (o.duration !== undefined) s = { ...s, duration: durationOption(o.duration) };
   s = withKernel(s, o.kernel);
   const seed = o.seed ?? s.seed;
@@ -31,19 +34,21 @@ export async function runCommand(source: string, o: RunCommandOptions): Promise<
   try {
     const r = await runScenario(s, { seed, mode: o.threads ? 'threads' : 'deterministic', timeScale: o.timeScale ?? s.timeScale ?? THREAD_TIME_SCALE, traceDir, signal: interrupt?.signal });
     if (o.json) process.stdout.write(JSON.stringify(r, null, 2) + '\n');
-    else process.stdout.write(render(r, source, o.duration !== undefined ? s.duration : undefined, o.kernel));
+    else process.stdout.write(render(r, source, o.duration !== undefined ? s.duration : undefined, o.kernel, o.inject ?? []));
     return r.endedBy === 'interrupted' ? EXIT_INTERRUPTED : exitCodeOf(r);
   } finally {
     interrupt?.dispose();
   }
 }
 
-function render(r: RunReport, source: string, durationNs: number | undefined, kernel: string | undefined): string {
+function render(r: RunReport, source: string, durationNs: number | undefined, kernel: string | undefined, inject: string[]): string {
   const policies = Object.entries(r.policies).map(([d, p]) => ` --policy ${d}=${p}`).join('');
   const duration = durationNs === undefined ? '' : ` --duration ${durationNs}ns`;
-  // A thread-mode run cannot be replayed; the deterministic run of the same seed is the next step.
   const era = kernel === undefined ? '' : ` --kernel ${kernel}`;
-  const replay = `svmsim replay ${source}${policies}${duration}${era} --seed ${r.seed}`;
+  // A thread-mode run cannot be replayed; the deterministic run of the same seed is the next step.
+  // `replay` takes no --inject: a run with injected faults is re-run with them.
+  const faults = inject.map((f) => ` --inject '${f}'`).join('');
+  const replay = faults ? `svmsim run ${source}${policies}${duration}${era}${faults} --seed ${r.seed}` : `svmsim replay ${source}${policies}${duration}${era} --seed ${r.seed}`;
   return [
     `svmsim run ${r.scenario} — ${r.mode}, seed ${r.seed}, kernel ${r.kernel}, ${formatDuration(r.simNs)} simulated in ${r.wallMs} ms`,
     '',

@@ -87,8 +87,16 @@ export const MUTANTS: Mutant[] = [
     rule: 'the invalidate callback calls mmu_interval_set_seq before it returns (svm-fault, nouveau_svmm_invalidate)',
     file: 'packages/gpu-driver/dist/policy-svm-fault.js',
     source: 'packages/gpu-driver/src/policy-svm-fault.ts invalidate',
-    edits: [{ search: 'mmu_interval_set_seq(n, m.cur_seq);', replace: '' }],
+    edits: [{ search: 'mmu_interval_set_seq(host.ctx, env.from, n, m.cur_seq);', replace: '' }],
     killers: ['sweep svm-race', 'sweep kfd-svm-race'],
+  },
+  {
+    name: 'skip-set-seq-mirror',
+    rule: 'the invalidate callback calls mmu_interval_set_seq before it returns (dmirror_interval_invalidate)',
+    file: 'packages/kernel-mm/dist/dmirror.js',
+    source: 'packages/kernel-mm/src/dmirror.ts invalidate',
+    edits: [{ search: 'mmu_interval_set_seq(this.ctx, env.from, n, m.cur_seq);', replace: '', all: true }],
+    killers: ['sweep mirror-race'],
   },
   {
     name: 'map-after-unlock',

@@ -207,8 +207,12 @@ function withKernel(rows: RunReport[], columns: Column[]): Column[] {
 export function details(r: RunReport): string {
   const out: string[] = [];
   if (r.failed !== undefined) out.push(`run failed: ${r.failed}`);
+  if (r.faults) out.push(`faults injected: ${r.faults.join('; ')}${r.faultDrops ? ` (${r.faultDrops} messages dropped)` : ''}${r.faultHolds ? ` (${r.faultHolds} messages held back)` : ''}`);
+  for (const d of r.died ?? []) {
+    out.push(`${d.actor} died at ${formatDuration(d.atNs)} (${d.error}); mm released its ${d.pins} pins, ${d.gets} gup references and ${d.subs} interval notifiers`);
+  }
   out.push(`invalidations by event: ${byEvent(r)}`);
-  for (const [id, d] of Object.entries(r.devices)) out.push(deviceLine(id, d));
+  for (const [id, d] of Object.entries(r.devices)) out.push(typeof d.died === 'string' ? `${id}: dead (${d.died})` : deviceLine(id, d));
   const failed = r.steps.filter((s) => s.failures.length > 0);
   if (r.steps.length > 0) out.push(`steps: ${r.steps.length}, ${failed.length} with an unmet expect`);
   for (const s of failed) for (const f of s.failures) out.push(`  step "${s.step}" (phase ${s.phase}): ${f}`);
@@ -228,7 +232,9 @@ export function deviceLine(id: string, d: Record<string, unknown>): string {
       `${id}${policy}: ${f('submissions')} submissions, ${f('resubmissions')} resubmissions, ` +
       `${Number.isInteger(mean) ? mean : mean.toFixed(1)} pages walked per submission, ` +
       `submit latency p50/p99 ${formatDuration(f('submitLatencyP50Ns'))} / ${formatDuration(f('submitLatencyP99Ns'))}, ` +
-      `${f('jobsDone')} jobs done, ${f('jobErrors')} job errors`
+      `${f('jobsDone')} jobs done, ${f('jobErrors')} job errors` +
+      // The job timeout and GPU reset (gpu-driver job-timeout.ts), when they happened.
+      (f('jobTimeouts') > 0 ? `, ${f('jobTimeouts')} job timeouts, ${f('gpuResets')} GPU resets, jobs lost: ${Object.entries((d.jobsLost ?? {}) as Record<string, number>).map(([e, k]) => `${e} ${k}`).join(', ')}` : '')
     );
   }
   if ('mrKind' in d) {

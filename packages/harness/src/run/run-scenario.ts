@@ -4,9 +4,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { LocalScheduler, TRACE_EXT, ThreadScheduler, type RunResult } from '@svmsim/runtime';
 import { formatViolation } from '@svmsim/kernel-mm/checker';
+import { InvalidationTracker } from '../analysis/invalidations.js';
 import { readModel } from '../analysis/model.js';
+import { formatDuration } from '../scenario/units.js';
 import type { Scenario, StepResult } from '../scenario/types.js';
 import { scenarioActors } from './actors.js';
+import { describeFault, faultPlan, runBoundNs, withFaults } from './faults.js';
 
 export interface RunOptions {
   seed: number;
@@ -40,6 +43,13 @@ export interface RunReport {
   phases: unknown[];
   steps: StepResult[];
   expectFailures: number;
+  /** The faults injected (run/faults.ts), one line each; absent without faults. */
+  faults?: string[];
+  /** Devices killed by a fault: when, and what mm released for them (kernel-mm dead-driver.ts). */
+  died?: { actor: string; error: string; atNs: number; pins: number; gets: number; subs: number }[];
+  /** Envelopes the fault plan dropped (stop-invalidate-acks) and held back (reorder). */
+  faultDrops?: number;
+  faultHolds?: number;
   check: {
     ok: boolean;
     violations: string[];
@@ -82,7 +92,8 @@ export interface MmFigures {
   hungTaskWarnings: number;
 }
 
-export async function runScenario(s: Scenario, opts: RunOptions): Promise<RunReport> {
+export async function runScenario(scenario: Scenario, opts: RunOptions): Promise<RunReport> {
+  const s = withFaults({ ...scenario, faults: scenario.faults ?? [] });
   fs.mkdirSync(opts.traceDir, { recursive: true });
   const actors = scenarioActors(s, { seed: opts.seed, checkInvariants: opts.mode === 'deterministic' && s.machine.frames <= 4096 });
   // A previous run's trace in the same directory would be merged into this one: remove exactly
@@ -92,12 +103,14 @@ export async function runScenario(s: Scenario, opts: RunOptions): Promise<RunRep
   }
   const t0 = performance.now();
   // Past the scenario's duration the app drains and dumps by itself; the bound here only stops a run
-  // that cannot end (a device that never answers): twice the duration plus a margin.
-  const durationNs = s.duration * 2 + 10e9;
+  // that cannot end (a device that never answers): twice the duration plus a margin (past the
+  // hung-task timeout when a fault stops a device's acks, so that khungtaskd's report is made).
+  const durationNs = runBoundNs(s, opts.mode);
+  const faults = faultPlan(s.faults);
   const r: RunResult =
     opts.mode === 'deterministic'
-      ? await new LocalScheduler().run({ actors, seed: opts.seed, traceDir: opts.traceDir, durationNs })
-      : await new ThreadScheduler().run({ actors, seed: opts.seed, traceDir: opts.traceDir, timeScale: opts.timeScale, durationNs, signal: opts.signal });
+      ? await new LocalScheduler().run({ actors, seed: opts.seed, traceDir: opts.traceDir, durationNs, faults })
+      : await new ThreadScheduler().run({ actors, seed: opts.seed, traceDir: opts.traceDir, timeScale: opts.timeScale, durationNs, signal: opts.signal, faults });
   const wallMs = performance.now() - t0;
   const app = r.summaries.app as { finalPages?: { pid: number; addr: number; value: number }[]; phases?: unknown[]; steps?: StepResult[]; expectFailures?: number; state?: string };
   // The data oracle and the hung-task detector in one pass over the trace, as `svmsim check` runs them.
@@ -106,6 +119,20 @@ export async function runScenario(s: Scenario, opts: RunOptions): Promise<RunRep
   const devices: RunReport['devices'] = {};
   // The scenario's devices and the actors they bring along (an RDMA NIC's peer).
   for (const a of actors) if (a.id !== 'mm' && a.id !== 'ramdisk' && a.id !== 'nvme' && a.id !== 'app') devices[a.id] = r.summaries[a.id] ?? {};
+  const released = model.deadDriverReleases;
+  const hung = model.hung.reports[0];
+  const notFinished = (): string => {
+    // A run that never finished because mm waits for an ack that will not come: name the wait.
+    if (hung?.stillBlockedAtEnd) return `the run did not finish (${r.reason}): task ${hung.task} is still blocked in invalidation #${hung.inv}, waiting for ${hung.waitedBy.join(', ')} (a hung task since t=${formatDuration(hung.blockedSinceT)}; svmsim check ${opts.traceDir} prints the report)`;
+    // Shorter than hung_task_timeout_secs (a thread-mode run): the oldest invalidation still waiting, if any.
+    const open = [...model.invalidations.open.values()].filter((inv) => inv.settledT === undefined && InvalidationTracker.waitingSubs(inv).length > 0);
+    if (open.length > 0) {
+      const inv = open.reduce((a, b) => (b.startT < a.startT ? b : a));
+      const devs = [...new Set(InvalidationTracker.waitingSubs(inv).map((sub) => model.invalidations.subs.get(sub)?.dev ?? `subscription ${sub}`))];
+      return `the run did not finish (${r.reason}): task ${inv.task} is still blocked in invalidation #${inv.inv}, waiting for ${devs.join(', ')} since t=${formatDuration(inv.startT)}`;
+    }
+    return `the run did not finish (${r.reason})`;
+  };
   const report: RunReport = {
     scenario: s.name,
     policies: Object.fromEntries(s.devices.map((d) => [d.id, d.policy])),
@@ -116,7 +143,7 @@ export async function runScenario(s: Scenario, opts: RunOptions): Promise<RunRep
     traceDir: opts.traceDir,
     endedBy: r.endedBy,
     reason: r.reason,
-    failed: app.state === 'done' ? undefined : r.endedBy === 'interrupted' ? 'interrupted (Ctrl-C) before the run finished' : `the run did not finish (${r.reason})`,
+    failed: app.state === 'done' ? undefined : r.endedBy === 'interrupted' ? 'interrupted (Ctrl-C) before the run finished' : notFinished(),
     simNs: r.endNs,
     wallMs: Math.round(wallMs),
     mm: pickMm(r.summaries.mm ?? {}),
@@ -124,6 +151,9 @@ export async function runScenario(s: Scenario, opts: RunOptions): Promise<RunRep
     phases: app.phases ?? [],
     steps: app.steps ?? [],
     expectFailures: app.expectFailures ?? 0,
+    ...(s.faults.length > 0 && { faults: s.faults.map(describeFault) }),
+    ...(r.died && { died: r.died.map((d) => ({ actor: d.actor, error: d.error, atNs: d.atNs, pins: 0, gets: 0, subs: 0, ...released.get(d.actor) })) }),
+    ...(r.faultDrops !== undefined && { faultDrops: r.faultDrops, faultHolds: r.faultHolds }),
     check: {
       ok: check.ok,
       violations: check.violations.map(formatViolation),

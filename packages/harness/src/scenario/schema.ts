@@ -13,6 +13,8 @@
 // formatIssue turns zod's issues into "<path>: <value> is not … (did you mean …?)".
 import { ETIMEDOUT, HMM_DMIRROR_CMDS, type HmmDmirrorCmdName } from '@svmsim/kernel-mm/dmirror';
 import { DEFAULT_COSTS } from '@svmsim/kernel-mm/kernel';
+import { VPN_LIMIT } from '@svmsim/kernel-mm/page-table';
+import { MMAP_BASE_VPN } from '@svmsim/kernel-mm/process';
 import { ERRNO_NAMES } from '@svmsim/kernel-mm/protocol';
 import { CMB_PAGES_LIMIT, NVME_ACTOR_NAMESPACE_BLOCKS, NVME_COST_LIMIT_NS, NVME_POLICIES, NVME_QUEUE_DEPTH_LIMIT } from '@svmsim/nvme';
 import { IBV_WC_STATUSES } from '@svmsim/rdma-odp/rdma-protocol';
@@ -27,6 +29,7 @@ import {
   type ActionStep,
   type DeviceSpec,
   type Expect,
+  type FaultSpec,
   type FileSpec,
   type Machine,
   type OpKind,
@@ -148,8 +151,18 @@ export const nameSchema = converted(
   },
 );
 
-const label = z.string().min(1);
-const count = (min: number) => z.int().min(min);
+const label = z.string().min(1).max(256);
+/**
+ * Limits (README, "Limits"): every count has one, so a number past it is a one-line error naming
+ * the field (exit 2), never a run that dies allocating (exit 3). Frames, swap slots, file pages,
+ * device pages: at most 2^24 (64 GiB of 4 KiB pages). A VMA and a step's page range: at most 2^20
+ * pages, the address space of one process (kernel-mm page-table.ts VPN_LIMIT).
+ */
+export const COUNT_MAX = 2 ** 24;
+export const VMA_PAGES_MAX = VPN_LIMIT;
+/** A process's VMAs together: its address space above mmap_base (kernel-mm process.ts MMAP_BASE_VPN). */
+export const PROCESS_PAGES_MAX = VPN_LIMIT - MMAP_BASE_VPN;
+const count = (min: number, max: number = COUNT_MAX) => z.int().min(min).max(max);
 const flag = z.boolean();
 
 /** expect.ret: a number, or an errno name (a leading "-", as the kernel writes -EPERM, is dropped). */
@@ -183,7 +196,7 @@ const storeValue = z.custom<number | 'unique'>((v) => (typeof v === 'number' && 
   error: (iss) => `${show(iss.input)} is not a value to store: expected a number or "unique"`,
 });
 
-const words = z.array(z.number());
+const words = z.array(z.number()).max(VPN_LIMIT);
 
 // =====================================================================================
 // Machine, files, devices, processes
@@ -216,7 +229,7 @@ const nvmeSchema = strict({
  * timeout is as good as infinite, and a typo (seconds for ms ×1000) should not pass unseen.
  */
 const LOCKUP_TIMEOUT_MS_MAX = 86_400_000;
-const lockupMs = z.int().max(LOCKUP_TIMEOUT_MS_MAX);
+const lockupMs = z.int().min(-LOCKUP_TIMEOUT_MS_MAX).max(LOCKUP_TIMEOUT_MS_MAX);
 
 const machineSchema = strict({
   kernel: oneOf(KERNEL_ERAS as unknown as readonly [string, ...string[]]).default(DEFAULT_KERNEL_ERA),
@@ -334,7 +347,7 @@ const kindOf = (m: { kind?: VmaSpec['kind']; file?: string }): VmaSpec['kind'] =
 const vmaSchema = strict({
   name: nameSchema,
   kind: oneOf(VMA_KINDS).optional(),
-  pages: count(1),
+  pages: count(1, VMA_PAGES_MAX),
   prot: protSchema.default('rw'),
   shared: flag.default(false),
   file: nameSchema.optional(),
@@ -365,7 +378,7 @@ const processSchema = strict({ name: nameSchema, vmas: z.array(vmaSchema).defaul
 // Steps
 // =====================================================================================
 
-const range = { vma: nameSchema, page: count(0).default(0), pages: count(1).default(1) };
+const range = { vma: nameSchema, page: count(0, VMA_PAGES_MAX).default(0), pages: count(1, VMA_PAGES_MAX).default(1) };
 /** `- exit:` (null) or `- exit: {}`. */
 const noArgs = z.preprocess((v) => (v === null ? {} : v), strict({}));
 
@@ -513,7 +526,7 @@ const stepSchema = strict({
 // =====================================================================================
 
 type OptionalKinds = { [K in OpKind]: z.ZodOptional<z.ZodNumber> };
-const mixSchema = strict(Object.fromEntries(OP_KINDS.map((k) => [k, z.number().min(0).optional()])) as unknown as OptionalKinds).superRefine((m, ctx) => {
+const mixSchema = strict(Object.fromEntries(OP_KINDS.map((k) => [k, z.number().min(0).max(1e9).optional()])) as unknown as OptionalKinds).superRefine((m, ctx) => {
   if (!Object.values(m).some((w) => w !== undefined && w > 0)) {
     ctx.addIssue({ continue: false, code: 'custom', input: m, message: `${show(m)}: no operation has a positive weight; give one of ${list(OP_KINDS)} a weight` });
   }
@@ -568,6 +581,68 @@ const phaseList = z
   .transform((phases) => phases.map((p, i) => ({ ...p, name: p.name ?? `${p.kind} ${i}` })));
 
 // =====================================================================================
+// Faults (run/faults.ts): `- kill: gpu0` with `at: 5ms`, `- hang-fence: gpu0` with `job: 2`,
+// `- stop-invalidate-acks: rdma0` with `at`, `- delay: {from, to, ns, jitterNs}`,
+// `- reorder: {probability, maxNs}`. The same entries come from `--inject` flags.
+// =====================================================================================
+
+/** The longest delay, jitter or hold a fault may ask for: an hour (runtime faults.ts DELAY_NS_MAX). */
+export const FAULT_DELAY_MAX_NS = 3.6e12;
+/** At most this many faults in one run (runtime faults.ts FAULTS_MAX). */
+export const FAULTS_MAX = 256;
+export const FAULT_KINDS = ['kill', 'hang-fence', 'stop-invalidate-acks', 'delay', 'reorder'] as const;
+/** Besides its kind, what each fault entry takes: `at` for kill and stop-invalidate-acks, `job` (and `timeout`) for hang-fence. */
+const FAULT_MODIFIERS: Record<(typeof FAULT_KINDS)[number], readonly string[]> = {
+  kill: ['at'], 'hang-fence': ['job', 'timeout'], 'stop-invalidate-acks': ['at'], delay: [], reorder: [],
+};
+const faultDelay = durationSchema.refine((v) => v <= FAULT_DELAY_MAX_NS, { error: `past the limit of ${FAULT_DELAY_MAX_NS} ns (1h)` });
+const faultSchema = strict({
+  kill: nameSchema.optional(),
+  'hang-fence': nameSchema.optional(),
+  'stop-invalidate-acks': nameSchema.optional(),
+  delay: strict({ from: nameOrPeer(), to: nameOrPeer(), ns: faultDelay, jitterNs: faultDelay.default(0) }).optional(),
+  reorder: strict({ probability: z.number().min(0).max(1), maxNs: faultDelay.default(10_000) }).optional(),
+  at: durationSchema.optional(),
+  job: count(1).max(1_000_000).optional(),
+  timeout: durationSchema.refine((v) => v >= 1e6 && v <= LOCKUP_TIMEOUT_MS_MAX * 1e6, { error: `expected from 1ms to ${LOCKUP_TIMEOUT_MS_MAX} ms (amdgpu's lockup_timeout is in ms)` }).optional(),
+})
+  .superRefine((f, ctx) => {
+    const kinds = FAULT_KINDS.filter((k) => f[k] !== undefined);
+    if (kinds.length !== 1) {
+      ctx.addIssue({ continue: false, code: 'custom', message: kinds.length === 0 ? `a fault needs a kind: one of ${list(FAULT_KINDS)}` : `a fault has one kind; found ${kinds.join(' and ')}` });
+      return;
+    }
+    const kind = kinds[0];
+    for (const m of ['at', 'job', 'timeout'] as const) {
+      if (f[m] !== undefined && !FAULT_MODIFIERS[kind].includes(m)) {
+        ctx.addIssue({ continue: false, code: 'custom', path: [m], input: f[m], message: `${kind} takes no ${m}${FAULT_MODIFIERS[kind].length ? ` (it takes ${list(FAULT_MODIFIERS[kind])})` : ''}` });
+        return;
+      }
+    }
+    if ((kind === 'kill' || kind === 'stop-invalidate-acks') && f.at === undefined) ctx.addIssue({ continue: false, code: 'custom', path: ['at'], message: `missing; ${kind} needs at: the time it happens (e.g. at: 5ms)` });
+    if (kind === 'hang-fence' && f.job === undefined) ctx.addIssue({ continue: false, code: 'custom', path: ['job'], message: 'missing; hang-fence needs job: which of the device\'s jobs hangs (1 for the first)' });
+  })
+  .transform((f): FaultSpec => {
+    if (f.kill !== undefined) return { kind: 'kill', device: f.kill, atNs: f.at! };
+    if (f['hang-fence'] !== undefined) return { kind: 'hang-fence', device: f['hang-fence'], job: f.job!, ...(f.timeout !== undefined && { timeoutMs: Math.round(f.timeout / 1e6) }) };
+    if (f['stop-invalidate-acks'] !== undefined) return { kind: 'stop-invalidate-acks', device: f['stop-invalidate-acks'], atNs: f.at! };
+    if (f.delay !== undefined) return { kind: 'delay', ...f.delay };
+    return { kind: 'reorder', ...f.reorder! };
+  });
+
+/** An actor id in a delay: a name, or an rdma device's peer (`rdma0.peer`). */
+function nameOrPeer() {
+  return converted((v): v is string => typeof v === 'string', 'an actor id (mm, app, nvme, a device, or an rdma device\'s <id>.peer)', (v) => {
+    const base = v.endsWith('.peer') ? v.slice(0, -'.peer'.length) : v;
+    if (!NAME_RE.test(base)) throw new Error(`${show(v)} is not an actor id: mm, app, nvme, a device's id, or <rdma device>.peer`);
+    return v;
+  });
+}
+
+/** The faults list: each entry checked alone here, against the devices in crossCheck. */
+export const faultListSchema = z.array(faultSchema).max(FAULTS_MAX);
+
+// =====================================================================================
 // The scenario, and the checks between its parts
 // =====================================================================================
 
@@ -582,15 +657,16 @@ function scenarioObject(defaultName: string) {
   return strict({
     name: label.default(defaultName),
     description: z.string().default(''),
-    seed: count(0).default(1),
+    seed: z.int().min(0).max(Number.MAX_SAFE_INTEGER).default(1),
     duration: durationSchema.default(1e9),
-    timeScale: z.number().positive().finite().optional(),
+    timeScale: z.number().positive().max(1e9).optional(),
     report: z.array(oneOf(Object.keys(COLUMNS) as [string, ...string[]])).min(1).optional(),
     machine: machineSchema.prefault({}),
     files: z.array(fileSchema).default([]),
     devices: z.array(deviceSchema).default([]),
     processes: z.array(processSchema).min(1),
     phases: phaseList,
+    faults: faultListSchema.default([]),
   });
 }
 
@@ -611,7 +687,39 @@ function crossCheck(s: z.output<ReturnType<typeof scenarioObject>>, ctx: z.Refin
 }
 const STOP = Symbol('stop');
 
+/** Each fault names a device of the scenario (of the kind it needs); a delay names actors of the run. */
+export function checkFaults(s: Scenario, issue: (path: Path, input: unknown, message: string) => never): void {
+  const ids = s.devices.map((d) => d.id);
+  const actors = ['mm', 'app', 'nvme', ...s.devices.flatMap((d) => (d.kind === 'rdma' ? [d.id, `${d.id}.peer`] : [d.id]))];
+  s.faults.forEach((f, i) => {
+    if (f.kind === 'delay' || f.kind === 'reorder') {
+      if (f.kind === 'delay') {
+        for (const end of ['from', 'to'] as const) {
+          if (!actors.includes(f[end])) issue(['faults', i, 'delay', end], f[end], `${show(f[end])} is not an actor of this run; expected one of ${list(actors)}${didYouMean(f[end], actors)}`);
+        }
+        if (f.from === f.to) issue(['faults', i, 'delay', 'to'], f.to, `${show(f.to)}: a delay is between two different actors`);
+      }
+      return;
+    }
+    const dev = s.devices.find((d) => d.id === f.device);
+    if (!dev) issue(['faults', i, f.kind], f.device, `${show(f.device)} is not a device of this scenario${ids.length ? `; devices: ${list(ids)}${didYouMean(f.device, ids)}` : ' (it has none)'}`);
+    if (f.kind === 'hang-fence' && dev!.kind !== 'gpu') issue(['faults', i, f.kind], f.device, `${show(f.device)} is a ${dev!.kind} device; hang-fence needs a gpu (its jobs have fences)`);
+  });
+  const kills = new Map<string, number>();
+  s.faults.forEach((f, i) => {
+    if (f.kind !== 'kill') return;
+    if (kills.has(f.device)) issue(['faults', i, 'kill'], f.device, `${show(f.device)} is killed twice (also faults[${kills.get(f.device)}])`);
+    kills.set(f.device, i);
+  });
+  if (s.faults.filter((f) => f.kind === 'reorder').length > 1) issue(['faults'], s.faults, 'at most one reorder fault');
+}
+
 function crossCheckOrThrow(s: Scenario, issue: (path: Path, input: unknown, message: string) => never): void {
+  checkFaults(s, issue);
+  s.processes.forEach((p, i) => {
+    const pages = p.vmas.reduce((n, v) => n + v.pages, 0);
+    if (pages > PROCESS_PAGES_MAX) issue(['processes', i, 'vmas'], pages, `${pages} pages of VMAs; a process's address space holds at most ${PROCESS_PAGES_MAX} (2^20 pages less the ${MMAP_BASE_VPN} below mmap_base)`);
+  });
   const unique = (items: { name: string }[], at: Path, key: string, what: string) => {
     const seen = new Map<string, number>();
     items.forEach((it, i) => {

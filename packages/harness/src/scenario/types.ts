@@ -24,7 +24,25 @@ export interface Scenario {
   processes: ProcessSpec[];
   /** Run one after another by the process actor `app`. */
   phases: Phase[];
+  /** Faults to inject (run/faults.ts); `--inject` flags add to them. */
+  faults: FaultSpec[];
 }
+
+/**
+ * One injected fault (run/faults.ts says what each does and its defined outcome).
+ *   kill                  the device's actor dies at `atNs` (thread mode: its worker exits)
+ *   hang-fence            the device's `job`-th job (1-based, counted per device) never signals its
+ *                         fence; `timeoutMs` overrides machine.lockupTimeout's gfx and compute
+ *   stop-invalidate-acks  from `atNs` on the device's invalidate_acks never reach mm
+ *   delay                 envelopes from `from` to `to` arrive `ns` + [0, jitterNs) later
+ *   reorder               each envelope between two actors is held, with `probability`, up to `maxNs`
+ */
+export type FaultSpec =
+  | { kind: 'kill'; device: string; atNs: Ns }
+  | { kind: 'hang-fence'; device: string; job: number; timeoutMs?: number }
+  | { kind: 'stop-invalidate-acks'; device: string; atNs: Ns }
+  | { kind: 'delay'; from: string; to: string; ns: Ns; jitterNs: Ns }
+  | { kind: 'reorder'; probability: number; maxNs: Ns };
 
 export interface Machine {
   /** The kernel era (gpu-driver kernel-era.ts: v4.9, v6.6, v6.15, latest): the defaults that changed across versions. */

@@ -30,7 +30,16 @@ const COMPONENT = /^(\d+(?:\.\d+)?|\.\d+)\s*([^\d\s.]+)/;
  * "<number><unit>" components, units ns, us, µs, ms, s, m, h, summed: "50ms", "1.5s", "2m 30s".
  * The result is rounded to whole ns. Throws an Error whose message quotes the input and says why.
  */
+/** The longest duration anything takes: 100 days (simulated time is a double of ns, exact to 104 days). */
+export const DURATION_MAX_NS = 100 * 86_400e9;
+
 export function parseDuration(v: string | number): Ns {
+  const ns = parseDurationUnbounded(v);
+  if (ns > DURATION_MAX_NS) throw new Error(`${typeof v === 'string' ? JSON.stringify(v) : v} is past the limit of a duration, 100 days (${DURATION_MAX_NS} ns)`);
+  return ns;
+}
+
+function parseDurationUnbounded(v: string | number): Ns {
   if (typeof v === 'number') {
     if (!Number.isFinite(v)) throw new Error(`${String(v)} is not a duration: expected a finite number of ns`);
     if (v < 0) throw new Error(`${v} is not a duration: it is negative`);

@@ -2,7 +2,7 @@
 // come back, checking that each reply answers the request it names. Used by tests and the bench.
 import type { Actor, Ctx, Incoming } from '../types.js';
 
-export type EchoMsg = { type: 'echo'; n: number } | { type: 'echo_reply'; n: number } | { type: 'kick' };
+export type EchoMsg = { type: 'echo'; n: number } | { type: 'echo_reply'; n: number } | { type: 'kick' } | { type: 'echo_due'; n: number };
 
 export interface EchoClientConfig {
   server: string;
@@ -14,13 +14,21 @@ export interface EchoClientConfig {
   recordRtt?: boolean;
 }
 
-export function createEchoServer(): Actor<EchoMsg> {
+/** `delayNs`: each reply is sent that long after its request (a timer), so that time passes. */
+export function createEchoServer(config?: unknown): Actor<EchoMsg> {
+  const delayNs = (config as { delayNs?: number } | undefined)?.delayNs ?? 0;
+  const due = new Map<number, Incoming<EchoMsg>>();
   let served = 0;
   return {
     receive(env, ctx) {
       if (env.msg.type === 'echo') {
         served++;
-        ctx.reply(env, { type: 'echo_reply', n: env.msg.n });
+        if (delayNs === 0) return ctx.reply(env, { type: 'echo_reply', n: env.msg.n });
+        due.set(ctx.after(delayNs, { type: 'echo_due', n: env.msg.n }), env);
+      } else if (env.msg.type === 'echo_due') {
+        const req = due.get(env.id)!;
+        due.delete(env.id);
+        ctx.reply(req, { type: 'echo_reply', n: env.msg.n });
       }
     },
     summary: () => ({ served }),
@@ -52,6 +60,7 @@ export function createEchoClient(config: unknown): Actor<EchoMsg> {
     receive(env: Incoming<EchoMsg>, ctx) {
       const m = env.msg;
       if (m.type === 'kick') return issue(ctx);
+      if (m.type === 'actor_died' && env.replyTo === 0) return; // the notice; pending requests had their own answers
       const req = inflight.get(env.replyTo);
       if (req === undefined) {
         mismatches++;
