@@ -1,10 +1,22 @@
-// What the `nvme` actor accepts from other actors: mm's bios (kernel-mm protocol.ts BioSubmit),
-// checked before acting (runtime validate.ts). A bio that does not fit is answered bad_message
-// (-EINVAL, one line naming the field) and no command is queued.
+// What the `nvme` actor accepts from other actors, checked before acting (runtime validate.ts):
+// mm's bios (kernel-mm protocol.ts BioSubmit), the process's O_DIRECT requests and peers' DMA into
+// the CMB (dio-protocol.ts), an exporter's move_notify (gpu-driver dma-buf-protocol.ts). A message
+// that does not fit is answered in its own reply type or bad_message (-EINVAL, one line naming the
+// field) and nothing is queued.
 import type { MessageShape } from '@svmsim/runtime';
 
 const op = (v: unknown) => (v === 'read' || v === 'write' ? undefined : `${JSON.stringify(v)} is not one of read, write`);
 
+/** The optional P2P / dma-buf buffer of an O_DIRECT request: an object with a provider or exporter and pages. */
+const buffer = (v: unknown) =>
+  v === undefined || (typeof v === 'object' && v !== null && Number.isInteger((v as { page?: unknown }).page) && Number.isInteger((v as { nlb?: unknown }).nlb))
+    ? undefined
+    : `${JSON.stringify(v)} is not a buffer {page, nlb, …}`;
+
 export const NVME_SHAPES = {
   bio_submit: { fields: { op, dev: 'str', block: 'id', value: 'num?' }, reply: { type: 'bio_done', value: 0 } },
-} satisfies Record<'bio_submit', MessageShape>;
+  nvme_dio: { fields: { op, pid: 'id', addr: 'addr', pfns: 'f64s', slba: 'int', p2p: buffer, dmabuf: buffer }, reply: { type: 'nvme_dio_result' } },
+  p2pmem_write: { fields: { dev: 'str', page: 'int', values: 'f64s' } },
+  p2pmem_read: { fields: { dev: 'str', page: 'int', nlb: 'count' }, reply: { type: 'p2pmem_read_result', values: new Float64Array(0) } },
+  dma_buf_move_notify: { fields: { attachment: 'id' } },
+} satisfies Record<'bio_submit' | 'nvme_dio' | 'p2pmem_write' | 'p2pmem_read' | 'dma_buf_move_notify', MessageShape>;
