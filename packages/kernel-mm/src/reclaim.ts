@@ -116,18 +116,7 @@ export function shrink_folio(k: Kernel, pfn: number, who: Who, task: string, the
   pm.get(pfn); // isolate_lru_folio's reference
   try_to_unmap(k, pfn, mappings, slot, who, task, (unmapped) => {
     unlockAll();
-    const finish = (freed: boolean) => {
-      pm.flags[pfn] &= ~PG_LOCKED;
-      const waiters = k.pageWaiters.get(pfn);
-      k.pageWaiters.delete(pfn);
-      if (freed) {
-        k.stats.reclaimed++;
-        if (pm.flags[pfn] & PG_LRU) pm.lruDel(pfn);
-      }
-      pm.put(pfn); // drop isolation: frees the page if nothing else holds it
-      waiters?.forEach((w) => w());
-      then(freed);
-    };
+    const finish = (freed: boolean) => endReclaimOf(k, pfn, freed, then);
     if (!unmapped) {
       if (slot >= 0) {
         // The slot was counted for every mapping; those that kept their PTE give their count back.
@@ -168,6 +157,21 @@ export function shrink_folio(k: Kernel, pfn: number, who: Who, task: string, the
   });
 }
 
+/** The end of one folio's reclaim: folio_unlock (waking who waits on it), the LRU if it was freed, and the isolation reference dropped (which frees the page if nothing else holds it). */
+function endReclaimOf(k: Kernel, pfn: number, freed: boolean, then: (freed: boolean) => void): void {
+  const pm = k.pm;
+  pm.flags[pfn] &= ~PG_LOCKED;
+  const waiters = k.pageWaiters.get(pfn);
+  k.pageWaiters.delete(pfn);
+  if (freed) {
+    k.stats.reclaimed++;
+    if (pm.flags[pfn] & PG_LRU) pm.lruDel(pfn);
+  }
+  pm.put(pfn);
+  waiters?.forEach((w) => w());
+  then(freed);
+}
+
 /**
  * A page already in the swap cache (its slot written; some PTEs hold the slot): if no PTE maps it
  * and nothing but the swap cache holds it, __remove_mapping deletes it from the swap cache and frees
@@ -182,18 +186,7 @@ function shrink_swap_cache_folio(k: Kernel, pfn: number, then: (freed: boolean) 
   if (pm.mapcount[pfn] > 0 || pm.extraRefs(pfn) > 1) return then(false);
   pm.flags[pfn] |= PG_LOCKED;
   pm.get(pfn); // isolate_lru_folio's reference
-  const finish = (freed: boolean) => {
-    pm.flags[pfn] &= ~PG_LOCKED;
-    const waiters = k.pageWaiters.get(pfn);
-    k.pageWaiters.delete(pfn);
-    if (freed) {
-      k.stats.reclaimed++;
-      if (pm.flags[pfn] & PG_LRU) pm.lruDel(pfn);
-    }
-    pm.put(pfn);
-    waiters?.forEach((w) => w());
-    then(freed);
-  };
+  const finish = (freed: boolean) => endReclaimOf(k, pfn, freed, then);
   // __remove_mapping: isolation + swap cache references only, and still the slot's page.
   const remove = () => {
     if (pm.mapcount[pfn] > 0 || pm.extraRefs(pfn) > 2 || k.swapCache.get(slot) !== pfn) return finish(false);
