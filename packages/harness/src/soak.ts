@@ -10,12 +10,11 @@
 //   npm run soak -- --seeds 5 --thread-runs 1 --twin-seeds 10     CI's short version
 //   options: --seeds N (safe seeds per scenario × policy), --twin-seeds N, --thread-runs N,
 //            --jobs N (threads), --only a,b (scenarios), --json
+import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import fs from 'node:fs';
 import { parseArgs } from 'node:util';
-import { DEVICE_KINDS } from './run/actors.js';
-import { applyPolicies } from './run/actors.js';
+import { applyPolicies, DEVICE_KINDS } from './run/actors.js';
 import { runScenario } from './run/run-scenario.js';
 import { listBuiltinScenarios, loadScenario, readScenarioText } from './scenario/load.js';
 import { runSeeds, seedPool } from './commands/sweep-pool.js';
