@@ -138,11 +138,18 @@ export function createNvme(config: unknown): Actor<Message> {
     );
   }
 
+  /** A message of a feature this controller was not given (no O_DIRECT path, no published CMB): refused like a malformed one. */
+  const notConfigured = (m: Message): string | undefined => {
+    if ((m.type === 'nvme_dio' || m.type === 'dma_buf_move_notify') && !dio) return 'this controller serves no direct I/O';
+    if ((m.type === 'p2pmem_write' || m.type === 'p2pmem_read') && !cmb) return 'this controller publishes no CMB';
+    return undefined;
+  };
+
   return {
     receive(env, ctx) {
       cur = ctx;
       // The boundary: a malformed bio is answered bad_message and changes nothing (message-shapes.ts).
-      if (rejectBadMessage(env as Envelope<Message>, ctx, NVME_SHAPES)) return;
+      if (rejectBadMessage(env as Envelope<Message>, ctx, NVME_SHAPES, notConfigured)) return;
       const m = env.msg as Message;
       // A command's own timer means its finish has come, even if a thread-mode clock reads a
       // hair earlier than the simulated finish.
