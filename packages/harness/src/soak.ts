@@ -99,7 +99,7 @@ async function main(): Promise<number> {
         progress(row);
       };
       for (const p of safe) await seedRow(p, false, seeds);
-      for (const p of unsafe) await seedRow(p, true, twinSeeds);
+      if (twinSeeds > 0) for (const p of unsafe) await seedRow(p, true, twinSeeds);
       for (const p of safe) {
         if (threadRuns === 0) continue;
         const row: Row = { scenario: name, policy: p || '-', mode: 'threads', unsafe: false, runs: 0, violations: 0, errors: 0, bugSeeds: 0, caught: 0, wallMs: 0 };
