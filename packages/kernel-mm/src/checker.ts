@@ -297,7 +297,7 @@ export function newTraceChecker(): TraceChecker {
 
   function checkLine(l: TraceLine, index: number): void {
     lastT = l.t;
-    if (PIN_EVENTS.has(l.ev)) return pins.line(l, index);
+    if (PIN_EVENTS.has(l.ev)) return void pins.line(l, index);
     if (!ORACLE_EVENTS.has(l.ev)) return;
     cur = index;
     const f = l as unknown as Record<string, unknown>;

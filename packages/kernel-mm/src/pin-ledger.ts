@@ -4,13 +4,15 @@
 // frame from reclaim, migration and compaction forever, and a leaked reference keeps it allocated:
 // the kernel never sees it, so only the ledger can. Read from gup.ts's trace events
 // ({by, pfns}); the zero page is not counted (gup takes no reference on it here, as the kernel).
+// The harness's pin figures (analysis/pins.ts: hold times per taker) read the same ledger.
 import type { TraceLine } from '@svmsim/runtime';
 import { ZERO_PFN } from './protocol.js';
 
 /** Trace lines kept per taker as the proof of a leak. */
 const PROOF_LINES_MAX = 3;
 
-interface Hold {
+/** One pin or reference held on a frame: who took it, which kind, at which trace line and time. */
+export interface Hold {
   by: string;
   pin: boolean;
   line: number;
@@ -30,10 +32,15 @@ export class PinLedger {
   /** frame → its holds, oldest first. */
   private readonly held = new Map<number, Hold[]>();
 
-  line(l: TraceLine, index: number): void {
+  /** Releases that matched no hold (an unpin of a frame the trace never saw pinned). */
+  unmatchedReleases = 0;
+
+  /** One gup trace line: a take records a hold per frame; a release returns the holds it gave back. */
+  line(l: TraceLine, index: number): Hold[] {
     const pin = l.ev === 'pin_user_pages' || l.ev === 'unpin_user_pages';
     const take = l.ev === 'pin_user_pages' || l.ev === 'get_user_pages';
     const by = typeof l.by === 'string' ? l.by : '?';
+    const released: Hold[] = [];
     for (const pfn of (l.pfns as number[] | undefined) ?? []) {
       if (pfn === ZERO_PFN) continue;
       let list = this.held.get(pfn);
@@ -42,28 +49,35 @@ export class PinLedger {
         list.push({ by, pin, line: index, t: l.t });
         continue;
       }
-      if (!list) continue;
-      // The taker's own hold of that kind first; another's only if it holds none (as pins.ts).
-      let i = list.findIndex((h) => h.pin === pin && h.by === by);
-      if (i < 0) i = list.findIndex((h) => h.pin === pin);
-      if (i < 0) continue;
-      list.splice(i, 1);
-      if (list.length === 0) this.held.delete(pfn);
+      // The taker's own hold of that kind first; another's only if it holds none (a correct
+      // driver never needs that: an O_DIRECT bio releases the process's pins, though).
+      let i = list ? list.findIndex((h) => h.pin === pin && h.by === by) : -1;
+      if (i < 0 && list) i = list.findIndex((h) => h.pin === pin);
+      if (i < 0) {
+        this.unmatchedReleases++;
+        continue;
+      }
+      released.push(list!.splice(i, 1)[0]);
+      if (list!.length === 0) this.held.delete(pfn);
     }
+    return released;
+  }
+
+  /** Every hold still open, frame by frame. */
+  *holds(): IterableIterator<Hold> {
+    for (const list of this.held.values()) yield* list;
   }
 
   /** What is still held, per taker and kind. */
   leaks(): PinLeak[] {
     const out = new Map<string, PinLeak>();
-    for (const list of this.held.values()) {
-      for (const h of list) {
-        const k = `${h.by}/${h.pin}`;
-        let x = out.get(k);
-        if (!x) out.set(k, (x = { by: h.by, pin: h.pin, frames: 0, firstT: h.t, lines: [] }));
-        x.frames++;
-        x.firstT = Math.min(x.firstT, h.t);
-        if (x.lines.length < PROOF_LINES_MAX && !x.lines.includes(h.line)) x.lines.push(h.line);
-      }
+    for (const h of this.holds()) {
+      const k = `${h.by}/${h.pin}`;
+      let x = out.get(k);
+      if (!x) out.set(k, (x = { by: h.by, pin: h.pin, frames: 0, firstT: h.t, lines: [] }));
+      x.frames++;
+      x.firstT = Math.min(x.firstT, h.t);
+      if (x.lines.length < PROOF_LINES_MAX && !x.lines.includes(h.line)) x.lines.push(h.line);
     }
     return [...out.values()];
   }

@@ -137,7 +137,7 @@ export class TraceModel {
     read(CounterSeries.events, (l) => this.counters.line(l));
     if (this.all) {
       read(FaultStats.events, (l) => this.faults.line(l));
-      read(PinStats.events, (l) => this.pins.line(l));
+      read(PinStats.events, (l, i) => this.pins.line(l, i));
       read(ReclaimStats.events, (l) => this.reclaim.line(l));
     }
   }
