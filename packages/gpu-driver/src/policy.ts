@@ -183,3 +183,15 @@ export interface Policy {
 export function retOf(r: Reply): number {
   return typeof r.ret === 'number' ? r.ret : -5;
 }
+
+/**
+ * mmap_read_lock(pid) through mm around `body`, which ends with `unlock(then)`; `failed(ret)` instead
+ * when the lock cannot be had (the process is gone: mmget_not_zero failing, for the driver).
+ */
+export function withMmapReadLock(host: GpuHost, pid: Pid, failed: (ret: number) => void, body: (unlock: (then: () => void) => void) => void): void {
+  host.call({ type: 'mmap_read_lock', pid }, (l) => {
+    const ret = retOf(l);
+    if (ret < 0) return failed(ret);
+    body((then) => host.call({ type: 'mmap_read_unlock', pid }, () => then()));
+  });
+}

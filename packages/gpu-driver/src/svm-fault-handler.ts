@@ -69,7 +69,7 @@ import { createKfdRestorePages } from './kfd-restore-pages.js';
 import type { GpuPte } from './gpuvm.js';
 import type { Job } from './job.js';
 import { maxOf, percentile } from './percentile.js';
-import { retOf, type GpuHost, type Reply } from './policy.js';
+import { retOf, withMmapReadLock, type GpuHost, type Reply } from './policy.js';
 import type { SvmVram } from './svm-vram.js';
 
 /** Simulation bound: migrate-back-and-retry rounds of one write fault on a read-only VRAM page. */
@@ -320,10 +320,8 @@ export function createSvmFaultHandler(host: GpuHost, opts: SvmFaultHandlerOption
    */
   const mmapLockedHmmRangeFault = (pid: Pid, req: HmmRangeFault, then: (r: Reply) => void): void => {
     if (kfd) return host.call(req, then);
-    host.call({ type: 'mmap_read_lock', pid }, (l) => {
-      if (retOf(l) < 0) return then({ type: 'hmm_range_fault_result', ret: EFAULT } as Reply); // mmget_not_zero failed: the process is gone
-      host.call(req, (r) => host.call({ type: 'mmap_read_unlock', pid }, () => then(r)));
-    });
+    withMmapReadLock(host, pid, () => then({ type: 'hmm_range_fault_result', ret: EFAULT } as Reply), (unlock) =>
+      host.call(req, (r) => unlock(() => then(r))));
   };
 
   /**

@@ -16,7 +16,7 @@ import {
 } from '@svmsim/kernel-mm';
 import { boEnd, boFirstVpn, type Bo } from './bo.js';
 import { hmmBusyBudgetNs } from './kernel-era.js';
-import { retOf, type GpuHost } from './policy.js';
+import { retOf, withMmapReadLock, type GpuHost } from './policy.js';
 
 /** Subscribe the BO: done(0), or done(-errno) from mm. */
 export function registerUserptr(host: GpuHost, bo: Bo, done: (ret: number) => void): void {
@@ -67,12 +67,9 @@ export function getUserPages(
   /** Run under the lock before the walk (amdgpu_ttm_tt_get_user_pages' vma_lookup checks): ret < 0 ends it. */
   underLock?: (then: (ret: number) => void) => void,
 ): void {
-  host.call({ type: 'mmap_read_lock', pid: bo.pid }, (l) => {
-    const lret = retOf(l);
-    if (lret < 0) return done(lret, undefined, 0);
+  withMmapReadLock(host, bo.pid, (ret) => done(ret, undefined, 0), (unlock) => {
     // mmap_read_unlock, then the caller goes on: the lock is not held across CS submit.
-    const unlockThen = (ret: number, w: WalkedBo | undefined, walked: number): void =>
-      host.call({ type: 'mmap_read_unlock', pid: bo.pid }, () => done(ret, w, walked));
+    const unlockThen = (ret: number, w: WalkedBo | undefined, walked: number): void => unlock(() => done(ret, w, walked));
     if (!underLock) return walkBo(host, bo, unlockThen);
     underLock((ret) => (ret < 0 ? unlockThen(ret, undefined, 0) : walkBo(host, bo, unlockThen)));
   });
