@@ -19,6 +19,7 @@ import { runScenario } from './run/run-scenario.js';
 import { listBuiltinScenarios, loadScenario, readScenarioText } from './scenario/load.js';
 import { runSeeds, seedPool } from './commands/sweep-pool.js';
 import { THREAD_TIME_SCALE } from './commands/common.js';
+import { columns } from './analysis/summary-text.js';
 
 /** The catch-rate target for an unsafe twin over the seeds where its bug path was taken. */
 const CAUGHT_TARGET = 0.99;
@@ -149,8 +150,7 @@ function table(rows: Row[]): string {
     r.unsafe ? (r.bugSeeds === 0 ? 'bug never reachable in these seeds' : `${((100 * r.caught) / r.bugSeeds).toFixed(1)}% (${r.caught}/${r.bugSeeds})`) : '',
     `${(r.wallMs / 1000).toFixed(1)} s`,
   ]);
-  const w = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
-  return [head, ...body].map((r) => r.map((c, i) => c.padEnd(w[i])).join('  ').trimEnd()).join('\n');
+  return columns([head, ...body], head.length).join('\n');
 }
 
 main().then((code) => (process.exitCode = code), (e) => {

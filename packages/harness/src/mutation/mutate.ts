@@ -12,6 +12,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { columns } from '../analysis/summary-text.js';
 import { KILLERS, MUTANTS, type Killer, type Mutant } from './mutants.js';
 
 const MARKER = '/* svmsim-mutant */';
@@ -119,10 +120,8 @@ function main(): number {
 
   const rows = outcomes.map((o) => [o.mutant.name, o.killedBy ? 'killed' : 'SURVIVED', o.killedBy ?? '—', `${(o.ms / 1000).toFixed(1)} s`, o.mutant.rule]);
   const head = ['mutant', 'verdict', 'killed by', 'time', 'rule it breaks'];
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (r: string[]): string => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join('  ');
   const survived = outcomes.filter((o) => !o.killedBy).length;
-  process.stdout.write(`\n${line(head)}\n${rows.map(line).join('\n')}\n\n${outcomes.length - survived} killed, ${survived} survived\n`);
+  process.stdout.write(`\n${columns([head, ...rows], head.length).join('\n')}\n\n${outcomes.length - survived} killed, ${survived} survived\n`);
   return survived > 0 ? 1 : 0;
 }
 
