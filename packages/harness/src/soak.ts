@@ -23,6 +23,11 @@ import { columns } from './analysis/summary-text.js';
 
 /** The catch-rate target for an unsafe twin over the seeds where its bug path was taken. */
 const CAUGHT_TARGET = 0.99;
+/**
+ * Unsafe policies whose bug the data checker does not see (it makes ioctls fail, it loses no
+ * write): the hmm-tests suite catches them (npm run hmm-tests), so the soak leaves them out.
+ */
+const SUITE_CAUGHT_TWINS: ReadonlySet<string> = new Set(['unsafe-skip-owner-check']);
 /** A bound on any one count option (a soak of more is a sweep's job: svmsim sweep --shard). */
 const COUNT_MAX = 1_000_000;
 
@@ -78,7 +83,7 @@ async function main(): Promise<number> {
       const dev = s.devices[0];
       const policies = dev ? DEVICE_KINDS[dev.kind].policies : [];
       const safe = dev ? (dev.compare ?? policies.filter((p) => !p.startsWith('unsafe'))) : [''];
-      const unsafe = policies.filter((p) => p.startsWith('unsafe'));
+      const unsafe = policies.filter((p) => p.startsWith('unsafe') && !SUITE_CAUGHT_TWINS.has(p));
       const text = readScenarioText(name);
       const seedRow = async (policy: string, isUnsafe: boolean, n: number): Promise<void> => {
         const pol = dev && policy ? { [dev.id]: policy } : {};

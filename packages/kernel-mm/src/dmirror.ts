@@ -46,9 +46,14 @@
 // A device page's content lives here (the kernel's backing `rpage`); a WRITE to it is a `dev_write`
 // oracle event, and `dmirror_devmem_read` lets a harness resolve the device pages of mm's dump.
 //
-// dmirror_migrate_to_device checks vma_lookup(addr) and VM_READ (-EINVAL for a hole or a PROT_NONE
-// range) and cuts each migrate_vma at the VMA's end, with mm's vma_lookup request. Departure:
-// dmirror_migrate_to_system does not (it lets mm's migrate_vma_setup fail a range VMAs do not cover).
+// dmirror_migrate_to_device and dmirror_migrate_to_system check vma_lookup(addr) and VM_READ
+// (-EINVAL for a hole or a PROT_NONE range) and cut each migrate_vma at the VMA's end, with mm's
+// vma_lookup request.
+//
+// The ioctl's range check is the kernel's u64 one (an empty or wrapping range: -EINVAL); a READ,
+// WRITE or migration's bounce buffer larger than the machine's RAM fails vmalloc (-ENOMEM); the
+// user buffer at cmd.ptr has `ptrPages` (a copy past it: -EFAULT; SNAPSHOT copies each 64-page
+// range as it is done, so a failure leaves the earlier ones copied).
 //
 // How the kernel's locking maps onto an actor:
 //   - dmirror->mutex is `Mutex` below. An actor's state changes atomically between messages, so code
@@ -73,9 +78,12 @@
 // which the data oracle (checker.ts) must catch as stale_translation. `unsafe: 'skip-set-seq'` zaps
 // and acks without mmu_interval_set_seq (outside its own MIGRATE): the same stale pfns then pass
 // read_retry, and mm (which never writes the seq itself, as in Linux) gives no -EBUSY either.
+// `unsafe: 'skip-owner-check'` treats MMU_NOTIFY_MIGRATE of its own migrations like any other
+// invalidation (zap): the entries of its pages already in device memory are lost, so a migration
+// of a range partly on the device reads it back with -ENOENT (hmm-tests' migrate_fault).
 import { Continuations, Mutex, type Actor, type ActorId, type Ctx, type Envelope, type Incoming, type Message } from '@svmsim/runtime';
 import {
-  EBADF, EBUSY, EFAULT, EINVAL, EIO, ENOENT, EPERM, ERRNO_NAMES, HMM_PFN_DEVICE_PRIVATE, HMM_PFN_ERROR, HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE,
+  EBADF, EBUSY, EFAULT, EINVAL, EIO, ENOENT, ENOMEM, EPERM, ERRNO_NAMES, HMM_PFN_DEVICE_PRIVATE, HMM_PFN_ERROR, HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE,
   HMM_PFN_VALID, HMM_PFN_WRITE, MIGRATE_PFN_MIGRATE, MIGRATE_PFN_VALID, MIGRATE_PFN_WRITE, MIGRATE_VMA_SELECT_DEVICE_PRIVATE,
   MIGRATE_VMA_SELECT_SYSTEM, PAGE_SIZE, PROT_READ, ZERO_PFN, mmu_interval_read_retry, mmu_interval_set_seq,
   type DevicePageFree, type DmaAccess, type DmaReadResult, type HmmRangeFault, type HmmRangeFaultResult, type Invalidate,
@@ -137,6 +145,11 @@ export interface DmirrorCmd {
   addr: number;
   npages: number;
   data?: number[];
+  /**
+   * The length of the user buffer at cmd.ptr, in pages (one word per page; one byte per page for a
+   * snapshot): a copy_to_user / copy_from_user past it fails with -EFAULT. Default: npages.
+   */
+  ptrPages?: number;
 }
 /**
  * The ioctl's return value and the struct copied back. As in the kernel, `data` (READ,
@@ -150,6 +163,7 @@ export interface DmirrorResult {
   cpages: number;
   faults: number;
   data?: number[];
+  /** SNAPSHOT: the bytes copied to the user buffer, also on an error (each 64-page range is copied as it is done). */
   snapshot?: number[];
 }
 
@@ -161,15 +175,22 @@ export interface DmirrorResult {
 export interface DmirrorDevmemRead { type: 'dmirror_devmem_read'; dev_pfns: number[] }
 export interface DmirrorDevmemResult { type: 'dmirror_devmem_result'; ret: number; values: (number | null)[] }
 
-export type DmirrorRequest = DmirrorOpen | DmirrorClose | DmirrorCmd | DmirrorDevmemRead;
-export type DmirrorReply = DmirrorOpenResult | DmirrorCloseResult | DmirrorResult | DmirrorDevmemResult;
+/**
+ * Not an ioctl: the driver's counters now (its summary's numbers: calloc, cfree, devicePagesInUse,
+ * migratedToDevice, faults…), for a scenario's `counters` step, as the kernel's debug counters read.
+ */
+export interface DmirrorStats { type: 'dmirror_stats' }
+export interface DmirrorStatsResult { type: 'dmirror_stats_result'; ret: number; counters: Record<string, number> }
+
+export type DmirrorRequest = DmirrorOpen | DmirrorClose | DmirrorCmd | DmirrorDevmemRead | DmirrorStats;
+export type DmirrorReply = DmirrorOpenResult | DmirrorCloseResult | DmirrorResult | DmirrorDevmemResult | DmirrorStatsResult;
 
 // =====================================================================================
 // Configuration
 // =====================================================================================
 
 /** Deliberate bugs, for checking that the data oracle catches them. */
-export type DmirrorUnsafe = 'skip-read-retry' | 'skip-set-seq';
+export type DmirrorUnsafe = 'skip-read-retry' | 'skip-set-seq' | 'skip-owner-check';
 
 export interface DmirrorCosts {
   /** One page of DMA (the device copying 4 KiB to or from memory), during which the mutex is held. */
@@ -194,6 +215,8 @@ export interface DmirrorConfig {
   rangeFaultMaxAttempts?: number;
   /** Simulation bound on the do_read/do_write → dmirror_fault rounds of one command (unbounded in the kernel). */
   maxFaultRounds?: number;
+  /** The machine's RAM in pages: vmalloc of a READ/WRITE bounce buffer larger than it fails (-ENOMEM). Default 2^20. */
+  ramPages?: number;
 }
 
 /** include/linux/hmm.h: HMM_RANGE_DEFAULT_TIMEOUT = 1000 ms; dmirror_range_fault returns -EBUSY after it. */
@@ -210,6 +233,18 @@ export const DMIRROR_RANGE_PAGES = 64;
 export const DMIRROR_NOTIFIER_LENGTH = 2 ** 32;
 /** Answers to requests to mm that never came. */
 export const ETIMEDOUT = -110;
+/** Default of DmirrorConfig.ramPages (4 GiB). */
+export const DMIRROR_RAM_PAGES = 2 ** 20;
+
+/**
+ * The ioctl's range check, in the kernel's u64 arithmetic: `cmd.addr >= cmd.addr + (cmd.npages <<
+ * PAGE_SHIFT)` is -EINVAL, so an empty range and one whose end wraps past 2^64 are refused.
+ */
+export function dmirrorRangeWraps(addr: number, npages: number): boolean {
+  const U64 = (1n << 64n) - 1n;
+  const a = BigInt(addr) & U64;
+  return a >= ((a + ((BigInt(npages) << 12n) & U64)) & U64);
+}
 
 // =====================================================================================
 // State
@@ -273,7 +308,7 @@ function validateConfig(config: unknown): DmirrorConfig {
   if (c.devicePages !== undefined && (!Number.isInteger(c.devicePages) || c.devicePages < 0)) {
     throw new Error(`dmirror config: devicePages must be an integer >= 0, got ${JSON.stringify(c.devicePages)}`);
   }
-  if (c.unsafe !== undefined && c.unsafe !== 'skip-read-retry' && c.unsafe !== 'skip-set-seq') throw new Error(`dmirror config: unknown unsafe mode ${JSON.stringify(c.unsafe)}`);
+  if (c.unsafe !== undefined && c.unsafe !== 'skip-read-retry' && c.unsafe !== 'skip-set-seq' && c.unsafe !== 'skip-owner-check') throw new Error(`dmirror config: unknown unsafe mode ${JSON.stringify(c.unsafe)}`);
   return c;
 }
 
@@ -287,7 +322,9 @@ class Dmirror implements Actor<Message> {
   private readonly maxFaultRounds: number;
   private readonly skipReadRetry: boolean;
   private readonly skipSetSeq: boolean;
+  private readonly skipOwnerCheck: boolean;
   private readonly requestTimeoutNs: number | undefined;
+  private readonly ramPages: number;
 
   private readonly files = new Map<number, Mirror>();
   private nextFd = 3;
@@ -351,8 +388,10 @@ class Dmirror implements Actor<Message> {
     this.maxFaultRounds = cfg.maxFaultRounds ?? DMIRROR_MAX_FAULT_ROUNDS;
     this.skipReadRetry = cfg.unsafe === 'skip-read-retry';
     this.skipSetSeq = cfg.unsafe === 'skip-set-seq';
+    this.skipOwnerCheck = cfg.unsafe === 'skip-owner-check';
     this.requestTimeoutNs = cfg.requestTimeoutNs;
     this.deviceCapacity = cfg.devicePages ?? 4096;
+    this.ramPages = cfg.ramPages ?? DMIRROR_RAM_PAGES;
   }
 
   // ---- Actor ----
@@ -380,6 +419,11 @@ class Dmirror implements Actor<Message> {
         return this.pageFree(m);
       case 'dmirror_devmem_read':
         return this.devmemRead(env, m);
+      case 'dmirror_stats': {
+        const counters: Record<string, number> = {};
+        for (const [k, v] of Object.entries(this.summary())) if (typeof v === 'number') counters[k] = v;
+        return this.answer(env, { type: 'dmirror_stats_result', ret: 0, counters });
+      }
       case 'actor_died':
         // The notice (replyTo 0): requests pending on the dead actor were answered already.
         if (ctx.tracing) ctx.trace('dmirror_peer_died', { peer: m.actor });
@@ -401,7 +445,7 @@ class Dmirror implements Actor<Message> {
       devicePagesInUse: this.devMem.size,
       devicePagesMapped: this.chunks.reduce((n, ch) => n + ch.pages, 0),
       pendingCalls: this.waits.pendingRequests,
-      unsafe: this.skipReadRetry ? 'skip-read-retry' : this.skipSetSeq ? 'skip-set-seq' : null,
+      unsafe: this.skipReadRetry ? 'skip-read-retry' : this.skipSetSeq ? 'skip-set-seq' : this.skipOwnerCheck ? 'skip-owner-check' : null,
     };
   }
 
@@ -489,8 +533,9 @@ class Dmirror implements Actor<Message> {
     };
     if (!file) return early(EBADF); // fget of a file never opened (or closed)
     // if (cmd.addr & ~PAGE_MASK) return -EINVAL; if (cmd.addr >= cmd.addr + (cmd.npages << PAGE_SHIFT)) return -EINVAL;
-    if (!Number.isInteger(m.addr) || m.addr < 0 || m.addr % PAGE_SIZE !== 0) return early(EINVAL);
-    if (!Number.isInteger(m.npages) || m.npages <= 0) return early(EINVAL);
+    if (!Number.isSafeInteger(m.addr) || m.addr < 0 || m.addr % PAGE_SIZE !== 0) return early(EINVAL);
+    if (!Number.isSafeInteger(m.npages) || m.npages < 0 || dmirrorRangeWraps(m.addr, m.npages)) return early(EINVAL);
+    if (m.ptrPages !== undefined && (!Number.isSafeInteger(m.ptrPages) || m.ptrPages < 0)) return early(EFAULT);
     const c: Cmd = { env, m, file, cpages: 0, faults: 0 };
     file.inflight++;
     switch (m.cmd) {
@@ -517,9 +562,11 @@ class Dmirror implements Actor<Message> {
   }
 
   private finish(c: Cmd, ret: number): void {
+    // copy_to_user(cmd->ptr, bounce.ptr, bounce.size) of what was read, once all of it was.
+    if (ret === 0 && c.data && c.m.cmd !== 'HMM_DMIRROR_WRITE' && (c.m.ptrPages ?? c.m.npages) < c.m.npages) ret = EFAULT;
     const r: DmirrorResult = { type: 'dmirror_result', ret, cpages: c.cpages, faults: c.faults };
     if (ret === 0 && c.data) r.data = c.data;
-    if (ret === 0 && c.snapshot) r.snapshot = c.snapshot;
+    if (c.snapshot && (ret === 0 || c.cpages > 0)) r.snapshot = c.snapshot.slice(0, c.cpages);
     if (ret < 0) this.stats.errors[errName(ret)] = (this.stats.errors[errName(ret)] ?? 0) + 1;
     this.stats.faults += c.faults;
     if (this.ctx.tracing) {
@@ -535,8 +582,11 @@ class Dmirror implements Actor<Message> {
   private readWrite(c: Cmd, write: boolean): void {
     const { m, file } = c;
     const end = m.addr + m.npages * PAGE_SIZE;
+    // dmirror_bounce_init: vmalloc(size) of a buffer as large as the range.
+    if (m.npages > this.ramPages) return this.finish(c, ENOMEM);
     if (write) {
       // copy_from_user(bounce.ptr, cmd->ptr, size)
+      if ((m.ptrPages ?? m.npages) < m.npages) return this.finish(c, EFAULT);
       if (!Array.isArray(m.data) || m.data.length < m.npages || !m.data.slice(0, m.npages).every((v) => typeof v === 'number' && Number.isFinite(v))) {
         return this.finish(c, EFAULT);
       }
@@ -727,7 +777,7 @@ class Dmirror implements Actor<Message> {
       return ack(true);
     }
     const mutex = n.file.mutex;
-    if (n.kind === 'mirror' && m.event === 'MMU_NOTIFY_MIGRATE' && m.owner === this.owner) {
+    if (n.kind === 'mirror' && m.event === 'MMU_NOTIFY_MIGRATE' && m.owner === this.owner && !this.skipOwnerCheck) {
       // Our own migration: test_hmm.c returns at once, without the mutex (the migration holds it
       // across migrate_vma_pages, which sends this for pages that had no source). The seq is set
       // all the same, so a concurrent dmirror_range_fault retries; the entries are kept.
@@ -798,15 +848,17 @@ class Dmirror implements Actor<Message> {
   private snapshot(c: Cmd): void {
     const { m } = c;
     const end = m.addr + m.npages * PAGE_SIZE;
-    c.snapshot = new Array<number>(m.npages).fill(HMM_DMIRROR_PROT_NONE);
+    const room = m.ptrPages ?? m.npages;
+    c.snapshot = [];
     this.stats.snapshots++;
     const next = (addr: number): void => {
       if (addr >= end) return this.finish(c, 0);
       const rend = Math.min(addr + DMIRROR_RANGE_PAGES * PAGE_SIZE, end);
       this.rangeSnapshot(c.file, addr, rend, (ret, perm) => {
         if (ret) return this.finish(c, ret);
-        const off = (addr - m.addr) / PAGE_SIZE;
-        for (let i = 0; i < perm.length; i++) c.snapshot![off + i] = perm[i];
+        // copy_to_user(uptr, perm, n) of this range: past the user's buffer it faults.
+        if (c.cpages + perm.length > room) return this.finish(c, EFAULT);
+        for (let i = 0; i < perm.length; i++) c.snapshot!.push(perm[i]);
         c.cpages += perm.length;
         next(rend);
       });
@@ -993,8 +1045,15 @@ class Dmirror implements Actor<Message> {
                 file.mutex.unlock();
                 return this.finish(c, fret < 0 ? fret : EIO);
               }
+              // dmirror_migrate_finalize_and_map maps the pages migrate_vma_pages kept MIGRATE on;
+              // migrate_vma_finalize frees the device pages of the others.
+              const after = (fr as MigrateVmaFinalizeResult).src_flags ?? s.src_flags;
               for (let i = 0; i < n; i++) {
                 if (dst[i] < 0) continue;
+                if (!(after[i] & MIGRATE_PFN_MIGRATE)) {
+                  this.freeUnmapped(dst[i]);
+                  continue;
+                }
                 file.pt.set(first + i, { pfn: dst[i], tag: s.src_flags[i] & MIGRATE_PFN_WRITE ? 'write' : 'read', dev: true, seq: file.notifier.invalidate_seq });
               }
               this.stats.migratedToDevice += (fr as MigrateVmaFinalizeResult).migrated;
@@ -1053,17 +1112,21 @@ class Dmirror implements Actor<Message> {
     return f;
   }
 
-  /** dmirror_migrate_to_system */
+  /** dmirror_migrate_to_system: the same VMA checks as migrate_to_device (test_hmm.c v6.15). */
   private migrateToSystem(c: Cmd): void {
     const { m, file } = c;
     const end = m.addr + m.npages * PAGE_SIZE;
     const next = (addr: number): void => {
       if (addr >= end) return this.finish(c, 0);
-      const rend = Math.min(addr + DMIRROR_RANGE_PAGES * PAGE_SIZE, end);
-      this.migrateRangeToSystem(file, addr, rend, (ret, migrated) => {
-        if (ret < 0) return this.finish(c, ret);
-        c.cpages += migrated;
-        next(rend);
+      this.call({ type: 'vma_lookup', pid: file.pid, addr }, (vr) => {
+        const vma = vr as VmaLookupResult;
+        if (vr.type !== 'vma_lookup_result' || vma.ret < 0 || !(vma.prot & PROT_READ)) return this.finish(c, EINVAL);
+        const rend = Math.min(addr + DMIRROR_RANGE_PAGES * PAGE_SIZE, end, vma.end);
+        this.migrateRangeToSystem(file, addr, rend, (ret, migrated) => {
+          if (ret < 0) return this.finish(c, ret);
+          c.cpages += migrated;
+          next(rend);
+        });
       });
     };
     next(m.addr);
@@ -1102,6 +1165,7 @@ class Dmirror implements Actor<Message> {
 
   /** "Return the migrated data for verification": dmirror_do_read of the whole range under the mutex. */
   private bounceRead(c: Cmd): void {
+    if (c.m.npages > this.ramPages) return this.finish(c, ENOMEM); // dmirror_bounce_init
     c.data = new Array<number>(c.m.npages).fill(0);
     c.cpages = 0;
     c.file.mutex.lock(() => {

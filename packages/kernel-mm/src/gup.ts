@@ -11,6 +11,11 @@
 //   FOLL_LONGTERM  needs FOLL_PIN; a writable long-term pin of a file mapping that needs dirty
 //             tracking is refused (-EFAULT, v6.5+ writable_file_mapping_allowed); pages in
 //             ZONE_MOVABLE are migrated out first: unpin all, migrate, pin again
+//   _fast     get_user_pages_fast / pin_user_pages_fast: gup_fast takes what a lockless walk of
+//             present PTEs allows, without faulting; from the first page it refuses (not present,
+//             not writable for FOLL_WRITE, must be unshared, a long-term writable pin of a file
+//             page, a page a long-term pin must migrate) the usual walk does the rest (mm/gup.c
+//             v6.15 gup_fast_pte_range, gup_fast_folio_allowed; counted as gupFastPages)
 // Returns the number of pages pinned from the start (fewer than asked if a page fails after the
 // first), or -errno if the first page fails.
 import type { Envelope, Message } from '@svmsim/runtime';
@@ -25,6 +30,7 @@ import {
 } from './protocol.js';
 import { vmaIsCow, vmaNeedsDirtyTracking, vmaReadable, vmaWritable, type Vma } from './vma.js';
 import { processTask } from './task.js';
+import type { Process } from './process.js';
 
 /** Rounds of unpin–migrate–repin before a FOLL_LONGTERM pin gives up (the kernel loops while -EAGAIN). */
 const LONGTERM_MIGRATE_ROUNDS_MAX = 8;
@@ -116,7 +122,38 @@ export function get_user_pages(k: Kernel, env: Envelope<Message>, m: GetUserPage
     }
     reply(m.nr_pages, walked);
   };
-  page(0);
+  page(m.fast ? gup_fast(k, p, startVpn, m.nr_pages, flags, pfns) : 0);
+}
+
+/**
+ * gup_fast (mm/gup.c v6.15): pages from the first, with no fault and no lock, while each is a
+ * present PTE the access allows and its folio may be taken this way; the count taken (grabbed,
+ * their pfns in `pfns`).
+ */
+function gup_fast(k: Kernel, p: Process, startVpn: number, nr: number, flags: number, pfns: Float64Array): number {
+  const write = (flags & FOLL_WRITE) !== 0;
+  let i = 0;
+  for (; i < nr; i++) {
+    const vpn = startVpn + i;
+    const vma = p.vmas.find(vpn);
+    const f = p.pt.flags(vpn);
+    if (!vma || (f & PTE_KIND_MASK) !== PTE_PRESENT || (write && !(f & PTE_WRITE))) break; // pte_access_permitted
+    const pfn = p.pt.value(vpn);
+    if (!(f & PTE_WRITE) && gup_must_unshare(k, vma, flags, pfn)) break;
+    if (!gup_fast_folio_allowed(k, vma, pfn, flags)) break;
+    if (flags & FOLL_LONGTERM && pfn !== ZERO_PFN && k.pm.isMovable(pfn)) break; // folio_is_longterm_pinnable
+    grab(k, pfn, flags);
+    pfns[i] = pfn;
+  }
+  k.stats.gupFastPages += i;
+  return i;
+}
+
+/** gup_fast_folio_allowed: a long-term writable pin takes anon and shmem folios only (file pages need the VMA). */
+function gup_fast_folio_allowed(k: Kernel, vma: Vma, pfn: number, flags: number): boolean {
+  if ((flags & (FOLL_PIN | FOLL_LONGTERM | FOLL_WRITE)) !== (FOLL_PIN | FOLL_LONGTERM | FOLL_WRITE)) return true;
+  if (pfn !== ZERO_PFN && k.pm.flags[pfn] & PG_ANON) return true;
+  return !vmaNeedsDirtyTracking(vma);
 }
 
 /**

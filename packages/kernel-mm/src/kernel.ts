@@ -81,6 +81,8 @@ export class MmStats {
   cpuFaultsByKind: Record<string, number> = {};
   gupPages = 0;
   pinPages = 0;
+  /** Pages the _fast variants took locklessly (gup_fast), of gupPages + pinPages. */
+  gupFastPages = 0;
   hmmRangeFaults = 0;
   hmmPages = 0;
   hmmEbusy = 0;

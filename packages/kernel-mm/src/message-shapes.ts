@@ -55,7 +55,7 @@ export const MM_SHAPES = {
   mmap_write_lock: { fields: { pid }, reply: SYSCALL_RESULT },
   mmap_write_downgrade: { fields: { pid }, reply: SYSCALL_RESULT },
   mmap_write_unlock: { fields: { pid }, reply: SYSCALL_RESULT },
-  get_user_pages: { fields: { pid, start: 'addr', nr_pages: 'count', gup_flags: 'int', pin: 'bool' }, check: (m) => ((m.start as number) + (m.nr_pages as number) * 4096 > ADDR_LIMIT ? `start + nr_pages pages passes 2^52, the end of the address space` : undefined), reply: { type: 'get_user_pages_result', pfns: new Float64Array(0) } },
+  get_user_pages: { fields: { pid, start: 'addr', nr_pages: 'count', gup_flags: 'int', pin: 'bool', fast: 'bool?' }, check: (m) => ((m.start as number) + (m.nr_pages as number) * 4096 > ADDR_LIMIT ? `start + nr_pages pages passes 2^52, the end of the address space` : undefined), reply: { type: 'get_user_pages_result', pfns: new Float64Array(0) } },
   unpin_user_pages: { fields: { pfns: 'f64s', make_dirty: 'bool', pin: 'bool' } },
   dma_access: { fields: { dev: 'str', pid, addr: 'addr', pfn: 'int', write: 'bool', value: 'num?', tr }, reply: { type: 'dma_read_result', value: 0 } },
   migrate_vma_setup: { fields: { pid, start: 'addr', end: 'len', flags: 'int', pgmap_owner: 'str' }, check: range, reply: { type: 'migrate_vma_setup_result', migration: 0, src_flags: new Uint8Array(0), src_data: new Float64Array(0), cpages: 0 } },

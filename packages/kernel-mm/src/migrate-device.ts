@@ -52,6 +52,8 @@ interface Migration {
   lock: number;
   /** Per page: MIGRATE_PFN_* of the source, and what the PTE was (to restore or to know the source). */
   srcFlags: Uint8Array;
+  /** Collected, but migrate_vma_pages will clear MIGRATE_PFN_MIGRATE: a page-cache page, or a new page outside an anonymous VMA. */
+  refused: Uint8Array;
   pteFlags: Uint8Array;
   pteValue: Float64Array;
   owner: string;
@@ -76,7 +78,7 @@ export function migrate_vma_setup(k: Kernel, env: Envelope<Message>, m: MigrateV
     mmu_notifier_invalidate_range_start(k, p, range, (_ret, inv) => {
       const mig: Migration = {
         id: k.nextMigrationId++, p, start, npages, lock, owner: m.pgmap_owner, driver: env.from,
-        srcFlags: new Uint8Array(npages), pteFlags: new Uint8Array(npages), pteValue: new Float64Array(npages),
+        srcFlags: new Uint8Array(npages), refused: new Uint8Array(npages), pteFlags: new Uint8Array(npages), pteValue: new Float64Array(npages),
       };
       const data = new Float64Array(npages);
       let cpages = 0;
@@ -87,17 +89,24 @@ export function migrate_vma_setup(k: Kernel, env: Envelope<Message>, m: MigrateV
         const v = p.pt.value(vpn);
         mig.pteFlags[i] = f;
         mig.pteValue[i] = v;
-        if (!vma || !vmaIsAnon(vma)) continue;
+        if (!vma) continue;
+        const anonVma = vmaIsAnon(vma);
         const kind = f & PTE_KIND_MASK;
         const writable = vmaWritable(vma);
-        if (kind === PTE_NONE || (kind === PTE_PRESENT && v === ZERO_PFN)) {
+        if ((kind === PTE_NONE && anonVma) || (kind === PTE_PRESENT && v === ZERO_PFN)) {
           // migrate_vma_collect_pmd (mm/migrate_device.c v6.15): pte_none in an anonymous VMA is
-          // offered whatever the flags; the zero page only with MIGRATE_VMA_SELECT_SYSTEM.
+          // offered whatever the flags; the zero page only with MIGRATE_VMA_SELECT_SYSTEM, in any
+          // VMA (migrate_vma_insert_page then backs off outside anonymous ones).
           if (kind === PTE_PRESENT && !(m.flags & MIGRATE_VMA_SELECT_SYSTEM)) continue;
           mig.srcFlags[i] = MIGRATE_PFN_MIGRATE | (writable ? MIGRATE_PFN_WRITE : 0);
+          if (!anonVma) mig.refused[i] = 1;
         } else if (kind === PTE_PRESENT && m.flags & MIGRATE_VMA_SELECT_SYSTEM) {
           const pm = k.pm;
-          if (!(pm.flags[v] & PG_ANON) || pm.mapcount[v] !== 1 || pm.extraRefs(v) > 0 || pm.maybeDmaPinned(v)) continue;
+          // Anonymous pages (also the COW copies in a private file mapping), and page-cache pages:
+          // both are collected and unmapped; migrate_vma_pages then refuses a page with a mapping
+          // ("For now only support anonymous memory migrating to device private").
+          if (pm.mapcount[v] !== 1 || pm.extraRefs(v) > (pm.flags[v] & PG_ANON ? 0 : 1) || pm.maybeDmaPinned(v)) continue;
+          if (!(pm.flags[v] & PG_ANON)) mig.refused[i] = 1;
           mig.srcFlags[i] = MIGRATE_PFN_VALID | MIGRATE_PFN_MIGRATE | (f & PTE_WRITE ? MIGRATE_PFN_WRITE : 0);
           data[i] = pm.content[v];
           p.pt.setFlags(vpn, PTE_MIGRATION | (f & PTE_WRITE ? PTE_WAS_WRITE : 0));
@@ -149,7 +158,8 @@ function finalizePages(k: Kernel, env: Envelope<Message>, m: MigrateVmaFinalize,
     const restore = () => {
       if ((p.pt.flags(vpn) & PTE_KIND_MASK) === PTE_MIGRATION) p.pt.setFlags(vpn, oldF);
     };
-    if (!(src & MIGRATE_PFN_MIGRATE) || dst < 0) {
+    if (!(src & MIGRATE_PFN_MIGRATE) || dst < 0 || mig.refused[i]) {
+      mig.srcFlags[i] &= ~MIGRATE_PFN_MIGRATE;
       restore();
       continue;
     }
@@ -171,6 +181,7 @@ function finalizePages(k: Kernel, env: Envelope<Message>, m: MigrateVmaFinalize,
     } else {
       // System (or nothing) → device: the PTE becomes a device-private entry.
       if (k.devicePages.owner(dst) !== mig.owner) {
+        mig.srcFlags[i] &= ~MIGRATE_PFN_MIGRATE;
         restore();
         continue;
       }
@@ -178,6 +189,7 @@ function finalizePages(k: Kernel, env: Envelope<Message>, m: MigrateVmaFinalize,
         p.pt.setFlags(vpn, oldF); // back to present so zapPte can drop the page normally
         k.zapPte(p, vpn);
       } else if (oldKind !== PTE_NONE) {
+        mig.srcFlags[i] &= ~MIGRATE_PFN_MIGRATE;
         continue;
       }
       k.devicePages.get(dst);
@@ -191,7 +203,7 @@ function finalizePages(k: Kernel, env: Envelope<Message>, m: MigrateVmaFinalize,
   // Reply, then unlock: an operation waiting for the range (a munmap, a MADV_DONTNEED) starts its
   // invalidation only after this reply is on its way, so the driver maps the new device pages
   // before it is told to drop them, never after.
-  k.ctx.reply(env, { type: 'migrate_vma_finalize_result', ret: 0, migrated });
+  k.ctx.reply(env, { type: 'migrate_vma_finalize_result', ret: 0, migrated, src_flags: mig.srcFlags });
   p.locks.unlock(mig.lock);
 }
 

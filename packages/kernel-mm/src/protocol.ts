@@ -247,6 +247,8 @@ export interface GetUserPages {
   gup_flags: number;
   /** pin_user_pages* (FOLL_PIN) rather than get_user_pages* (FOLL_GET). */
   pin: boolean;
+  /** The _fast variant: gup_fast's lockless walk first, the usual walk from the first page it refuses. */
+  fast?: boolean;
 }
 export interface GetUserPagesResult {
   type: 'get_user_pages_result';
@@ -309,7 +311,8 @@ export interface MigrateVmaFinalize {
   dst_pfns: Float64Array;
   dst_data?: Float64Array;
 }
-export interface MigrateVmaFinalizeResult { type: 'migrate_vma_finalize_result'; ret: number; migrated: number }
+/** `src_flags`: the setup's, with MIGRATE_PFN_MIGRATE cleared where migrate_vma_pages refused the page (the driver reads args.src after it). */
+export interface MigrateVmaFinalizeResult { type: 'migrate_vma_finalize_result'; ret: number; migrated: number; src_flags?: Uint8Array }
 /** mm → owning driver: a CPU touched a device-private page (dev_pagemap_ops.migrate_to_ram). */
 export interface MigrateToRam { type: 'migrate_to_ram'; pid: Pid; addr: number; dev_pfn: number }
 /**

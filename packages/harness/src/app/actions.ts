@@ -5,8 +5,16 @@
 // of an mmap, `pinned`, `unpinned`, `migrated`, `reclaimed`, `merged`, `written`).
 //   store / load   one cpu_access per page, one after another (a thread's loop); `value: 'unique'`
 //                  stores a fresh unique value in each page
-//   dmirror        dmirror_cmd on the device with the VMA's address + page * 4096; a WRITE without
-//                  `data` writes fresh unique values; `cmd` is "READ" or "HMM_DMIRROR_READ" alike
+//   dmirror        dmirror_cmd on the device with the VMA's address + page * 4096 (or `addr` raw,
+//                  unchecked: the driver answers); a WRITE without `data` or `ptr` writes fresh
+//                  unique values; `cmd` is "READ" or "HMM_DMIRROR_READ" alike. With `ptr`, the
+//                  user buffer is cmd.ptr: a WRITE's words come from it, and what the kernel copies
+//                  back (a READ's words on success, a SNAPSHOT's bytes as far as they got) land in
+//                  it; got.buffer is its content after the step
+//   buffer         malloc of a user buffer, filled; read_buffer: its words (got.data)
+//   counters       the device's counters (got: one field each)
+//   gup            get_user_pages / _fast (FOLL_GET) or pin_user_pages / _fast (FOLL_PIN), held
+//                  until an unpin step releases them (pins.ts): got.pinned
 //   mmap           at an address mm chooses, recorded under `vma` (`fixed`: MAP_FIXED over the
 //                  process's VMA of that name, in place)
 //   gpu            gpu_submit of one job over the BO of `vma` (VmaSpec.gpu) on `device`, then
@@ -24,12 +32,13 @@
 //                  `status`, `data` the words moved; rdma_advise: ibv_advise_mr of the pages
 // A VMA name the process does not have gives ret -EINVAL and an `error` (a failure of the step).
 import {
-  EINVAL, FOLL_LONGTERM, FOLL_WRITE, MAP_FIXED, PAGE_SIZE,
+  EINVAL, FOLL_FORCE, FOLL_LONGTERM, FOLL_WRITE, MAP_FIXED, PAGE_SIZE,
   type CpuAccess, type Exit, type GetUserPages, type Madvise, type MigratePages, type Mprotect, type Munmap,
 } from '@svmsim/kernel-mm';
-import { HMM_DMIRROR_CMDS, type DmirrorCmd, type HmmDmirrorCmdName } from '@svmsim/kernel-mm/dmirror';
+import { HMM_DMIRROR_CMDS, type DmirrorCmd, type DmirrorStats, type HmmDmirrorCmdName } from '@svmsim/kernel-mm/dmirror';
+import { VPN_LIMIT } from '@svmsim/kernel-mm/page-table';
 import type { GpuBoCreate, GpuBoFree, GpuSubmit, GpuWait } from '@svmsim/gpu-driver';
-import type { Action } from '../scenario/types.js';
+import type { Action, BufferFill } from '../scenario/types.js';
 import { ensureOpen } from './device-files.js';
 import type { Got } from './expectations.js';
 import { ADVICE, parseProt } from './mapping.js';
@@ -41,7 +50,8 @@ import type { Reply, Request } from './requests.js';
 import { mmapOf, vmaRecord } from './setup.js';
 import type { App, Proc, VmaRecord } from './state.js';
 
-export type PlainAction = Exclude<Action, { op: 'fork' }>;
+/** Every action but those script.ts runs itself (they run steps, or wait for children). */
+export type PlainAction = Exclude<Action, { op: 'fork' | 'kill' | 'wait' }>;
 
 /** The name an action counts under in its phase's counts and errors (workload names where they exist). */
 export function actionKind(a: Action): string {
@@ -109,7 +119,11 @@ export function runAction(app: App, proc: Proc, a: PlainAction, stats: PhaseStat
     case 'load': {
       const r = at(a.vma, a.page);
       if (!r) return;
-      return accessPages(app, pid, r.addr, a.pages, a.op === 'store' ? (a.value === 'unique' ? () => app.unique() : () => a.value as number) : undefined, call, done);
+      let i = a.page;
+      let w = 0;
+      const words = a.op === 'store' && Array.isArray(a.value) ? a.value : undefined;
+      const value = a.op !== 'store' ? undefined : a.value === 'unique' ? () => app.unique() : a.value === 'index' ? () => i++ : words ? () => words[w++] ?? 0 : () => a.value as number;
+      return accessPages(app, pid, r.addr, a.pages, value, call, done);
     }
     case 'mmap': {
       let addr = 0;
@@ -145,23 +159,67 @@ export function runAction(app: App, proc: Proc, a: PlainAction, stats: PhaseStat
       const cmd = dmirrorCmd(a.cmd);
       if (!cmd) return fail(`no dmirror command "${a.cmd}"`);
       if (!app.device(a.device)) return fail(`no device "${a.device}"`);
-      const r = at(a.vma, a.page);
-      if (!r) return;
+      let addr: number;
+      if (a.addr === undefined) {
+        const r = at(a.vma, a.page);
+        if (!r) return;
+        addr = r.addr;
+      } else if (typeof a.addr === 'number') addr = a.addr;
+      else {
+        const v = proc.vmas.get(a.addr.vma);
+        if (!v) return fail(`no VMA "${a.addr.vma}" in ${proc.name} (pid ${pid})`);
+        addr = v.addr + a.addr.offset;
+      }
+      const buf = a.ptr === undefined ? undefined : proc.userBuffers.get(a.ptr);
+      if (a.ptr !== undefined && !buf) return fail(`no user buffer "${a.ptr}" in ${proc.name}`);
       return ensureOpen(app, proc, a.device, (fd, ret) => {
         if (fd === undefined) {
           stats.result(kind, ret);
           return done({ ret });
         }
-        const m: DmirrorCmd = { type: 'dmirror_cmd', cmd, pid, fd, addr: r.addr, npages: a.pages };
-        const data = a.data ?? (cmd === 'HMM_DMIRROR_WRITE' ? Array.from({ length: a.pages }, () => app.unique()) : undefined);
+        const m: DmirrorCmd = { type: 'dmirror_cmd', cmd, pid, fd, addr, npages: a.pages };
+        if (buf) m.ptrPages = buf.length;
+        const data = buf && cmd === 'HMM_DMIRROR_WRITE'
+          ? buf.slice(0, a.pages)
+          : (a.data ?? (cmd === 'HMM_DMIRROR_WRITE' && a.pages <= VPN_LIMIT ? Array.from({ length: a.pages }, () => app.unique()) : undefined));
         if (data) m.data = data;
         call(a.device, m, (res) => {
           const got: Got = { ret: Math.min(0, res.ret), cpages: res.cpages, faults: res.faults };
           if (res.data !== undefined) got.data = [...(res.data as number[])];
           else if (cmd === 'HMM_DMIRROR_WRITE' && data && res.ret === 0) got.data = data;
           if (res.snapshot !== undefined) got.snapshot = [...(res.snapshot as number[])];
+          if (buf) {
+            // What copy_to_user put in the buffer: a read's words on success, a snapshot's bytes as far as it got.
+            const back = cmd === 'HMM_DMIRROR_WRITE' ? undefined : ((res.snapshot ?? (res.ret === 0 ? res.data : undefined)) as number[] | undefined);
+            back?.forEach((w, i) => (buf[i] = w));
+            got.buffer = [...buf];
+          }
           done(got);
         });
+      });
+    }
+    case 'buffer':
+      proc.userBuffers.set(a.buffer, fillOf(a.fill, a.pages));
+      return done({ ret: 0 });
+    case 'read_buffer': {
+      const buf = proc.userBuffers.get(a.buffer);
+      if (!buf) return fail(`no user buffer "${a.buffer}" in ${proc.name}`);
+      return done({ ret: 0, data: [...buf] });
+    }
+    case 'counters': {
+      if (app.device(a.device)?.kind !== 'dmirror') return fail(`no dmirror device "${a.device}"`);
+      return call(a.device, { type: 'dmirror_stats' } satisfies DmirrorStats, (r) => done({ ret: Math.min(0, r.ret), ...(r.counters as Record<string, number>) }));
+    }
+    case 'gup': {
+      const r = at(a.vma, a.page);
+      if (!r) return;
+      const pin = a.flavour.startsWith('pin_');
+      const gup_flags = (a.write ? FOLL_WRITE : 0) | (a.longterm ? FOLL_LONGTERM : 0) | (a.force ? FOLL_FORCE : 0);
+      const m: GetUserPages = { type: 'get_user_pages', pid, start: r.addr, nr_pages: a.pages, gup_flags, pin, ...(a.flavour.endsWith('_fast') && { fast: true }) };
+      return call(mm, m, (res) => {
+        if (res.ret < 0) return done({ ret: res.ret });
+        holdPins(proc, r.addr, res.pfns as Float64Array, res.ret, a.write, pin);
+        done({ ret: 0, pinned: res.ret });
       });
     }
     case 'gpu': {
@@ -262,6 +320,12 @@ export function runAction(app: App, proc: Proc, a: PlainAction, stats: PhaseStat
       return rdmaOp(app, proc, a.device, r.v, a.verb, a.page, a.pages, 0, call, finished);
     }
   }
+}
+
+/** A user buffer's initial words (hmm-tests fills with i, or -i to tell untouched words). */
+function fillOf(fill: BufferFill, pages: number): number[] {
+  if (Array.isArray(fill)) return [...fill];
+  return Array.from({ length: pages }, (_, i) => (fill === 'index' ? i : fill === 'minus-index' ? -i : fill));
 }
 
 /** Loads (store undefined) or stores of `pages` pages from `addr`, one after another. */

@@ -12,6 +12,7 @@ export function unmet(expect: Expect | undefined, got: Got): string[] {
   const failures: string[] = [];
   if (typeof got.error === 'string') failures.push(got.error);
   if (!expect) return failures;
+  if (expect.onlyIfOk && got.ret !== 0) return failures;
   if (expect.ret !== undefined) {
     const want = typeof expect.ret === 'number' ? expect.ret : errnoOf(expect.ret);
     if (want === undefined) failures.push(`ret: expected ${expect.ret}, which is no errno name`);
@@ -22,9 +23,12 @@ export function unmet(expect: Expect | undefined, got: Got): string[] {
     if (want !== undefined && got[field] !== want) failures.push(`${field}: expected ${want}, got ${show(got[field])}`);
   }
   if (expect.status !== undefined && got.status !== expect.status) failures.push(`status: expected ${expect.status}, got ${show(got.status)}`);
-  for (const field of ['data', 'snapshot'] as const) {
+  for (const field of ['data', 'snapshot', 'buffer'] as const) {
     const want = expect[field];
-    if (want !== undefined && !sameWords(want, got[field])) failures.push(`${field}: expected ${show(want)}, got ${show(got[field])}`);
+    if (want !== undefined && !sameWords(want, got[field])) failures.push(`${field}: ${differs(want, got[field])}`);
+  }
+  for (const [name, want] of Object.entries(expect.got ?? {})) {
+    if (got[name] !== want) failures.push(`got.${name}: expected ${want}, got ${show(got[name])}`);
   }
   return failures;
 }
@@ -40,6 +44,14 @@ function showRet(ret: number): string {
 
 function show(v: unknown): string {
   return v === undefined ? 'nothing' : JSON.stringify(v);
+}
+
+/** Where two word lists part: the first differing index (long lists are not printed whole). */
+function differs(want: number[], got: unknown): string {
+  if (!Array.isArray(got) || want.length <= 16) return `expected ${show(want)}, got ${show(got)}`;
+  if (got.length !== want.length) return `expected ${want.length} words, got ${got.length}`;
+  const i = want.findIndex((w, j) => got[j] !== w);
+  return `word ${i} of ${want.length}: expected ${want[i]}, got ${show(got[i])}`;
 }
 
 function sameWords(want: number[], got: unknown): boolean {

@@ -34,10 +34,25 @@ export interface QpRecord {
   remotePages: number;
 }
 
-/** A pin held by a script's `pin` step, released by a later `unpin` step. */
+/** A page a script's `pin` or `gup` step holds, released by a later `unpin` step: a FOLL_PIN pin or a FOLL_GET reference. */
 export interface Pin {
   pfn: number;
   write: boolean;
+  /** pin_user_pages* (true) or get_user_pages* (false: put_page releases it). */
+  pin: boolean;
+}
+
+/** A child a `fork` with wait: false left running beside its parent. */
+export interface RunningChild {
+  proc: Proc;
+  /** Its steps are done (it then waits to be killed or waited for). */
+  stepsDone: boolean;
+  /** A kill or wait asked it to stop: no further step starts; it exits after the current one. */
+  stopping: boolean;
+  /** Called once the child has exited. */
+  onExit: (() => void)[];
+  exiting: boolean;
+  exited: boolean;
 }
 
 /** Where VRAM BOs are mapped in a process's GPU address space (1 TiB: clear of mm's mmap range). */
@@ -58,6 +73,10 @@ export class Proc {
   nextGpuVa = GPU_VA_BASE;
   /** rdma device id → the QPs setup connected for this process. */
   readonly qps = new Map<string, QpRecord[]>();
+  /** User buffers (`buffer` steps): name → its words, one per page (malloc'd memory the kernel reaches with copy_to_user). */
+  readonly userBuffers = new Map<string, number[]>();
+  /** Children left running by a `fork` with wait: false, by name. */
+  readonly children = new Map<string, RunningChild>();
   exited = false;
 
   constructor(
@@ -65,10 +84,11 @@ export class Proc {
     readonly name: string,
   ) {}
 
-  /** The child of a fork: same VMAs (same addresses), no open files, no pins. */
+  /** The child of a fork: same VMAs (same addresses), a copy of the user buffers, no open files, no pins. */
   child(pid: number): Proc {
     const c = new Proc(pid, `${this.name}[${pid}]`);
     for (const [n, v] of this.vmas) c.vmas.set(n, v);
+    for (const [n, b] of this.userBuffers) c.userBuffers.set(n, [...b]);
     return c;
   }
 }

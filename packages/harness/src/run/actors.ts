@@ -31,8 +31,8 @@ export const DEVICE_KINDS: Record<DeviceSpec['kind'], DeviceKind> = {
   dmirror: {
     module: () => kernelMm('dmirror'),
     exportName: 'createDmirror',
-    policies: ['safe', 'unsafe-skip-read-retry'],
-    config: (d) => ({ devicePages: d.devicePages, ...(d.policy === 'unsafe-skip-read-retry' ? { unsafe: 'skip-read-retry' } : {}) }),
+    policies: ['safe', 'unsafe-skip-read-retry', 'unsafe-skip-owner-check'],
+    config: (d, s) => ({ devicePages: d.devicePages, ramPages: s.machine.frames, ...(d.policy.startsWith('unsafe-') ? { unsafe: d.policy.slice('unsafe-'.length) } : {}) }),
   },
   gpu: {
     module: () => gpuDriver('gpu-actor'),

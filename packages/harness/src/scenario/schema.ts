@@ -25,7 +25,10 @@ import {
   RDMA_ACCESS_FLAGS,
   RDMA_ADVICE,
   RDMA_OPS,
+  GUP_FLAVOURS,
   type Action,
+  type BufferFill,
+  type RawAddr,
   type ActionStep,
   type DeviceSpec,
   type Expect,
@@ -49,7 +52,7 @@ import { PROT_SPELLINGS, closest, didYouMean, parseDuration, parseProt, show } f
 // =====================================================================================
 
 /** Coherence policies of the dmirror device (DeviceSpec.policy). */
-export const DEVICE_POLICIES = ['safe', 'unsafe-skip-read-retry'] as const;
+export const DEVICE_POLICIES = ['safe', 'unsafe-skip-read-retry', 'unsafe-skip-owner-check'] as const;
 export const DEVICE_KINDS = ['dmirror', 'gpu', 'rdma', 'nvme'] as const;
 /** Each device kind's policies, its default first. */
 export const POLICIES_BY_KIND: Record<(typeof DEVICE_KINDS)[number], readonly string[]> = {
@@ -192,11 +195,63 @@ const cmdSchema = converted((v): v is string => typeof v === 'string', 'a dmirro
   );
 });
 
-const storeValue = z.custom<number | 'unique'>((v) => (typeof v === 'number' && Number.isFinite(v)) || v === 'unique', {
-  error: (iss) => `${show(iss.input)} is not a value to store: expected a number or "unique"`,
+const storeScalar = z.custom<number | 'unique' | 'index'>((v) => (typeof v === 'number' && Number.isFinite(v)) || v === 'unique' || v === 'index', {
+  error: (iss) => `${show(iss.input)} is not a value to store: expected a number, "unique", "index" (each page its page number in the VMA) or a list of words`,
 });
 
-const words = z.array(z.number()).max(VPN_LIMIT);
+/**
+ * A list of words, each item a number, "A..B" (every whole number from A to B, up or down:
+ * "0..1023", "-0..-1023") or "V*N" (V, N times: "0*2"), so a selftest's 1024-word pattern is one
+ * line. At most 2^20 words in all.
+ */
+const words = z.preprocess((v) => (Array.isArray(v) ? expandWords(v) : v), z.array(z.number()).max(VPN_LIMIT));
+
+function expandWords(items: unknown[]): unknown[] {
+  const out: unknown[] = [];
+  for (const it of items) {
+    if (typeof it !== 'string') {
+      out.push(it);
+      continue;
+    }
+    const range = /^\s*(-?\d+)\s*\.\.\s*(-?\d+)\s*$/.exec(it);
+    const times = /^\s*(-?\d+(?:\.\d+)?)\s*\*\s*(\d+)\s*$/.exec(it);
+    // Past the limit: leave the item for the array check to report (the list is too long).
+    if (range) {
+      const [a, b] = [Number(range[1]), Number(range[2])];
+      if (Math.abs(b - a) >= VPN_LIMIT) return [...out, ...new Array(VPN_LIMIT + 1).fill(0)];
+      for (let x = a; a <= b ? x <= b : x >= b; x += a <= b ? 1 : -1) out.push(x);
+    } else if (times) {
+      if (Number(times[2]) > VPN_LIMIT) return [...out, ...new Array(VPN_LIMIT + 1).fill(0)];
+      for (let i = 0; i < Number(times[2]); i++) out.push(Number(times[1]));
+    } else out.push(it); // not a number: the array check names it
+  }
+  return out;
+}
+
+/**
+ * A raw address (dmirror `addr`): a number of bytes, or "vma + bytes" / "vma - bytes" (hex 0x… or
+ * decimal), unaligned allowed: the driver's own checks answer it. Numbers are whole and below 2^53.
+ */
+const rawAddrSchema = converted(isStringOrNumber, 'an address (a number, or "vma + bytes")', (v): RawAddr => {
+  if (typeof v === 'number') {
+    if (!Number.isSafeInteger(v) || v < 0) throw new Error(`${v} is not an address: expected a whole number from 0 to 2^53 - 1`);
+    return v;
+  }
+  const m = /^\s*([A-Za-z][A-Za-z0-9_-]*)\s*(?:([+-])\s*(0x[0-9a-fA-F]+|\d+)\s*)?$/.exec(v);
+  if (!m) throw new Error(`${show(v)} is not an address: expected a number, a VMA name, or "vma + bytes" / "vma - bytes"`);
+  const bytes = m[3] === undefined ? 0 : Number(m[3]);
+  if (!Number.isSafeInteger(bytes)) throw new Error(`${show(v)}: the offset ${m[3]} is past 2^53`);
+  return { vma: m[1], offset: m[2] === '-' ? -bytes : bytes };
+});
+
+/** A user buffer's fill: a list of words, one number for all, "index" (i) or "minus-index" (-i). */
+const fillSchema = z.custom<BufferFill>((v) => v === 'index' || v === 'minus-index' || (typeof v === 'number' && Number.isFinite(v)) || (Array.isArray(v) && v.every((w) => typeof w === 'number' && Number.isFinite(w))), {
+  error: (iss) => `${show(iss.input)} is not a fill: expected a list of numbers, a number, "index" or "minus-index"`,
+});
+
+/** `- kill: child` or `- kill: {child: child}` (also wait, read_buffer, counters). */
+const named = <K extends string>(key: K) =>
+  z.preprocess((v) => (typeof v === 'string' ? { [key]: v } : v), strict({ [key]: nameSchema } as { [P in K]: typeof nameSchema }));
 
 // =====================================================================================
 // Machine, files, devices, processes
@@ -393,10 +448,21 @@ const expectSchema = strict({
     if (!(IBV_WC_STATUSES as readonly string[]).includes(full)) throw new Error(`${show(v)} is not one of ${list(IBV_WC_STATUSES)}${didYouMean(full, IBV_WC_STATUSES)}`);
     return full;
   }).optional(),
+  buffer: words.optional(),
+  got: z.record(z.string().regex(/^[A-Za-z][A-Za-z0-9_]*$/), z.number()).optional(),
+  onlyIfOk: flag.optional(),
 });
 
-// Fork's steps are action steps (recursively); the annotation breaks the type cycle.
-const forkSteps: z.ZodType<ActionStep[], unknown> = z.lazy(() => stepList(actionStepSchema));
+/** A step's delay: a duration, or "A..B" (a seeded draw from the range, both durations). */
+const delaySchema = converted(isStringOrNumber, 'a delay (a duration, or "min..max" such as "0..32us")', (v): { min: number; max: number } => {
+  const parts = typeof v === 'string' && v.includes('..') ? v.split('..') : [v, v];
+  const [min, max] = parts.map((x) => parseDuration(typeof x === 'string' ? x.trim() : x));
+  if (max < min) throw new Error(`${show(v)}: the range ends before it starts`);
+  return { min, max };
+});
+
+// Fork's steps are steps (recursively, groups too); the annotation breaks the type cycle.
+const forkSteps: z.ZodType<Step[], unknown> = z.lazy(() => stepList(stepSchema));
 
 /** One schema per operation, each yielding its member of the Action union. */
 const OPS = {
@@ -425,13 +491,79 @@ const OPS = {
   munmap: strict(range).transform((b) => ({ op: 'munmap' as const, ...b })),
   mprotect: strict({ ...range, prot: protSchema }).transform((b) => ({ op: 'mprotect' as const, ...b })),
   madvise: strict({ ...range, advice: oneOf(MADVISE_ADVICE) }).transform((b) => ({ op: 'madvise' as const, ...b })),
-  store: strict({ ...range, value: storeValue.default('unique') }).transform((b) => ({ op: 'store' as const, ...b })),
+  store: strict({ ...range, value: z.union([storeScalar, words]).default('unique') }).transform((b) => ({ op: 'store' as const, ...b })),
   load: strict(range).transform((b) => ({ op: 'load' as const, ...b })),
   fork: z
-    .preprocess((v) => (v === null ? {} : Array.isArray(v) ? { steps: v } : v), strict({ steps: forkSteps.default([]) }))
-    .transform((b) => ({ op: 'fork' as const, steps: b.steps })),
+    .preprocess((v) => (v === null ? {} : Array.isArray(v) ? { steps: v } : v), strict({ steps: forkSteps.default([]), wait: flag.default(true), child: nameSchema.optional() }))
+    .superRefine((b, ctx) => {
+      if (!b.wait && b.child === undefined) ctx.addIssue({ continue: false, code: 'custom', path: ['child'], message: 'missing; a fork with wait: false names its child (for a later kill or wait step)' });
+      if (b.wait && b.child !== undefined) ctx.addIssue({ continue: false, code: 'custom', path: ['child'], input: b.child, message: 'a fork that waits for its child needs no name; give wait: false to keep the child running beside the parent' });
+    })
+    .transform((b) => ({ op: 'fork' as const, steps: b.steps, wait: b.wait, ...(b.child !== undefined && { child: b.child }) })),
   exit: noArgs.transform(() => ({ op: 'exit' as const })),
-  dmirror: strict({ device: nameSchema, cmd: cmdSchema, ...range, data: words.optional() }).transform((b) => ({ op: 'dmirror' as const, ...b })),
+  kill: named('child').transform((b) => ({ op: 'kill' as const, child: b.child })),
+  wait: named('child').transform((b) => ({ op: 'wait' as const, child: b.child })),
+  // The ioctl's address: a VMA's page (vma, page, pages) or raw (addr, npages: cmd.npages as given, 0 and past 2^20 allowed).
+  dmirror: strict({
+    device: nameSchema,
+    cmd: cmdSchema,
+    vma: nameSchema.optional(),
+    page: count(0, VMA_PAGES_MAX).default(0),
+    pages: count(1, VMA_PAGES_MAX).optional(),
+    addr: rawAddrSchema.optional(),
+    npages: z.int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
+    data: words.optional(),
+    ptr: nameSchema.optional(),
+  })
+    .superRefine((b, ctx) => {
+      if ((b.vma === undefined) === (b.addr === undefined)) ctx.addIssue({ continue: false, code: 'custom', path: ['vma'], message: 'give the ioctl one address: vma (with page, pages) or addr (raw, with npages)' });
+      else if (b.addr !== undefined && b.pages !== undefined) ctx.addIssue({ continue: false, code: 'custom', path: ['pages'], input: b.pages, message: 'with a raw addr, the page count is npages (cmd.npages)' });
+      else if (b.vma !== undefined && b.npages !== undefined) ctx.addIssue({ continue: false, code: 'custom', path: ['npages'], input: b.npages, message: 'npages goes with a raw addr; with vma, give pages' });
+    })
+    .transform((b) => ({
+      op: 'dmirror' as const,
+      device: b.device,
+      cmd: b.cmd,
+      vma: b.vma ?? (typeof b.addr === 'object' ? b.addr.vma : ''),
+      page: b.page,
+      pages: b.addr !== undefined ? (b.npages ?? 1) : (b.pages ?? 1),
+      ...(b.addr !== undefined && { addr: b.addr }),
+      ...(b.data !== undefined && { data: b.data }),
+      ...(b.ptr !== undefined && { ptr: b.ptr }),
+    })),
+  buffer: strict({ name: nameSchema, pages: count(1, VMA_PAGES_MAX).default(1), fill: fillSchema.default(0) })
+    .transform((b) => ({ op: 'buffer' as const, buffer: b.name, pages: b.pages, fill: b.fill })),
+  read_buffer: named('buffer').transform((b) => ({ op: 'read_buffer' as const, buffer: b.buffer })),
+  counters: named('device').transform((b) => ({ op: 'counters' as const, device: b.device })),
+  gup: strict({ ...range, flavour: oneOf(GUP_FLAVOURS).default('pin_user_pages'), write: flag.default(false), longterm: flag.default(false), force: flag.default(false) })
+    .transform((b) => ({ op: 'gup' as const, ...b })),
+  mremap: strict({
+    ...range,
+    newPages: count(1, VMA_PAGES_MAX).optional(),
+    maymove: flag.default(false),
+    fixed: flag.default(false),
+    dontunmap: flag.default(false),
+    to: nameSchema.optional(),
+    toPage: count(0, VMA_PAGES_MAX).default(0),
+    as: nameSchema.optional(),
+  })
+    .superRefine((b, ctx) => {
+      if (b.fixed && b.to === undefined) ctx.addIssue({ continue: false, code: 'custom', path: ['to'], message: 'missing; MREMAP_FIXED moves the pages to a VMA: give to (and toPage)' });
+      if (!b.fixed && b.to !== undefined) ctx.addIssue({ continue: false, code: 'custom', path: ['to'], input: b.to, message: 'a destination needs fixed: true (MREMAP_FIXED)' });
+    })
+    .transform((b) => ({
+      op: 'mremap' as const,
+      vma: b.vma,
+      page: b.page,
+      pages: b.pages,
+      newPages: b.newPages ?? b.pages,
+      maymove: b.maymove,
+      fixed: b.fixed,
+      dontunmap: b.dontunmap,
+      ...(b.to !== undefined && { to: b.to }),
+      toPage: b.toPage,
+      ...(b.as !== undefined && { as: b.as }),
+    })),
   gpu: strict({
     device: nameSchema,
     vma: nameSchema.optional(),
@@ -501,24 +633,28 @@ function stepList<T extends { name?: string | undefined }>(item: z.ZodType<T, un
   );
 }
 
-const actionStepSchema = strict({ name: label.optional(), expect: expectSchema.optional(), ...optionalOps })
+const actionStepSchema = strict({ name: label.optional(), expect: expectSchema.optional(), delay: delaySchema.optional(), ...optionalOps })
   .superRefine((s, ctx) => checkOneAction(s, ctx, false))
   .transform((s) => {
     const action: Action = s[stepOps(s)[0]]!;
-    return { name: s.name, action, ...(s.expect !== undefined && { expect: s.expect }) };
+    return { name: s.name, action, ...(s.expect !== undefined && { expect: s.expect }), ...(s.delay !== undefined && { delay: s.delay }) };
   });
 
 const stepSchema = strict({
   name: label.optional(),
   expect: expectSchema.optional(),
+  delay: delaySchema.optional(),
   group: stepList(actionStepSchema, 1).optional(),
   ...optionalOps,
 })
-  .superRefine((s, ctx) => checkOneAction(s, ctx, true))
-  .transform((s): { name: string | undefined; group: ActionStep[] } | { name: string | undefined; action: Action; expect?: Expect } => {
+  .superRefine((s, ctx) => {
+    checkOneAction(s, ctx, true);
+    if (s.group !== undefined && s.delay !== undefined) ctx.addIssue({ continue: false, code: 'custom', path: ['delay'], message: 'a group takes no delay; give it to the steps in it' });
+  })
+  .transform((s): { name: string | undefined; group: ActionStep[] } | { name: string | undefined; action: Action; expect?: Expect; delay?: { min: number; max: number } } => {
     if (s.group !== undefined) return { name: s.name, group: s.group };
     const action: Action = s[stepOps(s)[0]]!;
-    return { name: s.name, action, ...(s.expect !== undefined && { expect: s.expect }) };
+    return { name: s.name, action, ...(s.expect !== undefined && { expect: s.expect }), ...(s.delay !== undefined && { delay: s.delay }) };
   });
 
 // =====================================================================================
@@ -780,6 +916,15 @@ function crossCheckOrThrow(s: Scenario, issue: (path: Path, input: unknown, mess
     return b;
   };
 
+  /** A script's user buffers (`buffer` steps) and running children (`fork` with wait: false), per process scope. */
+  interface Locals { buffers: Set<string>; children: Set<string> }
+  const userBuffers = new Map<string, Locals>();
+  const localsOf = (proc: string): Locals => {
+    let l = userBuffers.get(proc);
+    if (!l) userBuffers.set(proc, (l = { buffers: new Set(), children: new Set() }));
+    return l;
+  };
+
   const vmaRef = (path: Path, name: string, scope: Set<string>, proc: string) =>
     ref(path, name, [...scope], `a VMA of process ${proc}`, 'its VMAs');
 
@@ -819,27 +964,58 @@ function crossCheckOrThrow(s: Scenario, issue: (path: Path, input: unknown, mess
   }
 
   /** Steps in order; an mmap makes its VMA visible to the steps after it (a fork's, to the child's only). */
-  function walk(steps: (Step | ActionStep)[], at: Path, scope: Set<string>, proc: string): void {
+  function walk(steps: (Step | ActionStep)[], at: Path, scope: Set<string>, proc: string, locals: Locals = localsOf(proc)): void {
     steps.forEach((st, i) => {
-      if ('group' in st) st.group.forEach((g, j) => action(g, [...at, i, 'group', j], scope, proc));
-      else action(st, [...at, i], scope, proc);
+      if ('group' in st) st.group.forEach((g, j) => action(g, [...at, i, 'group', j], scope, proc, locals));
+      else action(st, [...at, i], scope, proc, locals);
     });
   }
 
-  function action(st: ActionStep, at: Path, scope: Set<string>, proc: string): void {
+  function action(st: ActionStep, at: Path, scope: Set<string>, proc: string, locals: Locals): void {
     const a = st.action;
     const ap: Path = [...at, a.op];
+    const bufferRef = (path: Path, name: string) => ref(path, name, [...locals.buffers], `a user buffer of process ${proc} (made by an earlier buffer step)`, 'its buffers');
     switch (a.op) {
       case 'mmap':
         if (a.file !== undefined) ref([...ap, 'file'], a.file, files, 'a declared file', 'files');
         scope.add(a.vma);
         break;
       case 'fork':
-        walk(a.steps, [...ap, 'steps'], new Set(scope), proc);
+        // The child has a copy of the parent's memory, user buffers too; its own children are its own.
+        walk(a.steps, [...ap, 'steps'], new Set(scope), proc, { buffers: new Set(locals.buffers), children: new Set() });
+        if (a.child !== undefined) {
+          if (locals.children.has(a.child)) issue([...ap, 'child'], a.child, `${show(a.child)} names a running child already; give each fork its own name`);
+          locals.children.add(a.child);
+        }
+        break;
+      case 'kill':
+      case 'wait':
+        ref([...ap, 'child'], a.child, [...locals.children], `a child of process ${proc} left running (fork with wait: false and child: name)`, 'its running children');
+        break;
+      case 'store':
+        vmaRef([...ap, 'vma'], a.vma, scope, proc);
+        if (Array.isArray(a.value) && a.value.length !== a.pages) issue([...ap, 'value'], a.value, `${n(a.value.length, 'word')} for ${n(a.pages, 'page')}; give one word per page`);
+        break;
+      case 'buffer':
+        if (Array.isArray(a.fill) && a.fill.length !== a.pages) issue([...ap, 'fill'], a.fill, `${n(a.fill.length, 'word')} for ${n(a.pages, 'page')}; give one word per page`);
+        locals.buffers.add(a.buffer);
+        break;
+      case 'read_buffer':
+        bufferRef([...ap, 'buffer'], a.buffer);
+        break;
+      case 'counters':
+        ref([...ap, 'device'], a.device, devices, 'a declared device', 'devices');
+        break;
+      case 'mremap':
+        vmaRef([...ap, 'vma'], a.vma, scope, proc);
+        if (a.to !== undefined) vmaRef([...ap, 'to'], a.to, scope, proc);
+        if (a.as !== undefined) scope.add(a.as);
         break;
       case 'dmirror':
         ref([...ap, 'device'], a.device, devices, 'a declared device', 'devices');
-        vmaRef([...ap, 'vma'], a.vma, scope, proc);
+        if (a.addr === undefined || typeof a.addr === 'object') vmaRef([...ap, a.addr === undefined ? 'vma' : 'addr'], a.vma, scope, proc);
+        if (a.ptr !== undefined) bufferRef([...ap, 'ptr'], a.ptr);
+        if (a.data !== undefined && a.ptr !== undefined) issue([...ap, 'data'], a.data, 'give the words to write as data or as the ptr buffer, not both');
         if (a.data !== undefined) {
           if (a.cmd !== 'HMM_DMIRROR_WRITE') issue([...ap, 'data'], a.data, `data is the bounce buffer of HMM_DMIRROR_WRITE; ${a.cmd} takes none`);
           if (a.data.length !== a.pages) issue([...ap, 'data'], a.data, `${n(a.data.length, 'word')} for ${n(a.pages, 'page')}; give one word per page`);
@@ -884,16 +1060,17 @@ function crossCheckOrThrow(s: Scenario, issue: (path: Path, input: unknown, mess
     if (e === undefined) return;
     const ep: Path = [...at, 'expect'];
     if (e.data !== undefined) {
-      const words = a.op === 'load' || a.op === 'store' || (a.op === 'dmirror' && DMIRROR_DATA_CMDS.includes(a.cmd)) || ((a.op === 'dio' || a.op === 'dio_p2p' || a.op === 'dio_dmabuf') && a.io === 'read');
-      if (!words) issue([...ep, 'data'], e.data, `${describe(a)} returns no data; expect.data applies to load, store, dio reads and dmirror ${list(DMIRROR_DATA_CMDS)}`);
-      const pages = (a as { pages: number }).pages;
-      if (e.data.length !== pages) issue([...ep, 'data'], e.data, `${n(e.data.length, 'word')} for ${n(pages, 'page')}; expect one word per page`);
+      const words = a.op === 'load' || a.op === 'store' || a.op === 'read_buffer' || (a.op === 'dmirror' && DMIRROR_DATA_CMDS.includes(a.cmd)) || ((a.op === 'dio' || a.op === 'dio_p2p' || a.op === 'dio_dmabuf') && a.io === 'read');
+      if (!words) issue([...ep, 'data'], e.data, `${describe(a)} returns no data; expect.data applies to load, store, read_buffer, dio reads and dmirror ${list(DMIRROR_DATA_CMDS)}`);
+      const pages = (a as { pages?: number }).pages;
+      if (pages !== undefined && e.data.length !== pages) issue([...ep, 'data'], e.data, `${n(e.data.length, 'word')} for ${n(pages, 'page')}; expect one word per page`);
     }
     if (e.status !== undefined && a.op !== 'rdma') issue([...ep, 'status'], e.status, `${describe(a)} has no work completion; expect.status applies to rdma steps`);
     if (e.snapshot !== undefined) {
       if (a.op !== 'dmirror' || a.cmd !== 'HMM_DMIRROR_SNAPSHOT') issue([...ep, 'snapshot'], e.snapshot, `${describe(a)} returns no snapshot; expect.snapshot applies to dmirror HMM_DMIRROR_SNAPSHOT`);
-      if (e.snapshot.length !== a.pages) issue([...ep, 'snapshot'], e.snapshot, `${n(e.snapshot.length, 'entry', 'entries')} for ${n(a.pages, 'page')}; expect one per page`);
+      else if (e.snapshot.length !== a.pages) issue([...ep, 'snapshot'], e.snapshot, `${n(e.snapshot.length, 'entry', 'entries')} for ${n(a.pages, 'page')}; expect one per page`);
     }
+    if (e.buffer !== undefined && (a.op !== 'dmirror' || a.ptr === undefined)) issue([...ep, 'buffer'], e.buffer, `${describe(a)} has no user buffer; expect.buffer applies to dmirror steps with ptr (read_buffer's words are its data)`);
   }
 }
 

@@ -259,6 +259,8 @@ export interface ActionStep {
   name: string;
   action: Action;
   expect?: Expect;
+  /** Wait this long before the step starts: a time drawn (seeded) from [min, max] (a group's member after the others began, as a selftest thread's nanosleep). */
+  delay?: { min: Ns; max: Ns };
 }
 
 export type Action =
@@ -266,11 +268,41 @@ export type Action =
   | { op: 'munmap'; vma: string; page: number; pages: number }
   | { op: 'mprotect'; vma: string; page: number; pages: number; prot: string }
   | { op: 'madvise'; vma: string; page: number; pages: number; advice: 'dontneed' | 'mergeable' | 'pageout' }
-  | { op: 'store'; vma: string; page: number; pages: number; value: number | 'unique' }
+  /** `value`: one number for every page, a fresh unique one per page, or `index`: each page's number in the VMA (hmm-tests' ptr[i] = i). */
+  | { op: 'store'; vma: string; page: number; pages: number; value: number | 'unique' | 'index' | number[] }
   | { op: 'load'; vma: string; page: number; pages: number }
-  | { op: 'fork'; steps: ActionStep[] }
+  /** `wait` (default true): the parent waits for the child's steps and exit; false: the child runs on beside the parent, as `child` (for `kill` / `wait`). */
+  | { op: 'fork'; steps: Step[]; wait: boolean; child?: string }
   | { op: 'exit' }
-  | { op: 'dmirror'; device: string; cmd: string; vma: string; page: number; pages: number; data?: number[] }
+  /**
+   * One ioctl on the device. Its `addr`: the VMA's page `page`, or `addr` given raw (a number, or
+   * "vma + bytes" / "vma - bytes", unaligned allowed) so the driver's own checks answer; `pages` is
+   * cmd.npages. `ptr`: the user buffer (a `buffer` step's) the ioctl copies to or from.
+   */
+  | { op: 'dmirror'; device: string; cmd: string; vma: string; page: number; pages: number; data?: number[]; addr?: RawAddr; ptr?: string }
+  /** malloc of a user buffer `buffer` of `pages` words (one per page, as a VMA's pages hold), filled with `fill`. */
+  | { op: 'buffer'; buffer: string; pages: number; fill: BufferFill }
+  /** The words the user buffer holds now (got.data). */
+  | { op: 'read_buffer'; buffer: string }
+  /** The device's counters (got: each counter by name; expect.got compares them). */
+  | { op: 'counters'; device: string }
+  /**
+   * One call of the get_user_pages family on pages [page, page + pages) of `vma`: FOLL_GET
+   * references (get_user_pages, get_user_pages_fast) or FOLL_PIN pins (pin_user_pages,
+   * pin_user_pages_fast), FOLL_WRITE / FOLL_LONGTERM / FOLL_FORCE as asked; held until an `unpin`
+   * step releases them (put_page for a reference, unpin_user_page for a pin).
+   */
+  | { op: 'gup'; vma: string; page: number; pages: number; flavour: GupFlavour; write: boolean; longterm: boolean; force: boolean }
+  /** kill(child, SIGKILL) of a child a `fork` with `wait: false` left running; the parent waits for it to be gone. */
+  | { op: 'kill'; child: string }
+  /** waitpid for a child a `fork` with `wait: false` left running, until its steps are done and it has exited. */
+  | { op: 'wait'; child: string }
+  /**
+   * mremap(old_address, old_size, new_size, flags[, new_address]) of pages [page, page + pages) of
+   * `vma` to `newPages` pages; MREMAP_FIXED puts them at `to` (a VMA's address, plus `toPage`
+   * pages). The moved range is then the VMA `as` (default: `vma` itself).
+   */
+  | { op: 'mremap'; vma: string; page: number; pages: number; newPages: number; maymove: boolean; fixed: boolean; dontunmap: boolean; to?: string; toPage: number; as?: string }
   /**
    * A GPU job over one BO: the userptr BO of `vma` (VmaSpec.gpu) or the VRAM BO `buffer` (gpu_alloc):
    * gpu_submit, then gpu_wait for it unless `wait: false` (the job runs on; the BO's free at the end
@@ -296,6 +328,15 @@ export type Action =
   /** ibv_advise_mr over pages [page, page + pages) of the VMA's MR. */
   | { op: 'rdma_advise'; device: string; vma: string; page: number; pages: number; advice: RdmaAdvice; flush: boolean };
 
+/** A raw address: a number, or a VMA's start plus (or minus) a byte offset. */
+export type RawAddr = number | { vma: string; offset: number };
+
+/** A user buffer's initial words: a list (one per page), one value for all, or i / -i of each page's index i (hmm-tests' pattern). */
+export type BufferFill = number[] | number | 'index' | 'minus-index';
+
+export const GUP_FLAVOURS = ['get_user_pages', 'get_user_pages_fast', 'pin_user_pages', 'pin_user_pages_fast'] as const;
+export type GupFlavour = (typeof GUP_FLAVOURS)[number];
+
 /** What a step must return. Every field given is compared; an unmet one fails the run (exit 1). */
 export interface Expect {
   /** Return code: a number, or an errno name such as "EFAULT" (negated as the kernel returns it). */
@@ -308,6 +349,12 @@ export interface Expect {
   snapshot?: number[];
   /** rdma: the work completion's status, e.g. "IBV_WC_RNR_RETRY_EXC_ERR" (the IBV_WC_ prefix may be left out). */
   status?: string;
+  /** A dmirror step with `ptr`: the words its user buffer holds after the step. */
+  buffer?: number[];
+  /** Any other number the step returned, by name: pinned, migrated, a device's counters (a `counters` step)… */
+  got?: Record<string, number>;
+  /** The other fields are checked only if the step returned 0 (hmm-tests' `if (rc == 0)` around a racing read). */
+  onlyIfOk?: boolean;
 }
 
 /** One step's outcome, as the report lists it. */
