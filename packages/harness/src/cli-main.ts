@@ -2,6 +2,7 @@
 // its exit code (cli.ts is the executable that calls it; tests call it with captured output).
 // Exit codes: 0 ok, 1 an invariant was violated (or an expect unmet), 2 bad usage or input (one
 // line), 3 the run failed (an actor crashed or hung).
+import { hmmTestsCommand } from './commands/hmm-tests.js';
 import os from 'node:os';
 import { Command, CommanderError, Option } from 'commander';
 import { collectInject, collectPolicy, EXIT_USAGE, parseJobs, parsePositive, parseSeed, reportError, THREAD_TIME_SCALE } from './commands/common.js';
@@ -87,6 +88,17 @@ export async function main(argv: string[]): Promise<number> {
       '\nExamples:\n  svmsim sweep mirror-race --policy mirror0=unsafe-skip-read-retry --seeds 1..200\n  svmsim sweep mirror-race --seeds 1..1000000 --shard 3/100 --out results/   # then: svmsim sweep-merge results/\n  svmsim sweep mirror-race --seeds 1..1000000 --queue redis://10.0.0.5:6379   # with: svmsim worker --queue redis://10.0.0.5:6379\n',
     )
     .action(action((scenario: string, o) => sweepCommand(scenario, { seeds: o.seeds, jobs: o.jobs, policy: o.policy, json: Boolean(o.json), shard: o.shard, out: o.out, queue: o.queue, queueName: o.queueName, chunk: o.chunk })));
+
+  program
+    .command('hmm-tests')
+    .description("the kernel's HMM selftests (hmm-tests.c) as built-in scenarios, over seeds: kselftest TAP output, one line per test, the tests svmsim does not model skipped with the reason")
+    .option('--seeds <from..to>', 'seeds each test runs under', '1..1')
+    .option('--threads', 'also run each test once in thread mode')
+    .option('--jobs <n>', 'worker threads (default: the number of cores)', parseJobs)
+    .option('--policy <dev=policy>', 'device policy, repeatable (e.g. mirror0=unsafe-skip-owner-check)', collectPolicy, {})
+    .option('--filter <text>', 'only the tests whose name contains it')
+    .addHelpText('after', '\nExamples:\n  svmsim hmm-tests\n  svmsim hmm-tests --seeds 1..100 --threads\n  svmsim hmm-tests --policy mirror0=unsafe-skip-read-retry --filter anon_teardown\n')
+    .action(action((o) => hmmTestsCommand({ seeds: o.seeds, jobs: o.jobs, policy: o.policy, threads: Boolean(o.threads), filter: o.filter })));
 
   program
     .command('sweep-merge')

@@ -1,0 +1,99 @@
+// The kernel's HMM selftests as svmsim states them (scenarios/hmm-tests/, commands/hmm-tests.ts):
+// every mapped test passes over seeds and in thread mode, a deliberately broken dmirror fails the
+// tests that depend on what it breaks, every test svmsim leaves out is listed in kernel-mm's
+// README with its reason, and the scenario language the suite needs works step by step.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { hmmTestsCommand, hmmTestScenario } from '@svmsim/harness/commands/hmm-tests';
+import { hmmTestRuns, MAPPED_HMM_TESTS } from '@svmsim/harness/hmm-tests/cases';
+import { runScenario, type RunReport } from '@svmsim/harness/run/run-scenario';
+import { loadScenario, parseScenario, ScenarioError } from '@svmsim/harness/scenario/load';
+
+async function run(file: string, seed = 1, mode: 'deterministic' | 'threads' = 'deterministic'): Promise<RunReport> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'svmsim-hmm-'));
+  try {
+    return await runScenario(loadScenario(file), { seed, mode, timeScale: 0.02, traceDir: dir });
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function suite(args: { seeds: string; policy?: Record<string, string>; threads?: boolean; filter?: string }): Promise<{ code: number; lines: string[] }> {
+  const lines: string[] = [];
+  const code = await hmmTestsCommand({ seeds: args.seeds, policy: args.policy ?? {}, threads: args.threads ?? false, jobs: 2, filter: args.filter }, (l) => lines.push(l));
+  return { code, lines };
+}
+
+describe('hmm-tests suite', () => {
+  it('every mapped test passes over 3 seeds (npm run hmm-tests -- --seeds 1..100 for more), in kselftest TAP, the others skipped with a reason', async () => {
+    const { code, lines } = await suite({ seeds: '1..3' });
+    expect(lines.filter((l) => l.startsWith('not ok'))).toEqual([]);
+    expect(code).toBe(0);
+    expect(lines[0]).toBe('TAP version 13');
+    expect(lines[1]).toBe(`1..${hmmTestRuns().length}`);
+    expect(lines).toContain('ok 12 hmm.hmm_device_private.migrate');
+    expect(lines).toContain('ok 8 hmm.hmm_device_private.anon_write_huge # SKIP THP (MADV_HUGEPAGE, PMD-sized device pages) is not modelled');
+    expect(lines.at(-1)).toBe(`# Totals: pass:${MAPPED_HMM_TESTS.length} fail:0 xfail:0 xpass:0 skip:${hmmTestRuns().length - MAPPED_HMM_TESTS.length} error:0`);
+  }, 300_000);
+
+  it('a dmirror that skips the owner check on its own MMU_NOTIFY_MIGRATE fails migrate_fault, and says why', async () => {
+    const { code, lines } = await suite({ seeds: '1..2', policy: { mirror0: 'unsafe-skip-owner-check' }, filter: 'migrate' });
+    expect(code).toBe(1);
+    const bad = lines.filter((l) => l.startsWith('not ok')).map((l) => l.replace(/^not ok \d+ /, ''));
+    expect(bad).toEqual(['hmm.hmm_device_private.migrate_fault']);
+    expect(lines.some((l) => l.includes('system and device pages migrate together') && l.includes('ENOENT'))).toBe(true);
+    expect(lines.some((l) => l.includes('replay: svmsim replay') && l.includes('--policy mirror0=unsafe-skip-owner-check --seed 1'))).toBe(true);
+  }, 120_000);
+
+  it('the racing tests pass in thread mode too', async () => {
+    for (const name of ['anon_teardown', 'exclusive_cow', 'hmm_cow_in_device']) {
+      const r = await run(hmmTestScenario({ fixture: 'hmm', name }).sourceName, 1, 'threads');
+      expect({ name, failures: r.steps.flatMap((s) => s.failures), violations: r.check.violations }).toEqual({ name, failures: [], violations: [] });
+    }
+  }, 120_000);
+
+  it('every test svmsim leaves out is named in kernel-mm README with its reason', () => {
+    const readme = fs.readFileSync(new URL('../../kernel-mm/README.md', import.meta.url), 'utf8');
+    for (const r of hmmTestRuns()) {
+      if (r.test.skip === undefined) continue;
+      expect(readme, r.test.name).toContain(`\`${r.test.name}\``);
+    }
+  });
+
+  it('each mapped test has its scenario, named after the kernel test', () => {
+    for (const t of MAPPED_HMM_TESTS) expect(hmmTestScenario(t).text).toContain(`TEST_F(${t.fixture}, ${t.name})`);
+  });
+});
+
+describe('the scenario language for hmm-tests', () => {
+  it('raw addresses reach the driver: unaligned, empty and wrapping requests get -EINVAL, a bounce buffer past RAM -ENOMEM, a short user buffer -EFAULT, each leaving it untouched', async () => {
+    const r = await run(path.join(import.meta.dirname, 'fixtures/dmirror-raw.yaml'));
+    expect(r.steps.flatMap((s) => s.failures)).toEqual([]);
+    const got = (step: string) => r.steps.find((s) => s.step === step)!.got;
+    expect(got('unaligned')).toMatchObject({ ret: -22, buffer: [-7, -7] });
+    expect(got('the end wraps past 2^64')).toMatchObject({ ret: -22 });
+    expect(got('a bounce buffer larger than RAM')).toMatchObject({ ret: -12 });
+    expect(got('the same, at the VMA\'s second page')).toMatchObject({ ret: 0, buffer: [1, 2, 3, 3] });
+    // The killed child's later step never ran: listed, with nothing got.
+    expect(r.steps.find((s) => s.step.endsWith('never runs'))).toMatchObject({ got: {}, failures: [] });
+  });
+
+  it('word lists expand ranges and repeats; a bad item is named', () => {
+    const yaml = (data: string) => `processes: [{ name: p, vmas: [{ name: v, pages: 4 }] }]\nphases:\n  - script: { name: s, process: p, steps: [ { load: { vma: v, pages: 4 }, expect: { data: ${data} } } ] }\n`;
+    const s = parseScenario(yaml('["0*2", "3..2"]'), 't.yaml');
+    const step = (s.phases[0] as { steps: { expect?: { data?: number[] } }[] }).steps[0];
+    expect(step.expect?.data).toEqual([0, 0, 3, 2]);
+    expect(() => parseScenario(yaml('["0*2", "x"]'), 't.yaml')).toThrow(ScenarioError);
+    expect(() => parseScenario(yaml('["0..2"]'), 't.yaml')).toThrow(/3 words for 4 pages/);
+  });
+
+  it('a fork left running needs a name, and kill or wait only name running children', () => {
+    const yaml = (steps: string) => `processes: [{ name: p, vmas: [{ name: v, pages: 1 }] }]\nphases:\n  - script: { name: s, process: p, steps: ${steps} }\n`;
+    expect(() => parseScenario(yaml('[ { fork: { wait: false } } ]'), 't.yaml')).toThrow(/child: missing/);
+    expect(() => parseScenario(yaml('[ { kill: nobody } ]'), 't.yaml')).toThrow(/"nobody" is not a child of process p left running/);
+    expect(() => parseScenario(yaml('[ { fork: { wait: false, child: c } }, { wait: c } ]'), 't.yaml')).not.toThrow();
+    expect(() => parseScenario(yaml('[ { dmirror: { device: d, cmd: read, vma: v, npages: 2 } } ]'), 't.yaml')).toThrow(/npages goes with a raw addr/);
+  });
+});
