@@ -54,7 +54,7 @@ describe('svmsim', () => {
     fs.writeFileSync(bad, 'name: x\ndevices:\n  - id: mirror0\n    kind: dmirror\n    policy: saef\n');
     const r = svmsim('run', bad);
     expect(r.code).toBe(2);
-    expect(r.err.trim().split('\n')).toEqual([`${bad}: devices[0].policy: "saef" is not one of safe, unsafe-skip-read-retry (did you mean safe?)`]);
+    expect(r.err.trim().split('\n')).toEqual([`${bad}: devices[0].policy: "saef" is not one of safe, unsafe-skip-read-retry, unsafe-skip-owner-check (did you mean safe?)`]);
     expect(r.out).toBe('');
   });
 

@@ -192,7 +192,7 @@ phases:
               name: 'group 2',
               group: [
                 { name: 'dmirror 0', action: { op: 'dmirror', device: 'mirror0', cmd: 'HMM_DMIRROR_MIGRATE_TO_DEV', vma: 'buf', page: 0, pages: 1 } },
-                { name: 'fork 1', action: { op: 'fork', steps: [{ name: 'exit 0', action: { op: 'exit' } }] } },
+                { name: 'fork 1', action: { op: 'fork', steps: [{ name: 'exit 0', action: { op: 'exit' } }], wait: true } },
               ],
             },
             { name: 'sleep 3', action: { op: 'sleep', duration: 2e6 } },
@@ -300,17 +300,17 @@ describe('errors: one line, the path, the value, what is allowed, did you mean',
     [
       'bad enum, with did-you-mean',
       variant('{ id: mirror0 }', '{ id: mirror0, policy: saef }'),
-      'my.yaml: devices[0].policy: "saef" is not one of safe, unsafe-skip-read-retry (did you mean safe?)',
+      'my.yaml: devices[0].policy: "saef" is not one of safe, unsafe-skip-read-retry, unsafe-skip-owner-check (did you mean safe?)',
     ],
     [
       'bad enum, a prefix of the meant value',
       variant('{ id: mirror0 }', '{ id: mirror0, policy: unsafe }'),
-      'my.yaml: devices[0].policy: "unsafe" is not one of safe, unsafe-skip-read-retry (did you mean unsafe-skip-read-retry?)',
+      'my.yaml: devices[0].policy: "unsafe" is not one of safe, unsafe-skip-read-retry, unsafe-skip-owner-check (did you mean unsafe-skip-read-retry?)',
     ],
     [
       'bad enum, nothing close',
       variant('{ id: mirror0 }', '{ id: mirror0, policy: userpter }'),
-      'my.yaml: devices[0].policy: "userpter" is not one of safe, unsafe-skip-read-retry',
+      'my.yaml: devices[0].policy: "userpter" is not one of safe, unsafe-skip-read-retry, unsafe-skip-owner-check',
     ],
     [
       'unknown key, with did-you-mean',
@@ -335,7 +335,7 @@ describe('errors: one line, the path, the value, what is allowed, did you mean',
     [
       'unknown step operation',
       variant('{ store: { vma: buf, page: 0, value: 42 }', '{ stor: { vma: buf, page: 0, value: 42 }'),
-      'my.yaml: phases[0].script.steps[0]: unknown key "stor"; allowed keys: name, expect, group, mmap, munmap, mprotect, madvise, store, load, fork, exit, dmirror, gpu, gpu_alloc, gpu_free, pin, unpin, rdma, rdma_advise, dio, dio_p2p, dio_dmabuf, migrate_pages, reclaim, ksm_scan, writeback, sleep (did you mean store?)',
+      'my.yaml: phases[0].script.steps[0]: unknown key "stor"; allowed keys: name, expect, delay, group, mmap, munmap, mprotect, madvise, store, load, fork, exit, kill, wait, dmirror, buffer, read_buffer, counters, gup, mremap, gpu, gpu_alloc, gpu_free, pin, unpin, rdma, rdma_advise, dio, dio_p2p, dio_dmabuf, migrate_pages, reclaim, ksm_scan, writeback, sleep (did you mean store?)',
     ],
     [
       'unknown top-level key',

@@ -48,7 +48,7 @@
 // coherency problem; applied to the file page if the frame is a page-cache page), and a pin write
 // through a read-only PTE (gup vs writeback).
 import type { TraceLine } from '@svmsim/runtime';
-import type { EvDevWrite, EvDmaAccess, EvFork, EvInvalidateAck, EvInvalidateStart, EvMmap, EvCpuLoad, OracleEvents, EvZap, EvCow, EvDmabufMove, EvP2pAccess, EvBlk } from './oracle-events.js';
+import type { EvDevWrite, EvDmaAccess, EvFork, EvInvalidateAck, EvInvalidateStart, EvMmap, EvMremap, EvCpuLoad, OracleEvents, EvZap, EvCow, EvDmabufMove, EvP2pAccess, EvBlk } from './oracle-events.js';
 import { PinLedger } from './pin-ledger.js';
 import { PAGE_SIZE, ZERO_PFN } from './protocol.js';
 
@@ -90,7 +90,7 @@ export function formatViolation(v: Violation): string {
 
 const ORACLE_EVENTS = new Set<string>([
   'cow',
-  'mmap', 'munmap', 'mprotect', 'zap', 'fork', 'process_exit', 'file_create', 'cpu_store', 'cpu_load',
+  'mmap', 'munmap', 'mremap', 'mprotect', 'zap', 'fork', 'process_exit', 'file_create', 'cpu_store', 'cpu_load',
   'dma_write', 'dma_read', 'invalidate_start', 'invalidate_ack', 'invalidate_end', 'dev_write',
   'dmabuf_move', 'p2p_access', 'blk_read', 'blk_write',
 ] satisfies (keyof OracleEvents)[]);
@@ -313,6 +313,22 @@ export function newTraceChecker(): TraceChecker {
       case 'munmap': {
         const p = procs.get(f.pid as number);
         if (p) unmap(p, pageOf(f.start as number), pageOf((f.end as number) + PAGE_SIZE - 1));
+        break;
+      }
+      case 'mremap': {
+        const r = f as unknown as EvMremap, p = proc(r.pid);
+        const s = pageOf(r.old_start), e = pageOf(r.old_end), d = pageOf(r.new_start), de = pageOf(r.new_end);
+        const v = findVma(p, s);
+        if (!v) break;
+        if (d === s) {
+          v.end = Math.max(v.end, de); // grown in place
+          break;
+        }
+        const own = [...p.own].filter(([pg]) => pg >= s && pg < e);
+        dropOwn(p, s, e);
+        unmap(p, d, de);
+        p.vmas.splice(lastAtOrBefore(p.vmas, d) + 1, 0, { ...v, start: d, end: de, pgoff: v.pgoff + (s - v.start) });
+        for (const [pg, val] of own) p.own.set(d + (pg - s), val);
         break;
       }
       case 'mprotect':

@@ -83,6 +83,8 @@ export class MmStats {
   pinPages = 0;
   /** Pages the _fast variants took locklessly (gup_fast), of gupPages + pinPages. */
   gupFastPages = 0;
+  /** mremap calls that moved a VMA (move_vma). */
+  mremapMoves = 0;
   hmmRangeFaults = 0;
   hmmPages = 0;
   hmmEbusy = 0;

@@ -36,6 +36,7 @@ export const MM_SHAPES = {
   munmap: { fields: { pid, addr: 'addr', length: 'len' }, check: spanCheck('addr', 'length'), reply: SYSCALL_RESULT },
   mprotect: { fields: { pid, addr: 'addr', length: 'len', prot: 'int' }, check: spanCheck('addr', 'length'), reply: SYSCALL_RESULT },
   madvise: { fields: { pid, addr: 'addr', length: 'len', advice: 'int' }, check: spanCheck('addr', 'length'), reply: SYSCALL_RESULT },
+  mremap: { fields: { pid, addr: 'addr', old_len: 'len', new_len: 'len', flags: 'int', new_addr: 'addr?' }, check: spanCheck('addr', 'old_len'), reply: SYSCALL_RESULT },
   fork: { fields: { pid }, reply: SYSCALL_RESULT },
   exit: { fields: { pid }, reply: SYSCALL_RESULT },
   cpu_access: { fields: { pid, addr: 'addr', write: 'bool', value: 'num?' }, reply: { type: 'cpu_access_result', value: 0, faults: 0 } },

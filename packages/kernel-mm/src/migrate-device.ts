@@ -147,6 +147,8 @@ function finalizePages(k: Kernel, env: Envelope<Message>, m: MigrateVmaFinalize,
   const { p, start } = mig;
   const pm = k.pm;
   let migrated = 0;
+  // args.src after migrate_vma_pages, for the driver: a copy (the setup's reply holds the original).
+  const after = Uint8Array.from(mig.srcFlags);
   for (let i = 0; i < mig.npages; i++) {
     const vpn = start + i;
     const src = mig.srcFlags[i];
@@ -159,7 +161,7 @@ function finalizePages(k: Kernel, env: Envelope<Message>, m: MigrateVmaFinalize,
       if ((p.pt.flags(vpn) & PTE_KIND_MASK) === PTE_MIGRATION) p.pt.setFlags(vpn, oldF);
     };
     if (!(src & MIGRATE_PFN_MIGRATE) || dst < 0 || mig.refused[i]) {
-      mig.srcFlags[i] &= ~MIGRATE_PFN_MIGRATE;
+      after[i] &= ~MIGRATE_PFN_MIGRATE;
       restore();
       continue;
     }
@@ -181,7 +183,7 @@ function finalizePages(k: Kernel, env: Envelope<Message>, m: MigrateVmaFinalize,
     } else {
       // System (or nothing) → device: the PTE becomes a device-private entry.
       if (k.devicePages.owner(dst) !== mig.owner) {
-        mig.srcFlags[i] &= ~MIGRATE_PFN_MIGRATE;
+        after[i] &= ~MIGRATE_PFN_MIGRATE;
         restore();
         continue;
       }
@@ -189,7 +191,7 @@ function finalizePages(k: Kernel, env: Envelope<Message>, m: MigrateVmaFinalize,
         p.pt.setFlags(vpn, oldF); // back to present so zapPte can drop the page normally
         k.zapPte(p, vpn);
       } else if (oldKind !== PTE_NONE) {
-        mig.srcFlags[i] &= ~MIGRATE_PFN_MIGRATE;
+        after[i] &= ~MIGRATE_PFN_MIGRATE;
         continue;
       }
       k.devicePages.get(dst);
@@ -203,7 +205,7 @@ function finalizePages(k: Kernel, env: Envelope<Message>, m: MigrateVmaFinalize,
   // Reply, then unlock: an operation waiting for the range (a munmap, a MADV_DONTNEED) starts its
   // invalidation only after this reply is on its way, so the driver maps the new device pages
   // before it is told to drop them, never after.
-  k.ctx.reply(env, { type: 'migrate_vma_finalize_result', ret: 0, migrated, src_flags: mig.srcFlags });
+  k.ctx.reply(env, { type: 'migrate_vma_finalize_result', ret: 0, migrated, src_flags: after });
   p.locks.unlock(mig.lock);
 }
 

@@ -1,6 +1,7 @@
 // The `mm` actor: Linux's mm/ for one machine. Every request is dispatched to the file of its
 // mechanism; replies to mm's own requests (invalidate acks, bios, migrate_to_ram) resume the
 // operation waiting for them (Kernel.call / resume).
+import { sys_mremap } from './mremap.js';
 import { CounterSampler, type Actor, type Ctx, type Envelope, type Incoming, type Message, type RuntimeMessage } from '@svmsim/runtime';
 import { cpu_access, dma_access } from './access.js';
 import { dump } from './dump.js';
@@ -98,6 +99,8 @@ export function createMm(config: unknown, _id: string): Actor<Message> {
           return sys_mprotect(k, env, m);
         case 'madvise':
           return sys_madvise(k, env, m);
+        case 'mremap':
+          return sys_mremap(k, env, m);
         case 'fork':
           return sys_fork(k, env, m);
         case 'exit':

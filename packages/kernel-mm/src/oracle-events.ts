@@ -13,6 +13,12 @@ import type { MmuNotifyEvent, Pid } from './protocol.js';
 
 /** A new VMA. `file` is set for file and shared anonymous mappings (shm ids are negative). */
 export interface EvMmap { pid: Pid; start: number; end: number; prot: number; shared: boolean; file: number | null; pgoff: number }
+/**
+ * mremap moved [old_start, old_end) to [new_start, new_end) (a copy of the VMA there, every entry
+ * moved with its content); the old range stays as an empty VMA with `dontunmap`, else a munmap of
+ * it follows. new_start == old_start: the VMA grew in place.
+ */
+export interface EvMremap { pid: Pid; old_start: number; old_end: number; new_start: number; new_end: number; dontunmap: boolean }
 /** The VMAs in [start, end) are gone (munmap, or a MAP_FIXED mapping replacing them). */
 export interface EvMunmap { pid: Pid; start: number; end: number }
 export interface EvMprotect { pid: Pid; start: number; end: number; prot: number }
@@ -101,6 +107,7 @@ export interface EvBlk { dev: string; nsid: number; slba: number; nlb: number; r
 export interface OracleEvents {
   mmap: EvMmap;
   munmap: EvMunmap;
+  mremap: EvMremap;
   mprotect: EvMprotect;
   zap: EvZap;
   cow: EvCow;

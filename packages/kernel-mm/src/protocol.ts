@@ -48,6 +48,9 @@ export const MADV_DONTNEED = 4;
 export const MADV_MERGEABLE = 12;
 export const MADV_UNMERGEABLE = 13;
 export const MADV_PAGEOUT = 21;
+export const MREMAP_MAYMOVE = 1;
+export const MREMAP_FIXED = 2;
+export const MREMAP_DONTUNMAP = 4;
 
 // ---- gup flags (include/linux/mm_types.h; FOLL_PIN is internal, mm/internal.h) ----
 export const FOLL_WRITE = 1 << 0;
@@ -131,6 +134,8 @@ export interface Mmap {
 export interface Munmap { type: 'munmap'; pid: Pid; addr: number; length: number }
 export interface Mprotect { type: 'mprotect'; pid: Pid; addr: number; length: number; prot: number }
 export interface Madvise { type: 'madvise'; pid: Pid; addr: number; length: number; advice: number }
+/** mremap(addr, old_len, new_len, flags, new_addr): ret the new address or -errno. */
+export interface Mremap { type: 'mremap'; pid: Pid; addr: number; old_len: number; new_len: number; flags: number; new_addr?: number }
 /** Reply: syscall_result, ret = the child's pid. */
 export interface Fork { type: 'fork'; pid: Pid }
 export interface Exit { type: 'exit'; pid: Pid }
@@ -356,7 +361,7 @@ export interface BioSubmit { type: 'bio_submit'; op: 'read' | 'write'; dev: stri
 export interface BioDone { type: 'bio_done'; ret: number; value: number }
 
 export type MmRequest =
-  | ProcessCreate | Mmap | Munmap | Mprotect | Madvise | Fork | Exit | CpuAccess | FileCreate
+  | ProcessCreate | Mmap | Munmap | Mprotect | Madvise | Mremap | Fork | Exit | CpuAccess | FileCreate
   | MmuIntervalNotifierInsert | MmuIntervalNotifierRemove | MmuIntervalReadBegin | MmuIntervalSetSeq | HmmRangeFault | VmaLookup
   | MmapReadLock | MmapReadUnlock | MmapWriteLock | MmapWriteDowngrade | MmapWriteUnlock | GetUserPages | UnpinUserPages | DmaAccess | MigrateVmaSetup | MigrateVmaFinalize | MakeDeviceExclusive | MemremapPages
   | ReclaimTrigger | MigratePages | KsmScan | Writeback | Dump;

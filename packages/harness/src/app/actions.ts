@@ -13,6 +13,8 @@
 //                  it; got.buffer is its content after the step
 //   buffer         malloc of a user buffer, filled; read_buffer: its words (got.data)
 //   counters       the device's counters (got: one field each)
+//   mremap         mremap of the VMA's pages (MREMAP_FIXED: to a VMA's address + toPage pages);
+//                  the moved range is then the VMA `as` (default: the VMA itself): got.addr
 //   gup            get_user_pages / _fast (FOLL_GET) or pin_user_pages / _fast (FOLL_PIN), held
 //                  until an unpin step releases them (pins.ts): got.pinned
 //   mmap           at an address mm chooses, recorded under `vma` (`fixed`: MAP_FIXED over the
@@ -32,8 +34,8 @@
 //                  `status`, `data` the words moved; rdma_advise: ibv_advise_mr of the pages
 // A VMA name the process does not have gives ret -EINVAL and an `error` (a failure of the step).
 import {
-  EINVAL, FOLL_FORCE, FOLL_LONGTERM, FOLL_WRITE, MAP_FIXED, PAGE_SIZE,
-  type CpuAccess, type Exit, type GetUserPages, type Madvise, type MigratePages, type Mprotect, type Munmap,
+  EINVAL, FOLL_FORCE, FOLL_LONGTERM, FOLL_WRITE, MAP_FIXED, MREMAP_DONTUNMAP, MREMAP_FIXED, MREMAP_MAYMOVE, PAGE_SIZE,
+  type CpuAccess, type Exit, type Mremap, type GetUserPages, type Madvise, type MigratePages, type Mprotect, type Munmap,
 } from '@svmsim/kernel-mm';
 import { HMM_DMIRROR_CMDS, type DmirrorCmd, type DmirrorStats, type HmmDmirrorCmdName } from '@svmsim/kernel-mm/dmirror';
 import { VPN_LIMIT } from '@svmsim/kernel-mm/page-table';
@@ -274,6 +276,25 @@ export function runAction(app: App, proc: Proc, a: PlainAction, stats: PhaseStat
       const got = releasePins(app, proc, r.addr, a.pages);
       stats.result(kind, got.ret);
       return done(got);
+    }
+    case 'mremap': {
+      const r = at(a.vma, a.page);
+      if (!r) return;
+      let new_addr: number | undefined;
+      if (a.fixed) {
+        const t = proc.vmas.get(a.to!);
+        if (!t) return fail(`no VMA "${a.to}" in ${proc.name} (pid ${pid})`);
+        new_addr = t.addr + a.toPage * PAGE_SIZE;
+      }
+      const flags = (a.maymove ? MREMAP_MAYMOVE : 0) | (a.fixed ? MREMAP_FIXED : 0) | (a.dontunmap ? MREMAP_DONTUNMAP : 0);
+      const m: Mremap = { type: 'mremap', pid, addr: r.addr, old_len: a.pages * PAGE_SIZE, new_len: a.newPages * PAGE_SIZE, flags, ...(new_addr !== undefined && { new_addr }) };
+      return call(mm, m, (res) => {
+        if (res.ret < 0) return done({ ret: res.ret });
+        // The moved range is a VMA of its own name from now on (or takes over the old one's).
+        const name = a.as ?? a.vma;
+        proc.vmas.set(name, { ...r.v, name, addr: res.ret, pages: a.newPages, offset: r.v.offset + a.page });
+        done({ ret: 0, addr: res.ret });
+      });
     }
     case 'migrate_pages': {
       const r = at(a.vma, a.page);

@@ -109,7 +109,7 @@ function startStep(run: ScriptRun, proc: Proc, step: ActionStep, prefix: string,
     }
     record({ ret: 0, pid: r.ret });
     const child = app.register(proc.child(r.ret));
-    if (a.wait) return runSteps(run, child, a.steps, `${name}/`, () => stopChildren(run, child, () => endChild(run, child, done)));
+    if (a.wait !== false) return runSteps(run, child, a.steps, `${name}/`, () => stopChildren(run, child, () => endChild(run, child, done)));
     // Left running: the parent goes on now.
     const c: RunningChild = { proc: child, stepsDone: false, stopping: false, onExit: [], exiting: false, exited: false };
     proc.children.set(a.child!, c);

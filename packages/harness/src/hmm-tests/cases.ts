@@ -50,7 +50,7 @@ const HMM: HmmTest[] = [
   { fixture: 'hmm', name: 'migrate_anon_huge_free', skip: THP },
   { fixture: 'hmm', name: 'migrate_anon_huge_fault', skip: `${THP} (MADV_COLLAPSE)` },
   { fixture: 'hmm', name: 'migrate_partial_unmap_fault' },
-  { fixture: 'hmm', name: 'migrate_remap_fault', skip: 'mremap is not modelled yet' },
+  { fixture: 'hmm', name: 'migrate_remap_fault' },
   { fixture: 'hmm', name: 'migrate_anon_huge_err', skip: `${THP} (HMM_DMIRROR_FLAGS)` },
   { fixture: 'hmm', name: 'migrate_anon_huge_zero_err', skip: `${THP} (HMM_DMIRROR_FLAGS)` },
   { fixture: 'hmm', name: 'benchmark_thp_migration', skip: 'a wall-clock benchmark of THP migration' },
