@@ -85,6 +85,9 @@ export class MmStats {
   gupFastPages = 0;
   /** mremap calls that moved a VMA (move_vma). */
   mremapMoves = 0;
+  /** Pages MADV_FREE marked lazyfree, and those reclaim then discarded (not written since). */
+  lazyfreePages = 0;
+  lazyfreeDiscarded = 0;
   hmmRangeFaults = 0;
   hmmPages = 0;
   hmmEbusy = 0;

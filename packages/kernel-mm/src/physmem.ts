@@ -66,6 +66,8 @@ export class Physmem {
    * a non-exclusive one only if nothing but its mapping holds it (wp_can_reuse_anon_folio).
    */
   readonly anonExclusive: Uint8Array;
+  /** MADV_FREE'd (folio_mark_lazyfree: !PG_swapbacked): reclaim discards it, unless it was written since. */
+  readonly lazyfree: Uint8Array;
   /** The swap slot a PG_SWAPCACHE page stands for (-1 otherwise): folio->swap. */
   readonly swapSlot: Int32Array;
   /** Page-cache owner: file id (or 0 for none: file ids start at 1, shm ids are negative). */
@@ -107,6 +109,7 @@ export class Physmem {
     this.pincount = new Int32Array(n);
     this.flags = new Uint8Array(n);
     this.anonExclusive = new Uint8Array(n);
+    this.lazyfree = new Uint8Array(n);
     this.swapSlot = new Int32Array(n).fill(-1);
     this.fileId = new Int32Array(n);
     this.fileIdx = new Int32Array(n);
@@ -164,6 +167,7 @@ export class Physmem {
     if (this.flags[pfn] & PG_LRU) this.lruDel(pfn);
     this.flags[pfn] = 0;
     this.anonExclusive[pfn] = 0;
+    this.lazyfree[pfn] = 0;
     this.fileId[pfn] = 0;
     this.fileIdx[pfn] = 0;
     this.rmapPid[pfn] = -1;

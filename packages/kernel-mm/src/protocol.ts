@@ -45,6 +45,7 @@ export const MAP_FIXED = 0x10;
 export const MAP_ANONYMOUS = 0x20;
 export const MAP_POPULATE = 0x8000;
 export const MADV_DONTNEED = 4;
+export const MADV_FREE = 8;
 export const MADV_MERGEABLE = 12;
 export const MADV_UNMERGEABLE = 13;
 export const MADV_PAGEOUT = 21;

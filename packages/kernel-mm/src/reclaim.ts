@@ -89,6 +89,7 @@ export function shrink_folio(k: Kernel, pfn: number, who: Who, task: string, the
   // stays in the swap cache, its PTEs are swap entries (a fault maps the same page back).
   if (anon && pm.mapcount[pfn] === 0) return then(false);
   const mappings = pm.mappings(pfn);
+  if (anon && pm.lazyfree[pfn]) return discard_lazyfree(k, pfn, mappings, who, task, then);
   // folio_trylock and the PTE locks: skip a page someone is working on.
   const locks: { p: Process; id: number }[] = [];
   for (const m of mappings) {
@@ -154,6 +155,45 @@ export function shrink_folio(k: Kernel, pfn: number, who: Who, task: string, the
     }
     removeFromPageCache(k, pfn);
     finish(true);
+  });
+}
+
+/**
+ * A lazyfree (MADV_FREE'd) anonymous page: no swap slot (shrink_folio_list skips add_to_swap for
+ * !swapbacked folios); try_to_unmap_one's MADV_FREE check after the CLEAR: only the isolation and
+ * the mapping hold it and it is clean (PTE and page) → discard (the PTE is cleared: the next fault
+ * maps a zero page); else written since (or held by gup): the PTE stays, the page is swapbacked
+ * again and is kept this time.
+ */
+function discard_lazyfree(k: Kernel, pfn: number, mappings: RmapEntry[], who: Who, task: string, then: (freed: boolean) => void): void {
+  const pm = k.pm;
+  if (mappings.length !== 1) {
+    pm.lazyfree[pfn] = 0;
+    return then(false);
+  }
+  const { pid, vpn } = mappings[0];
+  const p = k.procs.get(pid)!;
+  const lock = p.locks.tryLock(vpn, vpn + 1, 'reclaim');
+  if (lock < 0) return then(false);
+  pm.flags[pfn] |= PG_LOCKED;
+  pm.get(pfn); // isolate_lru_folio's reference
+  const range = { start: vpn * PAGE_SIZE, end: (vpn + 1) * PAGE_SIZE, event: 'MMU_NOTIFY_CLEAR' as const, blockable: true, owner: null, task, caller: 'try_to_unmap_one' };
+  const wait = who === 'pageout' ? undefined : k.reclaimWaits.begin(who, k.ctx.now());
+  mmu_notifier_invalidate_range_start(k, p, range, (_ret, inv) => {
+    if (wait !== undefined) k.reclaimWaits.end(wait, k.ctx.now());
+    const f = p.pt.flags(vpn);
+    const stillOurs = (f & PTE_KIND_MASK) === PTE_PRESENT && p.pt.value(vpn) === pfn;
+    const clean = !(f & PTE_DIRTY) && !(pm.flags[pfn] & PG_DIRTY);
+    let freed = false;
+    if (stillOurs && clean && pm.extraRefs(pfn) <= 1 && !pm.maybeDmaPinned(pfn)) {
+      k.zapPte(p, vpn);
+      k.oracle('zap', { pid, start: vpn * PAGE_SIZE, end: (vpn + 1) * PAGE_SIZE });
+      k.stats.lazyfreeDiscarded++;
+      freed = true;
+    } else pm.lazyfree[pfn] = 0; // folio_set_swapbacked: redirtied
+    mmu_notifier_invalidate_range_end(k, inv);
+    p.locks.unlock(lock);
+    endReclaimOf(k, pfn, freed, then);
   });
 }
 

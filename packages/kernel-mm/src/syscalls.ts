@@ -13,11 +13,12 @@ import type { Envelope, Message } from '@svmsim/runtime';
 import { createFile } from './filemap.js';
 import { mmu_notifier_invalidate_range_end, mmu_notifier_invalidate_range_start } from './invalidate.js';
 import type { Kernel } from './kernel.js';
-import { VPN_LIMIT, PTE_DEVICE_EXCLUSIVE, PTE_DEVICE_PRIVATE, PTE_KIND_MASK, PTE_PRESENT, PTE_WAS_WRITE, PTE_WRITE } from './page-table.js';
+import { VPN_LIMIT, PTE_DEVICE_EXCLUSIVE, PTE_DEVICE_PRIVATE, PTE_DIRTY, PTE_KIND_MASK, PTE_PRESENT, PTE_SWAP, PTE_WAS_WRITE, PTE_WRITE, PTE_YOUNG } from './page-table.js';
+import { PG_ANON, PG_DIRTY, PG_SWAPCACHE } from './physmem.js';
 import { MMAP_BASE_VPN, Process } from './process.js';
 import {
-  EINVAL, ENOMEM, ESRCH, MADV_DONTNEED, MADV_MERGEABLE, MADV_PAGEOUT, MADV_UNMERGEABLE, MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, MAP_SHARED,
-  PAGE_SIZE, PROT_EXEC, PROT_READ, PROT_WRITE, EBADF,
+  EINVAL, ENOMEM, ESRCH, MADV_DONTNEED, MADV_FREE, MADV_MERGEABLE, MADV_PAGEOUT, MADV_UNMERGEABLE, MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, MAP_SHARED,
+  PAGE_SIZE, PROT_EXEC, PROT_READ, PROT_WRITE, EBADF, ZERO_PFN,
   type Madvise, type Mmap, type Mprotect, type Munmap, type ProcessCreate, type SyscallResult,
 } from './protocol.js';
 import { mmap_read_lock, mmap_read_unlock, mmap_write_lock, mmap_write_unlock } from './mmap-lock.js';
@@ -196,7 +197,7 @@ export function sys_madvise(k: Kernel, env: Envelope<Message>, m: Madvise): void
   const r = rangeOf(m.addr, m.length);
   if (typeof r === 'number') return k.ctx.reply(env, result(r));
   const { start, end } = r;
-  if (m.advice !== MADV_MERGEABLE && m.advice !== MADV_UNMERGEABLE && m.advice !== MADV_DONTNEED && m.advice !== MADV_PAGEOUT) return k.ctx.reply(env, result(EINVAL));
+  if (m.advice !== MADV_MERGEABLE && m.advice !== MADV_UNMERGEABLE && m.advice !== MADV_DONTNEED && m.advice !== MADV_PAGEOUT && m.advice !== MADV_FREE) return k.ctx.reply(env, result(EINVAL));
   const write = madvise_need_mmap_write(m.advice);
   const unlock = () => (write ? mmap_write_unlock(k, p) : mmap_read_unlock(k, p, ''));
   const granted = () => {
@@ -212,6 +213,16 @@ export function sys_madvise(k: Kernel, env: Envelope<Message>, m: Madvise): void
         return k.replyAfter(env, result(0), k.costs.syscallNs);
       case MADV_DONTNEED:
         return madvise_dontneed(k, p, start, end, () => {
+          unlock();
+          k.replyAfter(env, result(0), k.costs.syscallNs);
+        });
+      case MADV_FREE:
+        // madvise_free_single_vma: private anonymous VMAs only.
+        if (p.vmas.overlapping(start, end).some((v) => v.file !== null || v.shared)) {
+          unlock();
+          return k.ctx.reply(env, result(EINVAL));
+        }
+        return madvise_free(k, p, start, end, () => {
           unlock();
           k.replyAfter(env, result(0), k.costs.syscallNs);
         });
@@ -233,7 +244,40 @@ export function sys_madvise(k: Kernel, env: Envelope<Message>, m: Madvise): void
  * (MADV_MERGEABLE / MADV_UNMERGEABLE: ksm_madvise sets vm_flags) the write lock.
  */
 function madvise_need_mmap_write(advice: number): boolean {
-  return advice !== MADV_DONTNEED && advice !== MADV_PAGEOUT;
+  return advice !== MADV_DONTNEED && advice !== MADV_PAGEOUT && advice !== MADV_FREE;
+}
+
+/**
+ * MADV_FREE (mm/madvise.c v6.15 madvise_free_single_vma → madvise_free_pte_range) under
+ * MMU_NOTIFY_CLEAR: a swap entry is freed (the page reads zero again); a present anonymous page
+ * mapped once is cleaned (PG_dirty and the PTE's dirty and young bits cleared) and marked lazyfree,
+ * so reclaim may discard it instead of swapping it, unless it is written again first; pages mapped
+ * more than once, the zero page and non-present entries (device-private, migration) are left.
+ * Departure: a page in the swap cache is left (the kernel frees its swap first, folio_free_swap).
+ */
+function madvise_free(k: Kernel, p: Process, start: number, end: number, done: () => void): void {
+  p.locks.lock(start, end, 'madvise', (lock) => {
+    const range = { start: start * PAGE_SIZE, end: end * PAGE_SIZE, event: 'MMU_NOTIFY_CLEAR' as const, blockable: true, owner: null, task: processTask(p), caller: 'madvise_free_single_vma' };
+    mmu_notifier_invalidate_range_start(k, p, range, (_ret, inv) => {
+      const pm = k.pm;
+      p.pt.forEach(start, end, (vpn, f, v) => {
+        const kind = f & PTE_KIND_MASK;
+        if (kind === PTE_SWAP) {
+          k.zapPte(p, vpn); // free_swap_and_cache_nr, pte_clear
+          k.oracle('zap', { pid: p.pid, start: vpn * PAGE_SIZE, end: (vpn + 1) * PAGE_SIZE });
+          return;
+        }
+        if (kind !== PTE_PRESENT || v === ZERO_PFN || !(pm.flags[v] & PG_ANON) || pm.mapcount[v] !== 1 || pm.flags[v] & PG_SWAPCACHE) return;
+        pm.flags[v] &= ~PG_DIRTY;
+        p.pt.setFlags(vpn, f & ~(PTE_DIRTY | PTE_YOUNG));
+        pm.lazyfree[v] = 1;
+        k.stats.lazyfreePages++;
+      });
+      mmu_notifier_invalidate_range_end(k, inv);
+      p.locks.unlock(lock);
+      done();
+    });
+  });
 }
 
 /** zap_page_range_single with MMU_NOTIFY_CLEAR: private pages read as zero (or the file) again. */

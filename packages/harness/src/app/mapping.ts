@@ -1,7 +1,7 @@
 // How a scenario's words become mm's arguments: protection strings, mmap flags for each kind of
 // VMA, madvise advice, and errno names.
 import {
-  ERRNO_NAMES, MADV_DONTNEED, MADV_MERGEABLE, MADV_PAGEOUT, MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED,
+  ERRNO_NAMES, MADV_DONTNEED, MADV_FREE, MADV_MERGEABLE, MADV_PAGEOUT, MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED,
 } from '@svmsim/kernel-mm';
 import { parseProt as parseProtOrThrow } from '../scenario/units.js';
 import { ETIMEDOUT } from '@svmsim/kernel-mm/dmirror';
@@ -28,7 +28,7 @@ export function mapFlags(kind: VmaSpec['kind'], shared: boolean): number {
   }
 }
 
-export const ADVICE = { dontneed: MADV_DONTNEED, mergeable: MADV_MERGEABLE, pageout: MADV_PAGEOUT } as const;
+export const ADVICE = { dontneed: MADV_DONTNEED, mergeable: MADV_MERGEABLE, pageout: MADV_PAGEOUT, free: MADV_FREE } as const;
 
 /** Every errno mm or a device returns, by name (dmirror adds ETIMEDOUT for requests mm never answered). */
 const ERRNOS: Record<number, string> = { ...ERRNO_NAMES, [ETIMEDOUT]: 'ETIMEDOUT' };

@@ -75,7 +75,7 @@ export const GPU_QUEUES = ['gfx', 'compute'] as const;
 export const FAULT_PERMISSIONS = ['access', 'vma'] as const;
 export const VMA_KINDS = ['anon', 'shared-anon', 'file'] as const;
 export const PATTERNS = ['sequential', 'random', 'hot-cold', 'strided'] as const;
-export const MADVISE_ADVICE = ['dontneed', 'mergeable', 'pageout'] as const;
+export const MADVISE_ADVICE = ['dontneed', 'mergeable', 'pageout', 'free'] as const;
 /** errno names an expect.ret may give: protocol.ts ERRNO_NAMES, and ETIMEDOUT (dmirror's request timeout). */
 export const ERRNO_LIST: readonly string[] = [...Object.values(ERRNO_NAMES), ...(ERRNO_NAMES[ETIMEDOUT] ? [] : ['ETIMEDOUT'])];
 /** Names of vmas, files, devices, processes. */

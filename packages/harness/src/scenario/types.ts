@@ -267,7 +267,7 @@ export type Action =
   | { op: 'mmap'; vma: string; kind: VmaSpec['kind']; pages: number; prot: string; shared: boolean; file?: string; offset: number; fixed?: boolean }
   | { op: 'munmap'; vma: string; page: number; pages: number }
   | { op: 'mprotect'; vma: string; page: number; pages: number; prot: string }
-  | { op: 'madvise'; vma: string; page: number; pages: number; advice: 'dontneed' | 'mergeable' | 'pageout' }
+  | { op: 'madvise'; vma: string; page: number; pages: number; advice: 'dontneed' | 'mergeable' | 'pageout' | 'free' }
   /** `value`: one number for every page, a fresh unique one per page, or `index`: each page's number in the VMA (hmm-tests' ptr[i] = i). */
   | { op: 'store'; vma: string; page: number; pages: number; value: number | 'unique' | 'index' | number[] }
   | { op: 'load'; vma: string; page: number; pages: number }
