@@ -81,6 +81,8 @@ export class MmStats {
   cpuFaultsByKind: Record<string, number> = {};
   gupPages = 0;
   pinPages = 0;
+  /** gup calls that met a MEMORY_DEVICE_PCI_P2PDMA page without FOLL_PCI_P2PDMA (-EREMOTEIO). */
+  gupEremoteio = 0;
   hmmRangeFaults = 0;
   hmmPages = 0;
   hmmEbusy = 0;

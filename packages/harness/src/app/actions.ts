@@ -242,7 +242,7 @@ export function runAction(app: App, proc: Proc, a: PlainAction, stats: PhaseStat
     }
     case 'dio_p2p':
       if (app.device(a.device)?.kind !== 'nvme') return fail(`no nvme device "${a.device}"`);
-      return dioP2p(proc, a.device, a.io, a.provider, a.page, a.pages, a.block, call, done);
+      return dioP2p(app, proc, a.device, a.io, a.provider, a.page, a.pages, a.block, call, done);
     case 'dio_dmabuf': {
       if (app.device(a.device)?.kind !== 'nvme') return fail(`no nvme device "${a.device}"`);
       const b = proc.buffers.get(a.buffer);

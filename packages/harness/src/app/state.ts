@@ -56,6 +56,8 @@ export class Proc {
   readonly buffers = new Map<string, { device: string; handle: number; fd?: number }>();
   /** The GPU virtual address the next VRAM BO of this process is mapped at: above any CPU mapping. */
   nextGpuVa = GPU_VA_BASE;
+  /** p2pmem provider → the address of this process's mapping of its whole p2pmem (dio_p2p, rdma_reg_mr). */
+  readonly p2pmem = new Map<string, number>();
   /** rdma device id → the QPs setup connected for this process. */
   readonly qps = new Map<string, QpRecord[]>();
   exited = false;
@@ -69,6 +71,7 @@ export class Proc {
   child(pid: number): Proc {
     const c = new Proc(pid, `${this.name}[${pid}]`);
     for (const [n, v] of this.vmas) c.vmas.set(n, v);
+    for (const [n, a] of this.p2pmem) c.p2pmem.set(n, a);
     return c;
   }
 }

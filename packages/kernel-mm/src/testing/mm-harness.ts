@@ -13,6 +13,8 @@ export type Step =
   /** Sent at once, or a member `afterNs` later (to land inside another member's work); the step ends when all have replied. */
   | { group: { to?: string; msg: Message; afterNs?: number }[] }
   | { sleepNs: number }
+  /** Sent without waiting for a reply (a message that has none: unpin_user_pages). */
+  | { send: { to?: string; msg: Message } }
   | ((results: Message[]) => Step | Step[] | undefined);
 
 /** Runs `steps` in order; each step waits for the previous one's reply. Functions build steps from results so far. */
@@ -106,6 +108,10 @@ export function scriptActor(steps: Step[], opts: ScriptOptions = {}): Actor<Mess
       if (typeof s === 'function') {
         const made = s(results);
         if (made !== undefined) queue.unshift(...(Array.isArray(made) ? made : [made]));
+        continue;
+      }
+      if ('send' in s) {
+        ctx.send(s.send.to ?? 'mm', s.send.msg);
         continue;
       }
       if ('sleepNs' in s) {
