@@ -123,7 +123,9 @@ describe('svmsim compare direct-io-vs-migration nvme-reset, svmsim run p2p', () 
     expect(nvme(r).dioEremoteio).toBe(2);
     // nvme4's refusal is mm's gup (no FOLL_PCI_P2PDMA without BLK_FEAT_PCI_P2PDMA): the controller never sees the I/O.
     expect(nvme(r, 'nvme4').dioEremoteio ?? 0).toBe(0);
-    expect(r.mm.gupEremoteio).toBe(1);
+    // A pinned RDMA MR over the same p2pmem mapping: ib_umem_get's FOLL_LONGTERM pin is refused too (errata §11).
+    expect(names).toContain('a pinned RDMA MR over nvme1\'s CMB (ib_umem_get pins FOLL_LONGTERM, never FOLL_PCI_P2PDMA): -121');
+    expect(r.mm.gupEremoteio).toBe(2);
     expect(nvme(r).p2pWrites).toBeGreaterThan(0);
     expect(r.check.stats.p2pAccesses).toBeGreaterThan(0);
     // The data went host → blocks 0–7 → nvme1's CMB → blocks 100–107 → host: the checker read blocks 100–107 back.
@@ -141,7 +143,7 @@ describe('svmsim compare direct-io-vs-migration nvme-reset, svmsim run p2p', () 
     const rep = JSON.parse(r.out) as RunReport;
     expect(rep.check.violations).toEqual([]);
     expect(nvme(rep).dioEremoteio).toBe(0);
-    expect(rep.mm.gupEremoteio).toBe(1); // nvme4's queue still cannot: mm's gup refuses the pages
+    expect(rep.mm.gupEremoteio).toBe(2); // nvme4's queue still cannot, nor the RDMA MR: mm's gup refuses the pages
   });
 });
 

@@ -2,44 +2,18 @@
 // MEMORY_DEVICE_PCI_P2PDMA pages (mm/gup.c is_valid_gup_args, try_grab_page; v6.6–v6.15): only
 // with FOLL_PCI_P2PDMA, never FOLL_LONGTERM; the last reference gives a page back to the provider.
 import { describe, expect, it } from 'vitest';
-import type { Actor, Message } from '@svmsim/runtime';
+import type { Message } from '@svmsim/runtime';
 import {
   EFAULT, EINVAL, ENOMEM, EREMOTEIO, FOLL_LONGTERM, FOLL_PCI_P2PDMA, FOLL_WRITE, MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, MAP_SHARED, PAGE_SIZE, PROT_READ, PROT_WRITE,
   type GetUserPagesResult,
 } from '@svmsim/kernel-mm';
 import { ret, runMm, type Step } from '@svmsim/kernel-mm/testing/mm-harness';
+import { p2pmemProvider } from '@svmsim/kernel-mm/testing/p2pmem-provider';
 
 const RW = PROT_READ | PROT_WRITE;
 const A = 16 * 1024 * 1024;
 
-/** A p2pmem provider: a pool of `pages` pages, first fit; records the pages freed back to it. */
-function provider(pages: number): Actor<Message> & { freed: number[]; allocated: Uint8Array } {
-  const allocated = new Uint8Array(pages);
-  const freed: number[] = [];
-  return {
-    freed,
-    allocated,
-    receive(env, ctx) {
-      const m = env.msg as unknown as { type: string; nr_pages: number; page: number };
-      if (m.type === 'p2pmem_alloc') {
-        let run = 0;
-        for (let i = 0; i < pages; i++) {
-          run = allocated[i] ? 0 : run + 1;
-          if (run === m.nr_pages) {
-            allocated.fill(1, i - run + 1, i + 1);
-            return ctx.reply(env, { type: 'p2pmem_alloc_result', ret: 0, page: i - run + 1 } as never);
-          }
-        }
-        return ctx.reply(env, { type: 'p2pmem_alloc_result', ret: ENOMEM, page: 0 } as never);
-      }
-      if (m.type === 'p2pdma_page_free') {
-        allocated[m.page] = 0;
-        freed.push(m.page);
-      }
-    },
-    summary: () => ({}),
-  } as Actor<Message> & { freed: number[]; allocated: Uint8Array };
-}
+const provider = p2pmemProvider;
 
 const create: Step = { msg: { type: 'process_create' } as never };
 const p2pmem = (pages: number, flags = MAP_SHARED): Step => ({ msg: { type: 'mmap', pid: 1, addr: 0, length: pages * PAGE_SIZE, prot: RW, flags, p2pmem: 'cmb0' } as never });

@@ -58,6 +58,8 @@ export class Proc {
   nextGpuVa = GPU_VA_BASE;
   /** p2pmem provider → the address of this process's mapping of its whole p2pmem (dio_p2p, rdma_reg_mr). */
   readonly p2pmem = new Map<string, number>();
+  /** MRs a script's rdma_reg_mr made (deregistered at the end of the run). */
+  readonly mrs: { device: string; lkey: number }[] = [];
   /** rdma device id → the QPs setup connected for this process. */
   readonly qps = new Map<string, QpRecord[]>();
   exited = false;
