@@ -16,7 +16,7 @@
 import type { Envelope, Message } from '@svmsim/runtime';
 import { FAULT_FLAG_UNSHARE, FAULT_FLAG_WRITE, handle_mm_fault, isExclusiveAnon } from './fault.js';
 import type { Kernel } from './kernel.js';
-import { migrate_page } from './migrate.js';
+import { migrate_pages } from './migrate.js';
 import { PTE_KIND_MASK, PTE_PRESENT, PTE_WRITE } from './page-table.js';
 import { PG_ANON, PG_DIRTY } from './physmem.js';
 import {
@@ -119,8 +119,10 @@ export function get_user_pages(k: Kernel, env: Envelope<Message>, m: GetUserPage
     let failed = false;
     const next = (j: number): void => {
       if (j === movable.length) return failed ? reply(ENOMEM, walked) : k.bounce(() => page(0));
-      migrate_page(k, movable[j], false, processTask(p), (dst) => {
-        if (dst < 0) failed = true;
+      // migrate_longterm_unpinnable_folios → migrate_pages(MIGRATE_SYNC, MR_LONGTERM_PIN): its passes.
+      const pfn = movable[j];
+      migrate_pages(k, () => pfn, false, processTask(p), ({ ret }) => {
+        if (ret < 0) failed = true;
         k.bounce(() => next(j + 1));
       });
     };

@@ -91,6 +91,10 @@ export interface MmFigures {
   migrationRetries: number;
   /** Pages migrate_pages gave up on: pinned long-term, -EAGAIN still after the last pass, or a permanent failure. */
   migrationsFailed: number;
+  /** Pages migrated on a retry pass (the pin or lock that made a pass fail had gone). */
+  migratedAfterRetry: number;
+  /** Pages the migrate_pages trigger did not attempt: maybe DMA-pinned in a COW mapping (prot_numa skip). */
+  migrationsSkippedPinned: number;
   /** gup calls refused with -EREMOTEIO: P2P memory without FOLL_PCI_P2PDMA (a queue without P2P, an RDMA MR). */
   gupEremoteio: number;
   ksmMerged: number;
@@ -206,6 +210,8 @@ function pickMm(mm: Record<string, unknown>): MmFigures {
     migrations: n('migrations'),
     migrationRetries: n('migrationRetries'),
     migrationsFailed: n('migrationsFailed'),
+    migratedAfterRetry: n('migratedAfterRetry'),
+    migrationsSkippedPinned: n('migrationsSkippedPinned'),
     gupEremoteio: n('gupEremoteio'),
     ksmMerged: n('ksmMerged'),
     writebacks: n('writebacks'),
