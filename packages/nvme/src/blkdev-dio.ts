@@ -20,10 +20,13 @@
 // success or error, releases them. The `unsafe-nvme` twin unpins at arrival, before any DMA: the
 // checker's unpinned_dma rule must catch it.
 //
-// P2P memory (FOLL_PCI_P2PDMA, a CMB page of another controller): no pin through mm (the pages are
-// ZONE_DEVICE p2pdma pages the provider never moves); a queue without BLK_FEAT_PCI_P2PDMA makes
-// gup fail with -EREMOTEIO, and a provider the PCI path cannot reach makes nvme_map_data fail with
-// -EREMOTEIO (BLK_STS_TARGET). No fallback through system memory (research/errata.md §4).
+// P2P memory (a CMB page of another controller, mapped by the process: p2pmem_alloc_mmap in mm): the
+// process pinned it through mm's gup with FOLL_PCI_P2PDMA (a queue without BLK_FEAT_PCI_P2PDMA
+// never sets it, and gup then refuses the MEMORY_DEVICE_PCI_P2PDMA pages with -EREMOTEIO before a
+// request is made), so the bio owns those pins as it owns host pages' and releases them the same way;
+// the data moves to and from the provider (p2pmem_write / p2pmem_read). A provider the PCI path
+// cannot reach makes nvme_map_data fail with -EREMOTEIO (BLK_STS_TARGET). No fallback through
+// system memory (research/errata.md §4). Followed for the p2pmem part: v6.2–v6.15.
 import type { Ctx, Envelope, Message } from '@svmsim/runtime';
 import type { NvmeController } from './controller.js';
 import { segmentsOf } from './dio.js';
@@ -201,7 +204,8 @@ export class DirectIoHost {
     }
     if (m.p2p) {
       const p2p = m.p2p;
-      // gup: a P2PDMA page without FOLL_PCI_P2PDMA (the queue cannot do P2P) → -EREMOTEIO.
+      // A P2P buffer on a queue without BLK_FEAT_PCI_P2PDMA: mm's gup refuses such pages without
+      // FOLL_PCI_P2PDMA before a request is made; a request that still names one is refused here.
       if (!this.cfg.queueSupportsP2p || !this.cfg.topology) return this.refused(finish);
       const { map } = calc_map_type_and_dist(this.cfg.topology, p2p.provider, ctx.self);
       if (map === 'PCI_P2PDMA_MAP_NOT_SUPPORTED') return this.refused(finish);
