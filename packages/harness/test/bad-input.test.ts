@@ -70,7 +70,8 @@ const RDMA_ROWS: Row[] = [
 ];
 
 const NVME_ROWS: Row[] = [
-  ['unknown type', 'nvme', () => m({ type: 'nvme_format' }), /^nvme: unknown message type "nvme_format"; nvme takes bio_submit, nvme_dio, p2pmem_write, p2pmem_read, dma_buf_move_notify$/],
+  ['unknown type', 'nvme', () => m({ type: 'nvme_format' }), /^nvme: unknown message type "nvme_format"; nvme takes bio_submit, nvme_dio, p2pmem_write, p2pmem_read, dma_buf_move_notify, p2pmem_alloc, p2pdma_page_free$/],
+  ['a p2pmem allocation from a controller without a CMB', 'nvme', () => m({ type: 'p2pmem_alloc', nr_pages: 4 }), /^nvme: p2pmem_alloc: this controller publishes no CMB$/],
   ['direct I/O to a controller without it', 'nvme', () => m({ type: 'nvme_dio', op: 'read', pid: 1, addr: 0x100000, pfns: new Float64Array(1), slba: 0 }), /^nvme: nvme_dio: this controller serves no direct I\/O$/],
   ['unknown op', 'nvme', () => m({ type: 'bio_submit', op: 'erase', dev: 'swap', block: 0 }), /^nvme: bio_submit\.op: "erase" is not one of read, write$/],
   ['a negative block', 'nvme', () => m({ type: 'bio_submit', op: 'read', dev: 'swap', block: -1 }), /^nvme: bio_submit\.block: -1 is not an id/],

@@ -7,6 +7,7 @@
 // delays both. The subscriptions are not removed: their drivers must call
 // mmu_interval_notifier_remove.
 import type { Envelope, Message } from '@svmsim/runtime';
+import { p2pdmaVmaRefs } from './device-memory.js';
 import { mmu_notifier_invalidate_range_end, mmu_notifier_invalidate_range_start } from './invalidate.js';
 import type { Kernel } from './kernel.js';
 import { mmap_read_lock, mmap_read_unlock, mmap_write_lock, mmap_write_unlock } from './mmap-lock.js';
@@ -37,6 +38,7 @@ export function exit_mmap(k: Kernel, p: Process, done: () => void): void {
         mmap_read_unlock(k, p, '');
         p.oomSkip = true; // MMF_OOM_SKIP: the memory is gone, the reaper has nothing left to do
         mmap_write_lock(k, p, () => {
+          for (const v of p.vmas.list) p2pdmaVmaRefs(k, v, false);
           p.vmas.list.length = 0;
           p.alive = false;
           k.oracle('process_exit', { pid: p.pid });

@@ -64,6 +64,9 @@ export function handle_mm_fault(k: Kernel, p: Process, vpn: number, flags: numbe
     const vma = p.vmas.find(vpn);
     const write = (flags & FAULT_FLAG_WRITE) !== 0;
     if (!vma || p.exiting || (write && !vmaWritable(vma)) || (!write && !vmaReadable(vma))) return finish(EFAULT);
+    // A p2pmem VMA's pages were all inserted at mmap (vm_insert_page): nothing to fault in. The
+    // CPU's loads and stores to it (MMIO to the provider's BAR) are not modelled: -EFAULT.
+    if (vma.p2pdma !== undefined) return finish(EFAULT);
     handle_pte_fault(k, p, vma, vpn, flags, fault, finish);
   });
 }

@@ -18,6 +18,7 @@ import type { Kernel } from './kernel.js';
 import { PTE_DEVICE_EXCLUSIVE, PTE_DEVICE_PRIVATE, PTE_DIRTY, PTE_KIND_MASK, PTE_PRESENT, PTE_SWAP, PTE_WAS_WRITE, PTE_WRITE, VPN_LIMIT } from './page-table.js';
 import { PG_ANON } from './physmem.js';
 import { Process } from './process.js';
+import { p2pdmaVmaRefs } from './device-memory.js';
 import { vmaWritable } from './vma.js';
 import { ENOMEM, ESRCH, PAGE_SIZE, ZERO_PFN, type Fork } from './protocol.js';
 import { processTask } from './task.js';
@@ -116,5 +117,6 @@ function copy_page_range(k: Kernel, p: Process, c: Process): number {
     c.pt.forEach(0, VPN_LIMIT, (vpn) => k.zapPte(c, vpn));
     return failed;
   }
+  for (const v of c.vmas.list) p2pdmaVmaRefs(k, v, true);
   return 0;
 }

@@ -21,14 +21,14 @@
 import type { Envelope, Message } from '@svmsim/runtime';
 import { FAULT_FLAG_UNSHARE, FAULT_FLAG_WRITE, handle_mm_fault, isExclusiveAnon } from './fault.js';
 import type { Kernel } from './kernel.js';
-import { migrate_page } from './migrate.js';
+import { migrate_pages } from './migrate.js';
 import { PTE_KIND_MASK, PTE_PRESENT, PTE_WRITE } from './page-table.js';
 import { PG_ANON, PG_DIRTY } from './physmem.js';
 import {
-  EFAULT, EINVAL, ENOMEM, ESRCH, FOLL_FORCE, FOLL_LONGTERM, FOLL_PIN, FOLL_WRITE, PAGE_SIZE, ZERO_PFN,
-  type GetUserPages, type GetUserPagesResult, type UnpinUserPages,
+  EFAULT, EINVAL, ENOMEM, EREMOTEIO, ESRCH, FOLL_FORCE, FOLL_LONGTERM, FOLL_PCI_P2PDMA, FOLL_PIN, FOLL_WRITE, PAGE_SIZE, ZERO_PFN,
+  type GetUserPages, type GetUserPagesResult, type GupP2pdma, type UnpinUserPages,
 } from './protocol.js';
-import { vmaIsCow, vmaNeedsDirtyTracking, vmaReadable, vmaWritable, type Vma } from './vma.js';
+import { p2pdmaPfn, vmaIsCow, vmaNeedsDirtyTracking, vmaReadable, vmaWritable, type Vma } from './vma.js';
 import { processTask } from './task.js';
 import type { Process } from './process.js';
 
@@ -40,14 +40,19 @@ const FAULTS_PER_PAGE_MAX = 16;
 export function get_user_pages(k: Kernel, env: Envelope<Message>, m: GetUserPages): void {
   const p = k.proc(m.pid);
   const pfns = new Float64Array(Math.max(0, m.nr_pages | 0));
+  /** The pages are p2pdma pages of this provider (the first one's offset). */
+  let p2p: GupP2pdma | undefined;
   const reply = (ret: number, walked: number) => {
-    const r: GetUserPagesResult = { type: 'get_user_pages_result', ret, pfns };
+    const r: GetUserPagesResult = { type: 'get_user_pages_result', ret, pfns, ...(p2p && ret > 0 ? { p2pdma: p2p } : {}) };
     k.replyAfter(env, r, walked * k.costs.gupPerPageNs);
   };
   if (!p) return reply(ESRCH, 0);
   const flags = m.pin ? m.gup_flags | FOLL_PIN : m.gup_flags;
   if (m.start % PAGE_SIZE !== 0 || !Number.isInteger(m.nr_pages) || m.nr_pages <= 0) return reply(EINVAL, 0);
   if (flags & FOLL_LONGTERM && !(flags & FOLL_PIN)) return reply(EINVAL, 0); // WARN in __gup_longterm_locked
+  // is_valid_gup_args (mm/gup.c v6.2–v6.15): "We want to allow the pgmap to be hot-unplugged at
+  // all times": a long-term pin of P2P memory is refused before any page is looked at.
+  if (flags & FOLL_LONGTERM && flags & FOLL_PCI_P2PDMA) return reply(EINVAL, 0);
   const write = (flags & FOLL_WRITE) !== 0;
   const startVpn = m.start / PAGE_SIZE;
   // mm_set_has_pinned_flag at the start of __get_user_pages_locked: a fork racing this pin must
@@ -67,6 +72,23 @@ export function get_user_pages(k: Kernel, env: Envelope<Message>, m: GetUserPage
       const vma = p.vmas.find(vpn);
       const err = vma ? check_vma_flags(vma, flags) : EFAULT;
       if (err) return reply(i > 0 ? i : err, walked);
+      if (vma!.p2pdma !== undefined || p2p !== undefined) {
+        // try_grab_folio / try_grab_page (mm/gup.c v6.2–v6.15): a MEMORY_DEVICE_PCI_P2PDMA page
+        // without FOLL_PCI_P2PDMA → -EREMOTEIO. FOLL_LONGTERM (ib_umem_get) never carries it.
+        if (vma!.p2pdma !== undefined && !(flags & FOLL_PCI_P2PDMA)) {
+          k.stats.gupEremoteio++;
+          return reply(i > 0 ? i : EREMOTEIO, walked);
+        }
+        // A bio never mixes pgmaps (the model's result names one provider and a run of its pages):
+        // the pages so far end the call where P2P and other memory, or two pgmaps, meet.
+        const pfn = vma!.p2pdma !== undefined ? p2pdmaPfn(vma!, vpn) : -1;
+        const at = pfn >= 0 ? k.devicePages.p2pdmaPage(pfn) : undefined;
+        if (i > 0 && (at === undefined || p2p === undefined || at.provider !== p2p.provider || at.page !== p2p.page + i)) return reply(i, walked);
+        if (i === 0) p2p = at;
+        k.devicePages.get(pfn);
+        pfns[i] = pfn;
+        continue;
+      }
       const f = p.pt.flags(vpn);
       const pfn = p.pt.value(vpn);
       const present = (f & PTE_KIND_MASK) === PTE_PRESENT;
@@ -103,8 +125,10 @@ export function get_user_pages(k: Kernel, env: Envelope<Message>, m: GetUserPage
     let failed = false;
     const next = (j: number): void => {
       if (j === movable.length) return failed ? reply(ENOMEM, walked) : k.bounce(() => page(0));
-      migrate_page(k, movable[j], false, processTask(p), (dst) => {
-        if (dst < 0) failed = true;
+      // migrate_longterm_unpinnable_folios → migrate_pages(MIGRATE_SYNC, MR_LONGTERM_PIN): its passes.
+      const pfn = movable[j];
+      migrate_pages(k, () => pfn, false, processTask(p), ({ ret }) => {
+        if (ret < 0) failed = true;
         k.bounce(() => next(j + 1));
       });
     };
@@ -203,6 +227,13 @@ export function unpin_user_pages(k: Kernel, env: Envelope<Message>, m: UnpinUser
   if (k.ctx.tracing) k.ctx.trace(m.pin ? 'unpin_user_pages' : 'put_user_pages', { by: env.from, pfns: m.pfns, make_dirty: m.make_dirty });
   for (const pfn of m.pfns) {
     if (pfn === ZERO_PFN) continue;
+    if (k.devicePages.isPciP2pdma(pfn)) {
+      // unpin_user_page of a p2pdma page: its reference goes; the last one frees it (p2pdma_page_free).
+      // Not dirtied: ZONE_DEVICE pages have no writeback.
+      if (k.devicePages.refs(pfn) <= 0) throw new Error(`unpin_user_pages of p2pdma page ${pfn}, which holds no reference`);
+      k.devicePages.put(k, pfn);
+      continue;
+    }
     if (!(pfn >= 0 && pfn < k.pm.nrFrames) || (m.pin ? k.pm.pincount[pfn] <= 0 : k.pm.refcount[pfn] <= k.pm.mapcount[pfn])) {
       throw new Error(`${m.pin ? 'unpin_user_pages' : 'put_page'} of frame ${pfn}, which holds no ${m.pin ? 'pin' : 'gup reference'}`);
     }

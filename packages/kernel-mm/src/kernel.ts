@@ -29,6 +29,12 @@ export interface MmCosts {
   hmmPerPageNs: number;
   /** One reclaim scan step per page. */
   reclaimScanNs: number;
+  /**
+   * One migrate_pages pass over a page that answered -EAGAIN, before the next (the unmap, TLB
+   * flush, refcount check and restore of the failed attempt; mm/migrate.c has no wait between
+   * passes). Not a kernel figure: the model's, overridable per scenario.
+   */
+  migratePassNs: number;
 }
 
 export const DEFAULT_COSTS: MmCosts = {
@@ -39,6 +45,7 @@ export const DEFAULT_COSTS: MmCosts = {
   gupPerPageNs: 50,
   hmmPerPageNs: 40,
   reclaimScanNs: 100,
+  migratePassNs: 2_000,
 };
 
 export interface MmConfig {
@@ -88,6 +95,8 @@ export class MmStats {
   /** Pages MADV_FREE marked lazyfree, and those reclaim then discarded (not written since). */
   lazyfreePages = 0;
   lazyfreeDiscarded = 0;
+  /** gup calls that met a MEMORY_DEVICE_PCI_P2PDMA page without FOLL_PCI_P2PDMA (-EREMOTEIO). */
+  gupEremoteio = 0;
   hmmRangeFaults = 0;
   hmmPages = 0;
   hmmEbusy = 0;
@@ -108,6 +117,14 @@ export class MmStats {
   writebacks = 0;
   ksmMerged = 0;
   migrations = 0;
+  /** migrate_pages passes after a page's first (-EAGAIN: retried, up to NR_MAX_MIGRATE_PAGES_RETRY passes in all). */
+  migrationRetries = 0;
+  /** Pages migrate_pages attempted and gave up on (-EAGAIN after the last pass, -EBUSY, -ENOMEM). */
+  migrationsFailed = 0;
+  /** Pages migrated on a retry pass: the -EAGAIN (a short pin, a locked page) was gone by then. */
+  migratedAfterRetry = 0;
+  /** Pages the migrate_pages trigger did not attempt: maybe DMA-pinned in a COW mapping (NUMA balancing's prot_numa skip). */
+  migrationsSkippedPinned = 0;
   cowCopies = 0;
   hungTaskWarnings = 0;
   /** How long each mmap_write_lock (munmap, mprotect, mmap, madvise) waited for mmap_lock (ns). */

@@ -32,7 +32,7 @@ const OP_RESULT = { type: 'op_result' };
 /** Every type mm takes from another actor (MmRequest), with its fields: a new request without a shape does not compile. */
 export const MM_SHAPES = {
   process_create: { fields: { comm: 'str?' }, reply: SYSCALL_RESULT },
-  mmap: { fields: { pid, addr: 'addr', length: 'len', prot: 'int', flags: 'int', file: 'int?', offset: 'int?' }, check: spanCheck('addr', 'length'), reply: SYSCALL_RESULT },
+  mmap: { fields: { pid, addr: 'addr', length: 'len', prot: 'int', flags: 'int', file: 'int?', offset: 'int?', p2pmem: 'str?' }, check: spanCheck('addr', 'length'), reply: SYSCALL_RESULT },
   munmap: { fields: { pid, addr: 'addr', length: 'len' }, check: spanCheck('addr', 'length'), reply: SYSCALL_RESULT },
   mprotect: { fields: { pid, addr: 'addr', length: 'len', prot: 'int' }, check: spanCheck('addr', 'length'), reply: SYSCALL_RESULT },
   madvise: { fields: { pid, addr: 'addr', length: 'len', advice: 'int' }, check: spanCheck('addr', 'length'), reply: SYSCALL_RESULT },
@@ -82,6 +82,12 @@ export function checkWithState(k: Kernel, m: { type: string }): string | undefin
   for (let i = 0; i < u.pfns.length; i++) {
     const pfn = u.pfns[i];
     if (pfn === ZERO_PFN) continue;
+    if (k.devicePages.isPciP2pdma(pfn)) {
+      const n = (taken.get(pfn) ?? 0) + 1;
+      taken.set(pfn, n);
+      if (u.pin && n > k.devicePages.refs(pfn)) return `pfns[${i}]: p2pdma page ${pfn} holds fewer pins than this releases`;
+      continue;
+    }
     if (!(Number.isInteger(pfn) && pfn >= 0 && pfn < k.pm.nrFrames)) return `pfns[${i}]: ${pfn} is not a frame of this machine (0 to ${k.pm.nrFrames - 1})`;
     const n = (taken.get(pfn) ?? 0) + 1;
     taken.set(pfn, n);

@@ -13,7 +13,8 @@ import { hmm_range_fault, mmu_interval_notifier_insert, mmu_interval_notifier_re
 import { vma_lookup } from './vma-lookup.js';
 import { mmap_lock_drop_owner, mmap_read_lock, mmap_read_unlock, mmap_write_downgrade, mmap_write_held_by, mmap_write_lock, mmap_write_unlock } from './mmap-lock.js';
 import { Kernel, type MmConfig, type MmInternal, type MmOutgoing } from './kernel.js';
-import { migrate_page } from './migrate.js';
+import { migrate_pages } from './migrate.js';
+import { vmaIsCow } from './vma.js';
 import { abortMigrationsOf, installDeviceFaults, make_device_exclusive, migrate_vma_finalize, migrate_vma_setup } from './migrate-device.js';
 import { ksm_scan } from './ksm.js';
 import { installOom } from './oom.js';
@@ -207,27 +208,49 @@ export function createMm(config: unknown, _id: string): Actor<Message> {
   }
 }
 
-/** The `migrate_pages` trigger (NUMA balancing / compaction): migrate each mapped page of the range. */
+/**
+ * The `migrate_pages` trigger (NUMA balancing: migrate_misplaced_folio, MIGRATE_ASYNC): migrate each
+ * mapped page of the range, each with migrate_pages' retry passes (migrate.ts). A page of a COW
+ * mapping that may be DMA-pinned is not attempted at all: change_pte_range's prot_numa skip
+ * (mm/mprotect.c v6.6–v6.15: "Also skip shared copy-on-write pages", folio_maybe_dma_pinned) never
+ * makes it a NUMA hinting fault. The reply: ret the pages migrated; `retries`, `skipped_pinned`,
+ * `failed` beside it.
+ */
 function migratePagesOf(k: Kernel, env: Envelope<Message>, pid: number, addr: number, nr: number): void {
   const p = k.proc(pid);
   if (!p) return k.ctx.reply(env, { type: 'op_result', ret: ESRCH });
   if (!Number.isInteger(addr) || addr < 0 || !Number.isInteger(nr) || nr <= 0 || nr > VPN_LIMIT) return k.ctx.reply(env, { type: 'op_result', ret: EINVAL });
   const start = Math.floor(addr / PAGE_SIZE);
   let moved = 0;
+  let retries = 0;
+  let skipped = 0;
+  let failed = 0;
+  const present = (vpn: number): number => {
+    const pfn = p.pt.value(vpn);
+    return (p.pt.flags(vpn) & PTE_KIND_MASK) === PTE_PRESENT && pfn !== ZERO_PFN ? pfn : -1;
+  };
   // Each page is looked up when its turn comes: earlier migrations wait for acks, meanwhile PTEs change.
   const next = (vpn: number): void => {
     for (; vpn < start + nr; vpn++) {
-      const f = p.pt.flags(vpn);
-      const pfn = p.pt.value(vpn);
-      if ((f & PTE_KIND_MASK) !== PTE_PRESENT || pfn === ZERO_PFN) continue;
+      const pfn = present(vpn);
+      if (pfn < 0) continue;
+      const vma = p.vmas.find(vpn);
+      if (vma && vmaIsCow(vma) && k.pm.maybeDmaPinned(pfn)) {
+        skipped++;
+        k.stats.migrationsSkippedPinned++;
+        continue;
+      }
       const at = vpn;
-      migrate_page(k, pfn, true, processTask(p), (dst) => {
-        if (dst >= 0) moved++;
+      // The folio stays isolated across the passes: a pass whose page is no longer the one mapped here stops.
+      migrate_pages(k, () => (present(at) === pfn ? pfn : -1), true, processTask(p), (o) => {
+        retries += o.retries;
+        if (o.ret >= 0) moved++;
+        else failed++;
         k.bounce(() => next(at + 1));
       });
       return;
     }
-    k.ctx.reply(env, { type: 'op_result', ret: moved });
+    k.ctx.reply(env, { type: 'op_result', ret: moved, retries, skipped_pinned: skipped, failed });
   };
   next(start);
 }

@@ -131,6 +131,12 @@ export interface Mmap {
   file?: number;
   /** Byte offset in the file, page aligned. */
   offset?: number;
+  /**
+   * The file is a PCI device's /sys/bus/pci/devices/<p2pmem>/p2pmem/allocate: the VMA maps pages
+   * of that provider's published p2pmem (p2pmem_alloc_mmap, drivers/pci/p2pdma.c v6.2+), which mm
+   * asks the provider for (p2pmem_alloc). MAP_SHARED only, offset 0.
+   */
+  p2pmem?: string;
 }
 export interface Munmap { type: 'munmap'; pid: Pid; addr: number; length: number }
 export interface Mprotect { type: 'mprotect'; pid: Pid; addr: number; length: number; prot: number }
@@ -261,7 +267,16 @@ export interface GetUserPagesResult {
   /** Pages pinned (may be fewer than asked), or -errno if none. */
   ret: number;
   pfns: Float64Array;
+  /** The pages are P2P memory of a PCI device (FOLL_PCI_P2PDMA was given): whose, and where. */
+  p2pdma?: GupP2pdma;
 }
+/**
+ * What a driver reads from a returned MEMORY_DEVICE_PCI_P2PDMA page (is_pci_p2pdma_page;
+ * to_p2p_pgmap(page->pgmap)->provider and the page's offset in the provider's p2pmem). Set on a
+ * get_user_pages_result whose pages are p2pdma pages: gup never mixes them with others (a bio
+ * never mixes pgmaps), so one provider and the first page's offset describe them all.
+ */
+export interface GupP2pdma { provider: string; page: number }
 /** unpin_user_pages_dirty_lock (pin=true) or put_page on each (pin=false). Fire and forget. */
 export interface UnpinUserPages { type: 'unpin_user_pages'; pfns: Float64Array; make_dirty: boolean; pin: boolean }
 
@@ -331,6 +346,15 @@ export interface MigrateToRamResult { type: 'migrate_to_ram_result'; ret: number
 export interface MemremapPages { type: 'memremap_pages'; nr_pages: number }
 /** `base` is the first device pfn of the range; device pfns never collide with RAM pfns. */
 export interface MemremapPagesResult { type: 'memremap_pages_result'; ret: number; base: number }
+/**
+ * mm → a p2pmem provider, from mmap of its p2pmem/allocate file (p2pmem_alloc_mmap:
+ * gen_pool_alloc_owner from the provider's pool). Reply: p2pmem_alloc_result, `page` the first
+ * page of `nr_pages` contiguous ones of its p2pmem, or ret -ENOMEM.
+ */
+export interface P2pmemAlloc { type: 'p2pmem_alloc'; nr_pages: number }
+export interface P2pmemAllocResult { type: 'p2pmem_alloc_result'; ret: number; page: number }
+/** mm → a p2pmem provider: the last reference to one of its pages is gone (p2pdma_page_free → gen_pool_free_owner). */
+export interface P2pdmaPageFree { type: 'p2pdma_page_free'; page: number }
 /** mm → owning driver: the last reference to a device-private page is gone (dev_pagemap_ops.page_free). */
 export interface DevicePageFree { type: 'device_page_free'; dev_pfn: number }
 export interface MakeDeviceExclusive { type: 'make_device_exclusive'; pid: Pid; start: number; end: number; owner: string }
@@ -373,8 +397,8 @@ export type MmReply =
   | MakeDeviceExclusiveResult | MemremapPagesResult | DumpResult | OpResult;
 
 /** What mm sends to drivers and block devices. */
-export type MmToDevice = Invalidate | MigrateToRam | BioSubmit | DevicePageFree;
-export type DeviceToMm = InvalidateAck | MigrateToRamResult | BioDone;
+export type MmToDevice = Invalidate | MigrateToRam | BioSubmit | DevicePageFree | P2pmemAlloc | P2pdmaPageFree;
+export type DeviceToMm = InvalidateAck | MigrateToRamResult | BioDone | P2pmemAllocResult;
 
 export type MmMessage = MmRequest | MmReply | MmToDevice | DeviceToMm;
 

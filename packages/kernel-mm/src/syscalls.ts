@@ -10,6 +10,7 @@
 // syscall that changes PTEs holds the range lock over its whole range from before its
 // invalidation until its PTE changes are done (faults and reclaim serialise on that).
 import type { Envelope, Message } from '@svmsim/runtime';
+import { p2pdmaVmaRefs } from './device-memory.js';
 import { createFile } from './filemap.js';
 import { mmu_notifier_invalidate_range_end, mmu_notifier_invalidate_range_start } from './invalidate.js';
 import type { Kernel } from './kernel.js';
@@ -19,13 +20,15 @@ import { MMAP_BASE_VPN, Process } from './process.js';
 import {
   EINVAL, ENOMEM, ESRCH, MADV_DONTNEED, MADV_FREE, MADV_MERGEABLE, MADV_PAGEOUT, MADV_UNMERGEABLE, MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, MAP_SHARED,
   PAGE_SIZE, PROT_EXEC, PROT_READ, PROT_WRITE, EBADF, ZERO_PFN,
-  type Madvise, type Mmap, type Mprotect, type Munmap, type ProcessCreate, type SyscallResult,
+  type Madvise, type Mmap, type P2pmemAllocResult, type Mprotect, type Munmap, type ProcessCreate, type SyscallResult,
 } from './protocol.js';
 import { mmap_read_lock, mmap_read_unlock, mmap_write_lock, mmap_write_unlock } from './mmap-lock.js';
 import { reclaimPagesOf } from './reclaim.js';
 import type { Vma } from './vma.js';
 import { commOf, processTask } from './task.js';
 
+/** include/uapi/asm-generic/errno-base.h */
+const ENODEV = -19;
 const result = (ret: number): SyscallResult => ({ type: 'syscall_result', ret });
 
 export function sys_process_create(k: Kernel, env: Envelope<Message>, m: ProcessCreate): void {
@@ -55,7 +58,11 @@ export function sys_mmap(k: Kernel, env: Envelope<Message>, m: Mmap): void {
   const pages = Math.ceil(m.length / PAGE_SIZE);
   let file: number | null = null;
   let pgoff = 0;
-  if (!anon) {
+  // p2pmem_alloc_mmap (drivers/pci/p2pdma.c, v6.2–v6.15): a shared mapping from offset 0 only.
+  if (m.p2pmem !== undefined && (anon || !shared || (m.offset ?? 0) !== 0)) return k.ctx.reply(env, result(EINVAL));
+  if (m.p2pmem !== undefined) {
+    // The sysfs file, not one of mm's files: no page cache behind it.
+  } else if (!anon) {
     const f = m.file === undefined ? undefined : k.files.get(m.file);
     if (!f || m.file! < 0) return k.ctx.reply(env, result(EBADF));
     if ((m.offset ?? 0) % PAGE_SIZE !== 0) return k.ctx.reply(env, result(EINVAL));
@@ -88,7 +95,12 @@ export function sys_mmap(k: Kernel, env: Envelope<Message>, m: Mmap): void {
       release();
       return k.ctx.reply(env, result(ESRCH));
     }
-    const install = () => {
+    const install = (): void => {
+      if (m.p2pmem !== undefined && vma.p2pdma === undefined) return p2pmem_alloc_mmap(k, m.p2pmem, vma, (ret) => {
+        if (ret === 0) return install();
+        release();
+        k.replyAfter(env, result(ret), k.costs.syscallNs);
+      });
       p.vmas.insert(vma);
       k.oracle('mmap', { pid: p.pid, start: start * PAGE_SIZE, end: end * PAGE_SIZE, prot: m.prot, shared, file, pgoff });
       release();
@@ -102,6 +114,25 @@ export function sys_mmap(k: Kernel, env: Envelope<Message>, m: Mmap): void {
     }
     unmap_region(k, p, start, end, install);
   }));
+}
+
+/**
+ * p2pmem_alloc_mmap (drivers/pci/p2pdma.c v6.2–v6.15), the file's mmap op under the mmap write
+ * lock: gen_pool_alloc_owner of the whole length from the provider's pool (-ENOMEM if it has no
+ * such run; -ENODEV if the device has no p2pdma), then vm_insert_page of every page, each page
+ * holding one reference for the mapping. The pages are MEMORY_DEVICE_PCI_P2PDMA (is_pci_p2pdma_page).
+ */
+function p2pmem_alloc_mmap(k: Kernel, provider: string, vma: Vma, done: (ret: number) => void): void {
+  const pages = vma.end - vma.start;
+  k.call(provider, { type: 'p2pmem_alloc', nr_pages: pages }, (r) => {
+    if (r.type !== 'p2pmem_alloc_result') return done(ENODEV);
+    const a = r as P2pmemAllocResult;
+    if (a.ret < 0) return done(a.ret);
+    vma.pgoff = k.devicePages.memremap(provider, pages, 'MEMORY_DEVICE_PCI_P2PDMA', a.page);
+    vma.p2pdma = provider;
+    p2pdmaVmaRefs(k, vma, true);
+    done(0);
+  });
 }
 
 export function sys_munmap(k: Kernel, env: Envelope<Message>, m: Munmap): void {
@@ -135,7 +166,7 @@ function unmap_region(k: Kernel, p: Process, start: number, end: number, done: (
   const range = { start: start * PAGE_SIZE, end: end * PAGE_SIZE, event: 'MMU_NOTIFY_UNMAP' as const, blockable: true, owner: null, task: processTask(p), caller: 'unmap_vmas' };
   mmu_notifier_invalidate_range_start(k, p, range, (_ret, inv) => {
     p.pt.forEach(start, end, (vpn) => k.zapPte(p, vpn));
-    p.vmas.remove(start, end);
+    for (const v of p.vmas.remove(start, end)) p2pdmaVmaRefs(k, v, false);
     k.oracle('munmap', { pid: p.pid, start: start * PAGE_SIZE, end: end * PAGE_SIZE });
     mmu_notifier_invalidate_range_end(k, inv);
     done();

@@ -14,6 +14,13 @@ export interface Vma {
   pgoff: number;
   /** VM_MERGEABLE (madvise MADV_MERGEABLE): KSM may merge its pages. */
   mergeable: boolean;
+  /**
+   * A mapping of this PCI device's p2pmem (p2pmem_alloc_mmap): its pages are
+   * MEMORY_DEVICE_PCI_P2PDMA, and `pgoff` is the device pfn behind `start` (device-memory.ts).
+   * p2pmem_alloc_mmap inserts every page at mmap (vm_insert_page, VM_MIXEDMAP); here the VMA
+   * holds them instead of PTEs, so no PTE walk (reclaim, migration, KSM, dump) ever sees them.
+   */
+  p2pdma?: string;
 }
 
 export const vmaReadable = (v: Vma) => (v.prot & PROT_READ) !== 0;
@@ -24,6 +31,8 @@ export const vmaIsCow = (v: Vma) => !v.shared;
 /** vma_needs_dirty_tracking: a shared, writable file mapping (not shm). */
 export const vmaNeedsDirtyTracking = (v: Vma) => v.shared && v.file !== null && v.file > 0;
 export const fileIndex = (v: Vma, vpn: number) => v.pgoff + (vpn - v.start);
+/** The MEMORY_DEVICE_PCI_P2PDMA page behind vpn of a p2pmem VMA. */
+export const p2pdmaPfn = (v: Vma, vpn: number) => v.pgoff + (vpn - v.start);
 
 export function describeFlags(v: Vma): string {
   return `${v.shared ? 'MAP_SHARED' : 'MAP_PRIVATE'}${v.file === null ? '|MAP_ANONYMOUS' : ''}`;

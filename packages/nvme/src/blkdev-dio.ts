@@ -20,14 +20,18 @@
 // success or error, releases them. The `unsafe-nvme` twin unpins at arrival, before any DMA: the
 // checker's unpinned_dma rule must catch it.
 //
-// P2P memory (FOLL_PCI_P2PDMA, a CMB page of another controller): no pin through mm (the pages are
-// ZONE_DEVICE p2pdma pages the provider never moves); a queue without BLK_FEAT_PCI_P2PDMA makes
-// gup fail with -EREMOTEIO, and a provider the PCI path cannot reach makes nvme_map_data fail with
-// -EREMOTEIO (BLK_STS_TARGET). No fallback through system memory (research/errata.md §4).
+// P2P memory (a CMB page of another controller, mapped by the process: p2pmem_alloc_mmap in mm): the
+// process pinned it through mm's gup with FOLL_PCI_P2PDMA (a queue without BLK_FEAT_PCI_P2PDMA
+// never sets it, and gup then refuses the MEMORY_DEVICE_PCI_P2PDMA pages with -EREMOTEIO before a
+// request is made), so the bio owns those pins as it owns host pages' and releases them the same way;
+// the data moves to and from the provider (p2pmem_write / p2pmem_read). A provider the PCI path
+// cannot reach makes nvme_map_data fail with -EREMOTEIO (BLK_STS_TARGET). No fallback through
+// system memory (research/errata.md §4). Followed for the p2pmem part: v6.2–v6.15.
 import type { Ctx, Envelope, Message } from '@svmsim/runtime';
 import type { NvmeController } from './controller.js';
 import { segmentsOf } from './dio.js';
 import type { NvmeDio, NvmeDioResult, P2pMemRead, P2pMemReadResult, P2pMemWrite } from './dio-protocol.js';
+import type { P2pMemProvider } from './cmb.js';
 import { calc_map_type_and_dist, type PciTopology } from './p2pdma.js';
 import { EREMOTEIO, nvme_cmd_read, nvme_cmd_write, NVME_CTRL_PAGE_SIZE, type NvmeCompletion } from './protocol.js';
 
@@ -40,6 +44,7 @@ export const DIO_PAGES_MAX = 256;
 const EINVAL = 22;
 const EIO_ = -5;
 const EOPNOTSUPP = -95;
+const ENOMEM = -12;
 
 export interface DioHostConfig {
   /** `unsafe-nvme`: release the pins when the request arrives, before the DMA. */
@@ -190,7 +195,8 @@ export class DirectIoHost {
       ctx.reply(env, r as unknown as Message);
     };
     const valid = (m.op === 'read' || m.op === 'write') && Number.isInteger(m.slba) && m.slba >= 0 && Number.isInteger(nlb) && nlb >= 1 &&
-      nlb <= DIO_PAGES_MAX && m.slba + nlb <= this.cfg.blocks && ((m.p2p === undefined && m.dmabuf === undefined) || pfns.length === 0);
+      nlb <= DIO_PAGES_MAX && m.slba + nlb <= this.cfg.blocks && (m.dmabuf === undefined || pfns.length === 0) &&
+      (m.p2p === undefined || pfns.length === 0 || pfns.length === m.p2p.nlb);
     if (!valid) return finish(-EINVAL);
     if (this.cfg.unsafe) {
       if (pfns.length > 0) this.figures.unsafeBugPaths++;
@@ -198,7 +204,8 @@ export class DirectIoHost {
     }
     if (m.p2p) {
       const p2p = m.p2p;
-      // gup: a P2PDMA page without FOLL_PCI_P2PDMA (the queue cannot do P2P) → -EREMOTEIO.
+      // A P2P buffer on a queue without BLK_FEAT_PCI_P2PDMA: mm's gup refuses such pages without
+      // FOLL_PCI_P2PDMA before a request is made; a request that still names one is refused here.
       if (!this.cfg.queueSupportsP2p || !this.cfg.topology) return this.refused(finish);
       const { map } = calc_map_type_and_dist(this.cfg.topology, p2p.provider, ctx.self);
       if (map === 'PCI_P2PDMA_MAP_NOT_SUPPORTED') return this.refused(finish);
@@ -435,4 +442,27 @@ export function p2pmemReceive(content: Float64Array, env: Envelope<Message>, ctx
   }
   ctx.reply(env, { type: 'p2pmem_read_result', ret: ok ? 0 : -EINVAL, values } satisfies P2pMemReadResult as unknown as Message);
   return true;
+}
+
+/**
+ * A provider's p2pmem pool as mm's p2pmem_alloc_mmap uses it (drivers/pci/p2pdma.c v6.2–v6.15):
+ * `p2pmem_alloc` is the gen_pool_alloc_owner of a process's mmap of p2pmem/allocate (-ENOMEM when
+ * no run of that many pages is free), `p2pdma_page_free` the page's return to the pool when its
+ * last reference goes (p2pdma_page_free → gen_pool_free_owner).
+ */
+export function p2pmemPool(cmb: P2pMemProvider, env: Envelope<Message>, ctx: Ctx<Message>): boolean {
+  const m = env.msg as unknown as { type: string; nr_pages?: number; page?: number };
+  if (m.type === 'p2pmem_alloc') {
+    const n = m.nr_pages!;
+    const page = n >= 1 && n <= cmb.pages ? cmb.alloc(n) : -1;
+    ctx.reply(env, { type: 'p2pmem_alloc_result', ret: page < 0 ? ENOMEM : 0, page: Math.max(0, page) } as unknown as Message);
+    return true;
+  }
+  if (m.type === 'p2pdma_page_free') {
+    const page = m.page!;
+    if (page < cmb.pages && cmb.allocated[page]) cmb.free(page, 1);
+    else ctx.trace('warn', { what: `p2pdma_page_free of page ${page}, not allocated in a CMB of ${cmb.pages} pages` });
+    return true;
+  }
+  return false;
 }

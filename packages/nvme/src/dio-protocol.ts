@@ -17,13 +17,17 @@ export interface NvmeDio {
   pid: number;
   /** The buffer's first virtual address (page aligned): pfns[i] backs addr + i * 4096. */
   addr: number;
-  /** The pages pin_user_pages returned; the bio owns their pins from now on. Empty for P2P memory. */
+  /**
+   * The pages pin_user_pages returned; the bio owns their pins from now on. For P2P memory the
+   * MEMORY_DEVICE_PCI_P2PDMA pages pinned with FOLL_PCI_P2PDMA (or none: an in-kernel buffer).
+   */
   pfns: Float64Array;
   /** First block of the namespace. */
   slba: number;
   /**
    * The buffer is P2P memory (MEMORY_DEVICE_PCI_P2PDMA) of another controller's published CMB
-   * (a user mapping of its p2pmem, p2pmem_alloc_mmap): pages [page, page + nlb) of `provider`.
+   * (a user mapping of its p2pmem, p2pmem_alloc_mmap): pages [page, page + nlb) of `provider`, as
+   * mm's gup named them (get_user_pages_result.p2pdma).
    */
   p2p?: { provider: string; page: number; nlb: number };
   /**

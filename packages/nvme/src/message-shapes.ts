@@ -1,6 +1,7 @@
 // What the `nvme` actor accepts from other actors, checked before acting (runtime validate.ts):
 // mm's bios (kernel-mm protocol.ts BioSubmit), the process's O_DIRECT requests and peers' DMA into
-// the CMB (dio-protocol.ts), an exporter's move_notify (gpu-driver dma-buf-protocol.ts). A message
+// the CMB (dio-protocol.ts), an exporter's move_notify (gpu-driver dma-buf-protocol.ts), mm's
+// p2pmem_alloc_mmap of the CMB and the frees of its pages (kernel-mm protocol.ts P2pmemAlloc, P2pdmaPageFree). A message
 // that does not fit is answered in its own reply type or bad_message (-EINVAL, one line naming the
 // field) and nothing is queued.
 import type { MessageShape } from '@svmsim/runtime';
@@ -19,4 +20,6 @@ export const NVME_SHAPES = {
   p2pmem_write: { fields: { dev: 'str', page: 'int', values: 'f64s' } },
   p2pmem_read: { fields: { dev: 'str', page: 'int', nlb: 'count' }, reply: { type: 'p2pmem_read_result', values: new Float64Array(0) } },
   dma_buf_move_notify: { fields: { attachment: 'id' } },
-} satisfies Record<'bio_submit' | 'nvme_dio' | 'p2pmem_write' | 'p2pmem_read' | 'dma_buf_move_notify', MessageShape>;
+  p2pmem_alloc: { fields: { nr_pages: 'count' }, reply: { type: 'p2pmem_alloc_result', page: 0 } },
+  p2pdma_page_free: { fields: { page: 'id' } },
+} satisfies Record<'bio_submit' | 'nvme_dio' | 'p2pmem_write' | 'p2pmem_read' | 'dma_buf_move_notify' | 'p2pmem_alloc' | 'p2pdma_page_free', MessageShape>;

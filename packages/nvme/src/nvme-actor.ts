@@ -10,7 +10,7 @@ import type { Actor, Ctx, Envelope, Message } from '@svmsim/runtime';
 import { NvmeController, type NvmeConfig, type NvmeFailure } from './controller.js';
 import { DEFAULT_NVME_COSTS, type NvmeCosts } from './cost.js';
 import { nvme_cmd_read, nvme_cmd_write } from './protocol.js';
-import { DirectIoHost, p2pmemReceive } from './blkdev-dio.js';
+import { DirectIoHost, p2pmemPool, p2pmemReceive } from './blkdev-dio.js';
 import { pciTopology, type PciNode } from './p2pdma.js';
 import { P2pMemProvider } from './cmb.js';
 
@@ -141,7 +141,7 @@ export function createNvme(config: unknown): Actor<Message> {
   /** A message of a feature this controller was not given (no O_DIRECT path, no published CMB): refused like a malformed one. */
   const notConfigured = (m: Message): string | undefined => {
     if ((m.type === 'nvme_dio' || m.type === 'dma_buf_move_notify') && !dio) return 'this controller serves no direct I/O';
-    if ((m.type === 'p2pmem_write' || m.type === 'p2pmem_read') && !cmb) return 'this controller publishes no CMB';
+    if ((m.type === 'p2pmem_write' || m.type === 'p2pmem_read' || m.type === 'p2pmem_alloc' || m.type === 'p2pdma_page_free') && !cmb) return 'this controller publishes no CMB';
     return undefined;
   };
 
@@ -158,6 +158,7 @@ export function createNvme(config: unknown): Actor<Message> {
       if (m.type === 'bio_submit') submit(env as Envelope<Message>, m as unknown as BioSubmit, ctx);
       else if (dio?.receive(env as Envelope<Message>, ctx)) { /* blkdev-dio.ts */ }
       else if (cmb && p2pmemReceive(cmb.content, env as Envelope<Message>, ctx)) { /* a peer's DMA into our CMB */ }
+      else if (cmb && p2pmemPool(cmb, env as Envelope<Message>, ctx)) { /* mm's p2pmem_alloc_mmap of our CMB, or the free of one of its pages */ }
       else if (m.type === 'nvme_cqe') {
         const p = cqe;
         if (p) {

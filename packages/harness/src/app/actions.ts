@@ -47,7 +47,7 @@ import { ADVICE, parseProt } from './mapping.js';
 import type { PhaseStats } from './phase-stats.js';
 import { holdPins, releasePins } from './pins.js';
 import { dioDmabuf, dioHost, dioP2p } from './nvme.js';
-import { rdmaAdvise, rdmaOp } from './rdma.js';
+import { rdmaAdvise, rdmaOp, rdmaRegMrP2pmem } from './rdma.js';
 import type { Reply, Request } from './requests.js';
 import { mmapOf, vmaRecord } from './setup.js';
 import type { App, Proc, VmaRecord } from './state.js';
@@ -321,7 +321,10 @@ export function runAction(app: App, proc: Proc, a: PlainAction, stats: PhaseStat
     }
     case 'dio_p2p':
       if (app.device(a.device)?.kind !== 'nvme') return fail(`no nvme device "${a.device}"`);
-      return dioP2p(proc, a.device, a.io, a.provider, a.page, a.pages, a.block, call, done);
+      return dioP2p(app, proc, a.device, a.io, a.provider, a.page, a.pages, a.block, call, done);
+    case 'rdma_reg_mr':
+      if (app.device(a.device)?.kind !== 'rdma') return fail(`no rdma device "${a.device}"`);
+      return rdmaRegMrP2pmem(app, proc, a.device, a.provider, a.page, a.pages, call, done);
     case 'dio_dmabuf': {
       if (app.device(a.device)?.kind !== 'nvme') return fail(`no nvme device "${a.device}"`);
       const b = proc.buffers.get(a.buffer);

@@ -26,6 +26,7 @@ import { rdmaPeerId } from '../run/actors.js';
 import type { DeviceSpec, RdmaAccessFlag, RdmaAdvice, RdmaOp, VmaSpec } from '../scenario/types.js';
 import type { Got } from './expectations.js';
 import { errnoName } from './mapping.js';
+import { p2pmemMapping } from './nvme.js';
 import type { Reply, Request } from './requests.js';
 import type { SetupStep } from './setup.js';
 import type { App, Proc, VmaRecord } from './state.js';
@@ -198,6 +199,28 @@ export function rdmaAdvise(proc: Proc, device: string, v: VmaRecord, page: numbe
   call(device, m, (r) => done({ ret: Math.min(0, r.ret) }));
 }
 
+/**
+ * ibv_reg_mr of a pinned MR (no IBV_ACCESS_ON_DEMAND) over pages [page, page + pages) of the
+ * process's mapping of `provider`'s p2pmem (made on first use, nvme.ts p2pmemMapping): ib_umem_get
+ * pins with FOLL_LONGTERM | FOLL_WRITE, without FOLL_PCI_P2PDMA, so mm's gup refuses the p2pdma
+ * pages and the registration fails with -EREMOTEIO (research/errata.md §11). An MR that is made
+ * (it cannot be, over p2pmem) is deregistered with the others at the end of the run.
+ */
+export function rdmaRegMrP2pmem(app: App, proc: Proc, device: string, provider: string, page: number, pages: number, call: Call, done: (got: Got) => void): void {
+  p2pmemMapping(app, proc, provider, call, (ret, addr) => {
+    if (ret < 0) return done({ ret });
+    const spec = app.scenario.processes.find((p) => p.name === proc.name);
+    const m: IbvRegMr = {
+      type: 'ibv_reg_mr', pid: proc.pid, addr: addr + page * PAGE_SIZE, length: pages * PAGE_SIZE,
+      access: IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_READ | IBV_ACCESS_REMOTE_WRITE, memlock_limit_pages: spec?.memlock ?? 2048, cap_ipc_lock: spec?.capIpcLock ?? false,
+    };
+    call(device, m, (r) => {
+      if (r.ret >= 0) proc.mrs.push({ device, lkey: r.lkey as number });
+      done({ ret: Math.min(0, r.ret) });
+    });
+  });
+}
+
 /** Every MR deregistered and every QP destroyed, one after another; then `done`. */
 export function freeRdma(app: App, done: () => void): void {
   const seen = new Set<string>();
@@ -209,6 +232,7 @@ export function freeRdma(app: App, done: () => void): void {
       seen.add(`${v.mr.device}/${v.mr.lkey}`);
       calls.push([v.mr.device, { type: 'ibv_dereg_mr', lkey: v.mr.lkey }]);
     }
+    for (const mr of p.mrs.splice(0)) calls.push([mr.device, { type: 'ibv_dereg_mr', lkey: mr.lkey }]);
     for (const [dev, qps] of p.qps) for (const q of qps) calls.push([dev, { type: 'ibv_destroy_qp', qpn: q.qpn }]);
     p.qps.clear();
   }

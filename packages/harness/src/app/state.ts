@@ -71,6 +71,10 @@ export class Proc {
   readonly buffers = new Map<string, { device: string; handle: number; fd?: number }>();
   /** The GPU virtual address the next VRAM BO of this process is mapped at: above any CPU mapping. */
   nextGpuVa = GPU_VA_BASE;
+  /** p2pmem provider → the address of this process's mapping of its whole p2pmem (dio_p2p, rdma_reg_mr). */
+  readonly p2pmem = new Map<string, number>();
+  /** MRs a script's rdma_reg_mr made (deregistered at the end of the run). */
+  readonly mrs: { device: string; lkey: number }[] = [];
   /** rdma device id → the QPs setup connected for this process. */
   readonly qps = new Map<string, QpRecord[]>();
   /** User buffers (`buffer` steps): name → its words, one per page (malloc'd memory the kernel reaches with copy_to_user). */
@@ -89,6 +93,7 @@ export class Proc {
     const c = new Proc(pid, `${this.name}[${pid}]`);
     for (const [n, v] of this.vmas) c.vmas.set(n, v);
     for (const [n, b] of this.userBuffers) c.userBuffers.set(n, [...b]);
+    for (const [n, a] of this.p2pmem) c.p2pmem.set(n, a);
     return c;
   }
 }

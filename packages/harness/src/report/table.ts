@@ -159,9 +159,11 @@ export const COLUMNS: Record<string, Column> = {
   'io-errors': { title: 'I/O errors (failed writes)', cell: nvmeCell((d) => `${n(d, 'dioErrors')} (${n(d, 'dioFailedWrites')})`) },
   'p2p-refused': { title: 'P2P -EREMOTEIO', cell: nvmeCell((d) => String(n(d, 'dioEremoteio'))) },
   'nvme-resets': { title: 'timeouts/aborts/resets', cell: nvmeCell((d) => `${n(d, 'timeouts')}/${n(d, 'aborts')}/${n(d, 'resets')}`) },
-  // Pages the workload's migrate_pages asked for and migration left in place (mm skips a pinned page:
-  // folio_maybe_dma_pinned), beside the pages mm migrated.
-  'migration-retries': { title: 'migrated / left', cell: (r) => `${r.mm.migrations} / ${migratePagesLeft(r)}` },
+  // Pages mm migrated, the retry passes migrate_pages made over pages that answered -EAGAIN (a short
+  // pin, a locked page: up to NR_MAX_MIGRATE_PAGES_RETRY passes each), and the pages the workload's
+  // migrate_pages asked for and migration left in place (pinned in a COW mapping: not attempted;
+  // still busy after the last pass; not present).
+  'migration-retries': { title: 'migrated / retries / left', cell: (r) => `${r.mm.migrations} / ${r.mm.migrationRetries} / ${migratePagesLeft(r)}` },
   'block-writes': { title: 'block writes acked/failed', cell: (r) => `${r.check.stats.blockWritesAcked ?? 0}/${r.check.stats.blockWritesFailed ?? 0}` },
   verdict: { title: 'verdict', cell: verdict },
 };

@@ -87,6 +87,16 @@ export interface MmFigures {
   hmmRangeFaults: number;
   hmmEbusy: number;
   migrations: number;
+  /** migrate_pages passes that retried a page after -EAGAIN (mm/migrate.c, up to NR_MAX_MIGRATE_PAGES_RETRY). */
+  migrationRetries: number;
+  /** Pages migrate_pages gave up on: pinned long-term, -EAGAIN still after the last pass, or a permanent failure. */
+  migrationsFailed: number;
+  /** Pages migrated on a retry pass (the pin or lock that made a pass fail had gone). */
+  migratedAfterRetry: number;
+  /** Pages the migrate_pages trigger did not attempt: maybe DMA-pinned in a COW mapping (prot_numa skip). */
+  migrationsSkippedPinned: number;
+  /** gup calls refused with -EREMOTEIO: P2P memory without FOLL_PCI_P2PDMA (a queue without P2P, an RDMA MR). */
+  gupEremoteio: number;
   ksmMerged: number;
   writebacks: number;
   hungTaskWarnings: number;
@@ -198,6 +208,11 @@ function pickMm(mm: Record<string, unknown>): MmFigures {
     hmmRangeFaults: n('hmmRangeFaults'),
     hmmEbusy: n('hmmEbusy'),
     migrations: n('migrations'),
+    migrationRetries: n('migrationRetries'),
+    migrationsFailed: n('migrationsFailed'),
+    migratedAfterRetry: n('migratedAfterRetry'),
+    migrationsSkippedPinned: n('migrationsSkippedPinned'),
+    gupEremoteio: n('gupEremoteio'),
     ksmMerged: n('ksmMerged'),
     writebacks: n('writebacks'),
     hungTaskWarnings: n('hungTaskWarnings'),

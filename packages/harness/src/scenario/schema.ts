@@ -593,6 +593,10 @@ const OPS = {
     .transform((b) => ({ op: 'dio' as const, ...b, block: b.block ?? b.page })),
   dio_p2p: strict({ device: nameSchema, io: oneOf(['read', 'write']), provider: nameSchema, page: count(0).default(0), pages: count(1).default(1), block: count(0).default(0) })
     .transform((b) => ({ op: 'dio_p2p' as const, ...b })),
+  // ibv_reg_mr (a pinned MR: no IBV_ACCESS_ON_DEMAND) over pages of the process's mapping of another
+  // nvme device's p2pmem, as dio_p2p maps it: ib_umem_get's FOLL_LONGTERM pin is refused (-EREMOTEIO).
+  rdma_reg_mr: strict({ device: nameSchema, provider: nameSchema, page: count(0).default(0), pages: count(1).default(1) })
+    .transform((b) => ({ op: 'rdma_reg_mr' as const, ...b })),
   // O_DIRECT into (or out of) a VRAM buffer of gpu_alloc through the out-of-tree NVMe dma-buf importer.
   dio_dmabuf: strict({ device: nameSchema, io: oneOf(['read', 'write']), buffer: nameSchema, page: count(0).default(0), pages: count(1).default(1), block: count(0).default(0) })
     .transform((b) => ({ op: 'dio_dmabuf' as const, ...b })),
@@ -1043,6 +1047,13 @@ function crossCheckOrThrow(s: Scenario, issue: (path: Path, input: unknown, mess
         break;
       case 'dio_p2p': {
         ref([...ap, 'device'], a.device, nvmes, 'a declared nvme device', 'nvme devices');
+        ref([...ap, 'provider'], a.provider, cmbs, 'an nvme device with a CMB (cmbPages)', 'nvme devices with one');
+        const cmbPages = s.devices.find((d) => d.id === a.provider)?.cmbPages ?? 0;
+        if (cmbs.includes(a.provider) && a.page + a.pages > cmbPages) issue([...ap, 'pages'], a.pages, `pages [${a.page}, ${a.page + a.pages}) are outside the ${cmbPages}-page CMB of ${a.provider}`);
+        break;
+      }
+      case 'rdma_reg_mr': {
+        ref([...ap, 'device'], a.device, rdmas, 'a declared rdma device', 'rdma devices');
         ref([...ap, 'provider'], a.provider, cmbs, 'an nvme device with a CMB (cmbPages)', 'nvme devices with one');
         const cmbPages = s.devices.find((d) => d.id === a.provider)?.cmbPages ?? 0;
         if (cmbs.includes(a.provider) && a.page + a.pages > cmbPages) issue([...ap, 'pages'], a.pages, `pages [${a.page}, ${a.page + a.pages}) are outside the ${cmbPages}-page CMB of ${a.provider}`);

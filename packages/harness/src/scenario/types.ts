@@ -325,6 +325,8 @@ export type Action =
   | { op: 'dio'; device: string; io: 'read' | 'write'; vma: string; page: number; pages: number; block: number }
   | { op: 'dio_p2p'; device: string; io: 'read' | 'write'; provider: string; page: number; pages: number; block: number }
   | { op: 'dio_dmabuf'; device: string; io: 'read' | 'write'; buffer: string; page: number; pages: number; block: number }
+  /** ibv_reg_mr of a pinned MR on `device` over pages [page, page + pages) of the process's mapping of `provider`'s p2pmem. ret 0 or -errno. */
+  | { op: 'rdma_reg_mr'; device: string; provider: string; page: number; pages: number }
   /** ibv_advise_mr over pages [page, page + pages) of the VMA's MR. */
   | { op: 'rdma_advise'; device: string; vma: string; page: number; pages: number; advice: RdmaAdvice; flush: boolean };
 

@@ -11,8 +11,10 @@ import type { DumpedPage, DumpResult } from '../protocol.js';
 export type Step =
   | { to?: string; msg: Message }
   /** Sent at once, or a member `afterNs` later (to land inside another member's work); the step ends when all have replied. */
-  | { group: { to?: string; msg: Message; afterNs?: number }[] }
+  | { group: { to?: string; msg: Message; afterNs?: number; noReply?: boolean }[] }
   | { sleepNs: number }
+  /** Sent without waiting for a reply (a message that has none: unpin_user_pages). */
+  | { send: { to?: string; msg: Message } }
   | ((results: Message[]) => Step | Step[] | undefined);
 
 /** Runs `steps` in order; each step waits for the previous one's reply. Functions build steps from results so far. */
@@ -42,7 +44,7 @@ export function scriptActor(steps: Step[], opts: ScriptOptions = {}): Actor<Mess
   const invalidations: Recorded[] = [];
   const signals: Message[] = [];
   const pendingAcks = new Map<number, { env: never; ok: boolean }>();
-  const delayedSends = new Map<number, { to?: string; msg: Message }>();
+  const delayedSends = new Map<number, { to?: string; msg: Message; noReply?: boolean }>();
   const self = {
     results,
     invalidations,
@@ -75,7 +77,8 @@ export function scriptActor(steps: Step[], opts: ScriptOptions = {}): Actor<Mess
       if (m.type === 'script_send') {
         const d = delayedSends.get(env.id)!;
         delayedSends.delete(env.id);
-        ctx.request(d.to ?? 'mm', d.msg);
+        if (d.noReply) ctx.send(d.to ?? 'mm', d.msg);
+        else ctx.request(d.to ?? 'mm', d.msg);
         return;
       }
       if (m.type === 'signal') {
@@ -108,14 +111,20 @@ export function scriptActor(steps: Step[], opts: ScriptOptions = {}): Actor<Mess
         if (made !== undefined) queue.unshift(...(Array.isArray(made) ? made : [made]));
         continue;
       }
+      if ('send' in s) {
+        ctx.send(s.send.to ?? 'mm', s.send.msg);
+        continue;
+      }
       if ('sleepNs' in s) {
         ctx.after(s.sleepNs, { type: 'script_wake' });
         return;
       }
-      const group: { to?: string; msg: Message; afterNs?: number }[] = 'group' in s ? s.group : [s];
-      outstanding = group.length;
+      const group: { to?: string; msg: Message; afterNs?: number; noReply?: boolean }[] = 'group' in s ? s.group : [s];
+      // A member without a reply (noReply: unpin_user_pages) is only sent: the step waits for the others.
+      outstanding = group.filter((g) => !g.noReply).length;
       for (const g of group) {
         if (g.afterNs) delayedSends.set(ctx.after(g.afterNs, { type: 'script_send' } as never), g);
+        else if (g.noReply) ctx.send(g.to ?? 'mm', g.msg);
         else ctx.request(g.to ?? 'mm', g.msg);
       }
       return;
