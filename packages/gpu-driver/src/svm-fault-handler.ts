@@ -184,7 +184,7 @@ export function createSvmFaultHandler(host: GpuHost, opts: SvmFaultHandlerOption
     validateAndMap: (bo, ws, we, f, reqWrite, migrate, done) => {
       const fault = (): void => rangeFault(bo, ws, we, f.write, f.vpn, 0, done, reqWrite);
       if (!migrate || !vram.enabled || vram.has(f.pid, f.vpn)) return fault();
-      vram.migrateToVram(bo, ws, we, fault);
+      vram.migrateToVram(bo, ws, we, fault, true); // svm_range_restore_pages holds mmap_read_lock
     },
     drainRetryFaults: (then) => {
       if (kfdHandled >= kfdRaised) return then();

@@ -14,6 +14,8 @@ export interface Vma {
   pgoff: number;
   /** VM_MERGEABLE (madvise MADV_MERGEABLE): KSM may merge its pages. */
   mergeable: boolean;
+  /** VM_SOFTDIRTY: set on a new VMA, cleared by clear_refs 4 (then soft-dirty tracking is on: vma_soft_dirty_enabled). */
+  softDirty: boolean;
 }
 
 export const vmaReadable = (v: Vma) => (v.prot & PROT_READ) !== 0;

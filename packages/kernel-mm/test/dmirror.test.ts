@@ -675,7 +675,17 @@ class HandCtx implements Ctx<Message> {
     actor.start?.(this);
   }
   send(to: string, msg: Message): void { this.out.push({ to, id: this.nextId++, replyTo: 0, msg }); }
-  request(to: string, msg: Message): number { const id = this.nextId++; this.out.push({ to, id, replyTo: 0, msg }); return id; }
+  request(to: string, msg: Message): number {
+    const id = this.nextId++;
+    // mm's mmap_lock is granted at once (answered once the driver's turn is over): the test plays
+    // mm's lock and counts what the driver holds.
+    if (msg.type === 'mmap_read_lock' || msg.type === 'mmap_read_unlock') this.lockRequests.push({ to, id, replyTo: 0, msg });
+    else this.out.push({ to, id, replyTo: 0, msg });
+    return id;
+  }
+  /** mmap read locks the driver holds now. */
+  readLocksHeld = 0;
+  private readonly lockRequests: Out[] = [];
   reply(env: Envelope<Message>, msg: Message): void { this.out.push({ to: env.from, id: this.nextId++, replyTo: env.id, msg }); }
   after(_ns: number, msg: Message): number { const id = this.nextId++; this.timers.set(id, msg); return id; }
   cancel(id: number): boolean { return this.timers.delete(id); }
@@ -686,6 +696,10 @@ class HandCtx implements Ctx<Message> {
   deliver(from: string, msg: Message, replyTo = 0): number {
     const id = this.envId++;
     this.actor.receive({ from, to: DEV, id, replyTo, t: this.t, msg }, this);
+    for (let r = this.lockRequests.shift(); r !== undefined; r = this.lockRequests.shift()) {
+      this.readLocksHeld += r.msg.type === 'mmap_read_lock' ? 1 : -1;
+      this.actor.receive({ from: 'mm', to: DEV, id: this.envId++, replyTo: r.id, t: this.t, msg: { type: 'syscall_result', ret: 0 } as Message }, this);
+    }
     return id;
   }
   /** Take the first message sent of this type (throws if none). */
@@ -715,9 +729,11 @@ function openAndFault(h: HandCtx, n: number, write = false): number {
   h.deliver('mm', { type: 'read_begin_result', ret: 0, seq: 4 } as Message, h.take('mmu_interval_read_begin').id);
   const hrf = h.take('hmm_range_fault');
   expect(hrf.msg as HmmRangeFault).toMatchObject({ sub: 7, notifier_seq: 4, start: BUF, end: BUF + n * PAGE_SIZE, default_flags: write ? 3 : 1, pfn_flags_mask: 0, dev_private_owner: DEV });
+  expect(h.readLocksHeld).toBe(1); // dmirror_range_fault: mmap_read_lock around hmm_range_fault
   const flags = new Uint8Array(n).fill(HMM_PFN_VALID | HMM_PFN_WRITE);
   const pfns = Float64Array.from({ length: n }, (_, i) => 100 + i);
   h.deliver('mm', { type: 'hmm_range_fault_result', ret: 0, pfns, flags } as Message, hrf.id);
+  expect(h.readLocksHeld).toBe(0); // and not after it: the mutex and read_retry come unlocked
   return cmdId;
 }
 
