@@ -893,6 +893,45 @@ describe('dmirror callbacks, driven by hand', () => {
   });
 });
 
+// test_hmm.c dmirror_range_fault: mmap_read_lock(mm) around hmm_range_fault. munmap and fork take
+// mmap_write_lock, so none of the device's faults can run inside one of them.
+describe('dmirror under mmap_read_lock: munmap and fork exclude its device faults', () => {
+  // A second mirror reads `other` (256 pages of DMA under its mutex) when munmap of `other` comes:
+  // the UNMAP waits for that mutex, so munmap holds the write lock for microseconds. Meanwhile the
+  // first mirror faults `buf` in: without the read lock its faults would land inside that window.
+  it('no remote fault of a dmirror read falls inside a munmap or fork holding the write lock (40 seeds)', async () => {
+    let waited = 0;
+    for (let seed = 1; seed <= 40; seed++) {
+      const r = await run([
+        S.create(), S.mmap(256), S.mmap(256, RW, 'other'), S.open(), S.open('open1', DEV1),
+        { ...S.cmd('HMM_DMIRROR_READ', 0, 256, 'read1', { nowait: true, dev: DEV1 }, 'other') },
+        S.munmap(0, 4, { nowait: true, delayMaxNs: 30_000 }, 'other'),
+        { label: 'fork', nowait: true, delayMaxNs: 30_000, msg: (v) => ({ type: 'fork', pid: v.pid }) as Message },
+        { ...S.cmd('HMM_DMIRROR_READ', 0, 256, 'read', { nowait: true }), delayMaxNs: 30_000 },
+        S.join(),
+      ], seed, {}, { second: true, frames: 2048 });
+      expect(res(r, 'read')).toMatchObject({ ret: 0, cpages: 256 });
+      const writeHeld: [number, number][] = [];
+      let since = -1;
+      for (const l of r.lines) {
+        if (l.pid !== 1 || l.write !== true) continue;
+        if (l.ev === 'mmap_lock_acquire_returned') since = l.t;
+        if (l.ev === 'mmap_lock_released' && since >= 0) {
+          writeHeld.push([since, l.t]);
+          since = -1;
+        }
+      }
+      const remote = r.lines.filter((l) => l.ev === 'page_fault' && l.remote === true && l.pid === 1).map((l) => [l.t - (l.ns as number), l.t] as const);
+      expect(remote.length).toBeGreaterThanOrEqual(256);
+      for (const [f0, f1] of remote) for (const [w0, w1] of writeHeld) expect(f1 <= w0 || f0 >= w1, `seed ${seed}: device fault [${f0}, ${f1}] inside write lock [${w0}, ${w1}]`).toBe(true);
+      if (r.lines.some((l) => l.ev === 'mmap_lock_acquire_returned' && l.pid === 1 && l.write === false && (l.waitedNs as number) > 0)) waited++;
+      noViolations(r, seed);
+    }
+    // Some seeds had a mirror wait for its read lock behind a writer: the exclusion was exercised.
+    expect(waited).toBeGreaterThan(0);
+  });
+});
+
 describe('dmirror with fork, exit, files, reclaim (more of hmm-tests.c)', () => {
   const fork = (): Step => ({ label: 'fork', msg: (v) => ({ type: 'fork', pid: v.pid }) as Message, then: (r, v) => (v.child = r.ret) });
   /** The step, done by the child. */
