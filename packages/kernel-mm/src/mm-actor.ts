@@ -259,5 +259,11 @@ function percentile(xs: number[], q: number): number {
 function validateConfig(config: unknown): MmConfig {
   const c = (config ?? {}) as Partial<MmConfig>;
   if (!Number.isInteger(c.frames) || c.frames! < 16) throw new Error(`mm config: frames must be an integer >= 16, got ${JSON.stringify(c.frames)}`);
+  const nb = c.numaBalancing;
+  if (nb !== undefined) {
+    for (const [key, v] of Object.entries(nb)) {
+      if (v !== undefined && !(Number.isFinite(v) && v > 0)) throw new Error(`mm config: numaBalancing.${key} must be a number > 0, got ${JSON.stringify(v)}`);
+    }
+  }
   return c as MmConfig;
 }

@@ -231,6 +231,9 @@ const nvmeSchema = strict({
 const LOCKUP_TIMEOUT_MS_MAX = 86_400_000;
 const lockupMs = z.int().min(-LOCKUP_TIMEOUT_MS_MAX).max(LOCKUP_TIMEOUT_MS_MAX);
 
+/** A period: more than 0 (a scan every 0 ns would never let the run go on). */
+const positiveDuration = durationSchema.refine((ns) => ns > 0, 'must be more than 0');
+
 const machineSchema = strict({
   kernel: oneOf(KERNEL_ERAS as unknown as readonly [string, ...string[]]).default(DEFAULT_KERNEL_ERA),
   lockupTimeout: strict({ gfx: lockupMs.optional(), compute: lockupMs.optional(), sdma: lockupMs.optional() }).optional(),
@@ -240,7 +243,7 @@ const machineSchema = strict({
   watermarks: strict({ min: count(1), low: count(1), high: count(1) }).optional(),
   writebackInterval: durationSchema.optional(),
   kswapd: flag.default(true),
-  numaBalancing: strict({ scanDelay: durationSchema.optional(), scanPeriod: durationSchema.optional(), scanSize: count(1).optional() }).optional(),
+  numaBalancing: strict({ scanDelay: durationSchema.optional(), scanPeriod: positiveDuration.optional(), scanSize: count(1).optional() }).optional(),
   diskLatency: durationSchema.default(10_000),
   costs: costsSchema.prefault({}),
   dmabufMoveNotify: flag.default(false),
