@@ -401,7 +401,8 @@ export function createSvmFaultHandler(host: GpuHost, opts: SvmFaultHandlerOption
                 // mm gave our own VRAM page read-only to a write request (the kernel would have
                 // faulted it to RAM): bring it back ourselves, then fault again.
                 if (roRetries >= VRAM_RO_RETRIES_MAX) return done(EFAULT);
-                vram.evictPage(bo, vpn, (ok) => (ok ? rangeFault(bo, ws, we, write, vpn, roRetries + 1, done, vmaWritable) : done(EFAULT)));
+                // kfd holds mmap_read_lock over the whole fault: the eviction must not take it again.
+                vram.evictPage(bo, vpn, (ok) => (ok ? rangeFault(bo, ws, we, write, vpn, roRetries + 1, done, vmaWritable) : done(EFAULT)), kfd);
               });
             });
           },

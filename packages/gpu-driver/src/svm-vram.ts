@@ -93,7 +93,8 @@ export interface SvmVram {
    * svm_migrate_vram_to_ram of one page of the BO (the fault handler's read-only VRAM page) under
    * migrate_mutex; done(false) without moving anything if the BO is closing.
    */
-  evictPage(bo: Bo, vpn: number, done: (ok: boolean) => void): void;
+  /** `locked`: the caller holds mmap_read_lock of bo.pid already (kfd's fault). */
+  evictPage(bo: Bo, vpn: number, done: (ok: boolean) => void, locked?: boolean): void;
   /** A GPU access through a GPUVM entry: true if VRAM served it (the entry maps a VRAM page). */
   access(job: Job, bo: Bo, page: number, pte: GpuPte, value: number): boolean;
   /** mutex_lock(migrate_mutex) for the BO teardown; `unlock` releases it. */
@@ -357,7 +358,7 @@ export function createSvmVram(host: GpuHost, opts: SvmVramOptions): SvmVram {
     has: (pid, vpn) => vramAt.has(pageKey(pid, vpn)),
     migrateToVram,
 
-    evictPage(bo: Bo, vpn: number, done: (ok: boolean) => void): void {
+    evictPage(bo: Bo, vpn: number, done: (ok: boolean) => void, locked = false): void {
       // Under migrate_mutex like every migration of ours: a teardown must not find this page
       // between migrate_vma_setup and finalize (b2e9a51's lost write, by another path).
       migrateMutex.lock(() => {
@@ -365,7 +366,7 @@ export function createSvmVram(host: GpuHost, opts: SvmVramOptions): SvmVram {
           migrateUnlock();
           return done(false);
         }
-        evictRange({ pid: bo.pid, startVpn: vpn, endVpn: vpn + 1 }, null, () => {
+        evictRange({ pid: bo.pid, startVpn: vpn, endVpn: vpn + 1 }, locked ? bo.pid : null, () => {
           migrateUnlock();
           done(true);
         });

@@ -1039,9 +1039,9 @@ class Dmirror implements Actor<Message> {
     // loop; its chunk eviction uses migrate_device_range, which needs none: here it goes through
     // migrate_vma_setup, so it takes the lock too).
     this.withMmapReadLock(file.pid, (ret) => done(ret, 0), (unlock) => this.call(setup, (r) => {
-      done = ((inner) => (ret: number, migrated: number) => unlock(() => inner(ret, migrated)))(done);
+      const finish = (ret: number, migrated: number) => unlock(() => done(ret, migrated));
       const ret = retOf(r);
-      if (ret < 0 || r.type !== 'migrate_vma_setup_result') return done(ret < 0 ? ret : EIO, 0);
+      if (ret < 0 || r.type !== 'migrate_vma_setup_result') return finish(ret < 0 ? ret : EIO, 0);
       const s = r as MigrateVmaSetupResult;
       const n = (rend - addr) / PAGE_SIZE;
       const first = addr / PAGE_SIZE;
@@ -1062,9 +1062,9 @@ class Dmirror implements Actor<Message> {
         const fin: MigrateVmaFinalize = { type: 'migrate_vma_finalize', migration: s.migration, dst_pfns: dst, dst_data: dstData };
         this.call(fin, (fr) => {
           const fret = retOf(fr);
-          if (fret < 0) return done(fret, 0);
+          if (fret < 0) return finish(fret, 0);
           this.stats.migratedToSystem += migrated;
-          done(0, migrated);
+          finish(0, migrated);
         });
       });
     }));
