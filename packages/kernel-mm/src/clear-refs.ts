@@ -1,6 +1,8 @@
 // /proc/PID/clear_refs and /proc/PID/pagemap: soft-dirty tracking (fs/proc/task_mmu.c
 // clear_refs_write → clear_refs_pte_range → clear_soft_dirty, pagemap_read → pte_to_pagemap_entry;
-// followed as of v6.15, where clear_refs_write takes mmap_write_lock; Documentation/admin-guide/mm/soft-dirty.rst).
+// Documentation/admin-guide/mm/soft-dirty.rst). Followed as of v6.15 (clear_refs_write under
+// mmap_write_lock, pte_is_pinned); the stored copies read were older (the MMU_NOTIFY_SOFT_DIRTY
+// range over [0, -1) and the walk of every VMA are the same there).
 //
 //   echo 4 > clear_refs   mmap_write_lock; every VMA loses VM_SOFTDIRTY (vma_set_page_prot: from
 //                         now on writes must fault so that they can be tracked); ONE

@@ -1,8 +1,9 @@
 // Automatic NUMA balancing: the scanner that turns present PTEs into NUMA hinting entries and the
-// hinting fault that restores them. Followed: kernel/sched/fair.c task_numa_work and mm/mprotect.c
-// change_protection / change_pte_range (MM_CP_PROT_NUMA) / can_change_pte_writable as of the tree at
-// 003fde44 (v6.15: folio_maybe_mapped_shared, the notifier started in change_pud_range), mm/memory.c
-// do_numa_page (v6.15), mm/mempolicy.c change_prot_numa.
+// hinting fault that restores them. Read: mm/mprotect.c change_protection / change_pte_range
+// (MM_CP_PROT_NUMA) / can_change_pte_writable at torvalds/linux 003fde44 (v6.15-era:
+// folio_maybe_mapped_shared, the notifier started in change_pud_range). Followed without re-reading
+// them here: kernel/sched/fair.c task_numa_work and its sysctl defaults, mm/memory.c do_numa_page,
+// mm/mempolicy.c change_prot_numa (v6.15).
 //
 //   task_numa_work      every scan period, for each process: mmap_read_trylock (busy: skip this
 //                       period); from mm->numa_scan_offset on, VMA by VMA, change_prot_numa over
