@@ -184,7 +184,7 @@ export function createSvmFaultHandler(host: GpuHost, opts: SvmFaultHandlerOption
     validateAndMap: (bo, ws, we, f, reqWrite, migrate, done) => {
       const fault = (): void => rangeFault(bo, ws, we, f.write, f.vpn, 0, done, reqWrite);
       if (!migrate || !vram.enabled || vram.has(f.pid, f.vpn)) return fault();
-      vram.migrateToVram(bo, ws, we, fault);
+      vram.migrateToVram(bo, ws, we, fault, true); // svm_range_restore_pages holds mmap_read_lock
     },
     drainRetryFaults: (then) => {
       if (kfdHandled >= kfdRaised) return then();
@@ -401,7 +401,8 @@ export function createSvmFaultHandler(host: GpuHost, opts: SvmFaultHandlerOption
                 // mm gave our own VRAM page read-only to a write request (the kernel would have
                 // faulted it to RAM): bring it back ourselves, then fault again.
                 if (roRetries >= VRAM_RO_RETRIES_MAX) return done(EFAULT);
-                vram.evictPage(bo, vpn, (ok) => (ok ? rangeFault(bo, ws, we, write, vpn, roRetries + 1, done, vmaWritable) : done(EFAULT)));
+                // kfd holds mmap_read_lock over the whole fault: the eviction must not take it again.
+                vram.evictPage(bo, vpn, (ok) => (ok ? rangeFault(bo, ws, we, write, vpn, roRetries + 1, done, vmaWritable) : done(EFAULT)), kfd);
               });
             });
           },

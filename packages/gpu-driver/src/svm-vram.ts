@@ -45,7 +45,7 @@ import { Mutex, type Envelope, type Message } from '@svmsim/runtime';
 import { boFirstVpn, type Bo } from './bo.js';
 import type { GpuPte } from './gpuvm.js';
 import type { Job } from './job.js';
-import { retOf, type GpuHost } from './policy.js';
+import { retOf, withMmapReadLock, type GpuHost } from './policy.js';
 
 /** Background migrations (pages hot through accesses) queued on migrate_mutex at most; more are skipped. */
 const BACKGROUND_MIGRATIONS_MAX = 32;
@@ -87,12 +87,14 @@ export interface SvmVram {
   /** The page is in VRAM (until migrate_to_ram or device_page_free). */
   has(pid: Pid, vpn: number): boolean;
   /** svm_migrate_vma_to_vram of [ws, we) (pages) of the BO under migrate_mutex; `done` always runs. */
-  migrateToVram(bo: Bo, ws: number, we: number, done: () => void): void;
+  /** `locked`: the caller holds mmap_read_lock of bo.pid already (kfd's restore path). */
+  migrateToVram(bo: Bo, ws: number, we: number, done: () => void, locked?: boolean): void;
   /**
    * svm_migrate_vram_to_ram of one page of the BO (the fault handler's read-only VRAM page) under
    * migrate_mutex; done(false) without moving anything if the BO is closing.
    */
-  evictPage(bo: Bo, vpn: number, done: (ok: boolean) => void): void;
+  /** `locked`: the caller holds mmap_read_lock of bo.pid already (kfd's fault). */
+  evictPage(bo: Bo, vpn: number, done: (ok: boolean) => void, locked?: boolean): void;
   /** A GPU access through a GPUVM entry: true if VRAM served it (the entry maps a VRAM page). */
   access(job: Job, bo: Bo, page: number, pte: GpuPte, value: number): boolean;
   /** mutex_lock(migrate_mutex) for the BO teardown; `unlock` releases it. */
@@ -200,7 +202,7 @@ export function createSvmVram(host: GpuHost, opts: SvmVramOptions): SvmVram {
    * not move stays in system memory and is mapped from there). Nothing moves once the BO is closing:
    * freeBo waits for migrate_mutex, so a migration queued behind it must not start after the BO is gone.
    */
-  const migrateToVram = (bo: Bo, ws: number, we: number, done: () => void): void => {
+  const migrateToVram = (bo: Bo, ws: number, we: number, done: () => void, locked = false): void => {
     const pid = bo.pid;
     const keys: number[] = [];
     for (let v = ws; v < we; v++) if (!migrating.has(pageKey(pid, v))) keys.push(pageKey(pid, v));
@@ -222,10 +224,14 @@ export function createSvmVram(host: GpuHost, opts: SvmVramOptions): SvmVram {
       ensureVram(() => {
         if (vramState !== 'ready') return finish();
         // Make room before setup: an eviction's migrate_vma must not wait on the range our setup locks.
-        makeRoom(we - ws, 0, () => {
+        makeRoom(we - ws, 0, locked ? pid : null, () => {
+          // svm_migrate_to_vram / nouveau_dmem_migrate_vma: the caller holds mmap_read_lock from
+          // migrate_vma_setup to finalize (mm checks it: mmap_assert_locked).
+          mmapReadLocked(locked ? pid : null, pid, () => finish(), (unlock) => {
+          const unlocked = () => unlock(finish);
           host.call({ type: 'migrate_vma_setup', pid, start: ws * PAGE_SIZE, end: we * PAGE_SIZE, flags: MIGRATE_VMA_SELECT_SYSTEM, pgmap_owner: host.id }, (r) => {
             const ret = retOf(r);
-            if (ret < 0 || r.type !== 'migrate_vma_setup_result') return finish();
+            if (ret < 0 || r.type !== 'migrate_vma_setup_result') return unlocked();
             const su = r as MigrateVmaSetupResult;
             const n = we - ws;
             const dst = new Float64Array(n).fill(-1);
@@ -247,7 +253,7 @@ export function createSvmVram(host: GpuHost, opts: SvmVramOptions): SvmVram {
                 const fret = retOf(fr);
                 if (fret < 0 || fr.type !== 'migrate_vma_finalize_result') {
                   for (let i = 0; i < n; i++) if (dst[i] >= 0 && vram.delete(dst[i])) vramFree.push(dst[i]);
-                  return finish();
+                  return unlocked();
                 }
                 for (let i = 0; i < n; i++) {
                   if (dst[i] < 0) continue;
@@ -259,22 +265,32 @@ export function createSvmVram(host: GpuHost, opts: SvmVramOptions): SvmVram {
                 s.migratedToVram += migrated;
                 if (migrated > 0) vramRanges.push({ pid, startVpn: ws, endVpn: we });
                 if (tracing()) host.ctx.trace('gpu_migrate_to_vram', { pid, start: ws * PAGE_SIZE, end: we * PAGE_SIZE, migrated });
-                finish();
+                unlocked();
               });
             });
+          });
           });
         });
       });
     });
   };
 
+  /**
+   * mmap_read_lock of `pid` around `body`, unless the caller holds it already (`heldPid`): a second
+   * read lock behind a queued writer would deadlock, as in the kernel.
+   */
+  const mmapReadLocked = (heldPid: Pid | null, pid: Pid, failed: () => void, body: (unlock: (then: () => void) => void) => void): void => {
+    if (heldPid === pid) return body((then) => then());
+    withMmapReadLock(host, pid, failed, body);
+  };
+
   /** Evict least-recently-migrated ranges until `need` VRAM pages are free (or nothing is left to evict). */
-  const makeRoom = (need: number, tries: number, done: () => void): void => {
+  const makeRoom = (need: number, tries: number, heldPid: Pid | null, done: () => void): void => {
     // Ranges whose pages all left VRAM already (CPU faults, munmap) have nothing to evict.
     while (vramRanges.length > 0 && !stillInVram(vramRanges[0])) vramRanges.shift();
     if (vramFree.length >= need || vramRanges.length === 0 || tries >= EVICTIONS_PER_MIGRATION_MAX) return done();
     s.vramEvictions++;
-    evictRange(vramRanges.shift()!, () => makeRoom(need, tries + 1, done));
+    evictRange(vramRanges.shift()!, heldPid, () => makeRoom(need, tries + 1, heldPid, done));
   };
 
   const stillInVram = (r: VramRange): boolean => {
@@ -287,12 +303,15 @@ export function createSvmVram(host: GpuHost, opts: SvmVramOptions): SvmVram {
    * zap each page's GPUVM entry and copy it out; flush; migrate_vma_finalize with the content. The
    * pages come back to the free list by device_page_free (sent by mm before the finalize reply).
    */
-  const evictRange = (r: VramRange, done: () => void): void => {
+  const evictRange = (r: VramRange, heldPid: Pid | null, done: () => void): void => {
+    // svm_range_evict_svm_bo_worker: mmap_read_lock(mm) around svm_migrate_vram_to_ram.
+    mmapReadLocked(heldPid, r.pid, () => done(), (unlock) => {
+    const unlocked = () => unlock(done);
     host.call(
       { type: 'migrate_vma_setup', pid: r.pid, start: r.startVpn * PAGE_SIZE, end: r.endVpn * PAGE_SIZE, flags: MIGRATE_VMA_SELECT_DEVICE_PRIVATE, pgmap_owner: host.id },
       (sr) => {
         const ret = retOf(sr);
-        if (ret < 0 || sr.type !== 'migrate_vma_setup_result') return done();
+        if (ret < 0 || sr.type !== 'migrate_vma_setup_result') return unlocked();
         const su = sr as MigrateVmaSetupResult;
         const n = r.endVpn - r.startVpn;
         const dst = new Float64Array(n).fill(-1);
@@ -320,13 +339,14 @@ export function createSvmVram(host: GpuHost, opts: SvmVramOptions): SvmVram {
                 const migrated = retOf(fr) < 0 ? 0 : (fr as MigrateVmaFinalizeResult).migrated;
                 s.vramPagesEvicted += migrated;
                 if (tracing()) host.ctx.trace('gpu_vram_evict', { pid: r.pid, start: r.startVpn * PAGE_SIZE, end: r.endVpn * PAGE_SIZE, migrated });
-                done();
+                unlocked();
               });
             });
           });
         });
       },
     );
+    });
   };
 
   const answer = (env: Envelope<Message>, r: MigrateToRamResult): void => host.ctx.reply(env, r as unknown as Message);
@@ -338,7 +358,7 @@ export function createSvmVram(host: GpuHost, opts: SvmVramOptions): SvmVram {
     has: (pid, vpn) => vramAt.has(pageKey(pid, vpn)),
     migrateToVram,
 
-    evictPage(bo: Bo, vpn: number, done: (ok: boolean) => void): void {
+    evictPage(bo: Bo, vpn: number, done: (ok: boolean) => void, locked = false): void {
       // Under migrate_mutex like every migration of ours: a teardown must not find this page
       // between migrate_vma_setup and finalize (b2e9a51's lost write, by another path).
       migrateMutex.lock(() => {
@@ -346,7 +366,7 @@ export function createSvmVram(host: GpuHost, opts: SvmVramOptions): SvmVram {
           migrateUnlock();
           return done(false);
         }
-        evictRange({ pid: bo.pid, startVpn: vpn, endVpn: vpn + 1 }, () => {
+        evictRange({ pid: bo.pid, startVpn: vpn, endVpn: vpn + 1 }, locked ? bo.pid : null, () => {
           migrateUnlock();
           done(true);
         });

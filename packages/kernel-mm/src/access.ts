@@ -4,7 +4,7 @@
 import type { Envelope, Message } from '@svmsim/runtime';
 import { FAULT_FLAG_WRITE, handle_mm_fault } from './fault.js';
 import type { Kernel } from './kernel.js';
-import { PTE_DEVICE_EXCLUSIVE, PTE_DIRTY, PTE_KIND_MASK, PTE_PRESENT, PTE_WAS_WRITE, PTE_WRITE, PTE_YOUNG } from './page-table.js';
+import { PTE_DEVICE_EXCLUSIVE, PTE_DIRTY, PTE_KIND_MASK, PTE_PRESENT, PTE_PROTNONE, PTE_WAS_WRITE, PTE_WRITE, PTE_YOUNG } from './page-table.js';
 import { EFAULT, EINVAL, ESRCH, PAGE_SIZE, ZERO_PFN, type CpuAccess, type CpuAccessResult, type DmaAccess } from './protocol.js';
 import { vmaReadable, vmaWritable } from './vma.js';
 
@@ -25,7 +25,7 @@ export function cpu_access(k: Kernel, env: Envelope<Message>, m: CpuAccess): voi
     const vma = p.vmas.find(vpn);
     if (!vma || (m.write ? !vmaWritable(vma) : !vmaReadable(vma))) return reply(EFAULT, 0, faults); // SIGSEGV
     const f = p.pt.flags(vpn);
-    if ((f & PTE_KIND_MASK) === PTE_PRESENT && (!m.write || f & PTE_WRITE)) {
+    if ((f & PTE_KIND_MASK) === PTE_PRESENT && !(f & PTE_PROTNONE) && (!m.write || f & PTE_WRITE)) {
       const pfn = p.pt.value(vpn);
       const pageAddr = vpn * PAGE_SIZE;
       if (m.write) {
@@ -66,7 +66,8 @@ export function dma_access(k: Kernel, env: Envelope<Message>, m: DmaAccess): voi
   // A device-exclusive entry still names the frame: the device that holds it uses it legitimately.
   const kind = f & PTE_KIND_MASK;
   const pte_ok = p !== undefined && p.alive && (kind === PTE_PRESENT || kind === PTE_DEVICE_EXCLUSIVE) && p.pt.value(vpn) === pfn;
-  const writable = pte_ok && (f & (kind === PTE_PRESENT ? PTE_WRITE : PTE_WAS_WRITE)) !== 0;
+  // A NUMA hinting entry still maps the frame; it was writable if PTE_WAS_WRITE says so.
+  const writable = pte_ok && (f & (kind === PTE_PRESENT ? (f & PTE_PROTNONE ? PTE_WAS_WRITE : PTE_WRITE) : PTE_WAS_WRITE)) !== 0;
   const real = pfn !== ZERO_PFN;
   const pinned = real && (k.pm.pincount[pfn] > 0 || k.pm.refcount[pfn] > k.pm.mapcount[pfn] + (k.pm.fileId[pfn] !== 0 ? 1 : 0));
   const file = real && k.pm.fileId[pfn] !== 0 ? k.pm.fileId[pfn] : null;

@@ -83,7 +83,7 @@
 // of a range partly on the device reads it back with -ENOENT (hmm-tests' migrate_fault).
 import { Continuations, Mutex, type Actor, type ActorId, type Ctx, type Envelope, type Incoming, type Message } from '@svmsim/runtime';
 import {
-  EBADF, EBUSY, EFAULT, EINVAL, EIO, ENOENT, ENOMEM, EPERM, ERRNO_NAMES, HMM_PFN_DEVICE_PRIVATE, HMM_PFN_ERROR, HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE,
+  EBADF, EBUSY, EFAULT, EINVAL, EIO, ENOENT, ENOMEM, EPERM, ERRNO_NAMES, ESRCH, HMM_PFN_DEVICE_PRIVATE, HMM_PFN_ERROR, HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE,
   HMM_PFN_VALID, HMM_PFN_WRITE, MIGRATE_PFN_MIGRATE, MIGRATE_PFN_VALID, MIGRATE_PFN_WRITE, MIGRATE_VMA_SELECT_DEVICE_PRIVATE,
   MIGRATE_VMA_SELECT_SYSTEM, PAGE_SIZE, PROT_READ, ZERO_PFN, mmu_interval_read_retry, mmu_interval_set_seq,
   type DevicePageFree, type DmaAccess, type DmaReadResult, type HmmRangeFault, type HmmRangeFaultResult, type Invalidate,
@@ -460,6 +460,18 @@ class Dmirror implements Actor<Message> {
     this.waits.request(this.mm, msg, then, this.requestTimeoutNs);
   }
 
+  /**
+   * mmap_read_lock(mm) … mmap_read_unlock(mm) around `body`, which ends with `unlock(then)`;
+   * `failed(ret)` when the lock cannot be had (the process is gone: mmget_not_zero failing).
+   */
+  private withMmapReadLock(pid: Pid, failed: (ret: number) => void, body: (unlock: (then: () => void) => void) => void): void {
+    this.call({ type: 'mmap_read_lock', pid }, (l) => {
+      const ret = retOf(l);
+      if (ret < 0) return failed(ret);
+      body((then) => this.call({ type: 'mmap_read_unlock', pid }, () => then()));
+    });
+  }
+
   /** Resume after `ns` of simulated time (now when ns is 0). */
   private sleep(ns: number, then: () => void): void {
     this.waits.sleep(ns, then);
@@ -710,7 +722,9 @@ class Dmirror implements Actor<Message> {
           dev_private_owner: this.owner,
         };
         this.stats.hmmRangeFaults++;
-        this.call(hrf, (h) => {
+        // mmap_read_lock(mm); hmm_range_fault(range); mmap_read_unlock(mm)
+        // A process that is gone (mmget_not_zero failing): -EFAULT, what hmm_range_fault says of it.
+        this.withMmapReadLock(file.pid, (lret) => done(lret === ESRCH ? EFAULT : lret), (unlock) => this.call(hrf, (h) => unlock(() => {
           const hret = retOf(h);
           if (hret === EBUSY) {
             this.stats.ebusyRetries++;
@@ -731,7 +745,7 @@ class Dmirror implements Actor<Message> {
             file.mutex.unlock();
             done(res);
           });
-        });
+        })));
       });
     };
     again();
@@ -1006,15 +1020,18 @@ class Dmirror implements Actor<Message> {
     const next = (addr: number): void => {
       if (addr >= end) return this.bounceRead(c);
       // test_hmm.c v6.15: vma_lookup(mm, addr); no VMA, or one without VM_READ → -EINVAL; each
-      // migrate_vma stops at 64 pages and at the VMA's end.
+      // migrate_vma stops at 64 pages and at the VMA's end. Under mmap_read_lock (taken here per
+      // migrate_vma; test_hmm.c holds it over the whole loop).
+      this.withMmapReadLock(file.pid, (ret) => this.finish(c, ret), (unlock) => {
+      const fail = (ret: number) => unlock(() => this.finish(c, ret));
       this.call({ type: 'vma_lookup', pid: file.pid, addr }, (vr) => {
       const vma = vr as VmaLookupResult;
-      if (vr.type !== 'vma_lookup_result' || vma.ret < 0 || !(vma.prot & PROT_READ)) return this.finish(c, EINVAL);
+      if (vr.type !== 'vma_lookup_result' || vma.ret < 0 || !(vma.prot & PROT_READ)) return fail(EINVAL);
       const rend = Math.min(addr + DMIRROR_RANGE_PAGES * PAGE_SIZE, end, vma.end);
       const setup: MigrateVmaSetup = { type: 'migrate_vma_setup', pid: file.pid, start: addr, end: rend, flags: MIGRATE_VMA_SELECT_SYSTEM, pgmap_owner: this.owner };
       this.call(setup, (r) => {
         const ret = retOf(r);
-        if (ret < 0 || r.type !== 'migrate_vma_setup_result') return this.finish(c, ret < 0 ? ret : EIO);
+        if (ret < 0 || r.type !== 'migrate_vma_setup_result') return fail(ret < 0 ? ret : EIO);
         const s = r as MigrateVmaSetupResult;
         const n = (rend - addr) / PAGE_SIZE;
         const first = addr / PAGE_SIZE;
@@ -1043,7 +1060,7 @@ class Dmirror implements Actor<Message> {
               if (fret < 0 || fr.type !== 'migrate_vma_finalize_result') {
                 for (let i = 0; i < n; i++) if (dst[i] >= 0) this.freeUnmapped(dst[i]);
                 file.mutex.unlock();
-                return this.finish(c, fret < 0 ? fret : EIO);
+                return fail(fret < 0 ? fret : EIO);
               }
               // dmirror_migrate_finalize_and_map maps the pages migrate_vma_pages kept MIGRATE on;
               // migrate_vma_finalize frees the device pages of the others.
@@ -1058,10 +1075,11 @@ class Dmirror implements Actor<Message> {
               }
               this.stats.migratedToDevice += (fr as MigrateVmaFinalizeResult).migrated;
               file.mutex.unlock();
-              next(rend);
+              unlock(() => next(rend));
             }));
           }
         });
+      });
       });
       });
     };
@@ -1076,9 +1094,13 @@ class Dmirror implements Actor<Message> {
    */
   private migrateRangeToSystem(file: Mirror, addr: number, rend: number, done: (ret: number, migrated: number) => void): void {
     const setup: MigrateVmaSetup = { type: 'migrate_vma_setup', pid: file.pid, start: addr, end: rend, flags: MIGRATE_VMA_SELECT_DEVICE_PRIVATE, pgmap_owner: this.owner };
-    this.call(setup, (r) => {
+    // Under mmap_read_lock, per migrate_vma (test_hmm.c holds it over dmirror_migrate_to_system's
+    // loop; its chunk eviction uses migrate_device_range, which needs none: here it goes through
+    // migrate_vma_setup, so it takes the lock too).
+    this.withMmapReadLock(file.pid, (ret) => done(ret, 0), (unlock) => this.call(setup, (r) => {
+      const finish = (ret: number, migrated: number) => unlock(() => done(ret, migrated));
       const ret = retOf(r);
-      if (ret < 0 || r.type !== 'migrate_vma_setup_result') return done(ret < 0 ? ret : EIO, 0);
+      if (ret < 0 || r.type !== 'migrate_vma_setup_result') return finish(ret < 0 ? ret : EIO, 0);
       const s = r as MigrateVmaSetupResult;
       const n = (rend - addr) / PAGE_SIZE;
       const first = addr / PAGE_SIZE;
@@ -1099,12 +1121,12 @@ class Dmirror implements Actor<Message> {
         const fin: MigrateVmaFinalize = { type: 'migrate_vma_finalize', migration: s.migration, dst_pfns: dst, dst_data: dstData };
         this.call(fin, (fr) => {
           const fret = retOf(fr);
-          if (fret < 0) return done(fret, 0);
+          if (fret < 0) return finish(fret, 0);
           this.stats.migratedToSystem += migrated;
-          done(0, migrated);
+          finish(0, migrated);
         });
       });
-    });
+    }));
   }
 
   private orphanMirror(pid: Pid): Mirror {

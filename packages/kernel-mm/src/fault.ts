@@ -21,11 +21,12 @@ import { blockDevOf, filemap_get_page } from './filemap.js';
 import { mmu_notifier_invalidate_range_end, mmu_notifier_invalidate_range_start } from './invalidate.js';
 import { EIO_RET, type Kernel } from './kernel.js';
 import { alloc_page } from './page-alloc.js';
-import { PTE_DEVICE_EXCLUSIVE, PTE_DEVICE_PRIVATE, PTE_DIRTY, PTE_KIND_MASK, PTE_MIGRATION, PTE_NONE, PTE_PRESENT, PTE_SWAP, PTE_WRITE, PTE_YOUNG } from './page-table.js';
+import { PTE_DEVICE_EXCLUSIVE, PTE_DEVICE_PRIVATE, PTE_MKDIRTY, PTE_PROTNONE, PTE_KIND_MASK, PTE_MIGRATION, PTE_NONE, PTE_PRESENT, PTE_SWAP, PTE_WRITE, PTE_YOUNG } from './page-table.js';
 import { PG_ANON, PG_DIRTY, PG_KSM, PG_SWAPCACHE } from './physmem.js';
 import type { Process } from './process.js';
 import { fileIndex, vmaIsAnon, vmaReadable, vmaWritable, type Vma } from './vma.js';
 import { processTask } from './task.js';
+import { do_numa_page } from './numa-balancing.js';
 
 export const FAULT_FLAG_WRITE = 1 << 0;
 export const FAULT_FLAG_REMOTE = 1 << 7;
@@ -101,6 +102,11 @@ function handle_pte_fault(k: Kernel, p: Process, vma: Vma, vpn: number, flags: n
       // Migrations hold the range lock while the entry exists: unreachable.
       throw new Error(`fault on a migration entry at pid ${p.pid} vpn ${vpn} without the migration's lock`);
     case PTE_PRESENT: {
+      // handle_pte_fault: a NUMA hinting entry in an accessible VMA → do_numa_page first.
+      if (pteFlags & PTE_PROTNONE) {
+        counted(k, fault, 'numa');
+        return do_numa_page(k, p, vma, vpn, flags, done);
+      }
       if (write && !(pteFlags & PTE_WRITE)) {
         counted(k, fault, 'write_protect');
         return do_wp_page(k, p, vma, vpn, done);
@@ -118,7 +124,7 @@ function handle_pte_fault(k: Kernel, p: Process, vma: Vma, vpn: number, flags: n
       }
       // Spurious (another fault got there first): mark accessed / dirty.
       fault.kind = 'spurious';
-      p.pt.setFlags(vpn, pteFlags | PTE_YOUNG | (write ? PTE_DIRTY : 0));
+      p.pt.setFlags(vpn, pteFlags | PTE_YOUNG | (write ? PTE_MKDIRTY : 0));
       return done(0);
     }
   }
@@ -249,14 +255,14 @@ function do_wp_page(k: Kernel, p: Process, vma: Vma, vpn: number, done: FaultDon
   if (vma.shared) {
     // wp_page_shared: page_mkwrite (the filesystem learns the page is dirty), then write.
     if (pfn !== ZERO_PFN) k.pm.flags[pfn] |= PG_DIRTY;
-    p.pt.setFlags(vpn, f | PTE_WRITE | PTE_DIRTY | PTE_YOUNG);
+    p.pt.setFlags(vpn, f | PTE_WRITE | PTE_MKDIRTY | PTE_YOUNG);
     return done(0);
   }
   if (isExclusiveAnon(k, pfn) || wp_can_reuse_anon_folio(k, pfn)) {
     // wp_page_reuse: ours alone (PageAnonExclusive, or only our mapping holds it): mark it
     // exclusive and make it writable. PageAnonExclusive alone is enough, whatever holds a reference.
     k.pm.anonExclusive[pfn] = 1;
-    p.pt.setFlags(vpn, f | PTE_WRITE | PTE_DIRTY | PTE_YOUNG);
+    p.pt.setFlags(vpn, f | PTE_WRITE | PTE_MKDIRTY | PTE_YOUNG);
     return done(0);
   }
   wp_page_copy(k, p, vma, vpn, true, done);

@@ -22,13 +22,16 @@ import { p2pdmaVmaRefs } from './device-memory.js';
 import { vmaWritable } from './vma.js';
 import { ENOMEM, ESRCH, PAGE_SIZE, ZERO_PFN, type Fork } from './protocol.js';
 import { processTask } from './task.js';
+import { mmap_write_lock, mmap_write_unlock } from './mmap-lock.js';
 
 export function sys_fork(k: Kernel, env: Envelope<Message>, m: Fork): void {
   const p = k.proc(m.pid);
   if (!p || p.exiting) return k.ctx.reply(env, { type: 'syscall_result', ret: ESRCH });
-  p.locks.lock(0, VPN_LIMIT, 'fork', (lock) => {
+  // dup_mmap: mmap_write_lock_killable(oldmm), then (here) the range lock over everything.
+  mmap_write_lock(k, p, () => p.locks.lock(0, VPN_LIMIT, 'fork', (lock) => {
     if (p.exiting || !p.alive) {
       p.locks.unlock(lock);
+      mmap_write_unlock(k, p);
       return k.ctx.reply(env, { type: 'syscall_result', ret: ESRCH });
     }
     const cow = p.vmas.list.filter((v) => !v.shared);
@@ -55,10 +58,11 @@ export function sys_fork(k: Kernel, env: Envelope<Message>, m: Fork): void {
       }
       for (const inv of invs) mmu_notifier_invalidate_range_end(k, inv);
       p.locks.unlock(lock);
+      mmap_write_unlock(k, p);
       k.replyAfter(env, { type: 'syscall_result', ret: ret === 0 ? c.pid : ret }, k.costs.syscallNs);
     };
     protect(0);
-  });
+  }));
 }
 
 function copy_page_range(k: Kernel, p: Process, c: Process): number {

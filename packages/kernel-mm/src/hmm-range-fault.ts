@@ -18,7 +18,8 @@ import type { Envelope, Message } from '@svmsim/runtime';
 import { FAULT_FLAG_REMOTE, FAULT_FLAG_WRITE, handle_mm_fault } from './fault.js';
 import type { Subscription } from './interval-notifier.js';
 import type { Kernel } from './kernel.js';
-import { PTE_DEVICE_PRIVATE, PTE_KIND_MASK, PTE_MIGRATION, PTE_PRESENT, PTE_WRITE } from './page-table.js';
+import { mmap_lock_contract } from './mmap-lock.js';
+import { PTE_DEVICE_PRIVATE, PTE_KIND_MASK, PTE_MIGRATION, PTE_PRESENT, PTE_PROTNONE, PTE_WRITE } from './page-table.js';
 import {
   EBUSY, EFAULT, EINVAL, ENOENT, EPERM, HMM_PFN_DEVICE_PRIVATE, HMM_PFN_ERROR, HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_VALID, HMM_PFN_WRITE,
   PAGE_SIZE, type HmmRangeFault, type HmmRangeFaultResult, type MmuIntervalNotifierInsert, type MmuIntervalNotifierRemove, type MmuIntervalReadBegin, type MmuIntervalSetSeq,
@@ -46,6 +47,9 @@ export function hmm_range_fault(k: Kernel, env: Envelope<Message>, m: HmmRangeFa
   if (m.flags_in !== undefined && m.flags_in.length !== npages) return reply(EINVAL, 0);
   const p = k.proc(sub.pid);
   if (!p) return reply(EFAULT, 0);
+  // walk_page_range → mmap_assert_locked: the caller holds mmap_read_lock (Documentation/mm/hmm.rst).
+  const unlocked = mmap_lock_contract(k, p, env.from, 'hmm_range_fault');
+  if (unlocked !== null) return k.ctx.reply(env, { type: 'hmm_range_fault_result', ret: EINVAL, pfns, flags, error: unlocked });
   k.stats.hmmRangeFaults++;
   const startVpn = m.start / PAGE_SIZE;
   let walked = 0;
@@ -69,7 +73,8 @@ export function hmm_range_fault(k: Kernel, env: Envelope<Message>, m: HmmRangeFa
       if (wantWrite && !vmaWritable(vma)) return reply(EPERM, walked);
       const f = p.pt.flags(vpn);
       const kind = f & PTE_KIND_MASK;
-      if (kind === PTE_PRESENT && (!wantWrite || f & PTE_WRITE)) {
+      // pte_to_hmm_pfn_flags: a NUMA hinting (protnone) entry has no flags: faulted if asked, else 0.
+      if (kind === PTE_PRESENT && !(f & PTE_PROTNONE) && (!wantWrite || f & PTE_WRITE)) {
         pfns[i] = p.pt.value(vpn);
         flags[i] = HMM_PFN_VALID | (f & PTE_WRITE ? HMM_PFN_WRITE : 0);
         continue;

@@ -10,11 +10,13 @@ import type { ActorId, Ctx, Envelope, Message } from '@svmsim/runtime';
 import { DevicePages } from './device-memory.js';
 import type { Subscription } from './interval-notifier.js';
 import type { OracleEvents } from './oracle-events.js';
-import { PTE_DEVICE_EXCLUSIVE, PTE_DEVICE_PRIVATE, PTE_DIRTY, PTE_KIND_MASK, PTE_MIGRATION, PTE_PRESENT, PTE_SWAP, PTE_WRITE, PTE_YOUNG } from './page-table.js';
+import { PTE_DEVICE_EXCLUSIVE, PTE_DEVICE_PRIVATE, PTE_DIRTY, PTE_MKDIRTY, PTE_KIND_MASK, PTE_MIGRATION, PTE_PRESENT, PTE_SWAP, PTE_WRITE, PTE_YOUNG } from './page-table.js';
 import { PG_ANON, PG_DIRTY, PG_LRU, PG_REFERENCED, PG_SWAPCACHE, Physmem, assert } from './physmem.js';
 import type { Process } from './process.js';
 import { ZERO_PFN, type MmMessage, type Pid } from './protocol.js';
 import { SwapSpace } from './swap.js';
+import type { NumaBalancingConfig } from './numa-balancing.js';
+import type { FullMmuNotifier } from './mmu-notifier-young.js';
 
 /** Costs in simulated ns, overridable per scenario. Rough figures of a current x86 server. */
 export interface MmCosts {
@@ -67,6 +69,11 @@ export interface MmConfig {
   checkInvariants?: boolean;
   /** The periodic flusher writes dirty file pages back every this many ns (0/absent: only on `writeback`). */
   writebackIntervalNs?: number;
+  /**
+   * Automatic NUMA balancing (numa-balancing.ts): off when absent (the kernel's
+   * numa_balancing=0 of a one-node machine); `{}` turns it on with the kernel's defaults.
+   */
+  numaBalancing?: NumaBalancingConfig;
   /** get_user_pages gives up after this many faults per page asked for (a page unmapped as fast as it is faulted). Default 16. */
   gupFaultsPerPageMax?: number;
 }
@@ -127,6 +134,24 @@ export class MmStats {
   migrationsSkippedPinned = 0;
   cowCopies = 0;
   hungTaskWarnings = 0;
+  /** NUMA balancing (numa-balancing.ts): task_numa_work passes, and those skipped (mmap_read_trylock failed). */
+  numaScans = 0;
+  numaScansSkippedLocked = 0;
+  /** vmstat numa_pte_updates: PTEs made NUMA hinting entries. */
+  numaPteUpdates = 0;
+  /** vmstat numa_hint_faults / numa_hint_faults_local (one node: all local). */
+  numaHintFaults = 0;
+  numaHintFaultsLocal = 0;
+  /** VMAs task_numa_work skipped, by its reason (NUMAB_SKIP_*); PTEs change_pte_range skipped, by reason. */
+  numaVmaSkips: Record<string, number> = {};
+  numaPteSkips: Record<string, number> = {};
+  /** clear_refs writes of 4 (CLEAR_REFS_SOFT_DIRTY) done. */
+  clearRefsSoftDirty = 0;
+  /** folio_referenced: pages a full mmu_notifier's clear_flush_young reported young (kept by reclaim). */
+  secondaryMmuYoung = 0;
+  /** hmm_range_fault / migrate_vma_setup requests from a driver not holding the mmap lock (mmap-lock.ts mmap_lock_contract), refused. */
+  mmapLockContractViolations = 0;
+  mmapLockContractViolationsBy: Record<string, number> = {};
   /** How long each mmap_write_lock (munmap, mprotect, mmap, madvise) waited for mmap_lock (ns). */
   mmapWriteLockWaitNs: number[] = [];
 
@@ -144,7 +169,8 @@ export type MmInternal =
   | { type: 'mm_later' }
   | { type: 'mm_hung_task_check' }
   | { type: 'mm_sleep_done' }
-  | { type: 'mm_writeback_tick' };
+  | { type: 'mm_writeback_tick' }
+  | { type: 'mm_numa_tick' };
 /** Everything mm sends. */
 export type MmOutgoing = MmMessage | MmInternal;
 
@@ -305,7 +331,7 @@ export class Kernel {
       else p.rssFile++;
       if (!(this.pm.flags[pfn] & PG_LRU)) this.pm.lruAdd(pfn);
     }
-    p.pt.set(vpn, PTE_PRESENT | (write ? PTE_WRITE : 0) | (dirty ? PTE_DIRTY : 0) | PTE_YOUNG, pfn);
+    p.pt.set(vpn, PTE_PRESENT | (write ? PTE_WRITE : 0) | (dirty ? PTE_MKDIRTY : 0) | PTE_YOUNG, pfn);
   }
 
   /**
@@ -371,6 +397,10 @@ export class Kernel {
   devicePagePut(devPfn: number): void {
     this.devicePages.put(this, devPfn);
   }
+
+  /** Full mmu_notifiers (mmu_notifier_register), by id (mmu-notifier-young.ts). */
+  readonly fullNotifiers = new Map<number, FullMmuNotifier>();
+  nextFullNotifierId = 1;
 
   /** Device-private memory's struct pages (device-memory.ts). */
   readonly devicePages = new DevicePages();

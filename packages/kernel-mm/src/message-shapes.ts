@@ -68,6 +68,11 @@ export const MM_SHAPES = {
   ksm_scan: { fields: {}, reply: OP_RESULT },
   writeback: { fields: {}, reply: OP_RESULT },
   dump: { fields: {}, reply: { type: 'dump_result', pages: [] } },
+  clear_refs: { fields: { pid, value: 'str' }, reply: SYSCALL_RESULT },
+  pagemap_read: { fields: { pid, addr: 'addr', nr_pages: 'count' }, check: (m) => ((m.addr as number) + (m.nr_pages as number) * 4096 > ADDR_LIMIT ? `addr + nr_pages pages passes 2^52, the end of the address space` : undefined), reply: { type: 'pagemap_result', entries: new Uint8Array(0), pfns: new Float64Array(0) } },
+  mmu_notifier_register: { fields: { pid, clear_flush_young: 'bool', clear_young: 'bool', test_young: 'bool' }, reply: { type: 'mmu_notifier_register_result', id: 0 } },
+  mmu_notifier_unregister: { fields: { id: 'id' }, reply: SYSCALL_RESULT },
+  numa_scan: { fields: { pid }, reply: OP_RESULT },
 } satisfies Record<MmRequest['type'], MessageShape>;
 
 /**

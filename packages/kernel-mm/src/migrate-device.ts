@@ -33,6 +33,7 @@ import type { Envelope, Message } from '@svmsim/runtime';
 import { FAULT_FLAG_WRITE, deviceFaultHooks, handle_mm_fault, type FaultDone } from './fault.js';
 import { mmu_notifier_invalidate_range_end, mmu_notifier_invalidate_range_start, type Invalidation } from './invalidate.js';
 import type { Kernel } from './kernel.js';
+import { mmap_lock_contract } from './mmap-lock.js';
 import { PTE_DEVICE_EXCLUSIVE, PTE_DEVICE_PRIVATE, PTE_KIND_MASK, PTE_MIGRATION, PTE_MIGRATION_DEVICE, PTE_NONE, PTE_PRESENT, PTE_WAS_WRITE, PTE_WRITE } from './page-table.js';
 import { PG_ANON, assert } from './physmem.js';
 import type { Process } from './process.js';
@@ -54,7 +55,7 @@ interface Migration {
   srcFlags: Uint8Array;
   /** Collected, but migrate_vma_pages will clear MIGRATE_PFN_MIGRATE: a page-cache page, or a new page outside an anonymous VMA. */
   refused: Uint8Array;
-  pteFlags: Uint8Array;
+  pteFlags: Uint16Array;
   pteValue: Float64Array;
   owner: string;
   /** The driver that set it up: if it dies, the migration is undone (its range must not stay locked). */
@@ -71,6 +72,11 @@ export function migrate_vma_setup(k: Kernel, env: Envelope<Message>, m: MigrateV
     k.ctx.reply(env, { type: 'migrate_vma_setup_result', ret, migration: 0, src_flags: new Uint8Array(0), src_data: new Float64Array(0), cpages: 0 });
   if (!p) return fail(ESRCH);
   if (m.start % PAGE_SIZE !== 0 || m.end % PAGE_SIZE !== 0 || npages <= 0 || !Number.isInteger(npages)) return fail(EINVAL);
+  // migrate_vma_setup's kernel-doc: "the caller must hold mmap_read_lock"; its walk asserts it.
+  const unlocked = mmap_lock_contract(k, p, env.from, 'migrate_vma_setup');
+  if (unlocked !== null) {
+    return k.ctx.reply(env, { type: 'migrate_vma_setup_result', ret: EINVAL, migration: 0, src_flags: new Uint8Array(0), src_data: new Float64Array(0), cpages: 0, error: unlocked });
+  }
   const start = m.start / PAGE_SIZE;
   if (!p.vmas.covers(start, start + npages)) return fail(EINVAL);
   p.locks.lock(start, start + npages, 'migrate_vma', (lock) => {
@@ -78,7 +84,7 @@ export function migrate_vma_setup(k: Kernel, env: Envelope<Message>, m: MigrateV
     mmu_notifier_invalidate_range_start(k, p, range, (_ret, inv) => {
       const mig: Migration = {
         id: k.nextMigrationId++, p, start, npages, lock, owner: m.pgmap_owner, driver: env.from,
-        srcFlags: new Uint8Array(npages), refused: new Uint8Array(npages), pteFlags: new Uint8Array(npages), pteValue: new Float64Array(npages),
+        srcFlags: new Uint8Array(npages), refused: new Uint8Array(npages), pteFlags: new Uint16Array(npages), pteValue: new Float64Array(npages),
       };
       const data = new Float64Array(npages);
       let cpages = 0;

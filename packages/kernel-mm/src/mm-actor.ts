@@ -22,6 +22,9 @@ import { writeback_dirty } from './writeback.js';
 import { PTE_KIND_MASK, PTE_PRESENT, VPN_LIMIT } from './page-table.js';
 import { Physmem } from './physmem.js';
 import { checkInvariants } from './invariants.js';
+import { clear_refs_write, pagemap_read } from './clear-refs.js';
+import { mmu_notifier_drop_owner, mmu_notifier_register, mmu_notifier_unregister } from './mmu-notifier-young.js';
+import { NUMA_BALANCING_SCAN_DELAY_NS, numa_balancing_tick, task_numa_work } from './numa-balancing.js';
 import { EINVAL, ESRCH, PAGE_SIZE, ZERO_PFN, type MmRequest } from './protocol.js';
 import { installReclaim, shrink_lruvec } from './reclaim.js';
 import { sys_madvise, sys_mmap, sys_mprotect, sys_munmap, sys_process_create } from './syscalls.js';
@@ -45,6 +48,8 @@ export function createMm(config: unknown, _id: string): Actor<Message> {
       k.ctx = refs.wrap(ctx as Ctx<MmOutgoing>);
       // The periodic flusher (dirty_writeback_centisecs).
       if (cfg.writebackIntervalNs) ctx.after(cfg.writebackIntervalNs, { type: 'mm_writeback_tick' });
+      // task_numa_work's first run after the scan delay, then every scan period (numa-balancing.ts).
+      if (cfg.numaBalancing) ctx.after(cfg.numaBalancing.scanDelayNs ?? NUMA_BALANCING_SCAN_DELAY_NS, { type: 'mm_numa_tick' });
     },
     receive(env: Incoming<Message>, ctx: Ctx<Message>) {
       k.ctx = refs.wrap(ctx as Ctx<MmOutgoing>);
@@ -70,6 +75,7 @@ export function createMm(config: unknown, _id: string): Actor<Message> {
         case 'actor_died':
           // A driver's thread died: what it left half done must not block everyone else.
           mmap_lock_drop_owner(k, m.actor);
+          mmu_notifier_drop_owner(k, m.actor);
           refs.releaseAll(k, m.actor);
           return abortMigrationsOf(k, m.actor);
         case 'request_timeout':
@@ -156,6 +162,21 @@ export function createMm(config: unknown, _id: string): Actor<Message> {
           return migratePagesOf(k, env, m.pid, m.addr, m.nr_pages);
         case 'dump':
           return dump(k, env);
+        case 'clear_refs':
+          return clear_refs_write(k, env, m);
+        case 'pagemap_read':
+          return pagemap_read(k, env, m);
+        case 'mmu_notifier_register':
+          return mmu_notifier_register(k, env, m);
+        case 'mmu_notifier_unregister':
+          return mmu_notifier_unregister(k, env, m);
+        case 'numa_scan': {
+          const p = k.proc(m.pid);
+          if (!p) return k.ctx.reply(env, { type: 'op_result', ret: ESRCH });
+          return task_numa_work(k, p, (updated) => k.ctx.reply(env, { type: 'op_result', ret: updated }));
+        }
+        case 'mm_numa_tick':
+          return numa_balancing_tick(k);
         case 'migrate_vma_setup':
           return migrate_vma_setup(k, env, m);
         case 'migrate_vma_finalize':
@@ -264,5 +285,11 @@ function percentile(xs: number[], q: number): number {
 function validateConfig(config: unknown): MmConfig {
   const c = (config ?? {}) as Partial<MmConfig>;
   if (!Number.isInteger(c.frames) || c.frames! < 16) throw new Error(`mm config: frames must be an integer >= 16, got ${JSON.stringify(c.frames)}`);
+  const nb = c.numaBalancing;
+  if (nb !== undefined) {
+    for (const [key, v] of Object.entries(nb)) {
+      if (v !== undefined && !(Number.isFinite(v) && v > 0)) throw new Error(`mm config: numaBalancing.${key} must be a number > 0, got ${JSON.stringify(v)}`);
+    }
+  }
   return c as MmConfig;
 }

@@ -152,6 +152,34 @@ export function mmap_write_held_by(p: Process, owner: string): boolean {
   return p.mmapLock.writer && p.mmapLock.writerOwner === owner;
 }
 
+/**
+ * mmap_assert_locked (include/linux/mmap_lock.h, latest tree): does `owner` hold mm's mmap_lock,
+ * for read or for write? hmm_range_fault (mm/hmm.c → walk_page_range, which asserts it) and
+ * migrate_vma_setup (mm/migrate_device.c: "the caller must hold mmap_read_lock", its page walk
+ * asserts it) run only under it; mm checks it for the requester (hmm-range-fault.ts,
+ * migrate-device.ts). Per actor: a driver's concurrent commands share its holds.
+ */
+export function mmap_assert_locked(p: Process, owner: string): boolean {
+  return (p.mmapLock.readersBy.get(owner) ?? 0) > 0 || mmap_write_held_by(p, owner);
+}
+
+/**
+ * The contract check of a driver's request that needs the lock held: null if `owner` holds it;
+ * else the violation is counted (MmStats.mmapLockContractViolations, by requester and request),
+ * traced (`mmap_assert_locked`, where lockdep would splat) and the one-line error to reply with
+ * returned. The kernel has no error return here (a lockdep splat, or a walk racing munmap); a
+ * precise -EINVAL says what the driver got wrong.
+ */
+export function mmap_lock_contract(k: Kernel, p: Process, owner: string, request: string): string | null {
+  if (mmap_assert_locked(p, owner)) return null;
+  k.stats.mmapLockContractViolations++;
+  const key = `${owner}:${request}`;
+  k.stats.mmapLockContractViolationsBy[key] = (k.stats.mmapLockContractViolationsBy[key] ?? 0) + 1;
+  const error = `mm: ${request}: ${owner} does not hold mmap_lock of pid ${p.pid} (mmap_assert_locked: take mmap_read_lock around it)`;
+  k.ctx.trace('mmap_assert_locked', { pid: p.pid, owner, request, error });
+  return error;
+}
+
 /** downgrade_write: the write lock becomes a read lock of the same owner; queued readers at the head join it. */
 export function mmap_write_downgrade(k: Kernel, p: Process): void {
   const l = p.mmapLock;

@@ -9,6 +9,9 @@
 //   kind DEVICE_PRIVATE    — value = device-private pfn (a device-private swap entry)
 //   kind DEVICE_EXCLUSIVE  — value = pfn of the page made exclusive to a device
 //   kind MIGRATION         — value = pfn (or device pfn) being migrated (a migration entry); faults wait
+// A PRESENT entry may be a NUMA hinting entry (PTE_PROTNONE: pte_protnone, present to the kernel,
+// inaccessible to the CPU until do_numa_page restores it) and carries the soft-dirty bit
+// (PTE_SOFT_DIRTY: x86 _PAGE_SOFT_DIRTY, set by pte_mkdirty, cleared by clear_refs).
 import { assert } from './physmem.js';
 
 export const PTE_NONE = 0;
@@ -25,6 +28,16 @@ export const PTE_YOUNG = 1 << 5;
 export const PTE_WAS_WRITE = 1 << 6;
 /** On a MIGRATION entry: the page being migrated is device-private (value = its device pfn). */
 export const PTE_MIGRATION_DEVICE = 1 << 7;
+/**
+ * On a PRESENT entry: a NUMA hinting entry (change_prot_numa: pte_modify(PAGE_NONE)); WRITE is
+ * cleared with it and PTE_WAS_WRITE keeps whether it was writable (for the oracle's view of a
+ * pinned page's DMA; do_numa_page decides writability afresh, by can_change_pte_writable).
+ */
+export const PTE_PROTNONE = 1 << 8;
+/** On a PRESENT entry: the soft-dirty bit (pagemap bit 55). */
+export const PTE_SOFT_DIRTY = 1 << 9;
+/** pte_mkdirty on x86: the dirty bit and the soft-dirty bit together. */
+export const PTE_MKDIRTY = PTE_DIRTY | PTE_SOFT_DIRTY;
 
 const TABLE_SHIFT = 9;
 const TABLE_SIZE = 1 << TABLE_SHIFT;
@@ -35,7 +48,7 @@ export const VPN_LIMIT = 1 << 20;
 
 export class PageTable {
   private readonly values: (Int32Array | undefined)[] = new Array(VPN_LIMIT >> TABLE_SHIFT);
-  private readonly bits: (Uint8Array | undefined)[] = new Array(VPN_LIMIT >> TABLE_SHIFT);
+  private readonly bits: (Uint16Array | undefined)[] = new Array(VPN_LIMIT >> TABLE_SHIFT);
   tablesAllocated = 0;
 
   kind(vpn: number): number {
@@ -60,7 +73,7 @@ export class PageTable {
     let v = this.values[t];
     if (b === undefined || v === undefined) {
       if (kindAndFlags === PTE_NONE) return;
-      b = this.bits[t] = new Uint8Array(TABLE_SIZE);
+      b = this.bits[t] = new Uint16Array(TABLE_SIZE);
       v = this.values[t] = new Int32Array(TABLE_SIZE);
       this.tablesAllocated++;
     }
@@ -101,6 +114,6 @@ export class PageTable {
   }
 
   bytes(): number {
-    return this.tablesAllocated * TABLE_SIZE * 5;
+    return this.tablesAllocated * TABLE_SIZE * 6;
   }
 }

@@ -26,6 +26,9 @@ export class Process {
   oomVictim = false;
   /** MMF_OOM_SKIP: the OOM reaper has given up or finished; the killer may pick another victim. */
   oomSkip = false;
+  /** mm->numa_scan_offset (a page number) and numa_scan_seq: where task_numa_work goes on. */
+  numaScanOffset = 0;
+  numaScanSeq = 0;
   rssAnon = 0;
   rssFile = 0;
 

@@ -155,7 +155,12 @@ export interface CpuAccess {
   /** The word stored (stores only). */
   value?: number;
 }
-export interface SyscallResult { type: 'syscall_result'; ret: number }
+export interface SyscallResult {
+  type: 'syscall_result';
+  ret: number;
+  /** With some refusals: one line saying why (clear_refs of a value not modelled). */
+  error?: string;
+}
 export interface CpuAccessResult {
   type: 'cpu_access_result';
   /** 0, or -EFAULT for an access the process may not make (SIGSEGV). */
@@ -210,7 +215,7 @@ export interface Invalidate {
 }
 export interface InvalidateAck { type: 'invalidate_ack'; sub: number; ok: boolean }
 
-// ---- hmm_range_fault (from a driver) ----
+// ---- hmm_range_fault (from a driver, holding mmap_read_lock of the mm: else -EINVAL with `error`) ----
 export interface HmmRangeFault {
   type: 'hmm_range_fault';
   sub: number;
@@ -230,6 +235,8 @@ export interface HmmRangeFaultResult {
   ret: number;
   pfns: Float64Array;
   flags: Uint8Array;
+  /** With -EINVAL for a caller not holding mmap_read_lock of the mm: what it got wrong (mmap_assert_locked). */
+  error?: string;
 }
 
 // ---- mmap_read_lock / mmap_read_unlock (from a driver: mmap-lock.ts states the protocol) ----
@@ -302,6 +309,7 @@ export interface DmaAccess {
 export interface DmaReadResult { type: 'dma_read_result'; ret: number; value: number }
 
 // ---- device-private memory and migration (from a driver; lib/test_hmm.c's uses) ----
+// migrate_vma_setup needs the caller to hold mmap_read_lock of the mm (else -EINVAL with `error`).
 export interface MigrateVmaSetup {
   type: 'migrate_vma_setup';
   pid: Pid;
@@ -320,6 +328,8 @@ export interface MigrateVmaSetupResult {
   /** Per page: the source content (what the driver copies). */
   src_data: Float64Array;
   cpages: number;
+  /** With -EINVAL for a caller not holding mmap_read_lock of the mm: what it got wrong (mmap_assert_locked). */
+  error?: string;
 }
 /**
  * The driver has copied: dst_pfns[i] >= 0 names the destination (a device-private pfn of the
@@ -360,7 +370,49 @@ export interface DevicePageFree { type: 'device_page_free'; dev_pfn: number }
 export interface MakeDeviceExclusive { type: 'make_device_exclusive'; pid: Pid; start: number; end: number; owner: string }
 export interface MakeDeviceExclusiveResult { type: 'make_device_exclusive_result'; ret: number; pfns: Float64Array }
 
+// ---- /proc/PID/clear_refs and /proc/PID/pagemap (clear-refs.ts) ----
+/**
+ * A write of `value` to /proc/PID/clear_refs. "4" (CLEAR_REFS_SOFT_DIRTY) is modelled; 1, 2, 3, 5
+ * are valid in the kernel and refused here with -EOPNOTSUPP and `error`; anything else is -EINVAL,
+ * as clear_refs_write. Reply: syscall_result.
+ */
+export interface ClearRefs { type: 'clear_refs'; pid: Pid; value: string }
+/** A read of /proc/PID/pagemap for nr_pages pages from addr. Reply: pagemap_result. */
+export interface PagemapRead { type: 'pagemap_read'; pid: Pid; addr: number; nr_pages: number }
+/**
+ * Per page, the flags of its 64-bit pagemap entry (Documentation/admin-guide/mm/pagemap.rst) in a
+ * byte: PM_PRESENT (bit 63), PM_SWAP (62), PM_FILE (61), PM_MMAP_EXCLUSIVE (56), PM_SOFT_DIRTY (55);
+ * `pfns` the PFN field (bits 0-54, as CAP_SYS_ADMIN reads it; -1 when not present).
+ */
+export interface PagemapResult { type: 'pagemap_result'; ret: number; entries: Uint8Array; pfns: Float64Array }
+export const PM_PRESENT = 1 << 0;
+export const PM_SWAP = 1 << 1;
+export const PM_FILE = 1 << 2;
+export const PM_MMAP_EXCLUSIVE = 1 << 3;
+export const PM_SOFT_DIRTY = 1 << 4;
+
+// ---- full mmu_notifier (mmu_notifier_register, mmu-notifier-young.ts) ----
+/**
+ * mmu_notifier_register(subscription, mm) of a secondary MMU with the accessed-bit ops it
+ * implements (struct mmu_notifier_ops: clear_flush_young, clear_young, test_young; KVM has all
+ * three). Interval notifiers have none of them. Reply: mmu_notifier_register_result.
+ */
+export interface MmuNotifierRegister { type: 'mmu_notifier_register'; pid: Pid; clear_flush_young: boolean; clear_young: boolean; test_young: boolean }
+export interface MmuNotifierRegisterResult { type: 'mmu_notifier_register_result'; ret: number; id: number }
+/** mmu_notifier_unregister. Reply: syscall_result. */
+export interface MmuNotifierUnregister { type: 'mmu_notifier_unregister'; id: number }
+/**
+ * mm → the registrant: ops->clear_flush_young for each page address of `addrs` (folio_referenced
+ * asks once per reclaim scan for all the candidates it found old in the CPU's PTEs). The reply,
+ * mmu_notifier_young_result, says per address whether the secondary MMU had it accessed (and
+ * clears its accessed bit).
+ */
+export interface MmuNotifierClearFlushYoung { type: 'mmu_notifier_clear_flush_young'; id: number; pid: Pid; addrs: Float64Array }
+export interface MmuNotifierYoungResult { type: 'mmu_notifier_young_result'; young: Uint8Array }
+
 // ---- operations a scenario triggers ----
+/** One task_numa_work pass over pid now (numa-balancing.ts), whether or not the periodic scan is on. Reply: op_result, ret = PTEs updated. */
+export interface NumaScan { type: 'numa_scan'; pid: Pid }
 export interface ReclaimTrigger { type: 'reclaim'; nr_pages: number }
 export interface MigratePages { type: 'migrate_pages'; pid: Pid; addr: number; nr_pages: number }
 export interface KsmScan { type: 'ksm_scan' }
@@ -389,18 +441,23 @@ export type MmRequest =
   | ProcessCreate | Mmap | Munmap | Mprotect | Madvise | Mremap | Fork | Exit | CpuAccess | FileCreate
   | MmuIntervalNotifierInsert | MmuIntervalNotifierRemove | MmuIntervalReadBegin | MmuIntervalSetSeq | HmmRangeFault | VmaLookup
   | MmapReadLock | MmapReadUnlock | MmapWriteLock | MmapWriteDowngrade | MmapWriteUnlock | GetUserPages | UnpinUserPages | DmaAccess | MigrateVmaSetup | MigrateVmaFinalize | MakeDeviceExclusive | MemremapPages
-  | ReclaimTrigger | MigratePages | KsmScan | Writeback | Dump;
+  | ReclaimTrigger | MigratePages | KsmScan | Writeback | Dump
+  | ClearRefs | PagemapRead | MmuNotifierRegister | MmuNotifierUnregister | NumaScan;
 
 export type MmReply =
   | SyscallResult | CpuAccessResult | MmuIntervalNotifierInsertResult | MmuIntervalReadBeginResult
   | HmmRangeFaultResult | VmaLookupResult | GetUserPagesResult | DmaReadResult | MigrateVmaSetupResult | MigrateVmaFinalizeResult
-  | MakeDeviceExclusiveResult | MemremapPagesResult | DumpResult | OpResult;
+  | MakeDeviceExclusiveResult | MemremapPagesResult | DumpResult | OpResult | PagemapResult | MmuNotifierRegisterResult;
 
 /** What mm sends to drivers and block devices. */
 export type MmToDevice = Invalidate | MigrateToRam | BioSubmit | DevicePageFree | P2pmemAlloc | P2pdmaPageFree;
 export type DeviceToMm = InvalidateAck | MigrateToRamResult | BioDone | P2pmemAllocResult;
 
-export type MmMessage = MmRequest | MmReply | MmToDevice | DeviceToMm;
+/** What mm sends a secondary MMU registered with mmu_notifier_register, and its answer. */
+export type MmToSecondaryMmu = MmuNotifierClearFlushYoung;
+export type SecondaryMmuToMm = MmuNotifierYoungResult;
+
+export type MmMessage = MmRequest | MmReply | MmToDevice | DeviceToMm | MmToSecondaryMmu | SecondaryMmuToMm;
 
 // =====================================================================================
 // Driver-side helpers: the inline functions of <linux/mmu_notifier.h>. The driver keeps its own

@@ -26,6 +26,7 @@ import { PTE_DIRTY, PTE_KIND_MASK, PTE_PRESENT, PTE_SWAP, PTE_YOUNG } from './pa
 import { LRU_ANON, LRU_FILE, PG_ANON, PG_DIRTY, PG_LOCKED, PG_LRU, PG_REFERENCED, PG_SWAPCACHE, assert, type RmapEntry } from './physmem.js';
 import type { Process } from './process.js';
 import { KSWAPD, processTask } from './task.js';
+import { mmu_notifier_clear_flush_young } from './mmu-notifier-young.js';
 
 /** Pages looked at per LRU per reclaim round before giving up on the round (a bound on the scan). */
 const SCAN_BATCH = 64;
@@ -50,14 +51,26 @@ export function shrink_lruvec(k: Kernel, nr: number, who: Who, task: string, the
     }
   }
   let reclaimed = 0;
+  let list = candidates;
   const step = (i: number) => {
-    if (i >= candidates.length || reclaimed >= nr) return then(reclaimed);
-    shrink_folio(k, candidates[i], who, task, (freed) => {
+    if (i >= list.length || reclaimed >= nr) return then(reclaimed);
+    shrink_folio(k, list[i], who, task, (freed) => {
       if (freed) reclaimed++;
       k.bounce(() => step(i + 1));
     });
   };
-  step(0);
+  // folio_referenced's ptep_clear_flush_young_notify: secondary MMUs registered with a full
+  // mmu_notifier say which of the pages the CPU calls old they have used (mmu-notifier-young.ts).
+  mmu_notifier_clear_flush_young(k, candidates, (young) => {
+    if (young.size === 0) return step(0);
+    for (const pfn of young) {
+      if (!(k.pm.flags[pfn] & PG_LRU)) continue;
+      k.pm.lruDel(pfn);
+      k.pm.lruAdd(pfn);
+    }
+    list = candidates.filter((pfn) => !young.has(pfn));
+    step(0);
+  });
 }
 
 /** folio_referenced: test and clear the young bits of every mapping, and PG_REFERENCED. */

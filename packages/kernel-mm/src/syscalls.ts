@@ -83,7 +83,8 @@ export function sys_mmap(k: Kernel, env: Envelope<Message>, m: Mmap): void {
     if (start < 0) return k.ctx.reply(env, result(ENOMEM));
   }
   const end = start + pages;
-  const vma: Vma = { start, end, prot: m.prot, shared, file, pgoff, mergeable: false };
+  // __mmap_region: a new VMA is VM_SOFTDIRTY (every page of it reads soft-dirty in pagemap).
+  const vma: Vma = { start, end, prot: m.prot, shared, file, pgoff, mergeable: false, softDirty: true };
   // vm_mmap_pgoff: mmap_write_lock_killable; the range stays locked from the unmapping of what was
   // there (MAP_FIXED) to the new VMA's insertion.
   mmap_write_lock(k, p, () => p.locks.lock(start, end, 'mmap', (lock) => {
@@ -198,7 +199,7 @@ export function sys_mprotect(k: Kernel, env: Envelope<Message>, m: Mprotect): vo
       if (!(m.prot & PROT_WRITE)) {
         p.pt.forEach(start, end, (vpn, f) => {
           const kind = f & PTE_KIND_MASK;
-          if ((kind === PTE_PRESENT || kind === PTE_DEVICE_PRIVATE) && f & PTE_WRITE) p.pt.setFlags(vpn, f & ~PTE_WRITE);
+          if ((kind === PTE_PRESENT || kind === PTE_DEVICE_PRIVATE) && f & (PTE_WRITE | PTE_WAS_WRITE)) p.pt.setFlags(vpn, f & ~(PTE_WRITE | PTE_WAS_WRITE));
           else if (kind === PTE_DEVICE_EXCLUSIVE && f & PTE_WAS_WRITE) p.pt.setFlags(vpn, f & ~PTE_WAS_WRITE);
         });
       }

@@ -21,6 +21,8 @@ export interface Vma {
    * holds them instead of PTEs, so no PTE walk (reclaim, migration, KSM, dump) ever sees them.
    */
   p2pdma?: string;
+  /** VM_SOFTDIRTY: set on a new VMA, cleared by clear_refs 4 (then soft-dirty tracking is on: vma_soft_dirty_enabled). */
+  softDirty: boolean;
 }
 
 export const vmaReadable = (v: Vma) => (v.prot & PROT_READ) !== 0;

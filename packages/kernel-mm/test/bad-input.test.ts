@@ -56,6 +56,8 @@ function prober(rows: Row[]) {
     () => ({ type: 'process_create', comm: 'probe' }) as Message,
     () => ({ type: 'mmap', pid: c.pid, addr: 0, length: 4 * PAGE_SIZE, prot: 3, flags: MAP_PRIVATE | MAP_ANONYMOUS }) as Message,
     ...[0, 1, 2, 3].map((i) => () => ({ type: 'cpu_access', pid: c.pid, addr: A(c, i), write: true, value: 100 + i }) as Message),
+    // The probe holds mmap_read_lock, as a driver must around hmm_range_fault and migrate_vma_setup.
+    () => ({ type: 'mmap_read_lock', pid: c.pid }) as Message,
     // The notifier spans 8 pages, the VMA 4: the 4 above are inside the notifier and outside any VMA.
     () => ({ type: 'mmu_interval_notifier_insert', pid: c.pid, start: A(c), length: 8 * PAGE_SIZE }) as Message,
     () => ({ type: 'mmu_interval_read_begin', sub: c.sub }) as Message,

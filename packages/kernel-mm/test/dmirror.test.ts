@@ -675,7 +675,17 @@ class HandCtx implements Ctx<Message> {
     actor.start?.(this);
   }
   send(to: string, msg: Message): void { this.out.push({ to, id: this.nextId++, replyTo: 0, msg }); }
-  request(to: string, msg: Message): number { const id = this.nextId++; this.out.push({ to, id, replyTo: 0, msg }); return id; }
+  request(to: string, msg: Message): number {
+    const id = this.nextId++;
+    // mm's mmap_lock is granted at once (answered once the driver's turn is over): the test plays
+    // mm's lock and counts what the driver holds.
+    if (msg.type === 'mmap_read_lock' || msg.type === 'mmap_read_unlock') this.lockRequests.push({ to, id, replyTo: 0, msg });
+    else this.out.push({ to, id, replyTo: 0, msg });
+    return id;
+  }
+  /** mmap read locks the driver holds now. */
+  readLocksHeld = 0;
+  private readonly lockRequests: Out[] = [];
   reply(env: Envelope<Message>, msg: Message): void { this.out.push({ to: env.from, id: this.nextId++, replyTo: env.id, msg }); }
   after(_ns: number, msg: Message): number { const id = this.nextId++; this.timers.set(id, msg); return id; }
   cancel(id: number): boolean { return this.timers.delete(id); }
@@ -686,6 +696,10 @@ class HandCtx implements Ctx<Message> {
   deliver(from: string, msg: Message, replyTo = 0): number {
     const id = this.envId++;
     this.actor.receive({ from, to: DEV, id, replyTo, t: this.t, msg }, this);
+    for (let r = this.lockRequests.shift(); r !== undefined; r = this.lockRequests.shift()) {
+      this.readLocksHeld += r.msg.type === 'mmap_read_lock' ? 1 : -1;
+      this.actor.receive({ from: 'mm', to: DEV, id: this.envId++, replyTo: r.id, t: this.t, msg: { type: 'syscall_result', ret: 0 } as Message }, this);
+    }
     return id;
   }
   /** Take the first message sent of this type (throws if none). */
@@ -715,9 +729,11 @@ function openAndFault(h: HandCtx, n: number, write = false): number {
   h.deliver('mm', { type: 'read_begin_result', ret: 0, seq: 4 } as Message, h.take('mmu_interval_read_begin').id);
   const hrf = h.take('hmm_range_fault');
   expect(hrf.msg as HmmRangeFault).toMatchObject({ sub: 7, notifier_seq: 4, start: BUF, end: BUF + n * PAGE_SIZE, default_flags: write ? 3 : 1, pfn_flags_mask: 0, dev_private_owner: DEV });
+  expect(h.readLocksHeld).toBe(1); // dmirror_range_fault: mmap_read_lock around hmm_range_fault
   const flags = new Uint8Array(n).fill(HMM_PFN_VALID | HMM_PFN_WRITE);
   const pfns = Float64Array.from({ length: n }, (_, i) => 100 + i);
   h.deliver('mm', { type: 'hmm_range_fault_result', ret: 0, pfns, flags } as Message, hrf.id);
+  expect(h.readLocksHeld).toBe(0); // and not after it: the mutex and read_retry come unlocked
   return cmdId;
 }
 
@@ -874,6 +890,45 @@ describe('dmirror callbacks, driven by hand', () => {
     h.deliver('mm', { type: 'migrate_vma_finalize_result', ret: 0, migrated: 1 } as Message, efin.id);
     expect(h.take('dmirror_result').msg.ret).toBe(0);
     expect(h.actor.summary()).toMatchObject({ mirrorEntries: 0, devicePagesInUse: 0, cfree: 2 });
+  });
+});
+
+// test_hmm.c dmirror_range_fault: mmap_read_lock(mm) around hmm_range_fault. munmap and fork take
+// mmap_write_lock, so none of the device's faults can run inside one of them.
+describe('dmirror under mmap_read_lock: munmap and fork exclude its device faults', () => {
+  // A second mirror reads `other` (256 pages of DMA under its mutex) when munmap of `other` comes:
+  // the UNMAP waits for that mutex, so munmap holds the write lock for microseconds. Meanwhile the
+  // first mirror faults `buf` in: without the read lock its faults would land inside that window.
+  it('no remote fault of a dmirror read falls inside a munmap or fork holding the write lock (40 seeds)', async () => {
+    let waited = 0;
+    for (let seed = 1; seed <= 40; seed++) {
+      const r = await run([
+        S.create(), S.mmap(256), S.mmap(256, RW, 'other'), S.open(), S.open('open1', DEV1),
+        { ...S.cmd('HMM_DMIRROR_READ', 0, 256, 'read1', { nowait: true, dev: DEV1 }, 'other') },
+        S.munmap(0, 4, { nowait: true, delayMaxNs: 30_000 }, 'other'),
+        { label: 'fork', nowait: true, delayMaxNs: 30_000, msg: (v) => ({ type: 'fork', pid: v.pid }) as Message },
+        { ...S.cmd('HMM_DMIRROR_READ', 0, 256, 'read', { nowait: true }), delayMaxNs: 30_000 },
+        S.join(),
+      ], seed, {}, { second: true, frames: 2048 });
+      expect(res(r, 'read')).toMatchObject({ ret: 0, cpages: 256 });
+      const writeHeld: [number, number][] = [];
+      let since = -1;
+      for (const l of r.lines) {
+        if (l.pid !== 1 || l.write !== true) continue;
+        if (l.ev === 'mmap_lock_acquire_returned') since = l.t;
+        if (l.ev === 'mmap_lock_released' && since >= 0) {
+          writeHeld.push([since, l.t]);
+          since = -1;
+        }
+      }
+      const remote = r.lines.filter((l) => l.ev === 'page_fault' && l.remote === true && l.pid === 1).map((l) => [l.t - (l.ns as number), l.t] as const);
+      expect(remote.length).toBeGreaterThanOrEqual(256);
+      for (const [f0, f1] of remote) for (const [w0, w1] of writeHeld) expect(f1 <= w0 || f0 >= w1, `seed ${seed}: device fault [${f0}, ${f1}] inside write lock [${w0}, ${w1}]`).toBe(true);
+      if (r.lines.some((l) => l.ev === 'mmap_lock_acquire_returned' && l.pid === 1 && l.write === false && (l.waitedNs as number) > 0)) waited++;
+      noViolations(r, seed);
+    }
+    // Some seeds had a mirror wait for its read lock behind a writer: the exclusion was exercised.
+    expect(waited).toBeGreaterThan(0);
   });
 });
 

@@ -74,6 +74,7 @@ describe('mm: dump', () => {
   it('marks a page under an open migration (migrate_vma_setup, no finalize yet) as migrating, not as a RAM page', async () => {
     const steps: Step[] = [
       create, anon(2), store(1, 0, 7), store(1, 1, 8),
+      { msg: { type: 'mmap_read_lock', pid: 1 } as never }, // a driver's migrate_vma_setup holds it
       { msg: { type: 'migrate_vma_setup', pid: 1, start: A, end: A + PAGE_SIZE, flags: MIGRATE_VMA_SELECT_SYSTEM, pgmap_owner: 'app' } as never },
       { msg: { type: 'dump' } as never },
     ];

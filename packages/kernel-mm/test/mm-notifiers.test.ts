@@ -21,6 +21,9 @@ const readBegin = (sub = 1): Step => ({ msg: { type: 'mmu_interval_read_begin', 
 const hmm = (seq: (r: never[]) => number, start: number, pages: number, flags: number): Step => (results) => ({
   msg: { type: 'hmm_range_fault', sub: 1, notifier_seq: seq(results as never[]), start, end: start + pages * PAGE_SIZE, default_flags: flags, pfn_flags_mask: 0, dev_private_owner: null } as never,
 });
+/** The script plays a driver: it holds mmap_read_lock of pid 1 around hmm_range_fault and migrate_vma_setup. */
+const rlock: Step = { msg: { type: 'mmap_read_lock', pid: 1 } as never };
+const runlock: Step = { msg: { type: 'mmap_read_unlock', pid: 1 } as never };
 const lastSeq = (results: never[]) => (results.filter((r: { type: string }) => r.type === 'read_begin_result').at(-1) as unknown as { seq: number }).seq;
 
 describe('mm: who gets which mmu_notifier event', () => {
@@ -235,11 +238,11 @@ describe('mm: reclaim of a swap-cache page', () => {
 describe('mm: migrate_vma_setup collection', () => {
   it('offers empty PTEs of an anonymous VMA whatever the flags, the zero page only with SELECT_SYSTEM', async () => {
     const { results } = await runMm([
-      create, anon(2), load(1, 1), // page 0 empty, page 1 the zero page
+      create, anon(2), load(1, 1), rlock, // page 0 empty, page 1 the zero page
       { msg: { type: 'migrate_vma_setup', pid: 1, start: A, end: A + 2 * PAGE_SIZE, flags: MIGRATE_VMA_SELECT_DEVICE_PRIVATE, pgmap_owner: 'app' } as never },
-      (r) => ({ msg: { type: 'migrate_vma_finalize', migration: (r[3] as unknown as { migration: number }).migration, dst_pfns: new Float64Array(2).fill(-1) } as never }),
+      (r) => ({ msg: { type: 'migrate_vma_finalize', migration: (r[4] as unknown as { migration: number }).migration, dst_pfns: new Float64Array(2).fill(-1) } as never }),
     ]);
-    const setup = results[3] as unknown as { ret: number; cpages: number; src_flags: Uint8Array };
+    const setup = results[4] as unknown as { ret: number; cpages: number; src_flags: Uint8Array };
     expect(setup.ret).toBe(0);
     expect(setup.cpages).toBe(1);
     expect(setup.src_flags[0] & MIGRATE_PFN_MIGRATE).toBe(MIGRATE_PFN_MIGRATE);
@@ -250,36 +253,37 @@ describe('mm: migrate_vma_setup collection', () => {
 describe('mm: hmm_range_fault', () => {
   it('faults pages in, reports VALID/WRITE, and -EBUSY when an invalidation intervened since read_begin', async () => {
     const { results } = await runMm([
-      create, anon(4), subscribe(), readBegin(),
+      create, anon(4), subscribe(), readBegin(), rlock,
       hmm(lastSeq, A, 2, HMM_PFN_REQ_FAULT | HMM_PFN_REQ_WRITE),
       hmm(lastSeq, A + 2 * PAGE_SIZE, 2, HMM_PFN_REQ_FAULT), // read fault: the zero page, read-only
+      runlock, // munmap takes the write lock
       { msg: { type: 'munmap', pid: 1, addr: A + 3 * PAGE_SIZE, length: PAGE_SIZE } as never },
-      hmm(lastSeq, A, 1, HMM_PFN_REQ_FAULT), // seq is stale now
+      rlock, hmm(lastSeq, A, 1, HMM_PFN_REQ_FAULT), // seq is stale now
     ]);
-    const r1 = results[4] as unknown as { ret: number; flags: Uint8Array };
+    const r1 = results[5] as unknown as { ret: number; flags: Uint8Array };
     expect(r1.ret).toBe(0);
     expect([...r1.flags]).toEqual([HMM_PFN_VALID | HMM_PFN_WRITE, HMM_PFN_VALID | HMM_PFN_WRITE]);
-    const r2 = results[5] as unknown as { ret: number; flags: Uint8Array; pfns: Float64Array };
+    const r2 = results[6] as unknown as { ret: number; flags: Uint8Array; pfns: Float64Array };
     expect([...r2.flags]).toEqual([HMM_PFN_VALID, HMM_PFN_VALID]);
     expect([...r2.pfns]).toEqual([-1, -1]);
-    expect(ret(results[7])).toBe(EBUSY);
+    expect(ret(results[10])).toBe(EBUSY);
   });
 
   it('walks a range that reaches past its notifier interval (mm/hmm.c does not check it)', async () => {
-    const { results } = await runMm([create, anon(4), subscribe(1, A, PAGE_SIZE), readBegin(), hmm(lastSeq, A, 3, HMM_PFN_REQ_FAULT)]);
-    expect(ret(results[4])).toBe(0);
+    const { results } = await runMm([create, anon(4), subscribe(1, A, PAGE_SIZE), readBegin(), rlock, hmm(lastSeq, A, 3, HMM_PFN_REQ_FAULT)]);
+    expect(ret(results[5])).toBe(0);
   });
 
   it('returns -EPERM for a write to a read-only VMA, -EFAULT for a hole, and ERROR entries in a snapshot', async () => {
     const { results } = await runMm([
-      create, anon(2, PROT_READ), subscribe(), readBegin(),
+      create, anon(2, PROT_READ), subscribe(), readBegin(), rlock,
       hmm(lastSeq, A, 1, HMM_PFN_REQ_FAULT | HMM_PFN_REQ_WRITE),
       hmm(lastSeq, A + 2 * PAGE_SIZE, 1, HMM_PFN_REQ_FAULT),
       hmm(lastSeq, A + PAGE_SIZE, 2, 0),
     ]);
-    expect(ret(results[4])).toBe(EPERM);
-    expect(ret(results[5])).toBe(EFAULT);
-    const snap = results[6] as unknown as { ret: number; flags: Uint8Array };
+    expect(ret(results[5])).toBe(EPERM);
+    expect(ret(results[6])).toBe(EFAULT);
+    const snap = results[7] as unknown as { ret: number; flags: Uint8Array };
     expect(snap.ret).toBe(0);
     expect([...snap.flags]).toEqual([0, HMM_PFN_ERROR]);
   });
@@ -291,15 +295,15 @@ describe('mm: hmm_range_fault', () => {
     const steps = (): Step[] => [
       create, anon(4), subscribe(), readBegin(), store(1, 0, 1),
       { msg: { type: 'munmap', pid: 1, addr: A + 3 * PAGE_SIZE, length: PAGE_SIZE } as never },
-      hmm(lastSeq, A, 1, HMM_PFN_REQ_FAULT), readBegin(),
+      rlock, hmm(lastSeq, A, 1, HMM_PFN_REQ_FAULT), readBegin(),
     ];
     const careful = await runMm(steps());
-    expect(ret(careful.results[6])).toBe(EBUSY);
-    expect((careful.results[7] as unknown as { seq: number }).seq).toBe(3); // the epoch's cur_seq, stored by set_seq
+    expect(ret(careful.results[7])).toBe(EBUSY);
+    expect((careful.results[8] as unknown as { seq: number }).seq).toBe(3); // the epoch's cur_seq, stored by set_seq
     const careless = await runMm(steps(), { skipSetSeq: true });
     expect(careless.invalidations).toHaveLength(1);
-    expect(ret(careless.results[6])).toBe(0); // the stale seq still passes mmu_interval_check_retry
-    expect((careless.results[7] as unknown as { seq: number }).seq).toBe(1); // the value insert set
+    expect(ret(careless.results[7])).toBe(0); // the stale seq still passes mmu_interval_check_retry
+    expect((careless.results[8] as unknown as { seq: number }).seq).toBe(1); // the value insert set
   });
 
   it('makes read_begin wait while the subscription is being invalidated, and return the seq it read', async () => {

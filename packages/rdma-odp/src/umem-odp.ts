@@ -6,6 +6,7 @@
 //   ib_umem_odp_map_dma_and_lock     the fault path's heart, returning with umem_mutex HELD so the
 //                                    caller writes the MTT before any invalidation can run:
 //       retry: seq = mmu_interval_read_begin(notifier)
+//              mmap_read_lock(owning_mm) around
 //              hmm_range_fault(default_flags = fault ? REQ_FAULT [| REQ_WRITE if access_mask has
 //                              ODP_WRITE_ALLOWED] : 0); -EBUSY → retry until
 //                              HMM_RANGE_DEFAULT_TIMEOUT (1 s), then the error
@@ -27,7 +28,7 @@
 //      umem_mutex; read_retry(seq) → true    PTE changes, the frame is freed
 //      unlock; retry                         (without it the MTT would point at the freed frame)
 import {
-  EBUSY, EFAULT, HMM_PFN_ERROR, HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_VALID, HMM_PFN_WRITE, PAGE_SIZE,
+  EBUSY, EFAULT, EINVAL, HMM_PFN_ERROR, HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_VALID, HMM_PFN_WRITE, PAGE_SIZE,
   mmu_interval_read_retry, type HmmRangeFault, type HmmRangeFaultResult, type MmuIntervalNotifierInsertResult, type MmuIntervalReadBeginResult,
 } from '@svmsim/kernel-mm';
 import type { LeafMr } from './mr.js';
@@ -89,7 +90,11 @@ export function ib_umem_odp_map_dma_and_lock(host: NicHost, mr: LeafMr, va: numb
         type: 'hmm_range_fault', sub: n.sub, notifier_seq: seq, start, end: stop,
         default_flags: fault ? HMM_PFN_REQ_FAULT | (write ? HMM_PFN_REQ_WRITE : 0) : 0, pfn_flags_mask: 0, dev_private_owner: null,
       };
-      host.call(host.mm, m, (h) => {
+      // mmap_read_lock(owning_mm); hmm_range_fault(&range); mmap_read_unlock(owning_mm)
+      host.call(host.mm, { type: 'mmap_read_lock', pid: mr.pid }, (l) => {
+      const lret = retOf(l);
+      if (lret < 0) return done(EINVAL); // mmget_not_zero failed (the process is gone): -EINVAL, as umem_odp.c
+      host.call(host.mm, m, (h) => host.call(host.mm, { type: 'mmap_read_unlock', pid: mr.pid }, () => {
         const hret = retOf(h);
         if (hret === EBUSY && host.ctx.now() <= deadline) {
           host.stats.ebusyRetries++;
@@ -124,6 +129,7 @@ export function ib_umem_odp_map_dma_and_lock(host: NicHost, mr: LeafMr, va: numb
           }
           host.sleep(mapped * host.costs.dmaMapPerPageNs, () => done(np));
         });
+      }));
       });
     });
   };

@@ -34,7 +34,7 @@
 //                  `status`, `data` the words moved; rdma_advise: ibv_advise_mr of the pages
 // A VMA name the process does not have gives ret -EINVAL and an `error` (a failure of the step).
 import {
-  EINVAL, FOLL_FORCE, FOLL_LONGTERM, FOLL_WRITE, MAP_FIXED, MREMAP_DONTUNMAP, MREMAP_FIXED, MREMAP_MAYMOVE, PAGE_SIZE,
+  EINVAL, FOLL_FORCE, FOLL_LONGTERM, FOLL_WRITE, MAP_FIXED, MREMAP_DONTUNMAP, MREMAP_FIXED, MREMAP_MAYMOVE, PAGE_SIZE, PM_PRESENT, PM_SOFT_DIRTY,
   type CpuAccess, type Exit, type Mremap, type GetUserPages, type Madvise, type MigratePages, type Mprotect, type Munmap,
 } from '@svmsim/kernel-mm';
 import { HMM_DMIRROR_CMDS, type DmirrorCmd, type DmirrorStats, type HmmDmirrorCmdName } from '@svmsim/kernel-mm/dmirror';
@@ -306,6 +306,19 @@ export function runAction(app: App, proc: Proc, a: PlainAction, stats: PhaseStat
       return simple(mm, { type: 'ksm_scan' }, 'merged');
     case 'writeback':
       return simple(mm, { type: 'writeback' }, 'written');
+    case 'clear_refs':
+      return simple(mm, { type: 'clear_refs', pid, value: a.value });
+    case 'numa_scan':
+      return simple(mm, { type: 'numa_scan', pid }, 'updated');
+    case 'pagemap': {
+      const r = at(a.vma, a.page);
+      if (!r) return;
+      return call(mm, { type: 'pagemap_read', pid, addr: r.addr, nr_pages: a.pages }, (res) => {
+        if (res.ret < 0) return done({ ret: res.ret });
+        const e = [...(res.entries as Uint8Array)];
+        done({ ret: 0, softDirty: e.map((x) => (x & PM_SOFT_DIRTY ? 1 : 0)), present: e.map((x) => (x & PM_PRESENT ? 1 : 0)) });
+      });
+    }
     case 'exit':
       return call(mm, { type: 'exit', pid } satisfies Exit, (r) => {
         if (r.ret >= 0) proc.exited = true;

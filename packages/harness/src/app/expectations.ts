@@ -23,7 +23,7 @@ export function unmet(expect: Expect | undefined, got: Got): string[] {
     if (want !== undefined && got[field] !== want) failures.push(`${field}: expected ${want}, got ${show(got[field])}`);
   }
   if (expect.status !== undefined && got.status !== expect.status) failures.push(`status: expected ${expect.status}, got ${show(got.status)}`);
-  for (const field of ['data', 'snapshot', 'buffer'] as const) {
+  for (const field of ['data', 'snapshot', 'buffer', 'softDirty'] as const) {
     const want = expect[field];
     if (want !== undefined && !sameWords(want, got[field])) failures.push(`${field}: ${differs(want, got[field])}`);
   }

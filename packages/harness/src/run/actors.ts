@@ -100,6 +100,7 @@ export function scenarioActors(s: Scenario, opts: RunActorsOptions): ActorSpec[]
     swapPages: m.swapPages,
     kswapd: m.kswapd,
     writebackIntervalNs: m.writebackInterval,
+    numaBalancing: m.numaBalancing && { scanDelayNs: m.numaBalancing.scanDelay, scanPeriodNs: m.numaBalancing.scanPeriod, scanSizePages: m.numaBalancing.scanSize },
     costs: m.costs,
     // File pages and swap live on the NVMe controller (issue 12); the ramdisk is a test double only.
     blockdev: 'nvme',

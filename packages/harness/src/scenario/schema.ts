@@ -286,6 +286,9 @@ const nvmeSchema = strict({
 const LOCKUP_TIMEOUT_MS_MAX = 86_400_000;
 const lockupMs = z.int().min(-LOCKUP_TIMEOUT_MS_MAX).max(LOCKUP_TIMEOUT_MS_MAX);
 
+/** A period: more than 0 (a scan every 0 ns would never let the run go on). */
+const positiveDuration = durationSchema.refine((ns) => ns > 0, 'must be more than 0');
+
 const machineSchema = strict({
   kernel: oneOf(KERNEL_ERAS as unknown as readonly [string, ...string[]]).default(DEFAULT_KERNEL_ERA),
   lockupTimeout: strict({ gfx: lockupMs.optional(), compute: lockupMs.optional(), sdma: lockupMs.optional() }).optional(),
@@ -295,6 +298,7 @@ const machineSchema = strict({
   watermarks: strict({ min: count(1), low: count(1), high: count(1) }).optional(),
   writebackInterval: durationSchema.optional(),
   kswapd: flag.default(true),
+  numaBalancing: strict({ scanDelay: durationSchema.optional(), scanPeriod: positiveDuration.optional(), scanSize: count(1).optional() }).optional(),
   diskLatency: durationSchema.default(10_000),
   costs: costsSchema.prefault({}),
   dmabufMoveNotify: flag.default(false),
@@ -443,6 +447,7 @@ const expectSchema = strict({
   faults: count(0).optional(),
   data: words.optional(),
   snapshot: z.array(count(0)).optional(),
+  softDirty: z.array(z.int().min(0).max(1)).optional(),
   status: converted((v): v is string => typeof v === 'string', 'a work completion status (an IBV_WC_* name)', (v): string => {
     const full = v.startsWith(WC_PREFIX) ? v : WC_PREFIX + v;
     if (!(IBV_WC_STATUSES as readonly string[]).includes(full)) throw new Error(`${show(v)} is not one of ${list(IBV_WC_STATUSES)}${didYouMean(full, IBV_WC_STATUSES)}`);
@@ -604,6 +609,11 @@ const OPS = {
   reclaim: z.preprocess((v) => (v === null ? {} : v), strict({ pages: count(1).default(1) })).transform((b) => ({ op: 'reclaim' as const, ...b })),
   ksm_scan: noArgs.transform(() => ({ op: 'ksm_scan' as const })),
   writeback: noArgs.transform(() => ({ op: 'writeback' as const })),
+  // `- clear_refs: 4` (soft-dirty: fs/proc/task_mmu.c); the other values of clear_refs are not modelled.
+  clear_refs: z.preprocess((v) => (typeof v === 'number' ? String(v) : v), converted((v): v is string => v === '4', '4 (CLEAR_REFS_SOFT_DIRTY; 1, 2, 3 and 5 are not modelled)', (v): string => v))
+    .transform((value) => ({ op: 'clear_refs' as const, value })),
+  pagemap: strict(range).transform((b) => ({ op: 'pagemap' as const, ...b })),
+  numa_scan: noArgs.transform(() => ({ op: 'numa_scan' as const })),
   // `- sleep: 5ms` or `- sleep: {duration: 5ms}`.
   sleep: z
     .preprocess((v) => (isStringOrNumber(v) ? { duration: v } : v), strict({ duration: durationSchema }))
@@ -1075,6 +1085,10 @@ function crossCheckOrThrow(s: Scenario, issue: (path: Path, input: unknown, mess
       if (!words) issue([...ep, 'data'], e.data, `${describe(a)} returns no data; expect.data applies to load, store, read_buffer, dio reads and dmirror ${list(DMIRROR_DATA_CMDS)}`);
       const pages = (a as { pages?: number }).pages;
       if (pages !== undefined && e.data.length !== pages) issue([...ep, 'data'], e.data, `${n(e.data.length, 'word')} for ${n(pages, 'page')}; expect one word per page`);
+    }
+    if (e.softDirty !== undefined) {
+      if (a.op !== 'pagemap') issue([...ep, 'softDirty'], e.softDirty, `${describe(a)} reads no pagemap; expect.softDirty applies to pagemap steps`);
+      else if (e.softDirty.length !== a.pages) issue([...ep, 'softDirty'], e.softDirty, `${n(e.softDirty.length, 'entry', 'entries')} for ${n(a.pages, 'page')}; expect one per page`);
     }
     if (e.status !== undefined && a.op !== 'rdma') issue([...ep, 'status'], e.status, `${describe(a)} has no work completion; expect.status applies to rdma steps`);
     if (e.snapshot !== undefined) {

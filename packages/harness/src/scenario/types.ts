@@ -59,6 +59,11 @@ export interface Machine {
   /** Periodic writeback (dirty_writeback_centisecs); absent: only on a `writeback` step. */
   writebackInterval?: Ns;
   kswapd: boolean;
+  /**
+   * Automatic NUMA balancing (kernel-mm numa-balancing.ts); absent: off. Its fields default to the
+   * kernel's sysctls: scanDelay 1 s, scanPeriod 1 s (scan_period_min), scanSize 65536 pages (256 MB).
+   */
+  numaBalancing?: { scanDelay?: Ns; scanPeriod?: Ns; scanSize?: number };
   /** Block device latency per page (ns). */
   diskLatency: Ns;
   /** Overrides of mm's cost table (MmCosts, ns). */
@@ -320,6 +325,12 @@ export type Action =
   | { op: 'ksm_scan' }
   | { op: 'writeback' }
   | { op: 'sleep'; duration: Ns }
+  /** echo VALUE > /proc/PID/clear_refs (only "4", CLEAR_REFS_SOFT_DIRTY, is modelled). */
+  | { op: 'clear_refs'; value: string }
+  /** A read of /proc/PID/pagemap over pages [page, page + pages) of `vma`: got softDirty (bit 55) and present (bit 63), 0/1 per page. */
+  | { op: 'pagemap'; vma: string; page: number; pages: number }
+  /** One task_numa_work pass over the process now (whatever machine.numaBalancing says); got `updated`: PTEs made NUMA hinting entries. */
+  | { op: 'numa_scan' }
   /** One RDMA operation on the MR over `vma` (VmaSpec.rdma) of `device`: pages [page, page + pages). ret 0 and `status` (IBV_WC_*). */
   | { op: 'rdma'; device: string; vma: string; verb: RdmaOp; page: number; pages: number }
   | { op: 'dio'; device: string; io: 'read' | 'write'; vma: string; page: number; pages: number; block: number }
@@ -349,6 +360,8 @@ export interface Expect {
   data?: number[];
   /** dmirror SNAPSHOT: the HMM_DMIRROR_PROT_* byte per page. */
   snapshot?: number[];
+  /** pagemap: the soft-dirty bit (pagemap bit 55) per page, 0 or 1. */
+  softDirty?: number[];
   /** rdma: the work completion's status, e.g. "IBV_WC_RNR_RETRY_EXC_ERR" (the IBV_WC_ prefix may be left out). */
   status?: string;
   /** A dmirror step with `ptr`: the words its user buffer holds after the step. */

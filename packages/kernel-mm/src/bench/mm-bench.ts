@@ -86,7 +86,7 @@ export async function hmmPages(pages: number, snapshot: boolean): Promise<{ page
   const calls = pages / CHUNK;
   // The subscription's seq: inserted while idle it is mm's seq - 1 = 1, and nothing invalidates it.
   const seq = 1;
-  const setup: Message[] = [{ type: 'process_create' } as Message, mmap(pages), { type: 'mmu_interval_notifier_insert', pid: 1, start: BASE, length: pages * PAGE_SIZE } as Message, { type: 'mmu_interval_read_begin', sub: 1 } as Message];
+  const setup: Message[] = [{ type: 'process_create' } as Message, mmap(pages), { type: 'mmu_interval_notifier_insert', pid: 1, start: BASE, length: pages * PAGE_SIZE } as Message, { type: 'mmu_interval_read_begin', sub: 1 } as Message, { type: 'mmap_read_lock', pid: 1 } as Message];
   const pre: Message[] = snapshot ? [{ type: 'hmm_range_fault', sub: 1, notifier_seq: 1, start: BASE, end: BASE + pages * PAGE_SIZE, default_flags: HMM_PFN_REQ_FAULT | HMM_PFN_REQ_WRITE, pfn_flags_mask: 0, dev_private_owner: null } as Message] : [];
   const app = windowed(
     calls,
