@@ -22,7 +22,7 @@ const FLUSH_BYTES = 1 << 20;
 export class TraceSink {
   private fd = -1;
   readonly encoder = new TraceEncoder();
-  /** In memory: the chunks taken so far (copies: the encoder reuses its buffer). */
+  /** In memory: the chunks taken so far (each a buffer the encoder handed over). */
   private readonly chunks: Uint8Array[] | undefined;
 
   constructor(readonly file: string | undefined) {
@@ -56,7 +56,7 @@ export class TraceSink {
   flush(): void {
     if (this.encoder.length === 0) return;
     if (this.chunks !== undefined) {
-      this.chunks.push(this.encoder.take().slice());
+      this.chunks.push(this.encoder.detach());
       return;
     }
     if (this.fd < 0) return;
