@@ -15,7 +15,7 @@ async function main(): Promise<void> {
   const rdma = await rdmaBench(progress);
   const nvme = await nvmeBench(progress);
   const trace = await traceBenchInProcess();
-  const sweep = await sweepBench(progress);
+  const sweep = await sweepBench(progress, (runtime.localDelivery as { traceOff: { msgsPerSec: number } }).traceOff.msgsPerSec);
   process.stdout.write(JSON.stringify({ runtime, mm, gpu, rdma, nvme, trace, sweep }, null, 2) + '\n');
 }
 

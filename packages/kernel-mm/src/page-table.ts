@@ -50,6 +50,11 @@ export class PageTable {
   private readonly values: (Int32Array | undefined)[] = new Array(VPN_LIMIT >> TABLE_SHIFT);
   private readonly bits: (Uint16Array | undefined)[] = new Array(VPN_LIMIT >> TABLE_SHIFT);
   tablesAllocated = 0;
+  /**
+   * Entries whose byte is not PTE_NONE, kept by set/setFlags/clear: the invariant check compares it
+   * with the entries it finds inside the VMAs, so it need not scan the gaps between them for strays.
+   */
+  nrEntries = 0;
 
   kind(vpn: number): number {
     const b = this.bits[vpn >> TABLE_SHIFT];
@@ -77,6 +82,7 @@ export class PageTable {
       v = this.values[t] = new Int32Array(TABLE_SIZE);
       this.tablesAllocated++;
     }
+    this.nrEntries += (kindAndFlags !== PTE_NONE ? 1 : 0) - (b[vpn & TABLE_MASK] !== PTE_NONE ? 1 : 0);
     b[vpn & TABLE_MASK] = kindAndFlags;
     v[vpn & TABLE_MASK] = value;
   }
@@ -84,12 +90,14 @@ export class PageTable {
   setFlags(vpn: number, kindAndFlags: number): void {
     const b = this.bits[vpn >> TABLE_SHIFT];
     assert(b !== undefined, `pte setFlags: no table for vpn ${vpn}`);
+    this.nrEntries += (kindAndFlags !== PTE_NONE ? 1 : 0) - (b[vpn & TABLE_MASK] !== PTE_NONE ? 1 : 0);
     b[vpn & TABLE_MASK] = kindAndFlags;
   }
 
   clear(vpn: number): void {
     const b = this.bits[vpn >> TABLE_SHIFT];
     if (b === undefined) return;
+    if (b[vpn & TABLE_MASK] !== PTE_NONE) this.nrEntries--;
     b[vpn & TABLE_MASK] = PTE_NONE;
     this.values[vpn >> TABLE_SHIFT]![vpn & TABLE_MASK] = 0;
   }

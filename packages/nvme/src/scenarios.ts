@@ -216,7 +216,7 @@ export function runP2p(cfg: P2pConfig, seed = 1): NvmeFigures {
   cmb.publish(true);
   const first = cmb.alloc(64);
   const ctrl = new NvmeController({ channels: 8, queueDepth: 64, namespaceBlocks: [NS_BLOCKS] });
-  for (let b = 0; b < NS_BLOCKS; b++) ctrl.namespaces[0]!.content[b] = 10_000 + b;
+  ctrl.namespaces[0]!.write(0, Array.from({ length: NS_BLOCKS }, (_, b) => 10_000 + b));
   const mapType: P2pMapType = map;
   const h = newHost(ctrl, false, 64, () => (mapType === 'PCI_P2PDMA_MAP_NOT_SUPPORTED' ? -EREMOTEIO : 0), cfg.queueSupportsP2p);
   h.pins.p2p.fill(1); // every page of this buffer is the provider's p2pmem (MEMORY_DEVICE_PCI_P2PDMA)

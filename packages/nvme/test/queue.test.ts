@@ -44,7 +44,7 @@ describe('controller', () => {
     c.submit(1, { opcode: nvme_cmd_write, nsid: 1, slba: 1, nlb: 1, data: Float64Array.of(7) }, { segs: [seg(2)] }, () => order.push('write'));
     c.run();
     expect(order).toEqual(['write', 'read']);
-    expect(c.namespaces[0]!.content[1]).toBe(7);
+    expect(c.namespaces[0]!.block(1)).toBe(7);
     expect(c.idle()).toBe(true);
   });
   it('with a queue of depth 2, 10 submissions all complete and the waits are counted', () => {
@@ -55,7 +55,7 @@ describe('controller', () => {
     c.run();
     expect(done.map((d) => d.ret)).toEqual(new Array(10).fill(0));
     expect(c.stats.submitWaits).toBe(8);
-    expect(Array.from(c.namespaces[0]!.content.subarray(0, 10))).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    expect(Array.from(c.namespaces[0]!.read(0, 10))).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
   });
   it('REQ_NOWAIT on a full queue gets -EAGAIN', () => {
     const c = new NvmeController({ queueDepth: 2 });

@@ -43,7 +43,7 @@ describe('timeout and reset', () => {
     expect(ctrl.stats.retries).toBe(2);
     expect(h.pins.pinsHeld).toBe(0);
     expect(h.checker.violations).toBe(0);
-    expect(ctrl.namespaces[0]!.content[8]).toBe(1020);
+    expect(ctrl.namespaces[0]!.block(8)).toBe(1020);
     expect(ctrl.idle()).toBe(true);
   });
 
@@ -58,7 +58,7 @@ describe('timeout and reset', () => {
     expect(h.pins.pinsHeld).toBe(0);
     expect(h.checker.writesFailed).toBe(2);
     expect(h.checker.writesAcked).toBe(0);
-    expect(Array.from(ctrl.namespaces[0]!.content.subarray(0, 5))).toEqual([0, 0, 0, 0, 0]);
+    expect(Array.from(ctrl.namespaces[0]!.read(0, 5))).toEqual([0, 0, 0, 0, 0]);
     expect(ctrl.state).toBe('DEAD');
     expect(ctrl.idle()).toBe(true);
   });
@@ -78,7 +78,7 @@ describe('pins', () => {
   it('reads pin with FOLL_WRITE and dirty at release; pin/unpin balance; time-weighted pins', () => {
     const ctrl = new NvmeController({ channels: 1 });
     const h = host(ctrl);
-    ctrl.namespaces[0]!.content.set([7, 8], 0);
+    ctrl.namespaces[0]!.write(0, [7, 8]);
     iomap_dio_rw(h, true, 1, 0, Uint32Array.of(3, 4), () => {});
     expect(h.pins.pinsHeld).toBe(2);
     ctrl.run();

@@ -5,6 +5,7 @@ export { ThreadScheduler, threadTraceFile, type ThreadRunOptions } from './threa
 export { Sfc32, actorRng } from './rng.js';
 export { readTrace, forEachTraceLine, traceFiles, traceMarksRequests, TraceFormatError, type TraceLine, type TraceReadStats } from './read-trace.js';
 export { TRACE_EXT } from './trace-format.js';
+export { MemoryTrace } from './trace.js';
 export { Mutex } from './mutex.js';
 export { Continuations } from './continuations.js';
 export { CounterSampler, COUNTER_SAMPLE_INTERVAL_NS } from './counter-sampler.js';

@@ -36,6 +36,11 @@ export interface LocalRunOptions extends Omit<RunOptions, 'actors'> {
   actors: (ActorSpec | LocalActor)[];
   /** Stop after this many deliveries (a bound on runaway actors). Default 1e9. */
   maxSteps?: number;
+  /**
+   * Keep the trace in memory (RunResult.memoryTrace) instead of writing it in `traceDir`: for a
+   * run whose trace is checked once and dropped (a seed sweep; `svmsim replay` writes it again).
+   */
+  traceInMemory?: boolean;
 }
 
 /** The trace file a LocalScheduler run writes in its trace directory. */
@@ -96,7 +101,7 @@ class LocalRun implements Transport {
     checkFaultPlan(opts.faults, this.ids);
     this.faults = new MessageFaults(opts.faults, opts.seed);
     this.kills = [...(opts.faults?.kills ?? [])].sort((a, b) => a.atNs - b.atNs);
-    this.sink = opts.traceDir === undefined ? undefined : new TraceSink(path.join(opts.traceDir, LOCAL_TRACE_FILE));
+    this.sink = opts.traceInMemory ? new TraceSink(undefined) : opts.traceDir === undefined ? undefined : new TraceSink(path.join(opts.traceDir, LOCAL_TRACE_FILE));
     const clock = () => this.clockNs;
     this.cells = actors.map(
       (actor, i) => new ActorCell(this.ids[i], actor, this, actorRng(opts.seed, this.ids[i]), this.sink && new ActorTracer(this.sink, this.ids[i], clock)),
@@ -153,6 +158,7 @@ class LocalRun implements Transport {
       const result: RunResult = { endedBy, reason, endNs: this.clockNs, summaries, delivered };
       if (this.died.length > 0) result.died = this.died;
       if (this.faults.active) Object.assign(result, { faultDrops: this.faults.dropped, faultHolds: this.faults.held });
+      if (this.opts.traceInMemory) result.memoryTrace = this.sink!.memoryTrace();
       return result;
     } finally {
       this.sink?.close();

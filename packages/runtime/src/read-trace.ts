@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import { TraceDecoder } from './trace-decoder.js';
+import { MemoryTrace } from './trace.js';
 import { TRACE_EXT, TRACE_HEADER_BYTES, TRACE_MAGIC, TRACE_VERSION, TraceFormatError } from './trace-format.js';
 
 export { TraceFormatError } from './trace-format.js';
@@ -184,7 +185,8 @@ export function traceFiles(target: string): string[] {
  * an NDJSON one does if it was printed by `svmsim trace cat` from one (its first MiB says so), not
  * if it was written before requests were marked.
  */
-export function traceMarksRequests(target: string): boolean {
+export function traceMarksRequests(target: string | MemoryTrace): boolean {
+  if (target instanceof MemoryTrace) return true; // binary
   return traceFiles(target).every((f) => {
     if (!f.endsWith(NDJSON_EXT)) return true;
     const fd = fs.openSync(f, 'r');
@@ -211,10 +213,12 @@ export interface TraceReadStats {
 }
 
 /**
- * Calls `fn` for every line of the trace in order (`index` counts from 0), streaming. `fn` may keep
+ * Calls `fn` for every line of the trace in order (`index` counts from 0), streaming. `target` is
+ * a trace directory or file, or a trace kept in memory (LocalScheduler traceInMemory). `fn` may keep
  * the line objects it is given: each is a fresh object.
  */
-export function forEachTraceLine(target: string, fn: (l: TraceLine, index: number) => void): TraceReadStats {
+export function forEachTraceLine(target: string | MemoryTrace, fn: (l: TraceLine, index: number) => void): TraceReadStats {
+  if (target instanceof MemoryTrace) return forEachMemoryTraceLine(target, fn);
   const files = traceFiles(target);
   const warnings: string[] = [];
   const cursors = files.map((f) => openCursor(f, (w) => warnings.push(w)));
@@ -239,6 +243,18 @@ export function forEachTraceLine(target: string, fn: (l: TraceLine, index: numbe
   }
   const bytes = files.reduce((sum, f) => sum + fs.statSync(f).size, 0);
   return { files, lines: index, bytes, warnings };
+}
+
+/** The lines of a trace kept in memory: one writer, so one stream of chunks, decoded as a file's are. */
+function forEachMemoryTraceLine(trace: MemoryTrace, fn: (l: TraceLine, index: number) => void): TraceReadStats {
+  const decoder = new TraceDecoder('(trace in memory)');
+  let index = 0, offset = 0;
+  for (const chunk of trace.chunks) {
+    decoder.begin(chunk, offset);
+    for (let l = decoder.next(); l !== undefined; l = decoder.next()) fn(l, index++);
+    offset += chunk.length;
+  }
+  return { files: [], lines: index, bytes: offset, warnings: [] };
 }
 
 /** Every line of a trace directory or file, merged (tests and small traces; analysis streams with forEachTraceLine). */

@@ -84,6 +84,18 @@ export class TraceEncoder {
     return out;
   }
 
+  /**
+   * The bytes written since the last take, handed over rather than viewed: the encoder writes its
+   * next record into a new buffer, so a trace kept in memory holds its chunks without copying them.
+   */
+  detach(): Uint8Array {
+    const out = this.buf.subarray(0, this.pos);
+    this.buf = new Uint8Array(0);
+    this.dv = new DataView(this.buf.buffer);
+    this.pos = 0;
+    return out;
+  }
+
   /** A reference to `s` for this file: give it back to send/recv/after/event in place of the string. */
   ref(s: string): StrRef {
     return { s, id: this.strings.get(s) ?? -1 };
@@ -355,7 +367,7 @@ export class TraceEncoder {
 
   private ensure(n: number): void {
     if (this.pos + n <= this.buf.length) return;
-    let size = this.buf.length * 2;
+    let size = Math.max(this.buf.length * 2, INITIAL_BYTES);
     while (size < this.pos + n) size *= 2;
     const next = new Uint8Array(size);
     next.set(this.buf.subarray(0, this.pos));

@@ -15,12 +15,21 @@ import type { ActorId, Envelope } from './types.js';
 
 const FLUSH_BYTES = 1 << 20;
 
-/** An append-only binary trace file. One writer thread per file. */
+/**
+ * An append-only binary trace: a file (one writer thread per file), or, with no file, chunks kept in
+ * memory (`memoryTrace()`) for a run whose trace is read once and dropped, as a seed sweep's is.
+ */
 export class TraceSink {
-  private fd: number;
+  private fd = -1;
   readonly encoder = new TraceEncoder();
+  /** In memory: the chunks taken so far (each a buffer the encoder handed over). */
+  private readonly chunks: Uint8Array[] | undefined;
 
-  constructor(readonly file: string) {
+  constructor(readonly file: string | undefined) {
+    if (file === undefined) {
+      this.chunks = [];
+      return;
+    }
     fs.mkdirSync(path.dirname(file), { recursive: true });
     this.fd = fs.openSync(file, 'w');
     const header = Buffer.alloc(TRACE_HEADER_BYTES);
@@ -45,7 +54,12 @@ export class TraceSink {
   }
 
   flush(): void {
-    if (this.encoder.length === 0 || this.fd < 0) return;
+    if (this.encoder.length === 0) return;
+    if (this.chunks !== undefined) {
+      this.chunks.push(this.encoder.detach());
+      return;
+    }
+    if (this.fd < 0) return;
     const payload = this.encoder.take();
     const len = Buffer.alloc(4);
     len.writeUInt32LE(payload.length, 0);
@@ -53,10 +67,26 @@ export class TraceSink {
   }
 
   close(): void {
-    if (this.fd < 0) return;
     this.flush();
+    if (this.fd < 0) return;
     fs.closeSync(this.fd);
     this.fd = -1;
+  }
+
+  /** A sink without a file, once closed: its chunks, read back by forEachTraceLine. */
+  memoryTrace(): MemoryTrace {
+    if (this.chunks === undefined) throw new Error(`trace sink ${this.file}: writes a file, not a memory trace`);
+    this.flush();
+    return new MemoryTrace(this.chunks);
+  }
+}
+
+/** The chunk payloads of a trace kept in memory (TraceSink without a file): what a file holds past its header. */
+export class MemoryTrace {
+  constructor(readonly chunks: readonly Uint8Array[]) {}
+
+  get bytes(): number {
+    return this.chunks.reduce((sum, c) => sum + c.length, 0);
   }
 }
 

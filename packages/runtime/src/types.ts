@@ -141,4 +141,6 @@ export interface RunResult {
   /** Envelopes the fault plan discarded (drop) and held back (reorder). */
   faultDrops?: number;
   faultHolds?: number;
+  /** LocalScheduler with traceInMemory: the trace, for forEachTraceLine. */
+  memoryTrace?: import('./trace.js').MemoryTrace;
 }

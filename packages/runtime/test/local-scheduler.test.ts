@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ActorDiedError, LOCAL_TRACE_FILE, LocalScheduler, readTrace, type Actor, type Message } from '@svmsim/runtime';
+import { ActorDiedError, forEachTraceLine, LOCAL_TRACE_FILE, LocalScheduler, readTrace, type Actor, type Message, type TraceLine } from '@svmsim/runtime';
 import { echoPair, sequencePair, spec, tempDir } from './helpers.js';
 
 const local = new LocalScheduler();
@@ -39,6 +39,20 @@ describe('LocalScheduler', () => {
     const tb = fs.readFileSync(path.join(b, LOCAL_TRACE_FILE));
     expect(ta.length).toBeGreaterThan(1000);
     expect(ta.equals(tb)).toBe(true);
+  });
+
+  it('keeps the trace in memory when asked: the same lines as the file, and no file', async () => {
+    const dir = tempDir('memory');
+    const actors = () => [...sequencePair(2, 600), ...echoPair(200, 3)];
+    await local.run({ actors: actors(), seed: 9, traceDir: dir });
+    const memoryDir = tempDir('memory-none');
+    const r = await local.run({ actors: actors(), seed: 9, traceDir: memoryDir, traceInMemory: true });
+    expect(fs.readdirSync(memoryDir)).toEqual([]);
+    const lines: TraceLine[] = [];
+    const read = forEachTraceLine(r.memoryTrace!, (l) => lines.push(l));
+    expect(lines.length).toBeGreaterThan(3000);
+    expect(read.lines).toBe(lines.length);
+    expect(lines).toEqual(readTrace(dir));
   });
 
   it('interleaves a racy pair differently under different seeds', async () => {

@@ -16,6 +16,26 @@ function write(file: string, fn: (s: TraceSink) => void): void {
 }
 
 describe('binary trace format', () => {
+  it('kept in memory, reads back as the same lines as the file, across chunks', () => {
+    const dir = tmp();
+    const records = (s: TraceSink) => {
+      // Past FLUSH_BYTES (1 MiB) more than once: several chunks.
+      for (let i = 0; i < 40_000; i++) {
+        s.event(i, 'mm', 'page_fault', { pid: 1, vpn: i, write: i % 2 === 0, note: `fault ${i % 7}` });
+        s.encoder.send(i, 'app', 'mm', i + 1, 0, true, { type: 'cpu_access', addr: i * 4096, data: [i, i + 1] });
+      }
+    };
+    write(path.join(dir, 'trace.svmt'), records);
+    const memory = new TraceSink(undefined);
+    records(memory);
+    memory.close();
+    const trace = memory.memoryTrace();
+    expect(trace.chunks.length).toBeGreaterThan(2);
+    const lines: TraceLine[] = [];
+    forEachTraceLine(trace, (l) => lines.push(l));
+    expect(lines).toEqual(readTrace(dir));
+  });
+
   it('reads back every kind of value as JSON would give it', () => {
     const dir = tmp();
     const msg = {

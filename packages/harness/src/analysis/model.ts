@@ -9,7 +9,7 @@
 //        ──► GPU jobs, faults, pins, reclaim, counters, the data oracle (if checking)
 import { HMM_PFN_VALID } from '@svmsim/kernel-mm';
 import { newTraceChecker, type FinalPage, type TraceChecker } from '@svmsim/kernel-mm/checker';
-import { forEachTraceLine, traceMarksRequests, type TraceLine, type TraceReadStats } from '@svmsim/runtime';
+import { forEachTraceLine, traceMarksRequests, type MemoryTrace, type TraceLine, type TraceReadStats } from '@svmsim/runtime';
 import { BlockedTime } from './blocked-time.js';
 import { CounterSeries, type CounterSample } from './counters.js';
 import { Distribution } from './distribution.js';
@@ -229,8 +229,8 @@ export interface ModelRun {
   wallMs: number;
 }
 
-/** Streams the trace at `target` (a run directory or one trace file) through a new model. */
-export function readModel(target: string, options: Partial<ModelOptions> = {}): ModelRun {
+/** Streams the trace at `target` (a run directory, one trace file or a trace kept in memory) through a new model. */
+export function readModel(target: string | MemoryTrace, options: Partial<ModelOptions> = {}): ModelRun {
   const opts = { ...MODEL_DEFAULTS, ...options };
   const marked = traceMarksRequests(target);
   const model = new TraceModel(opts, marked);

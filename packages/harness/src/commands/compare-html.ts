@@ -5,7 +5,7 @@ import path from 'node:path';
 import { renderHtml, runPlots, type ComparisonRow } from '../analysis/html-report.js';
 import { readModel } from '../analysis/model.js';
 import { summarize, type Analysis } from '../analysis/summary.js';
-import type { RunReport } from '../run/run-scenario.js';
+import { traceDirOf, type RunReport } from '../run/run-scenario.js';
 
 /** The figures compared, from a run's report and its trace's analysis. */
 const FIGURES: { figure: string; unit: string; value: (r: RunReport, a: Analysis) => number }[] = [
@@ -24,8 +24,8 @@ const FIGURES: { figure: string; unit: string; value: (r: RunReport, a: Analysis
 export function writeComparisonHtml(dir: string, reports: RunReport[], mode: string): string {
   fs.mkdirSync(dir, { recursive: true });
   const runs = reports.map((r) => {
-    const run = readModel(r.traceDir);
-    const analysis = summarize(r.traceDir, run, 40);
+    const run = readModel(traceDirOf(r));
+    const analysis = summarize(traceDirOf(r), run, 40);
     return { report: r, name: `${r.scenario} · ${Object.values(r.policies).join(',') || 'no device'} · seed ${r.seed}`, analysis, plots: runPlots(run, analysis) };
   });
   const comparison: ComparisonRow[] = [];

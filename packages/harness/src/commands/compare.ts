@@ -2,7 +2,7 @@
 // `npm start` runs it over the built-in scenarios.
 import path from 'node:path';
 import { DEVICE_KINDS, UsageError } from '../run/actors.js';
-import { exitCodeOf, runScenario, type RunReport } from '../run/run-scenario.js';
+import { exitCodeOf, runScenario, traceDirOf, type RunReport } from '../run/run-scenario.js';
 import { table, verdict } from '../report/table.js';
 import { listBuiltinScenarios, loadScenario } from '../scenario/load.js';
 import type { Scenario } from '../scenario/types.js';
@@ -89,9 +89,9 @@ export async function compareCommand(sources: string[], o: CompareOptions): Prom
       process.stdout.write(`${s.name} — ${s.description}\n${table(rows)}\n\n`);
     }
     const rel = (d: string) => path.relative(process.cwd(), d) || d;
-    process.stdout.write(`Traces: ${rel(dir)}/ (report.json in each; svmsim analyze ${reports[0] ? rel(reports[0].traceDir) : rel(dir)})\n`);
+    process.stdout.write(`Traces: ${rel(dir)}/ (report.json in each; svmsim analyze ${reports[0] ? rel(traceDirOf(reports[0])) : rel(dir)})\n`);
     for (const r of reports.filter((x) => x.check.hungTasks > 0)) {
-      process.stdout.write(`${r.scenario} ${Object.values(r.policies).join(',')}: ${r.check.hungTasks} hung task${r.check.hungTasks === 1 ? '' : 's'} — svmsim check ${rel(r.traceDir)} prints the kernel's reports and the chain\n`);
+      process.stdout.write(`${r.scenario} ${Object.values(r.policies).join(',')}: ${r.check.hungTasks} hung task${r.check.hungTasks === 1 ? '' : 's'} — svmsim check ${rel(traceDirOf(r))} prints the kernel's reports and the chain\n`);
     }
     const bad = reports.filter((r) => verdict(r) !== 'ok');
     for (const r of bad) process.stdout.write(`${r.scenario} ${Object.values(r.policies).join(',')}: ${verdict(r)} — ${r.check.violations[0] ?? ''}\n`);

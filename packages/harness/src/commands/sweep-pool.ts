@@ -23,10 +23,18 @@ export function seedPool(threads: number): SeedPool {
 
 /**
  * Every seed in [from, to] of one scenario on `pool`, `onOutcome` called as each finishes (in
- * finishing order), at most `pool.threads` in flight (a sweep of 10^7 seeds queues no 10^7 tasks).
+ * finishing order), at most TASKS_PER_THREAD × `pool.threads` in flight (a sweep of 10^7 seeds
+ * queues no 10^7 tasks).
  * Once `signal` aborts no new seed starts, and the call returns with the seeds done so far (runs in
  * flight are left to `pool.close()`); the result says whether it was cut short.
  */
+/**
+ * Tasks handed to the pool per thread: a thread that finishes a seed finds the next one queued in
+ * the pool, rather than idling until this thread (itself waiting for a core on a busy machine) has
+ * read the outcome and posted another.
+ */
+const TASKS_PER_THREAD = 2;
+
 export async function runSeeds(
   pool: SeedPool,
   scenario: ScenarioText,
@@ -46,6 +54,6 @@ export async function runSeeds(
       onOutcome(r);
     }
   };
-  await Promise.all(Array.from({ length: pool.threads }, lane));
+  await Promise.all(Array.from({ length: pool.threads * TASKS_PER_THREAD }, lane));
   return { interrupted: Boolean(signal?.aborted) };
 }

@@ -1,8 +1,5 @@
-// One seed of a sweep, in a piscina worker: a deterministic run whose trace goes to a temporary
-// directory (the checker needs it), removed afterwards: `svmsim replay` recreates it.
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
+// One seed of a sweep, in a piscina worker: a deterministic run whose trace is kept in memory for
+// the checker and dropped: `svmsim replay` writes it again for a seed worth looking at.
 import { applyPolicies } from '../run/actors.js';
 import { exitCodeOf, runScenario } from '../run/run-scenario.js';
 import { parseScenario, type ScenarioText } from '../scenario/load.js';
@@ -43,9 +40,8 @@ function scenarioOf(t: SweepTask): Scenario {
 }
 
 export default async function sweepOne(t: SweepTask): Promise<SweepOutcome> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'svmsim-sweep-'));
   try {
-    const r = await runScenario(scenarioOf(t), { seed: t.seed, mode: 'deterministic', timeScale: 1, traceDir: dir });
+    const r = await runScenario(scenarioOf(t), { seed: t.seed, mode: 'deterministic', timeScale: 1 });
     const ok = exitCodeOf(r) === 0;
     return {
       seed: t.seed, ok, violations: r.check.violations.slice(0, 3), violationCount: r.check.violations.length + r.check.violationsDropped, expectFailures: r.expectFailures,
@@ -54,7 +50,5 @@ export default async function sweepOne(t: SweepTask): Promise<SweepOutcome> {
     };
   } catch (e) {
     return { seed: t.seed, ok: false, violations: [], violationCount: 0, expectFailures: 0, bugPaths: 0, error: e instanceof Error ? e.message : String(e) };
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -218,7 +218,7 @@ export function details(r: RunReport): string {
   const failed = r.steps.filter((s) => s.failures.length > 0);
   if (r.steps.length > 0) out.push(`steps: ${r.steps.length}, ${failed.length} with an unmet expect`);
   for (const s of failed) for (const f of s.failures) out.push(`  step "${s.step}" (phase ${s.phase}): ${f}`);
-  if (r.check.hungTasks > 0) out.push(`hung tasks: ${r.check.hungTasks} blocked longer than hung_task_timeout_secs; the kernel's reports and their chains: svmsim check ${r.traceDir}`);
+  if (r.check.hungTasks > 0) out.push(`hung tasks: ${r.check.hungTasks} blocked longer than hung_task_timeout_secs; the kernel's reports and their chains: svmsim check ${r.traceDir ?? 'on its trace (svmsim replay writes it)'}`);
   for (const v of r.check.violations.slice(0, 10)) out.push(`  ${v}`);
   if (r.check.violations.length > 10) out.push(`  … and ${r.check.violations.length - 10 + r.check.violationsDropped} more (report.json)`);
   return out.join('\n');

@@ -16,8 +16,11 @@ export interface RunOptions {
   mode: 'deterministic' | 'threads';
   /** Thread mode: simulated ns per wall ns. */
   timeScale: number;
-  /** Where the trace and report.json go. */
-  traceDir: string;
+  /**
+   * Where the trace and report.json go. Without it (deterministic runs only) the trace is kept in
+   * memory for the checker and dropped, and no report.json is written: a seed sweep's runs.
+   */
+  traceDir?: string;
   /** Thread mode: Ctrl-C. The run stops, and its report says what happened up to then. */
   signal?: AbortSignal;
 }
@@ -31,7 +34,8 @@ export interface RunReport {
   columns?: string[];
   seed: number;
   mode: RunOptions['mode'];
-  traceDir: string;
+  /** Absent for a run whose trace was kept in memory only (RunOptions.traceDir). */
+  traceDir?: string;
   endedBy: string;
   reason: string;
   /** Set when the run could not finish (setup failed, a device never answered…): exit 3. */
@@ -104,12 +108,16 @@ export interface MmFigures {
 
 export async function runScenario(scenario: Scenario, opts: RunOptions): Promise<RunReport> {
   const s = withFaults({ ...scenario, faults: scenario.faults ?? [] });
-  fs.mkdirSync(opts.traceDir, { recursive: true });
+  const traceDir = opts.traceDir;
+  if (traceDir === undefined && opts.mode !== 'deterministic') throw new Error('runScenario: a thread-mode run writes its trace: give it a traceDir');
+  if (traceDir !== undefined) fs.mkdirSync(traceDir, { recursive: true });
   const actors = scenarioActors(s, { seed: opts.seed, checkInvariants: opts.mode === 'deterministic' && s.machine.frames <= 4096 });
   // A previous run's trace in the same directory would be merged into this one: remove exactly
   // the files a run writes, nothing else.
-  for (const name of ['trace', 'scheduler', ...actors.map((a) => a.id)]) {
-    for (const ext of [TRACE_EXT, '.ndjson']) fs.rmSync(path.join(opts.traceDir, name + ext), { force: true });
+  if (traceDir !== undefined) {
+    for (const name of ['trace', 'scheduler', ...actors.map((a) => a.id)]) {
+      for (const ext of [TRACE_EXT, '.ndjson']) fs.rmSync(path.join(traceDir, name + ext), { force: true });
+    }
   }
   const t0 = performance.now();
   // Past the scenario's duration the app drains and dumps by itself; the bound here only stops a run
@@ -119,12 +127,12 @@ export async function runScenario(scenario: Scenario, opts: RunOptions): Promise
   const faults = faultPlan(s.faults);
   const r: RunResult =
     opts.mode === 'deterministic'
-      ? await new LocalScheduler().run({ actors, seed: opts.seed, traceDir: opts.traceDir, durationNs, faults })
-      : await new ThreadScheduler().run({ actors, seed: opts.seed, traceDir: opts.traceDir, timeScale: opts.timeScale, durationNs, signal: opts.signal, faults });
+      ? await new LocalScheduler().run({ actors, seed: opts.seed, traceDir, traceInMemory: traceDir === undefined, durationNs, faults })
+      : await new ThreadScheduler().run({ actors, seed: opts.seed, traceDir, timeScale: opts.timeScale, durationNs, signal: opts.signal, faults });
   const wallMs = performance.now() - t0;
   const app = r.summaries.app as { finalPages?: { pid: number; addr: number; value: number }[]; phases?: unknown[]; steps?: StepResult[]; expectFailures?: number; state?: string };
   // The data oracle and the hung-task detector in one pass over the trace, as `svmsim check` runs them.
-  const { model } = readModel(opts.traceDir, { check: true, collect: 'waits' });
+  const { model } = readModel(traceDir ?? r.memoryTrace!, { check: true, collect: 'waits' });
   const check = model.checker!.finish(app.finalPages ?? null, model.finalPagesLine >= 0 ? model.finalPagesLine : undefined, { buffersFreed: model.finalPagesAfterTeardown });
   const devices: RunReport['devices'] = {};
   // The scenario's devices and the actors they bring along (an RDMA NIC's peer).
@@ -133,7 +141,7 @@ export async function runScenario(scenario: Scenario, opts: RunOptions): Promise
   const hung = model.hung.reports[0];
   const notFinished = (): string => {
     // A run that never finished because mm waits for an ack that will not come: name the wait.
-    if (hung?.stillBlockedAtEnd) return `the run did not finish (${r.reason}): task ${hung.task} is still blocked in invalidation #${hung.inv}, waiting for ${hung.waitedBy.join(', ')} (a hung task since t=${formatDuration(hung.blockedSinceT)}; svmsim check ${opts.traceDir} prints the report)`;
+    if (hung?.stillBlockedAtEnd) return `the run did not finish (${r.reason}): task ${hung.task} is still blocked in invalidation #${hung.inv}, waiting for ${hung.waitedBy.join(', ')} (a hung task since t=${formatDuration(hung.blockedSinceT)}; svmsim check ${traceDir ?? 'on its trace (svmsim replay writes it)'} prints the report)`;
     // Shorter than hung_task_timeout_secs (a thread-mode run): the oldest invalidation still waiting, if any.
     const open = [...model.invalidations.open.values()].filter((inv) => inv.settledT === undefined && InvalidationTracker.waitingSubs(inv).length > 0);
     if (open.length > 0) {
@@ -150,7 +158,7 @@ export async function runScenario(scenario: Scenario, opts: RunOptions): Promise
     columns: s.report,
     seed: opts.seed,
     mode: opts.mode,
-    traceDir: opts.traceDir,
+    ...(traceDir !== undefined && { traceDir }),
     endedBy: r.endedBy,
     reason: r.reason,
     failed: app.state === 'done' ? undefined : r.endedBy === 'interrupted' ? 'interrupted (Ctrl-C) before the run finished' : notFinished(),
@@ -172,8 +180,14 @@ export async function runScenario(scenario: Scenario, opts: RunOptions): Promise
       hungTasks: model.hung.count,
     },
   };
-  fs.writeFileSync(path.join(opts.traceDir, 'report.json'), JSON.stringify(report, null, 2) + '\n');
+  if (traceDir !== undefined) fs.writeFileSync(path.join(traceDir, 'report.json'), JSON.stringify(report, null, 2) + '\n');
   return report;
+}
+
+/** The trace directory of a run that wrote its trace (every run but a sweep's). */
+export function traceDirOf(r: RunReport): string {
+  if (r.traceDir === undefined) throw new Error(`${r.scenario} seed ${r.seed}: its trace was kept in memory only; svmsim replay writes it`);
+  return r.traceDir;
 }
 
 /** The exit code a report calls for: 3 if the run did not finish, 1 for a violation or unmet expect. */
