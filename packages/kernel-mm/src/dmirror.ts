@@ -63,9 +63,11 @@
 //     waits for the mutex (its ack is held back) exactly as the kernel's callback sleeps in
 //     mutex_lock; a non-blockable one fails mutex_trylock and answers ok=false.
 //   - migrate_vma_pages + migrate_vma_finalize are one message here, so dmirror_migrate_finalize_and_map
-//     comes after them; the mutex is held from before that message until the device entries are in
-//     (test_hmm.c takes it for finalize_and_map only), so no DMA of the file can use the entry of a
-//     page that has just left system memory.
+//     comes after them, under the mutex (as test_hmm.c takes it for finalize_and_map). The PTEs
+//     then hold the device pages before their mirror entries exist (in the kernel the migration
+//     entries hide them until finalize): a CPU fault in between moves a page back to RAM
+//     (migrate_to_ram), and finalize_and_map makes no entry for a page that went
+//     (mapsAfterMigrateBack), or its writes would be lost.
 //   - the DMA itself is `dma_access` to mm with translation {via:'mirror', sub, seq}: seq is the
 //     notifier sequence that read_retry validated when the mirror entry was programmed.
 //   - mmu_interval_read_retry compares the driver's own copy of the subscription's invalidate_seq
@@ -283,7 +285,13 @@ interface Notifier extends MmuIntervalNotifier {
 }
 
 /** A device-private page in use: its content and the virtual page it backs. */
-interface DevPage { value: number; pid: Pid; vpn: number }
+interface DevPage {
+  value: number;
+  pid: Pid;
+  vpn: number;
+  /** migrate_to_ram has handed its content to a RAM page: no mirror entry may point at it any more. */
+  migratedOut?: boolean;
+}
 
 interface Cmd {
   env: Envelope<Message>;
@@ -374,6 +382,8 @@ class Dmirror implements Actor<Message> {
     migratedToDevice: 0,
     migratedToSystem: 0,
     migrateToRam: 0,
+    /** Device entries finalize_and_map did not make: the page had gone back to RAM in between. */
+    mapsAfterMigrateBack: 0,
     calloc: 0,
     cfree: 0,
     warnings: 0,
@@ -997,6 +1007,7 @@ class Dmirror implements Actor<Message> {
       if (e && e.dev && e.pfn === m.dev_pfn) f.pt.delete(vpn);
     }
     this.stats.migrateToRam++;
+    page.migratedOut = true;
     this.answer(env, { type: 'migrate_to_ram_result', ret: 0, value: page.value });
   }
 
@@ -1040,12 +1051,14 @@ class Dmirror implements Actor<Message> {
         this.ensureFree(wanted, () => {
           // dmirror_migrate_alloc_and_copy
           const dst = new Float64Array(n).fill(-1);
+          const made: DevPage[] = [];
           for (let i = 0; i < n; i++) {
             if (!(s.src_flags[i] & MIGRATE_PFN_MIGRATE)) continue;
             const dpfn = this.allocDevPage();
             if (dpfn === undefined) continue;
             // No VALID: pte_none or the zero page, copied as zeroes (clear_highpage).
-            this.devMem.set(dpfn, { value: s.src_flags[i] & MIGRATE_PFN_VALID ? s.src_data[i] : 0, pid: file.pid, vpn: first + i });
+            made[i] = { value: s.src_flags[i] & MIGRATE_PFN_VALID ? s.src_data[i] : 0, pid: file.pid, vpn: first + i };
+            this.devMem.set(dpfn, made[i]);
             dst[i] = dpfn;
           }
           // migrate_vma_pages + migrate_vma_finalize are one message; dmirror_migrate_finalize_and_map
@@ -1069,6 +1082,14 @@ class Dmirror implements Actor<Message> {
                 if (dst[i] < 0) continue;
                 if (!(after[i] & MIGRATE_PFN_MIGRATE)) {
                   this.freeUnmapped(dst[i]);
+                  continue;
+                }
+                // finalize_and_map runs after mm's PTEs already hold the device page (one message
+                // here, where the kernel maps before migrate_vma_finalize makes the PTE visible): a
+                // CPU fault meanwhile may have moved the page back to RAM. Its entry is not made.
+                const page = this.devMem.get(dst[i]);
+                if (page !== made[i] || page.migratedOut) {
+                  this.stats.mapsAfterMigrateBack++;
                   continue;
                 }
                 file.pt.set(first + i, { pfn: dst[i], tag: s.src_flags[i] & MIGRATE_PFN_WRITE ? 'write' : 'read', dev: true, seq: file.notifier.invalidate_seq });

@@ -19,7 +19,7 @@
 import type { BioDone } from './protocol.js';
 import { PAGE_SIZE, ZERO_PFN } from './protocol.js';
 import { blockDevOf, removeFromPageCache } from './filemap.js';
-import { mmu_notifier_invalidate_range_end, mmu_notifier_invalidate_range_start } from './invalidate.js';
+import { mmu_notifier_invalidate_range_end, mmu_notifier_invalidate_range_start, type Invalidation } from './invalidate.js';
 import type { Kernel } from './kernel.js';
 import { reclaimHooks } from './page-alloc.js';
 import { PTE_DIRTY, PTE_KIND_MASK, PTE_PRESENT, PTE_SWAP, PTE_YOUNG } from './page-table.js';
@@ -190,12 +190,7 @@ function discard_lazyfree(k: Kernel, pfn: number, mappings: RmapEntry[], who: Wh
   if (lock < 0) return then(false);
   pm.flags[pfn] |= PG_LOCKED;
   pm.get(pfn); // isolate_lru_folio's reference
-  const range = { start: vpn * PAGE_SIZE, end: (vpn + 1) * PAGE_SIZE, event: 'MMU_NOTIFY_CLEAR' as const, blockable: true, owner: null, task, caller: 'try_to_unmap_one' };
-  const wait = who === 'pageout' ? undefined : k.reclaimWaits.begin(who, k.ctx.now());
-  mmu_notifier_invalidate_range_start(k, p, range, (_ret, inv) => {
-    if (wait !== undefined) k.reclaimWaits.end(wait, k.ctx.now());
-    const f = p.pt.flags(vpn);
-    const stillOurs = (f & PTE_KIND_MASK) === PTE_PRESENT && p.pt.value(vpn) === pfn;
+  unmap_one_start(k, p, pfn, vpn, who, task, (inv, f, stillOurs) => {
     const clean = !(f & PTE_DIRTY) && !(pm.flags[pfn] & PG_DIRTY);
     let freed = false;
     if (stillOurs && clean && pm.extraRefs(pfn) <= 1 && !pm.maybeDmaPinned(pfn)) {
@@ -278,12 +273,7 @@ function try_to_unmap(k: Kernel, pfn: number, mappings: RmapEntry[], slot: numbe
     if (i === mappings.length) return then(pm.mapcount[pfn] === 0);
     const { pid, vpn } = mappings[i];
     const p = k.procs.get(pid)!;
-    const range = { start: vpn * PAGE_SIZE, end: (vpn + 1) * PAGE_SIZE, event: 'MMU_NOTIFY_CLEAR' as const, blockable: true, owner: null, task, caller: 'try_to_unmap_one' };
-    const wait = who === 'pageout' ? undefined : k.reclaimWaits.begin(who, k.ctx.now());
-    mmu_notifier_invalidate_range_start(k, p, range, (_ret, inv) => {
-      if (wait !== undefined) k.reclaimWaits.end(wait, k.ctx.now());
-      const f = p.pt.flags(vpn);
-      const stillOurs = (f & PTE_KIND_MASK) === PTE_PRESENT && p.pt.value(vpn) === pfn;
+    unmap_one_start(k, p, pfn, vpn, who, task, (inv, f, stillOurs) => {
       if (stillOurs && anon && pm.maybeDmaPinned(pfn)) {
         // folio_try_share_anon_rmap_pte fails: the PTE stays; the notifier pair was sent anyway.
         mmu_notifier_invalidate_range_end(k, inv);
@@ -299,6 +289,21 @@ function try_to_unmap(k: Kernel, pfn: number, mappings: RmapEntry[], slot: numbe
     });
   };
   step(0);
+}
+
+/**
+ * try_to_unmap_one's MMU_NOTIFY_CLEAR of one mapping (pid's vpn) of `pfn`, the wait for the acks
+ * counted as reclaim's; then `then` with the invalidation to end, the PTE's flags and whether it
+ * still maps the page.
+ */
+function unmap_one_start(k: Kernel, p: Process, pfn: number, vpn: number, who: Who, task: string, then: (inv: Invalidation, f: number, stillOurs: boolean) => void): void {
+  const range = { start: vpn * PAGE_SIZE, end: (vpn + 1) * PAGE_SIZE, event: 'MMU_NOTIFY_CLEAR' as const, blockable: true, owner: null, task, caller: 'try_to_unmap_one' };
+  const wait = who === 'pageout' ? undefined : k.reclaimWaits.begin(who, k.ctx.now());
+  mmu_notifier_invalidate_range_start(k, p, range, (_ret, inv) => {
+    if (wait !== undefined) k.reclaimWaits.end(wait, k.ctx.now());
+    const f = p.pt.flags(vpn);
+    then(inv, f, (f & PTE_KIND_MASK) === PTE_PRESENT && p.pt.value(vpn) === pfn);
+  });
 }
 
 // ---- kswapd (balance_pgdat) and direct reclaim (try_to_free_pages) ----
