@@ -34,7 +34,7 @@ export function runScript(app: App, phase: ScriptPhase, stats: PhaseStats, done:
 /** `steps` one after another in `proc`; step names are reported as prefix + name. `stop` ends them early (a killed child). */
 function runSteps(run: ScriptRun, proc: Proc, steps: Step[], prefix: string, done: () => void, stop: () => boolean = () => false): void {
   const next = (i: number): void => {
-    if (i < steps.length && (run.app.ending || stop())) notRun(run, steps.slice(i), prefix, run.app.ending ? undefined : 'not run: the child was killed before this step');
+    if (i < steps.length && (run.app.ending || stop())) notRun(run, steps.slice(i), prefix, !run.app.ending);
     if (i === steps.length || run.app.ending || stop()) return done();
     const s = steps[i];
     if ('group' in s) {
@@ -54,7 +54,7 @@ export function recordNotRun(app: App, phase: ScriptPhase): void {
 }
 
 /** Steps the run ended before: each is a failure, so that a cut-short script never passes (a killed child's are only listed). */
-function notRun(run: ScriptRun, steps: Step[], prefix: string, killed?: string): void {
+function notRun(run: ScriptRun, steps: Step[], prefix: string, killed = false): void {
   for (const s of steps) {
     const members = 'group' in s ? s.group.map((a) => ({ name: `${prefix}${s.name}/${a.name}` })) : [{ name: prefix + s.name }];
     for (const m of members) run.app.steps.push({ phase: run.phase.name, step: m.name, got: {}, failures: killed ? [] : ['not run: the run ended (the scenario duration) before this step'] });
