@@ -212,12 +212,15 @@ export function runAction(app: App, proc: Proc, a: PlainAction, stats: PhaseStat
       if (app.device(a.device)?.kind !== 'dmirror') return fail(`no dmirror device "${a.device}"`);
       return call(a.device, { type: 'dmirror_stats' } satisfies DmirrorStats, (r) => done({ ret: Math.min(0, r.ret), ...(r.counters as Record<string, number>) }));
     }
+    case 'pin':
     case 'gup': {
+      // `pin` is pin_user_pages: the gup step's default flavour, without FOLL_FORCE.
       const r = at(a.vma, a.page);
       if (!r) return;
-      const pin = a.flavour.startsWith('pin_');
-      const gup_flags = (a.write ? FOLL_WRITE : 0) | (a.longterm ? FOLL_LONGTERM : 0) | (a.force ? FOLL_FORCE : 0);
-      const m: GetUserPages = { type: 'get_user_pages', pid, start: r.addr, nr_pages: a.pages, gup_flags, pin, ...(a.flavour.endsWith('_fast') && { fast: true }) };
+      const flavour = a.op === 'gup' ? a.flavour : 'pin_user_pages';
+      const pin = flavour.startsWith('pin_');
+      const gup_flags = (a.write ? FOLL_WRITE : 0) | (a.longterm ? FOLL_LONGTERM : 0) | (a.op === 'gup' && a.force ? FOLL_FORCE : 0);
+      const m: GetUserPages = { type: 'get_user_pages', pid, start: r.addr, nr_pages: a.pages, gup_flags, pin, ...(flavour.endsWith('_fast') && { fast: true }) };
       return call(mm, m, (res) => {
         if (res.ret < 0) return done({ ret: res.ret });
         holdPins(proc, r.addr, res.pfns as Float64Array, res.ret, a.write, pin);
@@ -259,16 +262,6 @@ export function runAction(app: App, proc: Proc, a: PlainAction, stats: PhaseStat
       if (!b) return fail(`no VRAM buffer "${a.buffer}" in ${proc.name}`);
       proc.buffers.delete(a.buffer);
       return simple(b.device, { type: 'gpu_bo_free', handle: b.handle } satisfies GpuBoFree);
-    }
-    case 'pin': {
-      const r = at(a.vma, a.page);
-      if (!r) return;
-      const gup_flags = (a.write ? FOLL_WRITE : 0) | (a.longterm ? FOLL_LONGTERM : 0);
-      return call(mm, { type: 'get_user_pages', pid, start: r.addr, nr_pages: a.pages, gup_flags, pin: true } satisfies GetUserPages, (res) => {
-        if (res.ret < 0) return done({ ret: res.ret });
-        holdPins(proc, r.addr, res.pfns as Float64Array, res.ret, a.write);
-        done({ ret: 0, pinned: res.ret });
-      });
     }
     case 'unpin': {
       const r = at(a.vma, a.page);
