@@ -35,6 +35,12 @@ export interface NvmeDio {
    * `fd`): the out-of-tree NVMe dma-buf importer (research/errata.md §3), opt-in per device.
    */
   dmabuf?: { exporter: string; fd: number; page: number; nlb: number };
+  /**
+   * An in-kernel bio over `nlb` pages of system memory the kernel allocated (nvmet's sgl_alloc):
+   * a write's words in `data`, a read's in the result. Only from inside the actor (kernelBio); a
+   * process's request naming one is refused (-EINVAL).
+   */
+  kbuf?: { nlb: number; data?: Float64Array };
 }
 
 export interface NvmeDioResult {

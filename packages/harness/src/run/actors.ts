@@ -65,7 +65,9 @@ export const DEVICE_KINDS: Record<DeviceSpec['kind'], DeviceKind> = {
     policies: [...NVME_POLICIES],
     config: (d, s) => {
       const failure = (NVME_FAILURE_POLICIES as readonly string[]).includes(d.policy) ? d.policy : undefined;
-      const nvmes = s.devices.filter((x) => x.kind === 'nvme').map((x) => ({ id: x.id, slot: x.slot ?? 'switch' }));
+      // Every device on the PCI bus by its slot: the controllers, and the NICs an NVMe-oF target uses.
+      const onBus = s.devices.filter((x) => x.kind === 'nvme' || x.kind === 'rdma').map((x) => ({ id: x.id, slot: x.slot ?? 'switch' }));
+      const providers = s.devices.filter((x) => x.kind === 'nvme' && x.cmbPages !== undefined).map((x) => x.id);
       return {
         ...(failure !== undefined && { failure, failAtNs: d.failAt ?? 2_000_000 }),
         ...(d.ioTimeout !== undefined && { ioTimeoutNs: d.ioTimeout }),
@@ -75,7 +77,8 @@ export const DEVICE_KINDS: Record<DeviceSpec['kind'], DeviceKind> = {
           ...(d.blocks !== undefined && { blocks: d.blocks }),
           queueSupportsP2p: d.p2pQueue !== false,
           dmabufImporter: d.dmabufImporter === true,
-          pci: { nodes: slotTopologyNodes(nvmes), whitelisted: s.machine.pci?.hostBridgeWhitelisted ? ['rc0'] : [], cpuSupportsP2pdma: s.machine.pci?.cpuSupportsP2pdma === true },
+          pci: { nodes: slotTopologyNodes(onBus), whitelisted: s.machine.pci?.hostBridgeWhitelisted ? ['rc0'] : [], cpuSupportsP2pdma: s.machine.pci?.cpuSupportsP2pdma === true },
+          ...(d.nvmet !== undefined && { nvmet: { nic: d.nvmet.nic, p2pmem: d.nvmet.p2pmem, providers } }),
         },
         mm: 'mm',
       };

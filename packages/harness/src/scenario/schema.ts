@@ -64,7 +64,7 @@ export const POLICIES_BY_KIND: Record<(typeof DEVICE_KINDS)[number], readonly st
   nvme: NVME_POLICIES,
 };
 /** Keys of a device spec that only an nvme device takes. */
-const NVME_DEVICE_KEYS = ['failAt', 'ioTimeout', 'slot', 'cmbPages', 'p2pQueue', 'blocks', 'dmabufImporter'] as const;
+const NVME_DEVICE_KEYS = ['failAt', 'ioTimeout', 'cmbPages', 'p2pQueue', 'blocks', 'dmabufImporter', 'nvmet'] as const;
 export const PCI_SLOTS = ['switch', 'switch-acs', 'root-port'] as const;
 /** Keys of a device spec that only an rdma device takes. */
 const RDMA_DEVICE_KEYS = ['qps', 'qpType', 'rnrRetry', 'minRnrTimer', 'retryCnt', 'timeout', 'rkeyFaultResponse', 'exporter'] as const;
@@ -346,8 +346,12 @@ const deviceSchema = strict({
   p2pQueue: flag.optional(),
   blocks: z.int().min(1).max(NVME_ACTOR_NAMESPACE_BLOCKS).optional(),
   dmabufImporter: flag.optional(),
+  // The in-kernel NVMe-oF target exporting the namespace over `nic` (packages/nvme/src/nvmet-rdma.ts);
+  // p2pmem is the namespace's configfs attribute: off (default), auto, or a provider's id.
+  nvmet: strict({ nic: nameSchema, p2pmem: nameSchema.default('off') }).optional(),
 })
   .superRefine((d, ctx) => {
+    if (d.slot !== undefined && d.kind !== 'nvme' && d.kind !== 'rdma') ctx.addIssue({ continue: false, code: 'custom', path: ['slot'], input: d.slot, message: `${show(d.slot)}: slot applies to nvme and rdma devices only` });
     for (const k of NVME_DEVICE_KEYS) {
       if (d[k] !== undefined && d.kind !== 'nvme') ctx.addIssue({ continue: false, code: 'custom', path: [k], input: d[k], message: `${show(d[k])}: ${k} applies to nvme devices only` });
     }
@@ -383,6 +387,7 @@ const deviceSchema = strict({
     ...(d.compare !== undefined && { compare: d.compare }),
     ...Object.fromEntries(RDMA_DEVICE_KEYS.filter((k) => d[k] !== undefined).map((k) => [k, d[k]])),
     ...Object.fromEntries(NVME_DEVICE_KEYS.filter((k) => d[k] !== undefined).map((k) => [k, d[k]])),
+    ...(d.slot !== undefined && { slot: d.slot }),
   }));
 /** Device memory by default: dmirror's device-private pages; the GPU's VRAM (svm-fault); none on a NIC. */
 const DEFAULT_DEVICE_PAGES = { dmirror: 256, gpu: 64, rdma: 0, nvme: 0 } as const;
@@ -603,6 +608,10 @@ const OPS = {
   rdma_reg_mr: strict({ device: nameSchema, provider: nameSchema, page: count(0).default(0), pages: count(1).default(1) })
     .transform((b) => ({ op: 'rdma_reg_mr' as const, ...b })),
   // O_DIRECT into (or out of) a VRAM buffer of gpu_alloc through the out-of-tree NVMe dma-buf importer.
+  // A remote NVMe-oF host's read or write of `pages` blocks from `block` on an nvme device's namespace
+  // exported over RDMA (its `nvmet`); a write carries the host's words, one per page.
+  nvmet: strict({ device: nameSchema, io: oneOf(['read', 'write']), block: count(0).default(0), pages: count(1).default(1), values: words.optional() })
+    .transform((b) => ({ op: 'nvmet' as const, ...b })),
   dio_dmabuf: strict({ device: nameSchema, io: oneOf(['read', 'write']), buffer: nameSchema, page: count(0).default(0), pages: count(1).default(1), block: count(0).default(0) })
     .transform((b) => ({ op: 'dio_dmabuf' as const, ...b })),
   migrate_pages: strict(range).transform((b) => ({ op: 'migrate_pages' as const, ...b })),
@@ -895,6 +904,7 @@ function crossCheckOrThrow(s: Scenario, issue: (path: Path, input: unknown, mess
   const nvmes = s.devices.filter((d) => d.kind === 'nvme').map((d) => d.id);
   const cmbs = s.devices.filter((d) => d.kind === 'nvme' && d.cmbPages !== undefined).map((d) => d.id);
   const importers = s.devices.filter((d) => d.kind === 'nvme' && d.dmabufImporter === true).map((d) => d.id);
+  const nvmetTargets = s.devices.filter((d) => d.kind === 'nvme' && d.nvmet !== undefined).map((d) => d.id);
   /** Per process, its VMAs backed by a GPU BO, and by an RDMA MR. */
   const gpuVmasOf = new Map<string, Set<string>>();
   const rdmaVmasOf = new Map<string, Set<string>>();
@@ -906,6 +916,11 @@ function crossCheckOrThrow(s: Scenario, issue: (path: Path, input: unknown, mess
   };
   s.devices.forEach((d, i) => {
     if (d.exporter !== undefined) ref(['devices', i, 'exporter'], d.exporter, gpus, 'a declared gpu device', 'gpu devices');
+    if (d.nvmet !== undefined) {
+      ref(['devices', i, 'nvmet', 'nic'], d.nvmet.nic, rdmas, 'a declared rdma device', 'rdma devices');
+      const p2p = d.nvmet.p2pmem;
+      if (p2p !== 'off' && p2p !== 'auto') ref(['devices', i, 'nvmet', 'p2pmem'], p2p, cmbs, 'off, auto, or an nvme device with a CMB (cmbPages)', 'nvme devices with one');
+    }
   });
 
   /** VMA names per process: declared ones, and those later phases can see after a script's mmap. */
@@ -1062,6 +1077,11 @@ function crossCheckOrThrow(s: Scenario, issue: (path: Path, input: unknown, mess
         if (cmbs.includes(a.provider) && a.page + a.pages > cmbPages) issue([...ap, 'pages'], a.pages, `pages [${a.page}, ${a.page + a.pages}) are outside the ${cmbPages}-page CMB of ${a.provider}`);
         break;
       }
+      case 'nvmet':
+        ref([...ap, 'device'], a.device, nvmetTargets, 'an nvme device exported by an NVMe-oF target (nvmet: {nic})', 'nvme devices with one');
+        if (a.io === 'write' && a.values?.length !== a.pages) issue([...ap, 'values'], a.values, `a write carries the host's words, one per page: ${n(a.pages, 'word')}`);
+        if (a.io === 'read' && a.values !== undefined) issue([...ap, 'values'], a.values, 'a read carries no words (expect.data checks what it returns)');
+        break;
       case 'rdma_reg_mr': {
         ref([...ap, 'device'], a.device, rdmas, 'a declared rdma device', 'rdma devices');
         ref([...ap, 'provider'], a.provider, cmbs, 'an nvme device with a CMB (cmbPages)', 'nvme devices with one');
@@ -1081,8 +1101,8 @@ function crossCheckOrThrow(s: Scenario, issue: (path: Path, input: unknown, mess
     if (e === undefined) return;
     const ep: Path = [...at, 'expect'];
     if (e.data !== undefined) {
-      const words = a.op === 'load' || a.op === 'store' || a.op === 'read_buffer' || (a.op === 'dmirror' && DMIRROR_DATA_CMDS.includes(a.cmd)) || ((a.op === 'dio' || a.op === 'dio_p2p' || a.op === 'dio_dmabuf') && a.io === 'read');
-      if (!words) issue([...ep, 'data'], e.data, `${describe(a)} returns no data; expect.data applies to load, store, read_buffer, dio reads and dmirror ${list(DMIRROR_DATA_CMDS)}`);
+      const words = a.op === 'load' || a.op === 'store' || a.op === 'read_buffer' || (a.op === 'dmirror' && DMIRROR_DATA_CMDS.includes(a.cmd)) || ((a.op === 'dio' || a.op === 'dio_p2p' || a.op === 'dio_dmabuf' || a.op === 'nvmet') && a.io === 'read');
+      if (!words) issue([...ep, 'data'], e.data, `${describe(a)} returns no data; expect.data applies to load, store, read_buffer, dio and nvmet reads and dmirror ${list(DMIRROR_DATA_CMDS)}`);
       const pages = (a as { pages?: number }).pages;
       if (pages !== undefined && e.data.length !== pages) issue([...ep, 'data'], e.data, `${n(e.data.length, 'word')} for ${n(pages, 'page')}; expect one word per page`);
     }

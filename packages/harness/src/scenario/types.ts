@@ -138,7 +138,7 @@ export interface DeviceSpec {
   failAt?: number;
   /** nvme: io_timeout (default 30 s). */
   ioTimeout?: number;
-  /** nvme: where it sits on the PCI bus (default switch): behind the one switch, on its ACS-redirecting downstream port, or on a root port of its own. */
+  /** nvme, rdma: where it sits on the PCI bus (default switch): behind the one switch, on its ACS-redirecting downstream port, or on a root port of its own. */
   slot?: 'switch' | 'switch-acs' | 'root-port';
   /** nvme: pages of its CMB, published as p2pmem for the other controllers' direct I/O (none by default). */
   cmbPages?: number;
@@ -148,6 +148,8 @@ export interface DeviceSpec {
   blocks?: number;
   /** nvme: the out-of-tree dma-buf importer (dio_dmabuf steps into a GPU's VRAM BO); default false. */
   dmabufImporter?: boolean;
+  /** nvme: the in-kernel NVMe-oF target exporting its namespace over an rdma device (nvmet steps). */
+  nvmet?: { nic: string; p2pmem: string };
 }
 
 export interface ProcessSpec {
@@ -335,6 +337,7 @@ export type Action =
   | { op: 'rdma'; device: string; vma: string; verb: RdmaOp; page: number; pages: number }
   | { op: 'dio'; device: string; io: 'read' | 'write'; vma: string; page: number; pages: number; block: number }
   | { op: 'dio_p2p'; device: string; io: 'read' | 'write'; provider: string; page: number; pages: number; block: number }
+  | { op: 'nvmet'; device: string; io: 'read' | 'write'; block: number; pages: number; values?: number[] }
   | { op: 'dio_dmabuf'; device: string; io: 'read' | 'write'; buffer: string; page: number; pages: number; block: number }
   /** ibv_reg_mr of a pinned MR on `device` over pages [page, page + pages) of the process's mapping of `provider`'s p2pmem. ret 0 or -errno. */
   | { op: 'rdma_reg_mr'; device: string; provider: string; page: number; pages: number }
