@@ -62,6 +62,8 @@ export interface GpuConfig {
   preempt?: Partial<PreemptOptions>;
   /** kfd-svm: XNACK (retry faults) on, the default; off, invalidations evict the queues (policy-kfd-svm.ts). */
   xnack?: boolean;
+  /** kfd-svm: svm_default_granularity (log2 pages) and the retry-fault-pending window (policy-kfd-svm.ts). */
+  kfd?: { granularity?: number; retryFaultPendingNs?: number };
   /** svm-fault: its fault handling and VRAM (policy-svm-fault.ts). */
   svm?: Partial<SvmFaultOptions>;
   /** VRAM BOs: their budget and copy cost (vram-bos.ts). */
@@ -172,7 +174,7 @@ class Gpu implements Actor<Message>, GpuHost {
       case 'unsafe-svm':
         return createSvmFaultPolicy(this, { unsafe: cfg.policy === 'unsafe-svm', maxBusyRetries, ...cfg.svm });
       case 'kfd-svm':
-        return createKfdSvmPolicy(this, { xnack: cfg.xnack ?? true, vramPages: cfg.svm?.vramPages });
+        return createKfdSvmPolicy(this, { xnack: cfg.xnack ?? true, vramPages: cfg.svm?.vramPages, ...cfg.kfd });
     }
   }
 

@@ -117,6 +117,8 @@ export interface SvmFaultHandlerOptions {
   hotThreshold: number;
   /** BOs being torn down (policy-svm-fault.ts freeBo): their faults are cancelled, never mapped. */
   closing: WeakSet<Bo>;
+  /** kfd: AMDGPU_SVM_RANGE_RETRY_FAULT_PENDING, ns (kfd-restore-pages.ts). */
+  retryFaultPendingNs?: number;
 }
 
 export interface SvmFaultHandler {
@@ -181,6 +183,7 @@ export function createSvmFaultHandler(host: GpuHost, opts: SvmFaultHandlerOption
     host,
     drain: host.era.kfdUnmapDrain,
     granularityPages: window,
+    ...(opts.retryFaultPendingNs !== undefined && { retryFaultPendingNs: opts.retryFaultPendingNs }),
     validateAndMap: (bo, ws, we, f, reqWrite, migrate, done) => {
       const fault = (): void => rangeFault(bo, ws, we, f.write, f.vpn, 0, done, reqWrite);
       if (!migrate || !vram.enabled || vram.has(f.pid, f.vpn)) return fault();

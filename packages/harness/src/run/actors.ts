@@ -44,6 +44,7 @@ export const DEVICE_KINDS: Record<DeviceSpec['kind'], DeviceKind> = {
       svm: { vramPages: d.devicePages, faultWindowPages: d.faultWindowPages, faultPermission: d.faultPermission },
       ...(d.vramBoPages !== undefined && { vramBos: { pages: d.vramBoPages } }),
       ...(d.xnack !== undefined && { xnack: d.xnack }),
+      ...((d.granularity !== undefined || d.retryFaultPending !== undefined) && { kfd: { granularity: d.granularity, retryFaultPendingNs: d.retryFaultPending } }),
       dmabufMoveNotify: s.machine.dmabufMoveNotify,
       kernel: s.machine.kernel,
       // 0 keeps the default, as the module parameter does.

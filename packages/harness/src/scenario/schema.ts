@@ -330,6 +330,10 @@ const deviceSchema = strict({
   waves: count(1).optional(),
   vramBoPages: count(1).optional(),
   xnack: flag.optional(),
+  // kfd-svm: amdgpu's svm_default_granularity (log2 pages, default 9: 2 MiB; the kernel clamps
+  // larger values to 0x1B) and the AMDGPU_SVM_RANGE_RETRY_FAULT_PENDING window (default 2ms).
+  granularity: z.int().min(0).max(0x1b).optional(),
+  retryFaultPending: durationSchema.optional(),
   compare: z.array(z.string()).min(1).optional(),
   qps: z.int().min(1).max(64).optional(),
   qpType: oneOf(['rc', 'ud']).optional(),
@@ -373,6 +377,9 @@ const deviceSchema = strict({
     for (const k of ['faultWindowPages', 'faultPermission', 'waves', 'vramBoPages', 'xnack'] as const) {
       if (d[k] !== undefined && d.kind !== 'gpu') ctx.addIssue({ continue: false, code: 'custom', path: [k], input: d[k], message: `${d[k]}: ${k} applies to gpu devices only` });
     }
+    for (const k of ['granularity', 'retryFaultPending'] as const) {
+      if (d[k] !== undefined && d.kind !== 'gpu') ctx.addIssue({ continue: false, code: 'custom', path: [k], input: d[k], message: `${d[k]}: ${k} applies to gpu devices (policy kfd-svm) only` });
+    }
   })
   .transform((d) => ({
     id: d.id,
@@ -384,6 +391,8 @@ const deviceSchema = strict({
     ...(d.waves !== undefined && { waves: d.waves }),
     ...(d.vramBoPages !== undefined && { vramBoPages: d.vramBoPages }),
     ...(d.xnack !== undefined && { xnack: d.xnack }),
+    ...(d.granularity !== undefined && { granularity: d.granularity }),
+    ...(d.retryFaultPending !== undefined && { retryFaultPending: d.retryFaultPending }),
     ...(d.compare !== undefined && { compare: d.compare }),
     ...Object.fromEntries(RDMA_DEVICE_KEYS.filter((k) => d[k] !== undefined).map((k) => [k, d[k]])),
     ...Object.fromEntries(NVME_DEVICE_KEYS.filter((k) => d[k] !== undefined).map((k) => [k, d[k]])),

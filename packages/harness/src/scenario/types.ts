@@ -148,6 +148,10 @@ export interface DeviceSpec {
   blocks?: number;
   /** nvme: the out-of-tree dma-buf importer (dio_dmabuf steps into a GPU's VRAM BO); default false. */
   dmabufImporter?: boolean;
+  /** gpu, kfd-svm: svm_default_granularity, log2 pages (default 9). */
+  granularity?: number;
+  /** gpu, kfd-svm: AMDGPU_SVM_RANGE_RETRY_FAULT_PENDING, ns (default 2 ms). */
+  retryFaultPending?: number;
   /** nvme: the in-kernel NVMe-oF target exporting its namespace over an rdma device (nvmet steps). */
   nvmet?: { nic: string; p2pmem: string };
 }
