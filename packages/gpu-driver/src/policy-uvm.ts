@@ -16,14 +16,18 @@
 //   GPU fault   into the replayable fault buffer (uvm-fault-batch.ts).
 //   access      through a VRAM entry: served in the GPU (svm-vram.ts); no access-driven migration
 //               (UVM's access counters, which migrate hot remote pages, are not modelled).
-//   invalidate  uvm_hmm_invalidate (the interval notifier's callback): non-blockable → false (it
-//               must take the va_block lock, a mutex); else lock, mmu_interval_set_seq, unmap the
-//               overlap from the GPU (uvm_va_block_unmap → the TLB invalidate inside the push), ack.
-//               Our own MMU_NOTIFY_MIGRATE keeps the entries of our VRAM pages, as svm-fault does
-//               (uvm_hmm_invalidate returns at once for a migrate whose owner is this GPU and lets
-//               the migration update the mappings). UVM records no thrashing event here: an HMM
-//               invalidation is not a UVM revocation (uvm_perf_event_notify_revocation is only in
-//               uvm_va_block_revoke_prot).
+//   invalidate  hmm_invalidate (uvm_hmm.c, the va_block's interval notifier callback): SOFT_DIRTY and
+//               RELEASE return at once; non-blockable → false ("only called in
+//               __oom_reap_task_mm()"); else va_block lock, mmu_interval_set_seq, uvm_va_block_unmap
+//               of the overlap from every GPU mapping it, uvm_tracker_wait (the unmap's TLB
+//               invalidate), unlock, true. UVM records no thrashing event here: an HMM invalidation
+//               is not a UVM revocation (uvm_perf_event_notify_revocation comes from
+//               uvm_va_block_revoke_prot only). Departure: for a MIGRATE (or EXCLUSIVE) whose owner
+//               is UVM, hmm_invalidate returns true at once (no set_seq, no unmap: the migration maps
+//               the new pages itself); here, as svm-fault does, it sets the seq and zaps the entries
+//               of system pages, keeping those of our VRAM pages. SOFT_DIRTY is zapped like any
+//               other event here (UVM ignores it: the GPU keeps writing through its mapping of a
+//               page clear_refs write-protected, unseen by soft-dirty tracking).
 //   migrate_to_ram  a CPU fault on our VRAM page (uvm_hmm_devmem_fault_handler →
 //               uvm_hmm_va_block_cpu_fault): the page goes home, a thrashing migration event of the CPU.
 //   free        the BO's faults are drained (a throttled one after its nap), then under
@@ -130,7 +134,7 @@ class UvmPolicy implements Policy {
   invalidate(env: Envelope<Message>, m: Invalidate, bo: SubscribedBo): void {
     const ack = (ok: boolean) => this.host.reply(env, { type: 'invalidate_ack', sub: m.sub, ok });
     if (!m.blockable) {
-      // uvm_hmm_invalidate: mmu_notifier_range_blockable() false → return false.
+      // hmm_invalidate: mmu_notifier_range_blockable() false → return false.
       this.host.stats.invalidationsRefused++;
       return ack(false);
     }
