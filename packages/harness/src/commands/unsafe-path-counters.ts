@@ -5,7 +5,7 @@
 //   unsafeBugPaths       a device that counts exactly the accesses its bug makes (rdma unsafe-odp:
 //                        DMAs issued through an entry zapped and already acked; nvme unsafe-nvme:
 //                        requests whose pages it released before their DMA) says so itself;
-//   readRetriesSkipped   dmirror unsafe-skip-read-retry, gpu unsafe-svm: read_retry said stale
+//   readRetriesSkipped   dmirror unsafe-skip-read-retry, gpu unsafe-svm and unsafe-uvm: read_retry said stale
 //                        and the driver mapped anyway;
 //   unsafeEarlyAcks      gpu unsafe-userptr: an invalidation acked while a job used the BO.
 export const UNSAFE_PATH_COUNTERS: readonly string[] = ['readRetriesSkipped', 'unsafeEarlyAcks'];

@@ -37,7 +37,7 @@ export const DEVICE_KINDS: Record<DeviceSpec['kind'], DeviceKind> = {
   gpu: {
     module: () => gpuDriver('gpu-actor'),
     exportName: 'createGpu',
-    policies: ['userptr', 'pin', 'preempt', 'svm-fault', 'kfd-svm', 'unsafe-userptr', 'unsafe-svm'],
+    policies: ['userptr', 'pin', 'preempt', 'svm-fault', 'kfd-svm', 'uvm', 'unsafe-userptr', 'unsafe-svm', 'unsafe-uvm'],
     config: (d, s) => ({
       policy: d.policy,
       waves: d.waves,
@@ -45,6 +45,7 @@ export const DEVICE_KINDS: Record<DeviceSpec['kind'], DeviceKind> = {
       ...(d.vramBoPages !== undefined && { vramBos: { pages: d.vramBoPages } }),
       ...(d.xnack !== undefined && { xnack: d.xnack }),
       ...((d.granularity !== undefined || d.retryFaultPending !== undefined) && { kfd: { granularity: d.granularity, retryFaultPendingNs: d.retryFaultPending } }),
+      ...(d.uvm !== undefined && { uvm: uvmConfig(d.uvm) }),
       dmabufMoveNotify: s.machine.dmabufMoveNotify,
       kernel: s.machine.kernel,
       // 0 keeps the default, as the module parameter does.
@@ -86,6 +87,12 @@ export const DEVICE_KINDS: Record<DeviceSpec['kind'], DeviceKind> = {
     },
   },
 };
+
+/** A gpu's `uvm:` key as the policy's options (policy-uvm.ts): the lapse is lapseNs there. */
+function uvmConfig(u: NonNullable<DeviceSpec['uvm']>) {
+  const { lapse, ...thrashing } = u.thrashing ?? {};
+  return { ...u, ...(u.thrashing && { thrashing: { ...thrashing, ...(lapse !== undefined && { lapseNs: lapse }) } }) };
+}
 
 export interface RunActorsOptions {
   seed: number;

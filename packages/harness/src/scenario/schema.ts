@@ -57,7 +57,7 @@ export const DEVICE_KINDS = ['dmirror', 'gpu', 'rdma', 'nvme'] as const;
 /** Each device kind's policies, its default first. */
 export const POLICIES_BY_KIND: Record<(typeof DEVICE_KINDS)[number], readonly string[]> = {
   dmirror: DEVICE_POLICIES,
-  gpu: ['userptr', 'pin', 'preempt', 'svm-fault', 'kfd-svm', 'unsafe-userptr', 'unsafe-svm'],
+  gpu: ['userptr', 'pin', 'preempt', 'svm-fault', 'kfd-svm', 'uvm', 'unsafe-userptr', 'unsafe-svm', 'unsafe-uvm'],
   rdma: ['odp', 'pinned-mr', 'implicit-odp', 'dmabuf', 'unsafe-odp'],
   // The safe driver against a healthy controller, or one that fails at failAt in one of three
   // ways (selected like a policy, so that `compare` runs each as a row); and the unsafe twin.
@@ -320,6 +320,26 @@ const machineSchema = strict({
 
 const fileSchema = strict({ name: nameSchema, pages: count(1) });
 
+/**
+ * gpu, policy uvm: NVIDIA UVM's module parameters (packages/gpu-driver/src/policy-uvm.ts,
+ * uvm-thrashing.ts), each with UVM's default when left out; the ranges are the ones UVM accepts.
+ */
+const uvmSchema = strict({
+  batchCount: count(1).optional(),
+  prefetch: flag.optional(),
+  prefetchThreshold: z.int().min(0).max(100).optional(),
+  thrashing: strict({
+    enable: flag.optional(),
+    threshold: z.int().min(1).max(7).optional(),
+    pinThreshold: z.int().min(1).max(255).optional(),
+    lapse: durationSchema.refine((v) => v >= 1_000, { error: 'must be at least 1us' }).optional(),
+    nap: z.int().min(1).max(100).optional(),
+    epoch: count(1).optional(),
+    pin: count(0).optional(),
+    maxResets: count(0).optional(),
+  }).optional(),
+});
+
 const deviceSchema = strict({
   id: nameSchema,
   kind: oneOf(DEVICE_KINDS).default('dmirror'),
@@ -334,6 +354,7 @@ const deviceSchema = strict({
   // larger values to 0x1B) and the AMDGPU_SVM_RANGE_RETRY_FAULT_PENDING window (default 2ms).
   granularity: z.int().min(0).max(0x1b).optional(),
   retryFaultPending: durationSchema.optional(),
+  uvm: uvmSchema.optional(),
   compare: z.array(z.string()).min(1).optional(),
   qps: z.int().min(1).max(64).optional(),
   qpType: oneOf(['rc', 'ud']).optional(),
@@ -374,7 +395,7 @@ const deviceSchema = strict({
       ctx.addIssue({ continue: false, code: 'custom', path: ['exporter'], message: 'missing; policy dmabuf registers MRs over VRAM BOs of a gpu: name it (exporter: <gpu id>)' });
     }
     if (d.devicePages === 0 && d.kind === 'dmirror') ctx.addIssue({ continue: false, code: 'custom', path: ['devicePages'], input: 0, message: '0: a dmirror needs at least 1 device page (0 turns VRAM off on a gpu only)' });
-    for (const k of ['faultWindowPages', 'faultPermission', 'waves', 'vramBoPages', 'xnack'] as const) {
+    for (const k of ['faultWindowPages', 'faultPermission', 'waves', 'vramBoPages', 'xnack', 'uvm'] as const) {
       if (d[k] !== undefined && d.kind !== 'gpu') ctx.addIssue({ continue: false, code: 'custom', path: [k], input: d[k], message: `${d[k]}: ${k} applies to gpu devices only` });
     }
     for (const k of ['granularity', 'retryFaultPending'] as const) {
@@ -393,6 +414,7 @@ const deviceSchema = strict({
     ...(d.xnack !== undefined && { xnack: d.xnack }),
     ...(d.granularity !== undefined && { granularity: d.granularity }),
     ...(d.retryFaultPending !== undefined && { retryFaultPending: d.retryFaultPending }),
+    ...(d.uvm !== undefined && { uvm: d.uvm }),
     ...(d.compare !== undefined && { compare: d.compare }),
     ...Object.fromEntries(RDMA_DEVICE_KEYS.filter((k) => d[k] !== undefined).map((k) => [k, d[k]])),
     ...Object.fromEntries(NVME_DEVICE_KEYS.filter((k) => d[k] !== undefined).map((k) => [k, d[k]])),

@@ -100,7 +100,7 @@ export interface DeviceSpec {
   kind: 'dmirror' | 'gpu' | 'rdma' | 'nvme';
   /**
    * dmirror: `safe` (default), or `unsafe-skip-read-retry` (the bug the checker must catch).
-   * gpu: `userptr` (default), `pin`, `preempt`, `svm-fault`, or `unsafe-userptr` / `unsafe-svm` (the bugs the checker must catch).
+   * gpu: `userptr` (default), `pin`, `preempt`, `svm-fault`, `kfd-svm`, `uvm`, or `unsafe-userptr` / `unsafe-svm` / `unsafe-uvm` (the bugs the checker must catch).
    * rdma: the kind of MR the process registers over its VMAs: `odp` (default), `pinned-mr`,
    * `implicit-odp`, `dmabuf` (over a VRAM BO of `exporter`), or `unsafe-odp` (the bug the checker must catch).
    */
@@ -122,6 +122,8 @@ export interface DeviceSpec {
   vramBoPages?: number;
   /** gpu, policy kfd-svm: XNACK (retry faults) on (default) or off (queue eviction and restore). */
   xnack?: boolean;
+  /** gpu, policy uvm: UVM's module parameters (uvm_perf_fault_batch_count, uvm_perf_prefetch_*, uvm_perf_thrashing_*); UVM's defaults when absent. */
+  uvm?: UvmDeviceSpec;
   /** rdma: the RC (or UD) QPs setup connects per process to the peer (default 4); workload threads take them in turn. */
   qps?: number;
   qpType?: 'rc' | 'ud';
@@ -387,4 +389,12 @@ export interface StepResult {
   got: Record<string, unknown>;
   /** The unmet expectations, one line each; empty when met (or nothing expected). */
   failures: string[];
+}
+
+/** A gpu's `uvm:` key: NVIDIA UVM's module parameters (lapse in ns; nap, epoch and pin in lapses, as UVM's). */
+export interface UvmDeviceSpec {
+  batchCount?: number;
+  prefetch?: boolean;
+  prefetchThreshold?: number;
+  thrashing?: { enable?: boolean; threshold?: number; pinThreshold?: number; lapse?: number; nap?: number; epoch?: number; pin?: number; maxResets?: number };
 }
