@@ -85,7 +85,10 @@ export interface NicStats {
   zapsWaitedForDma: number;
   /** unsafe-odp: acks sent while DMA through the zapped entries was still in flight. */
   unsafeEarlyAcks: number;
-  /** unsafe-odp: DMAs issued through an entry already zapped (and acked): each one the checker must catch. */
+  /**
+   * unsafe-odp: DMAs issued through an entry whose invalidation (move_notify) the driver had already
+   * acked, at a seq (generation) older than that invalidation's: each one the checker must catch.
+   */
   unsafeBugPaths: number;
   umrs: number;
   mttEntriesWritten: number;
