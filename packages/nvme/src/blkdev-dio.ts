@@ -117,6 +117,8 @@ export class DirectIoHost {
   private readonly byAttachment = new Map<string, Import>();
   moveNotifies = 0;
   moveNotifyWaits = 0;
+  /** A process this controller served (the drain's vma_lookup names it; its answer is not used). */
+  private lastPid = 1;
 
   constructor(
     private readonly ctrl: NvmeController,
@@ -146,6 +148,12 @@ export class DirectIoHost {
     }
     if (m.type === 'dma_buf_move_notify') {
       this.moveNotify(env, (m as unknown as { attachment: number }).attachment, ctx);
+      return true;
+    }
+    if (m.type === 'nvme_drain') {
+      // Any answer of mm proves it has handled what this controller sent it before (FIFO per pair).
+      const id = ctx.request(this.mm, { type: 'vma_lookup', pid: this.lastPid, addr: 0 } as unknown as Message);
+      this.waits.set(id, () => ctx.reply(env, { type: 'nvme_drain_done', ret: 0 } as unknown as Message));
       return true;
     }
     return false;
@@ -186,6 +194,7 @@ export class DirectIoHost {
       this.lastPinChangeNs = now;
     }
     const isRead = m.op === 'read';
+    if (m.pid > 0) this.lastPid = m.pid;
     const pfns = m.pfns instanceof Float64Array ? m.pfns : new Float64Array(0);
     const nlb = m.p2p ? m.p2p.nlb : m.dmabuf ? m.dmabuf.nlb : m.kbuf ? m.kbuf.nlb : pfns.length;
     // The bio owns the pins it was given: every path below releases them exactly once.

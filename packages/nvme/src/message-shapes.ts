@@ -24,4 +24,5 @@ export const NVME_SHAPES = {
   p2pmem_alloc: { fields: { nr_pages: 'count' }, reply: { type: 'p2pmem_alloc_result', page: 0 } },
   p2pdma_page_free: { fields: { page: 'id' } },
   nvmet_rdma_cmd: { fields: { op, slba: 'int', nlb: 'count', values: 'f64s?' }, reply: { type: 'nvmet_rdma_result' } },
-} satisfies Record<'bio_submit' | 'nvme_dio' | 'p2pmem_write' | 'p2pmem_read' | 'dma_buf_move_notify' | 'p2pmem_alloc' | 'p2pdma_page_free' | 'nvmet_rdma_cmd', MessageShape>;
+  nvme_drain: { fields: {}, reply: { type: 'nvme_drain_done' } },
+} satisfies Record<'bio_submit' | 'nvme_dio' | 'p2pmem_write' | 'p2pmem_read' | 'dma_buf_move_notify' | 'p2pmem_alloc' | 'p2pdma_page_free' | 'nvmet_rdma_cmd' | 'nvme_drain', MessageShape>;

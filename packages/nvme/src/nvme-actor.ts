@@ -149,7 +149,7 @@ export function createNvme(config: unknown, id: ActorId = 'nvme'): Actor<Message
 
   /** A message of a feature this controller was not given (no O_DIRECT path, no published CMB): refused like a malformed one. */
   const notConfigured = (m: Message): string | undefined => {
-    if ((m.type === 'nvme_dio' || m.type === 'dma_buf_move_notify') && !dio) return 'this controller serves no direct I/O';
+    if ((m.type === 'nvme_dio' || m.type === 'dma_buf_move_notify' || m.type === 'nvme_drain') && !dio) return 'this controller serves no direct I/O';
     if (m.type === 'nvmet_rdma_cmd' && !nvmet) return 'this controller\'s namespace is not exported by an NVMe-oF target';
     if ((m.type === 'p2pmem_write' || m.type === 'p2pmem_read' || m.type === 'p2pmem_alloc' || m.type === 'p2pdma_page_free') && !cmb) return 'this controller publishes no CMB';
     return undefined;
