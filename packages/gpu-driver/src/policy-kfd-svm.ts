@@ -40,8 +40,6 @@ export const KFD_SVM_DEFAULT_GRANULARITY = 9;
  * (kfd_svm.c, "drm/amdgpu: Surface svm_default_granularity, a RW module parameter", 2024, v6.12).
  */
 export const KFD_SVM_GRANULARITY_MAX = 0x1b;
-/** The default SVM granularity in pages. */
-export const KFD_SVM_GRANULARITY_PAGES = 1 << KFD_SVM_DEFAULT_GRANULARITY;
 
 export interface KfdSvmOptions {
   /** XNACK (retry faults) on: the default on the GPUs that have it (gfx9.4+, `HSA_XNACK=1`). */

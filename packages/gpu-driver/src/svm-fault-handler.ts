@@ -84,8 +84,8 @@ const VRAM_RO_RETRIES_MAX = 3;
  */
 export type FaultPermission = 'access' | 'vma';
 
-/** One entry of the fault buffer. */
-interface Fault {
+/** One entry of a replayable fault buffer: what the GPU raised, and how to answer it (replay or cancel). */
+export interface FaultBufferEntry {
   job: Job;
   bo: Bo | undefined;
   pid: Pid;
@@ -93,6 +93,10 @@ interface Fault {
   write: boolean;
   raisedAt: number;
   resolve: (replay: boolean) => void;
+}
+
+/** One entry of the fault buffer. */
+interface Fault extends FaultBufferEntry {
   /** kfd: faults amdgpu_gmc_filter_faults dropped as duplicates of this one; they retry when it is resolved. */
   joined: Fault[];
 }

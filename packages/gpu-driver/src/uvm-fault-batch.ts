@@ -21,7 +21,7 @@
 // whenever faults are waiting.
 import type { Pid } from '@svmsim/kernel-mm';
 import type { Bo } from './bo.js';
-import type { Job } from './job.js';
+import type { FaultBufferEntry } from './svm-fault-handler.js';
 import type { GpuHost } from './policy.js';
 import { UVM_VA_BLOCK_PAGES } from './uvm-thrashing.js';
 
@@ -29,15 +29,7 @@ import { UVM_VA_BLOCK_PAGES } from './uvm-thrashing.js';
 export const UVM_FAULT_BATCH_COUNT_DEFAULT = 256;
 
 /** One entry of the replayable fault buffer (uvm_fault_buffer_entry_t). */
-export interface UvmFault {
-  job: Job;
-  bo: Bo | undefined;
-  pid: Pid;
-  vpn: number;
-  write: boolean;
-  raisedAt: number;
-  resolve: (replay: boolean) => void;
-}
+export type UvmFault = FaultBufferEntry;
 
 /** A fault and its coalesced duplicates, with the decision the service makes for them. */
 export interface UvmFaultGroup {

@@ -158,7 +158,7 @@ export function createNvme(config: unknown, id: ActorId = 'nvme'): Actor<Message
   return {
     receive(env, ctx) {
       cur = ctx;
-      for (const what of setupWarnings.splice(0)) ctx.trace('warn', { what });
+      if (setupWarnings.length > 0) for (const what of setupWarnings.splice(0)) ctx.trace('warn', { what });
       // The boundary: a malformed bio is answered bad_message and changes nothing (message-shapes.ts).
       if (rejectBadMessage(env as Envelope<Message>, ctx, NVME_SHAPES, notConfigured)) return;
       const m = env.msg as Message;

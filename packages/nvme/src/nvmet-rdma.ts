@@ -22,12 +22,11 @@ import type { Ctx, Envelope, Message } from '@svmsim/runtime';
 import { pci_p2pmem_find_many } from './cmb.js';
 import type { DirectIoHost } from './blkdev-dio.js';
 import { pci_p2pdma_distance_many, type PciTopology } from './p2pdma.js';
-import { EINVAL, EIO } from './protocol.js';
+import { EINVAL, EIO, NVME_LBA_SIZE } from './protocol.js';
 import type { NvmetRdmaCmd, NvmetRdmaResult, NvmetSgl, RdmaRwCtx, RdmaRwDone } from './nvmet-protocol.js';
 
 /** NVMET_RDMA_DEFAULT_INLINE_DATA_SIZE (drivers/nvme/target/rdma.c): one page of in-capsule data. */
 export const NVMET_RDMA_DEFAULT_INLINE_DATA_SIZE = 4096;
-const PAGE_SIZE = 4096;
 
 export interface NvmetConfig {
   /** The NIC of the target's port (the RDMA device whose dma_device is ctrl->p2p_client). */
@@ -140,7 +139,7 @@ export class NvmetTarget {
     if (this.enableRet < 0) return fail(this.enableRet);
     const isWrite = m.op === 'write';
     if (isWrite && m.values?.length !== m.nlb) return fail(-EINVAL);
-    if (isWrite && m.nlb * PAGE_SIZE <= (this.cfg.inlineDataSize ?? NVMET_RDMA_DEFAULT_INLINE_DATA_SIZE)) {
+    if (isWrite && m.nlb * NVME_LBA_SIZE <= (this.cfg.inlineDataSize ?? NVMET_RDMA_DEFAULT_INLINE_DATA_SIZE)) {
       // nvmet_rdma_map_sgl_inline: the data came in the capsule, into the queue's own pages.
       this.figures.inlineSgls++;
       return this.bio(m, 'inline', { nlb: m.nlb, data: m.values! }, undefined, ctx, answer);

@@ -13,13 +13,12 @@
 // peer actor: its words come with a READ and go back in the answer of a WRITE (the link's
 // serialisation and latency are paid as on any RC message). Followed: torvalds/linux master (2025).
 import type { Envelope, Message } from '@svmsim/runtime';
-import type { P2pMemRead, P2pMemReadResult, P2pMemWrite, RdmaRwCtx, RdmaRwDone } from '@svmsim/nvme';
+import { EINVAL, EIO } from '@svmsim/kernel-mm';
+import type { P2pMemReadResult, RdmaRwCtx } from '@svmsim/nvme';
 import type { QpHost } from './qp.js';
 
 /** The most pages one rdma_rw_ctx moves (nvmet-rdma's largest transfer: mdts 1 MiB, 256 pages). */
 export const RDMA_RW_PAGES_MAX = 256;
-const EINVAL = -22;
-const EIO = -5;
 
 export interface RdmaRwStats {
   rdmaRwReads: number;
@@ -33,7 +32,7 @@ export const newRdmaRwStats = (): RdmaRwStats => ({ rdmaRwReads: 0, rdmaRwWrites
 /** rdma_rw_ctx_init + rdma_rw_ctx_post for one transfer, answered rdma_rw_done when it completes. */
 export function rdma_rw_ctx_post(host: QpHost, stats: RdmaRwStats, env: Envelope<Message>, m: RdmaRwCtx): void {
   const done = (ret: number, values?: Float64Array) =>
-    host.reply(env, { type: 'rdma_rw_done', ret, ...(values ? { values } : {}) } satisfies RdmaRwDone as unknown as Message as never);
+    host.reply(env, { type: 'rdma_rw_done', ret, ...(values ? { values } : {}) });
   const n = m.pages;
   // A READ carries the host's words; a WRITE carries the words to send unless they sit in p2pmem.
   const valuesOk = (m.dir === 'write' && m.p2p !== undefined) || m.values?.length === n;
@@ -45,8 +44,8 @@ export function rdma_rw_ctx_post(host: QpHost, stats: RdmaRwStats, env: Envelope
     return host.link.send(0, () => host.link.send(n, () => {
       if (!m.p2p) return done(0, Float64Array.from(m.values!));
       const p2p = m.p2p;
-      host.send(p2p.provider, { type: 'p2pmem_write', dev: host.id, page: p2p.page, values: Float64Array.from(m.values!) } satisfies P2pMemWrite as unknown as never);
-      host.call(p2p.provider, { type: 'p2pmem_read', dev: host.id, page: p2p.page + n - 1, nlb: 1 } satisfies P2pMemRead as unknown as never, (r) => {
+      host.send(p2p.provider, { type: 'p2pmem_write', dev: host.id, page: p2p.page, values: Float64Array.from(m.values!) });
+      host.call(p2p.provider, { type: 'p2pmem_read', dev: host.id, page: p2p.page + n - 1, nlb: 1 }, (r) => {
         done((r as unknown as P2pMemReadResult).ret < 0 ? EIO : 0);
       });
     }));
@@ -54,7 +53,7 @@ export function rdma_rw_ctx_post(host: QpHost, stats: RdmaRwStats, env: Envelope
   stats.rdmaRwWrites++;
   const push = (values: Float64Array) => host.link.send(n, () => host.link.send(0, () => done(0, values)));
   if (!m.p2p) return push(Float64Array.from(m.values!));
-  host.call(m.p2p.provider, { type: 'p2pmem_read', dev: host.id, page: m.p2p.page, nlb: n } satisfies P2pMemRead as unknown as never, (r) => {
+  host.call(m.p2p.provider, { type: 'p2pmem_read', dev: host.id, page: m.p2p.page, nlb: n }, (r) => {
     const rr = r as unknown as P2pMemReadResult;
     if (rr.type !== 'p2pmem_read_result' || rr.ret < 0) return done(EIO);
     push(rr.values);
