@@ -73,7 +73,7 @@ const RDMA_ROWS: Row[] = [
 ];
 
 const NVME_ROWS: Row[] = [
-  ['unknown type', 'nvme', () => m({ type: 'nvme_format' }), /^nvme: unknown message type "nvme_format"; nvme takes bio_submit, nvme_dio, p2pmem_write, p2pmem_read, dma_buf_move_notify, p2pmem_alloc, p2pdma_page_free, nvmet_rdma_cmd$/],
+  ['unknown type', 'nvme', () => m({ type: 'nvme_format' }), /^nvme: unknown message type "nvme_format"; nvme takes bio_submit, nvme_dio, p2pmem_write, p2pmem_read, dma_buf_move_notify, p2pmem_alloc, p2pdma_page_free, nvmet_rdma_cmd, nvme_drain$/],
   ['a p2pmem allocation from a controller without a CMB', 'nvme', () => m({ type: 'p2pmem_alloc', nr_pages: 4 }), /^nvme: p2pmem_alloc: this controller publishes no CMB$/],
   ['an NVMe-oF command to a namespace no target exports', 'nvme', () => m({ type: 'nvmet_rdma_cmd', op: 'read', slba: 0, nlb: 1 }), /^nvme: nvmet_rdma_cmd: this controller's namespace is not exported by an NVMe-oF target$/],
   ['an NVMe-oF command with an unknown op', 'nvme', () => m({ type: 'nvmet_rdma_cmd', op: 'flush', slba: 0, nlb: 1 }), /^nvme: nvmet_rdma_cmd\.op: "flush" is not one of read, write$/],
