@@ -26,27 +26,31 @@ export function sys_exit(k: Kernel, env: Envelope<Message>, m: Exit): void {
 }
 
 export function exit_mmap(k: Kernel, p: Process, done: () => void): void {
-  p.exiting = true;
-  p.locks.lock(0, VPN_LIMIT, 'exit_mmap', (lock) => {
-    const release = { start: 0, end: ADDR_MAX, event: 'MMU_NOTIFY_RELEASE' as const, blockable: true, owner: null, task: processTask(p), caller: 'exit_mmap' };
-    mmu_notifier_invalidate_range_start(k, p, release, (_r, relInv) => {
-      mmu_notifier_invalidate_range_end(k, relInv);
-      const unmap = { ...release, event: 'MMU_NOTIFY_UNMAP' as const };
-      mmap_read_lock(k, p, '', () => mmu_notifier_invalidate_range_start(k, p, unmap, (_r2, inv) => {
+  p.exiting = true; // from here every fault fails (fault.ts), as mmget_not_zero would
+  const release = { start: 0, end: ADDR_MAX, event: 'MMU_NOTIFY_RELEASE' as const, blockable: true, owner: null, task: processTask(p), caller: 'exit_mmap' };
+  mmu_notifier_invalidate_range_start(k, p, release, (_r, relInv) => {
+    mmu_notifier_invalidate_range_end(k, relInv);
+    const unmap = { ...release, event: 'MMU_NOTIFY_UNMAP' as const };
+    // Lock order as every syscall has it: mmap_lock, then the range lock (range-lock.ts). Exit
+    // once took the range lock first and held it across mmap_write_lock: a madvise holding the
+    // read lock and waiting for the range deadlocked it.
+    mmap_read_lock(k, p, '', () => p.locks.lock(0, VPN_LIMIT, 'exit_mmap', (lock) => {
+      mmu_notifier_invalidate_range_start(k, p, unmap, (_r2, inv) => {
         p.pt.forEach(0, VPN_LIMIT, (vpn) => k.zapPte(p, vpn));
         mmu_notifier_invalidate_range_end(k, inv);
+        p.locks.unlock(lock);
         mmap_read_unlock(k, p, '');
         p.oomSkip = true; // MMF_OOM_SKIP: the memory is gone, the reaper has nothing left to do
-        mmap_write_lock(k, p, () => {
+        mmap_write_lock(k, p, () => p.locks.lock(0, VPN_LIMIT, 'exit_mmap', (teardown) => {
           for (const v of p.vmas.list) p2pdmaVmaRefs(k, v, false);
           p.vmas.list.length = 0;
           p.alive = false;
           k.oracle('process_exit', { pid: p.pid });
+          p.locks.unlock(teardown);
           mmap_write_unlock(k, p);
-          p.locks.unlock(lock);
           done();
-        });
-      }));
-    });
+        }));
+      });
+    }));
   });
 }

@@ -6,8 +6,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { readTrace } from '@svmsim/runtime';
-import { MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PAGE_SIZE, PROT_READ, PROT_WRITE } from '@svmsim/kernel-mm';
-import { runMm } from '@svmsim/kernel-mm/testing/mm-harness';
+import { MADV_DONTNEED, MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PAGE_SIZE, PROT_READ, PROT_WRITE } from '@svmsim/kernel-mm';
+import { ret, runMm } from '@svmsim/kernel-mm/testing/mm-harness';
 
 /** Just what mmap-lock.ts uses of a Kernel: a clock, the stats, bounce, the processes. */
 function fakeKernel() {
@@ -119,5 +119,28 @@ describe('exit_mmap and the mmap lock (mm/mmap.c exit_mmap, latest)', () => {
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it('a madvise granted the read lock together with exit does not deadlock it (lock order: mmap_lock, then the range)', async () => {
+    const A = 1 << 24;
+    // A writer holds mmap_lock while madvise and then exit queue for the read lock; its unlock
+    // grants both at once. Exit once held the range lock from before its read lock to after its
+    // write lock, so madvise (read lock held, waiting for the range) and exit (range held, waiting
+    // for the write lock) waited on each other and the run ended quiescent with both unanswered.
+    const { r, results } = await runMm([
+      { msg: { type: 'process_create' } as never },
+      { msg: { type: 'mmap', pid: 1, addr: A, length: 4 * PAGE_SIZE, prot: PROT_READ | PROT_WRITE, flags: MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED } as never },
+      { msg: { type: 'cpu_access', pid: 1, addr: A, write: true, value: 7 } as never },
+      { group: [
+        { msg: { type: 'mmap_write_lock', pid: 1 } as never },
+        { msg: { type: 'madvise', pid: 1, addr: A, length: 4 * PAGE_SIZE, advice: MADV_DONTNEED } as never, afterNs: 1_000 },
+        { msg: { type: 'exit', pid: 1 } as never, afterNs: 2_000 },
+        { msg: { type: 'mmap_write_unlock', pid: 1 } as never, afterNs: 10_000 },
+      ] },
+    ]);
+    expect(r.endedBy).not.toBe('quiescent');
+    const [madvise, exit] = results.slice(-3, -1).map(ret);
+    expect(madvise).toBe(0);
+    expect(exit).toBe(0);
   });
 });
