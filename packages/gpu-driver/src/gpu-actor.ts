@@ -20,7 +20,7 @@
 import { rejectBadMessage } from '@svmsim/runtime';
 import { GPU_SHAPES } from './message-shapes.js';
 import { Continuations, CounterSampler, type Actor, type ActorId, type Ctx, type Envelope, type Incoming, type Message } from '@svmsim/runtime';
-import { EINVAL, ENOENT, ERRNO_NAMES, EFAULT, PAGE_SIZE, type DmaAccess, type Invalidate, type InvalidateAck, type MmRequest } from '@svmsim/kernel-mm';
+import { AckedInvalidations, EINVAL, ENOENT, ERRNO_NAMES, EFAULT, PAGE_SIZE, type DmaAccess, type Invalidate, type InvalidateAck, type MmRequest } from '@svmsim/kernel-mm';
 import { newBo, type Bo } from './bo.js';
 import type { GpuBoCreate, GpuBoFree, GpuReply, GpuRequest, GpuSubmit, GpuWait } from './gpu-protocol.js';
 import { GpuVm } from './gpuvm.js';
@@ -129,6 +129,8 @@ class Gpu implements Actor<Message>, GpuHost {
   private readonly waits = new Continuations<Reply>(() => this.ctx, 'gpu_timer');
   /** VRAM in use over time, for the trace (`gpu_counters`, pages). */
   private readonly counters = new CounterSampler('gpu_counters');
+  /** Unsafe policies: the invalidations acked, to count the DMAs the checker must call stale (null when safe). */
+  private readonly ackedInvalidations: AckedInvalidations | null;
 
   constructor(cfg: GpuConfig, readonly id: ActorId) {
     this.mm = cfg.mm ?? 'mm';
@@ -136,6 +138,7 @@ class Gpu implements Actor<Message>, GpuHost {
     this.kernel = cfg.kernel ?? DEFAULT_KERNEL_ERA;
     this.era = KERNEL_ERA_DEFAULTS[this.kernel];
     this.policy = this.createPolicy(cfg);
+    this.ackedInvalidations = cfg.policy.startsWith('unsafe-') ? new AckedInvalidations() : null;
     this.queues = new GpuQueues(this.queueHost(), cfg.waves ?? DEFAULT_WAVES);
     this.lockup = DRM_SCHED_POLICIES.includes(cfg.policy) ? { ...this.era.lockupTimeoutMs, ...cfg.lockupTimeoutMs } : null;
     this.recovery = new GpuRecovery(
@@ -309,6 +312,7 @@ class Gpu implements Actor<Message>, GpuHost {
   }
 
   reply(env: Envelope<Message>, msg: GpuReply | InvalidateAck | DmaBufReply): void {
+    if (this.ackedInvalidations && msg.type === 'invalidate_ack' && msg.ok) this.ackedInvalidations.acked(env.msg as Invalidate);
     this.ctx.reply(env, msg);
   }
 
@@ -354,6 +358,7 @@ class Gpu implements Actor<Message>, GpuHost {
           return;
         }
         if (this.policy.access?.(job, bo, page, pte, value)) return; // served by the policy (svm-fault: VRAM)
+        if (pte.tr.via === 'mirror' && this.ackedInvalidations?.stale(pte.tr.sub, addr, pte.tr.seq)) this.stats.unsafeBugPaths++;
         const dma: DmaAccess = { type: 'dma_access', dev: this.id, pid: bo.pid, addr, pfn: pte.pfn, write, tr: pte.tr };
         if (write) {
           dma.value = value;

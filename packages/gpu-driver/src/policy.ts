@@ -82,6 +82,8 @@ export interface GpuStats {
   invalidateWaitNs: number[];
   /** unsafe-userptr: acks sent while a job on the range was still running. */
   unsafeEarlyAcks: number;
+  /** Unsafe policies: DMAs through a mirror translation whose page's invalidation was acked at a newer seq (the bug's act, what the checker catches). */
+  unsafeBugPaths: number;
   pagesPinned: number;
   pagesUnpinned: number;
   warnings: number;
@@ -97,7 +99,7 @@ export function newStats(): GpuStats {
   return {
     bosCreated: 0, bosFreed: 0, boCreateErrors: 0, submissions: 0, firstSubmitAt: -1, lastJobEndAt: -1, resubmissions: 0, ebusyRetries: 0, submitErrors: {},
     pagesWalkedPerSubmission: [], submitLatencyNs: [], jobsDone: 0, jobErrors: 0, gpuPageFaults: 0, dmaWrites: 0, dmaReads: 0, localAccesses: 0,
-    invalidations: 0, invalidationsByEvent: {}, pagesInvalidated: 0, boPagesCreated: 0, jobStretchMax: 0, invalidationsRefused: 0, invalidateWaitNs: [], unsafeEarlyAcks: 0,
+    invalidations: 0, invalidationsByEvent: {}, pagesInvalidated: 0, boPagesCreated: 0, jobStretchMax: 0, invalidationsRefused: 0, invalidateWaitNs: [], unsafeEarlyAcks: 0, unsafeBugPaths: 0,
     pagesPinned: 0, pagesUnpinned: 0, warnings: 0, bosRevalidated: 0, pagesRevalidated: 0, jobsLost: {},
   };
 }

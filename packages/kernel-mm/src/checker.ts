@@ -50,6 +50,7 @@
 import type { TraceLine } from '@svmsim/runtime';
 import type { EvDevWrite, EvDmaAccess, EvFork, EvInvalidateAck, EvInvalidateStart, EvMmap, EvMremap, EvCpuLoad, OracleEvents, EvZap, EvCow, EvDmabufMove, EvP2pAccess, EvBlk } from './oracle-events.js';
 import { PinLedger } from './pin-ledger.js';
+import { lastAtOrBefore, paint, pieceAt } from './interval-pieces.js';
 import { PAGE_SIZE, ZERO_PFN } from './protocol.js';
 
 export interface FinalPage { pid: number; addr: number; value: number }
@@ -119,38 +120,9 @@ interface InvInfo { inv: number; pid: number; start: number; end: number; event:
 /** A piece of a subscription's "acked invalidation" map: the acked invalidation with the highest cur_seq over [start, end). */
 interface AckPiece { start: number; end: number; inv: InvInfo; ackT: number; ackDev: string; ackLine: number }
 
-/** Index of the last element with start <= x (-1 if none); `a` sorted by start. */
-function lastAtOrBefore(a: { start: number }[], x: number): number {
-  let lo = 0, hi = a.length - 1, r = -1;
-  while (lo <= hi) {
-    const mid = (lo + hi) >> 1;
-    if (a[mid].start <= x) { r = mid; lo = mid + 1; } else hi = mid - 1;
-  }
-  return r;
-}
-
-/** Paint [s, e) with `p` in a sorted disjoint piece list, keeping the higher cur_seq where they overlap. */
-function paint(pieces: AckPiece[], s: number, e: number, p: Omit<AckPiece, 'start' | 'end'>): void {
-  let i = lastAtOrBefore(pieces, s);
-  if (i < 0 || pieces[i].end <= s) i++;
-  const out: AckPiece[] = [];
-  const push = (q: AckPiece): void => {
-    const last = out[out.length - 1];
-    if (last && last.inv === q.inv && last.ackLine === q.ackLine && last.end === q.start) last.end = q.end;
-    else if (q.start < q.end) out.push(q);
-  };
-  let cur = s, j = i;
-  for (; j < pieces.length && pieces[j].start < e; j++) {
-    const q = pieces[j];
-    if (q.start > cur) push({ ...p, start: cur, end: q.start });
-    if (q.start < s) push({ ...q, end: s });
-    const lo = Math.max(q.start, s), hi = Math.min(q.end, e);
-    push(q.inv.curSeq >= p.inv.curSeq ? { ...q, start: lo, end: hi } : { ...p, start: lo, end: hi });
-    if (q.end > e) push({ ...q, start: e });
-    cur = hi;
-  }
-  if (cur < e) push({ ...p, start: cur, end: e });
-  pieces.splice(i, j - i, ...out);
+/** Paint [s, e) with an acked invalidation, keeping the higher cur_seq where they overlap. */
+function paintAck(pieces: AckPiece[], s: number, e: number, p: Omit<AckPiece, 'start' | 'end'>): void {
+  paint(pieces, s, e, p, (q, n) => q.inv.curSeq >= n.inv.curSeq, (x, y) => x.inv === y.inv && x.ackLine === y.ackLine);
 }
 
 /** The checker over a whole trace in memory (tests; `svmsim check` streams with TraceChecker). */
@@ -271,8 +243,7 @@ export function newTraceChecker(): TraceChecker {
       return a.pte_ok;
     }
     const pieces = a.sub === null ? undefined : acked.get(a.sub);
-    const k = pieces ? lastAtOrBefore(pieces, a.addr) : -1;
-    const hit = pieces && k >= 0 && pieces[k].end > a.addr ? pieces[k] : undefined;
+    const hit = pieces ? pieceAt(pieces, a.addr) : undefined;
     const mirror = `${at} via mirror sub ${a.sub} seq ${a.seq}`;
     if (hit && (!a.pte_ok || (a.seq !== null && hit.inv.curSeq > a.seq))) {
       const i = hit.inv;
@@ -459,7 +430,7 @@ export function newTraceChecker(): TraceChecker {
         if (!k.ok || !i) break;
         let pieces = acked.get(k.sub);
         if (!pieces) acked.set(k.sub, (pieces = []));
-        paint(pieces, i.start, i.end, { inv: i, ackT: l.t, ackDev: k.dev, ackLine: cur });
+        paintAck(pieces, i.start, i.end, { inv: i, ackT: l.t, ackDev: k.dev, ackLine: cur });
         break;
       }
     }

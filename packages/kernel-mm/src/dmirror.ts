@@ -84,6 +84,7 @@
 // invalidation (zap): the entries of its pages already in device memory are lost, so a migration
 // of a range partly on the device reads it back with -ENOENT (hmm-tests' migrate_fault).
 import { Continuations, Mutex, type Actor, type ActorId, type Ctx, type Envelope, type Incoming, type Message } from '@svmsim/runtime';
+import { AckedInvalidations } from './acked-invalidations.js';
 import {
   EBADF, EBUSY, EFAULT, EINVAL, EIO, ENOENT, ENOMEM, EPERM, ERRNO_NAMES, ESRCH, HMM_PFN_DEVICE_PRIVATE, HMM_PFN_ERROR, HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE,
   HMM_PFN_VALID, HMM_PFN_WRITE, MIGRATE_PFN_MIGRATE, MIGRATE_PFN_VALID, MIGRATE_PFN_WRITE, MIGRATE_VMA_SELECT_DEVICE_PRIVATE,
@@ -331,6 +332,8 @@ class Dmirror implements Actor<Message> {
   private readonly skipReadRetry: boolean;
   private readonly skipSetSeq: boolean;
   private readonly skipOwnerCheck: boolean;
+  /** An unsafe mode's own count of the accesses its bug makes (acked-invalidations.ts); null when safe. */
+  private readonly ackedInvalidations: AckedInvalidations | null;
   private readonly requestTimeoutNs: number | undefined;
   private readonly ramPages: number;
 
@@ -365,6 +368,8 @@ class Dmirror implements Actor<Message> {
     readRetries: 0,
     /** read_retry skipped (unsafe) where it would have said stale. */
     readRetriesSkipped: 0,
+    /** Unsafe modes: DMAs through an entry whose page's invalidation was acked at a newer seq (the bug's act). */
+    unsafeBugPaths: 0,
     /** A retry bound was hit (-EBUSY). */
     retryBoundHits: 0,
     invalidations: 0,
@@ -399,6 +404,7 @@ class Dmirror implements Actor<Message> {
     this.skipReadRetry = cfg.unsafe === 'skip-read-retry';
     this.skipSetSeq = cfg.unsafe === 'skip-set-seq';
     this.skipOwnerCheck = cfg.unsafe === 'skip-owner-check';
+    this.ackedInvalidations = cfg.unsafe !== undefined ? new AckedInvalidations() : null;
     this.requestTimeoutNs = cfg.requestTimeoutNs;
     this.deviceCapacity = cfg.devicePages ?? 4096;
     this.ramPages = cfg.ramPages ?? DMIRROR_RAM_PAGES;
@@ -462,7 +468,13 @@ class Dmirror implements Actor<Message> {
   // ---- messaging helpers ----
 
   private answer(env: Envelope<Message>, msg: DmirrorReply | InvalidateAck | MigrateToRamResult): void {
+    if (this.ackedInvalidations && msg.type === 'invalidate_ack' && msg.ok) this.ackedInvalidations.acked(env.msg as Invalidate);
     this.ctx.reply(env, msg);
+  }
+
+  /** Unsafe modes: a DMA about to go through an entry the checker will call stale is the bug's act. */
+  private countBugPath(sub: number, addr: number, seq: number): void {
+    if (this.ackedInvalidations?.stale(sub, addr, seq)) this.stats.unsafeBugPaths++;
   }
 
   /** A request to mm, resumed with its reply, a request_timeout or an actor_died. */
@@ -669,11 +681,13 @@ class Dmirror implements Actor<Message> {
           }
           c.cpages++;
         } else if (write) {
+          this.countBugPath(file.notifier.sub, addr, e.seq);
           const dma: DmaAccess = { type: 'dma_access', dev: this.id, pid: file.pid, addr, pfn: e.pfn, write: true, value: m.data![i], tr: { via: 'mirror', sub: file.notifier.sub, seq: e.seq } };
           this.ctx.send(this.mm, dma);
           this.stats.dmaWrites++;
           c.cpages++;
         } else {
+          this.countBugPath(file.notifier.sub, addr, e.seq);
           const dma: DmaAccess = { type: 'dma_access', dev: this.id, pid: file.pid, addr, pfn: e.pfn, write: false, tr: { via: 'mirror', sub: file.notifier.sub, seq: e.seq } };
           this.stats.dmaReads++;
           this.call(dma, (r) => {
