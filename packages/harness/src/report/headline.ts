@@ -21,7 +21,7 @@ const gpuFigure = (key: string) => (r: RunReport): number | undefined => {
   const g = gpuOf(r);
   return g && typeof g[key] === 'number' ? (g[key] as number) : undefined;
 };
-const perSecond = (x: number): string => `${x >= 100 ? Math.round(x) : x.toPrecision(3)}/s`;
+const perSecond = (x: number): string => `${x === 0 ? 0 : x >= 100 ? Math.round(x) : Number(x.toPrecision(3))}/s`;
 
 /** The report columns that can be a headline, by their id in table.ts COLUMNS. */
 export const HEADLINE_FIGURES: Record<string, HeadlineFigure> = {
