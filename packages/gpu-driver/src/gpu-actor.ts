@@ -40,6 +40,7 @@ import { createUvmPolicy, type UvmOptions } from './policy-uvm.js';
 import { DEFAULT_KERNEL_ERA, KERNEL_ERA_DEFAULTS, KERNEL_ERAS, type KernelEra, type KernelEraDefaults, type LockupTimeoutMs } from './kernel-era.js';
 import { DEFAULT_RECOVERY_COSTS, GpuRecovery, type RecoveryCosts } from './job-timeout.js';
 import { GPU_ERRNO_NAMES } from './gpu-protocol.js';
+import { DEFAULT_GPU_COST_PROFILE, GPU_COST_PROFILE_NAMES, profileOverrides, splitCostOverrides, type GpuCostParts } from './cost-profiles.js';
 import { DEFAULT_GPU_COSTS, newStats, type GpuCosts, type GpuHost, type GpuStats, type Policy, type Reply, type SubscribedBo } from './policy.js';
 
 export type GpuPolicyName = 'pin' | 'userptr' | 'preempt' | 'svm-fault' | 'kfd-svm' | 'uvm' | 'unsafe-userptr' | 'unsafe-svm' | 'unsafe-uvm';
@@ -49,6 +50,8 @@ export interface GpuConfig {
   policy: GpuPolicyName;
   /** The mm actor. Default 'mm'. */
   mm?: string;
+  /** The cost profile (cost-profiles.ts) under `costs`, `preempt`, `recovery` and `vramBos`: those keys win over it. Default `default`. */
+  profile?: string;
   costs?: Partial<GpuCosts>;
   /** userptr: restarts of one submission before -EAGAIN reaches the app. Default 1000. */
   maxResubmits?: number;
@@ -96,6 +99,7 @@ const DEFAULT_WAVES = 16;
 export function createGpu(config: unknown, id: ActorId): Actor<Message> {
   const c = (config ?? {}) as GpuConfig;
   if (!GPU_POLICIES.includes(c.policy)) throw new Error(`gpu config: policy must be one of ${GPU_POLICIES.join(', ')}, got ${JSON.stringify(c.policy)}`);
+  if (c.profile !== undefined && !GPU_COST_PROFILE_NAMES.includes(c.profile)) throw new Error(`gpu config: profile must be one of ${GPU_COST_PROFILE_NAMES.join(', ')}, got ${JSON.stringify(c.profile)}`);
   if (c.kernel !== undefined && !KERNEL_ERAS.includes(c.kernel)) throw new Error(`gpu config: kernel must be one of ${KERNEL_ERAS.join(', ')}, got ${JSON.stringify(c.kernel)}`);
   return new Gpu(c, id);
 }
@@ -132,9 +136,16 @@ class Gpu implements Actor<Message>, GpuHost {
   /** Unsafe policies: the invalidations acked, to count the DMAs the checker must call stale (null when safe). */
   private readonly ackedInvalidations: AckedInvalidations | null;
 
+  /** The cost profile this GPU's figures start from (cost-profiles.ts). */
+  readonly profile: string;
+  /** The profile's figures, split by the table each belongs to; the config's own keys win over them. */
+  private readonly profiled: GpuCostParts;
+
   constructor(cfg: GpuConfig, readonly id: ActorId) {
     this.mm = cfg.mm ?? 'mm';
-    this.costs = { ...DEFAULT_GPU_COSTS, ...cfg.costs };
+    this.profile = cfg.profile ?? DEFAULT_GPU_COST_PROFILE;
+    this.profiled = splitCostOverrides(profileOverrides(this.profile));
+    this.costs = { ...DEFAULT_GPU_COSTS, ...this.profiled.costs, ...cfg.costs };
     this.kernel = cfg.kernel ?? DEFAULT_KERNEL_ERA;
     this.era = KERNEL_ERA_DEFAULTS[this.kernel];
     this.policy = this.createPolicy(cfg);
@@ -151,7 +162,7 @@ class Gpu implements Actor<Message>, GpuHost {
       },
       this.lockup,
       this.era.softRecovery,
-      { ...DEFAULT_RECOVERY_COSTS, ...cfg.recovery },
+      { ...DEFAULT_RECOVERY_COSTS, ...this.profiled.recovery, ...cfg.recovery },
     );
     // ttm_bo_evict waits on the BO's reservation: the policy says what that means (KFD: evict the
     // process); by default the fences of the jobs using it.
@@ -166,7 +177,7 @@ class Gpu implements Actor<Message>, GpuHost {
       },
       cfg.dmabufMoveNotify === true,
     );
-    this.vramBos = new VramBos(this, { ...DEFAULT_VRAM_BOS, ...cfg.vramBos }, evictionFence, this.dmabuf);
+    this.vramBos = new VramBos(this, { ...DEFAULT_VRAM_BOS, ...this.profiled.vramBos, ...cfg.vramBos }, evictionFence, this.dmabuf);
   }
 
   private createPolicy(cfg: GpuConfig): Policy {
@@ -178,12 +189,12 @@ class Gpu implements Actor<Message>, GpuHost {
       case 'unsafe-userptr':
         return createUserptrPolicy(this, { unsafe: cfg.policy === 'unsafe-userptr', maxResubmits: cfg.maxResubmits ?? RESUBMITS_MAX });
       case 'preempt':
-        return createPreemptPolicy(this, { ...cfg.preempt });
+        return createPreemptPolicy(this, { ...this.profiled.preempt, ...cfg.preempt });
       case 'svm-fault':
       case 'unsafe-svm':
         return createSvmFaultPolicy(this, { unsafe: cfg.policy === 'unsafe-svm', maxBusyRetries, ...cfg.svm });
       case 'kfd-svm':
-        return createKfdSvmPolicy(this, { xnack: cfg.xnack ?? true, vramPages: cfg.svm?.vramPages, ...cfg.kfd });
+        return createKfdSvmPolicy(this, { xnack: cfg.xnack ?? true, vramPages: cfg.svm?.vramPages, preempt: { ...this.profiled.preempt, ...cfg.preempt }, ...cfg.kfd });
       case 'uvm':
       case 'unsafe-uvm':
         return createUvmPolicy(this, { vramPages: cfg.svm?.vramPages, ...cfg.uvm, unsafe: cfg.policy === 'unsafe-uvm', maxBusyRetries });
@@ -256,6 +267,7 @@ class Gpu implements Actor<Message>, GpuHost {
     return {
       policy: this.policy.name,
       kernel: this.kernel,
+      costProfile: this.profile,
       lockupTimeoutMs: this.lockup,
       ...s,
       ...this.recovery.stats,

@@ -2,3 +2,4 @@
 export * from './gpu-protocol.js';
 export { createGpu, GPU_POLICIES, type GpuConfig, type GpuPolicyName } from './gpu-actor.js';
 export { DEFAULT_GPU_COSTS, type GpuCosts, type GpuStats } from './policy.js';
+export { DEFAULT_GPU_COST_PROFILE, GPU_COST_KEYS, GPU_COST_PROFILES, GPU_COST_PROFILE_NAMES, gpuCostProfile, profileOverrides, splitCostOverrides, type CitedNs, type GpuCostKey, type GpuCostOverrides, type GpuCostProfile } from './cost-profiles.js';

@@ -39,10 +39,17 @@ export interface RecoveryHost {
 export interface RecoveryCosts {
   /** amdgpu_ring_soft_recovery until the fence signals (bounded by the kernel's 10 ms deadline). */
   softRecoveryNs: number;
-  /** A full GPU reset (amdgpu_device_gpu_recover: stop schedulers, ASIC reset, resume). No kernel constant: a mode-1 reset takes hundreds of ms. */
+  /** A full GPU reset (amdgpu_device_gpu_recover: stop schedulers, ASIC reset, resume). */
   gpuResetNs: number;
 }
-export const DEFAULT_RECOVERY_COSTS: RecoveryCosts = { softRecoveryNs: 10_000, gpuResetNs: 500e6 };
+export const DEFAULT_RECOVERY_COSTS: RecoveryCosts = {
+  // No published figure; estimate because soft recovery kills the ring's waves (SQ_CMD) and waits for the fence: µs, well inside
+  // amdgpu_ring_soft_recovery's 10 ms deadline (the bound checked below).
+  softRecoveryNs: 10_000,
+  // No kernel constant and no published figure; order-of-magnitude estimate because a reset stops every scheduler, resets the ASIC
+  // and re-initialises its firmware and rings before resuming: hundreds of ms.
+  gpuResetNs: 500e6,
+};
 /** amdgpu_ring_soft_recovery's deadline: ktime_add_us(ktime_get(), 10000). */
 const SOFT_RECOVERY_DEADLINE_NS = 10e6;
 

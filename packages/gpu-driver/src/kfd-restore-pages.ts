@@ -39,7 +39,10 @@ import { retOf, type GpuHost } from './policy.js';
 /** AMDGPU_SVM_RANGE_RETRY_FAULT_PENDING (kfd_svm.c): faults on a range validated less than this ago are dropped, ns. */
 export const AMDGPU_SVM_RANGE_RETRY_FAULT_PENDING_NS = 2e6;
 
-/** From schedule_deferred_list_work to svm_range_deferred_list_work running on the system workqueue: svmsim's cost, ns. */
+/**
+ * From schedule_deferred_list_work to svm_range_deferred_list_work running on the system workqueue, ns. No published figure;
+ * order-of-magnitude estimate because it is one work item woken on system_wq: µs to tens of µs.
+ */
 export const KFD_DEFERRED_WORK_NS = 10_000;
 
 /** What the restore path needs to know of a fault. */

@@ -28,7 +28,7 @@
 //   (svm_range_evict → kgd2kfd_quiesce_mm) and svm_range_restore_work revalidates and resumes them
 //   AMDGPU_SVM_RANGE_RESTORE_DELAY_MS (1 ms) later: the `preempt` machinery (policy-preempt.ts),
 //   with the ranges mapped up front as svm_range_set_attr does.
-import { createPreemptPolicy } from './policy-preempt.js';
+import { createPreemptPolicy, type PreemptOptions } from './policy-preempt.js';
 import { createSvmFaultPolicy } from './policy-svm-fault.js';
 import type { GpuHost, Policy } from './policy.js';
 import { AMDGPU_SVM_RANGE_RETRY_FAULT_PENDING_NS } from './kfd-restore-pages.js';
@@ -53,6 +53,8 @@ export interface KfdSvmOptions {
   granularity?: number;
   /** AMDGPU_SVM_RANGE_RETRY_FAULT_PENDING, ns: faults on a range validated less than this ago are dropped. Default 2 ms. */
   retryFaultPendingNs?: number;
+  /** XNACK off: the preempt machinery's timings (policy-preempt.ts). */
+  preempt?: Partial<PreemptOptions>;
 }
 
 export function createKfdSvmPolicy(host: GpuHost, opts: KfdSvmOptions): Policy {
@@ -60,7 +62,7 @@ export function createKfdSvmPolicy(host: GpuHost, opts: KfdSvmOptions): Policy {
   if (!Number.isInteger(granularity) || granularity < 0) throw new Error(`kfd-svm: granularity must be an integer from 0 to ${KFD_SVM_GRANULARITY_MAX}, got ${opts.granularity}`);
   const retryFaultPendingNs = opts.retryFaultPendingNs ?? AMDGPU_SVM_RANGE_RETRY_FAULT_PENDING_NS;
   if (!(retryFaultPendingNs >= 0)) throw new Error(`kfd-svm: retryFaultPendingNs must be >= 0, got ${opts.retryFaultPendingNs}`);
-  if (!opts.xnack) return { ...createPreemptPolicy(host, {}), name: 'kfd-svm' };
+  if (!opts.xnack) return { ...createPreemptPolicy(host, { ...opts.preempt }), name: 'kfd-svm' };
   return createSvmFaultPolicy(host, {
     unsafe: false,
     name: 'kfd-svm',

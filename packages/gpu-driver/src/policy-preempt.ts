@@ -59,11 +59,18 @@ export interface PreemptOptions {
 }
 
 export const DEFAULT_PREEMPT: PreemptOptions = {
+  // No published figure; order-of-magnitude estimate because the HWS unmaps the queues and CWSR saves every wave's registers and
+  // LDS. The kernel bounds it only by timeouts (queue_preemption_timeout_ms 9000, KFD_UNMAP_LATENCY_MS), which are not latencies.
   preemptNs: 100_000,
+  // No published figure; estimate because resuming is a map_queues packet to the HWS with the saved state restored lazily.
   resumeNs: 20_000,
+  // AMDGPU_USERPTR_RESTORE_DELAY_MS (amdgpu_amdkfd_gpuvm.c): 1 ms.
   restoreDelayNs: 1_000_000,
+  // A simulation bound, not a kernel figure.
   maxCreateRetries: 1000,
+  // PROCESS_ACTIVE_TIME_MS (kfd_priv.h): 10 ms.
   processActiveNs: 10_000_000,
+  // PROCESS_RESTORE_TIME_MS (kfd_priv.h): 100 ms.
   processRestoreNs: 100_000_000,
 };
 

@@ -38,9 +38,34 @@ export interface GpuCosts {
   /** svm-fault: copying one page between system memory and VRAM (SDMA). */
   migratePerPageNs: number;
 }
+/**
+ * svmsim's figures (the `default` cost profile, cost-profiles.ts). None is a kernel constant and no
+ * published measurement was found for these ones; each says why its order of magnitude is what it
+ * is. Profiles replace some of them with cited figures.
+ */
 export const DEFAULT_GPU_COSTS: GpuCosts = {
-  walkPerPageNs: 20, ptePerPageNs: 10, rebindPerPageNs: 50, tlbFlushNs: 1_000, tlbFlushHeavyweightNs: 10_000, submitNs: 2_000,
-  faultInterruptNs: 2_000, faultPerPageNs: 200, replayNs: 500, migratePerPageNs: 1_000,
+  // No published figure; order-of-magnitude estimate because the driver's part of the walk is a pfn → page lookup and a compare per page: tens of ns of CPU work.
+  walkPerPageNs: 20,
+  // No published figure; estimate because amdgpu_vm_update_range writes 8-byte PTEs in batches (CPU or SDMA): ~10 ns per entry once batched.
+  ptePerPageNs: 10,
+  // No published figure; estimate because revalidating a page is a dma_unmap and a dma_map of one sg entry (an IOMMU update): tens of ns.
+  rebindPerPageNs: 50,
+  // No published figure; estimate because a legacy flush is one invalidate request to the VM hub and its ack over MMIO: about a µs.
+  tlbFlushNs: 1_000,
+  // No published figure; estimate because a heavyweight flush covers every VMID and the UTCL2: taken as 10× the legacy flush.
+  tlbFlushHeavyweightNs: 10_000,
+  // No published figure; estimate because the rest of a CS ioctl is a syscall, chunk parsing and a scheduler push: a few µs.
+  submitNs: 2_000,
+  // No published figure for the interrupt alone; estimate because IH ring → interrupt → the fault work item is a few µs of CPU
+  // scheduling. Published far-fault figures (GPGPU-Sim UVM Smart's 45 µs) cover the whole driver path: the uvm-pcie profile uses it.
+  faultInterruptNs: 2_000,
+  // No published figure; estimate because decoding a fault entry and building its PTE is a few hundred ns of driver work.
+  faultPerPageNs: 200,
+  // No published figure; estimate because a replay is one MMIO write and the GPU re-issuing its stalled accesses.
+  replayNs: 500,
+  // No published figure for an SDMA page copy with its setup; estimate because the transfer alone is 256 ns at PCIe 3.0 x16's
+  // 16 GB/s (the uvm-pcie profile) and each copy adds a command submission.
+  migratePerPageNs: 1_000,
 };
 
 export interface GpuStats {

@@ -30,7 +30,13 @@ export interface VramBoOptions {
   /** Moving one page between VRAM and GTT (SDMA copy), ns. */
   copyPerPageNs: number;
 }
-export const DEFAULT_VRAM_BOS: VramBoOptions = { pages: 4096, copyPerPageNs: 500 };
+export const DEFAULT_VRAM_BOS: VramBoOptions = {
+  // svmsim's VRAM budget for BOs (16 MiB), not a device's.
+  pages: 4096,
+  // No published figure; estimate because an SDMA copy of a page to GTT is bound by the PCIe link (256 ns at 16 GB/s, the
+  // uvm-pcie profile's vramCopyPerPageNs) plus its share of the copy's setup.
+  copyPerPageNs: 500,
+};
 
 /** What waiting on a BO's reservation before a move means: the policy's. */
 export type EvictionFence = (bo: Bo, then: () => void) => void;

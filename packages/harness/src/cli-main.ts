@@ -20,6 +20,7 @@ import { queueWorkerCommand } from './commands/queue-worker.js';
 import { DEFAULT_QUEUE_NAME, parseRedisUrl } from './commands/redis-url.js';
 import { DEFAULT_LOCK_DURATION_MS, lockDurationOption } from './commands/sweep-queue-protocol.js';
 import { listBuiltinScenarios } from './scenario/load.js';
+import { GPU_COST_PROFILE_NAMES } from '@svmsim/gpu-driver/cost-profiles';
 
 /** Runs one svmsim command line (argv as process.argv: node, script, args…); returns the exit code. */
 export async function main(argv: string[]): Promise<number> {
@@ -51,10 +52,11 @@ export async function main(argv: string[]): Promise<number> {
     .option('--duration <time>', 'override the scenario\'s duration (e.g. 50ms)')
     .option('--trace <dir>', 'where the trace and report.json go (default: runs/<time>/<run>)')
     .option('--kernel <era>', 'the kernel era to simulate, overriding machine.kernel: v4.9, v6.6, v6.15, latest')
+    .option('--profile <name>', `the GPU cost profile, overriding machine.profile: ${GPU_COST_PROFILE_NAMES.join(', ')} (a gpu's own costs: still win)`)
     .option('--inject <fault>', 'inject a fault, repeatable: kill:DEV@TIME, hang-fence:DEV,job=N[,timeout=T], stop-invalidate-acks:DEV@TIME, delay:from=A,to=B,ns=T[,jitterNs=T], reorder:probability=P[,maxNs=T]', collectInject, [])
     .option('--json', 'print the report as JSON')
     .addHelpText('after', '\nExamples:\n  svmsim run mirror-race\n  svmsim run userptr-walk --inject kill:gpu0@5ms\n  svmsim run mirror-race --policy mirror0=unsafe-skip-read-retry --seed 7\n  svmsim run kswapd-vs-compute --kernel v4.9\n  svmsim run my-scenario.yaml --threads --time-scale 1000 --json\n')
-    .action(action((scenario: string, o) => runCommand(scenario, { policy: o.policy, seed: o.seed, threads: Boolean(o.threads), timeScale: o.timeScale, duration: o.duration, trace: o.trace, json: Boolean(o.json), kernel: o.kernel, inject: o.inject })));
+    .action(action((scenario: string, o) => runCommand(scenario, { policy: o.policy, seed: o.seed, threads: Boolean(o.threads), timeScale: o.timeScale, duration: o.duration, trace: o.trace, json: Boolean(o.json), kernel: o.kernel, profile: o.profile, inject: o.inject })));
 
   program
     .command('compare')
@@ -66,9 +68,10 @@ export async function main(argv: string[]): Promise<number> {
     .option('--time-scale <x>', `thread mode: simulated ns per wall ns (default: the scenario's timeScale, else ${THREAD_TIME_SCALE}); a message between threads takes tens of µs, so costs of a few µs need a slower clock (1000 runs an hour-long job in seconds)`, (v) => parsePositive('--time-scale', v))
     .option('--json', 'print every report as JSON')
     .option('--html <dir>', 'also write DIR/index.html: the policies side by side and every run\'s plots')
+    .option('--profile <names>', `run each policy under each of these GPU cost profiles, one section per profile, then which policy wins each scenario's headline figure under each (comma-separated: ${GPU_COST_PROFILE_NAMES.join(', ')})`)
     .option('--kernel <eras>', 'run each policy under each of these kernel eras, side by side (comma-separated: v4.9, v6.6, v6.15, latest; default: the scenario\'s machine.kernel)')
     .addHelpText('after', '\nExamples:\n  svmsim compare\n  svmsim compare mirror-race ksm --policies safe,unsafe-skip-read-retry\n  svmsim compare kswapd-vs-compute --kernel v4.9,latest\n  svmsim compare kswapd-vs-compute gup-vs-readonly --html out/\n')
-    .action(action((scenarios: string[], o) => compareCommand(scenarios, { policies: o.policies, seed: o.seed, threads: Boolean(o.threads), timeScale: o.timeScale, json: Boolean(o.json), html: o.html, kernels: o.kernel })));
+    .action(action((scenarios: string[], o) => compareCommand(scenarios, { policies: o.policies, seed: o.seed, threads: Boolean(o.threads), timeScale: o.timeScale, json: Boolean(o.json), html: o.html, kernels: o.kernel, profiles: o.profile })));
 
   program
     .command('sweep')
@@ -82,12 +85,13 @@ export async function main(argv: string[]): Promise<number> {
     .option('--out <dir>', 'with --shard: the directory of results files that `svmsim sweep-merge` reads (in a Slurm array job the shard comes from SLURM_ARRAY_TASK_ID)')
     .option('--queue <redis://host:port>', 'put the seeds on a BullMQ queue in redis and print the results `svmsim worker --queue …` processes return')
     .option('--queue-name <name>', 'with --queue: the BullMQ queue (default svmsim-sweep)')
+    .option('--profile <name>', `the GPU cost profile, overriding machine.profile: ${GPU_COST_PROFILE_NAMES.join(', ')}`)
     .option('--chunk <seeds>', 'with --queue: seeds per job (default 20, more for sweeps past 100 000 seeds: at most 5000 jobs)')
     .addHelpText(
       'after',
       '\nExamples:\n  svmsim sweep mirror-race --policy mirror0=unsafe-skip-read-retry --seeds 1..200\n  svmsim sweep mirror-race --seeds 1..1000000 --shard 3/100 --out results/   # then: svmsim sweep-merge results/\n  svmsim sweep mirror-race --seeds 1..1000000 --queue redis://10.0.0.5:6379   # with: svmsim worker --queue redis://10.0.0.5:6379\n',
     )
-    .action(action((scenario: string, o) => sweepCommand(scenario, { seeds: o.seeds, jobs: o.jobs, policy: o.policy, json: Boolean(o.json), shard: o.shard, out: o.out, queue: o.queue, queueName: o.queueName, chunk: o.chunk })));
+    .action(action((scenario: string, o) => sweepCommand(scenario, { seeds: o.seeds, jobs: o.jobs, policy: o.policy, json: Boolean(o.json), shard: o.shard, out: o.out, queue: o.queue, queueName: o.queueName, chunk: o.chunk, profile: o.profile })));
 
   program
     .command('hmm-tests')
@@ -138,9 +142,10 @@ export async function main(argv: string[]): Promise<number> {
     .option('--policy <dev=policy>', 'device policy, repeatable', collectPolicy, {})
     .option('--trace <dir>', 'where the trace goes (default: runs/<time>/replay.<run>)')
     .option('--kernel <era>', 'the kernel era the run being replayed used: v4.9, v6.6, v6.15, latest')
+    .option('--profile <name>', `the GPU cost profile the run being replayed used: ${GPU_COST_PROFILE_NAMES.join(', ')}`)
     .option('--json', 'print the report as JSON')
     .addHelpText('after', '\nExample:\n  svmsim replay mirror-race --policy mirror0=unsafe-skip-read-retry --seed 7 --trace out/\n')
-    .action(action((scenario: string, o) => replayCommand(scenario, { seed: o.seed, duration: o.duration, policy: o.policy, trace: o.trace, json: Boolean(o.json), kernel: o.kernel })));
+    .action(action((scenario: string, o) => replayCommand(scenario, { seed: o.seed, duration: o.duration, policy: o.policy, trace: o.trace, json: Boolean(o.json), kernel: o.kernel, profile: o.profile })));
 
   const traceFlags = (c: Command) =>
     c

@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { ActorDiedError, RunSetupError, TraceFormatError } from '@svmsim/runtime';
 import { KERNEL_ERAS } from '@svmsim/gpu-driver/kernel-era';
+import { GPU_COST_PROFILE_NAMES } from '@svmsim/gpu-driver/cost-profiles';
 import { UsageError } from '../run/actors.js';
 import type { Scenario } from '../scenario/types.js';
 import { ScenarioError } from '../scenario/load.js';
@@ -40,6 +41,18 @@ export function withKernel(s: Scenario, kernel: string | undefined): Scenario {
   if (kernel === undefined) return s;
   if (!(KERNEL_ERAS as readonly string[]).includes(kernel)) throw new UsageError(`--kernel: "${kernel}" is not one of ${KERNEL_ERAS.join(', ')}`);
   return { ...s, machine: { ...s.machine, kernel } };
+}
+
+/** `--profile NAME`, checked: one of the GPU cost profiles (gpu-driver cost-profiles.ts). */
+export function checkProfile(profile: string, flag = '--profile'): string {
+  if (!GPU_COST_PROFILE_NAMES.includes(profile)) throw new UsageError(`${flag}: "${profile}" is not one of ${GPU_COST_PROFILE_NAMES.join(', ')}`);
+  return profile;
+}
+
+/** `--profile NAME` over a scenario's machine.profile (run, replay, sweep), checked. */
+export function withProfile(s: Scenario, profile: string | undefined): Scenario {
+  if (profile === undefined) return s;
+  return { ...s, machine: { ...s.machine, profile: checkProfile(profile) } };
 }
 
 export function durationOption(v: string, flag = '--duration'): number {

@@ -1,5 +1,7 @@
 // `svmsim compare`: each scenario under each policy of its devices, one table per scenario.
-// `npm start` runs it over the built-in scenarios.
+// `npm start` runs it over the built-in scenarios. `--profile a,b` runs them under each GPU cost
+// profile: one section of tables per profile, then a line per scenario saying which policy wins its
+// headline figure under each profile (report/headline.ts).
 import path from 'node:path';
 import { DEVICE_KINDS, UsageError } from '../run/actors.js';
 import { exitCodeOf, runScenario, traceDirOf, type RunReport } from '../run/run-scenario.js';
@@ -11,6 +13,9 @@ import { EXIT_INTERRUPTED, onInterrupt } from './interrupt.js';
 import { progressBar } from './progress.js';
 import { writeComparisonHtml } from './compare-html.js';
 import { KERNEL_ERAS } from '@svmsim/gpu-driver/kernel-era';
+import { gpuCostProfile, GPU_COST_PROFILE_NAMES } from '@svmsim/gpu-driver/cost-profiles';
+import { verdictLine } from '../report/headline.js';
+import { checkProfile } from './common.js';
 
 export interface CompareOptions {
   policies?: string;
@@ -22,6 +27,16 @@ export interface CompareOptions {
   html?: string;
   /** `--kernel A,B`: run every scenario under each kernel era, side by side (default: each scenario's machine.kernel). */
   kernels?: string;
+  /** `--profile A,B`: run every scenario under each GPU cost profile, a section each (default: each scenario's machine.profile). */
+  profiles?: string;
+}
+
+/** `--profile default,uvm-pcie`: the profiles, checked. */
+function profileList(spec: string | undefined): string[] | undefined {
+  if (spec === undefined) return undefined;
+  const names = spec.split(',').map((k) => k.trim()).filter(Boolean);
+  if (names.length === 0) throw new UsageError(`--profile: expected a comma-separated list of ${GPU_COST_PROFILE_NAMES.join(', ')}`);
+  return names.map((p) => checkProfile(p));
 }
 
 /** `--kernel v4.9,latest`: the eras, checked. */
@@ -54,13 +69,21 @@ export async function compareCommand(sources: string[], o: CompareOptions): Prom
     for (const p of only) if (!known.has(p)) throw new UsageError(`--policies: "${p}" is not one of ${[...known].join(', ') || '(no device in these scenarios)'}`);
   }
   const kernels = kernelList(o.kernels);
-  // Each policy under each era in turn, so that a table's rows pair up: userptr v4.9, userptr latest, …
-  const jobs = scenarios.flatMap(({ source, s }) =>
-    policySets(s, only).flatMap((policies) => (kernels ?? [s.machine.kernel]).map((kernel) => ({ source, s: { ...s, machine: { ...s.machine, kernel } }, policies }))),
+  const profiles = profileList(o.profiles);
+  // Each profile in turn (a section each), and within it each policy under each era, so that a
+  // table's rows pair up: userptr v4.9, userptr latest, …
+  const jobs = (profiles ?? [undefined]).flatMap((profile) =>
+    scenarios.flatMap(({ source, s }) =>
+      policySets(s, only).flatMap((policies) =>
+        (kernels ?? [s.machine.kernel]).map((kernel) => ({ source, s: { ...s, machine: { ...s.machine, kernel, profile: profile ?? s.machine.profile } }, policies })),
+      ),
+    ),
   );
   const dir = runsDir();
   const mode = o.threads ? 'threads' : 'deterministic';
-  const eras = kernels ? `kernels ${kernels.join(' vs ')}` : `kernel ${[...new Set(scenarios.map(({ s }) => s.machine.kernel))].join(', ')}`;
+  const eras =
+    (kernels ? `kernels ${kernels.join(' vs ')}` : `kernel ${[...new Set(scenarios.map(({ s }) => s.machine.kernel))].join(', ')}`) +
+    (profiles ? `, profiles ${profiles.join(' vs ')}` : '');
   if (!o.json) process.stdout.write(`svmsim compare — ${scenarios.length} scenarios × their policies, ${mode}${o.seed !== undefined ? `, seed ${o.seed}` : ''}, ${eras}   (svmsim compare --help)\n\n`);
   const bar = progressBar(jobs.length, 'runs');
   const reports: RunReport[] = [];
@@ -71,9 +94,9 @@ export async function compareCommand(sources: string[], o: CompareOptions): Prom
       if (interrupt?.signal.aborted) break;
       const s = { ...j.s, devices: j.s.devices.map((d) => (j.policies[d.id] ? { ...d, policy: j.policies[d.id] } : d)) };
       const seed = o.seed ?? s.seed;
-      const name = runName(s.name, j.policies, seed) + (kernels ? `.${s.machine.kernel}` : '');
+      const name = runName(s.name, j.policies, seed) + (kernels ? `.${s.machine.kernel}` : '') + (profiles ? `.${s.machine.profile}` : '');
       reports.push(await runScenario(s, { seed, mode, timeScale: o.timeScale ?? s.timeScale ?? THREAD_TIME_SCALE, traceDir: path.join(dir, name), signal: interrupt?.signal }));
-      bar.tick(`${s.name} ${Object.values(j.policies).join(',')}${kernels ? ` ${s.machine.kernel}` : ''}`);
+      bar.tick(`${s.name} ${Object.values(j.policies).join(',')}${kernels ? ` ${s.machine.kernel}` : ''}${profiles ? ` ${s.machine.profile}` : ''}`);
     }
   } finally {
     bar.done();
@@ -83,11 +106,8 @@ export async function compareCommand(sources: string[], o: CompareOptions): Prom
   if (interrupted && !o.json) process.stdout.write(`interrupted (Ctrl-C) after ${reports.length} of ${jobs.length} runs; the last one stopped part way\n\n`);
   if (o.json) process.stdout.write(JSON.stringify(reports, null, 2) + '\n');
   else {
-    for (const { s } of scenarios) {
-      const rows = reports.filter((r) => r.scenario === s.name);
-      if (rows.length === 0) continue; // not reached before a Ctrl-C
-      process.stdout.write(`${s.name} — ${s.description}\n${table(rows)}\n\n`);
-    }
+    if (profiles) writeProfileSections(scenarios.map(({ s }) => s), profiles, reports);
+    else writeTables(scenarios.map(({ s }) => s), reports);
     const rel = (d: string) => path.relative(process.cwd(), d) || d;
     process.stdout.write(`Traces: ${rel(dir)}/ (report.json in each; svmsim analyze ${reports[0] ? rel(traceDirOf(reports[0])) : rel(dir)})\n`);
     for (const r of reports.filter((x) => x.check.hungTasks > 0)) {
@@ -101,4 +121,28 @@ export async function compareCommand(sources: string[], o: CompareOptions): Prom
     if (!o.json) process.stdout.write(`HTML: ${path.relative(process.cwd(), file) || file} (the policies side by side and each run's plots)\n`);
   }
   return interrupted ? EXIT_INTERRUPTED : Math.max(EXIT_OK, ...reports.map(exitCodeOf));
+}
+
+/** One table per scenario (the runs it reached before any Ctrl-C). */
+function writeTables(scenarios: Scenario[], reports: RunReport[]): void {
+  for (const s of scenarios) {
+    const rows = reports.filter((r) => r.scenario === s.name);
+    if (rows.length === 0) continue; // not reached before a Ctrl-C
+    process.stdout.write(`${s.name} — ${s.description}\n${table(rows)}\n\n`);
+  }
+}
+
+/** `--profile a,b`: a section of tables per profile, then per scenario the winner of its headline figure under each. */
+function writeProfileSections(scenarios: Scenario[], profiles: string[], reports: RunReport[]): void {
+  for (const profile of profiles) {
+    process.stdout.write(`== profile ${profile} — ${gpuCostProfile(profile).summary}\n\n`);
+    writeTables(scenarios, reports.filter((r) => r.profile === profile));
+  }
+  process.stdout.write('Verdicts by profile (the headline figure of each scenario; only runs the checker passed compete):\n');
+  for (const s of scenarios) {
+    const byProfile = profiles.map((profile) => ({ profile, rows: reports.filter((r) => r.scenario === s.name && r.profile === profile) }));
+    if (byProfile.every((p) => p.rows.length === 0)) continue;
+    process.stdout.write(`  ${verdictLine(s.name, byProfile)}\n`);
+  }
+  process.stdout.write('\n');
 }

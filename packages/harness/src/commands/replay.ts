@@ -6,7 +6,7 @@ import { applyPolicies } from '../run/actors.js';
 import { exitCodeOf, runScenario } from '../run/run-scenario.js';
 import { details, table } from '../report/table.js';
 import { loadScenario } from '../scenario/load.js';
-import { durationOption, runName, runsDir, withKernel } from './common.js';
+import { durationOption, runName, runsDir, withKernel, withProfile } from './common.js';
 
 export interface ReplayOptions {
   seed: number;
@@ -16,6 +16,8 @@ export interface ReplayOptions {
   json: boolean;
   /** --kernel: the era the replayed run used, if not the scenario's machine.kernel. */
   kernel?: string;
+  /** --profile: the GPU cost profile the replayed run used, if not the scenario's machine.profile. */
+  profile?: string;
 }
 
 /** How many trace lines of the page are shown before the first violation. */
@@ -24,14 +26,14 @@ const CONTEXT_LINES = 12;
 export async function replayCommand(source: string, o: ReplayOptions): Promise<number> {
   let s = applyPolicies(loadScenario(source), o.policy);
   if (o.duration !== undefined) s = { ...s, duration: durationOption(o.duration) };
-  s = withKernel(s, o.kernel);
+  s = withProfile(withKernel(s, o.kernel), o.profile);
   const policies = Object.fromEntries(s.devices.map((d) => [d.id, d.policy]));
   const traceDir = o.trace ?? path.join(runsDir(), `replay.${runName(s.name, policies, o.seed)}`);
   const r = await runScenario(s, { seed: o.seed, mode: 'deterministic', timeScale: 1, traceDir });
   if (o.json) {
     process.stdout.write(JSON.stringify(r, null, 2) + '\n');
   } else {
-    process.stdout.write(`svmsim replay ${s.name} — seed ${o.seed}, deterministic, kernel ${s.machine.kernel}\n\n${table([r])}\n${details(r)}\n`);
+    process.stdout.write(`svmsim replay ${s.name} — seed ${o.seed}, deterministic, kernel ${s.machine.kernel}, profile ${s.machine.profile}\n\n${table([r])}\n${details(r)}\n`);
     const first = r.check.violations[0];
     const addr = first ? /addr (0x[0-9a-f]+)/.exec(first)?.[1] : undefined;
     const pid = first ? Number(/pid (\d+)/.exec(first)?.[1]) : NaN;

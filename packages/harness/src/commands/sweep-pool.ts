@@ -42,12 +42,14 @@ export async function runSeeds(
   seeds: { from: number; to: number },
   onOutcome: (o: SweepOutcome) => void,
   signal?: AbortSignal,
+  /** --profile: the GPU cost profile every seed runs under (absent: the scenario's). */
+  profile?: string,
 ): Promise<{ interrupted: boolean }> {
   let next = seeds.from;
   const aborted = new Promise<undefined>((resolve) => (signal?.aborted ? resolve(undefined) : signal?.addEventListener('abort', () => resolve(undefined), { once: true })));
   const lane = async () => {
     while (next <= seeds.to && !signal?.aborted) {
-      const run = pool.run({ scenario, policies, seed: next++ });
+      const run = pool.run({ scenario, policies, seed: next++, ...(profile !== undefined && { profile }) });
       run.catch(() => {}); // rejected by pool.close() after an interrupt: nobody waits for it then
       const r = await Promise.race([run, aborted]);
       if (r === undefined) return;

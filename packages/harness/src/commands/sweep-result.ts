@@ -9,6 +9,8 @@ export interface SweepResult {
   source: string;
   scenario: string;
   policies: Record<string, string>;
+  /** --profile, when the sweep was given one: replay commands repeat it. */
+  profile?: string;
   from: number;
   to: number;
   /** Seeds that ran to an outcome. */
@@ -68,7 +70,7 @@ export function printSweep(r: SweepResult, json: boolean, out: (s: string) => vo
     out(JSON.stringify({ scenario: r.scenario, policies: r.policies, from: r.from, to: r.to, runs: r.runs, failing: failed.length + r.failedDropped, failed, ...(r.failedDropped ? { failedDropped: r.failedDropped } : {}), ...(r.missing ? { missing: r.missing } : {}) }, null, 2) + '\n');
     return;
   }
-  const pol = Object.entries(r.policies).map(([d, p]) => ` --policy ${d}=${p}`).join('');
+  const pol = Object.entries(r.policies).map(([d, p]) => ` --policy ${d}=${p}`).join('') + (r.profile !== undefined ? ` --profile ${r.profile}` : '');
   const violations = failed.reduce((n, x) => n + x.violationCount, 0);
   out(`svmsim sweep ${r.source}${pol} --seeds ${r.from}..${r.to}: ${r.runs} runs, ${failed.length + r.failedDropped} failing${violations ? ` (${violations}${r.failedDropped ? '+' : ''} violations)` : ''}\n`);
   if (r.missing) out(`${r.missing.seeds} seeds not run: ${r.missing.why}\n`);

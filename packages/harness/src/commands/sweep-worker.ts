@@ -5,12 +5,15 @@ import { exitCodeOf, runScenario } from '../run/run-scenario.js';
 import { parseScenario, type ScenarioText } from '../scenario/load.js';
 import type { Scenario } from '../scenario/types.js';
 import { unsafePathsTaken } from './unsafe-path-counters.js';
+import { withProfile } from './common.js';
 
 export interface SweepTask {
   /** The scenario's text, not its path: a worker on another machine may not have the file. */
   scenario: ScenarioText;
   policies: Record<string, string>;
   seed: number;
+  /** --profile: the GPU cost profile instead of the scenario's machine.profile (checked before the sweep starts). */
+  profile?: string;
 }
 
 export interface SweepOutcome {
@@ -29,11 +32,11 @@ const parsed = new Map<string, Scenario>();
 const PARSED_MAX = 16;
 
 function scenarioOf(t: SweepTask): Scenario {
-  const key = `${t.scenario.sourceName}\0${JSON.stringify(t.policies)}\0${t.scenario.text}`;
+  const key = `${t.scenario.sourceName}\0${JSON.stringify(t.policies)}\0${t.profile ?? ''}\0${t.scenario.text}`;
   let s = parsed.get(key);
   if (s === undefined) {
     if (parsed.size >= PARSED_MAX) parsed.clear();
-    s = applyPolicies(parseScenario(t.scenario.text, t.scenario.sourceName), t.policies);
+    s = withProfile(applyPolicies(parseScenario(t.scenario.text, t.scenario.sourceName), t.policies), t.profile);
     parsed.set(key, s);
   }
   return s;

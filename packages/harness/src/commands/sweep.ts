@@ -8,7 +8,7 @@ import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { UsageError, applyPolicies } from '../run/actors.js';
 import { parseScenario, readScenarioText } from '../scenario/load.js';
-import { parseSeedRange, wholeNumber } from './common.js';
+import { parseSeedRange, wholeNumber, withProfile } from './common.js';
 import { EXIT_INTERRUPTED, onInterrupt } from './interrupt.js';
 import { progressBar } from './progress.js';
 import { DEFAULT_QUEUE_NAME, parseRedisUrl } from './redis-url.js';
@@ -30,20 +30,23 @@ export interface SweepOptions {
   queue?: string;
   queueName?: string;
   chunk?: string;
+  /** --profile: the GPU cost profile instead of the scenario's machine.profile. */
+  profile?: string;
 }
 
 export async function sweepCommand(source: string, o: SweepOptions): Promise<number> {
   const { from, to } = parseSeedRange(o.seeds);
   const text = readScenarioText(source);
-  const s = applyPolicies(parseScenario(text.text, text.sourceName), o.policy); // validates the scenario and policies before any worker starts
+  const s = withProfile(applyPolicies(parseScenario(text.text, text.sourceName), o.policy), o.profile); // validates the scenario, policies and profile before any worker starts
   const policies = Object.fromEntries(s.devices.map((d) => [d.id, d.policy]));
   // The environment names a shard only for a sweep that writes shard results: a plain sweep run
   // inside a Slurm array task is still a plain sweep.
   const shard = o.shard !== undefined || o.out !== undefined ? (resolveShard(o.shard) ?? { index: 1, count: 1 }) : undefined;
   if (o.queue !== undefined && (shard !== undefined || o.out !== undefined)) throw new UsageError('--queue: a queued sweep is not also sharded (--shard, --out): its workers share the seeds by themselves');
   if (shard !== undefined && o.out === undefined) throw new UsageError(`--shard ${o.shard ?? `${shard.index}/${shard.count}`}: where do the results go? Add --out DIR (the directory sweep-merge reads)`);
+  if (o.queue !== undefined && o.profile !== undefined) throw new UsageError('--profile: not with --queue (queued workers run the scenario file as it is: set machine.profile in it)');
   if (o.queue === undefined && o.chunk !== undefined) throw new UsageError('--chunk: only with --queue');
-  const result: SweepResult = { source, scenario: s.name, policies, from, to, runs: 0, failed: [], failedDropped: 0 };
+  const result: SweepResult = { source, scenario: s.name, policies, from, to, runs: 0, failed: [], failedDropped: 0, ...(o.profile !== undefined && { profile: o.profile }) };
   const interrupt = onInterrupt();
   const t0 = performance.now();
   try {
@@ -60,7 +63,7 @@ export async function sweepCommand(source: string, o: SweepOptions): Promise<num
       const pool = seedPool(o.jobs ?? Math.max(1, os.availableParallelism()));
       const bar = progressBar(Math.max(0, share.to - share.from + 1), 'seeds');
       try {
-        ({ interrupted } = await runSeeds(pool, text, o.policy, share, (r) => tally.add(r) && bar.tick(`${tally.failing} failing`), interrupt.signal));
+        ({ interrupted } = await runSeeds(pool, text, o.policy, share, (r) => tally.add(r) && bar.tick(`${tally.failing} failing`), interrupt.signal, o.profile));
       } finally {
         bar.done();
         await pool.close();

@@ -180,7 +180,7 @@ export const DEFAULT_COLUMNS = ['ops', 'cpu-faults', 'hmm-faults', 'invalidation
 /** Shown after the policy when a run without a `report:` list has a GPU. */
 const DEFAULT_GPU_COLUMNS = ['submits', 'pages-walked', 'submit-latency'];
 
-function gpuOf(r: RunReport): Record<string, unknown> | undefined {
+export function gpuOf(r: RunReport): Record<string, unknown> | undefined {
   return Object.values(r.devices).find((d) => typeof d.pagesWalkedPerSubmissionMean === 'number');
 }
 

@@ -4,6 +4,7 @@
 // entry in DEVICE_KINDS.
 import { fileURLToPath } from 'node:url';
 import type { ActorSpec } from '@svmsim/runtime';
+import { splitCostOverrides } from '@svmsim/gpu-driver/cost-profiles';
 import { NVME_FAILURE_POLICIES, NVME_POLICIES, slotTopologyNodes } from '@svmsim/nvme';
 import type { DeviceSpec, NvmeMachineSpec, Scenario } from '../scenario/types.js';
 
@@ -48,6 +49,9 @@ export const DEVICE_KINDS: Record<DeviceSpec['kind'], DeviceKind> = {
       ...(d.uvm !== undefined && { uvm: uvmConfig(d.uvm) }),
       dmabufMoveNotify: s.machine.dmabufMoveNotify,
       kernel: s.machine.kernel,
+      profile: s.machine.profile,
+      // The device's own costs, split into the driver's tables; each wins over the profile's figure.
+      ...(d.costs !== undefined && gpuCostConfig(d.costs, d.vramBoPages)),
       // 0 keeps the default, as the module parameter does.
       lockupTimeoutMs: Object.fromEntries(Object.entries(s.machine.lockupTimeout ?? {}).filter(([, v]) => v !== 0)),
     }),
@@ -87,6 +91,12 @@ export const DEVICE_KINDS: Record<DeviceSpec['kind'], DeviceKind> = {
     },
   },
 };
+
+/** A gpu's `costs:` as the driver's config keys (costs, preempt, recovery, vramBos), with vramBoPages kept beside the copy cost. */
+function gpuCostConfig(costs: Record<string, number>, vramBoPages: number | undefined) {
+  const parts = splitCostOverrides(costs);
+  return { costs: parts.costs, preempt: parts.preempt, recovery: parts.recovery, vramBos: { ...parts.vramBos, ...(vramBoPages !== undefined && { pages: vramBoPages }) } };
+}
 
 /** A gpu's `uvm:` key as the policy's options (policy-uvm.ts): the lapse is lapseNs there. */
 function uvmConfig(u: NonNullable<DeviceSpec['uvm']>) {

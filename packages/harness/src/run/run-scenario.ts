@@ -30,6 +30,8 @@ export interface RunReport {
   policies: Record<string, string>;
   /** The kernel era simulated (machine.kernel). */
   kernel: string;
+  /** The GPUs' cost profile (machine.profile, gpu-driver cost-profiles.ts). */
+  profile: string;
   /** The scenario's report columns, if it names them. */
   columns?: string[];
   seed: number;
@@ -155,6 +157,7 @@ export async function runScenario(scenario: Scenario, opts: RunOptions): Promise
     scenario: s.name,
     policies: Object.fromEntries(s.devices.map((d) => [d.id, d.policy])),
     kernel: s.machine.kernel,
+    profile: s.machine.profile,
     columns: s.report,
     seed: opts.seed,
     mode: opts.mode,

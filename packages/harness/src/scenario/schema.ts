@@ -19,6 +19,7 @@ import { ERRNO_NAMES } from '@svmsim/kernel-mm/protocol';
 import { CMB_PAGES_LIMIT, NVME_ACTOR_NAMESPACE_BLOCKS, NVME_COST_LIMIT_NS, NVME_POLICIES, NVME_QUEUE_DEPTH_LIMIT } from '@svmsim/nvme';
 import { IBV_WC_STATUSES } from '@svmsim/rdma-odp/rdma-protocol';
 import { DEFAULT_KERNEL_ERA, KERNEL_ERAS } from '@svmsim/gpu-driver/kernel-era';
+import { DEFAULT_GPU_COST_PROFILE, GPU_COST_KEYS, GPU_COST_PROFILE_NAMES } from '@svmsim/gpu-driver/cost-profiles';
 import { z } from 'zod';
 import {
   OP_KINDS,
@@ -291,6 +292,8 @@ const positiveDuration = durationSchema.refine((ns) => ns > 0, 'must be more tha
 
 const machineSchema = strict({
   kernel: oneOf(KERNEL_ERAS as unknown as readonly [string, ...string[]]).default(DEFAULT_KERNEL_ERA),
+  // The GPUs' cost profile (gpu-driver cost-profiles.ts): a named set of cited figures; a gpu's own `costs:` win over it.
+  profile: oneOf(GPU_COST_PROFILE_NAMES as unknown as readonly [string, ...string[]]).default(DEFAULT_GPU_COST_PROFILE),
   lockupTimeout: strict({ gfx: lockupMs.optional(), compute: lockupMs.optional(), sdma: lockupMs.optional() }).optional(),
   frames: count(16).default(1024),
   movableFrames: count(0).default(0),
@@ -340,6 +343,10 @@ const uvmSchema = strict({
   }).optional(),
 });
 
+/** A gpu's `costs:`: any of the profile keys, each a duration. */
+const gpuCostsSchema = strict(Object.fromEntries(GPU_COST_KEYS.map((k) => [k, durationSchema.optional()])) as Record<string, z.ZodOptional<typeof durationSchema>>)
+  .transform((c): Record<string, number> => Object.fromEntries(Object.entries(c).filter(([, v]) => v !== undefined)) as Record<string, number>);
+
 const deviceSchema = strict({
   id: nameSchema,
   kind: oneOf(DEVICE_KINDS).default('dmirror'),
@@ -355,6 +362,8 @@ const deviceSchema = strict({
   granularity: z.int().min(0).max(0x1b).optional(),
   retryFaultPending: durationSchema.optional(),
   uvm: uvmSchema.optional(),
+  // gpu: cost overrides (gpu-driver cost-profiles.ts GPU_COST_KEYS), durations; they win over machine.profile.
+  costs: gpuCostsSchema.optional(),
   compare: z.array(z.string()).min(1).optional(),
   qps: z.int().min(1).max(64).optional(),
   qpType: oneOf(['rc', 'ud']).optional(),
@@ -398,6 +407,7 @@ const deviceSchema = strict({
     for (const k of ['faultWindowPages', 'faultPermission', 'waves', 'vramBoPages', 'xnack', 'uvm'] as const) {
       if (d[k] !== undefined && d.kind !== 'gpu') ctx.addIssue({ continue: false, code: 'custom', path: [k], input: d[k], message: `${d[k]}: ${k} applies to gpu devices only` });
     }
+    if (d.costs !== undefined && d.kind !== 'gpu') ctx.addIssue({ continue: false, code: 'custom', path: ['costs'], input: d.costs, message: `${show(d.costs)}: costs applies to gpu devices only (nvme costs are machine.nvme.costs)` });
     for (const k of ['granularity', 'retryFaultPending'] as const) {
       if (d[k] !== undefined && d.kind !== 'gpu') ctx.addIssue({ continue: false, code: 'custom', path: [k], input: d[k], message: `${d[k]}: ${k} applies to gpu devices (policy kfd-svm) only` });
     }
@@ -415,6 +425,7 @@ const deviceSchema = strict({
     ...(d.granularity !== undefined && { granularity: d.granularity }),
     ...(d.retryFaultPending !== undefined && { retryFaultPending: d.retryFaultPending }),
     ...(d.uvm !== undefined && { uvm: d.uvm }),
+    ...(d.costs !== undefined && { costs: d.costs }),
     ...(d.compare !== undefined && { compare: d.compare }),
     ...Object.fromEntries(RDMA_DEVICE_KEYS.filter((k) => d[k] !== undefined).map((k) => [k, d[k]])),
     ...Object.fromEntries(NVME_DEVICE_KEYS.filter((k) => d[k] !== undefined).map((k) => [k, d[k]])),

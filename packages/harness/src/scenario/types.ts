@@ -47,6 +47,8 @@ export type FaultSpec =
 export interface Machine {
   /** The kernel era (gpu-driver kernel-era.ts: v4.9, v6.6, v6.15, latest): the defaults that changed across versions. */
   kernel: string;
+  /** The GPUs' cost profile (gpu-driver cost-profiles.ts: default, mi300-xnack, uvm-pcie); a gpu's `costs` win over it. */
+  profile: string;
   /** amdgpu's lockup_timeout per ring type, ms (negative: infinite; 0 or absent: the era's default). */
   lockupTimeout?: { gfx?: number; compute?: number; sdma?: number };
   /** Page frames of RAM. */
@@ -122,6 +124,8 @@ export interface DeviceSpec {
   vramBoPages?: number;
   /** gpu, policy kfd-svm: XNACK (retry faults) on (default) or off (queue eviction and restore). */
   xnack?: boolean;
+  /** gpu: cost overrides, ns by key (gpu-driver cost-profiles.ts GPU_COST_KEYS); they win over machine.profile. */
+  costs?: Record<string, number>;
   /** gpu, policy uvm: UVM's module parameters (uvm_perf_fault_batch_count, uvm_perf_prefetch_*, uvm_perf_thrashing_*); UVM's defaults when absent. */
   uvm?: UvmDeviceSpec;
   /** rdma: the RC (or UD) QPs setup connects per process to the peer (default 4); workload threads take them in turn. */
