@@ -7,15 +7,26 @@
 //   ...    the caller changes the PTEs (only after every ack: that is the whole point)
 //   end    mn_itree_inv_end (seq even at the end of the last overlapping invalidation, wake waiters)
 //
-// Blockable ranges: the invalidate requests go to all drivers at once and `then(0)` runs after the
-// last ack. The kernel calls them one after another; since each must finish before
-// invalidate_range_start returns, waiting for all of them is the same contract, and it is faster.
-// A driver answering ok=false to a blockable range is a driver bug: the kernel WARNs and goes on.
+// The callbacks are called in turn, as mn_itree_invalidate does (v6.15): the `invalidate` of the
+// next overlapping subscription is sent only once the previous one has acked, because in the
+// kernel each callback blocks (on its fences, its TLB flush) before the loop calls the next. With
+// several devices on one range the wait is therefore the SUM of their callbacks. `then(0)` runs
+// after the last ack.
 //
-// Non-blockable ranges (the OOM reaper, mmu_notifier_invalidate_range_start_nonblock): drivers are
-// called in turn, as the kernel does; the first ok=false (the callback returning false because it
-// would have to sleep) makes the core end the invalidation itself (mn_itree_inv_end), skip the
-// rest and return -EAGAIN; the caller must then not call _end.
+//      mm (mn_itree_invalidate)          gpu0                       gpu1
+//      invalidate(sub0) ───────────────▶ lock; set_seq; zap;
+//                                        TLB flush … done; ack
+//      ◀──────────────────────────────── invalidate_ack
+//      invalidate(sub1) ──────────────────────────────────────────▶ lock; set_seq; zap;
+//                                                                   TLB flush … done; ack
+//      ◀─────────────────────────────────────────────────────────── invalidate_ack
+//      then(0): the caller changes the PTEs
+//
+// Blockable ranges: a driver answering ok=false is a driver bug: the kernel WARNs and goes on to
+// the next. Non-blockable ranges (the OOM reaper, mmu_notifier_invalidate_range_start_nonblock):
+// the first ok=false (the callback returning false because it would have to sleep) makes the core
+// end the invalidation itself (mn_itree_inv_end), skip the rest and return -EAGAIN; the caller must
+// then not call _end.
 //
 // Followed for `owner`: mmu_notifier_range_init_owner (MIGRATE / EXCLUSIVE started by a driver).
 import { EAGAIN, type Invalidate, type InvalidateAck, type MmuNotifyEvent } from './protocol.js';
@@ -61,19 +72,6 @@ export function mmu_notifier_invalidate_range_start(k: Kernel, p: Process, range
     return inv;
   }
   const acked = () => k.stats.notifierWaitNs.push(k.ctx.now() - inv.startNs);
-  if (range.blockable) {
-    let waiting = subs.length;
-    for (const sub of subs) {
-      callInvalidate(k, inv, sub, (ok) => {
-        if (!ok) k.ctx.trace('warn', { what: `${sub.owner} refused a blockable invalidation (invalidate() returned false)`, inv: inv.inv, sub: sub.id });
-        if (--waiting === 0) {
-          acked();
-          then(0, inv);
-        }
-      });
-    }
-    return inv;
-  }
   const next = (i: number) => {
     if (i === subs.length) {
       acked();
@@ -82,6 +80,11 @@ export function mmu_notifier_invalidate_range_start(k: Kernel, p: Process, range
     }
     callInvalidate(k, inv, subs[i], (ok) => {
       if (ok) return next(i + 1);
+      if (range.blockable) {
+        // WARN_ON(mmu_notifier_range_blockable(range)): continue with the next subscription.
+        k.ctx.trace('warn', { what: `${subs[i].owner} refused a blockable invalidation (invalidate() returned false)`, inv: inv.inv, sub: subs[i].id });
+        return next(i + 1);
+      }
       // The core undoes its own state; the caller must not call _end.
       p.notifiers.invEnd();
       inv.ended = true;
