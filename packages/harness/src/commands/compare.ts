@@ -22,6 +22,16 @@ export interface CompareOptions {
   html?: string;
   /** `--kernel A,B`: run every scenario under each kernel era, side by side (default: each scenario's machine.kernel). */
   kernels?: string;
+  /** `--passes 1,2`: run every scenario with each machine.notifierPasses, side by side (default: the scenario's). */
+  passes?: string;
+}
+
+/** `--passes 1,2`: the notifier pass counts, checked. */
+function passesList(spec: string | undefined): (1 | 2)[] | undefined {
+  if (spec === undefined) return undefined;
+  const xs = spec.split(',').map((k) => k.trim()).filter(Boolean);
+  if (xs.length === 0 || xs.some((x) => x !== '1' && x !== '2')) throw new UsageError(`--passes: expected a comma-separated list of 1 and 2, got "${spec}"`);
+  return [...new Set(xs.map((x) => (x === '1' ? 1 : 2) as 1 | 2))];
 }
 
 /** `--kernel v4.9,latest`: the eras, checked. */
@@ -54,13 +64,18 @@ export async function compareCommand(sources: string[], o: CompareOptions): Prom
     for (const p of only) if (!known.has(p)) throw new UsageError(`--policies: "${p}" is not one of ${[...known].join(', ') || '(no device in these scenarios)'}`);
   }
   const kernels = kernelList(o.kernels);
-  // Each policy under each era in turn, so that a table's rows pair up: userptr v4.9, userptr latest, …
+  const passes = passesList(o.passes);
+  // Each policy under each era (and pass count) in turn, so that a table's rows pair up: userptr v4.9, userptr latest, …
   const jobs = scenarios.flatMap(({ source, s }) =>
-    policySets(s, only).flatMap((policies) => (kernels ?? [s.machine.kernel]).map((kernel) => ({ source, s: { ...s, machine: { ...s.machine, kernel } }, policies }))),
+    policySets(s, only).flatMap((policies) =>
+      (kernels ?? [s.machine.kernel]).flatMap((kernel) =>
+        (passes ?? [s.machine.notifierPasses]).map((notifierPasses) => ({ source, s: { ...s, machine: { ...s.machine, kernel, notifierPasses } }, policies })),
+      ),
+    ),
   );
   const dir = runsDir();
   const mode = o.threads ? 'threads' : 'deterministic';
-  const eras = kernels ? `kernels ${kernels.join(' vs ')}` : `kernel ${[...new Set(scenarios.map(({ s }) => s.machine.kernel))].join(', ')}`;
+  const eras = (kernels ? `kernels ${kernels.join(' vs ')}` : `kernel ${[...new Set(scenarios.map(({ s }) => s.machine.kernel))].join(', ')}`) + (passes ? `, notifier passes ${passes.join(' vs ')}` : '');
   if (!o.json) process.stdout.write(`svmsim compare — ${scenarios.length} scenarios × their policies, ${mode}${o.seed !== undefined ? `, seed ${o.seed}` : ''}, ${eras}   (svmsim compare --help)\n\n`);
   const bar = progressBar(jobs.length, 'runs');
   const reports: RunReport[] = [];
@@ -71,9 +86,9 @@ export async function compareCommand(sources: string[], o: CompareOptions): Prom
       if (interrupt?.signal.aborted) break;
       const s = { ...j.s, devices: j.s.devices.map((d) => (j.policies[d.id] ? { ...d, policy: j.policies[d.id] } : d)) };
       const seed = o.seed ?? s.seed;
-      const name = runName(s.name, j.policies, seed) + (kernels ? `.${s.machine.kernel}` : '');
+      const name = runName(s.name, j.policies, seed) + (kernels ? `.${s.machine.kernel}` : '') + (passes ? `.passes${s.machine.notifierPasses}` : '');
       reports.push(await runScenario(s, { seed, mode, timeScale: o.timeScale ?? s.timeScale ?? THREAD_TIME_SCALE, traceDir: path.join(dir, name), signal: interrupt?.signal }));
-      bar.tick(`${s.name} ${Object.values(j.policies).join(',')}${kernels ? ` ${s.machine.kernel}` : ''}`);
+      bar.tick(`${s.name} ${Object.values(j.policies).join(',')}${kernels ? ` ${s.machine.kernel}` : ''}${passes ? ` passes ${s.machine.notifierPasses}` : ''}`);
     }
   } finally {
     bar.done();

@@ -47,6 +47,10 @@ export const DEVICE_KINDS: Record<DeviceSpec['kind'], DeviceKind> = {
       ...((d.granularity !== undefined || d.retryFaultPending !== undefined) && { kfd: { granularity: d.granularity, retryFaultPendingNs: d.retryFaultPending } }),
       ...(d.uvm !== undefined && { uvm: uvmConfig(d.uvm) }),
       dmabufMoveNotify: s.machine.dmabufMoveNotify,
+      ...(d.invalidateMultipass !== undefined && { invalidateMultipass: d.invalidateMultipass }),
+      ...((d.tlbFlush !== undefined || d.tlbInvalIssue !== undefined) && {
+        costs: { ...(d.tlbFlush !== undefined && { tlbFlushNs: d.tlbFlush }), ...(d.tlbInvalIssue !== undefined && { tlbInvalIssueNs: d.tlbInvalIssue }) },
+      }),
       kernel: s.machine.kernel,
       // 0 keeps the default, as the module parameter does.
       lockupTimeoutMs: Object.fromEntries(Object.entries(s.machine.lockupTimeout ?? {}).filter(([, v]) => v !== 0)),
@@ -113,6 +117,7 @@ export function scenarioActors(s: Scenario, opts: RunActorsOptions): ActorSpec[]
     writebackIntervalNs: m.writebackInterval,
     numaBalancing: m.numaBalancing && { scanDelayNs: m.numaBalancing.scanDelay, scanPeriodNs: m.numaBalancing.scanPeriod, scanSizePages: m.numaBalancing.scanSize },
     costs: m.costs,
+    notifierPasses: m.notifierPasses,
     // File pages and swap live on the NVMe controller (issue 12); the ramdisk is a test double only.
     blockdev: 'nvme',
     checkInvariants: opts.checkInvariants,

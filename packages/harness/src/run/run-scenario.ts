@@ -30,6 +30,8 @@ export interface RunReport {
   policies: Record<string, string>;
   /** The kernel era simulated (machine.kernel). */
   kernel: string;
+  /** machine.notifierPasses: 1 mainline, 2 the two-pass RFC. */
+  notifierPasses: number;
   /** The scenario's report columns, if it names them. */
   columns?: string[];
   seed: number;
@@ -72,6 +74,11 @@ export interface MmFigures {
   notifierWaitNsP50: number;
   notifierWaitNsP99: number;
   notifierWaitNsMax: number;
+  /** munmap syscalls and their latency (request to reply: mmap_lock, the UNMAP invalidation, the zap). */
+  munmaps: number;
+  munmapNsP50: number;
+  munmapNsP99: number;
+  munmapNsMax: number;
   /** munmap / mprotect / mmap / madvise(write) that waited for mmap_lock, and p50/max of every write lock's wait. */
   mmapWriteLockWaits: number;
   mmapWriteLockWaitNsP50: number;
@@ -155,6 +162,7 @@ export async function runScenario(scenario: Scenario, opts: RunOptions): Promise
     scenario: s.name,
     policies: Object.fromEntries(s.devices.map((d) => [d.id, d.policy])),
     kernel: s.machine.kernel,
+    notifierPasses: s.machine.notifierPasses,
     columns: s.report,
     seed: opts.seed,
     mode: opts.mode,
@@ -206,6 +214,10 @@ function pickMm(mm: Record<string, unknown>): MmFigures {
     notifierWaitNsP50: n('notifierWaitNsP50'),
     notifierWaitNsP99: n('notifierWaitNsP99'),
     notifierWaitNsMax: n('notifierWaitNsMax'),
+    munmaps: n('munmaps'),
+    munmapNsP50: n('munmapNsP50'),
+    munmapNsP99: n('munmapNsP99'),
+    munmapNsMax: n('munmapNsMax'),
     mmapWriteLockWaits: n('mmapWriteLockWaits'),
     mmapWriteLockWaitNsP50: n('mmapWriteLockWaitNsP50'),
     mmapWriteLockWaitNsMax: n('mmapWriteLockWaitNsMax'),

@@ -19,6 +19,7 @@ import { ERRNO_NAMES } from '@svmsim/kernel-mm/protocol';
 import { CMB_PAGES_LIMIT, NVME_ACTOR_NAMESPACE_BLOCKS, NVME_COST_LIMIT_NS, NVME_POLICIES, NVME_QUEUE_DEPTH_LIMIT } from '@svmsim/nvme';
 import { IBV_WC_STATUSES } from '@svmsim/rdma-odp/rdma-protocol';
 import { DEFAULT_KERNEL_ERA, KERNEL_ERAS } from '@svmsim/gpu-driver/kernel-era';
+import { DEFAULT_GPU_COSTS, MULTIPASS_POLICIES } from '@svmsim/gpu-driver';
 import { z } from 'zod';
 import {
   OP_KINDS,
@@ -302,6 +303,8 @@ const machineSchema = strict({
   diskLatency: durationSchema.default(10_000),
   costs: costsSchema.prefault({}),
   dmabufMoveNotify: flag.default(false),
+  // kernel-mm's notifierPasses: 1 mainline mn_itree_invalidate, 2 the two-pass RFC (invalidate.ts).
+  notifierPasses: z.union([z.literal(1), z.literal(2)]).default(1),
   nvme: nvmeSchema.optional(),
   /** The PCI root complex, for P2P between nvme devices: on host_bridge_whitelist; an AMD Zen CPU (cpu_supports_p2pdma). */
   pci: strict({ hostBridgeWhitelisted: flag.default(false), cpuSupportsP2pdma: flag.default(false) }).optional(),
@@ -355,6 +358,10 @@ const deviceSchema = strict({
   granularity: z.int().min(0).max(0x1b).optional(),
   retryFaultPending: durationSchema.optional(),
   uvm: uvmSchema.optional(),
+  // gpu: the notifier has invalidate_multipass (svm-fault, userptr); the TLB invalidation's cost and its issuing part.
+  invalidateMultipass: flag.optional(),
+  tlbFlush: durationSchema.optional(),
+  tlbInvalIssue: durationSchema.optional(),
   compare: z.array(z.string()).min(1).optional(),
   qps: z.int().min(1).max(64).optional(),
   qpType: oneOf(['rc', 'ud']).optional(),
@@ -395,8 +402,15 @@ const deviceSchema = strict({
       ctx.addIssue({ continue: false, code: 'custom', path: ['exporter'], message: 'missing; policy dmabuf registers MRs over VRAM BOs of a gpu: name it (exporter: <gpu id>)' });
     }
     if (d.devicePages === 0 && d.kind === 'dmirror') ctx.addIssue({ continue: false, code: 'custom', path: ['devicePages'], input: 0, message: '0: a dmirror needs at least 1 device page (0 turns VRAM off on a gpu only)' });
-    for (const k of ['faultWindowPages', 'faultPermission', 'waves', 'vramBoPages', 'xnack', 'uvm'] as const) {
+    for (const k of ['faultWindowPages', 'faultPermission', 'waves', 'vramBoPages', 'xnack', 'uvm', 'invalidateMultipass', 'tlbFlush', 'tlbInvalIssue'] as const) {
       if (d[k] !== undefined && d.kind !== 'gpu') ctx.addIssue({ continue: false, code: 'custom', path: [k], input: d[k], message: `${d[k]}: ${k} applies to gpu devices only` });
+    }
+    if (d.invalidateMultipass && d.kind === 'gpu' && d.policy !== undefined && !(MULTIPASS_POLICIES as readonly string[]).includes(d.policy)) {
+      ctx.addIssue({ continue: false, code: 'custom', path: ['invalidateMultipass'], input: true, message: `true: policy ${d.policy} has no two-pass notifier (only ${MULTIPASS_POLICIES.join(', ')})` });
+    }
+    const flush = d.tlbFlush ?? DEFAULT_GPU_COSTS.tlbFlushNs, issue = d.tlbInvalIssue ?? DEFAULT_GPU_COSTS.tlbInvalIssueNs;
+    if (d.kind === 'gpu' && issue > flush) {
+      ctx.addIssue({ continue: false, code: 'custom', path: ['tlbInvalIssue'], input: issue, message: `${issue} ns is more than tlbFlush (${flush} ns): issuing is part of the flush` });
     }
     for (const k of ['granularity', 'retryFaultPending'] as const) {
       if (d[k] !== undefined && d.kind !== 'gpu') ctx.addIssue({ continue: false, code: 'custom', path: [k], input: d[k], message: `${d[k]}: ${k} applies to gpu devices (policy kfd-svm) only` });
@@ -415,11 +429,17 @@ const deviceSchema = strict({
     ...(d.granularity !== undefined && { granularity: d.granularity }),
     ...(d.retryFaultPending !== undefined && { retryFaultPending: d.retryFaultPending }),
     ...(d.uvm !== undefined && { uvm: d.uvm }),
+    ...(d.invalidateMultipass !== undefined && { invalidateMultipass: d.invalidateMultipass }),
+    ...(d.tlbFlush !== undefined && { tlbFlush: d.tlbFlush }),
+    ...(d.tlbInvalIssue !== undefined && { tlbInvalIssue: d.tlbInvalIssue }),
     ...(d.compare !== undefined && { compare: d.compare }),
     ...Object.fromEntries(RDMA_DEVICE_KEYS.filter((k) => d[k] !== undefined).map((k) => [k, d[k]])),
     ...Object.fromEntries(NVME_DEVICE_KEYS.filter((k) => d[k] !== undefined).map((k) => [k, d[k]])),
     ...(d.slot !== undefined && { slot: d.slot }),
   }));
+/** The most GPUs one VMA can be mirrored by (each its own BO). */
+const VMA_GPUS_MAX = 8;
+
 /** Device memory by default: dmirror's device-private pages; the GPU's VRAM (svm-fault); none on a NIC. */
 const DEFAULT_DEVICE_PAGES = { dmirror: 256, gpu: 64, rdma: 0, nvme: 0 } as const;
 
@@ -448,7 +468,8 @@ const vmaSchema = strict({
   file: nameSchema.optional(),
   offset: count(0).default(0),
   mergeable: flag.default(false),
-  gpu: nameSchema.optional(),
+  // One gpu, or several: each creates its own userptr BO over the whole VMA (GPUs mirroring one buffer).
+  gpu: z.union([nameSchema, z.array(nameSchema).min(1).max(VMA_GPUS_MAX)]).optional(),
   rdma: nameSchema.optional(),
   rdmaAccess: z.array(oneOf(RDMA_ACCESS_FLAGS)).optional(),
 })
@@ -462,7 +483,8 @@ const vmaSchema = strict({
     ...(v.file !== undefined && { file: v.file }),
     offset: v.offset,
     mergeable: v.mergeable,
-    ...(v.gpu !== undefined && { gpu: v.gpu }),
+    ...(v.gpu !== undefined && { gpu: typeof v.gpu === 'string' ? v.gpu : v.gpu[0] }),
+    ...(Array.isArray(v.gpu) && v.gpu.length > 1 && { gpus: v.gpu }),
     ...(v.rdma !== undefined && { rdma: v.rdma }),
     ...(v.rdmaAccess !== undefined && { rdmaAccess: v.rdmaAccess }),
   }));
@@ -960,7 +982,13 @@ function crossCheckOrThrow(s: Scenario, issue: (path: Path, input: unknown, mess
     unique(p.vmas, ['processes', i, 'vmas'], 'name', 'VMAs of the process');
     p.vmas.forEach((v, j) => {
       if (v.file !== undefined) ref(['processes', i, 'vmas', j, 'file'], v.file, files, 'a declared file', 'files');
-      if (v.gpu !== undefined) ref(['processes', i, 'vmas', j, 'gpu'], v.gpu, gpus, 'a declared gpu device', 'gpu devices');
+      if (v.gpus !== undefined) {
+        v.gpus.forEach((id, g) => {
+          const first = v.gpus!.indexOf(id);
+          if (first < g) issue(['processes', i, 'vmas', j, 'gpu', g], id, `${show(id)} is named twice (one BO per gpu; also at ${first})`);
+          else ref(['processes', i, 'vmas', j, 'gpu', g], id, gpus, 'a declared gpu device', 'gpu devices');
+        });
+      } else if (v.gpu !== undefined) ref(['processes', i, 'vmas', j, 'gpu'], v.gpu, gpus, 'a declared gpu device', 'gpu devices');
       if (v.rdma !== undefined) ref(['processes', i, 'vmas', j, 'rdma'], v.rdma, rdmas, 'a declared rdma device', 'rdma devices');
     });
     gpuVmasOf.set(p.name, new Set(p.vmas.filter((v) => v.gpu !== undefined).map((v) => v.name)));
