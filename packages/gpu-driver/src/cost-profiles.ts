@@ -16,7 +16,7 @@ import type { VramBoOptions } from './vram-bos.js';
 
 /** The cost keys a profile or a device's `costs:` may set, ns each. */
 export const GPU_COST_KEYS = [
-  'walkPerPageNs', 'ptePerPageNs', 'rebindPerPageNs', 'tlbFlushNs', 'tlbFlushHeavyweightNs', 'submitNs',
+  'walkPerPageNs', 'ptePerPageNs', 'rebindPerPageNs', 'tlbFlushNs', 'tlbInvalIssueNs', 'tlbFlushHeavyweightNs', 'submitNs',
   'faultInterruptNs', 'faultPerPageNs', 'replayNs', 'migratePerPageNs',
   'preemptNs', 'resumeNs', 'softRecoveryNs', 'gpuResetNs', 'vramCopyPerPageNs',
 ] as const;

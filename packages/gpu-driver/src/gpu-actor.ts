@@ -20,7 +20,11 @@
 import { rejectBadMessage } from '@svmsim/runtime';
 import { GPU_SHAPES } from './message-shapes.js';
 import { Continuations, CounterSampler, type Actor, type ActorId, type Ctx, type Envelope, type Incoming, type Message } from '@svmsim/runtime';
-import { AckedInvalidations, EINVAL, ENOENT, ERRNO_NAMES, EFAULT, PAGE_SIZE, type DmaAccess, type Invalidate, type InvalidateAck, type MmRequest } from '@svmsim/kernel-mm';
+import {
+  AckedInvalidations, EINVAL, ENOENT, ERRNO_NAMES, EFAULT, PAGE_SIZE, type DmaAccess, type Invalidate, type InvalidateAck, type InvalidateMultipass,
+  type InvalidateMultipassAck, type InvalidatePass, type InvalidatePassDone, type MmRequest,
+} from '@svmsim/kernel-mm';
+import { TlbInvalFence } from './multipass.js';
 import { newBo, type Bo } from './bo.js';
 import type { GpuBoCreate, GpuBoFree, GpuReply, GpuRequest, GpuSubmit, GpuWait } from './gpu-protocol.js';
 import { GpuVm } from './gpuvm.js';
@@ -82,7 +86,16 @@ export interface GpuConfig {
    * an exported BO is pinned while an importer maps it; on, it may be evicted after move_notify.
    */
   dmabufMoveNotify?: boolean;
+  /**
+   * The driver's notifier ops have invalidate_multipass (the two-pass RFC, multipass.ts): mm calls
+   * it under `notifierPasses: 2`. Only the policies whose drivers the RFC converts have one:
+   * svm-fault (xe_svm / drm_gpusvm) and userptr (xe's userptr). Default false.
+   */
+  invalidateMultipass?: boolean;
 }
+
+/** The policies with an invalidate_multipass op (their unsafe twins too). */
+export const MULTIPASS_POLICIES: readonly GpuPolicyName[] = ['userptr', 'unsafe-userptr', 'svm-fault', 'unsafe-svm'];
 
 /** Ended jobs whose status a WAIT_CS can still get (amdgpu keeps amdgpu_sched_jobs fences per context ring; more here). */
 const FINISHED_JOBS_KEPT = 4096;
@@ -101,6 +114,9 @@ export function createGpu(config: unknown, id: ActorId): Actor<Message> {
   if (!GPU_POLICIES.includes(c.policy)) throw new Error(`gpu config: policy must be one of ${GPU_POLICIES.join(', ')}, got ${JSON.stringify(c.policy)}`);
   if (c.profile !== undefined && !GPU_COST_PROFILE_NAMES.includes(c.profile)) throw new Error(`gpu config: profile must be one of ${GPU_COST_PROFILE_NAMES.join(', ')}, got ${JSON.stringify(c.profile)}`);
   if (c.kernel !== undefined && !KERNEL_ERAS.includes(c.kernel)) throw new Error(`gpu config: kernel must be one of ${KERNEL_ERAS.join(', ')}, got ${JSON.stringify(c.kernel)}`);
+  if (c.invalidateMultipass && !MULTIPASS_POLICIES.includes(c.policy)) {
+    throw new Error(`gpu config: invalidateMultipass: policy ${c.policy} has no two-pass notifier (only ${MULTIPASS_POLICIES.join(', ')})`);
+  }
   return new Gpu(c, id);
 }
 
@@ -114,6 +130,7 @@ class Gpu implements Actor<Message>, GpuHost {
   readonly vm = new GpuVm();
   readonly notifierLock = new Mutex('gpu notifier_lock');
   readonly bySub = new Map<number, Bo>();
+  readonly multipass: boolean;
   private readonly policy: Policy;
   private readonly bos = new Map<number, Bo>();
   private nextHandle = 1;
@@ -146,6 +163,10 @@ class Gpu implements Actor<Message>, GpuHost {
     this.profile = cfg.profile ?? DEFAULT_GPU_COST_PROFILE;
     this.profiled = splitCostOverrides(profileOverrides(this.profile));
     this.costs = { ...DEFAULT_GPU_COSTS, ...this.profiled.costs, ...cfg.costs };
+    if (!(this.costs.tlbInvalIssueNs >= 0 && this.costs.tlbInvalIssueNs <= this.costs.tlbFlushNs)) {
+      throw new Error(`gpu config: costs.tlbInvalIssueNs ${this.costs.tlbInvalIssueNs} must be from 0 to tlbFlushNs (${this.costs.tlbFlushNs})`);
+    }
+    this.multipass = cfg.invalidateMultipass === true;
     this.kernel = cfg.kernel ?? DEFAULT_KERNEL_ERA;
     this.era = KERNEL_ERA_DEFAULTS[this.kernel];
     this.policy = this.createPolicy(cfg);
@@ -215,7 +236,7 @@ class Gpu implements Actor<Message>, GpuHost {
 
   private dispatch(env: Incoming<Message>): void {
     if (this.waits.resume(env)) return;
-    const m = env.msg as GpuRequest | DmaBufRequest | Invalidate | { type: 'dma_read_result' } | { type: 'actor_died' } | { type: 'request_timeout' };
+    const m = env.msg as GpuRequest | DmaBufRequest | Invalidate | InvalidateMultipass | InvalidatePass | { type: 'dma_read_result' } | { type: 'actor_died' } | { type: 'request_timeout' };
     switch (m.type) {
       case 'gpu_bo_create':
         return this.boCreate(env, m);
@@ -228,10 +249,7 @@ class Gpu implements Actor<Message>, GpuHost {
       case 'gpu_devmem_read':
         return this.reply(env, { type: 'gpu_devmem_result', ret: 0, values: this.policy.devmemRead?.(m.dev_pfns) ?? m.dev_pfns.map(() => null) });
       case 'invalidate': {
-        const bo = this.bySub.get(m.sub);
-        if (bo) this.stats.pagesInvalidated += Math.max(0, Math.min(m.end, bo.addr + bo.pages * PAGE_SIZE) - Math.max(m.start, bo.addr)) / PAGE_SIZE;
-        this.stats.invalidations++;
-        this.stats.invalidationsByEvent[m.event] = (this.stats.invalidationsByEvent[m.event] ?? 0) + 1;
+        const bo = this.countInvalidation(m);
         if (!bo?.notifier || !this.policy.invalidate) {
           // Not one of ours (a BO already gone, or a policy that subscribes to nothing): nothing to stop.
           this.warn('invalidate for an unknown subscription', { sub: m.sub });
@@ -239,6 +257,20 @@ class Gpu implements Actor<Message>, GpuHost {
         }
         return this.policy.invalidate(env, m, bo as SubscribedBo);
       }
+      case 'invalidate_multipass': {
+        const bo = this.countInvalidation(m);
+        if (!bo?.notifier || !this.policy.invalidateMultipass) {
+          this.warn('invalidate_multipass for an unknown subscription', { sub: m.sub });
+          return this.reply(env, { type: 'invalidate_multipass_ack', sub: m.sub, ok: true, pass: null });
+        }
+        return this.policy.invalidateMultipass(env, m, bo as SubscribedBo);
+      }
+      case 'invalidate_pass':
+        if (!this.policy.invalidatePass) {
+          this.warn('invalidate_pass for a policy without passes', { sub: m.sub, pass: m.pass });
+          return this.reply(env, { type: 'invalidate_pass_done', sub: m.sub, next: null });
+        }
+        return this.policy.invalidatePass(env, m);
       case 'dma_buf_export':
         return this.dmabuf.export(env, m);
       case 'dma_buf_attach':
@@ -305,6 +337,15 @@ class Gpu implements Actor<Message>, GpuHost {
     };
   }
 
+  /** The statistics of an invalidation's first (or only) callback; its BO, if it is one of ours. */
+  private countInvalidation(m: Invalidate | InvalidateMultipass): Bo | undefined {
+    const bo = this.bySub.get(m.sub);
+    if (bo) this.stats.pagesInvalidated += Math.max(0, Math.min(m.end, bo.addr + bo.pages * PAGE_SIZE) - Math.max(m.start, bo.addr)) / PAGE_SIZE;
+    this.stats.invalidations++;
+    this.stats.invalidationsByEvent[m.event] = (this.stats.invalidationsByEvent[m.event] ?? 0) + 1;
+    return bo;
+  }
+
   // ---- GpuHost ----
 
   call(msg: MmRequest, then: (r: Reply) => void): void {
@@ -323,7 +364,20 @@ class Gpu implements Actor<Message>, GpuHost {
     });
   }
 
-  reply(env: Envelope<Message>, msg: GpuReply | InvalidateAck | DmaBufReply): void {
+  issueTlbFlush(cleared: number, then: (fence: TlbInvalFence | null) => void): void {
+    if (cleared === 0) return then(null);
+    this.sleep(this.costs.tlbInvalIssueNs, () => {
+      const fence = new TlbInvalFence();
+      // The hardware walks its TLBs on its own; only then are the cached translations gone.
+      this.sleep(this.costs.tlbFlushNs - this.costs.tlbInvalIssueNs, () => {
+        this.vm.flushTlb();
+        fence.signal();
+      });
+      then(fence);
+    });
+  }
+
+  reply(env: Envelope<Message>, msg: GpuReply | InvalidateAck | InvalidateMultipassAck | InvalidatePassDone | DmaBufReply): void {
     if (this.ackedInvalidations && msg.type === 'invalidate_ack' && msg.ok) this.ackedInvalidations.acked(env.msg as Invalidate);
     this.ctx.reply(env, msg);
   }

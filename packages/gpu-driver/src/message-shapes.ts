@@ -56,6 +56,8 @@ export const GPU_SHAPES = {
   dma_buf_unmap_attachment: { fields: { attachment: 'id' }, reply: { type: 'dma_buf_result' } },
   dma_buf_access: { fields: { dev: 'str', attachment: 'id', generation: 'int', page: 'count', write: 'bool', value: 'num?' }, reply: { type: 'dma_buf_access_result', value: 0 } },
   invalidate: INVALIDATE_SHAPE,
+  invalidate_multipass: INVALIDATE_SHAPE,
+  invalidate_pass: { fields: { sub: 'id', pass: 'id', cur_seq: 'int' } },
   migrate_to_ram: { fields: { pid: 'id', addr: 'addr', dev_pfn: 'int' }, reply: { type: 'migrate_to_ram_result', value: 0 } },
   device_page_free: { fields: { dev_pfn: 'int' } },
-} satisfies Record<GpuRequest['type'] | DmaBufRequest['type'] | 'invalidate' | 'migrate_to_ram' | 'device_page_free', MessageShape>;
+} satisfies Record<GpuRequest['type'] | DmaBufRequest['type'] | 'invalidate' | 'invalidate_multipass' | 'invalidate_pass' | 'migrate_to_ram' | 'device_page_free', MessageShape>;

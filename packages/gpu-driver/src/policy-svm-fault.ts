@@ -54,7 +54,10 @@
 //
 // `unsafe-svm` skips mmu_interval_read_retry: it binds whatever hmm_range_fault returned even if an
 // invalidation of those pages was acked meanwhile. The checker must flag stale_translation.
-import { PAGE_SIZE, mmu_interval_set_seq, type DevicePageFree, type Invalidate, type MigrateToRam, type Pid } from '@svmsim/kernel-mm';
+import {
+  PAGE_SIZE, mmu_interval_set_seq, type DevicePageFree, type Invalidate, type InvalidateMultipass, type InvalidatePass, type MigrateToRam, type Pid,
+} from '@svmsim/kernel-mm';
+import { PassTable, type TlbInvalFence } from './multipass.js';
 import type { Envelope, Message } from '@svmsim/runtime';
 import { boEnd, type Bo } from './bo.js';
 import type { GpuPte } from './gpuvm.js';
@@ -106,6 +109,8 @@ export function createSvmFaultPolicy(host: GpuHost, opts: SvmFaultOptions): Poli
     invalidationsZapped: 0,
     ptesZapped: 0,
     ownMigrateInvalidations: 0,
+    /** Time second passes waited for their TLB invalidation (multipass.ts), ns. */
+    secondPassWaitNs: 0,
   };
 
   /** Zap [start, end) (bytes) of pid from GPUVM; `keepVram` keeps entries of our VRAM pages. Returns entries zapped. */
@@ -126,6 +131,46 @@ export function createSvmFaultPolicy(host: GpuHost, opts: SvmFaultOptions): Poli
   const kfd = flavour === 'kfd';
   const faults = createSvmFaultHandler(host, { flavour, unsafe: opts.unsafe, maxBusyRetries: opts.maxBusyRetries, window, hotThreshold, closing, faultPermission,
     ...(opts.retryFaultPendingNs !== undefined && { retryFaultPendingNs: opts.retryFaultPendingNs }) }, vram);
+
+  /** Second passes handed out (multipass.ts): the TLB invalidation each waits for. */
+  const passes = new PassTable<{ sub: number; handle: number; fence: TlbInvalFence; firstNs: number; zapped: number }>();
+
+  /**
+   * Under the notifier lock, the part of every invalidate callback before the TLB flush:
+   * mmu_interval_set_seq, zap the overlap from GPUVM, kfd's unmap_from_cpu bookkeeping. Returns
+   * the entries zapped, and whether the invalidation is our own MIGRATE.
+   */
+  const stopUsing = (env: Envelope<Message>, m: Invalidate | InvalidateMultipass, bo: SubscribedBo): { zapped: number; own: boolean } => {
+    const n = bo.notifier;
+    const start = Math.max(m.start, bo.addr);
+    const end = Math.min(m.end, boEnd(bo));
+    // kfd zaps whoever migrates (svm_range_evict → svm_range_unmap_from_gpus); nouveau-style
+    // keeps the entries of our own VRAM pages under our own MIGRATE (see the header).
+    const own = !kfd && m.event === 'MMU_NOTIFY_MIGRATE' && m.owner === host.id;
+    if (own) s.ownMigrateInvalidations++;
+    mmu_interval_set_seq(host.ctx, env.from, n, m.cur_seq);
+    n.known = true;
+    const zapped = start < end ? zap(bo.pid, start, end, own) : 0;
+    if (zapped > 0) {
+      s.invalidationsZapped++;
+      s.ptesZapped += zapped;
+    }
+    if (kfd && m.event === 'MMU_NOTIFY_UNMAP' && start < end) {
+      // svm_range_unmap_from_cpu: unmap from the GPUs (above), split the ranges at the unmapped
+      // part, put the pieces on the deferred list, and mark the faults now pending as stale.
+      faults.unmapFromCpu(bo.pid, Math.floor(start / PAGE_SIZE), Math.ceil(end / PAGE_SIZE));
+    }
+    return { zapped, own };
+  };
+
+  /**
+   * nouveau_svmm_invalidate_range_start (v6.6): a non-blockable range is refused (-EAGAIN),
+   * whatever the lock: the OOM reaper skips the VMA and tries again.
+   */
+  const refuseNonblockable = (refuse: () => void): void => {
+    host.stats.invalidationsRefused++;
+    refuse();
+  };
 
   return {
     name: opts.name ?? (opts.unsafe ? 'unsafe-svm' : 'svm-fault'),
@@ -150,27 +195,9 @@ export function createSvmFaultPolicy(host: GpuHost, opts: SvmFaultOptions): Poli
 
     invalidate(env: Envelope<Message>, m: Invalidate, bo: SubscribedBo): void {
       const ack = (ok: boolean) => host.reply(env, { type: 'invalidate_ack', sub: m.sub, ok });
-      const n = bo.notifier;
-      const start = Math.max(m.start, bo.addr);
-      const end = Math.min(m.end, boEnd(bo));
-      // kfd zaps whoever migrates (svm_range_evict → svm_range_unmap_from_gpus); nouveau-style
-      // keeps the entries of our own VRAM pages under our own MIGRATE (see the header).
-      const own = !kfd && m.event === 'MMU_NOTIFY_MIGRATE' && m.owner === host.id;
-      if (own) s.ownMigrateInvalidations++;
       const t0 = host.ctx.now();
       const run = (): void => {
-        mmu_interval_set_seq(host.ctx, env.from, n, m.cur_seq);
-        n.known = true;
-        const zapped = start < end ? zap(bo.pid, start, end, own) : 0;
-        if (zapped > 0) {
-          s.invalidationsZapped++;
-          s.ptesZapped += zapped;
-        }
-        if (kfd && m.event === 'MMU_NOTIFY_UNMAP' && start < end) {
-          // svm_range_unmap_from_cpu: unmap from the GPUs (above), split the ranges at the unmapped
-          // part, put the pieces on the deferred list, and mark the faults now pending as stale.
-          faults.unmapFromCpu(bo.pid, Math.floor(start / PAGE_SIZE), Math.ceil(end / PAGE_SIZE));
-        }
+        const { zapped, own } = stopUsing(env, m, bo);
         const finish = (): void => {
           lock.unlock();
           if (m.blockable) host.stats.invalidateWaitNs.push(host.ctx.now() - t0);
@@ -188,11 +215,56 @@ export function createSvmFaultPolicy(host: GpuHost, opts: SvmFaultOptions): Poli
         });
       };
       if (m.blockable || kfd) return lock.lock(run); // svm_range_cpu_invalidate_pagetables never looks at blockable
-      // nouveau_svmm_invalidate_range_start (v6.6): a non-blockable range is refused (-EAGAIN),
-      // whatever the lock: the OOM reaper skips the VMA and tries again.
-      host.stats.invalidationsRefused++;
-      ack(false);
+      refuseNonblockable(() => ack(false));
     },
+
+    // The two-pass RFC (multipass.ts), for the nouveau-style flavour only: kfd-svm's notifier has
+    // no invalidate_multipass (amdgpu is not converted), so mm never calls these for it.
+    ...(!kfd && {
+      invalidateMultipass(env: Envelope<Message>, m: InvalidateMultipass, bo: SubscribedBo): void {
+        const ack = (ok: boolean, pass: number | null) => host.reply(env, { type: 'invalidate_multipass_ack', sub: m.sub, ok, pass });
+        const t0 = host.ctx.now();
+        if (!m.blockable) return refuseNonblockable(() => ack(false, null));
+        // xe_svm_invalidate_twopass: under the notifier lock, set_seq, zap, issue the TLB
+        // invalidation with fences; unlock and hand the fences to the second pass.
+        lock.lock(() => {
+          const { zapped } = stopUsing(env, m, bo);
+          host.issueTlbFlush(zapped, (fence) => {
+            lock.unlock();
+            const firstNs = host.ctx.now() - t0;
+            if (fence === null) {
+              // Nothing was mapped: nothing to wait for, no second pass (xe: tile_mask 0).
+              host.stats.invalidateWaitNs.push(firstNs);
+              if (tracing()) host.ctx.trace('gpu_invalidate_done', { sub: m.sub, handle: bo.handle, zapped, pass: null });
+              return ack(true, null);
+            }
+            const pass = passes.add({ sub: m.sub, handle: bo.handle, fence, firstNs, zapped });
+            if (tracing()) host.ctx.trace('gpu_invalidate_first_pass', { sub: m.sub, handle: bo.handle, zapped, pass });
+            ack(true, pass);
+          });
+        });
+      },
+
+      invalidatePass(env: Envelope<Message>, m: InvalidatePass): void {
+        const done = () => host.reply(env, { type: 'invalidate_pass_done', sub: m.sub, next: null });
+        const p = passes.take(m.pass);
+        if (!p) {
+          host.warn('invalidate_pass for a pass this GPU did not hand out', { sub: m.sub, pass: m.pass });
+          return done();
+        }
+        const t0 = host.ctx.now();
+        // xe_svm_invalidate_second: xe_gt_tlb_invalidation_fence_wait on each fence; then the
+        // range's event_end (nothing left to do here: GPUVM was zapped in the first pass).
+        p.fence.wait(() => {
+          const waitedNs = host.ctx.now() - t0;
+          s.secondPassWaitNs += waitedNs;
+          // The callbacks' own time: the first pass plus this wait (not the other devices' passes in between).
+          host.stats.invalidateWaitNs.push(p.firstNs + waitedNs);
+          if (tracing()) host.ctx.trace('gpu_invalidate_done', { sub: m.sub, handle: p.handle, zapped: p.zapped, pass: m.pass, waitedNs });
+          done();
+        });
+      },
+    }),
 
     freeBo(bo: Bo, done: () => void): void {
       // The jobs are done, but not necessarily the faults they raised (a job a VM fault killed
@@ -235,7 +307,7 @@ export function createSvmFaultPolicy(host: GpuHost, opts: SvmFaultOptions): Poli
     },
 
     summary(): Record<string, unknown> {
-      return { ...faults.summary(), ...s, ...vram.summary() };
+      return { ...faults.summary(), ...s, ...vram.summary(), ...(host.multipass && { secondPasses: passes.issued, secondPassesPendingMax: passes.pendingMax }) };
     },
     vramPagesInUse: () => vram.pagesInUse(),
   };

@@ -33,7 +33,10 @@
 //
 // `unsafe-userptr` acks at once (set_seq under the lock, no fence wait): the running job keeps
 // writing through the old GPUVM entries. The checker must flag stale_translation.
-import { EAGAIN, EFAULT, EPERM, mmu_interval_read_retry, mmu_interval_set_seq, type Invalidate, type VmaLookupResult } from '@svmsim/kernel-mm';
+import {
+  EAGAIN, EFAULT, EPERM, mmu_interval_read_retry, mmu_interval_set_seq, type Invalidate, type InvalidateMultipass, type InvalidatePass, type VmaLookupResult,
+} from '@svmsim/kernel-mm';
+import { PassTable } from './multipass.js';
 import type { Envelope, Message } from '@svmsim/runtime';
 import type { Bo } from './bo.js';
 import { bindUserPages, getUserPages, registerUserptr, unregisterUserptr, type WalkedBo } from './user-pages.js';
@@ -71,6 +74,9 @@ export function createUserptrPolicy(host: GpuHost, opts: UserptrOptions): Policy
   };
 
   /** ttm_bo_validate into GTT after new pages: unbind and dma_unmap the old sg table, dma_map every page, rewrite every PTE. ns. */
+  /** Second passes handed out (multipass.ts): the fences each waits for. */
+  const passes = new PassTable<{ handle: number; jobs: Job[]; firstNs: number }>();
+
   const revalidateNs = (bo: Bo): number => bo.pages * (host.costs.rebindPerPageNs + host.costs.ptePerPageNs);
 
   return {
@@ -185,6 +191,54 @@ export function createUserptrPolicy(host: GpuHost, opts: UserptrOptions): Policy
           if (host.ctx.tracing) host.ctx.trace('gpu_invalidate_done', { sub: m.sub, handle: bo.handle, waitedNs: host.ctx.now() - t0 });
           ack(true);
         });
+      });
+    },
+
+    // The two-pass RFC (multipass.ts) as its later revisions convert xe's userptr notifier
+    // (xe_vma_userptr_invalidate as invalidate_start / invalidate_finish, Thomas Hellström, v3 of
+    // 2026-03): the first pass marks the BO invalid (set_seq under the lock) and enables signalling
+    // on the reservation's fences; if they have all signalled already it finishes at once (pass
+    // null). The second pass waits for them. Here, as in amdgpu's gfx userptr, nothing has to be
+    // started for a fence to signal (the jobs run to their end whatever the notifier does) and
+    // GPUVM is neither cleared nor flushed, so the wait moves to the second pass but is not
+    // shortened: the fences of several GPUs' jobs were already running side by side.
+    invalidateMultipass(env: Envelope<Message>, m: InvalidateMultipass, bo: SubscribedBo): void {
+      const ack = (ok: boolean, pass: number | null) => host.reply(env, { type: 'invalidate_multipass_ack', sub: m.sub, ok, pass });
+      const n = bo.notifier;
+      if (!m.blockable) {
+        host.stats.invalidationsRefused++;
+        return ack(false, null);
+      }
+      const t0 = host.ctx.now();
+      lock.lock(() => {
+        mmu_interval_set_seq(host.ctx, env.from, n, m.cur_seq);
+        n.known = true;
+        const jobs = (host.era.invalidateWaitsVm ? host.vmJobs(bo.pid) : [...bo.fences]).filter((j) => !j.fence.signalled);
+        lock.unlock();
+        if (opts.unsafe && bo.fences.size > 0) host.stats.unsafeEarlyAcks++;
+        if (opts.unsafe || jobs.length === 0) {
+          // Nothing to wait for (or the unsafe twin's bug: not waiting): done in one pass.
+          host.stats.invalidateWaitNs.push(host.ctx.now() - t0);
+          return ack(true, null);
+        }
+        if (host.ctx.tracing) host.ctx.trace('gpu_invalidate_wait', { fn: 'xe_vma_userptr_invalidate_start', sub: m.sub, handle: bo.handle, jobs: jobs.map((j) => j.id) });
+        ack(true, passes.add({ handle: bo.handle, jobs, firstNs: host.ctx.now() - t0 }));
+      });
+    },
+
+    invalidatePass(env: Envelope<Message>, m: InvalidatePass): void {
+      const done = () => host.reply(env, { type: 'invalidate_pass_done', sub: m.sub, next: null });
+      const p = passes.take(m.pass);
+      if (!p) {
+        host.warn('invalidate_pass for a pass this GPU did not hand out', { sub: m.sub, pass: m.pass });
+        return done();
+      }
+      const t0 = host.ctx.now();
+      // invalidate_finish: dma_resv_wait_timeout(BOOKKEEP) on what the first pass saw.
+      waitFences(p.jobs.map((j) => j.fence), () => {
+        host.stats.invalidateWaitNs.push(p.firstNs + host.ctx.now() - t0);
+        if (host.ctx.tracing) host.ctx.trace('gpu_invalidate_done', { sub: m.sub, handle: p.handle, pass: m.pass, waitedNs: host.ctx.now() - t0 });
+        done();
       });
     },
 

@@ -1,6 +1,7 @@
 // What a coherence policy implements, and what the GPU actor offers it.
 import type { Ctx, Envelope, Message } from '@svmsim/runtime';
-import type { Invalidate, InvalidateAck, MmRequest, Pid } from '@svmsim/kernel-mm';
+import type { Invalidate, InvalidateAck, InvalidateMultipass, InvalidateMultipassAck, InvalidatePass, InvalidatePassDone, MmRequest, Pid } from '@svmsim/kernel-mm';
+import type { TlbInvalFence } from './multipass.js';
 import type { GpuReply } from './gpu-protocol.js';
 import type { Bo, UserptrNotifier } from './bo.js';
 import type { GpuPte, GpuVm } from './gpuvm.js';
@@ -23,8 +24,14 @@ export interface GpuCosts {
   ptePerPageNs: number;
   /** userptr: revalidating one page of a BO whose pages changed, besides its PTE (TTM unbind, dma_unmap of the old sg entry, sg table and dma_map of the new page: ttm_bo_validate into GTT). */
   rebindPerPageNs: number;
-  /** A TLB flush after clearing GPUVM entries (amdgpu_gmc_flush_gpu_tlb). */
+  /** A TLB flush after clearing GPUVM entries (amdgpu_gmc_flush_gpu_tlb), from issuing it to its completion. */
   tlbFlushNs: number;
+  /**
+   * Of tlbFlushNs, the driver's part: issuing the invalidation (xe: the GuC CT request), after which
+   * the hardware completes it on its own. A two-pass notifier (multipass.ts) spends only this in
+   * its first pass and waits for the rest in its second. At most tlbFlushNs.
+   */
+  tlbInvalIssueNs: number;
   /** kfd-svm: kfd_flush_tlb(TLB_FLUSH_HEAVYWEIGHT) after unmapping from the GPU (every VMID's TLBs and the UTCL2). */
   tlbFlushHeavyweightNs: number;
   /** The rest of an AMDGPU_CS ioctl (parsing, scheduling). */
@@ -52,6 +59,9 @@ export const DEFAULT_GPU_COSTS: GpuCosts = {
   rebindPerPageNs: 50,
   // No published figure; estimate because a legacy flush is one invalidate request to the VM hub and its ack over MMIO: about a µs.
   tlbFlushNs: 1_000,
+  // No published figure; estimate because issuing is the driver's MMIO write of the invalidate request, a fifth of the flush;
+  // the rest is the hub's walk, which runs on its own (multipass.ts).
+  tlbInvalIssueNs: 200,
   // No published figure; estimate because a heavyweight flush covers every VMID and the UTCL2: taken as 10× the legacy flush.
   tlbFlushHeavyweightNs: 10_000,
   // No published figure; estimate because the rest of a CS ioctl is a syscall, chunk parsing and a scheduler push: a few µs.
@@ -145,7 +155,15 @@ export interface GpuHost {
   sleep(ns: number, then: () => void): void;
   /** After clearing `cleared` GPUVM entries: flush the TLB (amdgpu_gmc_flush_gpu_tlb, `tlbFlushNs`) if any were mapped, then `then`. */
   flushTlb(cleared: number, then: () => void): void;
-  reply(env: Envelope<Message>, msg: GpuReply | InvalidateAck): void;
+  /**
+   * The first half of flushTlb, for a two-pass notifier: issue the invalidation (`tlbInvalIssueNs`)
+   * and `then(fence)`; the fence signals (and GPUVM's TLB is flushed) the rest of tlbFlushNs later.
+   * Nothing cleared: `then(null)` at once.
+   */
+  issueTlbFlush(cleared: number, then: (fence: TlbInvalFence | null) => void): void;
+  /** The device key `invalidateMultipass`: the driver's notifier ops have invalidate_multipass (mm uses it under notifierPasses 2). */
+  readonly multipass: boolean;
+  reply(env: Envelope<Message>, msg: GpuReply | InvalidateAck | InvalidateMultipassAck | InvalidatePassDone): void;
   /** Fire and forget to mm. */
   send(msg: MmRequest): void;
   warn(what: string, fields?: Record<string, unknown>): void;
@@ -178,6 +196,14 @@ export interface Policy {
    * subscriptions it does not know, with a warning). Policies that subscribe to nothing (pin) have none.
    */
   invalidate?(env: Envelope<Message>, m: Invalidate, bo: SubscribedBo): void;
+  /**
+   * The two-pass RFC's first pass (ops->invalidate_multipass; multipass.ts): start stopping the
+   * range and answer invalidate_multipass_ack with a pass cookie (or null: all done already).
+   * Policies the RFC converts have it; the device key `invalidateMultipass` subscribes with it.
+   */
+  invalidateMultipass?(env: Envelope<Message>, m: InvalidateMultipass, bo: SubscribedBo): void;
+  /** The second pass of a cookie this policy handed out: wait, then invalidate_pass_done. */
+  invalidatePass?(env: Envelope<Message>, m: InvalidatePass): void;
   /** Tear the BO down; its fences have signalled. */
   freeBo(bo: Bo, done: () => void): void;
   /**

@@ -12,7 +12,7 @@
 //                  BO's GPUVM entries (amdgpu_vm_update_range) with translation {via:'mirror', sub, seq}.
 import {
   EAGAIN, EBUSY, EFAULT, HMM_PFN_ERROR, HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_VALID, HMM_PFN_WRITE,
-  type HmmRangeFaultResult, type MmuIntervalNotifierInsertResult, type MmuIntervalReadBeginResult,
+  type HmmRangeFaultResult, type MmuIntervalNotifierInsert, type MmuIntervalNotifierInsertResult, type MmuIntervalReadBeginResult,
 } from '@svmsim/kernel-mm';
 import { boEnd, boFirstVpn, type Bo } from './bo.js';
 import { hmmBusyBudgetNs } from './kernel-era.js';
@@ -20,7 +20,10 @@ import { retOf, withMmapReadLock, type GpuHost } from './policy.js';
 
 /** Subscribe the BO: done(0), or done(-errno) from mm. */
 export function registerUserptr(host: GpuHost, bo: Bo, done: (ret: number) => void): void {
-  host.call({ type: 'mmu_interval_notifier_insert', pid: bo.pid, start: bo.addr, length: boEnd(bo) - bo.addr }, (r) => {
+  // The ops the driver registers: with invalidate_multipass when the device key asks for it.
+  const insert: MmuIntervalNotifierInsert = { type: 'mmu_interval_notifier_insert', pid: bo.pid, start: bo.addr, length: boEnd(bo) - bo.addr };
+  if (host.multipass) insert.multipass = true;
+  host.call(insert, (r) => {
     const ret = retOf(r);
     if (ret < 0) return done(ret);
     const sub = (r as MmuIntervalNotifierInsertResult).sub;

@@ -70,8 +70,9 @@ export async function main(argv: string[]): Promise<number> {
     .option('--html <dir>', 'also write DIR/index.html: the policies side by side and every run\'s plots')
     .option('--profile <names>', `run each policy under each of these GPU cost profiles, one section per profile, then which policy wins each scenario's headline figure under each (comma-separated: ${GPU_COST_PROFILE_NAMES.join(', ')})`)
     .option('--kernel <eras>', 'run each policy under each of these kernel eras, side by side (comma-separated: v4.9, v6.6, v6.15, latest; default: the scenario\'s machine.kernel)')
-    .addHelpText('after', '\nExamples:\n  svmsim compare\n  svmsim compare mirror-race ksm --policies safe,unsafe-skip-read-retry\n  svmsim compare kswapd-vs-compute --kernel v4.9,latest\n  svmsim compare kswapd-vs-compute gup-vs-readonly --html out/\n')
-    .action(action((scenarios: string[], o) => compareCommand(scenarios, { policies: o.policies, seed: o.seed, threads: Boolean(o.threads), timeScale: o.timeScale, json: Boolean(o.json), html: o.html, kernels: o.kernel, profiles: o.profile })));
+    .option('--passes <list>', 'run each policy with each of these machine.notifierPasses, side by side (1: mainline, 2: the two-pass notifier RFC; e.g. 1,2)')
+    .addHelpText('after', '\nExamples:\n  svmsim compare\n  svmsim compare mirror-race ksm --policies safe,unsafe-skip-read-retry\n  svmsim compare kswapd-vs-compute --kernel v4.9,latest\n  svmsim compare two-gpu-munmap --passes 1,2\n  svmsim compare kswapd-vs-compute gup-vs-readonly --html out/\n')
+    .action(action((scenarios: string[], o) => compareCommand(scenarios, { policies: o.policies, seed: o.seed, threads: Boolean(o.threads), timeScale: o.timeScale, json: Boolean(o.json), html: o.html, kernels: o.kernel, profiles: o.profile, passes: o.passes })));
 
   program
     .command('sweep')

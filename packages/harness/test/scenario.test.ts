@@ -12,10 +12,10 @@ import { formatDuration, parseDuration, parseProt } from '@svmsim/harness/scenar
 import { scenarioActors } from '@svmsim/harness/run/actors';
 import type { Scenario } from '@svmsim/harness/scenario/types';
 
-const GPU_SCENARIOS = ['userptr-walk', 'gup-vs-readonly', 'kswapd-vs-compute'];
+const GPU_SCENARIOS = ['userptr-walk', 'gup-vs-readonly', 'kswapd-vs-compute', 'two-gpu-munmap'];
 const RDMA_SCENARIOS = ['two-drivers', 'odp-prefetch', 'odp-vs-reclaim'];
 const NVME_SCENARIOS = ['direct-io-vs-migration', 'nvme-reset', 'p2p'];
-const BUILTINS = ['direct-io-vs-migration', 'fork-storm', 'gup-vs-readonly', 'hmm-selftest', 'ksm', 'kswapd-vs-compute', 'memory-pressure', 'mirror-race', 'nvme-reset', 'odp-prefetch', 'odp-vs-reclaim', 'p2p', 'two-drivers', 'userptr-walk', 'writeback'];
+const BUILTINS = ['direct-io-vs-migration', 'fork-storm', 'gup-vs-readonly', 'hmm-selftest', 'ksm', 'kswapd-vs-compute', 'memory-pressure', 'mirror-race', 'nvme-reset', 'odp-prefetch', 'odp-vs-reclaim', 'p2p', 'two-drivers', 'two-gpu-munmap', 'userptr-walk', 'writeback'];
 
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'svmsim-scenario-'));
 
@@ -175,7 +175,7 @@ phases:
       description: '',
       seed: 1,
       duration: 1e9,
-      machine: { kernel: 'latest', profile: 'default', frames: 1024, movableFrames: 0, swapPages: 1024, kswapd: true, diskLatency: 10_000, costs: {}, dmabufMoveNotify: false },
+      machine: { kernel: 'latest', profile: 'default', frames: 1024, movableFrames: 0, swapPages: 1024, kswapd: true, diskLatency: 10_000, costs: {}, dmabufMoveNotify: false, notifierPasses: 1 },
       files: [],
       faults: [],
       devices: [{ id: 'mirror0', kind: 'dmirror', policy: 'safe', devicePages: 256 }],
@@ -315,7 +315,7 @@ describe('errors: one line, the path, the value, what is allowed, did you mean',
     [
       'unknown key, with did-you-mean',
       variant('{ id: mirror0 }', '{ id: mirror0, polcy: safe }'),
-      'my.yaml: devices[0]: unknown key "polcy"; allowed keys: id, kind, policy, devicePages, faultWindowPages, faultPermission, waves, vramBoPages, xnack, granularity, retryFaultPending, uvm, costs, compare, qps, qpType, rnrRetry, minRnrTimer, retryCnt, timeout, rkeyFaultResponse, exporter, failAt, ioTimeout, slot, cmbPages, p2pQueue, blocks, dmabufImporter, nvmet (did you mean policy?)',
+      'my.yaml: devices[0]: unknown key "polcy"; allowed keys: id, kind, policy, devicePages, faultWindowPages, faultPermission, waves, vramBoPages, xnack, granularity, retryFaultPending, uvm, costs, invalidateMultipass, compare, qps, qpType, rnrRetry, minRnrTimer, retryCnt, timeout, rkeyFaultResponse, exporter, failAt, ioTimeout, slot, cmbPages, p2pQueue, blocks, dmabufImporter, nvmet (did you mean policy?)',
     ],
     [
       'a gpu-only key on a dmirror',

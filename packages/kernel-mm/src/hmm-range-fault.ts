@@ -116,12 +116,12 @@ export function mmu_interval_notifier_insert(k: Kernel, env: Envelope<Message>, 
   if (!p) return fail(EINVAL); // mm_users == 0
   if (!Number.isInteger(m.start) || !Number.isInteger(m.length) || m.length <= 0 || m.start + m.length > Number.MAX_SAFE_INTEGER) return fail(-75 /* EOVERFLOW */);
   const sub: Subscription = {
-    id: k.nextSubId++, pid: p.pid, start: m.start, last: m.start + m.length - 1, owner: env.from,
+    id: k.nextSubId++, pid: p.pid, start: m.start, last: m.start + m.length - 1, owner: env.from, multipass: m.multipass === true,
     invalidate_seq: 0, node: undefined, deferredInsert: false, deferredRemove: false, removed: false,
   };
   p.notifiers.insert(sub);
   k.subs.set(sub.id, sub);
-  k.ctx.trace('mmu_interval_notifier_insert', { sub: sub.id, pid: p.pid, start: m.start, last: sub.last, dev: env.from, seq: sub.invalidate_seq });
+  k.ctx.trace('mmu_interval_notifier_insert', { sub: sub.id, pid: p.pid, start: m.start, last: sub.last, dev: env.from, seq: sub.invalidate_seq, multipass: sub.multipass });
   k.ctx.reply(env, { type: 'mmu_interval_notifier_insert_result', ret: 0, sub: sub.id });
 }
 

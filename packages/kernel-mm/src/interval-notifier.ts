@@ -44,6 +44,8 @@ export interface Subscription {
   readonly last: number;
   /** The driver actor whose invalidate callback this is. */
   readonly owner: ActorId;
+  /** ops->invalidate_multipass is set (the two-pass RFC): used only under notifierPasses 2. */
+  readonly multipass: boolean;
   /** sub->invalidate_seq: set at insert, then only by the driver's mmu_interval_set_seq. */
   invalidate_seq: number;
   node: IntervalNode<Subscription> | undefined;

@@ -76,6 +76,12 @@ export interface MmConfig {
   numaBalancing?: NumaBalancingConfig;
   /** get_user_pages gives up after this many faults per page asked for (a page unmapped as fast as it is faulted). Default 16. */
   gupFaultsPerPageMax?: number;
+  /**
+   * 1 (default): mainline mn_itree_invalidate, every subscription's invalidate() in turn, each
+   * blocking. 2: the two-pass RFC (protocol.ts, invalidate.ts): subscriptions whose driver has
+   * invalidate_multipass are started in a first pass and waited for in a second.
+   */
+  notifierPasses?: 1 | 2;
 }
 
 /** An I/O error: -EIO where a pfn was expected. */
@@ -111,6 +117,8 @@ export class MmStats {
   invalidationsByEvent: Record<string, number> = {};
   /** Time from invalidate_range_start to the last ack, per invalidation that called a device. */
   notifierWaitNs: number[] = [];
+  /** munmap syscalls: from the request to the reply (mmap_lock wait, the UNMAP invalidation, the zap), ns. */
+  munmapNs: number[] = [];
   dmaWrites = 0;
   dmaReads = 0;
   swapOuts = 0;
@@ -199,6 +207,8 @@ export class Kernel {
   nextShmId = -1;
   nextSubId = 1;
   nextInvId = 1;
+  /** MmConfig.notifierPasses: 2 calls multipass subscriptions the two-pass way. */
+  readonly notifierPasses: 1 | 2;
   /** Requests mm made, by request id: resumed by the reply. */
   private readonly calls = new Map<number, Continuation>();
   /** The swap cache: slot → pfn, for slots shared by several PTEs while one of them is swapped in. */
@@ -222,6 +232,8 @@ export class Kernel {
     this.swap = new SwapSpace(cfg.swapPages ?? 0);
     this.blockdev = cfg.blockdev ?? 'ramdisk';
     this.hungTaskTimeoutNs = cfg.hungTaskTimeoutNs ?? 120e9;
+    this.notifierPasses = cfg.notifierPasses ?? 1;
+    if (this.notifierPasses !== 1 && this.notifierPasses !== 2) throw new Error(`mm: notifierPasses ${String(cfg.notifierPasses)} is not 1 or 2`);
   }
 
   // ---- messaging ----

@@ -41,7 +41,7 @@ export const MM_SHAPES = {
   exit: { fields: { pid }, reply: SYSCALL_RESULT },
   cpu_access: { fields: { pid, addr: 'addr', write: 'bool', value: 'num?' }, reply: { type: 'cpu_access_result', value: 0, faults: 0 } },
   file_create: { fields: { name: 'str', pages: 'count' }, reply: SYSCALL_RESULT },
-  mmu_interval_notifier_insert: { fields: { pid, start: 'addr', length: 'len' }, check: spanCheck('start', 'length'), reply: { type: 'mmu_interval_notifier_insert_result', sub: 0 } },
+  mmu_interval_notifier_insert: { fields: { pid, start: 'addr', length: 'len', multipass: 'bool?' }, check: spanCheck('start', 'length'), reply: { type: 'mmu_interval_notifier_insert_result', sub: 0 } },
   mmu_interval_notifier_remove: { fields: { sub: 'id' }, reply: SYSCALL_RESULT },
   mmu_interval_read_begin: { fields: { sub: 'id' }, reply: { type: 'read_begin_result', seq: 0 } },
   mmu_interval_set_seq: { fields: { sub: 'id', cur_seq: 'int' } },

@@ -211,6 +211,12 @@ export function createMm(config: unknown, _id: string): Actor<Message> {
         notifierWaitNsP50: percentile(k.stats.notifierWaitNs, 0.5),
         notifierWaitNsP99: percentile(k.stats.notifierWaitNs, 0.99),
         notifierWaitNsMax: percentile(k.stats.notifierWaitNs, 1),
+        munmapNs: undefined,
+        munmaps: k.stats.munmapNs.length,
+        munmapNsP50: percentile(k.stats.munmapNs, 0.5),
+        munmapNsP99: percentile(k.stats.munmapNs, 0.99),
+        munmapNsMax: percentile(k.stats.munmapNs, 1),
+        notifierPasses: k.notifierPasses,
         // Waits still going on when the summary is taken count up to now.
         kswapdBlockedNs: k.reclaimWaits.blockedNs('kswapd', k.ctx.now()),
         directReclaimBlockedNs: k.reclaimWaits.blockedNs('direct', k.ctx.now()),

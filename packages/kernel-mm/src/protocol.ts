@@ -176,7 +176,18 @@ export interface CpuAccessResult {
 export interface FileCreate { type: 'file_create'; name: string; pages: number }
 
 // ---- mmu_interval_notifier (from a driver) ----
-export interface MmuIntervalNotifierInsert { type: 'mmu_interval_notifier_insert'; pid: Pid; start: number; length: number }
+export interface MmuIntervalNotifierInsert {
+  type: 'mmu_interval_notifier_insert';
+  pid: Pid;
+  start: number;
+  length: number;
+  /**
+   * The driver's mmu_interval_notifier_ops has `invalidate_multipass` (the two-pass RFC, below): under
+   * `notifierPasses: 2` mm calls it with `invalidate_multipass` instead of `invalidate`. Absent/false:
+   * `invalidate` only, as every driver of a mainline kernel.
+   */
+  multipass?: boolean;
+}
 /** Reply to insert: `sub` identifies the subscription in every later message. */
 export interface MmuIntervalNotifierInsertResult { type: 'mmu_interval_notifier_insert_result'; ret: number; sub: number }
 /** Waits, like the kernel, until no invalidation is running (the callbacks will not be called again). */
@@ -214,6 +225,38 @@ export interface Invalidate {
   cur_seq: number;
 }
 export interface InvalidateAck { type: 'invalidate_ack'; sub: number; ok: boolean }
+
+/*
+ * The two-pass invalidation of the RFC "mm/mmu_notifier: Allow multiple struct mmu_interval_notifier
+ * passes" (Thomas Hellström, v1 of 2025-08-09, <20250809135137.259427-2-thomas.hellstrom@linux.intel.com>;
+ * its users: Matthew Brost's xe_svm patch, and the xe userptr conversion of the later revisions, whose
+ * ops were renamed invalidate_start / invalidate_finish). Followed: v1's mm/mmu_notifier.c, with
+ * passes limited to two as review asked and v2 did (a pass's answer may still name another, as v1).
+ * Enforced by kernel-mm invalidate.ts (mn_itree_invalidate with `notifierPasses: 2`):
+ *
+ *   first pass   for each overlapping subscription in turn: a multipass one gets
+ *                `invalidate_multipass` (the driver sets its seq, zaps, STARTS its TLB invalidation or
+ *                preemption and answers at once with a pass cookie, or pass null when it finished
+ *                everything itself: v1's GFP_NOWAIT-failed fallback); any other gets `invalidate` and
+ *                blocks until its ack, as in a one-pass kernel.
+ *   second pass  after every first pass was issued: each cookie, in the order collected, gets
+ *                `invalidate_pass`; the driver WAITS for what it started, then answers
+ *                invalidate_pass_done (next: another pass or null). No error is reported here.
+ *   only then    the caller may change the PTEs (every subscription has stopped using the range).
+ *
+ * A multipass subscription has stopped using the range when its last pass answers, not at its first
+ * pass: the oracle's invalidate_ack is recorded then. On a non-blockable refusal the core still runs
+ * the second passes collected so far before it ends the invalidation (v1: mn_itree_additional_passes
+ * before mn_itree_inv_end on -EAGAIN).
+ */
+/** mm → driver, first pass of a multipass subscription (ops->invalidate_multipass). Same fields as `invalidate`. */
+export interface InvalidateMultipass extends Omit<Invalidate, 'type'> { type: 'invalidate_multipass' }
+/** Reply to invalidate_multipass: ok as invalidate's; `pass` the cookie of the second pass (struct mmu_interval_notifier_pass), or null: done already. */
+export interface InvalidateMultipassAck { type: 'invalidate_multipass_ack'; sub: number; ok: boolean; pass: number | null }
+/** mm → driver, an additional pass (pass->pass(pass, range, cur_seq)): wait for what the first pass started. */
+export interface InvalidatePass { type: 'invalidate_pass'; sub: number; pass: number; cur_seq: number }
+/** Reply to invalidate_pass: `next` another pass to call, or null: this subscription is done. */
+export interface InvalidatePassDone { type: 'invalidate_pass_done'; sub: number; next: number | null }
 
 // ---- hmm_range_fault (from a driver, holding mmap_read_lock of the mm: else -EINVAL with `error`) ----
 export interface HmmRangeFault {
@@ -450,8 +493,8 @@ export type MmReply =
   | MakeDeviceExclusiveResult | MemremapPagesResult | DumpResult | OpResult | PagemapResult | MmuNotifierRegisterResult;
 
 /** What mm sends to drivers and block devices. */
-export type MmToDevice = Invalidate | MigrateToRam | BioSubmit | DevicePageFree | P2pmemAlloc | P2pdmaPageFree;
-export type DeviceToMm = InvalidateAck | MigrateToRamResult | BioDone | P2pmemAllocResult;
+export type MmToDevice = Invalidate | InvalidateMultipass | InvalidatePass | MigrateToRam | BioSubmit | DevicePageFree | P2pmemAlloc | P2pdmaPageFree;
+export type DeviceToMm = InvalidateAck | InvalidateMultipassAck | InvalidatePassDone | MigrateToRamResult | BioDone | P2pmemAllocResult;
 
 /** What mm sends a secondary MMU registered with mmu_notifier_register, and its answer. */
 export type MmToSecondaryMmu = MmuNotifierClearFlushYoung;

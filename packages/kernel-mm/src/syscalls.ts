@@ -142,9 +142,11 @@ export function sys_munmap(k: Kernel, env: Envelope<Message>, m: Munmap): void {
   const r = rangeOf(m.addr, m.length);
   if (typeof r === 'number') return k.ctx.reply(env, result(r));
   // __vm_munmap: mmap_write_lock_killable around do_vmi_munmap.
+  const t0 = k.ctx.now();
   mmap_write_lock(k, p, () =>
     do_munmap(k, p, r.start, r.end, () => {
       mmap_write_unlock(k, p);
+      k.stats.munmapNs.push(k.ctx.now() - t0 + k.costs.syscallNs);
       k.replyAfter(env, result(0), k.costs.syscallNs);
     }),
   );

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { MmuNotifierSubscriptions, type Subscription } from '@svmsim/kernel-mm/interval-notifier';
 
 const mkSub = (id: number, start: number, last: number): Subscription => ({
-  id, pid: 1, start, last, owner: 'dev', invalidate_seq: 0, node: undefined, deferredInsert: false, deferredRemove: false, removed: false,
+  id, pid: 1, start, last, owner: 'dev', multipass: false, invalidate_seq: 0, node: undefined, deferredInsert: false, deferredRemove: false, removed: false,
 });
 
 describe('mmu_interval_notifier sequence protocol (mm/mmu_notifier.c)', () => {

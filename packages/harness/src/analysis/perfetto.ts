@@ -136,7 +136,7 @@ export class PerfettoExporter implements ModelObserver {
   requested(r: RequestRecord): void {
     const s = this.open(r.requester, 'requests out', ns(r.sendT), `${r.type} → ${r.handler}`, 'request', { id: r.id });
     this.requestOut.set(r, s);
-    if (r.type === 'invalidate') {
+    if (r.type === 'invalidate' || r.type === 'invalidate_multipass') {
       const queue = this.invBySub.get(r.msg.sub as number);
       const inv = queue?.shift();
       const from = inv && this.invSlices.get(inv.inv);

@@ -241,8 +241,9 @@ export function runAction(app: App, proc: Proc, a: PlainAction, stats: PhaseStat
       } else {
         const v = proc.vmas.get(a.vma!);
         if (!v) return fail(`no VMA "${a.vma}" in ${proc.name} (pid ${pid})`);
-        if (!v.bo || v.bo.device !== a.device) return fail(`VMA "${a.vma}" has no BO on ${a.device} (give the VMA gpu: ${a.device})`);
-        handle = v.bo.handle;
+        const bo = v.bos?.find((b) => b.device === a.device);
+        if (!bo) return fail(`VMA "${a.vma}" has no BO on ${a.device} (give the VMA gpu: ${a.device})`);
+        handle = bo.handle;
       }
       const m: GpuSubmit = { type: 'gpu_submit', bos: [handle], pattern: { touch: a.touch, write: a.write }, durationNs: a.duration, queue: a.queue, ...(app.nextJobHangs(a.device) && { hang: true }) };
       return call(a.device, m, (s) => {

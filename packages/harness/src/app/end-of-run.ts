@@ -25,9 +25,10 @@ export function freeGpuBos(app: App, done: () => void): void {
     for (const b of p.buffers.values()) bos.push(b);
     for (const v of p.vmas.values()) {
       // A fork child shares its parent's records: each BO once.
-      if (v.bo && !seen.has(`${v.bo.device}/${v.bo.handle}`)) {
-        seen.add(`${v.bo.device}/${v.bo.handle}`);
-        bos.push(v.bo);
+      for (const bo of v.bos ?? []) {
+        if (seen.has(`${bo.device}/${bo.handle}`)) continue;
+        seen.add(`${bo.device}/${bo.handle}`);
+        bos.push(bo);
       }
     }
   }

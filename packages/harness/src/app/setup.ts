@@ -92,9 +92,7 @@ function setupSteps(app: App): SetupStep[] {
   for (const p of scenario.processes) {
     const proc = () => app.named.get(p.name)!;
     for (const v of p.vmas) {
-      const dev = v.gpu;
-      if (dev === undefined) continue;
-      steps.push({
+      for (const dev of v.gpus ?? (v.gpu !== undefined ? [v.gpu] : [])) steps.push({
         what: `gpu_bo_create ${p.name}.${v.name} on ${dev}`,
         to: dev,
         msg: (): GpuBoCreate => {
@@ -102,7 +100,8 @@ function setupSteps(app: App): SetupStep[] {
           return { type: 'gpu_bo_create', pid: proc().pid, addr: rec.addr, pages: rec.pages, readonly: (rec.prot & PROT_WRITE) === 0 };
         },
         ok: (r) => {
-          proc().vmas.get(v.name)!.bo = { device: dev, handle: r.ret };
+          const rec = proc().vmas.get(v.name)!;
+          rec.bos = [...(rec.bos ?? []), { device: dev, handle: r.ret }];
         },
         refused: (ret) => {
           if (app.ctx.tracing) app.ctx.trace('bo_refused', { process: p.name, vma: v.name, device: dev, ret, errno: errnoName(ret) });

@@ -19,8 +19,8 @@ export interface VmaRecord {
   file?: number;
   /** File offset in pages. */
   offset: number;
-  /** The userptr BO setup created over the whole VMA (VmaSpec.gpu): its device and handle. */
-  bo?: { device: string; handle: number };
+  /** The userptr BOs setup created over the whole VMA (VmaSpec.gpu / gpus): device and handle of each, one per device. */
+  bos?: { device: string; handle: number }[];
   /** The MR setup registered over the VMA (VmaSpec.rdma): its device and key (the implicit MR's: shared by the process's VMAs). */
   mr?: { device: string; lkey: number };
 }

@@ -168,8 +168,7 @@ export function runOp(t: OpThread, kind: OpKind, done: () => void): void {
       // The BOs of the phase's VMAs, per device: one job per device, each waited for, in turn.
       const byDevice = new Map<string, number[]>();
       for (const name of t.vmas) {
-        const bo = proc.vmas.get(name)?.bo;
-        if (bo) byDevice.set(bo.device, [...(byDevice.get(bo.device) ?? []), bo.handle]);
+        for (const bo of proc.vmas.get(name)?.bos ?? []) byDevice.set(bo.device, [...(byDevice.get(bo.device) ?? []), bo.handle]);
       }
       const jobs = [...byDevice];
       const next = (i: number): void => {

@@ -29,6 +29,8 @@ export interface CompareOptions {
   kernels?: string;
   /** `--profile A,B`: run every scenario under each GPU cost profile, a section each (default: each scenario's machine.profile). */
   profiles?: string;
+  /** `--passes 1,2`: run every scenario with each machine.notifierPasses, side by side (default: the scenario's). */
+  passes?: string;
 }
 
 /** `--profile default,uvm-pcie`: the profiles, checked. */
@@ -37,6 +39,14 @@ function profileList(spec: string | undefined): string[] | undefined {
   const names = spec.split(',').map((k) => k.trim()).filter(Boolean);
   if (names.length === 0) throw new UsageError(`--profile: expected a comma-separated list of ${GPU_COST_PROFILE_NAMES.join(', ')}`);
   return names.map((p) => checkProfile(p));
+}
+
+/** `--passes 1,2`: the notifier pass counts, checked. */
+function passesList(spec: string | undefined): (1 | 2)[] | undefined {
+  if (spec === undefined) return undefined;
+  const xs = spec.split(',').map((k) => k.trim()).filter(Boolean);
+  if (xs.length === 0 || xs.some((x) => x !== '1' && x !== '2')) throw new UsageError(`--passes: expected a comma-separated list of 1 and 2, got "${spec}"`);
+  return [...new Set(xs.map((x) => (x === '1' ? 1 : 2) as 1 | 2))];
 }
 
 /** `--kernel v4.9,latest`: the eras, checked. */
@@ -70,12 +80,19 @@ export async function compareCommand(sources: string[], o: CompareOptions): Prom
   }
   const kernels = kernelList(o.kernels);
   const profiles = profileList(o.profiles);
-  // Each profile in turn (a section each), and within it each policy under each era, so that a
-  // table's rows pair up: userptr v4.9, userptr latest, …
+  const passes = passesList(o.passes);
+  // Each profile in turn (a section each), and within it each policy under each era (and pass
+  // count), so that a table's rows pair up: userptr v4.9, userptr latest, …
   const jobs = (profiles ?? [undefined]).flatMap((profile) =>
     scenarios.flatMap(({ source, s }) =>
       policySets(s, only).flatMap((policies) =>
-        (kernels ?? [s.machine.kernel]).map((kernel) => ({ source, s: { ...s, machine: { ...s.machine, kernel, profile: profile ?? s.machine.profile } }, policies })),
+        (kernels ?? [s.machine.kernel]).flatMap((kernel) =>
+          (passes ?? [s.machine.notifierPasses]).map((notifierPasses) => ({
+            source,
+            s: { ...s, machine: { ...s.machine, kernel, notifierPasses, profile: profile ?? s.machine.profile } },
+            policies,
+          })),
+        ),
       ),
     ),
   );
@@ -83,7 +100,8 @@ export async function compareCommand(sources: string[], o: CompareOptions): Prom
   const mode = o.threads ? 'threads' : 'deterministic';
   const eras =
     (kernels ? `kernels ${kernels.join(' vs ')}` : `kernel ${[...new Set(scenarios.map(({ s }) => s.machine.kernel))].join(', ')}`) +
-    (profiles ? `, profiles ${profiles.join(' vs ')}` : '');
+    (profiles ? `, profiles ${profiles.join(' vs ')}` : '') +
+    (passes ? `, notifier passes ${passes.join(' vs ')}` : '');
   if (!o.json) process.stdout.write(`svmsim compare — ${scenarios.length} scenarios × their policies, ${mode}${o.seed !== undefined ? `, seed ${o.seed}` : ''}, ${eras}   (svmsim compare --help)\n\n`);
   const bar = progressBar(jobs.length, 'runs');
   const reports: RunReport[] = [];
@@ -94,9 +112,9 @@ export async function compareCommand(sources: string[], o: CompareOptions): Prom
       if (interrupt?.signal.aborted) break;
       const s = { ...j.s, devices: j.s.devices.map((d) => (j.policies[d.id] ? { ...d, policy: j.policies[d.id] } : d)) };
       const seed = o.seed ?? s.seed;
-      const name = runName(s.name, j.policies, seed) + (kernels ? `.${s.machine.kernel}` : '') + (profiles ? `.${s.machine.profile}` : '');
+      const name = runName(s.name, j.policies, seed) + (kernels ? `.${s.machine.kernel}` : '') + (profiles ? `.${s.machine.profile}` : '') + (passes ? `.passes${s.machine.notifierPasses}` : '');
       reports.push(await runScenario(s, { seed, mode, timeScale: o.timeScale ?? s.timeScale ?? THREAD_TIME_SCALE, traceDir: path.join(dir, name), signal: interrupt?.signal }));
-      bar.tick(`${s.name} ${Object.values(j.policies).join(',')}${kernels ? ` ${s.machine.kernel}` : ''}${profiles ? ` ${s.machine.profile}` : ''}`);
+      bar.tick(`${s.name} ${Object.values(j.policies).join(',')}${kernels ? ` ${s.machine.kernel}` : ''}${profiles ? ` ${s.machine.profile}` : ''}${passes ? ` passes ${s.machine.notifierPasses}` : ''}`);
     }
   } finally {
     bar.done();

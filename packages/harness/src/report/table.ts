@@ -90,6 +90,13 @@ export const COLUMNS: Record<string, Column> = {
   'hmm-faults': { title: 'hmm faults', cell: (r) => String(r.mm.hmmRangeFaults) },
   invalidations: { title: 'invalidations', cell: (r) => String(r.mm.invalidations) },
   'notifier-wait': { title: 'notifier wait p50/p99/max', cell: (r) => [r.mm.notifierWaitNsP50, r.mm.notifierWaitNsP99, r.mm.notifierWaitNsMax].map(formatDuration).join(' / ') },
+  'munmap-latency': { title: 'munmap p50/p99/max', cell: (r) => (r.mm.munmaps === 0 ? '-' : [r.mm.munmapNsP50, r.mm.munmapNsP99, r.mm.munmapNsMax].map(formatDuration).join(' / ')) },
+  // Every GPU's own callback time (its summary's invalidateWait), for runs with several GPUs.
+  'gpus-notifier-wait': {
+    title: 'each GPU inval wait p50/max',
+    cell: (r) => Object.entries(r.devices).filter(([, d]) => typeof d.pagesWalkedPerSubmissionMean === 'number')
+      .map(([id, g]) => `${id} ${formatDuration(n(g, 'invalidateWaitP50Ns'))} / ${formatDuration(n(g, 'invalidateWaitMaxNs'))}`).join(' · ') || '-',
+  },
   'mmap-lock-wait': { title: 'mmap_lock waits, p50/max', cell: (r) => `${r.mm.mmapWriteLockWaits}, ${formatDuration(r.mm.mmapWriteLockWaitNsP50)} / ${formatDuration(r.mm.mmapWriteLockWaitNsMax)}` },
   'kswapd-blocked': { title: 'kswapd blocked', cell: (r) => formatDuration(r.mm.kswapdBlockedNs) },
   'direct-reclaim': { title: 'direct reclaim', cell: (r) => String(r.mm.directReclaims) },
@@ -200,11 +207,19 @@ export function columnsFor(rows: RunReport[]): Column[] {
 /** The kernel column, shown after the policy when a table's runs span more than one era. */
 const KERNEL_COLUMN: Column = { title: 'kernel', cell: (r) => r.kernel };
 
-export function table(rows: RunReport[], columns: Column[] = withKernel(rows, columnsFor(rows))): string {
+/** The notifier passes column, shown after the policy when a table's runs differ in machine.notifierPasses. */
+const PASSES_COLUMN: Column = { title: 'passes', cell: (r) => (r.notifierPasses === 2 ? 'two-pass' : 'one-pass') };
+
+export function table(rows: RunReport[], columns: Column[] = withPasses(rows, withKernel(rows, columnsFor(rows)))): string {
   const cells = rows.map((r) => columns.map((c) => c.cell(r)));
   const widths = columns.map((c, i) => Math.max(c.title.length, ...cells.map((row) => row[i].length)));
   const line = (xs: string[]) => xs.map((x, i) => (i === 0 ? x.padEnd(widths[i]) : x.padStart(widths[i]))).join('  ');
   return [line(columns.map((c) => c.title)), ...cells.map(line)].join('\n');
+}
+
+function withPasses(rows: RunReport[], columns: Column[]): Column[] {
+  if (new Set(rows.map((r) => r.notifierPasses ?? 1)).size < 2) return columns;
+  return [columns[0], PASSES_COLUMN, ...columns.slice(1)];
 }
 
 function withKernel(rows: RunReport[], columns: Column[]): Column[] {

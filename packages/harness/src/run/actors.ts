@@ -48,6 +48,7 @@ export const DEVICE_KINDS: Record<DeviceSpec['kind'], DeviceKind> = {
       ...((d.granularity !== undefined || d.retryFaultPending !== undefined) && { kfd: { granularity: d.granularity, retryFaultPendingNs: d.retryFaultPending } }),
       ...(d.uvm !== undefined && { uvm: uvmConfig(d.uvm) }),
       dmabufMoveNotify: s.machine.dmabufMoveNotify,
+      ...(d.invalidateMultipass !== undefined && { invalidateMultipass: d.invalidateMultipass }),
       kernel: s.machine.kernel,
       profile: s.machine.profile,
       // The device's own costs, split into the driver's tables; each wins over the profile's figure.
@@ -123,6 +124,7 @@ export function scenarioActors(s: Scenario, opts: RunActorsOptions): ActorSpec[]
     writebackIntervalNs: m.writebackInterval,
     numaBalancing: m.numaBalancing && { scanDelayNs: m.numaBalancing.scanDelay, scanPeriodNs: m.numaBalancing.scanPeriod, scanSizePages: m.numaBalancing.scanSize },
     costs: m.costs,
+    notifierPasses: m.notifierPasses,
     // File pages and swap live on the NVMe controller (issue 12); the ramdisk is a test double only.
     blockdev: 'nvme',
     checkInvariants: opts.checkInvariants,

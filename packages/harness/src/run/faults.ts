@@ -18,7 +18,8 @@
 //                               user queues (preempt, svm-fault, kfd-svm) there is no job timeout:
 //                               the hang shows only when a preemption times out (HWS hang → reset).
 //   stop-invalidate-acks: DEV at: T
-//                               from T on, DEV's invalidate_acks never reach mm. mm does what the
+//                               from T on, DEV's invalidate_acks (and a two-pass driver's
+//                               invalidate_multipass_ack / invalidate_pass_done) never reach mm. mm does what the
 //                               kernel does: it waits. mmu_interval_notifier invalidate callbacks
 //                               have no timeout (mn_itree_invalidate calls ops->invalidate and
 //                               waits for it to return), so the task that started the invalidation
@@ -51,7 +52,8 @@ export function faultPlan(faults: readonly FaultSpec[]): FaultPlan | undefined {
         (plan.kills ??= []).push({ actor: f.device, atNs: f.atNs });
         break;
       case 'stop-invalidate-acks':
-        (plan.drops ??= []).push({ from: f.device, to: 'mm', type: 'invalidate_ack', atNs: f.atNs });
+        // Every answer to a callback: a two-pass driver's first and second passes too.
+        for (const type of ['invalidate_ack', 'invalidate_multipass_ack', 'invalidate_pass_done']) (plan.drops ??= []).push({ from: f.device, to: 'mm', type, atNs: f.atNs });
         break;
       case 'delay':
         (plan.delays ??= []).push({ from: f.from, to: f.to, ns: f.ns, jitterNs: f.jitterNs });

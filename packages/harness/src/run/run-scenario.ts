@@ -32,6 +32,8 @@ export interface RunReport {
   kernel: string;
   /** The GPUs' cost profile (machine.profile, gpu-driver cost-profiles.ts). */
   profile: string;
+  /** machine.notifierPasses: 1 mainline, 2 the two-pass RFC. */
+  notifierPasses: number;
   /** The scenario's report columns, if it names them. */
   columns?: string[];
   seed: number;
@@ -74,6 +76,11 @@ export interface MmFigures {
   notifierWaitNsP50: number;
   notifierWaitNsP99: number;
   notifierWaitNsMax: number;
+  /** munmap syscalls and their latency (request to reply: mmap_lock, the UNMAP invalidation, the zap). */
+  munmaps: number;
+  munmapNsP50: number;
+  munmapNsP99: number;
+  munmapNsMax: number;
   /** munmap / mprotect / mmap / madvise(write) that waited for mmap_lock, and p50/max of every write lock's wait. */
   mmapWriteLockWaits: number;
   mmapWriteLockWaitNsP50: number;
@@ -158,6 +165,7 @@ export async function runScenario(scenario: Scenario, opts: RunOptions): Promise
     policies: Object.fromEntries(s.devices.map((d) => [d.id, d.policy])),
     kernel: s.machine.kernel,
     profile: s.machine.profile,
+    notifierPasses: s.machine.notifierPasses,
     columns: s.report,
     seed: opts.seed,
     mode: opts.mode,
@@ -209,6 +217,10 @@ function pickMm(mm: Record<string, unknown>): MmFigures {
     notifierWaitNsP50: n('notifierWaitNsP50'),
     notifierWaitNsP99: n('notifierWaitNsP99'),
     notifierWaitNsMax: n('notifierWaitNsMax'),
+    munmaps: n('munmaps'),
+    munmapNsP50: n('munmapNsP50'),
+    munmapNsP99: n('munmapNsP99'),
+    munmapNsMax: n('munmapNsMax'),
     mmapWriteLockWaits: n('mmapWriteLockWaits'),
     mmapWriteLockWaitNsP50: n('mmapWriteLockWaitNsP50'),
     mmapWriteLockWaitNsMax: n('mmapWriteLockWaitNsMax'),

@@ -20,6 +20,7 @@ import { CMB_PAGES_LIMIT, NVME_ACTOR_NAMESPACE_BLOCKS, NVME_COST_LIMIT_NS, NVME_
 import { IBV_WC_STATUSES } from '@svmsim/rdma-odp/rdma-protocol';
 import { DEFAULT_KERNEL_ERA, KERNEL_ERAS } from '@svmsim/gpu-driver/kernel-era';
 import { DEFAULT_GPU_COST_PROFILE, GPU_COST_KEYS, GPU_COST_PROFILE_NAMES } from '@svmsim/gpu-driver/cost-profiles';
+import { DEFAULT_GPU_COSTS, MULTIPASS_POLICIES } from '@svmsim/gpu-driver';
 import { z } from 'zod';
 import {
   OP_KINDS,
@@ -305,6 +306,8 @@ const machineSchema = strict({
   diskLatency: durationSchema.default(10_000),
   costs: costsSchema.prefault({}),
   dmabufMoveNotify: flag.default(false),
+  // kernel-mm's notifierPasses: 1 mainline mn_itree_invalidate, 2 the two-pass RFC (invalidate.ts).
+  notifierPasses: z.union([z.literal(1), z.literal(2)]).default(1),
   nvme: nvmeSchema.optional(),
   /** The PCI root complex, for P2P between nvme devices: on host_bridge_whitelist; an AMD Zen CPU (cpu_supports_p2pdma). */
   pci: strict({ hostBridgeWhitelisted: flag.default(false), cpuSupportsP2pdma: flag.default(false) }).optional(),
@@ -364,6 +367,8 @@ const deviceSchema = strict({
   uvm: uvmSchema.optional(),
   // gpu: cost overrides (gpu-driver cost-profiles.ts GPU_COST_KEYS), durations; they win over machine.profile.
   costs: gpuCostsSchema.optional(),
+  // gpu: the notifier has invalidate_multipass (svm-fault, userptr).
+  invalidateMultipass: flag.optional(),
   compare: z.array(z.string()).min(1).optional(),
   qps: z.int().min(1).max(64).optional(),
   qpType: oneOf(['rc', 'ud']).optional(),
@@ -404,10 +409,18 @@ const deviceSchema = strict({
       ctx.addIssue({ continue: false, code: 'custom', path: ['exporter'], message: 'missing; policy dmabuf registers MRs over VRAM BOs of a gpu: name it (exporter: <gpu id>)' });
     }
     if (d.devicePages === 0 && d.kind === 'dmirror') ctx.addIssue({ continue: false, code: 'custom', path: ['devicePages'], input: 0, message: '0: a dmirror needs at least 1 device page (0 turns VRAM off on a gpu only)' });
-    for (const k of ['faultWindowPages', 'faultPermission', 'waves', 'vramBoPages', 'xnack', 'uvm'] as const) {
+    for (const k of ['faultWindowPages', 'faultPermission', 'waves', 'vramBoPages', 'xnack', 'uvm', 'invalidateMultipass'] as const) {
       if (d[k] !== undefined && d.kind !== 'gpu') ctx.addIssue({ continue: false, code: 'custom', path: [k], input: d[k], message: `${d[k]}: ${k} applies to gpu devices only` });
     }
     if (d.costs !== undefined && d.kind !== 'gpu') ctx.addIssue({ continue: false, code: 'custom', path: ['costs'], input: d.costs, message: `${show(d.costs)}: costs applies to gpu devices only (nvme costs are machine.nvme.costs)` });
+    if (d.invalidateMultipass && d.kind === 'gpu' && d.policy !== undefined && !(MULTIPASS_POLICIES as readonly string[]).includes(d.policy)) {
+      ctx.addIssue({ continue: false, code: 'custom', path: ['invalidateMultipass'], input: true, message: `true: policy ${d.policy} has no two-pass notifier (only ${MULTIPASS_POLICIES.join(', ')})` });
+    }
+    // No profile sets either figure (cost-profiles.ts), so the device's own or the default decide.
+    const flush = d.costs?.tlbFlushNs ?? DEFAULT_GPU_COSTS.tlbFlushNs, issue = d.costs?.tlbInvalIssueNs ?? DEFAULT_GPU_COSTS.tlbInvalIssueNs;
+    if (d.kind === 'gpu' && issue > flush) {
+      ctx.addIssue({ continue: false, code: 'custom', path: ['costs', 'tlbInvalIssueNs'], input: issue, message: `${issue} ns is more than tlbFlushNs (${flush} ns): issuing is part of the flush` });
+    }
     for (const k of ['granularity', 'retryFaultPending'] as const) {
       if (d[k] !== undefined && d.kind !== 'gpu') ctx.addIssue({ continue: false, code: 'custom', path: [k], input: d[k], message: `${d[k]}: ${k} applies to gpu devices (policy kfd-svm) only` });
     }
@@ -426,11 +439,15 @@ const deviceSchema = strict({
     ...(d.retryFaultPending !== undefined && { retryFaultPending: d.retryFaultPending }),
     ...(d.uvm !== undefined && { uvm: d.uvm }),
     ...(d.costs !== undefined && { costs: d.costs }),
+    ...(d.invalidateMultipass !== undefined && { invalidateMultipass: d.invalidateMultipass }),
     ...(d.compare !== undefined && { compare: d.compare }),
     ...Object.fromEntries(RDMA_DEVICE_KEYS.filter((k) => d[k] !== undefined).map((k) => [k, d[k]])),
     ...Object.fromEntries(NVME_DEVICE_KEYS.filter((k) => d[k] !== undefined).map((k) => [k, d[k]])),
     ...(d.slot !== undefined && { slot: d.slot }),
   }));
+/** The most GPUs one VMA can be mirrored by (each its own BO). */
+const VMA_GPUS_MAX = 8;
+
 /** Device memory by default: dmirror's device-private pages; the GPU's VRAM (svm-fault); none on a NIC. */
 const DEFAULT_DEVICE_PAGES = { dmirror: 256, gpu: 64, rdma: 0, nvme: 0 } as const;
 
@@ -459,7 +476,8 @@ const vmaSchema = strict({
   file: nameSchema.optional(),
   offset: count(0).default(0),
   mergeable: flag.default(false),
-  gpu: nameSchema.optional(),
+  // One gpu, or several: each creates its own userptr BO over the whole VMA (GPUs mirroring one buffer).
+  gpu: z.union([nameSchema, z.array(nameSchema).min(1).max(VMA_GPUS_MAX)]).optional(),
   rdma: nameSchema.optional(),
   rdmaAccess: z.array(oneOf(RDMA_ACCESS_FLAGS)).optional(),
 })
@@ -473,7 +491,8 @@ const vmaSchema = strict({
     ...(v.file !== undefined && { file: v.file }),
     offset: v.offset,
     mergeable: v.mergeable,
-    ...(v.gpu !== undefined && { gpu: v.gpu }),
+    ...(v.gpu !== undefined && { gpu: typeof v.gpu === 'string' ? v.gpu : v.gpu[0] }),
+    ...(Array.isArray(v.gpu) && v.gpu.length > 1 && { gpus: v.gpu }),
     ...(v.rdma !== undefined && { rdma: v.rdma }),
     ...(v.rdmaAccess !== undefined && { rdmaAccess: v.rdmaAccess }),
   }));
@@ -971,7 +990,13 @@ function crossCheckOrThrow(s: Scenario, issue: (path: Path, input: unknown, mess
     unique(p.vmas, ['processes', i, 'vmas'], 'name', 'VMAs of the process');
     p.vmas.forEach((v, j) => {
       if (v.file !== undefined) ref(['processes', i, 'vmas', j, 'file'], v.file, files, 'a declared file', 'files');
-      if (v.gpu !== undefined) ref(['processes', i, 'vmas', j, 'gpu'], v.gpu, gpus, 'a declared gpu device', 'gpu devices');
+      if (v.gpus !== undefined) {
+        v.gpus.forEach((id, g) => {
+          const first = v.gpus!.indexOf(id);
+          if (first < g) issue(['processes', i, 'vmas', j, 'gpu', g], id, `${show(id)} is named twice (one BO per gpu; also at ${first})`);
+          else ref(['processes', i, 'vmas', j, 'gpu', g], id, gpus, 'a declared gpu device', 'gpu devices');
+        });
+      } else if (v.gpu !== undefined) ref(['processes', i, 'vmas', j, 'gpu'], v.gpu, gpus, 'a declared gpu device', 'gpu devices');
       if (v.rdma !== undefined) ref(['processes', i, 'vmas', j, 'rdma'], v.rdma, rdmas, 'a declared rdma device', 'rdma devices');
     });
     gpuVmasOf.set(p.name, new Set(p.vmas.filter((v) => v.gpu !== undefined).map((v) => v.name)));

@@ -75,6 +75,12 @@ export interface Machine {
    * an RDMA dma-buf MR imports (move_notify first); off, the BO is pinned while the NIC maps it.
    */
   dmabufMoveNotify: boolean;
+  /**
+   * kernel-mm's notifierPasses: 1 (default) mainline, each interval notifier called in turn and
+   * blocking; 2 the two-pass RFC: drivers with invalidate_multipass (gpu `invalidateMultipass`)
+   * start in a first pass and are waited for in a second.
+   */
+  notifierPasses: 1 | 2;
   /** The NVMe controller behind file pages and swap (packages/nvme); absent: diskLatency per command. */
   nvme?: NvmeMachineSpec;
   /** The PCI root complex, for P2P between nvme devices (drivers/pci/p2pdma.c). */
@@ -126,6 +132,8 @@ export interface DeviceSpec {
   xnack?: boolean;
   /** gpu: cost overrides, ns by key (gpu-driver cost-profiles.ts GPU_COST_KEYS); they win over machine.profile. */
   costs?: Record<string, number>;
+  /** gpu, policy svm-fault or userptr: the notifier has invalidate_multipass (the two-pass RFC; used under machine.notifierPasses 2). */
+  invalidateMultipass?: boolean;
   /** gpu, policy uvm: UVM's module parameters (uvm_perf_fault_batch_count, uvm_perf_prefetch_*, uvm_perf_thrashing_*); UVM's defaults when absent. */
   uvm?: UvmDeviceSpec;
   /** rdma: the RC (or UD) QPs setup connects per process to the peer (default 4); workload threads take them in turn. */
@@ -185,8 +193,10 @@ export interface VmaSpec {
   offset: number;
   /** madvise(MADV_MERGEABLE) right after the mmap. */
   mergeable: boolean;
-  /** A gpu device id: setup creates one userptr BO over the whole VMA on it (gpu_bo_create). */
+  /** A gpu device id: setup creates one userptr BO over the whole VMA on it (gpu_bo_create). With `gpus`, the first of them. */
   gpu?: string;
+  /** `gpu: [a, b, …]` in the file: every gpu that creates a BO over the whole VMA (GPUs mirroring one buffer). */
+  gpus?: string[];
   /** An rdma device id: setup registers an MR of the device's kind over the whole VMA (ibv_reg_mr). */
   rdma?: string;
   /** The MR's access flags (default all four: local-write, remote-read, remote-write, remote-atomic). */
