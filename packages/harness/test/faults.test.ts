@@ -111,12 +111,14 @@ describe('stop-invalidate-acks: a device stops answering invalidations', () => {
   it('threads: the same outcome, bounded by the run\'s time limit', async () => {
     const t0 = performance.now();
     const { r } = await run('faults-acks.yaml', { threads: true, timeScale: 5 });
-    // Unless the run's time ran out before the MADV_PAGEOUT (a very slow machine: its steps are
-    // then not run, exit 1), mm is stuck on rdma0: exit 3.
-    expect(exitCodeOf(r)).toBe(r.mm.invalidations > 0 ? 3 : 1);
+    // The run does not finish either way (exit 3): mm is stuck on rdma0, or, on a loaded machine,
+    // the run's time ran out before the MADV_PAGEOUT was reached (no invalidation yet).
+    expect(exitCodeOf(r), r.failed).toBe(3);
     if (r.mm.invalidations > 0) {
       expect(r.failed).toMatch(/task app:1 is still blocked in invalidation #1, waiting for rdma0/);
       expect(r.faultDrops).toBe(1);
+    } else {
+      expect(r.failed).toMatch(/^the run did not finish \(/);
     }
     expect(performance.now() - t0).toBeLessThan(30_000);
   }, 60_000);
