@@ -67,7 +67,7 @@ export interface GpuConfig {
   /** kfd-svm: XNACK (retry faults) on, the default; off, invalidations evict the queues (policy-kfd-svm.ts). */
   xnack?: boolean;
   /** kfd-svm: svm_default_granularity (log2 pages) and the retry-fault-pending window (policy-kfd-svm.ts). */
-  kfd?: { granularity?: number; retryFaultPendingNs?: number };
+  kfd?: { granularity?: number; retryFaultPendingNs?: number; hangRestoreFence?: number };
   /** svm-fault: its fault handling and VRAM (policy-svm-fault.ts); `vramPages` is also uvm's VRAM. */
   svm?: Partial<SvmFaultOptions>;
   /** uvm: its module parameters (policy-uvm.ts). */

@@ -53,6 +53,8 @@ export interface KfdSvmOptions {
   granularity?: number;
   /** AMDGPU_SVM_RANGE_RETRY_FAULT_PENDING, ns: faults on a range validated less than this ago are dropped. Default 2 ms. */
   retryFaultPendingNs?: number;
+  /** XNACK off, fault injection: the N-th svm_range_restore_work's page-table update fence never signals (policy-preempt.ts). */
+  hangRestoreFence?: number;
 }
 
 export function createKfdSvmPolicy(host: GpuHost, opts: KfdSvmOptions): Policy {
@@ -60,7 +62,16 @@ export function createKfdSvmPolicy(host: GpuHost, opts: KfdSvmOptions): Policy {
   if (!Number.isInteger(granularity) || granularity < 0) throw new Error(`kfd-svm: granularity must be an integer from 0 to ${KFD_SVM_GRANULARITY_MAX}, got ${opts.granularity}`);
   const retryFaultPendingNs = opts.retryFaultPendingNs ?? AMDGPU_SVM_RANGE_RETRY_FAULT_PENDING_NS;
   if (!(retryFaultPendingNs >= 0)) throw new Error(`kfd-svm: retryFaultPendingNs must be >= 0, got ${opts.retryFaultPendingNs}`);
-  if (!opts.xnack) return { ...createPreemptPolicy(host, {}), name: 'kfd-svm' };
+  if (!opts.xnack) {
+    return {
+      ...createPreemptPolicy(host, {
+        waitUpdateUnderLock: true,
+        hangRestoreFence: opts.hangRestoreFence ?? 0,
+        names: { restore: 'svm_range_restore_work', lock: 'prange->lock (svm_range_lock)', notifier: 'svm_range_cpu_invalidate_pagetables' },
+      }),
+      name: 'kfd-svm',
+    };
+  }
   return createSvmFaultPolicy(host, {
     unsafe: false,
     name: 'kfd-svm',

@@ -26,6 +26,12 @@ export interface DeviceKind {
 /** The remote peer of an rdma device: another node's NIC and application, at the other end of its QPs. */
 export const rdmaPeerId = (device: string): string => `${device}.peer`;
 
+/** A `hang-fence: DEV` fault's `restore: N` (run/faults.ts): the restore run whose update fence never signals. */
+const hangRestoreOf = (id: string, s: Scenario): number | undefined => {
+  for (const f of s.faults) if (f.kind === 'hang-fence' && f.device === id && f.restore !== undefined) return f.restore;
+  return undefined;
+};
+
 /** Each device kind: its module, factory, the policies it knows, and its config from the spec. */
 export const DEVICE_KINDS: Record<DeviceSpec['kind'], DeviceKind> = {
   dmirror: {
@@ -44,7 +50,9 @@ export const DEVICE_KINDS: Record<DeviceSpec['kind'], DeviceKind> = {
       svm: { vramPages: d.devicePages, faultWindowPages: d.faultWindowPages, faultPermission: d.faultPermission },
       ...(d.vramBoPages !== undefined && { vramBos: { pages: d.vramBoPages } }),
       ...(d.xnack !== undefined && { xnack: d.xnack }),
-      ...((d.granularity !== undefined || d.retryFaultPending !== undefined) && { kfd: { granularity: d.granularity, retryFaultPendingNs: d.retryFaultPending } }),
+      ...((d.granularity !== undefined || d.retryFaultPending !== undefined || hangRestoreOf(d.id, s) !== undefined) && {
+        kfd: { granularity: d.granularity, retryFaultPendingNs: d.retryFaultPending, hangRestoreFence: hangRestoreOf(d.id, s) },
+      }),
       ...(d.uvm !== undefined && { uvm: uvmConfig(d.uvm) }),
       dmabufMoveNotify: s.machine.dmabufMoveNotify,
       kernel: s.machine.kernel,

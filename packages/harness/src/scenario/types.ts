@@ -39,7 +39,9 @@ export interface Scenario {
  */
 export type FaultSpec =
   | { kind: 'kill'; device: string; atNs: Ns }
-  | { kind: 'hang-fence'; device: string; job: number; timeoutMs?: number }
+  | { kind: 'hang-fence'; device: string; job: number; timeoutMs?: number; restore?: undefined }
+  /** hang-fence with `restore: N`: the N-th restore worker run's page-table update fence never signals (kfd-svm, XNACK off). */
+  | { kind: 'hang-fence'; device: string; restore: number; job?: undefined; timeoutMs?: undefined }
   | { kind: 'stop-invalidate-acks'; device: string; atNs: Ns }
   | { kind: 'delay'; from: string; to: string; ns: Ns; jitterNs: Ns }
   | { kind: 'reorder'; probability: number; maxNs: Ns };

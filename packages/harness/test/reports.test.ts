@@ -1,0 +1,73 @@
+// The real-report built-ins (scenarios/reports/, harness README "Real reports"), each run as a user
+// runs it and held to the qualitative result its report describes: the hung-task chain, the figure
+// that collapses, the checker catching the stale translation. Each also runs its control (the
+// fault or the bug taken away), so the assertion can fail: the result is the report's cause, not
+// the scenario's shape. Deterministic runs (LocalScheduler, seeded).
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { applyPolicies } from '../src/run/actors.js';
+import { runScenario, type RunReport } from '../src/run/run-scenario.js';
+import { builtinNames, loadScenario, reportScenarioNames } from '../src/scenario/load.js';
+import type { Scenario } from '../src/scenario/types.js';
+
+const cli = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
+const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'svmsim-reports-'));
+
+function svmsim(...args: string[]): { code: number; out: string; err: string } {
+  const r = spawnSync(process.execPath, [cli, ...args], { cwd: tmp(), encoding: 'utf8', timeout: 300_000 });
+  return { code: r.status ?? -1, out: r.stdout, err: r.stderr };
+}
+
+/** A deterministic run in this process. */
+async function run(s: Scenario, policies: Record<string, string> = {}, seed = 1): Promise<RunReport> {
+  return runScenario(applyPolicies(s, policies), { seed, mode: 'deterministic', timeScale: 1, traceDir: tmp() });
+}
+
+type Figures = Record<string, number>;
+const gpu = (r: RunReport, id = 'gpu0') => r.devices[id] as unknown as Figures;
+
+describe('real-report built-ins', () => {
+  it('are listed apart and kept out of compare\'s default set', () => {
+    const reports = reportScenarioNames();
+    expect(reports).toEqual(expect.arrayContaining(['kswapd-fence-hang']));
+    for (const name of reports) {
+      expect(builtinNames()).not.toContain(name);
+      const s = loadScenario(name);
+      expect(s.name).toBe(name);
+      expect(s.description, name).toMatch(/^Real report: /);
+    }
+    const list = svmsim('list');
+    expect(list.code).toBe(0);
+    expect(list.out).toMatch(/real reports \(svmsim run NAME; not in compare's default set\):\nkswapd-fence-hang +Real report: /);
+  });
+});
+
+describe('kswapd-fence-hang', () => {
+  it('kswapd0 hangs behind svm_range_restore_work holding svm_range_lock in dma_fence_wait; without the hung fence nothing hangs', async () => {
+    const dir = tmp();
+    const r = svmsim('run', 'kswapd-fence-hang', '--trace', dir);
+    expect(r.code, r.out + r.err).toBe(3); // the run cannot finish: the machine of the report did not either
+    expect(r.out).toContain('task kswapd0 is still blocked in invalidation');
+    expect(r.out).toContain('faults injected: hang-fence gpu0 restore 1 (its page-table update fence)');
+    const c = svmsim('check', dir);
+    const kswapd = c.out.slice(c.out.indexOf('INFO: task kswapd0 blocked for more than 120 seconds.'));
+    expect(kswapd.length, c.out).toBeGreaterThan(0);
+    // The chain, link by link: kswapd0 → the notifier's mutex → the worker holding it → the fence.
+    expect(kswapd).toMatch(/Call Trace:\n <TASK>\n __mutex_lock\n __mmu_notifier_invalidate_range_start\n try_to_unmap_one\n <\/TASK>/);
+    expect(kswapd).toContain('INFO: task kswapd0 is blocked on a mutex likely owned by task kworker (svm_range_restore_work).');
+    expect(kswapd).toMatch(/gpu0: svm_range_cpu_invalidate_pagetables waits for prange->lock \(svm_range_lock\), held by svm_range_restore_work since t=/);
+    expect(kswapd).toMatch(/ {2}svm_range_restore_work: waits for the page-table update fence of restore #1 \(dma_fence_wait, no timeout; never signalled/);
+
+    // The control: the same machine, the fence signals. The worker finishes, kswapd0 goes on.
+    const s = loadScenario('kswapd-fence-hang');
+    const ok = await run({ ...s, faults: [], duration: 50e6 });
+    expect(ok.failed).toBeUndefined();
+    expect(ok.check.hungTasks).toBe(0);
+    expect(gpu(ok).restores).toBeGreaterThan(0);
+    expect(gpu(ok).restoreFenceHangs).toBe(0);
+  });
+});
