@@ -71,3 +71,27 @@ describe('kswapd-fence-hang', () => {
     expect(gpu(ok).restoreFenceHangs).toBe(0);
   });
 });
+
+describe('restore-storm', () => {
+  it('the restore worker walks hmm_range_fault hundreds of times a second and restores (almost) nothing; with room for both processes the worker stays idle', async () => {
+    const r = svmsim('run', 'restore-storm', '--json');
+    expect(r.code, r.err).toBe(0);
+    const storm = JSON.parse(r.out) as RunReport;
+    const g = gpu(storm);
+    const perS = (k: string) => g[k] / (storm.simNs / 1e9);
+    expect(perS('restoreAttempts'), JSON.stringify(g)).toBeGreaterThan(500); // AMDGPU_SVM_RANGE_RESTORE_DELAY_MS = 1: at most 1000/s
+    expect(perS('restoreHmmCalls')).toBeGreaterThan(500);
+    // No progress: at most one attempt in dozens resumes the process, and reclaim takes it again.
+    expect(g.restoreAttempts).toBeGreaterThan(20 * Math.max(1, g.restores));
+    expect(storm.check.ok).toBe(true);
+
+    // The control: the same idle process on a machine with room for both: reclaim leaves it alone
+    // and the worker has nothing to do.
+    const s = loadScenario('restore-storm');
+    const calm = await run({ ...s, machine: { ...s.machine, frames: 512 }, phases: [s.phases[0], s.phases[1]] });
+    const c = gpu(calm);
+    console.log(`restore-storm: ${g.restoreAttempts} attempts, ${g.restores} restores; control: ${c.restoreAttempts} attempts, ${c.restores} restores`);
+    expect(c.restoreAttempts).toBeLessThanOrEqual(2);
+    expect(c.restores).toBe(c.restoreAttempts);
+  });
+});

@@ -119,6 +119,12 @@ export const COLUMNS: Record<string, Column> = {
   preemptions: { title: 'preemptions', cell: gpuCell((g) => String(n(g, 'preemptions'))) },
   'restore-walked': { title: 'restore pages walked', cell: gpuCell((g) => String(n(g, 'restorePagesWalked'))) },
   'queues-stopped': { title: 'queues stopped', cell: gpuCell((g) => formatDuration(n(g, 'queuesStoppedNs'))) },
+  // The restore worker's work against its progress (restore-storm): attempts and hmm_range_fault
+  // walks per second of simulated time, and how many attempts resumed the queues.
+  'restore-storm': {
+    title: 'restore attempts/s, walks/s, done',
+    cell: gpuCell((g, r) => (g.restoreAttempts === undefined ? '-' : `${fig(n(g, 'restoreAttempts') / simS(r))}, ${fig(n(g, 'restoreHmmCalls') / simS(r))}, ${n(g, 'restores')}`)),
+  },
   'job-stretch': { title: 'job time/duration', cell: gpuCell((g) => (n(g, 'jobsDone') > 0 ? `${fig(n(g, 'jobStretchMax'))}×` : `${n(g, 'jobsRunning')} running`)) },
   'job-errors': { title: 'job errors', cell: gpuCell((g) => String(n(g, 'jobErrors'))) },
   'jobs-lost': {
