@@ -53,6 +53,10 @@ export interface KfdSvmOptions {
   granularity?: number;
   /** AMDGPU_SVM_RANGE_RETRY_FAULT_PENDING, ns: faults on a range validated less than this ago are dropped. Default 2 ms. */
   retryFaultPendingNs?: number;
+  /** The policy's name in reports (variants: policy-kfd-svm-read-begin-outside-loop.ts). */
+  name?: string;
+  /** amdgpu_hmm_range_get_pages' -EBUSY retry with a stale sequence, ns (the read-begin-outside-loop variant). */
+  staleSeqRetryNs?: number;
   /** XNACK off, fault injection: the N-th svm_range_restore_work's page-table update fence never signals (policy-preempt.ts). */
   hangRestoreFence?: number;
 }
@@ -69,12 +73,12 @@ export function createKfdSvmPolicy(host: GpuHost, opts: KfdSvmOptions): Policy {
         hangRestoreFence: opts.hangRestoreFence ?? 0,
         names: { restore: 'svm_range_restore_work', lock: 'prange->lock (svm_range_lock)', notifier: 'svm_range_cpu_invalidate_pagetables' },
       }),
-      name: 'kfd-svm',
+      name: opts.name ?? 'kfd-svm',
     };
   }
   return createSvmFaultPolicy(host, {
     unsafe: false,
-    name: 'kfd-svm',
+    name: opts.name ?? 'kfd-svm',
     flavour: 'kfd',
     maxBusyRetries: 0, // kfd does not loop: -EBUSY is -EAGAIN at once
     faultWindowPages: 2 ** granularity,
@@ -82,5 +86,6 @@ export function createKfdSvmPolicy(host: GpuHost, opts: KfdSvmOptions): Policy {
     hotThreshold: 1,
     faultPermission: 'vma',
     vramPages: opts.vramPages,
+    ...(opts.staleSeqRetryNs !== undefined && { staleSeqRetryNs: opts.staleSeqRetryNs }),
   });
 }

@@ -95,3 +95,27 @@ describe('restore-storm', () => {
     expect(c.restores).toBe(c.restoreAttempts);
   });
 });
+
+describe('read-begin-outside-loop', () => {
+  it('with read_begin outside the retry loop every -EBUSY spins to the 1 s timeout and the copy rate collapses; the fixed driver copies at once; neither maps a stale page', () => {
+    const r = svmsim('compare', 'read-begin-outside-loop', '--json');
+    expect(r.code, r.err).toBe(0);
+    const [fixed, backport] = JSON.parse(r.out) as RunReport[];
+    expect(fixed.policies.gpu0).toBe('kfd-svm');
+    expect(backport.policies.gpu0).toBe('kfd-svm-read-begin-outside-loop');
+    const mibPerS = (x: RunReport) => (gpu(x).jobAccessesTotal * 4096) / 2 ** 20 / (gpu(x).jobRunNsTotal / 1e9);
+    const f = gpu(fixed);
+    const b = gpu(backport);
+    // Both see the COW break's -EBUSY (kfd asks for write on a writable VMA); only one spins on it.
+    expect(f.ebusyRetries).toBeGreaterThan(0);
+    expect(f.staleSeqSpins).toBe(0);
+    expect(b.staleSeqSpins).toBe(16);
+    expect(b.staleSeqSpinNs).toBe(16e9);
+    expect(b.jobRunNsTotal).toBeGreaterThanOrEqual(16e9); // sixteen 1 s windows, as in the report
+    expect(mibPerS(fixed)).toBeGreaterThan(1000 * mibPerS(backport));
+    // A stale sequence fails, it never maps: the checker has nothing to find. Only the figures show it.
+    expect(fixed.check.ok && backport.check.ok).toBe(true);
+    expect(b.jobsDone).toBe(1);
+    expect(b.jobErrors).toBe(0);
+  });
+});

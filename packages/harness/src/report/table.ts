@@ -125,6 +125,13 @@ export const COLUMNS: Record<string, Column> = {
     title: 'restore attempts/s, walks/s, done',
     cell: gpuCell((g, r) => (g.restoreAttempts === undefined ? '-' : `${fig(n(g, 'restoreAttempts') / simS(r))}, ${fig(n(g, 'restoreHmmCalls') / simS(r))}, ${n(g, 'restores')}`)),
   },
+  // kfd-svm-read-begin-outside-loop: -EBUSY retried with a stale sequence until the 1 s timeout.
+  'stale-seq-spins': { title: '-EBUSY spins to timeout', cell: gpuCell((g) => (g.staleSeqSpins === undefined ? '-' : `${n(g, 'staleSeqSpins')} (${formatDuration(n(g, 'staleSeqSpinNs'))})`)) },
+  // Each access of a job moves one page (4 KiB): the copy rate of jobs that read or write a buffer.
+  'copy-throughput': {
+    title: 'GPU copy MiB/s',
+    cell: gpuCell((g) => (n(g, 'jobRunNsTotal') > 0 ? fig((n(g, 'jobAccessesTotal') * 4096) / 2 ** 20 / (n(g, 'jobRunNsTotal') / 1e9)) : '-')),
+  },
   'job-stretch': { title: 'job time/duration', cell: gpuCell((g) => (n(g, 'jobsDone') > 0 ? `${fig(n(g, 'jobStretchMax'))}×` : `${n(g, 'jobsRunning')} running`)) },
   'job-errors': { title: 'job errors', cell: gpuCell((g) => String(n(g, 'jobErrors'))) },
   'jobs-lost': {
