@@ -123,7 +123,7 @@ export function createSvmFaultPolicy(host: GpuHost, opts: SvmFaultOptions): Poli
 
   /** BOs in freeBo or freed: their faults are cancelled and their queued migrations to VRAM dropped. */
   const closing = new WeakSet<Bo>();
-  const vram = createSvmVram(host, { vramPages, hotThreshold, window, closing });
+  const vram = createSvmVram(host, { vramPages, hotThreshold, window, closing, migrateToRamUnderMutex: opts.flavour === 'kfd' });
   const flavour = opts.flavour ?? 'nouveau';
   const kfd = flavour === 'kfd';
   const faults = createSvmFaultHandler(host, { flavour, unsafe: opts.unsafe, maxBusyRetries: opts.maxBusyRetries, window, hotThreshold, closing, faultPermission,

@@ -119,3 +119,20 @@ describe('read-begin-outside-loop', () => {
     expect(b.jobErrors).toBe(0);
   });
 });
+
+describe('xnack-heap-reuse', () => {
+  // The control is in the run: the same buffer, munmapped and mmapped again, filled the same way.
+  it('a recycled chunk still in VRAM: no unmap fires, the 8 filling threads queue on migrate_mutex and the fill is dozens of times slower than a fresh mapping\'s', async () => {
+    const r = svmsim('run', 'xnack-heap-reuse', '--json');
+    expect(r.code, r.err).toBe(0);
+    const x = JSON.parse(r.out) as RunReport;
+    const g = gpu(x);
+    const [, reusedFill, freshFill] = x.phases as unknown as { durationNs: number }[];
+    expect(x.mm.invalidationsByEvent.MMU_NOTIFY_UNMAP).toBe(1); // the unmapped buffer's only: free() of the reused one reached nothing
+    expect(g.migratedToRam).toBe(512); // every page of the reused chunk comes back by a CPU fault
+    expect(g.cpuMigrateWaits).toBeGreaterThan(0.9 * g.migratedToRam); // behind one another on the mutex
+    expect(reusedFill.durationNs).toBeGreaterThan(20 * freshFill.durationNs);
+    expect(x.check.ok).toBe(true);
+
+  });
+});

@@ -125,6 +125,13 @@ export const COLUMNS: Record<string, Column> = {
     title: 'restore attempts/s, walks/s, done',
     cell: gpuCell((g, r) => (g.restoreAttempts === undefined ? '-' : `${fig(n(g, 'restoreAttempts') / simS(r))}, ${fig(n(g, 'restoreHmmCalls') / simS(r))}, ${n(g, 'restores')}`)),
   },
+  // kfd: CPU faults whose migrate_to_ram queued on migrate_mutex (xnack-heap-reuse), and for how long.
+  'cpu-migrate-wait': {
+    title: 'CPU migrate_to_ram waits, total/max',
+    cell: gpuCell((g) => (g.cpuMigrateWaits === undefined ? '-' : `${n(g, 'cpuMigrateWaits')} of ${n(g, 'migratedToRam')}, ${formatDuration(n(g, 'cpuMigrateWaitNs'))} / ${formatDuration(n(g, 'cpuMigrateWaitNsMax'))}`)),
+  },
+  // Each phase's simulated time, in order: a scenario whose phases do the same work two ways.
+  'phase-times': { title: 'phase times', cell: (r) => (r.phases as { durationNs: number }[]).map((p) => formatDuration(p.durationNs)).join(' · ') },
   // kfd-svm-read-begin-outside-loop: -EBUSY retried with a stale sequence until the 1 s timeout.
   'stale-seq-spins': { title: '-EBUSY spins to timeout', cell: gpuCell((g) => (g.staleSeqSpins === undefined ? '-' : `${n(g, 'staleSeqSpins')} (${formatDuration(n(g, 'staleSeqSpinNs'))})`)) },
   // Each access of a job moves one page (4 KiB): the copy rate of jobs that read or write a buffer.
