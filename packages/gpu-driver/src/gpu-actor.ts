@@ -16,6 +16,7 @@
 //   unsafe-uvm      uvm without mmu_interval_read_retry (caught by the checker)
 //   report variants (one real report each, harness scenarios/reports/):
 //     kfd-svm-read-begin-outside-loop   kfd-svm with read_begin outside amdgpu_hmm_range_get_pages' retry loop
+//     unsafe-lock-not-pinned            memory "locked" for a DMA engine without a pin: invalidations ignored (caught by the checker)
 // Its VRAM BOs can be exported as dma-bufs to another device's driver (dma-buf-export.ts).
 // The app talks to it with gpu-protocol.ts; it talks to mm only through kernel-mm's protocol.ts,
 // to dma-buf importers with dma-buf-protocol.ts.
@@ -38,6 +39,7 @@ import { createUserptrPolicy } from './policy-userptr.js';
 import { createPreemptPolicy, type PreemptOptions } from './policy-preempt.js';
 import { createSvmFaultPolicy, type SvmFaultOptions } from './policy-svm-fault.js';
 import { createKfdSvmPolicy } from './policy-kfd-svm.js';
+import { createLockNotPinnedPolicy } from './policy-lock-not-pinned.js';
 import { createKfdSvmReadBeginOutsideLoopPolicy } from './policy-kfd-svm-read-begin-outside-loop.js';
 import { createUvmPolicy, type UvmOptions } from './policy-uvm.js';
 import { DEFAULT_KERNEL_ERA, KERNEL_ERA_DEFAULTS, KERNEL_ERAS, type KernelEra, type KernelEraDefaults, type LockupTimeoutMs } from './kernel-era.js';
@@ -50,8 +52,8 @@ export type GpuPolicyName = 'pin' | 'userptr' | 'preempt' | 'svm-fault' | 'kfd-s
  * Variants that reproduce one real report each (harness scenarios/reports/): a driver as a bug or a
  * module parameter left it. Not in any default comparison; a scenario's `compare:` names them.
  */
-export type GpuReportVariant = 'kfd-svm-read-begin-outside-loop';
-export const GPU_REPORT_VARIANTS: readonly GpuReportVariant[] = ['kfd-svm-read-begin-outside-loop'];
+export type GpuReportVariant = 'kfd-svm-read-begin-outside-loop' | 'unsafe-lock-not-pinned';
+export const GPU_REPORT_VARIANTS: readonly GpuReportVariant[] = ['kfd-svm-read-begin-outside-loop', 'unsafe-lock-not-pinned'];
 export const GPU_POLICIES: readonly GpuPolicyName[] = ['pin', 'userptr', 'preempt', 'svm-fault', 'kfd-svm', 'uvm', 'unsafe-userptr', 'unsafe-svm', 'unsafe-uvm', ...GPU_REPORT_VARIANTS];
 
 export interface GpuConfig {
@@ -190,6 +192,8 @@ class Gpu implements Actor<Message>, GpuHost {
         return createSvmFaultPolicy(this, { unsafe: cfg.policy === 'unsafe-svm', maxBusyRetries, ...cfg.svm });
       case 'kfd-svm':
         return createKfdSvmPolicy(this, { xnack: cfg.xnack ?? true, vramPages: cfg.svm?.vramPages, ...cfg.kfd });
+      case 'unsafe-lock-not-pinned':
+        return createLockNotPinnedPolicy(this);
       case 'kfd-svm-read-begin-outside-loop':
         return createKfdSvmReadBeginOutsideLoopPolicy(this, { xnack: true, vramPages: cfg.svm?.vramPages, ...cfg.kfd });
       case 'uvm':

@@ -136,3 +136,22 @@ describe('xnack-heap-reuse', () => {
 
   });
 });
+
+describe('lock-not-pinned', () => {
+  it('compaction moves "locked" pages under the copy engine: the checker finds the stale translation; a real pin and XNACK\'s own path stay clean', () => {
+    const r = svmsim('compare', 'lock-not-pinned', '--json');
+    expect(r.code, r.err).toBe(1); // an invariant was violated
+    const rows = JSON.parse(r.out) as RunReport[];
+    const by = Object.fromEntries(rows.map((x) => [x.policies.gpu0, x]));
+    const bad = by['unsafe-lock-not-pinned'];
+    expect(bad.check.ok).toBe(false);
+    expect(bad.check.violations[0]).toMatch(/^stale_translation: gpu0 dma_read .* used a stale translation: invalidation #\d+ \(MMU_NOTIFY_CLEAR .*\) was acked by gpu0/);
+    expect(gpu(bad).lockedInvalidationsIgnored).toBeGreaterThan(0);
+    // The fixes: a pin keeps compaction away (nothing invalidated), XNACK's notifier zaps and the engine refaults.
+    expect(by.pin.check.ok).toBe(true);
+    expect(gpu(by.pin).pagesPinned).toBe(64);
+    expect(by['kfd-svm'].check.ok).toBe(true);
+    expect(by['kfd-svm'].mm.invalidationsByEvent.MMU_NOTIFY_CLEAR).toBeGreaterThan(0);
+    expect(gpu(by['kfd-svm']).deviceFaults).toBeGreaterThan(0);
+  });
+});
