@@ -17,6 +17,7 @@
 //   report variants (one real report each, harness scenarios/reports/):
 //     kfd-svm-read-begin-outside-loop   kfd-svm with read_begin outside amdgpu_hmm_range_get_pages' retry loop
 //     unsafe-lock-not-pinned            memory "locked" for a DMA engine without a pin: invalidations ignored (caught by the checker)
+//     uvm-thrashing-off                 uvm with uvm_perf_thrashing_enable=0
 // Its VRAM BOs can be exported as dma-bufs to another device's driver (dma-buf-export.ts).
 // The app talks to it with gpu-protocol.ts; it talks to mm only through kernel-mm's protocol.ts,
 // to dma-buf importers with dma-buf-protocol.ts.
@@ -52,8 +53,8 @@ export type GpuPolicyName = 'pin' | 'userptr' | 'preempt' | 'svm-fault' | 'kfd-s
  * Variants that reproduce one real report each (harness scenarios/reports/): a driver as a bug or a
  * module parameter left it. Not in any default comparison; a scenario's `compare:` names them.
  */
-export type GpuReportVariant = 'kfd-svm-read-begin-outside-loop' | 'unsafe-lock-not-pinned';
-export const GPU_REPORT_VARIANTS: readonly GpuReportVariant[] = ['kfd-svm-read-begin-outside-loop', 'unsafe-lock-not-pinned'];
+export type GpuReportVariant = 'kfd-svm-read-begin-outside-loop' | 'unsafe-lock-not-pinned' | 'uvm-thrashing-off';
+export const GPU_REPORT_VARIANTS: readonly GpuReportVariant[] = ['kfd-svm-read-begin-outside-loop', 'unsafe-lock-not-pinned', 'uvm-thrashing-off'];
 export const GPU_POLICIES: readonly GpuPolicyName[] = ['pin', 'userptr', 'preempt', 'svm-fault', 'kfd-svm', 'uvm', 'unsafe-userptr', 'unsafe-svm', 'unsafe-uvm', ...GPU_REPORT_VARIANTS];
 
 export interface GpuConfig {
@@ -196,6 +197,10 @@ class Gpu implements Actor<Message>, GpuHost {
         return createLockNotPinnedPolicy(this);
       case 'kfd-svm-read-begin-outside-loop':
         return createKfdSvmReadBeginOutsideLoopPolicy(this, { xnack: true, vramPages: cfg.svm?.vramPages, ...cfg.kfd });
+      case 'uvm-thrashing-off':
+        // uvm with uvm_perf_thrashing_enable=0 (a module parameter; uvm_perf_thrashing.c): a policy
+        // name so that `compare` sets it beside uvm (uvm-oversubscription).
+        return createUvmPolicy(this, { vramPages: cfg.svm?.vramPages, ...cfg.uvm, thrashing: { ...cfg.uvm?.thrashing, enable: false }, unsafe: false, maxBusyRetries, name: 'uvm-thrashing-off' });
       case 'uvm':
       case 'unsafe-uvm':
         return createUvmPolicy(this, { vramPages: cfg.svm?.vramPages, ...cfg.uvm, unsafe: cfg.policy === 'unsafe-uvm', maxBusyRetries });

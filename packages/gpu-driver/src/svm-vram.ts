@@ -84,6 +84,13 @@ export interface SvmVramOptions {
    * nouveau_dmem_migrate_to_ram takes no such lock.
    */
   migrateToRamUnderMutex?: boolean;
+  /**
+   * uvm: evict whole chunks of this many pages (512: UVM's 2 MiB root chunks, uvm_pmm_gpu.c
+   * pick_root_chunk_to_evict → evict_root_chunk). Here the chunk is the 2 MiB-aligned VA block of
+   * the least recently migrated range: every page of the process there that is in VRAM goes back
+   * together. Unset: the range alone (kfd's svm_bo, nouveau's chunk of the migration).
+   */
+  evictChunkPages?: number;
 }
 
 export interface SvmVram {
@@ -129,6 +136,8 @@ export interface SvmVramStats {
   cpuMigrateWaitNsMax: number;
   vramEvictions: number;
   vramPagesEvicted: number;
+  /** uvm: evictions that took a whole root chunk (evictChunkPages). */
+  vramChunksEvicted: number;
   vramReads: number;
   vramWrites: number;
 }
@@ -139,7 +148,7 @@ export function createSvmVram(host: GpuHost, opts: SvmVramOptions): SvmVram {
   const tracing = () => host.ctx.tracing;
   const s: SvmVramStats = {
     vramRegistered: 0, migratedToVram: 0, migrationsDropped: 0, migrationsSkipped: 0, migrateWaitersMax: 0,
-    migratedToRam: 0, cpuMigrateWaits: 0, cpuMigrateWaitNs: 0, cpuMigrateWaitNsMax: 0, vramEvictions: 0, vramPagesEvicted: 0, vramReads: 0, vramWrites: 0,
+    migratedToRam: 0, cpuMigrateWaits: 0, cpuMigrateWaitNs: 0, cpuMigrateWaitNsMax: 0, vramEvictions: 0, vramPagesEvicted: 0, vramChunksEvicted: 0, vramReads: 0, vramWrites: 0,
   };
 
   const enabled = vramPages > 0;
@@ -301,7 +310,24 @@ export function createSvmVram(host: GpuHost, opts: SvmVramOptions): SvmVram {
     while (vramRanges.length > 0 && !stillInVram(vramRanges[0])) vramRanges.shift();
     if (vramFree.length >= need || vramRanges.length === 0 || tries >= EVICTIONS_PER_MIGRATION_MAX) return done();
     s.vramEvictions++;
-    evictRange(vramRanges.shift()!, heldPid, () => makeRoom(need, tries + 1, heldPid, done));
+    const victim = vramRanges.shift()!;
+    let r = victim;
+    const chunk = opts.evictChunkPages;
+    if (chunk !== undefined) {
+      // The root chunk: the victim's 2 MiB-aligned block, as far as the process's ranges in VRAM reach.
+      const c0 = Math.floor(victim.startVpn / chunk) * chunk;
+      let lo = victim.startVpn;
+      let hi = victim.endVpn;
+      for (const o of vramRanges) {
+        if (o.pid === victim.pid && o.startVpn >= c0 && o.endVpn <= c0 + chunk) {
+          lo = Math.min(lo, o.startVpn);
+          hi = Math.max(hi, o.endVpn);
+        }
+      }
+      r = { pid: victim.pid, startVpn: lo, endVpn: hi };
+      s.vramChunksEvicted++;
+    }
+    evictRange(r, heldPid, () => makeRoom(need, tries + 1, heldPid, done));
   };
 
   const stillInVram = (r: VramRange): boolean => {

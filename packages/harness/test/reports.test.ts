@@ -33,7 +33,7 @@ const gpu = (r: RunReport, id = 'gpu0') => r.devices[id] as unknown as Figures;
 describe('real-report built-ins', () => {
   it('are listed apart and kept out of compare\'s default set', () => {
     const reports = reportScenarioNames();
-    expect(reports).toEqual(expect.arrayContaining(['kswapd-fence-hang']));
+    expect(reports).toEqual(['kswapd-fence-hang', 'lock-not-pinned', 'read-begin-outside-loop', 'restore-storm', 'uvm-oversubscription', 'xnack-heap-reuse']);
     for (const name of reports) {
       expect(builtinNames()).not.toContain(name);
       const s = loadScenario(name);
@@ -153,5 +153,26 @@ describe('lock-not-pinned', () => {
     expect(by['kfd-svm'].check.ok).toBe(true);
     expect(by['kfd-svm'].mm.invalidationsByEvent.MMU_NOTIFY_CLEAR).toBeGreaterThan(0);
     expect(gpu(by['kfd-svm']).deviceFaults).toBeGreaterThan(0);
+  });
+});
+
+describe('uvm-oversubscription', () => {
+  it('every fault into full VRAM evicts a whole root chunk; thrashing control takes the bouncing pages out of the cycle: far fewer evictions, more jobs done', () => {
+    const r = svmsim('compare', 'uvm-oversubscription', '--json');
+    expect(r.code, r.err).toBe(0);
+    const rows = JSON.parse(r.out) as RunReport[];
+    const on = gpu(rows.find((x) => x.policies.gpu0 === 'uvm')!);
+    const off = gpu(rows.find((x) => x.policies.gpu0 === 'uvm-thrashing-off')!);
+    for (const g of [on, off]) {
+      expect(g.vramChunksEvicted).toBe(g.vramEvictions); // uvm evicts root chunks, never a page alone
+      expect(g.vramPagesEvicted).toBeGreaterThan(10 * g.vramEvictions); // many pages per eviction
+    }
+    expect(off.thrashing).toBe(0); // uvm_perf_thrashing_enable=0
+    expect(on.thrashing).toBeGreaterThan(0);
+    expect(on.throttle).toBeGreaterThan(0);
+    expect(off.vramChunksEvicted).toBeGreaterThan(2 * on.vramChunksEvicted);
+    expect(off.migratedToVram).toBeGreaterThan(2 * on.migratedToVram);
+    expect(on.jobsDone).toBeGreaterThan(2 * off.jobsDone);
+    expect(rows.every((x) => x.check.ok)).toBe(true);
   });
 });

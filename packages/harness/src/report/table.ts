@@ -115,6 +115,11 @@ export const COLUMNS: Record<string, Column> = {
     title: 'thrashing/throttle/pin local/remote',
     cell: gpuCell((g) => (g.pin_local === undefined ? '-' : `${n(g, 'thrashing')}/${n(g, 'throttle')}/${n(g, 'pin_local')}/${n(g, 'pin_remote')}`)),
   },
+  // VRAM oversubscription (svm-fault, kfd-svm, uvm): evictions (uvm: whole 2 MiB root chunks), pages evicted, migrations to VRAM / back.
+  'vram-evictions': {
+    title: 'VRAM evictions (chunks), pages out; to VRAM/to RAM',
+    cell: gpuCell((g) => (g.vramEvictions === undefined ? '-' : `${n(g, 'vramEvictions')} (${n(g, 'vramChunksEvicted')}), ${n(g, 'vramPagesEvicted')}; ${n(g, 'migratedToVram')}/${n(g, 'migratedToRam')}`)),
+  },
   'fault-latency': { title: 'fault p50/p99', cell: gpuCell((g) => `${formatDuration(n(g, 'faultLatencyP50Ns'))} / ${formatDuration(n(g, 'faultLatencyP99Ns'))}`) },
   preemptions: { title: 'preemptions', cell: gpuCell((g) => String(n(g, 'preemptions'))) },
   'restore-walked': { title: 'restore pages walked', cell: gpuCell((g) => String(n(g, 'restorePagesWalked'))) },

@@ -31,7 +31,7 @@ export const rdmaPeerId = (device: string): string => `${device}.peer`;
  * left out of every default set (`svmsim compare`, soak) like the unsafe twins; a scenario's
  * `compare:` or `--policy` selects them.
  */
-export const REPORT_VARIANTS: readonly string[] = ['kfd-svm-read-begin-outside-loop', 'unsafe-lock-not-pinned'];
+export const REPORT_VARIANTS: readonly string[] = ['kfd-svm-read-begin-outside-loop', 'unsafe-lock-not-pinned', 'uvm-thrashing-off'];
 /** The policies a default comparison runs: neither an unsafe twin nor a report variant. */
 export const defaultComparePolicies = (known: readonly string[]): string[] => known.filter((p) => !p.startsWith('unsafe') && !REPORT_VARIANTS.includes(p));
 

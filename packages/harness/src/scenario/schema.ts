@@ -58,7 +58,7 @@ export const DEVICE_KINDS = ['dmirror', 'gpu', 'rdma', 'nvme'] as const;
 export const POLICIES_BY_KIND: Record<(typeof DEVICE_KINDS)[number], readonly string[]> = {
   dmirror: DEVICE_POLICIES,
   // Then the report variants (gpu-driver GPU_REPORT_VARIANTS): compared only where a scenario names them.
-  gpu: ['userptr', 'pin', 'preempt', 'svm-fault', 'kfd-svm', 'uvm', 'unsafe-userptr', 'unsafe-svm', 'unsafe-uvm', 'kfd-svm-read-begin-outside-loop', 'unsafe-lock-not-pinned'],
+  gpu: ['userptr', 'pin', 'preempt', 'svm-fault', 'kfd-svm', 'uvm', 'unsafe-userptr', 'unsafe-svm', 'unsafe-uvm', 'kfd-svm-read-begin-outside-loop', 'unsafe-lock-not-pinned', 'uvm-thrashing-off'],
   rdma: ['odp', 'pinned-mr', 'implicit-odp', 'dmabuf', 'unsafe-odp'],
   // The safe driver against a healthy controller, or one that fails at failAt in one of three
   // ways (selected like a policy, so that `compare` runs each as a row); and the unsafe twin.
