@@ -111,9 +111,11 @@ export function readScenarioText(pathOrName: string): ScenarioText {
     if (fs.existsSync(report)) return { sourceName: `${pathOrName}.yaml`, text: read(report, `${pathOrName}.yaml`) };
   }
   if (!fs.existsSync(pathOrName)) {
-    const names = [...builtinNames(), ...reportScenarioNames()];
-    const hint = looksLikePath ? '' : didYouMean(pathOrName, names);
-    throw new ScenarioError(`${pathOrName}: no such scenario file or built-in scenario (built-ins: ${names.join(', ')})${hint}`, pathOrName);
+    const names = builtinNames();
+    const reports = reportScenarioNames();
+    const hint = looksLikePath ? '' : didYouMean(pathOrName, [...names, ...reports]);
+    const more = reports.length > 0 ? `; real reports: ${reports.join(', ')}` : '';
+    throw new ScenarioError(`${pathOrName}: no such scenario file or built-in scenario (built-ins: ${names.join(', ')}${more})${hint}`, pathOrName);
   }
   return { sourceName: pathOrName, text: read(pathOrName, pathOrName) };
 }

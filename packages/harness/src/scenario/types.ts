@@ -103,6 +103,7 @@ export interface DeviceSpec {
   /**
    * dmirror: `safe` (default), or `unsafe-skip-read-retry` (the bug the checker must catch).
    * gpu: `userptr` (default), `pin`, `preempt`, `svm-fault`, `kfd-svm`, `uvm`, or `unsafe-userptr` / `unsafe-svm` / `unsafe-uvm` (the bugs the checker must catch).
+   *   Report variants (scenarios/reports/): `kfd-svm-read-begin-outside-loop`, `unsafe-lock-not-pinned`, `uvm-thrashing-off`.
    * rdma: the kind of MR the process registers over its VMAs: `odp` (default), `pinned-mr`,
    * `implicit-odp`, `dmabuf` (over a VRAM BO of `exporter`), or `unsafe-odp` (the bug the checker must catch).
    */
