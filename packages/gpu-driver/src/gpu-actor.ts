@@ -14,6 +14,10 @@
 //   unsafe-userptr  userptr that acks invalidations without waiting for fences (caught by the checker)
 //   unsafe-svm      svm-fault without mmu_interval_read_retry (caught by the checker)
 //   unsafe-uvm      uvm without mmu_interval_read_retry (caught by the checker)
+//   report variants (one real report each, harness scenarios/reports/):
+//     kfd-svm-read-begin-outside-loop   kfd-svm with read_begin outside amdgpu_hmm_range_get_pages' retry loop
+//     unsafe-lock-not-pinned            memory "locked" for a DMA engine without a pin: invalidations ignored (caught by the checker)
+//     uvm-thrashing-off                 uvm with uvm_perf_thrashing_enable=0
 // Its VRAM BOs can be exported as dma-bufs to another device's driver (dma-buf-export.ts).
 // The app talks to it with gpu-protocol.ts; it talks to mm only through kernel-mm's protocol.ts,
 // to dma-buf importers with dma-buf-protocol.ts.
@@ -40,6 +44,8 @@ import { createUserptrPolicy } from './policy-userptr.js';
 import { createPreemptPolicy, type PreemptOptions } from './policy-preempt.js';
 import { createSvmFaultPolicy, type SvmFaultOptions } from './policy-svm-fault.js';
 import { createKfdSvmPolicy } from './policy-kfd-svm.js';
+import { createLockNotPinnedPolicy } from './policy-lock-not-pinned.js';
+import { createKfdSvmReadBeginOutsideLoopPolicy } from './policy-kfd-svm-read-begin-outside-loop.js';
 import { createUvmPolicy, type UvmOptions } from './policy-uvm.js';
 import { DEFAULT_KERNEL_ERA, KERNEL_ERA_DEFAULTS, KERNEL_ERAS, type KernelEra, type KernelEraDefaults, type LockupTimeoutMs } from './kernel-era.js';
 import { DEFAULT_RECOVERY_COSTS, GpuRecovery, type RecoveryCosts } from './job-timeout.js';
@@ -47,8 +53,14 @@ import { GPU_ERRNO_NAMES } from './gpu-protocol.js';
 import { DEFAULT_GPU_COST_PROFILE, GPU_COST_PROFILE_NAMES, profileOverrides, splitCostOverrides, type GpuCostParts } from './cost-profiles.js';
 import { DEFAULT_GPU_COSTS, newStats, type GpuCosts, type GpuHost, type GpuStats, type Policy, type Reply, type SubscribedBo } from './policy.js';
 
-export type GpuPolicyName = 'pin' | 'userptr' | 'preempt' | 'svm-fault' | 'kfd-svm' | 'uvm' | 'unsafe-userptr' | 'unsafe-svm' | 'unsafe-uvm';
-export const GPU_POLICIES: readonly GpuPolicyName[] = ['pin', 'userptr', 'preempt', 'svm-fault', 'kfd-svm', 'uvm', 'unsafe-userptr', 'unsafe-svm', 'unsafe-uvm'];
+export type GpuPolicyName = 'pin' | 'userptr' | 'preempt' | 'svm-fault' | 'kfd-svm' | 'uvm' | 'unsafe-userptr' | 'unsafe-svm' | 'unsafe-uvm' | GpuReportVariant;
+/**
+ * Variants that reproduce one real report each (harness scenarios/reports/): a driver as a bug or a
+ * module parameter left it. Not in any default comparison; a scenario's `compare:` names them.
+ */
+export type GpuReportVariant = 'kfd-svm-read-begin-outside-loop' | 'unsafe-lock-not-pinned' | 'uvm-thrashing-off';
+export const GPU_REPORT_VARIANTS: readonly GpuReportVariant[] = ['kfd-svm-read-begin-outside-loop', 'unsafe-lock-not-pinned', 'uvm-thrashing-off'];
+export const GPU_POLICIES: readonly GpuPolicyName[] = ['pin', 'userptr', 'preempt', 'svm-fault', 'kfd-svm', 'uvm', 'unsafe-userptr', 'unsafe-svm', 'unsafe-uvm', ...GPU_REPORT_VARIANTS];
 
 export interface GpuConfig {
   policy: GpuPolicyName;
@@ -74,7 +86,7 @@ export interface GpuConfig {
   /** kfd-svm: XNACK (retry faults) on, the default; off, invalidations evict the queues (policy-kfd-svm.ts). */
   xnack?: boolean;
   /** kfd-svm: svm_default_granularity (log2 pages) and the retry-fault-pending window (policy-kfd-svm.ts). */
-  kfd?: { granularity?: number; retryFaultPendingNs?: number };
+  kfd?: { granularity?: number; retryFaultPendingNs?: number; hangRestoreFence?: number };
   /** svm-fault: its fault handling and VRAM (policy-svm-fault.ts); `vramPages` is also uvm's VRAM. */
   svm?: Partial<SvmFaultOptions>;
   /** uvm: its module parameters (policy-uvm.ts). */
@@ -216,6 +228,14 @@ class Gpu implements Actor<Message>, GpuHost {
         return createSvmFaultPolicy(this, { unsafe: cfg.policy === 'unsafe-svm', maxBusyRetries, ...cfg.svm });
       case 'kfd-svm':
         return createKfdSvmPolicy(this, { xnack: cfg.xnack ?? true, vramPages: cfg.svm?.vramPages, preempt: { ...this.profiled.preempt, ...cfg.preempt }, ...cfg.kfd });
+      case 'unsafe-lock-not-pinned':
+        return createLockNotPinnedPolicy(this);
+      case 'kfd-svm-read-begin-outside-loop':
+        return createKfdSvmReadBeginOutsideLoopPolicy(this, { xnack: true, vramPages: cfg.svm?.vramPages, preempt: { ...this.profiled.preempt, ...cfg.preempt }, ...cfg.kfd });
+      case 'uvm-thrashing-off':
+        // uvm with uvm_perf_thrashing_enable=0 (a module parameter; uvm_perf_thrashing.c): a policy
+        // name so that `compare` sets it beside uvm (uvm-oversubscription).
+        return createUvmPolicy(this, { vramPages: cfg.svm?.vramPages, ...cfg.uvm, thrashing: { ...cfg.uvm?.thrashing, enable: false }, unsafe: false, maxBusyRetries, name: 'uvm-thrashing-off' });
       case 'uvm':
       case 'unsafe-uvm':
         return createUvmPolicy(this, { vramPages: cfg.svm?.vramPages, ...cfg.uvm, unsafe: cfg.policy === 'unsafe-uvm', maxBusyRetries });
@@ -456,6 +476,9 @@ class Gpu implements Actor<Message>, GpuHost {
         this.stats.lastJobEndAt = this.ctx.now();
         if (job.faults > 0) this.stats.jobErrors++;
         if (job.durationNs > 0) this.stats.jobStretchMax = Math.max(this.stats.jobStretchMax, (this.ctx.now() - job.startedAt) / job.durationNs);
+        // A job's page accesses over its run: what a copy kernel moved, for a throughput figure.
+        this.stats.jobAccessesTotal += job.accesses;
+        this.stats.jobRunNsTotal += this.ctx.now() - job.startedAt;
         if (this.ctx.tracing) this.ctx.trace('gpu_job_end', { job: job.id, queue: job.queue, accesses: job.accesses, faults: job.faults, ...(job.error !== 0 && { error: errName(job.error) }) });
       },
     };

@@ -55,6 +55,12 @@ export interface KfdSvmOptions {
   retryFaultPendingNs?: number;
   /** XNACK off: the preempt machinery's timings (policy-preempt.ts). */
   preempt?: Partial<PreemptOptions>;
+  /** The policy's name in reports (variants: policy-kfd-svm-read-begin-outside-loop.ts). */
+  name?: string;
+  /** amdgpu_hmm_range_get_pages' -EBUSY retry with a stale sequence, ns (the read-begin-outside-loop variant). */
+  staleSeqRetryNs?: number;
+  /** XNACK off, fault injection: the N-th svm_range_restore_work's page-table update fence never signals (policy-preempt.ts). */
+  hangRestoreFence?: number;
 }
 
 export function createKfdSvmPolicy(host: GpuHost, opts: KfdSvmOptions): Policy {
@@ -62,10 +68,20 @@ export function createKfdSvmPolicy(host: GpuHost, opts: KfdSvmOptions): Policy {
   if (!Number.isInteger(granularity) || granularity < 0) throw new Error(`kfd-svm: granularity must be an integer from 0 to ${KFD_SVM_GRANULARITY_MAX}, got ${opts.granularity}`);
   const retryFaultPendingNs = opts.retryFaultPendingNs ?? AMDGPU_SVM_RANGE_RETRY_FAULT_PENDING_NS;
   if (!(retryFaultPendingNs >= 0)) throw new Error(`kfd-svm: retryFaultPendingNs must be >= 0, got ${opts.retryFaultPendingNs}`);
-  if (!opts.xnack) return { ...createPreemptPolicy(host, { ...opts.preempt }), name: 'kfd-svm' };
+  if (!opts.xnack) {
+    return {
+      ...createPreemptPolicy(host, {
+        ...opts.preempt,
+        waitUpdateUnderLock: true,
+        hangRestoreFence: opts.hangRestoreFence ?? 0,
+        names: { restore: 'svm_range_restore_work', lock: 'prange->lock (svm_range_lock)', notifier: 'svm_range_cpu_invalidate_pagetables' },
+      }),
+      name: opts.name ?? 'kfd-svm',
+    };
+  }
   return createSvmFaultPolicy(host, {
     unsafe: false,
-    name: 'kfd-svm',
+    name: opts.name ?? 'kfd-svm',
     flavour: 'kfd',
     maxBusyRetries: 0, // kfd does not loop: -EBUSY is -EAGAIN at once
     faultWindowPages: 2 ** granularity,
@@ -73,5 +89,6 @@ export function createKfdSvmPolicy(host: GpuHost, opts: KfdSvmOptions): Policy {
     hotThreshold: 1,
     faultPermission: 'vma',
     vramPages: opts.vramPages,
+    ...(opts.staleSeqRetryNs !== undefined && { staleSeqRetryNs: opts.staleSeqRetryNs }),
   });
 }

@@ -33,8 +33,21 @@
 //               process's BOs back into VRAM (amdgpu_amdkfd_gpuvm_restore_process_bos), attaches a
 //               new fence and resumes the queues (kfd_process_restore_queues).
 //
-// svmsim departures: the lock is per process as in KFD, and queues belong to the process of their
-// job's first BO. The restore moves BOs back only into free VRAM (KFD's may evict others).
+// kfd-svm with XNACK off (`waitUpdateUnderLock`, policy-kfd-svm.ts) runs the same machinery as
+// svm_range_restore_work → svm_range_validate_and_map (kfd_svm.c, torvalds/linux at 8f8cc3fb; the
+// same lines in 248951ddc14d): the walk, then svm_range_lock(prange), read_retry, and
+// svm_range_map_to_gpus(wait = true), which waits for the page-table update's fence
+// (dma_fence_wait(fence, false): no timeout) before svm_range_unlock. svm_range_cpu_invalidate_pagetables
+// takes the same svm_range_lock, so while the worker waits every invalidation of the range waits
+// behind it. `hangRestoreFence: N` (fault injection, hang-fence with `restore: N`) makes the N-th
+// restore's update fence one that never signals: the worker holds the lock for good and the first
+// invalidation after it (kswapd0's, as in the report the kswapd-fence-hang scenario follows) is a
+// hung task. The callback traces what it waits on (gpu_invalidate_wait with `lock`, `holder`,
+// `holderWaits`) so that the hung-task report can print the chain.
+//
+// svmsim departures: the lock is per process as in KFD (kfd-svm: one per process, where KFD has one
+// per range), and queues belong to the process of their job's first BO. The restore moves BOs back
+// only into free VRAM (KFD's may evict others).
 import { EAGAIN, EFAULT, mmu_interval_read_retry, mmu_interval_set_seq, type Invalidate, type Pid } from '@svmsim/kernel-mm';
 import type { Envelope, Message } from '@svmsim/runtime';
 import { boEnd, type Bo } from './bo.js';
@@ -56,6 +69,16 @@ export interface PreemptOptions {
   processActiveNs: number;
   /** PROCESS_RESTORE_TIME_MS: from an eviction-fence eviction to the restore of the process, ns. */
   processRestoreNs: number;
+  /**
+   * kfd-svm XNACK off: the restore waits for its page-table update's fence holding the lock the
+   * notifier takes (svm_range_validate_and_map → svm_range_map_to_gpus(wait = true) under
+   * svm_range_lock). KFD userptr's validate_invalid_user_pages waits outside notifier_lock.
+   */
+  waitUpdateUnderLock: boolean;
+  /** Fault injection: the page-table update fence of the N-th restore (from 1) never signals (0: none). */
+  hangRestoreFence: number;
+  /** The names the trace and the hung-task chain use for the worker and the lock. */
+  names: { restore: string; lock: string; notifier: string };
 }
 
 export const DEFAULT_PREEMPT: PreemptOptions = {
@@ -72,6 +95,9 @@ export const DEFAULT_PREEMPT: PreemptOptions = {
   processActiveNs: 10_000_000,
   // PROCESS_RESTORE_TIME_MS (kfd_priv.h): 100 ms.
   processRestoreNs: 100_000_000,
+  waitUpdateUnderLock: false,
+  hangRestoreFence: 0,
+  names: { restore: 'amdgpu_amdkfd_restore_userptr_worker', lock: 'process_info->notifier_lock', notifier: 'amdgpu_hmm_invalidate_hsa' },
 };
 
 /** amdkfd_process_info: one per process using the GPU. */
@@ -91,12 +117,15 @@ interface ProcessInfo {
   fenceWaiters: (() => void)[];
   /** When the process was last restored from an eviction-fence eviction (-inf: never evicted). */
   lastRestore: number;
+  /** While the restore worker holds notifierLock across a wait: what it waits for, since when (for the hung-task chain). */
+  holder: { waits: string; since: number } | null;
 }
 
 export function createPreemptPolicy(host: GpuHost, o: Partial<PreemptOptions>): Policy {
   const opts: PreemptOptions = { ...DEFAULT_PREEMPT, ...o };
   const processes = new Map<Pid, ProcessInfo>();
-  const figures = { evictions: 0, restores: 0, restoreRetries: 0, restorePagesWalked: 0, fenceEvictions: 0 };
+  const figures = { evictions: 0, restores: 0, restoreRetries: 0, restorePagesWalked: 0, fenceEvictions: 0, restoreAttempts: 0, restoreHmmCalls: 0, restoreFenceHangs: 0 };
+  let restoreUpdates = 0;
 
   /** kgd2kfd_schedule_evict_and_restore_process → evict_process_worker → (later) restore_process_worker. */
   const evictionFence = (bo: Bo, then: () => void): void => {
@@ -130,7 +159,7 @@ export function createPreemptPolicy(host: GpuHost, o: Partial<PreemptOptions>): 
 
   const infoOf = (pid: Pid): ProcessInfo => {
     let p = processes.get(pid);
-    if (!p) processes.set(pid, (p = { pid, notifierLock: new Mutex(`kfd notifier_lock of pid ${pid}`), evictedBos: 0, bos: new Map(), restoreQueued: false, inval: new Map(), fence: 'armed', fenceWaiters: [], lastRestore: -Infinity }));
+    if (!p) processes.set(pid, (p = { pid, notifierLock: new Mutex(`kfd notifier_lock of pid ${pid}`), evictedBos: 0, bos: new Map(), restoreQueued: false, inval: new Map(), fence: 'armed', fenceWaiters: [], lastRestore: -Infinity, holder: null }));
     return p;
   };
 
@@ -151,6 +180,7 @@ export function createPreemptPolicy(host: GpuHost, o: Partial<PreemptOptions>): 
   const restore = (p: ProcessInfo): void => {
     const evicted = p.evictedBos;
     if (evicted === 0) return;
+    figures.restoreAttempts++;
     const retry = (why: string): void => {
       figures.restoreRetries++;
       trace('kfd_restore_retry', { pid: p.pid, why });
@@ -167,6 +197,7 @@ export function createPreemptPolicy(host: GpuHost, o: Partial<PreemptOptions>): 
       if (seen === undefined || (seen === 0 && p.inval.get(bo) !== null)) return update(i + 1);
       getUserPages(host, bo, (ret, w, pages) => {
         figures.restorePagesWalked += pages;
+        figures.restoreHmmCalls++;
         if (ret < 0 && ret !== EFAULT) return retry(`get_user_pages ${ret}`);
         p.notifierLock.lock(() => {
           const now = p.bos.get(bo);
@@ -197,10 +228,24 @@ export function createPreemptPolicy(host: GpuHost, o: Partial<PreemptOptions>): 
             if (host.vm.clear(bo.pid, bo.addr, boEnd(bo)) > 0) changed++;
           } else if (pages !== null) changed += Math.max(0, bindUserPages(host, pages));
         }
-        p.notifierLock.unlock();
+        const update = ++restoreUpdates;
+        if (opts.waitUpdateUnderLock && update === opts.hangRestoreFence) {
+          // svm_range_map_to_gpus: dma_fence_wait(fence, false) on an update fence that never
+          // signals, inside svm_range_lock. Nothing here unlocks: the worker is stuck for good.
+          figures.restoreFenceHangs++;
+          p.holder = { waits: `the page-table update fence of restore #${update} (dma_fence_wait, no timeout; never signalled: fault injection)`, since: host.ctx.now() };
+          trace('kfd_restore_fence_hang', { pid: p.pid, fn: opts.names.restore, lock: opts.names.lock, update });
+          return;
+        }
+        if (!opts.waitUpdateUnderLock) p.notifierLock.unlock();
+        else p.holder = { waits: `the page-table update fence of restore #${update} (dma_fence_wait)`, since: host.ctx.now() };
         // The queues are stopped; the restore's flush lands before they resume (not counted, as before).
         host.sleep(changed * host.costs.ptePerPageNs + (changed > 0 ? host.costs.tlbFlushNs : 0), () => {
           if (changed > 0) host.vm.flushTlb(false);
+          if (opts.waitUpdateUnderLock) {
+            p.holder = null;
+            p.notifierLock.unlock();
+          }
           confirm();
         });
       });
@@ -286,7 +331,13 @@ export function createPreemptPolicy(host: GpuHost, o: Partial<PreemptOptions>): 
       }
       const p = infoOf(bo.pid);
       const t0 = host.ctx.now();
+      // Blocked behind the restore worker: say on what, for the hung-task chain (analysis wait-for.ts).
+      const blocked = p.notifierLock.locked && p.holder !== null;
+      if (blocked && host.ctx.tracing) {
+        host.ctx.trace('gpu_invalidate_wait', { fn: opts.names.notifier, sub: m.sub, handle: bo.handle, jobs: [], lock: opts.names.lock, holder: opts.names.restore, holderSince: p.holder!.since, holderWaits: p.holder!.waits });
+      }
       p.notifierLock.lock(() => {
+        if (blocked && host.ctx.tracing) host.ctx.trace('gpu_invalidate_done', { sub: m.sub, handle: bo.handle, waitedNs: host.ctx.now() - t0 });
         mmu_interval_set_seq(host.ctx, env.from, bo.notifier!, m.cur_seq);
         bo.notifier!.known = true;
         if (p.bos.has(bo)) p.bos.set(bo, p.bos.get(bo)! + 1);

@@ -79,6 +79,8 @@ export interface SvmFaultOptions {
   faultWindowPages?: number;
   /** kfd: AMDGPU_SVM_RANGE_RETRY_FAULT_PENDING, ns (kfd-restore-pages.ts). */
   retryFaultPendingNs?: number;
+  /** kfd read-begin-outside-loop: -EBUSY retried with a stale sequence for this long (svm-fault-handler.ts). */
+  staleSeqRetryNs?: number;
   /** Device-private VRAM pages registered with memremap_pages at first use; 0 disables VRAM. Default 64. */
   vramPages?: number;
   /** GPU faults + accesses of a page after which it is migrated to VRAM. Default 4. */
@@ -126,11 +128,12 @@ export function createSvmFaultPolicy(host: GpuHost, opts: SvmFaultOptions): Poli
 
   /** BOs in freeBo or freed: their faults are cancelled and their queued migrations to VRAM dropped. */
   const closing = new WeakSet<Bo>();
-  const vram = createSvmVram(host, { vramPages, hotThreshold, window, closing });
+  const vram = createSvmVram(host, { vramPages, hotThreshold, window, closing, migrateToRamUnderMutex: opts.flavour === 'kfd' });
   const flavour = opts.flavour ?? 'nouveau';
   const kfd = flavour === 'kfd';
   const faults = createSvmFaultHandler(host, { flavour, unsafe: opts.unsafe, maxBusyRetries: opts.maxBusyRetries, window, hotThreshold, closing, faultPermission,
-    ...(opts.retryFaultPendingNs !== undefined && { retryFaultPendingNs: opts.retryFaultPendingNs }) }, vram);
+    ...(opts.retryFaultPendingNs !== undefined && { retryFaultPendingNs: opts.retryFaultPendingNs }),
+    ...(opts.staleSeqRetryNs !== undefined && { staleSeqRetryNs: opts.staleSeqRetryNs }) }, vram);
 
   /** Second passes handed out (multipass.ts): the TLB invalidation each waits for. */
   const passes = new PassTable<{ sub: number; handle: number; fence: TlbInvalFence; firstNs: number; zapped: number }>();

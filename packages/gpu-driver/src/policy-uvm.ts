@@ -63,7 +63,12 @@ export interface UvmOptions {
   thrashing?: Partial<UvmThrashingParams>;
   /** Device-private VRAM pages (svmsim's budget, as svm-fault's: default 64; 0: no VRAM, everything mapped remotely). */
   vramPages?: number;
+  /** The policy's name in reports (the uvm-thrashing-off variant). */
+  name?: string;
 }
+
+/** UVM_CHUNK_SIZE_MAX (uvm_pmm_gpu.h): VRAM is allocated and evicted in 2 MiB root chunks. */
+export const UVM_ROOT_CHUNK_PAGES = 512;
 
 export const UVM_DEFAULTS = { batchCount: UVM_FAULT_BATCH_COUNT_DEFAULT, prefetch: true, prefetchThreshold: UVM_PREFETCH_THRESHOLD_DEFAULT, vramPages: 64 } as const;
 
@@ -102,9 +107,9 @@ class UvmPolicy implements Policy {
     opts: UvmOptions,
     o: ReturnType<typeof checkedOptions>,
   ) {
-    this.name = opts.unsafe ? 'unsafe-uvm' : 'uvm';
+    this.name = opts.name ?? (opts.unsafe ? 'unsafe-uvm' : 'uvm');
     // No access-driven migration (hotThreshold infinite): UVM migrates on faults and on access counters only.
-    this.vram = createSvmVram(host, { vramPages: o.vramPages, hotThreshold: Infinity, window: 1, closing: this.closing });
+    this.vram = createSvmVram(host, { vramPages: o.vramPages, hotThreshold: Infinity, window: 1, closing: this.closing, evictChunkPages: UVM_ROOT_CHUNK_PAGES });
     this.thrashing = new UvmThrashing(o.thrashing);
     this.service = new UvmBlockService(host, { unsafe: opts.unsafe, maxBusyRetries: opts.maxBusyRetries, prefetch: o.prefetch, prefetchThreshold: o.prefetchThreshold, closing: this.closing }, this.vram, this.thrashing);
     this.faults = new UvmFaultBuffer(host, o.batchCount, (b, done) => this.service.service(b, done));

@@ -111,6 +111,9 @@ export interface GpuStats {
   boPagesCreated: number;
   /** Of the jobs that ended: the largest (end - start) / duration (> 1: the job was stopped or stalled). */
   jobStretchMax: number;
+  /** Page accesses of the jobs that ended, and their run times summed (start to end), ns: pages moved per second of GPU time. */
+  jobAccessesTotal: number;
+  jobRunNsTotal: number;
   /** Non-blockable invalidations answered false. */
   invalidationsRefused: number;
   /** Time each blockable invalidate callback spent before acking (lock + fences + TLB flush), ns. */
@@ -134,7 +137,7 @@ export function newStats(): GpuStats {
   return {
     bosCreated: 0, bosFreed: 0, boCreateErrors: 0, submissions: 0, firstSubmitAt: -1, lastJobEndAt: -1, resubmissions: 0, ebusyRetries: 0, submitErrors: {},
     pagesWalkedPerSubmission: [], submitLatencyNs: [], jobsDone: 0, jobErrors: 0, gpuPageFaults: 0, dmaWrites: 0, dmaReads: 0, localAccesses: 0,
-    invalidations: 0, invalidationsByEvent: {}, pagesInvalidated: 0, boPagesCreated: 0, jobStretchMax: 0, invalidationsRefused: 0, invalidateWaitNs: [], unsafeEarlyAcks: 0, unsafeBugPaths: 0,
+    invalidations: 0, invalidationsByEvent: {}, pagesInvalidated: 0, boPagesCreated: 0, jobStretchMax: 0, jobAccessesTotal: 0, jobRunNsTotal: 0, invalidationsRefused: 0, invalidateWaitNs: [], unsafeEarlyAcks: 0, unsafeBugPaths: 0,
     pagesPinned: 0, pagesUnpinned: 0, warnings: 0, bosRevalidated: 0, pagesRevalidated: 0, jobsLost: {},
   };
 }

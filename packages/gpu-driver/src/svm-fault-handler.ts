@@ -123,6 +123,12 @@ export interface SvmFaultHandlerOptions {
   closing: WeakSet<Bo>;
   /** kfd: AMDGPU_SVM_RANGE_RETRY_FAULT_PENDING, ns (kfd-restore-pages.ts). */
   retryFaultPendingNs?: number;
+  /**
+   * kfd, the read-begin-outside-loop variant (policy-kfd-svm-read-begin-outside-loop.ts): on
+   * -EBUSY, amdgpu_hmm_range_get_pages retries hmm_range_fault with the sequence its one
+   * read_begin took, for this long (HMM_RANGE_DEFAULT_TIMEOUT), before it returns -EBUSY.
+   */
+  staleSeqRetryNs?: number;
 }
 
 export interface SvmFaultHandler {
@@ -168,6 +174,9 @@ export function createSvmFaultHandler(host: GpuHost, opts: SvmFaultHandlerOption
     readonlyVmaRefaults: 0,
     /** kfd: faults amdgpu_gmc_filter_faults dropped (the same page already pending). */
     faultsFiltered: 0,
+    /** kfd read-begin-outside-loop: -EBUSY spins to the timeout with a stale sequence, and the time they took, ns. */
+    staleSeqSpins: 0,
+    staleSeqSpinNs: 0,
     /** kfd: faults that got -EAGAIN (hmm_range_fault -EBUSY or a stale read): dropped, the hardware retries. */
     faultsRetriedByHardware: 0,
   };
@@ -373,6 +382,16 @@ export function createSvmFaultHandler(host: GpuHost, opts: SvmFaultHandlerOption
             }
             if (hret === EBUSY) {
               host.stats.ebusyRetries++;
+              if (kfd && opts.staleSeqRetryNs !== undefined) {
+                // The sequence read_begin gave is stale for good once an invalidation has passed
+                // (mmu_interval_check_retry compares it with the notifier's, which only moves on),
+                // so every hmm_range_fault of the retry loop returns -EBUSY at once until the
+                // timeout: one wait of the whole timeout stands for the spin, with the same result.
+                s.staleSeqSpins++;
+                s.staleSeqSpinNs += opts.staleSeqRetryNs;
+                if (tracing()) host.ctx.trace('gpu_hmm_stale_seq_spin', { sub: n.sub, seq, start, end, spinNs: opts.staleSeqRetryNs });
+                return host.sleep(opts.staleSeqRetryNs, () => done(EAGAIN));
+              }
               if (kfd) return done(EAGAIN); // kfd does not loop: the fault is retried by the hardware
               if (++restarts > opts.maxBusyRetries) return done(EBUSY);
               return again();

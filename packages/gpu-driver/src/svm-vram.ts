@@ -77,6 +77,20 @@ export interface SvmVramOptions {
   window: number;
   /** BOs being torn down (policy-svm-fault.ts freeBo): migrations queued for them do nothing. */
   closing: WeakSet<Bo>;
+  /**
+   * kfd: a CPU fault's migrate_to_ram takes migrate_mutex (kfd_migrate.c svm_migrate_to_ram:
+   * mutex_lock(&prange->migrate_mutex) around svm_migrate_vram_to_ram; torvalds/linux at 8f8cc3fb),
+   * so CPU threads faulting device pages back queue behind each other and behind GPU migrations.
+   * nouveau_dmem_migrate_to_ram takes no such lock.
+   */
+  migrateToRamUnderMutex?: boolean;
+  /**
+   * uvm: evict whole chunks of this many pages (512: UVM's 2 MiB root chunks, uvm_pmm_gpu.c
+   * pick_root_chunk_to_evict → evict_root_chunk). Here the chunk is the 2 MiB-aligned VA block of
+   * the least recently migrated range: every page of the process there that is in VRAM goes back
+   * together. Unset: the range alone (kfd's svm_bo, nouveau's chunk of the migration).
+   */
+  evictChunkPages?: number;
 }
 
 export interface SvmVram {
@@ -116,8 +130,14 @@ export interface SvmVramStats {
   /** Most migrations to VRAM waiting for migrate_mutex at once. */
   migrateWaitersMax: number;
   migratedToRam: number;
+  /** kfd: CPU faults' migrate_to_ram that found migrate_mutex held, the time they waited for it (total, max), ns. */
+  cpuMigrateWaits: number;
+  cpuMigrateWaitNs: number;
+  cpuMigrateWaitNsMax: number;
   vramEvictions: number;
   vramPagesEvicted: number;
+  /** uvm: evictions that took a whole root chunk (evictChunkPages). */
+  vramChunksEvicted: number;
   vramReads: number;
   vramWrites: number;
 }
@@ -128,7 +148,7 @@ export function createSvmVram(host: GpuHost, opts: SvmVramOptions): SvmVram {
   const tracing = () => host.ctx.tracing;
   const s: SvmVramStats = {
     vramRegistered: 0, migratedToVram: 0, migrationsDropped: 0, migrationsSkipped: 0, migrateWaitersMax: 0,
-    migratedToRam: 0, vramEvictions: 0, vramPagesEvicted: 0, vramReads: 0, vramWrites: 0,
+    migratedToRam: 0, cpuMigrateWaits: 0, cpuMigrateWaitNs: 0, cpuMigrateWaitNsMax: 0, vramEvictions: 0, vramPagesEvicted: 0, vramChunksEvicted: 0, vramReads: 0, vramWrites: 0,
   };
 
   const enabled = vramPages > 0;
@@ -290,7 +310,24 @@ export function createSvmVram(host: GpuHost, opts: SvmVramOptions): SvmVram {
     while (vramRanges.length > 0 && !stillInVram(vramRanges[0])) vramRanges.shift();
     if (vramFree.length >= need || vramRanges.length === 0 || tries >= EVICTIONS_PER_MIGRATION_MAX) return done();
     s.vramEvictions++;
-    evictRange(vramRanges.shift()!, heldPid, () => makeRoom(need, tries + 1, heldPid, done));
+    const victim = vramRanges.shift()!;
+    let r = victim;
+    const chunk = opts.evictChunkPages;
+    if (chunk !== undefined) {
+      // The root chunk: the victim's 2 MiB-aligned block, as far as the process's ranges in VRAM reach.
+      const c0 = Math.floor(victim.startVpn / chunk) * chunk;
+      let lo = victim.startVpn;
+      let hi = victim.endVpn;
+      for (const o of vramRanges) {
+        if (o.pid === victim.pid && o.startVpn >= c0 && o.endVpn <= c0 + chunk) {
+          lo = Math.min(lo, o.startVpn);
+          hi = Math.max(hi, o.endVpn);
+        }
+      }
+      r = { pid: victim.pid, startVpn: lo, endVpn: hi };
+      s.vramChunksEvicted++;
+    }
+    evictRange(r, heldPid, () => makeRoom(need, tries + 1, heldPid, done));
   };
 
   const stillInVram = (r: VramRange): boolean => {
@@ -419,16 +456,30 @@ export function createSvmVram(host: GpuHost, opts: SvmVramOptions): SvmVram {
         host.warn('migrate_to_ram of a VRAM page not in use', { dev_pfn: m.dev_pfn });
         return answer(env, { type: 'migrate_to_ram_result', ret: EFAULT, value: 0 });
       }
-      lock.lock(() => {
-        const vpn = Math.floor(m.addr / PAGE_SIZE);
-        const pte = host.vm.lookup(m.pid, m.addr);
-        const zapped = pte?.vram && pte.pfn === m.dev_pfn ? host.vm.clear(m.pid, vpn * PAGE_SIZE, (vpn + 1) * PAGE_SIZE) : 0;
-        if (vramAt.get(pageKey(m.pid, vpn)) === m.dev_pfn) vramAt.delete(pageKey(m.pid, vpn));
-        host.flushTlb(zapped, () => {
-          lock.unlock();
-          s.migratedToRam++;
-          host.sleep(host.costs.migratePerPageNs, () => answer(env, { type: 'migrate_to_ram_result', ret: 0, value: page.value }));
+      const migrate = (done: () => void): void =>
+        lock.lock(() => {
+          const vpn = Math.floor(m.addr / PAGE_SIZE);
+          const pte = host.vm.lookup(m.pid, m.addr);
+          const zapped = pte?.vram && pte.pfn === m.dev_pfn ? host.vm.clear(m.pid, vpn * PAGE_SIZE, (vpn + 1) * PAGE_SIZE) : 0;
+          if (vramAt.get(pageKey(m.pid, vpn)) === m.dev_pfn) vramAt.delete(pageKey(m.pid, vpn));
+          host.flushTlb(zapped, () => {
+            lock.unlock();
+            s.migratedToRam++;
+            host.sleep(host.costs.migratePerPageNs, () => {
+              answer(env, { type: 'migrate_to_ram_result', ret: 0, value: page.value });
+              done();
+            });
+          });
         });
+      if (!opts.migrateToRamUnderMutex) return migrate(() => {});
+      // kfd: the copy runs under migrate_mutex; a CPU fault behind another migration waits its turn.
+      const t0 = host.ctx.now();
+      if (migrateMutex.locked) s.cpuMigrateWaits++;
+      migrateMutex.lock(() => {
+        const waited = host.ctx.now() - t0;
+        s.cpuMigrateWaitNs += waited;
+        s.cpuMigrateWaitNsMax = Math.max(s.cpuMigrateWaitNsMax, waited);
+        migrate(migrateUnlock);
       });
     },
 

@@ -19,7 +19,7 @@ import { sweepMergeCommand } from './commands/sweep-merge.js';
 import { queueWorkerCommand } from './commands/queue-worker.js';
 import { DEFAULT_QUEUE_NAME, parseRedisUrl } from './commands/redis-url.js';
 import { DEFAULT_LOCK_DURATION_MS, lockDurationOption } from './commands/sweep-queue-protocol.js';
-import { listBuiltinScenarios } from './scenario/load.js';
+import { listBuiltinScenarios, listReportScenarios } from './scenario/load.js';
 import { GPU_COST_PROFILE_NAMES } from '@svmsim/gpu-driver/cost-profiles';
 
 /** Runs one svmsim command line (argv as process.argv: node, script, args…); returns the exit code. */
@@ -214,6 +214,12 @@ export async function main(argv: string[]): Promise<number> {
     .description('list the built-in scenarios')
     .action(async () => {
       for (const b of listBuiltinScenarios()) process.stdout.write(`${b.name.padEnd(20)} ${b.description}\n`);
+      const reports = listReportScenarios();
+      if (reports.length > 0) {
+        // Not in `svmsim compare`'s default set: run them by name (harness README, "Real reports").
+        process.stdout.write('\nreal reports (svmsim run NAME; not in compare\'s default set):\n');
+        for (const b of reports) process.stdout.write(`${b.name.padEnd(24)} ${b.description}\n`);
+      }
     });
 
   try {

@@ -20,7 +20,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { applyPolicies, DEVICE_KINDS } from './run/actors.js';
+import { applyPolicies, DEVICE_KINDS, REPORT_VARIANTS, defaultComparePolicies } from './run/actors.js';
 import { runScenario } from './run/run-scenario.js';
 import { listBuiltinScenarios, loadScenario, readScenarioText } from './scenario/load.js';
 import { runSeeds, seedPool } from './commands/sweep-pool.js';
@@ -88,8 +88,8 @@ async function main(): Promise<number> {
       const s = loadScenario(name);
       const dev = s.devices[0];
       const policies = dev ? DEVICE_KINDS[dev.kind].policies : [];
-      const safe = dev ? (dev.compare ?? policies.filter((p) => !p.startsWith('unsafe'))) : [''];
-      const unsafe = policies.filter((p) => p.startsWith('unsafe') && !SUITE_CAUGHT_TWINS.has(p));
+      const safe = dev ? (dev.compare ?? defaultComparePolicies(policies)) : [''];
+      const unsafe = policies.filter((p) => p.startsWith('unsafe') && !SUITE_CAUGHT_TWINS.has(p) && !REPORT_VARIANTS.includes(p));
       const text = readScenarioText(name);
       const seedRow = async (policy: string, isUnsafe: boolean, n: number): Promise<void> => {
         const pol = dev && policy ? { [dev.id]: policy } : {};

@@ -456,7 +456,8 @@ describe('errors: one line, the path, the value, what is allowed, did you mean',
   });
 
   it('a missing file or unknown built-in lists the built-ins', () => {
-    const list = BUILTINS.join(', ');
+    // The real-report built-ins (scenarios/reports/, test/reports.test.ts) are named after the others.
+    const list = `${BUILTINS.join(', ')}; real reports: kswapd-fence-hang, lock-not-pinned, read-begin-outside-loop, restore-storm, uvm-oversubscription, xnack-heap-reuse`;
     expect(errorOf(() => loadScenario('./no/such.yaml'))).toBe(`./no/such.yaml: no such scenario file or built-in scenario (built-ins: ${list})`);
     expect(errorOf(() => loadScenario('nonesuch'))).toBe(`nonesuch: no such scenario file or built-in scenario (built-ins: ${list})`);
     expect(errorOf(() => loadScenario('fork-strom'))).toBe(`fork-strom: no such scenario file or built-in scenario (built-ins: ${list}) (did you mean fork-storm?)`);

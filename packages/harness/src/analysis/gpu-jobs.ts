@@ -23,6 +23,12 @@ export interface DeviceWait {
   sub: number;
   jobs: number[];
   t: number;
+  /**
+   * A callback blocked on a driver lock instead (gpu_invalidate_wait with `lock`): the lock, the
+   * worker holding it, since when, and what that worker waits for (kfd-svm XNACK off: prange->lock
+   * held by svm_range_restore_work across dma_fence_wait).
+   */
+  lock?: { name: string; holder: string; since: number; holderWaits: string };
 }
 
 export class GpuJobs {
@@ -64,7 +70,10 @@ export class GpuJobs {
         return;
       }
       case 'gpu_invalidate_wait':
-        this.waits.set(`${l.actor}\u0000${l.sub}`, { dev: l.actor, fn: (l.fn as string) ?? 'invalidate', sub: l.sub as number, jobs: (l.jobs as number[]) ?? [], t: l.t });
+        this.waits.set(`${l.actor}\u0000${l.sub}`, {
+          dev: l.actor, fn: (l.fn as string) ?? 'invalidate', sub: l.sub as number, jobs: (l.jobs as number[]) ?? [], t: l.t,
+          ...(typeof l.lock === 'string' && { lock: { name: l.lock, holder: String(l.holder ?? 'another task'), since: Number(l.holderSince ?? l.t), holderWaits: String(l.holderWaits ?? 'something the trace does not show') } }),
+        });
         return;
       case 'gpu_invalidate_done':
         this.waits.delete(`${l.actor}\u0000${l.sub}`);

@@ -137,7 +137,14 @@ export class HungTaskDetector {
       `INFO: task ${inv.task} is blocked on ${describeInvalidation(inv)} likely waited by ${devs.join(', ')}`,
       ...chain.lines,
     ];
-    if (!chain.lines.some((l) => l.includes('waits for fence'))) text.splice(6, 1);
+    // What the callback sleeps in: a fence (dma_resv_wait_timeout), a driver mutex (__mutex_lock,
+    // with kernel/hung_task.c's CONFIG_DETECT_HUNG_TASK_BLOCKER line naming the likely owner), or nothing shown.
+    const lockLine = chain.lines.find((l) => / waits for .*, held by /.test(l));
+    if (lockLine !== undefined) {
+      text[6] = ' __mutex_lock';
+      const owner = / held by (\S+)/.exec(lockLine)![1];
+      text.splice(11, 0, `INFO: task ${inv.task} is blocked on a mutex likely owned by task kworker (${owner}).`);
+    } else if (!chain.lines.some((l) => l.includes('waits for fence'))) text.splice(6, 1);
     const h: HungTask = {
       task: inv.task, inv: inv.inv, blockedSinceT: inv.startT, reportedAtT: now, waitedBy: devs, blockedNs: now - inv.startT,
       stillBlockedAtEnd: true, deadlock: chain.deadlock, endsOn: chain.endsOn, text: this.reports.length < this.options.warningsMax ? text : [],

@@ -4,6 +4,7 @@
 //
 //   a task in mm ──invalidation #n of [s, e) (event)──► a device's subscription
 //   a device's callback ──gpu_invalidate_wait──► the fence of a job on its ring ──► the job running
+//   a device's callback ──gpu_invalidate_wait {lock}──► the worker holding the lock ──► what it waits for
 //   an actor ──open request──► the actor it asked (and what that one waits for, in turn)
 //
 // Links come from the trace alone: invalidations (invalidations.ts), the GPU's jobs and callback
@@ -64,6 +65,19 @@ function subscriberChain(s: WaitForState, inv: InvRecord, sub: number, now: numb
   const info = s.invalidations.subs.get(sub);
   const dev = info?.dev ?? `subscription ${sub}`;
   const w = info ? s.jobs.waitOf(dev, sub) : undefined;
+  if (w?.lock !== undefined) {
+    // A driver lock held by a worker that itself waits (kfd-svm XNACK off: svm_range_restore_work
+    // in dma_fence_wait inside svm_range_lock): two links, the lock and what its holder waits for.
+    const l = w.lock;
+    return {
+      lines: [
+        `${dev}: ${w.fn} waits for ${l.name}, held by ${l.holder} since ${at(l.since)} (${formatDuration(now - l.since)})`,
+        `  ${l.holder}: waits for ${l.holderWaits}`,
+      ],
+      deadlock: false,
+      endsOn: `${l.holder} holding ${l.name} while it waits for ${l.holderWaits.replace(/ \(.*$/, '')}`,
+    };
+  }
   if (w !== undefined) {
     const lines: string[] = [];
     let endsOn = '';

@@ -3,7 +3,7 @@
 // profile: one section of tables per profile, then a line per scenario saying which policy wins its
 // headline figure under each profile (report/headline.ts).
 import path from 'node:path';
-import { DEVICE_KINDS, UsageError } from '../run/actors.js';
+import { DEVICE_KINDS, UsageError, defaultComparePolicies } from '../run/actors.js';
 import { exitCodeOf, runScenario, traceDirOf, type RunReport } from '../run/run-scenario.js';
 import { table, verdict } from '../report/table.js';
 import { listBuiltinScenarios, loadScenario } from '../scenario/load.js';
@@ -60,13 +60,13 @@ function kernelList(spec: string | undefined): string[] | undefined {
 
 /**
  * The policy sets a scenario is compared under: every safe policy of its first device, or those its
- * `compare:` list names (unsafe twins only when asked).
+ * `compare:` list names (unsafe twins and report variants only when asked).
  */
 function policySets(s: Scenario, only: string[] | undefined): Record<string, string>[] {
   const dev = s.devices[0];
   if (!dev) return [{}];
   const known = DEVICE_KINDS[dev.kind].policies;
-  const chosen = only ? known.filter((p) => only.includes(p)) : (dev.compare ?? known.filter((p) => !p.startsWith('unsafe')));
+  const chosen = only ? known.filter((p) => only.includes(p)) : (dev.compare ?? defaultComparePolicies(known));
   return chosen.map((p) => ({ [dev.id]: p }));
 }
 

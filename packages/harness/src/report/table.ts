@@ -122,10 +122,35 @@ export const COLUMNS: Record<string, Column> = {
     title: 'thrashing/throttle/pin local/remote',
     cell: gpuCell((g) => (g.pin_local === undefined ? '-' : `${n(g, 'thrashing')}/${n(g, 'throttle')}/${n(g, 'pin_local')}/${n(g, 'pin_remote')}`)),
   },
+  // VRAM oversubscription (svm-fault, kfd-svm, uvm): evictions (uvm: whole 2 MiB root chunks), pages evicted, migrations to VRAM / back.
+  'vram-evictions': {
+    title: 'VRAM evictions (chunks), pages out; to VRAM/to RAM',
+    cell: gpuCell((g) => (g.vramEvictions === undefined ? '-' : `${n(g, 'vramEvictions')} (${n(g, 'vramChunksEvicted')}), ${n(g, 'vramPagesEvicted')}; ${n(g, 'migratedToVram')}/${n(g, 'migratedToRam')}`)),
+  },
   'fault-latency': { title: 'fault p50/p99', cell: gpuCell((g) => `${formatDuration(n(g, 'faultLatencyP50Ns'))} / ${formatDuration(n(g, 'faultLatencyP99Ns'))}`) },
   preemptions: { title: 'preemptions', cell: gpuCell((g) => String(n(g, 'preemptions'))) },
   'restore-walked': { title: 'restore pages walked', cell: gpuCell((g) => String(n(g, 'restorePagesWalked'))) },
   'queues-stopped': { title: 'queues stopped', cell: gpuCell((g) => formatDuration(n(g, 'queuesStoppedNs'))) },
+  // The restore worker's work against its progress (restore-storm): attempts and hmm_range_fault
+  // walks per second of simulated time, and how many attempts resumed the queues.
+  'restore-storm': {
+    title: 'restore attempts/s, walks/s, done',
+    cell: gpuCell((g, r) => (g.restoreAttempts === undefined ? '-' : `${fig(n(g, 'restoreAttempts') / simS(r))}, ${fig(n(g, 'restoreHmmCalls') / simS(r))}, ${n(g, 'restores')}`)),
+  },
+  // kfd: CPU faults whose migrate_to_ram queued on migrate_mutex (xnack-heap-reuse), and for how long.
+  'cpu-migrate-wait': {
+    title: 'CPU migrate_to_ram waits, total/max',
+    cell: gpuCell((g) => (g.cpuMigrateWaits === undefined ? '-' : `${n(g, 'cpuMigrateWaits')} of ${n(g, 'migratedToRam')}, ${formatDuration(n(g, 'cpuMigrateWaitNs'))} / ${formatDuration(n(g, 'cpuMigrateWaitNsMax'))}`)),
+  },
+  // Each phase's simulated time, in order: a scenario whose phases do the same work two ways.
+  'phase-times': { title: 'phase times', cell: (r) => (r.phases as { durationNs: number }[]).map((p) => formatDuration(p.durationNs)).join(' · ') },
+  // kfd-svm-read-begin-outside-loop: -EBUSY retried with a stale sequence until the 1 s timeout.
+  'stale-seq-spins': { title: '-EBUSY spins to timeout', cell: gpuCell((g) => (g.staleSeqSpins === undefined ? '-' : `${n(g, 'staleSeqSpins')} (${formatDuration(n(g, 'staleSeqSpinNs'))})`)) },
+  // Each access of a job moves one page (4 KiB): the copy rate of jobs that read or write a buffer.
+  'copy-throughput': {
+    title: 'GPU copy MiB/s',
+    cell: gpuCell((g) => (n(g, 'jobRunNsTotal') > 0 ? fig((n(g, 'jobAccessesTotal') * 4096) / 2 ** 20 / (n(g, 'jobRunNsTotal') / 1e9)) : '-')),
+  },
   'job-stretch': { title: 'job time/duration', cell: gpuCell((g) => (n(g, 'jobsDone') > 0 ? `${fig(n(g, 'jobStretchMax'))}×` : `${n(g, 'jobsRunning')} running`)) },
   'job-errors': { title: 'job errors', cell: gpuCell((g) => String(n(g, 'jobErrors'))) },
   'jobs-lost': {

@@ -27,6 +27,21 @@ export interface DeviceKind {
 /** The remote peer of an rdma device: another node's NIC and application, at the other end of its QPs. */
 export const rdmaPeerId = (device: string): string => `${device}.peer`;
 
+/**
+ * Policies that reproduce one real report each (scenarios/reports/, gpu-driver GPU_REPORT_VARIANTS):
+ * left out of every default set (`svmsim compare`, soak) like the unsafe twins; a scenario's
+ * `compare:` or `--policy` selects them.
+ */
+export const REPORT_VARIANTS: readonly string[] = ['kfd-svm-read-begin-outside-loop', 'unsafe-lock-not-pinned', 'uvm-thrashing-off'];
+/** The policies a default comparison runs: neither an unsafe twin nor a report variant. */
+export const defaultComparePolicies = (known: readonly string[]): string[] => known.filter((p) => !p.startsWith('unsafe') && !REPORT_VARIANTS.includes(p));
+
+/** A `hang-fence: DEV` fault's `restore: N` (run/faults.ts): the restore run whose update fence never signals. */
+const hangRestoreOf = (id: string, s: Scenario): number | undefined => {
+  for (const f of s.faults) if (f.kind === 'hang-fence' && f.device === id && f.restore !== undefined) return f.restore;
+  return undefined;
+};
+
 /** Each device kind: its module, factory, the policies it knows, and its config from the spec. */
 export const DEVICE_KINDS: Record<DeviceSpec['kind'], DeviceKind> = {
   dmirror: {
@@ -38,14 +53,16 @@ export const DEVICE_KINDS: Record<DeviceSpec['kind'], DeviceKind> = {
   gpu: {
     module: () => gpuDriver('gpu-actor'),
     exportName: 'createGpu',
-    policies: ['userptr', 'pin', 'preempt', 'svm-fault', 'kfd-svm', 'uvm', 'unsafe-userptr', 'unsafe-svm', 'unsafe-uvm'],
+    policies: ['userptr', 'pin', 'preempt', 'svm-fault', 'kfd-svm', 'uvm', 'unsafe-userptr', 'unsafe-svm', 'unsafe-uvm', ...REPORT_VARIANTS],
     config: (d, s) => ({
       policy: d.policy,
       waves: d.waves,
       svm: { vramPages: d.devicePages, faultWindowPages: d.faultWindowPages, faultPermission: d.faultPermission },
       ...(d.vramBoPages !== undefined && { vramBos: { pages: d.vramBoPages } }),
       ...(d.xnack !== undefined && { xnack: d.xnack }),
-      ...((d.granularity !== undefined || d.retryFaultPending !== undefined) && { kfd: { granularity: d.granularity, retryFaultPendingNs: d.retryFaultPending } }),
+      ...((d.granularity !== undefined || d.retryFaultPending !== undefined || hangRestoreOf(d.id, s) !== undefined) && {
+        kfd: { granularity: d.granularity, retryFaultPendingNs: d.retryFaultPending, hangRestoreFence: hangRestoreOf(d.id, s) },
+      }),
       ...(d.uvm !== undefined && { uvm: uvmConfig(d.uvm) }),
       dmabufMoveNotify: s.machine.dmabufMoveNotify,
       ...(d.invalidateMultipass !== undefined && { invalidateMultipass: d.invalidateMultipass }),

@@ -17,6 +17,11 @@
 //                               The run goes on; the job's error is counted (job-errors). With KFD
 //                               user queues (preempt, svm-fault, kfd-svm) there is no job timeout:
 //                               the hang shows only when a preemption times out (HWS hang → reset).
+//   hang-fence: DEV restore: N  the page-table update fence of DEV's N-th restore worker run never
+//                               signals (kfd-svm, XNACK off: svm_range_restore_work waits for it
+//                               holding svm_range_lock; gpu-driver policy-preempt.ts). No timeout
+//                               ends that wait: the next invalidation of the process blocks behind
+//                               the lock for good (the kswapd-fence-hang scenario).
 //   stop-invalidate-acks: DEV at: T
 //                               from T on, DEV's invalidate_acks (and a two-pass driver's
 //                               invalidate_multipass_ack / invalidate_pass_done) never reach mm. mm does what the
@@ -92,7 +97,7 @@ export const INJECT_FLAGS_MAX = 64;
 const INJECT_TEXT_MAX = 200;
 
 /**
- * `--inject` flags: `kill:gpu0@5ms`, `stop-invalidate-acks:rdma0@2ms`, `hang-fence:gpu0,job=2[,timeout=500ms]`,
+ * `--inject` flags: `kill:gpu0@5ms`, `stop-invalidate-acks:rdma0@2ms`, `hang-fence:gpu0,job=2[,timeout=500ms]`, `hang-fence:gpu0,restore=1`,
  * `delay:from=mm,to=gpu0,ns=10us[,jitterNs=5us]`, `reorder:probability=0.1[,maxNs=10us]`.
  * Each becomes the entry a `faults:` block would hold and is validated by the same schema; a bad
  * one is a UsageError naming the flag and the field.
@@ -162,7 +167,9 @@ export function injectFaults(s: Scenario, flags: readonly string[] | undefined):
 export function describeFault(f: FaultSpec): string {
   switch (f.kind) {
     case 'kill': return `kill ${f.device} at ${formatDuration(f.atNs)}`;
-    case 'hang-fence': return `hang-fence ${f.device} job ${f.job}${f.timeoutMs !== undefined ? ` (lockup timeout ${f.timeoutMs} ms)` : ''}`;
+    case 'hang-fence':
+      if (f.restore !== undefined) return `hang-fence ${f.device} restore ${f.restore} (its page-table update fence)`;
+      return `hang-fence ${f.device} job ${f.job}${f.timeoutMs !== undefined ? ` (lockup timeout ${f.timeoutMs} ms)` : ''}`;
     case 'stop-invalidate-acks': return `stop-invalidate-acks ${f.device} from ${formatDuration(f.atNs)}`;
     case 'delay': return `delay ${f.from} → ${f.to} ${formatDuration(f.ns)} + up to ${formatDuration(f.jitterNs)}`;
     case 'reorder': return `reorder p=${f.probability} up to ${formatDuration(f.maxNs)}`;

@@ -50,6 +50,33 @@ export function builtinNames(): string[] {
     .sort();
 }
 
+/**
+ * Built-ins reproducing real bug reports (scenarios/reports/<name>.yaml; harness README "Real
+ * reports"): run by name like the others, listed by `svmsim list`, but not in `svmsim compare`'s
+ * default set (`npm start`): several run simulated minutes (a 120 s hung-task timeout, 1 s -EBUSY
+ * windows) and their rows compare a driver with its buggy variant, not the policies.
+ */
+export const REPORTS_DIR = path.join(BUILTIN_DIR, 'reports');
+
+/** Names of the real-report built-ins, sorted. */
+export function reportScenarioNames(): string[] {
+  let entries: string[];
+  try {
+    entries = fs.readdirSync(REPORTS_DIR);
+  } catch {
+    return [];
+  }
+  return entries
+    .filter((f) => f.endsWith('.yaml'))
+    .map((f) => f.slice(0, -'.yaml'.length))
+    .sort();
+}
+
+/** The real-report built-ins with their descriptions, sorted by name. */
+export function listReportScenarios(): { name: string; description: string }[] {
+  return reportScenarioNames().map((name) => ({ name, description: loadScenario(name).description }));
+}
+
 /** The built-in scenarios with their descriptions, sorted by name. */
 export function listBuiltinScenarios(): { name: string; description: string }[] {
   return builtinNames().map((name) => {
@@ -80,11 +107,15 @@ export function readScenarioText(pathOrName: string): ScenarioText {
   if (!looksLikePath) {
     const builtin = path.join(BUILTIN_DIR, `${pathOrName}.yaml`);
     if (fs.existsSync(builtin)) return { sourceName: `${pathOrName}.yaml`, text: read(builtin, `${pathOrName}.yaml`) };
+    const report = path.join(REPORTS_DIR, `${pathOrName}.yaml`);
+    if (fs.existsSync(report)) return { sourceName: `${pathOrName}.yaml`, text: read(report, `${pathOrName}.yaml`) };
   }
   if (!fs.existsSync(pathOrName)) {
     const names = builtinNames();
-    const hint = looksLikePath ? '' : didYouMean(pathOrName, names);
-    throw new ScenarioError(`${pathOrName}: no such scenario file or built-in scenario (built-ins: ${names.join(', ')})${hint}`, pathOrName);
+    const reports = reportScenarioNames();
+    const hint = looksLikePath ? '' : didYouMean(pathOrName, [...names, ...reports]);
+    const more = reports.length > 0 ? `; real reports: ${reports.join(', ')}` : '';
+    throw new ScenarioError(`${pathOrName}: no such scenario file or built-in scenario (built-ins: ${names.join(', ')}${more})${hint}`, pathOrName);
   }
   return { sourceName: pathOrName, text: read(pathOrName, pathOrName) };
 }

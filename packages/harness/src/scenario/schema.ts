@@ -59,7 +59,8 @@ export const DEVICE_KINDS = ['dmirror', 'gpu', 'rdma', 'nvme'] as const;
 /** Each device kind's policies, its default first. */
 export const POLICIES_BY_KIND: Record<(typeof DEVICE_KINDS)[number], readonly string[]> = {
   dmirror: DEVICE_POLICIES,
-  gpu: ['userptr', 'pin', 'preempt', 'svm-fault', 'kfd-svm', 'uvm', 'unsafe-userptr', 'unsafe-svm', 'unsafe-uvm'],
+  // Then the report variants (gpu-driver GPU_REPORT_VARIANTS): compared only where a scenario names them.
+  gpu: ['userptr', 'pin', 'preempt', 'svm-fault', 'kfd-svm', 'uvm', 'unsafe-userptr', 'unsafe-svm', 'unsafe-uvm', 'kfd-svm-read-begin-outside-loop', 'unsafe-lock-not-pinned', 'uvm-thrashing-off'],
   rdma: ['odp', 'pinned-mr', 'implicit-odp', 'dmabuf', 'unsafe-odp'],
   // The safe driver against a healthy controller, or one that fails at failAt in one of three
   // ways (selected like a policy, so that `compare` runs each as a row); and the unsafe twin.
@@ -811,9 +812,13 @@ export const FAULT_DELAY_MAX_NS = 3.6e12;
 /** At most this many faults in one run (runtime faults.ts FAULTS_MAX). */
 export const FAULTS_MAX = 256;
 export const FAULT_KINDS = ['kill', 'hang-fence', 'stop-invalidate-acks', 'delay', 'reorder'] as const;
-/** Besides its kind, what each fault entry takes: `at` for kill and stop-invalidate-acks, `job` (and `timeout`) for hang-fence. */
+/**
+ * Besides its kind, what each fault entry takes: `at` for kill and stop-invalidate-acks, `job` (and
+ * `timeout`) or `restore` for hang-fence (`restore: N`: the page-table update fence of the N-th
+ * restore worker run, kfd-svm with XNACK off; policy-preempt.ts).
+ */
 const FAULT_MODIFIERS: Record<(typeof FAULT_KINDS)[number], readonly string[]> = {
-  kill: ['at'], 'hang-fence': ['job', 'timeout'], 'stop-invalidate-acks': ['at'], delay: [], reorder: [],
+  kill: ['at'], 'hang-fence': ['job', 'timeout', 'restore'], 'stop-invalidate-acks': ['at'], delay: [], reorder: [],
 };
 const faultDelay = durationSchema.refine((v) => v <= FAULT_DELAY_MAX_NS, { error: `past the limit of ${FAULT_DELAY_MAX_NS} ns (1h)` });
 const faultSchema = strict({
@@ -824,6 +829,7 @@ const faultSchema = strict({
   reorder: strict({ probability: z.number().min(0).max(1), maxNs: faultDelay.default(10_000) }).optional(),
   at: durationSchema.optional(),
   job: count(1).max(1_000_000).optional(),
+  restore: count(1).max(1_000_000).optional(),
   timeout: durationSchema.refine((v) => v >= 1e6 && v <= LOCKUP_TIMEOUT_MS_MAX * 1e6, { error: `expected from 1ms to ${LOCKUP_TIMEOUT_MS_MAX} ms (amdgpu's lockup_timeout is in ms)` }).optional(),
 })
   .superRefine((f, ctx) => {
@@ -833,17 +839,19 @@ const faultSchema = strict({
       return;
     }
     const kind = kinds[0];
-    for (const m of ['at', 'job', 'timeout'] as const) {
+    for (const m of ['at', 'job', 'timeout', 'restore'] as const) {
       if (f[m] !== undefined && !FAULT_MODIFIERS[kind].includes(m)) {
         ctx.addIssue({ continue: false, code: 'custom', path: [m], input: f[m], message: `${kind} takes no ${m}${FAULT_MODIFIERS[kind].length ? ` (it takes ${list(FAULT_MODIFIERS[kind])})` : ''}` });
         return;
       }
     }
     if ((kind === 'kill' || kind === 'stop-invalidate-acks') && f.at === undefined) ctx.addIssue({ continue: false, code: 'custom', path: ['at'], message: `missing; ${kind} needs at: the time it happens (e.g. at: 5ms)` });
-    if (kind === 'hang-fence' && f.job === undefined) ctx.addIssue({ continue: false, code: 'custom', path: ['job'], message: 'missing; hang-fence needs job: which of the device\'s jobs hangs (1 for the first)' });
+    if (kind === 'hang-fence' && f.job !== undefined && f.restore !== undefined) ctx.addIssue({ continue: false, code: 'custom', path: ['restore'], message: 'hang-fence takes job or restore, not both' });
+    if (kind === 'hang-fence' && f.job === undefined && f.restore === undefined) ctx.addIssue({ continue: false, code: 'custom', path: ['job'], message: 'missing; hang-fence needs job: which of the device\'s jobs hangs (1 for the first)' });
   })
   .transform((f): FaultSpec => {
     if (f.kill !== undefined) return { kind: 'kill', device: f.kill, atNs: f.at! };
+    if (f['hang-fence'] !== undefined && f.restore !== undefined) return { kind: 'hang-fence', device: f['hang-fence'], restore: f.restore };
     if (f['hang-fence'] !== undefined) return { kind: 'hang-fence', device: f['hang-fence'], job: f.job!, ...(f.timeout !== undefined && { timeoutMs: Math.round(f.timeout / 1e6) }) };
     if (f['stop-invalidate-acks'] !== undefined) return { kind: 'stop-invalidate-acks', device: f['stop-invalidate-acks'], atNs: f.at! };
     if (f.delay !== undefined) return { kind: 'delay', ...f.delay };

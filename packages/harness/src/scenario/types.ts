@@ -39,7 +39,9 @@ export interface Scenario {
  */
 export type FaultSpec =
   | { kind: 'kill'; device: string; atNs: Ns }
-  | { kind: 'hang-fence'; device: string; job: number; timeoutMs?: number }
+  | { kind: 'hang-fence'; device: string; job: number; timeoutMs?: number; restore?: undefined }
+  /** hang-fence with `restore: N`: the N-th restore worker run's page-table update fence never signals (kfd-svm, XNACK off). */
+  | { kind: 'hang-fence'; device: string; restore: number; job?: undefined; timeoutMs?: undefined }
   | { kind: 'stop-invalidate-acks'; device: string; atNs: Ns }
   | { kind: 'delay'; from: string; to: string; ns: Ns; jitterNs: Ns }
   | { kind: 'reorder'; probability: number; maxNs: Ns };
@@ -109,6 +111,7 @@ export interface DeviceSpec {
   /**
    * dmirror: `safe` (default), or `unsafe-skip-read-retry` (the bug the checker must catch).
    * gpu: `userptr` (default), `pin`, `preempt`, `svm-fault`, `kfd-svm`, `uvm`, or `unsafe-userptr` / `unsafe-svm` / `unsafe-uvm` (the bugs the checker must catch).
+   *   Report variants (scenarios/reports/): `kfd-svm-read-begin-outside-loop`, `unsafe-lock-not-pinned`, `uvm-thrashing-off`.
    * rdma: the kind of MR the process registers over its VMAs: `odp` (default), `pinned-mr`,
    * `implicit-odp`, `dmabuf` (over a VRAM BO of `exporter`), or `unsafe-odp` (the bug the checker must catch).
    */
