@@ -22,6 +22,8 @@
 //                                   dmirror_fault from that page to the end, cmd->faults++
 //   dmirror_fault                   64-page hmm_ranges (pfns[64]), each by dmirror_range_fault
 //   dmirror_range_fault             mmu_interval_read_begin → hmm_range_fault (-EBUSY: again) →
+//                                   mmap_read_unlock, a seeded scheduling gap (an invalidation
+//                                   can run to its ack in it) →
 //                                   mutex_lock; mmu_interval_read_retry (again) → dmirror_do_fault
 //                                   (program the mirror's table) → mutex_unlock; bounded by
 //                                   HMM_RANGE_DEFAULT_TIMEOUT (1000 ms) → -EBUSY, as the kernel
@@ -197,8 +199,15 @@ export type DmirrorUnsafe = 'skip-read-retry' | 'skip-set-seq' | 'skip-owner-che
 export interface DmirrorCosts {
   /** One page of DMA (the device copying 4 KiB to or from memory), during which the mutex is held. */
   dmaPageNs: number;
+  /**
+   * The longest scheduling gap of dmirror_range_fault between mmap_read_unlock and
+   * mutex_lock(&dmirror->mutex) (the thread preempted there): each gap is drawn in [0, this] from
+   * the seeded rng, and is a timer even at 0, so an invalidation already sent is delivered in it
+   * on some seeds.
+   */
+  unlockToMutexGapNsMax: number;
 }
-export const DEFAULT_DMIRROR_COSTS: DmirrorCosts = { dmaPageNs: 100 };
+export const DEFAULT_DMIRROR_COSTS: DmirrorCosts = { dmaPageNs: 100, unlockToMutexGapNsMax: 1000 };
 
 export interface DmirrorConfig {
   /** The mm actor. Default 'mm'. */
@@ -741,7 +750,7 @@ class Dmirror implements Actor<Message> {
             return again();
           }
           if (hret < 0) return done(hret);
-          file.mutex.lock(() => {
+          this.unlockToMutexGap(() => file.mutex.lock(() => {
             if (mmu_interval_read_retry(n, seq)) {
               if (!this.skipReadRetry) {
                 file.mutex.unlock();
@@ -754,11 +763,31 @@ class Dmirror implements Actor<Message> {
             const res = locked(h as HmmRangeFaultResult, seq);
             file.mutex.unlock();
             done(res);
-          });
+          }));
         })));
       });
     };
     again();
+  }
+
+  /**
+   * The window of dmirror_range_fault (test_hmm.c v6.15) between mmap_read_unlock(mm) and
+   * mutex_lock(&dmirror->mutex): nothing holds an invalidation off there, so one can run to its
+   * ack in between. That is what mmu_interval_read_retry is for:
+   *
+   *   dmirror_range_fault                    munmap (or any invalidation)
+   *   hmm_range_fault → pfns, seq
+   *   mmap_read_unlock                       mmap_write_lock
+   *   (preempted)                            invalidate_range_start: callback takes the mutex,
+   *                                          set_seq, zaps, unlocks; PTEs cleared, frames freed
+   *   mutex_lock
+   *   read_retry(seq): true → again          (skip it: the freed frames are mirrored)
+   *
+   * In the actor model the reply to mmap_read_unlock comes before anything mm sends after it
+   * (FIFO), so without a gap the mutex would always be taken first. The gap is a seeded timer.
+   */
+  private unlockToMutexGap(then: () => void): void {
+    this.waits.after(this.ctx.rng.int(this.costs.unlockToMutexGapNsMax + 1), then);
   }
 
   /** dmirror_range_fault */

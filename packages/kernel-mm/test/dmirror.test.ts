@@ -734,6 +734,8 @@ function openAndFault(h: HandCtx, n: number, write = false): number {
   const pfns = Float64Array.from({ length: n }, (_, i) => 100 + i);
   h.deliver('mm', { type: 'hmm_range_fault_result', ret: 0, pfns, flags } as Message, hrf.id);
   expect(h.readLocksHeld).toBe(0); // and not after it: the mutex and read_retry come unlocked
+  expect(h.has('dma_access')).toBe(false); // the scheduling gap before mutex_lock
+  h.fireTimers();
   return cmdId;
 }
 
@@ -777,13 +779,24 @@ describe('dmirror callbacks, driven by hand', () => {
     h.deliver('mm', inval({ cur_seq: 3 }));
     expect(h.take('invalidate_ack').msg.ok).toBe(true);
     h.deliver('mm', { type: 'hmm_range_fault_result', ret: 0, pfns: new Float64Array([100]), flags: new Uint8Array([HMM_PFN_VALID]) } as Message, hrf.id);
+    h.fireTimers();
     // Stale: goto again.
     expect(h.has('dma_access')).toBe(false);
     // The epoch over, read_begin returns the subscription's seq: the cur_seq of its last invalidation.
     h.deliver('mm', { type: 'read_begin_result', ret: 0, seq: 3 } as Message, h.take('mmu_interval_read_begin').id);
     h.deliver('mm', { type: 'hmm_range_fault_result', ret: 0, pfns: new Float64Array([200]), flags: new Uint8Array([HMM_PFN_VALID]) } as Message, h.take('hmm_range_fault').id);
-    expect(h.take('dma_access').msg).toMatchObject({ pfn: 200, tr: { sub: 7, seq: 3 } });
-    expect(h.actor.summary()).toMatchObject({ readRetries: 1 });
+    // This time the invalidation comes after mmap_read_unlock, before mutex_lock (test_hmm.c's
+    // window): it takes the free mutex, sets the seq and zaps; read_retry then says stale.
+    expect(h.has('dma_access')).toBe(false);
+    h.deliver('mm', inval({ cur_seq: 5 }));
+    expect(h.take('invalidate_ack').msg.ok).toBe(true);
+    h.fireTimers();
+    expect(h.has('dma_access')).toBe(false);
+    h.deliver('mm', { type: 'read_begin_result', ret: 0, seq: 5 } as Message, h.take('mmu_interval_read_begin').id);
+    h.deliver('mm', { type: 'hmm_range_fault_result', ret: 0, pfns: new Float64Array([300]), flags: new Uint8Array([HMM_PFN_VALID]) } as Message, h.take('hmm_range_fault').id);
+    h.fireTimers();
+    expect(h.take('dma_access').msg).toMatchObject({ pfn: 300, tr: { sub: 7, seq: 5 } });
+    expect(h.actor.summary()).toMatchObject({ readRetries: 2 });
   });
 
   it('skip-read-retry programs the stale pfns', () => {
@@ -795,6 +808,7 @@ describe('dmirror callbacks, driven by hand', () => {
     const hrf = h.take('hmm_range_fault');
     h.deliver('mm', inval({ cur_seq: 3 }));
     h.deliver('mm', { type: 'hmm_range_fault_result', ret: 0, pfns: new Float64Array([100]), flags: new Uint8Array([HMM_PFN_VALID]) } as Message, hrf.id);
+    h.fireTimers();
     expect(h.take('dma_access').msg).toMatchObject({ pfn: 100, tr: { seq: 2 } });
     expect(h.actor.summary()).toMatchObject({ readRetries: 0, readRetriesSkipped: 1 });
   });
@@ -877,6 +891,7 @@ describe('dmirror callbacks, driven by hand', () => {
     h.deliver('mm', { type: 'mmu_interval_notifier_insert_result', ret: 0, sub: 8 } as Message, h.take('mmu_interval_notifier_insert').id);
     h.deliver('mm', { type: 'read_begin_result', ret: 0, seq: 0 } as Message, h.take('mmu_interval_read_begin').id);
     h.deliver('mm', { type: 'hmm_range_fault_result', ret: 0, pfns: new Float64Array([dst[1]]), flags: new Uint8Array([HMM_PFN_VALID | HMM_PFN_WRITE | 0x80]) } as Message, h.take('hmm_range_fault').id);
+    h.fireTimers();
     h.deliver('mm', { type: 'syscall_result', ret: 0 } as Message, h.take('mmu_interval_notifier_remove').id);
     expect(h.take('dmirror_result').msg).toMatchObject({ ret: 0, cpages: 1, snapshot: [HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL | HMM_DMIRROR_PROT_WRITE] });
     // RELEASE migrates the page still on the device back, through the mapping it was made for.
