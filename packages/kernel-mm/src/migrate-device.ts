@@ -10,11 +10,13 @@
 //   the work but still sets its seq); then per page:
 //     pte_none in an anonymous VMA → offered with no source (MIGRATE_PFN_MIGRATE), whatever the
 //       flags; the zero page likewise, with SELECT_SYSTEM only
-//     a present anonymous page, SELECT_SYSTEM, mapped once, not pinned → migration entry,
-//       VALID|MIGRATE(|WRITE), its content handed to the driver to copy
+//     a present anonymous page, SELECT_SYSTEM, not pinned → migration entry,
+//       VALID|MIGRATE(|WRITE), its content handed to the driver to copy; a page shared after fork
+//       also has its other mappings unmapped (try_to_migrate: MMU_NOTIFY_CLEAR each) and all of
+//       them take the device page in finalize (remove_migration_ptes)
 //     a device-private page of pgmap_owner, SELECT_DEVICE_PRIVATE → VALID|MIGRATE(|WRITE); the driver
 //       supplies the content in finalize (it lives in device memory)
-//     anything else (file pages, pages shared after fork, pinned pages: migrate_vma_check_page) → 0
+//     anything else (a locked page, pinned pages: migrate_vma_check_page) → 0
 // migrate_vma_pages + migrate_vma_finalize (one message here): pages with a destination take it
 //   (a device-private entry, or a new RAM page with the driver's content); the others get their
 //   PTE back; the lock is released.
@@ -35,7 +37,7 @@ import { mmu_notifier_invalidate_range_end, mmu_notifier_invalidate_range_start,
 import type { Kernel } from './kernel.js';
 import { mmap_lock_contract } from './mmap-lock.js';
 import { PTE_DEVICE_EXCLUSIVE, PTE_DEVICE_PRIVATE, PTE_KIND_MASK, PTE_MIGRATION, PTE_MIGRATION_DEVICE, PTE_NONE, PTE_PRESENT, PTE_WAS_WRITE, PTE_WRITE } from './page-table.js';
-import { PG_ANON, assert } from './physmem.js';
+import { PG_ANON, PG_LOCKED, assert } from './physmem.js';
 import type { Process } from './process.js';
 import {
   EFAULT, EINVAL, ENOMEM, ESRCH, MIGRATE_PFN_MIGRATE, MIGRATE_PFN_VALID, MIGRATE_PFN_WRITE, MIGRATE_VMA_SELECT_DEVICE_PRIVATE,
@@ -58,8 +60,24 @@ interface Migration {
   pteFlags: Uint16Array;
   pteValue: Float64Array;
   owner: string;
+  /**
+   * The other mappings of collected pages shared after fork, each a migration entry under a
+   * one-page lock of its process until finalize (try_to_migrate, migrate_device_unmap).
+   */
+  others: OtherMapping[];
   /** The driver that set it up: if it dies, the migration is undone (its range must not stay locked). */
   driver: string;
+}
+
+/** A mapping of a collected page in another process (or at another address): what try_to_migrate unmapped. */
+interface OtherMapping {
+  /** The page's index in the migration. */
+  i: number;
+  p: Process;
+  vpn: number;
+  lock: number;
+  /** The PTE before its migration entry. */
+  flags: number;
 }
 
 /** Migrations between setup and finalize, by handle (kept on the kernel, like every mm state). */
@@ -83,10 +101,11 @@ export function migrate_vma_setup(k: Kernel, env: Envelope<Message>, m: MigrateV
     const range = { start: m.start, end: m.end, event: 'MMU_NOTIFY_MIGRATE' as const, blockable: true, owner: m.pgmap_owner, task: processTask(p), caller: 'migrate_vma_collect' };
     mmu_notifier_invalidate_range_start(k, p, range, (_ret, inv) => {
       const mig: Migration = {
-        id: k.nextMigrationId++, p, start, npages, lock, owner: m.pgmap_owner, driver: env.from,
+        id: k.nextMigrationId++, p, start, npages, lock, owner: m.pgmap_owner, driver: env.from, others: [],
         srcFlags: new Uint8Array(npages), refused: new Uint8Array(npages), pteFlags: new Uint16Array(npages), pteValue: new Float64Array(npages),
       };
       const data = new Float64Array(npages);
+      const shared: number[] = [];
       let cpages = 0;
       for (let i = 0; i < npages; i++) {
         const vpn = start + i;
@@ -111,7 +130,15 @@ export function migrate_vma_setup(k: Kernel, env: Envelope<Message>, m: MigrateV
           // Anonymous pages (also the COW copies in a private file mapping), and page-cache pages:
           // both are collected and unmapped; migrate_vma_pages then refuses a page with a mapping
           // ("For now only support anonymous memory migrating to device private").
-          if (pm.mapcount[v] !== 1 || pm.extraRefs(v) > (pm.flags[v] & PG_ANON ? 0 : 1) || pm.maybeDmaPinned(v)) continue;
+          // migrate_vma_collect_pmd (v6.15): folio_trylock, else skipped; an anon-exclusive page
+          // that may be DMA-pinned fails folio_try_share_anon_rmap_pte. A page mapped more than
+          // once (shared after fork) is collected too: try_to_migrate unmaps its other mappings
+          // (tryToMigrateShared below) and migrate_vma_check_page then compares refcount with
+          // mapcount. Mapped once, that check gives the same answer now.
+          if (pm.flags[v] & PG_LOCKED) continue;
+          if (pm.flags[v] & PG_ANON && pm.anonExclusive[v] && pm.maybeDmaPinned(v)) continue;
+          if (pm.mapcount[v] === 1 && !migrateVmaCheckPage(k, v)) continue;
+          if (pm.mapcount[v] > 1) shared.push(i);
           if (!(pm.flags[v] & PG_ANON)) mig.refused[i] = 1;
           mig.srcFlags[i] = MIGRATE_PFN_VALID | MIGRATE_PFN_MIGRATE | (f & PTE_WRITE ? MIGRATE_PFN_WRITE : 0);
           data[i] = pm.content[v];
@@ -125,10 +152,85 @@ export function migrate_vma_setup(k: Kernel, env: Envelope<Message>, m: MigrateV
       }
       mmu_notifier_invalidate_range_end(k, inv);
       migrationsOf(k).set(mig.id, mig);
-      k.ctx.trace('migrate_vma_setup', { pid: p.pid, start: m.start, end: m.end, flags: m.flags, owner: m.pgmap_owner, cpages, migration: mig.id });
-      k.ctx.reply(env, { type: 'migrate_vma_setup_result', ret: 0, migration: mig.id, src_flags: mig.srcFlags, src_data: data, cpages });
+      tryToMigrateShared(k, mig, shared, (dropped) => {
+        cpages -= dropped;
+        k.ctx.trace('migrate_vma_setup', { pid: p.pid, start: m.start, end: m.end, flags: m.flags, owner: m.pgmap_owner, cpages, migration: mig.id });
+        k.ctx.reply(env, { type: 'migrate_vma_setup_result', ret: 0, migration: mig.id, src_flags: mig.srcFlags, src_data: data, cpages });
+      });
     });
   });
+}
+
+/**
+ * migrate_vma_check_page (mm/migrate_device.c v6.15): no reference beyond the mappings (and the
+ * page cache's own), so no gup reference or pin. The kernel's `refcount - extra > mapcount` with
+ * its isolation reference as the extra; here migration entries keep their mapping reference.
+ */
+function migrateVmaCheckPage(k: Kernel, pfn: number): boolean {
+  return k.pm.extraRefs(pfn) <= (k.pm.flags[pfn] & PG_ANON ? 0 : 1) && !k.pm.maybeDmaPinned(pfn);
+}
+
+/**
+ * migrate_device_unmap → try_to_migrate (mm/migrate_device.c, mm/rmap.c v6.15) for the collected
+ * pages still mapped elsewhere (shared after fork): each other mapping is told by MMU_NOTIFY_CLEAR
+ * (try_to_migrate_one) and becomes a migration entry. A page still mapped after it (a mapping busy:
+ * its lock not had at once, where the kernel would wait on the PTL) or failing
+ * migrate_vma_check_page gets every PTE back and leaves the migration: done(pages dropped).
+ */
+function tryToMigrateShared(k: Kernel, mig: Migration, shared: number[], done: (dropped: number) => void): void {
+  const { p } = mig;
+  const pm = k.pm;
+  let dropped = 0;
+  const page = (j: number): void => {
+    if (j === shared.length) return done(dropped);
+    const i = shared[j];
+    const vpn = mig.start + i;
+    const pfn = p.pt.value(vpn);
+    const mine: OtherMapping[] = [];
+    for (const r of pm.mappings(pfn)) {
+      if (r.pid === p.pid && r.vpn === vpn) continue;
+      const q = k.procs.get(r.pid)!;
+      const lock = q.locks.tryLock(r.vpn, r.vpn + 1, 'try_to_migrate');
+      if (lock < 0) {
+        mine.forEach((o) => o.p.locks.unlock(o.lock));
+        return drop(i, []);
+      }
+      mine.push({ i, p: q, vpn: r.vpn, lock, flags: q.pt.flags(r.vpn) });
+    }
+    const unmapOne = (n: number): void => {
+      if (n === mine.length) {
+        const unmapped = mine.every((o) => (o.p.pt.flags(o.vpn) & PTE_KIND_MASK) === PTE_MIGRATION);
+        if (!unmapped || !migrateVmaCheckPage(k, pfn)) return drop(i, mine);
+        mig.others.push(...mine);
+        return page(j + 1);
+      }
+      const o = mine[n];
+      const range = { start: o.vpn * PAGE_SIZE, end: (o.vpn + 1) * PAGE_SIZE, event: 'MMU_NOTIFY_CLEAR' as const, blockable: true, owner: null, task: processTask(p), caller: 'try_to_migrate_one' };
+      mmu_notifier_invalidate_range_start(k, o.p, range, (_r, inv) => {
+        const f = o.p.pt.flags(o.vpn);
+        if ((f & PTE_KIND_MASK) === PTE_PRESENT && o.p.pt.value(o.vpn) === pfn) {
+          o.flags = f;
+          o.p.pt.setFlags(o.vpn, PTE_MIGRATION | (f & PTE_WRITE ? PTE_WAS_WRITE : 0));
+        }
+        mmu_notifier_invalidate_range_end(k, inv);
+        unmapOne(n + 1);
+      });
+    };
+    unmapOne(0);
+  };
+  // The restore loop of migrate_device_unmap: remove_migration_ptes, src_pfns[i] = 0.
+  const drop = (i: number, mine: OtherMapping[]): void => {
+    const vpn = mig.start + i;
+    if ((p.pt.flags(vpn) & PTE_KIND_MASK) === PTE_MIGRATION) p.pt.setFlags(vpn, mig.pteFlags[i]);
+    for (const o of mine) {
+      if ((o.p.pt.flags(o.vpn) & PTE_KIND_MASK) === PTE_MIGRATION) o.p.pt.setFlags(o.vpn, o.flags);
+      o.p.locks.unlock(o.lock);
+    }
+    mig.srcFlags[i] = 0;
+    dropped++;
+    page(shared.indexOf(i) + 1);
+  };
+  page(0);
 }
 
 export function migrate_vma_finalize(k: Kernel, env: Envelope<Message>, m: MigrateVmaFinalize): void {
@@ -163,8 +265,10 @@ function finalizePages(k: Kernel, env: Envelope<Message>, m: MigrateVmaFinalize,
     const oldKind = oldF & PTE_KIND_MASK;
     const dst = m.dst_pfns[i];
     const wasWrite = (src & MIGRATE_PFN_WRITE) !== 0;
+    const others = mig.others.filter((o) => o.i === i);
     const restore = () => {
       if ((p.pt.flags(vpn) & PTE_KIND_MASK) === PTE_MIGRATION) p.pt.setFlags(vpn, oldF);
+      for (const o of others) if ((o.p.pt.flags(o.vpn) & PTE_KIND_MASK) === PTE_MIGRATION) o.p.pt.setFlags(o.vpn, o.flags);
     };
     if (!(src & MIGRATE_PFN_MIGRATE) || dst < 0 || mig.refused[i]) {
       after[i] &= ~MIGRATE_PFN_MIGRATE;
@@ -202,6 +306,14 @@ function finalizePages(k: Kernel, env: Envelope<Message>, m: MigrateVmaFinalize,
       }
       k.devicePages.get(dst);
       p.pt.set(vpn, PTE_DEVICE_PRIVATE | (wasWrite ? PTE_WRITE : 0), dst);
+      // remove_migration_ptes: every other mapping try_to_migrate unmapped takes the device page
+      // too, writable only if its migration entry was (after fork: read-only, COW from here).
+      for (const o of others) {
+        o.p.pt.setFlags(o.vpn, o.flags);
+        k.zapPte(o.p, o.vpn);
+        k.devicePages.get(dst);
+        o.p.pt.set(o.vpn, PTE_DEVICE_PRIVATE | (o.flags & PTE_WRITE ? PTE_WRITE : 0), dst);
+      }
     }
     void oldV;
     migrated++;
@@ -212,6 +324,7 @@ function finalizePages(k: Kernel, env: Envelope<Message>, m: MigrateVmaFinalize,
   // invalidation only after this reply is on its way, so the driver maps the new device pages
   // before it is told to drop them, never after.
   k.ctx.reply(env, { type: 'migrate_vma_finalize_result', ret: 0, migrated, src_flags: after });
+  for (const o of mig.others) o.p.locks.unlock(o.lock);
   p.locks.unlock(mig.lock);
 }
 
@@ -226,6 +339,10 @@ export function abortMigrationsOf(k: Kernel, driver: string): void {
     for (let i = 0; i < mig.npages; i++) {
       const vpn = mig.start + i;
       if ((mig.p.pt.flags(vpn) & PTE_KIND_MASK) === PTE_MIGRATION) mig.p.pt.setFlags(vpn, mig.pteFlags[i]);
+    }
+    for (const o of mig.others) {
+      if ((o.p.pt.flags(o.vpn) & PTE_KIND_MASK) === PTE_MIGRATION) o.p.pt.setFlags(o.vpn, o.flags);
+      o.p.locks.unlock(o.lock);
     }
     mig.p.locks.unlock(mig.lock);
     k.ctx.trace('migrate_vma_abort', { pid: mig.p.pid, migration: mig.id, driver });

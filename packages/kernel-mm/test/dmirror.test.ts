@@ -461,6 +461,28 @@ describe('dmirror: hmm-tests.c cases against mm, every seed checked by the data 
     noViolations(r, 1);
   });
 
+  // mm/migrate_device.c (v6.15): a present shmem page has a mapping, so migrate_vma_collect_pmd
+  // collects it (migrate_vma_check_page counts the page cache's reference) and args.cpages counts
+  // it; migrate_vma_pages then clears MIGRATE_PFN_MIGRATE ("For now only support anonymous memory
+  // migrating to device private"). A pte_none in the shmem VMA is not offered (not
+  // vma_is_anonymous): hmm-tests' migrate_shared sees -ENOENT either way.
+  it('migrate_shared with pages present: migrate_vma_setup collects them (cpages), migrate_vma_pages refuses them, the CPU still reads them', async () => {
+    const r = await run([
+      S.create(),
+      { label: 'mmap', msg: (v) => ({ type: 'mmap', pid: v.pid, addr: 0, length: 4 * PAGE_SIZE, prot: RW, flags: MAP_SHARED | MAP_ANONYMOUS }) as Message, then: (x, v) => (v.buf = x.ret) },
+      ...stores(0, 3, val),
+      S.open(),
+      S.cmd('HMM_DMIRROR_MIGRATE_TO_DEV', 0, 4, 'migrate'),
+      S.load(1, 'load1'),
+    ], 1);
+    expect(res(r, 'migrate').ret).toBe(ENOENT);
+    const setup = r.lines.find((l) => l.ev === 'migrate_vma_setup') as any;
+    expect(setup.cpages).toBe(3);
+    expect(r.lines.find((l) => l.ev === 'migrate_vma_finalize')).toMatchObject({ migrated: 0 });
+    expect(r.out.load1).toMatchObject({ value: val(1), faults: 0 });
+    noViolations(r, 1);
+  });
+
   it('exclusive, check_exclusive: the device holds the pages atomically until the CPU touches them', async () => {
     const N = 5;
     for (let seed = 1; seed <= 50; seed++) {
@@ -1007,6 +1029,27 @@ describe('dmirror with fork, exit, files, reclaim (more of hmm-tests.c)', () => 
       expect(r.out['child-load']).toMatchObject({ value: 9, faults: 1 });
       expect(r.out['parent-load']).toMatchObject({ value: 9, faults: 0 }); // already on the RAM page
       expect(res(r, 'snapshot').snapshot).toEqual([HMM_DMIRROR_PROT_READ]); // shared, read-only: COW
+      noViolations(r, seed);
+    }
+  });
+
+  // mm/migrate_device.c (v6.15): migrate_vma_collect_pmd collects a page mapped by parent and
+  // child (not anon-exclusive after fork); migrate_device_unmap's try_to_migrate unmaps the
+  // child's mapping, migrate_vma_check_page finds no reference beyond the mappings, and
+  // remove_migration_ptes gives both the device page, read-only.
+  it('MIGRATE_TO_DEV after fork moves the pages shared with the child too; the child\'s load brings them back', async () => {
+    for (let seed = 1; seed <= SEEDS_MORE; seed++) {
+      const r = await run([
+        S.create(), S.mmap(3), ...stores(0, 3, val), fork(), S.open(), S.cmd('HMM_DMIRROR_MIGRATE_TO_DEV', 0, 3, 'migrate'),
+        S.cmd('HMM_DMIRROR_SNAPSHOT', 0, 3, 'snapshot'),
+        child(S.load(0, 'child-load')), S.load(1, 'parent-load1'),
+      ], seed);
+      expect(res(r, 'migrate')).toMatchObject({ ret: 0, cpages: 3, data: [val(0), val(1), val(2)] });
+      expect(res(r, 'snapshot').snapshot).toEqual(Array(3).fill(HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL | HMM_DMIRROR_PROT_READ));
+      expect(r.out['child-load']).toMatchObject({ value: val(0), faults: 1 });
+      expect(r.out['parent-load1']).toMatchObject({ value: val(1), faults: 1 });
+      // One CLEAR per page for the child's mapping (try_to_migrate_one).
+      expect(r.lines.filter((l) => l.ev === 'invalidate_start' && (l as any).caller === 'try_to_migrate_one' && (l as any).event === 'MMU_NOTIFY_CLEAR').length).toBe(3);
       noViolations(r, seed);
     }
   });
