@@ -9,8 +9,11 @@
 //                   handled in batches, zap + TLB flush on invalidate (policy-svm-fault.ts)
 //   kfd-svm         KFD SVM ranges (XNACK on: one fault at a time, 2 MiB ranges, migrate on first
 //                   fault; off: queue eviction and restore) (policy-kfd-svm.ts)
+//   uvm             NVIDIA UVM's HMM mode: replayable fault batches per 2 MiB VA block, density
+//                   prefetch, migrate to VRAM, thrashing throttling and pinning (policy-uvm.ts)
 //   unsafe-userptr  userptr that acks invalidations without waiting for fences (caught by the checker)
 //   unsafe-svm      svm-fault without mmu_interval_read_retry (caught by the checker)
+//   unsafe-uvm      uvm without mmu_interval_read_retry (caught by the checker)
 // Its VRAM BOs can be exported as dma-bufs to another device's driver (dma-buf-export.ts).
 // The app talks to it with gpu-protocol.ts; it talks to mm only through kernel-mm's protocol.ts,
 // to dma-buf importers with dma-buf-protocol.ts.
@@ -33,13 +36,14 @@ import { createUserptrPolicy } from './policy-userptr.js';
 import { createPreemptPolicy, type PreemptOptions } from './policy-preempt.js';
 import { createSvmFaultPolicy, type SvmFaultOptions } from './policy-svm-fault.js';
 import { createKfdSvmPolicy } from './policy-kfd-svm.js';
+import { createUvmPolicy, type UvmOptions } from './policy-uvm.js';
 import { DEFAULT_KERNEL_ERA, KERNEL_ERA_DEFAULTS, KERNEL_ERAS, type KernelEra, type KernelEraDefaults, type LockupTimeoutMs } from './kernel-era.js';
 import { DEFAULT_RECOVERY_COSTS, GpuRecovery, type RecoveryCosts } from './job-timeout.js';
 import { GPU_ERRNO_NAMES } from './gpu-protocol.js';
 import { DEFAULT_GPU_COSTS, newStats, type GpuCosts, type GpuHost, type GpuStats, type Policy, type Reply, type SubscribedBo } from './policy.js';
 
-export type GpuPolicyName = 'pin' | 'userptr' | 'preempt' | 'svm-fault' | 'kfd-svm' | 'unsafe-userptr' | 'unsafe-svm';
-export const GPU_POLICIES: readonly GpuPolicyName[] = ['pin', 'userptr', 'preempt', 'svm-fault', 'kfd-svm', 'unsafe-userptr', 'unsafe-svm'];
+export type GpuPolicyName = 'pin' | 'userptr' | 'preempt' | 'svm-fault' | 'kfd-svm' | 'uvm' | 'unsafe-userptr' | 'unsafe-svm' | 'unsafe-uvm';
+export const GPU_POLICIES: readonly GpuPolicyName[] = ['pin', 'userptr', 'preempt', 'svm-fault', 'kfd-svm', 'uvm', 'unsafe-userptr', 'unsafe-svm', 'unsafe-uvm'];
 
 export interface GpuConfig {
   policy: GpuPolicyName;
@@ -62,8 +66,12 @@ export interface GpuConfig {
   preempt?: Partial<PreemptOptions>;
   /** kfd-svm: XNACK (retry faults) on, the default; off, invalidations evict the queues (policy-kfd-svm.ts). */
   xnack?: boolean;
-  /** svm-fault: its fault handling and VRAM (policy-svm-fault.ts). */
+  /** kfd-svm: svm_default_granularity (log2 pages) and the retry-fault-pending window (policy-kfd-svm.ts). */
+  kfd?: { granularity?: number; retryFaultPendingNs?: number };
+  /** svm-fault: its fault handling and VRAM (policy-svm-fault.ts); `vramPages` is also uvm's VRAM. */
   svm?: Partial<SvmFaultOptions>;
+  /** uvm: its module parameters (policy-uvm.ts). */
+  uvm?: Partial<Omit<UvmOptions, 'unsafe' | 'maxBusyRetries'>>;
   /** VRAM BOs: their budget and copy cost (vram-bos.ts). */
   vramBos?: Partial<VramBoOptions>;
   /**
@@ -172,7 +180,10 @@ class Gpu implements Actor<Message>, GpuHost {
       case 'unsafe-svm':
         return createSvmFaultPolicy(this, { unsafe: cfg.policy === 'unsafe-svm', maxBusyRetries, ...cfg.svm });
       case 'kfd-svm':
-        return createKfdSvmPolicy(this, { xnack: cfg.xnack ?? true, vramPages: cfg.svm?.vramPages });
+        return createKfdSvmPolicy(this, { xnack: cfg.xnack ?? true, vramPages: cfg.svm?.vramPages, ...cfg.kfd });
+      case 'uvm':
+      case 'unsafe-uvm':
+        return createUvmPolicy(this, { vramPages: cfg.svm?.vramPages, ...cfg.uvm, unsafe: cfg.policy === 'unsafe-uvm', maxBusyRetries });
     }
   }
 

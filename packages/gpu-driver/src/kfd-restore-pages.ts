@@ -56,6 +56,8 @@ export interface KfdRestoreDeps {
   drain: KfdUnmapDrain;
   /** 1 << granularity, pages. */
   granularityPages: number;
+  /** AMDGPU_SVM_RANGE_RETRY_FAULT_PENDING, ns (default 2 ms). */
+  retryFaultPendingNs?: number;
   /**
    * svm_range_validate_and_map of [ws, we) (pages) for the fault at vpn, the caller holding the
    * mmap read lock: migrate to VRAM first if `migrate`; done(0), -EAGAIN, or -errno.
@@ -79,6 +81,7 @@ export interface KfdRestorePages {
 
 export function createKfdRestorePages(deps: KfdRestoreDeps): KfdRestorePages {
   const { host } = deps;
+  const retryPendingNs = deps.retryFaultPendingNs ?? AMDGPU_SVM_RANGE_RETRY_FAULT_PENDING_NS;
   const ranges = new SvmRangeList();
   const s = {
     svmRangesCreated: 0,
@@ -176,9 +179,9 @@ export function createKfdRestorePages(deps: KfdRestoreDeps): KfdRestorePages {
     }
     const known = ranges.find(f.pid, f.vpn);
     const since = host.ctx.now() - (known?.validatedAt ?? -Infinity);
-    if (since < AMDGPU_SVM_RANGE_RETRY_FAULT_PENDING_NS) {
+    if (since < retryPendingNs) {
       s.faultsDroppedRetryPending++;
-      return host.sleep(AMDGPU_SVM_RANGE_RETRY_FAULT_PENDING_NS - since, () => restore(f, done));
+      return host.sleep(retryPendingNs - since, () => restore(f, done));
     }
     call({ type: 'mmap_read_lock', pid: f.pid }, (lret) => (lret < 0 ? done(EFAULT) : restoreLocked(f, done)));
   };

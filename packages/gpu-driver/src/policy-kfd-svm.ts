@@ -10,6 +10,7 @@
 //               ALIGN_DOWN/ALIGN around the fault, clipped to the VMA and the ranges either side,
 //               made under mmap_write_lock; the fault, under mmap_read_lock, migrates and maps the
 //               granularity window of it (svm_range_validate_and_map): kfd-restore-pages.ts.
+//   (granularity: svm_default_granularity, an option with amdgpu's default 9; the 2 ms below: retryFaultPendingNs)
 //   dedup       a range validated less than 2 ms ago is "already restored": the fault is dropped
 //               (AMDGPU_SVM_RANGE_RETRY_FAULT_PENDING) and retried by the hardware after.
 //   no loop     hmm_range_fault's -EBUSY or a stale read under svm_range_lock is -EAGAIN: the fault is
@@ -30,25 +31,43 @@
 import { createPreemptPolicy } from './policy-preempt.js';
 import { createSvmFaultPolicy } from './policy-svm-fault.js';
 import type { GpuHost, Policy } from './policy.js';
+import { AMDGPU_SVM_RANGE_RETRY_FAULT_PENDING_NS } from './kfd-restore-pages.js';
 
-/** The default SVM granularity (amdgpu_svm_default_granularity, 9): 2 MiB ranges, in pages. */
-export const KFD_SVM_GRANULARITY_PAGES = 1 << 9;
+/** amdgpu's svm_default_granularity module parameter (log2 pages; 9: 2 MiB ranges). */
+export const KFD_SVM_DEFAULT_GRANULARITY = 9;
+/**
+ * svm_range_list_init clamps the parameter: min_t(u8, amdgpu_svm_default_granularity, 0x1B)
+ * (kfd_svm.c, "drm/amdgpu: Surface svm_default_granularity, a RW module parameter", 2024, v6.12).
+ */
+export const KFD_SVM_GRANULARITY_MAX = 0x1b;
 
 export interface KfdSvmOptions {
   /** XNACK (retry faults) on: the default on the GPUs that have it (gfx9.4+, `HSA_XNACK=1`). */
   xnack: boolean;
   /** VRAM pages for migrated ranges (0: none). */
   vramPages?: number;
+  /**
+   * svm_default_granularity (log2 pages): the size of a range the fault creates and of the window
+   * each fault migrates and maps. Default 9 (2 MiB); at most 0x1B (27), as svm_range_list_init clamps.
+   */
+  granularity?: number;
+  /** AMDGPU_SVM_RANGE_RETRY_FAULT_PENDING, ns: faults on a range validated less than this ago are dropped. Default 2 ms. */
+  retryFaultPendingNs?: number;
 }
 
 export function createKfdSvmPolicy(host: GpuHost, opts: KfdSvmOptions): Policy {
+  const granularity = Math.min(opts.granularity ?? KFD_SVM_DEFAULT_GRANULARITY, KFD_SVM_GRANULARITY_MAX);
+  if (!Number.isInteger(granularity) || granularity < 0) throw new Error(`kfd-svm: granularity must be an integer from 0 to ${KFD_SVM_GRANULARITY_MAX}, got ${opts.granularity}`);
+  const retryFaultPendingNs = opts.retryFaultPendingNs ?? AMDGPU_SVM_RANGE_RETRY_FAULT_PENDING_NS;
+  if (!(retryFaultPendingNs >= 0)) throw new Error(`kfd-svm: retryFaultPendingNs must be >= 0, got ${opts.retryFaultPendingNs}`);
   if (!opts.xnack) return { ...createPreemptPolicy(host, {}), name: 'kfd-svm' };
   return createSvmFaultPolicy(host, {
     unsafe: false,
     name: 'kfd-svm',
     flavour: 'kfd',
     maxBusyRetries: 0, // kfd does not loop: -EBUSY is -EAGAIN at once
-    faultWindowPages: KFD_SVM_GRANULARITY_PAGES,
+    faultWindowPages: 2 ** granularity,
+    retryFaultPendingNs,
     hotThreshold: 1,
     faultPermission: 'vma',
     vramPages: opts.vramPages,

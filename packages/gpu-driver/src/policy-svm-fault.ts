@@ -74,6 +74,8 @@ export interface SvmFaultOptions {
   maxBusyRetries: number;
   /** Pages mapped per fault, an aligned window clipped to the BO. Default 1 (nouveau v6.6). */
   faultWindowPages?: number;
+  /** kfd: AMDGPU_SVM_RANGE_RETRY_FAULT_PENDING, ns (kfd-restore-pages.ts). */
+  retryFaultPendingNs?: number;
   /** Device-private VRAM pages registered with memremap_pages at first use; 0 disables VRAM. Default 64. */
   vramPages?: number;
   /** GPU faults + accesses of a page after which it is migrated to VRAM. Default 4. */
@@ -122,7 +124,8 @@ export function createSvmFaultPolicy(host: GpuHost, opts: SvmFaultOptions): Poli
   const vram = createSvmVram(host, { vramPages, hotThreshold, window, closing });
   const flavour = opts.flavour ?? 'nouveau';
   const kfd = flavour === 'kfd';
-  const faults = createSvmFaultHandler(host, { flavour, unsafe: opts.unsafe, maxBusyRetries: opts.maxBusyRetries, window, hotThreshold, closing, faultPermission }, vram);
+  const faults = createSvmFaultHandler(host, { flavour, unsafe: opts.unsafe, maxBusyRetries: opts.maxBusyRetries, window, hotThreshold, closing, faultPermission,
+    ...(opts.retryFaultPendingNs !== undefined && { retryFaultPendingNs: opts.retryFaultPendingNs }) }, vram);
 
   return {
     name: opts.name ?? (opts.unsafe ? 'unsafe-svm' : 'svm-fault'),

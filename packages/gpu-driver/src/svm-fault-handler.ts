@@ -84,8 +84,8 @@ const VRAM_RO_RETRIES_MAX = 3;
  */
 export type FaultPermission = 'access' | 'vma';
 
-/** One entry of the fault buffer. */
-interface Fault {
+/** One entry of a replayable fault buffer: what the GPU raised, and how to answer it (replay or cancel). */
+export interface FaultBufferEntry {
   job: Job;
   bo: Bo | undefined;
   pid: Pid;
@@ -93,6 +93,10 @@ interface Fault {
   write: boolean;
   raisedAt: number;
   resolve: (replay: boolean) => void;
+}
+
+/** One entry of the fault buffer. */
+interface Fault extends FaultBufferEntry {
   /** kfd: faults amdgpu_gmc_filter_faults dropped as duplicates of this one; they retry when it is resolved. */
   joined: Fault[];
 }
@@ -117,6 +121,8 @@ export interface SvmFaultHandlerOptions {
   hotThreshold: number;
   /** BOs being torn down (policy-svm-fault.ts freeBo): their faults are cancelled, never mapped. */
   closing: WeakSet<Bo>;
+  /** kfd: AMDGPU_SVM_RANGE_RETRY_FAULT_PENDING, ns (kfd-restore-pages.ts). */
+  retryFaultPendingNs?: number;
 }
 
 export interface SvmFaultHandler {
@@ -181,6 +187,7 @@ export function createSvmFaultHandler(host: GpuHost, opts: SvmFaultHandlerOption
     host,
     drain: host.era.kfdUnmapDrain,
     granularityPages: window,
+    ...(opts.retryFaultPendingNs !== undefined && { retryFaultPendingNs: opts.retryFaultPendingNs }),
     validateAndMap: (bo, ws, we, f, reqWrite, migrate, done) => {
       const fault = (): void => rangeFault(bo, ws, we, f.write, f.vpn, 0, done, reqWrite);
       if (!migrate || !vram.enabled || vram.has(f.pid, f.vpn)) return fault();

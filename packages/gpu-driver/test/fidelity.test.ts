@@ -140,9 +140,35 @@ describe('kfd-svm (kfd_svm.c svm_range_restore_pages, v6.6–latest) against svm
     expect(waits(k.results)).toEqual([0]);
   });
 
+  it('svm_default_granularity (amdgpu module parameter, v6.12+): 4 makes 64 KiB ranges, 16 pages each; 9 (the default) 2 MiB; larger than 0x1B is clamped', async () => {
+    const mm = { frames: 2048 };
+    const d = await run('kfd-svm', steps, 1, mm, { svm: { vramPages: 0 } });
+    const g4 = await run('kfd-svm', steps, 1, mm, { svm: { vramPages: 0 }, kfd: { granularity: 4 } });
+    expect(d.gpu.svmRanges).toBe(2);
+    expect(g4.gpu.svmRanges).toBeGreaterThan(2);
+    expect(g4.gpu.svmRanges).toBeLessThanOrEqual(1024 / 16);
+    expect(g4.gpu.pagesFaulted % 16).toBe(0);
+    // Each fault walks one 16-page window: many more hmm_range_fault calls than with 512-page ranges.
+    expect(g4.gpu.hmmRangeFaults).toBeGreaterThan(d.gpu.hmmRangeFaults);
+    expect(g4.check!.violations.map(formatViolation)).toEqual([]);
+    const clamped = await run('kfd-svm', steps, 1, mm, { svm: { vramPages: 0 }, kfd: { granularity: 40 } });
+    expect(clamped.gpu.svmRanges).toBe(1); // min(40, 0x1B): one range clipped to the VMA
+  });
+
   const munmap = (addr: number, pages: number): Step => ({ msg: { type: 'munmap', pid: PID, addr, length: pages * PAGE_SIZE } as never });
   const mprotect = (addr: number, pages: number, prot: number): Step => ({ msg: { type: 'mprotect', pid: PID, addr, length: pages * PAGE_SIZE, prot } as never });
   const readJob = (touch: number, durationNs: number) => gpu({ type: 'gpu_submit', bos: [1], pattern: { touch, write: false }, durationNs, queue: 'compute' });
+
+  it('AMDGPU_SVM_RANGE_RETRY_FAULT_PENDING: faults on a range restored less than 2 ms ago wait the window out; a 0 window drops none', async () => {
+    const mm = { frames: 2048 };
+    // The ranges are restored, then an mprotect zaps them and the GPU faults on them again at once.
+    const again: Step[] = [...steps, mprotect(A, pages, PROT_READ), readJob(1, 100_000), waitLast];
+    const g4 = await run('kfd-svm', again, 1, mm, { svm: { vramPages: 0 } });
+    const none = await run('kfd-svm', again, 1, mm, { svm: { vramPages: 0 }, kfd: { retryFaultPendingNs: 0 } });
+    expect(g4.gpu.faultsDroppedRetryPending).toBeGreaterThan(0);
+    expect(none.gpu.faultsDroppedRetryPending).toBe(0);
+    expect(none.check!.violations.map(formatViolation)).toEqual([]);
+  });
 
   it('svm_range_get_range_boundaries (latest): a range stops at its VMA; each is created under mmap_write_lock and the fault runs under mmap_read_lock; svm_fault_allowed / readonly follow vm_flags', async () => {
     // Pages [256, 1024) read-only: three VMAs-worth of ranges, [0,256) [256,512) [512,1024).

@@ -111,3 +111,33 @@ export function racingScript(seed: number, { pressure = false } = {}): Step[] {
   return steps;
 }
 
+/**
+ * The read_retry race: a job faults a 32-page BO in windows of 16 pages while the CPU keeps
+ * invalidating most or all of it (MADV_PAGEOUT, mprotect RO then RW) every few µs. mm computes the
+ * pfns of a 16-page hmm_range_fault, then charges its walk (16 × hmmPerPageNs) before the reply
+ * leaves; an invalidation that starts meanwhile reaches the GPU first (its invalidate message is
+ * sent at once, the reply after the walk, on the same FIFO pair), is acked, and only then do the
+ * pfns arrive: exactly what mmu_interval_read_retry exists to catch.
+ */
+export function readRetryRace(seed: number): Step[] {
+  const rnd = prng(seed * 31337 + 7);
+  const pages = 32;
+  const steps: Step[] = [create, mmapAt(A, pages)];
+  for (let i = 0; i < pages; i++) steps.push(store(A + i * PAGE_SIZE, seed * 1000 + i));
+  steps.push(boCreate(A, pages));
+  for (let job = 0; job < 4; job++) {
+    steps.push(submit([1], 1, 64_000, undefined, 'compute'));
+    for (let k = 0; k < 20; k++) {
+      const first = rnd() < 0.6 ? 0 : Math.floor(rnd() * pages);
+      const n = first === 0 ? pages : 1 + Math.floor(rnd() * Math.min(8, pages - first));
+      const addr = A + first * PAGE_SIZE;
+      const length = n * PAGE_SIZE;
+      steps.push({ sleepNs: Math.floor(rnd() * 4_000) });
+      if (rnd() < 0.5) steps.push({ msg: { type: 'madvise', pid: PID, addr, length, advice: MADV_PAGEOUT } as never });
+      else steps.push({ msg: { type: 'mprotect', pid: PID, addr, length, prot: PROT_READ } as never }, { msg: { type: 'mprotect', pid: PID, addr, length, prot: RW } as never });
+    }
+    steps.push(waitLast);
+  }
+  steps.push(gpu({ type: 'gpu_bo_free', handle: 1 }));
+  return steps;
+}

@@ -4,7 +4,13 @@
 // violations, the twin's catch rate, wall time. Targets (exit 1 if missed): no violation in any
 // safe run; each unsafe twin caught in >= 99% of the seeds where its bug can occur — the seeds in
 // which its own counter (commands/unsafe-path-counters.ts) says its bug path was taken. A seed where
-// it was not taken cannot be caught and is not counted.
+// it was not taken cannot be caught and is not counted. Each counter counts the bug's own act, not
+// the window for it: unsafe-odp's the DMAs issued after their invalidation was acked (an early ack
+// with a DMA still in flight is not enough: that DMA may be issued before the ack and be legal),
+// unsafe-nvme's the requests whose pages were released before their DMA, unsafe-skip-read-retry's
+// and unsafe-svm's the mappings made although read_retry said stale, unsafe-userptr's the acks
+// sent while a job used the BO. A twin below target is a checker gap or a counter that claims
+// more than its bug does; either is fixed, never the denominator.
 //
 //   npm run soak                          ≥ 10,000 safe runs (330 seeds per scenario × policy)
 //   npm run soak -- --seeds 5 --thread-runs 1 --twin-seeds 10     CI's short version

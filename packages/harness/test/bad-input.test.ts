@@ -67,11 +67,16 @@ const RDMA_ROWS: Row[] = [
   ['a wire request of too many pages', 'rdma0', (e) => m({ type: 'ib_req', dst_qpn: e.qpn, src_qpn: 1, qp_type: 'RC', psn: 0, opcode: 'RDMA_WRITE', raddr: e.addr, rkey: e.lkey, pages: 2 ** 20 }), /^rdma0: ib_req\.pages: 1048576 is not an integer from 0 to 524288$/],
   ['a peer post with a bad opcode', 'rdma0.peer', () => m({ type: 'peer_post', qpn: 1, opcode: 'X', remote_addr: 0, rkey: 1, pages: 1 }), /^rdma0\.peer: peer_post\.opcode: "X" is not one of IBV_WR_SEND/],
   ['unknown type at the peer', 'rdma0.peer', () => m({ type: 'ibv_reg_mr' }), /^rdma0\.peer: unknown message type "ibv_reg_mr"; rdma0\.peer takes peer_post, /],
+  ['an rdma_rw_ctx of too many pages', 'rdma0', () => m({ type: 'rdma_rw_ctx', dir: 'read', pages: 257, values: new Float64Array(257) }), /^rdma0: rdma_rw_ctx\.pages: 257 is not an integer from 0 to 256$/],
+  ['an rdma_rw_ctx to a p2pmem buffer without a provider', 'rdma0', () => m({ type: 'rdma_rw_ctx', dir: 'write', pages: 1, p2p: { page: 0 } }), /^rdma0: rdma_rw_ctx\.p2p: .* is not a p2pmem buffer \{provider, page\}$/],
+  ['an rdma_rw_ctx READ without the host\'s words is the ULP API\'s -EINVAL', 'rdma0', () => m({ type: 'rdma_rw_ctx', dir: 'read', pages: 2 }), { type: 'rdma_rw_done', ret: -22 }],
 ];
 
 const NVME_ROWS: Row[] = [
-  ['unknown type', 'nvme', () => m({ type: 'nvme_format' }), /^nvme: unknown message type "nvme_format"; nvme takes bio_submit, nvme_dio, p2pmem_write, p2pmem_read, dma_buf_move_notify, p2pmem_alloc, p2pdma_page_free$/],
+  ['unknown type', 'nvme', () => m({ type: 'nvme_format' }), /^nvme: unknown message type "nvme_format"; nvme takes bio_submit, nvme_dio, p2pmem_write, p2pmem_read, dma_buf_move_notify, p2pmem_alloc, p2pdma_page_free, nvmet_rdma_cmd, nvme_drain$/],
   ['a p2pmem allocation from a controller without a CMB', 'nvme', () => m({ type: 'p2pmem_alloc', nr_pages: 4 }), /^nvme: p2pmem_alloc: this controller publishes no CMB$/],
+  ['an NVMe-oF command to a namespace no target exports', 'nvme', () => m({ type: 'nvmet_rdma_cmd', op: 'read', slba: 0, nlb: 1 }), /^nvme: nvmet_rdma_cmd: this controller's namespace is not exported by an NVMe-oF target$/],
+  ['an NVMe-oF command with an unknown op', 'nvme', () => m({ type: 'nvmet_rdma_cmd', op: 'flush', slba: 0, nlb: 1 }), /^nvme: nvmet_rdma_cmd\.op: "flush" is not one of read, write$/],
   ['direct I/O to a controller without it', 'nvme', () => m({ type: 'nvme_dio', op: 'read', pid: 1, addr: 0x100000, pfns: new Float64Array(1), slba: 0 }), /^nvme: nvme_dio: this controller serves no direct I\/O$/],
   ['unknown op', 'nvme', () => m({ type: 'bio_submit', op: 'erase', dev: 'swap', block: 0 }), /^nvme: bio_submit\.op: "erase" is not one of read, write$/],
   ['a negative block', 'nvme', () => m({ type: 'bio_submit', op: 'read', dev: 'swap', block: -1 }), /^nvme: bio_submit\.block: -1 is not an id/],

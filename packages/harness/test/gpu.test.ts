@@ -20,7 +20,7 @@ function svmsim(...args: string[]): { code: number; out: string; err: string } {
 }
 
 type Gpu = Record<string, number>;
-const SAFE = ['userptr', 'pin', 'preempt', 'svm-fault', 'kfd-svm'] as const;
+const SAFE = ['userptr', 'pin', 'preempt', 'svm-fault', 'kfd-svm', 'uvm'] as const;
 
 /** `svmsim compare <scenarios> --json`: every report, by scenario and policy. */
 function compare(...scenarios: string[]): Map<string, RunReport> {
@@ -183,7 +183,7 @@ describe('thread mode', () => {
     const r = svmsim('compare', 'gup-vs-readonly', 'kswapd-vs-compute', '--threads', '--json');
     expect(r.code, r.err).toBe(0);
     const reports = JSON.parse(r.out) as RunReport[];
-    expect(reports).toHaveLength(10);
+    expect(reports).toHaveLength(12);
     for (const x of reports) {
       const k = `${x.scenario}/${x.policies.gpu0}`;
       expect(x.mode, k).toBe('threads');
@@ -252,4 +252,51 @@ describe('the unsafe GPU policies are caught', () => {
     const safe = svmsim('sweep', fixture('svm-race.yaml'), '--seeds', '1..6', '--jobs', '2');
     expect(safe.code, safe.err + safe.out).toBe(0);
   }, 120_000);
+});
+
+describe('uvm (NVIDIA UVM, HMM mode)', () => {
+  const runJson = (file: string) => {
+    const r = svmsim('run', file, '--json');
+    expect(r.code, r.err + r.out).toBe(0);
+    return JSON.parse(r.out) as RunReport;
+  };
+
+  it('CPU stores and GPU jobs on 8 pages: thrashing control throttles, pins the pages in system memory and cuts the migrations', () => {
+    const on = runJson(fixture('uvm-thrash.yaml'));
+    const offFile = path.join(tmp(), 'uvm-thrash-off.yaml');
+    fs.writeFileSync(offFile, fs.readFileSync(fixture('uvm-thrash.yaml'), 'utf8').replace('policy: uvm, devicePages: 64 }', 'policy: uvm, devicePages: 64, uvm: { thrashing: { enable: false } } }'));
+    const off = runJson(offFile);
+    const g = gpuOf(on);
+    const g0 = gpuOf(off);
+    for (const x of [on, off]) expect(x.check.violations).toEqual([]);
+    expect(g0.thrashing).toBe(0);
+    expect(g.thrashing).toBeGreaterThan(0);
+    expect(g.throttle).toBeGreaterThan(0);
+    expect(g.pin_local + g.pin_remote).toBeGreaterThan(0);
+    expect(g.pagesMappedRemotePinned).toBeGreaterThan(0);
+    // 3920 → 938 at the time of writing.
+    expect(g.migratedToVram).toBeLessThan(g0.migratedToVram / 2);
+  }, 120_000);
+
+  it('a bad uvm option is one line naming the field, exit 2', () => {
+    const bad = path.join(tmp(), 'bad.yaml');
+    fs.writeFileSync(bad, fs.readFileSync(fixture('uvm-thrash.yaml'), 'utf8').replace('policy: uvm, devicePages: 64 }', 'policy: uvm, devicePages: 64, uvm: { thrashing: { threshold: 9 } } }'));
+    const r = svmsim('run', bad);
+    expect(r.code).toBe(2);
+    expect(r.err.trim().split('\n')).toHaveLength(1);
+    expect(r.err).toMatch(/devices\[0\]\.uvm\.thrashing\.threshold/);
+  });
+
+  it('unsafe-uvm skips read_retry: a sweep of the svm race finds failing seeds; uvm has none, in thread mode neither', () => {
+    const unsafe = svmsim('sweep', fixture('svm-race.yaml'), '--policy', 'gpu0=unsafe-uvm', '--seeds', '1..6', '--jobs', '2');
+    expect(unsafe.code, unsafe.err).toBe(1);
+    expect(unsafe.out).toMatch(/stale_translation/);
+    const safe = svmsim('sweep', fixture('svm-race.yaml'), '--policy', 'gpu0=uvm', '--seeds', '1..20', '--jobs', '2');
+    expect(safe.code, safe.err + safe.out).toBe(0);
+    const t = svmsim('run', fixture('uvm-thrash.yaml'), '--threads', '--json', '--trace', tmp());
+    expect(t.code, t.err).toBe(0);
+    const x = JSON.parse(t.out) as RunReport;
+    expect(x.check.violations).toEqual([]);
+    expect(gpuOf(x).jobsPending).toBe(0);
+  }, 300_000);
 });

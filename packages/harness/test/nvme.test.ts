@@ -282,3 +282,56 @@ describe('move_notify during I/O (the out-of-tree NVMe dma-buf importer into a V
     expect(r.err).toMatch(/dio_dmabuf\.device: "nvme0" is not an nvme device with the dma-buf importer/);
   });
 });
+
+describe('the NVMe-oF target over RDMA (nvmet-rdma): a NIC writing into a CMB', () => {
+  it('stages a remote host\'s I/O in the CMB both reach, falls back to system memory, refuses a namespace it cannot serve; the data round-trips', async () => {
+    for (const seed of [1, 2, 3]) {
+      const { r } = await run(fixture('nvmet-p2p.yaml'), 'safe', seed);
+      expect(r.steps.filter((s) => s.failures.length > 0).map((s) => `${s.step}: ${s.failures.join('; ')}`)).toEqual([]);
+      expect(r.check.violations).toEqual([]);
+      // auto, NIC and namespace behind the one switch: nvme1's CMB; the group's second 12-page
+      // buffer finds it full (pci_p2pmem_alloc_sgl fails) and goes to system memory.
+      expect(nvme(r).nvmetP2pDev).toBe('nvme1');
+      expect(nvme(r).nvmetP2pmemSgls).toBe(4);
+      expect(nvme(r).nvmetP2pAllocFailed).toBe(2);
+      expect(nvme(r).nvmetSystemSgls).toBe(2);
+      expect((r.devices.rdma0 as Figures).rdmaRwP2pPages).toBe(8 + 8 + 12 + 12);
+      // Every SGL page went back to the provider's pool.
+      expect(nvme(r, 'nvme1').cmbPagesAllocated).toBe(0);
+      // The NIC on its own root port: no provider both reach, system memory only.
+      expect(nvme(r, 'nvme2').nvmetP2pDev).toBe('none');
+      expect(nvme(r, 'nvme2').nvmetSystemSgls).toBe(2);
+      expect((r.devices.rdma1 as Figures).rdmaRwP2pPages).toBe(0);
+      // nvmet_p2pmem_ns_enable refused the namespace: a provider across an ACS port, a queue without P2P.
+      expect(nvme(r, 'nvme3').nvmetEnableRet).toBe(-22);
+      expect(nvme(r, 'nvme5').nvmetEnableRet).toBe(-22);
+      expect(nvme(r, 'nvme6').nvmetP2pDev).toBe('none');
+      // The checker read the target's blocks back against the acknowledged writes.
+      expect(r.check.stats.blockReads).toBeGreaterThan(0);
+    }
+  });
+
+  it('p2p: the remote host\'s write lands in nvme5\'s CMB by the NIC\'s RDMA READ, and its read comes back the same words', () => {
+    const r = svmsim('run', 'p2p', '--json');
+    expect(r.code, r.err).toBe(0);
+    const rep = JSON.parse(r.out) as RunReport;
+    const read = rep.steps.find((s) => s.step.startsWith('the remote host reads them back'))!;
+    expect(read.got.data).toEqual([11, 12, 13, 14, 15, 16, 17, 18]);
+    expect(nvme(rep).nvmetP2pmemSgls).toBe(2);
+    expect(nvme(rep).nvmetInlineSgls).toBe(1);
+    expect(nvme(rep, 'nvme5').cmbPagesAllocated).toBe(0);
+  });
+
+  it.each([
+    ['{ id: nvme0, kind: nvme, nvmet: { nic: rdma9 } }', '{ sleep: 1ms }', /devices\[0\]\.nvmet\.nic: "rdma9" is not a declared rdma device/],
+    ['{ id: nvme0, kind: nvme, nvmet: { nic: rdma0, p2pmem: nvme0 } }', '{ sleep: 1ms }', /devices\[0\]\.nvmet\.p2pmem: "nvme0" is not off, auto, or an nvme device with a CMB/],
+    ['{ id: nvme0, kind: nvme }', '{ nvmet: { device: nvme0, io: read } }', /nvmet\.device: "nvme0" is not an nvme device exported by an NVMe-oF target/],
+    ['{ id: nvme0, kind: nvme, nvmet: { nic: rdma0 } }', '{ nvmet: { device: nvme0, io: write, pages: 2, values: [1] } }', /nvmet\.values: .*one per page: 2 words/],
+  ])('bad nvmet input exits 2 naming the field (%#)', (device, step, message) => {
+    const f = path.join(tmp(), 'bad.yaml');
+    fs.writeFileSync(f, `devices:\n  - ${device}\n  - { id: rdma0, kind: rdma, policy: odp }\nprocesses:\n  - { name: app, vmas: [{ name: buf, pages: 4 }] }\nphases:\n  - script: { process: app, steps: [${step}] }\n`);
+    const r = svmsim('run', f);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(message);
+  });
+});

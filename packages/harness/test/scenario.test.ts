@@ -315,7 +315,7 @@ describe('errors: one line, the path, the value, what is allowed, did you mean',
     [
       'unknown key, with did-you-mean',
       variant('{ id: mirror0 }', '{ id: mirror0, polcy: safe }'),
-      'my.yaml: devices[0]: unknown key "polcy"; allowed keys: id, kind, policy, devicePages, faultWindowPages, faultPermission, waves, vramBoPages, xnack, compare, qps, qpType, rnrRetry, minRnrTimer, retryCnt, timeout, rkeyFaultResponse, exporter, failAt, ioTimeout, slot, cmbPages, p2pQueue, blocks, dmabufImporter (did you mean policy?)',
+      'my.yaml: devices[0]: unknown key "polcy"; allowed keys: id, kind, policy, devicePages, faultWindowPages, faultPermission, waves, vramBoPages, xnack, granularity, retryFaultPending, uvm, compare, qps, qpType, rnrRetry, minRnrTimer, retryCnt, timeout, rkeyFaultResponse, exporter, failAt, ioTimeout, slot, cmbPages, p2pQueue, blocks, dmabufImporter, nvmet (did you mean policy?)',
     ],
     [
       'a gpu-only key on a dmirror',
@@ -335,7 +335,7 @@ describe('errors: one line, the path, the value, what is allowed, did you mean',
     [
       'unknown step operation',
       variant('{ store: { vma: buf, page: 0, value: 42 }', '{ stor: { vma: buf, page: 0, value: 42 }'),
-      'my.yaml: phases[0].script.steps[0]: unknown key "stor"; allowed keys: name, expect, delay, group, mmap, munmap, mprotect, madvise, store, load, fork, exit, kill, wait, dmirror, buffer, read_buffer, counters, gup, mremap, gpu, gpu_alloc, gpu_free, pin, unpin, rdma, rdma_advise, dio, dio_p2p, rdma_reg_mr, dio_dmabuf, migrate_pages, reclaim, ksm_scan, writeback, clear_refs, pagemap, numa_scan, sleep (did you mean store?)',
+      'my.yaml: phases[0].script.steps[0]: unknown key "stor"; allowed keys: name, expect, delay, group, mmap, munmap, mprotect, madvise, store, load, fork, exit, kill, wait, dmirror, buffer, read_buffer, counters, gup, mremap, gpu, gpu_alloc, gpu_free, pin, unpin, rdma, rdma_advise, dio, dio_p2p, rdma_reg_mr, nvmet, dio_dmabuf, migrate_pages, reclaim, ksm_scan, writeback, clear_refs, pagemap, numa_scan, sleep (did you mean store?)',
     ],
     [
       'unknown top-level key',

@@ -33,7 +33,7 @@ import { segmentsOf } from './dio.js';
 import type { NvmeDio, NvmeDioResult, P2pMemRead, P2pMemReadResult, P2pMemWrite } from './dio-protocol.js';
 import type { P2pMemProvider } from './cmb.js';
 import { calc_map_type_and_dist, type PciTopology } from './p2pdma.js';
-import { EREMOTEIO, nvme_cmd_read, nvme_cmd_write, NVME_CTRL_PAGE_SIZE, type NvmeCompletion } from './protocol.js';
+import { EINVAL, EREMOTEIO, nvme_cmd_read, nvme_cmd_write, NVME_CTRL_PAGE_SIZE, type NvmeCompletion } from './protocol.js';
 
 /** The nvme device policies of a scenario: the safe driver against a healthy controller or one failing at failAt; the unsafe twin. */
 export const NVME_FAILURE_POLICIES = ['lost-interrupts', 'hang', 'dead'] as const;
@@ -41,7 +41,6 @@ export const NVME_POLICIES = ['safe', ...NVME_FAILURE_POLICIES, 'unsafe-nvme'] a
 
 /** The most blocks one O_DIRECT request moves (max_sectors_kb 1280 KiB rounds to 320 pages; 256 here). */
 export const DIO_PAGES_MAX = 256;
-const EINVAL = 22;
 const EIO_ = -5;
 const EOPNOTSUPP = -95;
 const ENOMEM = -12;
@@ -118,6 +117,8 @@ export class DirectIoHost {
   private readonly byAttachment = new Map<string, Import>();
   moveNotifies = 0;
   moveNotifyWaits = 0;
+  /** A process this controller served (the drain's vma_lookup names it; its answer is not used). */
+  private lastPid = 1;
 
   constructor(
     private readonly ctrl: NvmeController,
@@ -139,11 +140,20 @@ export class DirectIoHost {
       return true;
     }
     if (m.type === 'nvme_dio') {
-      this.dio(env, m as unknown as NvmeDio, ctx);
+      const dio = m as unknown as NvmeDio;
+      // A system-memory buffer is the kernel's own (kernelBio); a process names pinned pages.
+      if (dio.kbuf !== undefined) ctx.reply(env, { type: 'nvme_dio_result', ret: -EINVAL } satisfies NvmeDioResult as unknown as Message);
+      else this.dio(dio, ctx, (r) => ctx.reply(env, r as unknown as Message));
       return true;
     }
     if (m.type === 'dma_buf_move_notify') {
       this.moveNotify(env, (m as unknown as { attachment: number }).attachment, ctx);
+      return true;
+    }
+    if (m.type === 'nvme_drain') {
+      // Any answer of mm proves it has handled what this controller sent it before (FIFO per pair).
+      const id = ctx.request(this.mm, { type: 'vma_lookup', pid: this.lastPid, addr: 0 } as unknown as Message);
+      this.waits.set(id, () => ctx.reply(env, { type: 'nvme_drain_done', ret: 0 } as unknown as Message));
       return true;
     }
     return false;
@@ -168,16 +178,25 @@ export class DirectIoHost {
     this.figures.pinsHeldTimeWeighted = span > 0 ? this.pinPageNs / span : 0;
   }
 
-  /** blkdev_direct_IO for one request. */
-  private dio(env: Envelope<Message>, m: NvmeDio, ctx: Ctx<Message>): void {
+  /**
+   * A bio of an in-kernel user of this block device (nvmet's nvmet_bdev_execute_rw: submit_bio of
+   * its SGL, p2pmem or system memory `kbuf`): the same path as O_DIRECT's, with no pins to release.
+   */
+  kernelBio(m: NvmeDio, ctx: Ctx<Message>, done: (r: NvmeDioResult) => void): void {
+    this.dio(m, ctx, done);
+  }
+
+  /** blkdev_direct_IO for one request (or an in-kernel bio: kernelBio). */
+  private dio(m: NvmeDio, ctx: Ctx<Message>, answer: (r: NvmeDioResult) => void): void {
     const now = ctx.now();
     if (this.figures.firstIoAt < 0) {
       this.figures.firstIoAt = now;
       this.lastPinChangeNs = now;
     }
     const isRead = m.op === 'read';
+    if (m.pid > 0) this.lastPid = m.pid;
     const pfns = m.pfns instanceof Float64Array ? m.pfns : new Float64Array(0);
-    const nlb = m.p2p ? m.p2p.nlb : m.dmabuf ? m.dmabuf.nlb : pfns.length;
+    const nlb = m.p2p ? m.p2p.nlb : m.dmabuf ? m.dmabuf.nlb : m.kbuf ? m.kbuf.nlb : pfns.length;
     // The bio owns the pins it was given: every path below releases them exactly once.
     let released = pfns.length === 0;
     const release = (): void => {
@@ -191,12 +210,12 @@ export class DirectIoHost {
       release();
       if (ret < 0) this.figures.dioErrors++;
       this.figures.lastIoAt = ctx.now();
-      const r: NvmeDioResult = { type: 'nvme_dio_result', ret, ...(data ? { data } : {}) };
-      ctx.reply(env, r as unknown as Message);
+      answer({ type: 'nvme_dio_result', ret, ...(data ? { data } : {}) });
     };
     const valid = (m.op === 'read' || m.op === 'write') && Number.isInteger(m.slba) && m.slba >= 0 && Number.isInteger(nlb) && nlb >= 1 &&
       nlb <= DIO_PAGES_MAX && m.slba + nlb <= this.cfg.blocks && (m.dmabuf === undefined || pfns.length === 0) &&
-      (m.p2p === undefined || pfns.length === 0 || pfns.length === m.p2p.nlb);
+      (m.p2p === undefined || pfns.length === 0 || pfns.length === m.p2p.nlb) &&
+      (m.kbuf === undefined || (pfns.length === 0 && !m.p2p && !m.dmabuf && (isRead || m.kbuf.data?.length === nlb)));
     if (!valid) return finish(-EINVAL);
     if (this.cfg.unsafe) {
       if (pfns.length > 0) this.figures.unsafeBugPaths++;
@@ -228,8 +247,9 @@ export class DirectIoHost {
         1,
         { opcode: isRead ? nvme_cmd_read : nvme_cmd_write, nsid: this.nsid, slba: m.slba, nlb, ...(data ? { data } : {}) },
         {
-          // P2P segments are bus addresses of the CMB; their layout does not change the cost.
-          segs: m.p2p ? [{ addr: 0, len: nlb * NVME_CTRL_PAGE_SIZE }] : segmentsOf(Array.from(pfns)),
+          // P2P segments are bus addresses of the CMB, a kernel buffer one contiguous run: their
+          // layout does not change the cost.
+          segs: m.p2p || m.kbuf ? [{ addr: 0, len: nlb * NVME_CTRL_PAGE_SIZE }] : segmentsOf(Array.from(pfns)),
           deposit: (_t, words) => this.deposit(m, pfns, words, flush, ctx),
           sent: (finishNs) => this.wake(finishNs),
         },
@@ -243,7 +263,8 @@ export class DirectIoHost {
       );
     };
     if (isRead) return submit();
-    // A write's data: DMA reads of the host pages (or of the provider's p2pmem).
+    // A write's data: DMA reads of the host pages (or of the provider's p2pmem, or the kernel's buffer).
+    if (m.kbuf) return submit(Float64Array.from(m.kbuf.data!));
     const data = new Float64Array(nlb);
     if (m.p2p) {
       this.figures.p2pReads++;
@@ -380,6 +401,8 @@ export class DirectIoHost {
 
   /** The device writes the words read into the buffer: DMA writes to host pages, or into the provider's p2pmem. */
   private deposit(m: NvmeDio, pfns: Float64Array, words: Float64Array, flush: { done: boolean; then: (() => void) | undefined }, ctx: Ctx<Message>): void {
+    // A kernel buffer in system memory: the words come back with the completion (c.data).
+    if (m.kbuf) return;
     let id: number;
     if (m.p2p) {
       this.figures.p2pWrites++;

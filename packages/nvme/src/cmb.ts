@@ -59,8 +59,8 @@ export class P2pMemProvider {
  * pci_p2pmem_find_many: among published providers, those at the least distance from every client;
  * the kernel picks one of the ties at random, this model the first (deterministic runs).
  */
-export function pci_p2pmem_find_many(topo: PciTopology, providers: readonly P2pMemProvider[], clients: readonly string[]): P2pMemProvider | undefined {
-  let best: P2pMemProvider | undefined;
+export function pci_p2pmem_find_many<P extends Pick<P2pMemProvider, 'device' | 'published'>>(topo: PciTopology, providers: readonly P[], clients: readonly string[]): P | undefined {
+  let best: P | undefined;
   let bestDist = Infinity;
   for (const p of providers) {
     if (!p.published) continue;

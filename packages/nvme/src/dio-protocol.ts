@@ -35,6 +35,12 @@ export interface NvmeDio {
    * `fd`): the out-of-tree NVMe dma-buf importer (research/errata.md §3), opt-in per device.
    */
   dmabuf?: { exporter: string; fd: number; page: number; nlb: number };
+  /**
+   * An in-kernel bio over `nlb` pages of system memory the kernel allocated (nvmet's sgl_alloc):
+   * a write's words in `data`, a read's in the result. Only from inside the actor (kernelBio); a
+   * process's request naming one is refused (-EINVAL).
+   */
+  kbuf?: { nlb: number; data?: Float64Array };
 }
 
 export interface NvmeDioResult {
@@ -51,4 +57,12 @@ export interface P2pMemWrite { type: 'p2pmem_write'; dev: string; page: number; 
 export interface P2pMemRead { type: 'p2pmem_read'; dev: string; page: number; nlb: number }
 export interface P2pMemReadResult { type: 'p2pmem_read_result'; ret: number; values: Float64Array }
 
-export type NvmeDioMessage = NvmeDio | NvmeDioResult | P2pMemWrite | P2pMemRead | P2pMemReadResult;
+/**
+ * The run's teardown asks each controller to drain: answered nvme_drain_done once every unpin it
+ * sent mm before has reached mm (a round trip to mm on the same channel, behind them). A bio's
+ * completion wakes the caller before it releases the pages (blkdev_bio_end_io, block/fops.c v6.15),
+ * so the caller's next request to mm can overtake the unpin; a leak check must wait for it.
+ */
+export interface NvmeDrain { type: 'nvme_drain' }
+
+export type NvmeDioMessage = NvmeDio | NvmeDioResult | P2pMemWrite | P2pMemRead | P2pMemReadResult | NvmeDrain;

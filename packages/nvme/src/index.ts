@@ -19,3 +19,5 @@ export * from './migration-meets-pins.js';
 export * from './scenarios.js';
 export * from './blkdev-dio.js';
 export * from './dio-protocol.js';
+export * from './nvmet-protocol.js';
+export * from './nvmet-rdma.js';

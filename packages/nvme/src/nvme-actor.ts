@@ -6,13 +6,14 @@
 // Followed: drivers/nvme/host/pci.c, core.c of v6.6.
 import { rejectBadMessage } from '@svmsim/runtime';
 import { NVME_SHAPES } from './message-shapes.js';
-import type { Actor, Ctx, Envelope, Message } from '@svmsim/runtime';
+import type { Actor, ActorId, Ctx, Envelope, Message } from '@svmsim/runtime';
 import { NvmeController, type NvmeConfig, type NvmeFailure } from './controller.js';
 import { DEFAULT_NVME_COSTS, type NvmeCosts } from './cost.js';
 import { nvme_cmd_read, nvme_cmd_write } from './protocol.js';
 import { DirectIoHost, p2pmemPool, p2pmemReceive } from './blkdev-dio.js';
 import { pciTopology, type PciNode } from './p2pdma.js';
 import { P2pMemProvider } from './cmb.js';
+import { NvmetTarget, type NvmetConfig } from './nvmet-rdma.js';
 
 /** Blocks per namespace in the actor (file blocks and swap slots): 2^20 = 4 GiB each. */
 export const NVME_ACTOR_NAMESPACE_BLOCKS = 1 << 20;
@@ -42,6 +43,8 @@ export interface NvmeActorConfig {
     readonly dmabufImporter?: boolean;
     /** The machine's PCI topology (p2pdma.ts), for P2P requests. */
     readonly pci?: { readonly nodes: readonly PciNode[]; readonly whitelisted: readonly string[]; readonly cpuSupportsP2pdma: boolean };
+    /** The in-kernel NVMe-oF target exporting the raw namespace over RDMA (nvmet-rdma.ts). */
+    readonly nvmet?: NvmetConfig;
   };
   /** Pages of the controller's CMB, published as p2pmem (nvme_map_cmb → pci_p2pmem_publish); 0: none. */
   readonly cmbPages?: number;
@@ -61,7 +64,7 @@ interface Pending {
   result?: Message;
 }
 
-export function createNvme(config: unknown): Actor<Message> {
+export function createNvme(config: unknown, id: ActorId = 'nvme'): Actor<Message> {
   const cfg = (config ?? {}) as NvmeActorConfig;
   const ctrl = new NvmeController({
     costs: { ...DEFAULT_NVME_COSTS, ...cfg.costs },
@@ -83,13 +86,14 @@ export function createNvme(config: unknown): Actor<Message> {
   let tickAt = Infinity;
   let cur: Ctx<Message> | undefined;
   const dioBlocks = cfg.dio?.blocks ?? 1 << 16;
+  const topology = cfg.dio?.pci ? pciTopology(cfg.dio.pci.nodes, cfg.dio.pci.whitelisted, cfg.dio.pci.cpuSupportsP2pdma) : undefined;
   const dio = cfg.dio
     ? new DirectIoHost(ctrl, ctrl.addNamespace(dioBlocks), {
       unsafe: cfg.dio.unsafe === true,
       queueSupportsP2p: cfg.dio.queueSupportsP2p !== false,
       blocks: dioBlocks,
       dmabufImporter: cfg.dio.dmabufImporter === true,
-      ...(cfg.dio.pci ? { topology: pciTopology(cfg.dio.pci.nodes, cfg.dio.pci.whitelisted, cfg.dio.pci.cpuSupportsP2pdma) } : {}),
+      ...(topology ? { topology } : {}),
     }, cfg.mm ?? 'mm', (finishNs) => {
       const ctx = cur!;
       const p: Pending = { env: undefined, timer: ctx.after(Math.max(0, finishNs - ctx.now()), { type: 'nvme_cqe' } as Message), timerAt: finishNs };
@@ -98,6 +102,11 @@ export function createNvme(config: unknown): Actor<Message> {
     : undefined;
   const cmb = cfg.cmbPages ? new P2pMemProvider('self', cfg.cmbPages) : undefined;
   cmb?.publish(true);
+  // Warnings of the target's setup wait for the first delivery's ctx (the trace is the ctx's).
+  const setupWarnings: string[] = [];
+  const nvmet = dio && cfg.dio?.nvmet
+    ? new NvmetTarget(cfg.dio.nvmet, dio, topology, cfg.dio.queueSupportsP2p !== false, id, (w) => setupWarnings.push(`nvmet: ${w}`))
+    : undefined;
 
   function nsid(dev: string): number {
     let id = nsidOf.get(dev);
@@ -140,7 +149,8 @@ export function createNvme(config: unknown): Actor<Message> {
 
   /** A message of a feature this controller was not given (no O_DIRECT path, no published CMB): refused like a malformed one. */
   const notConfigured = (m: Message): string | undefined => {
-    if ((m.type === 'nvme_dio' || m.type === 'dma_buf_move_notify') && !dio) return 'this controller serves no direct I/O';
+    if ((m.type === 'nvme_dio' || m.type === 'dma_buf_move_notify' || m.type === 'nvme_drain') && !dio) return 'this controller serves no direct I/O';
+    if (m.type === 'nvmet_rdma_cmd' && !nvmet) return 'this controller\'s namespace is not exported by an NVMe-oF target';
     if ((m.type === 'p2pmem_write' || m.type === 'p2pmem_read' || m.type === 'p2pmem_alloc' || m.type === 'p2pdma_page_free') && !cmb) return 'this controller publishes no CMB';
     return undefined;
   };
@@ -148,6 +158,7 @@ export function createNvme(config: unknown): Actor<Message> {
   return {
     receive(env, ctx) {
       cur = ctx;
+      if (setupWarnings.length > 0) for (const what of setupWarnings.splice(0)) ctx.trace('warn', { what });
       // The boundary: a malformed bio is answered bad_message and changes nothing (message-shapes.ts).
       if (rejectBadMessage(env as Envelope<Message>, ctx, NVME_SHAPES, notConfigured)) return;
       const m = env.msg as Message;
@@ -156,6 +167,7 @@ export function createNvme(config: unknown): Actor<Message> {
       const cqe = m.type === 'nvme_cqe' ? byTimer.get(env.id) : undefined;
       ctrl.run(Math.max(ctx.now(), cqe?.timerAt ?? 0));
       if (m.type === 'bio_submit') submit(env as Envelope<Message>, m as unknown as BioSubmit, ctx);
+      else if (nvmet?.receive(env as Envelope<Message>, ctx)) { /* nvmet-rdma.ts */ }
       else if (dio?.receive(env as Envelope<Message>, ctx)) { /* blkdev-dio.ts */ }
       else if (cmb && p2pmemReceive(cmb.content, env as Envelope<Message>, ctx)) { /* a peer's DMA into our CMB */ }
       else if (cmb && p2pmemPool(cmb, env as Envelope<Message>, ctx)) { /* mm's p2pmem_alloc_mmap of our CMB, or the free of one of its pages */ }
@@ -191,6 +203,9 @@ export function createNvme(config: unknown): Actor<Message> {
       outstanding: ctrl.outstanding,
       ...latencyFigures(ctrl.stats.latenciesNs, ctrl.now),
       ...(dio ? dioSummary(dio) : {}),
+      ...(nvmet ? nvmetSummary(nvmet) : {}),
+      // A published CMB's pages handed out now (p2pmem mappings, nvmet SGLs): 0 once every user freed them.
+      ...(cmb ? { cmbPagesAllocated: cmb.allocated.reduce((a, b) => a + b, 0) } : {}),
     }),
   };
 }
@@ -206,6 +221,15 @@ function dioSummary(dio: DirectIoHost): Record<string, number | string> {
     pinsHeldMax: f.pinsHeldMax, pinsHeldTimeWeighted: Math.round(f.pinsHeldTimeWeighted * 100) / 100,
     p2pReads: f.p2pReads, p2pWrites: f.p2pWrites, dioWaits: dio.outstandingWaits, pinsHeld: dio.pinsHeldNow,
     dmabufMoveNotifies: dio.moveNotifies, dmabufMoveNotifyWaits: dio.moveNotifyWaits,
+  };
+}
+
+/** The NVMe-oF target's figures: commands, where their data was staged, and its p2p device. */
+function nvmetSummary(t: NvmetTarget): Record<string, number | string> {
+  const f = t.figures;
+  return {
+    nvmetCmds: f.cmds, nvmetP2pmemSgls: f.p2pmemSgls, nvmetSystemSgls: f.systemSgls, nvmetInlineSgls: f.inlineSgls,
+    nvmetP2pAllocFailed: f.p2pAllocFailed, nvmetErrors: f.errors, nvmetP2pDev: t.p2pDevice ?? 'none', nvmetEnableRet: t.enableRet,
   };
 }
 

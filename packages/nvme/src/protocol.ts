@@ -23,6 +23,7 @@ export const NVME_SC_DNR = 0x4000;
 // ---- errno values the caller sees (blk_status_to_errno) ----
 export const EIO = 5;
 export const EAGAIN = 11;
+export const EINVAL = 22;
 export const EREMOTEIO = 121;
 
 /** Logical block size of a namespace: one page, so a block holds one page's content token. */

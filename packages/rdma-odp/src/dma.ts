@@ -110,9 +110,11 @@ export function dmaAtomic(host: NicHost, r: PageRef, compute: (orig: number) => 
 /** One page's access, to mm or to the dma-buf exporter, with the translation it used. */
 function issue(host: NicHost, r: PageRef, write: boolean, value: number | undefined, got: (v: number) => void): void {
   const { mr, idx } = r;
-  // A safe ZAP waits for this DMA before it acks; unsafe-odp acked already: the access uses an
-  // entry the kernel was told is gone.
-  if (host.unsafe && (mr.mtt.flags(idx) & (MTT_READ | MTT_WRITE)) === 0) host.stats.unsafeBugPaths++;
+  // A safe ZAP waits for this DMA before it acks. unsafe-odp may have acked the invalidation of
+  // this entry already (its cur_seq above the seq the entry was mapped at): then the access uses a
+  // translation the kernel was told is gone — its bug, which the checker must catch. A DMA issued
+  // through a zapped entry before the ack is not (it reaches mm, or the exporter, first: FIFO).
+  if (host.unsafe && mr.mtt.ackedSeq(idx) > mr.mtt.seq(idx)) host.stats.unsafeBugPaths++;
   const d = mr.dmabuf;
   if (d) {
     const m: DmaBufAccess = { type: 'dma_buf_access', dev: host.id, attachment: d.attachment, generation: mr.mtt.seq(idx), page: d.offsetPages + idx, write };

@@ -1,13 +1,14 @@
 // What the NIC (rdma-actor.ts) and its remote peer (peer.ts) accept from other actors, field by
-// field: the process's verbs (rdma-protocol.ts), mm's invalidate, an exporter's move_notify, and
-// the wire between the two ends (ib-wire.ts). Each actor checks a message against its table before
-// acting (runtime validate.ts): a message that does not fit is answered bad_message (-EINVAL, one
+// field: the process's verbs (rdma-protocol.ts), mm's invalidate, an exporter's move_notify, an
+// in-kernel ULP's RDMA read/write (rdma-rw.ts), and the wire between the two ends (ib-wire.ts).
+// Each actor checks a message against its table before acting (runtime validate.ts): a message that does not fit is answered bad_message (-EINVAL, one
 // line naming the field) and changes nothing. A key, QP or MR that does not exist is the driver's
 // own answer (-EINVAL, or a completion with an error status), as mlx5 gives it.
 import { ADDR_LIMIT, spanCheck, type MessageShape } from '@svmsim/runtime';
 import { INVALIDATE_SHAPE } from '@svmsim/gpu-driver/message-shapes';
 import type { IbRequest, IbResponse, PeerQpCreate, PeerQpDestroy } from './ib-wire.js';
 import { IBV_WR_OPCODES, type PeerPost, type RdmaRequest } from './rdma-protocol.js';
+import { RDMA_RW_PAGES_MAX } from './rdma-rw.js';
 
 /** The most scatter-gather entries one ibv_advise_mr takes (mlx5: max_sge of the device, 32 here). */
 export const ADVISE_SGES_MAX = 32;
@@ -58,6 +59,12 @@ const ibReq: MessageShape = {
 };
 const ibResp: MessageShape = { fields: { dst_qpn: 'id', psn: 'int', syndrome, rnr_timer: 'count?', payload: 'f64s?', orig: 'num?' } };
 
+const rwDir = (v: unknown) => (v === 'read' || v === 'write' ? undefined : `${JSON.stringify(v)} is not one of read, write`);
+const p2pBuffer = (v: unknown) =>
+  v === undefined || (typeof v === 'object' && v !== null && typeof (v as { provider?: unknown }).provider === 'string' && Number.isInteger((v as { page?: unknown }).page) && (v as { page: number }).page >= 0)
+    ? undefined
+    : `${JSON.stringify(v)} is not a p2pmem buffer {provider, page}`;
+
 export const RDMA_SHAPES = {
   ibv_reg_mr: { fields: { pid: 'id', addr: 'addr', length: mrLength, access: 'int', memlock_limit_pages: 'count', cap_ipc_lock: 'bool' }, check: mrSpan, reply: REG_RESULT },
   ibv_reg_dmabuf_mr: { fields: { pid: 'id', exporter: 'str', fd: 'id', offset: 'len', length: 'len', iova: 'addr', access: 'int' }, check: spanCheck('iova', 'length'), reply: REG_RESULT },
@@ -73,7 +80,8 @@ export const RDMA_SHAPES = {
   dma_buf_move_notify: { fields: { attachment: 'id' } },
   ib_req: ibReq,
   ib_resp: ibResp,
-} satisfies Record<RdmaRequest['type'] | 'invalidate' | 'dma_buf_move_notify' | IbRequest['type'] | IbResponse['type'], MessageShape>;
+  rdma_rw_ctx: { fields: { dir: rwDir, pages: small(RDMA_RW_PAGES_MAX), values: 'f64s?', p2p: p2pBuffer }, reply: { type: 'rdma_rw_done' } },
+} satisfies Record<RdmaRequest['type'] | 'invalidate' | 'dma_buf_move_notify' | IbRequest['type'] | IbResponse['type'] | 'rdma_rw_ctx', MessageShape>;
 
 export const PEER_SHAPES = {
   peer_post: { fields: { qpn: 'id', opcode, remote_addr: 'addr', rkey: 'id', pages, values: 'f64s?', compare_add: 'num?', swap: 'num?' }, reply: { type: 'peer_wc', status: 'IBV_WC_WR_FLUSH_ERR', rnr_naks: 0, retries: 0 } },

@@ -9,7 +9,9 @@
 // and what the simulation adds: the frame (pfn; a dma-buf MR: the page of the exported buffer), the
 // sequence the translation was made at (the notifier's read_begin seq; a dma-buf MR: the mapping
 // generation), so that every DMA carries the translation it used, and `inflight`: DMAs the NIC
-// translated through the entry and has not issued yet (what a ZAP UMR's completion waits for).
+// translated through the entry and has not issued yet (what a ZAP UMR's completion waits for);
+// and, for unsafe-odp's counter only, `ackedSeq`: the cur_seq of the last invalidation of the
+// entry the driver acked (a dma-buf MR: the generation it gave up at move_notify + 1).
 export const MTT_READ = 1 << 0;
 export const MTT_WRITE = 1 << 1;
 export const ODP_READ_ALLOWED = 1 << 2;
@@ -28,6 +30,7 @@ interface Block {
   seq: Float64Array;
   flags: Uint8Array;
   inflight: Uint16Array;
+  ackedSeq: Float64Array;
 }
 
 export class Mtt {
@@ -45,7 +48,7 @@ export class Mtt {
   private block(i: number, create: boolean): Block | undefined {
     const b = this.blocks[i >>> BLOCK_SHIFT];
     if (b || !create) return b;
-    const nb: Block = { pfn: new Float64Array(BLOCK), seq: new Float64Array(BLOCK), flags: new Uint8Array(BLOCK), inflight: new Uint16Array(BLOCK) };
+    const nb: Block = { pfn: new Float64Array(BLOCK), seq: new Float64Array(BLOCK), flags: new Uint8Array(BLOCK), inflight: new Uint16Array(BLOCK), ackedSeq: new Float64Array(BLOCK) };
     this.blocks[i >>> BLOCK_SHIFT] = nb;
     return nb;
   }
@@ -66,6 +69,21 @@ export class Mtt {
   }
   inflight(i: number): number {
     return this.block(i, false)?.inflight[i & MASK] ?? 0;
+  }
+  ackedSeq(i: number): number {
+    return this.block(i, false)?.ackedSeq[i & MASK] ?? 0;
+  }
+
+  /**
+   * The driver acked an invalidation (cur_seq `curSeq`) of the allocated entries of [from, to): a
+   * DMA issued through one of them at an older seq from now on is one the kernel was told is over.
+   */
+  markAcked(from: number, to: number, curSeq: number): void {
+    this.forEachAllocated(from, to, (i) => {
+      const b = this.block(i, false)!;
+      const j = i & MASK;
+      if (b.ackedSeq[j] < curSeq) b.ackedSeq[j] = curSeq;
+    });
   }
 
   /** ib_umem_odp_map_dma_single_page: the page is DMA-mapped (or its access resynced); true if newly mapped. */

@@ -5,6 +5,7 @@ import type { InvalidateAck, MmRequest } from '@svmsim/kernel-mm';
 import type { DmaBufMoveNotifyDone, DmaBufRequest } from '@svmsim/gpu-driver/dma-buf-protocol';
 import type { WireMessage } from './ib-wire.js';
 import type { RdmaReply } from './rdma-protocol.js';
+import type { P2pMemRead, P2pMemWrite, RdmaRwDone } from '@svmsim/nvme';
 import type { LeafMr, MkeyTable } from './mr.js';
 import type { WireCosts } from './link.js';
 import type { PinnedVm } from './umem.js';
@@ -12,7 +13,7 @@ import type { PinnedVm } from './umem.js';
 export type Reply = Message & { ret?: number };
 
 /** Everything the NIC sends: to mm, to a dma-buf exporter, to the peer, and its replies to the process. */
-export type NicOut = MmRequest | InvalidateAck | DmaBufRequest | DmaBufMoveNotifyDone | WireMessage | RdmaReply;
+export type NicOut = MmRequest | InvalidateAck | DmaBufRequest | DmaBufMoveNotifyDone | WireMessage | RdmaReply | RdmaRwDone | P2pMemWrite | P2pMemRead;
 
 export interface NicCosts extends WireCosts {
   /** ibv_reg_mr / ibv_dereg_mr: the syscall and mkey set-up, besides pinning and UMRs. */
@@ -85,7 +86,10 @@ export interface NicStats {
   zapsWaitedForDma: number;
   /** unsafe-odp: acks sent while DMA through the zapped entries was still in flight. */
   unsafeEarlyAcks: number;
-  /** unsafe-odp: DMAs issued through an entry already zapped (and acked): each one the checker must catch. */
+  /**
+   * unsafe-odp: DMAs issued through an entry whose invalidation (move_notify) the driver had already
+   * acked, at a seq (generation) older than that invalidation's: each one the checker must catch.
+   */
   unsafeBugPaths: number;
   umrs: number;
   mttEntriesWritten: number;

@@ -28,6 +28,8 @@ import { complete, qpToError, QPS_MAX, RQ_DEPTH_MAX, transmit, type Qp, type QpH
 import { RcRequester, SQ_DEPTH_MAX } from './rc-requester.js';
 import { IBV_WR_OPCODES, type IbvCreateQp, type IbvDestroyQp, type IbvPostRecv, type IbvPostSend, type RdmaRequest } from './rdma-protocol.js';
 import { onRequest } from './responder.js';
+import { newRdmaRwStats, rdma_rw_ctx_post } from './rdma-rw.js';
+import type { RdmaRwCtx } from '@svmsim/nvme';
 import { kickSendQueue } from './requester.js';
 import { mlx5_ib_dmabuf_invalidate_cb } from './umem-dmabuf.js';
 import { PinnedVm } from './umem.js';
@@ -48,7 +50,7 @@ export interface RdmaConfig {
   rkeyFaultResponse?: 'rnr-nak' | 'drop';
 }
 
-type RdmaIncoming = RdmaRequest | Invalidate | DmaBufMoveNotify | IbRequest | IbResponse | RuntimeMessage | { type: 'rdma_timer' };
+type RdmaIncoming = RdmaRequest | Invalidate | DmaBufMoveNotify | IbRequest | IbResponse | RdmaRwCtx | RuntimeMessage | { type: 'rdma_timer' };
 
 export function createRdma(config: unknown, id: ActorId): Actor<Message> {
   const c = (config ?? {}) as RdmaConfig;
@@ -66,6 +68,8 @@ class Rdma implements Actor<Message>, QpHost {
   readonly peer: string;
   readonly costs: NicCosts;
   readonly stats: NicStats = newNicStats();
+  /** The in-kernel ULPs' RDMA reads and writes (rdma-rw.ts: the NVMe-oF target's). */
+  readonly rwStats = newRdmaRwStats();
   readonly mkeys = new MkeyTable();
   readonly bySub = new Map<number, LeafMr>();
   readonly pinnedVm = new PinnedVm();
@@ -136,6 +140,8 @@ class Rdma implements Actor<Message>, QpHost {
       }
       case 'ib_resp':
         return this.qps.get(m.dst_qpn)?.requester.onResponse(m);
+      case 'rdma_rw_ctx':
+        return rdma_rw_ctx_post(this, this.rwStats, env as Envelope<Message>, m);
       case 'rdma_timer': // a timer already cancelled
       case 'actor_died':
       case 'request_timeout':
@@ -155,6 +161,7 @@ class Rdma implements Actor<Message>, QpHost {
       mrKind: this.cfg.mrKind ?? null,
       policy: this.cfg.mrKind ?? null,
       ...s,
+      ...this.rwStats,
       faultLatencyNs: undefined,
       invalidateWaitNs: undefined,
       faultLatencyP50Ns: percentile(s.faultLatencyNs, 50),

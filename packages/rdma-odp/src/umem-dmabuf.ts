@@ -90,8 +90,10 @@ export function mlx5_ib_dmabuf_invalidate_cb(host: NicHost, env: Envelope<Messag
       mr.umemMutex.unlock();
       return answer();
     }
+    const given = d.generation;
     unmapAll(host, mr, (zapped) => {
       host.stats.pagesInvalidated += zapped;
+      if (host.unsafe) mr.mtt.markAcked(0, mr.mtt.entries, given + 1);
       mr.umemMutex.unlock();
       answer();
     }, host.unsafe);

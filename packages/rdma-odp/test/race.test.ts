@@ -114,4 +114,18 @@ describe('fault / invalidation races, many seeds', () => {
     // About half the seeds land an invalidation on a DMA under way (14 of 30 when written).
     expect(caught).toBeGreaterThanOrEqual(5);
   });
+
+  // The soak's denominator (unsafeBugPaths): a seed where the twin's bug path was taken is one the
+  // checker catches, and the checker catches no seed where it was not. An ack that comes while a
+  // DMA is in flight is not enough: a DMA issued before the ack reaches mm first and is legal.
+  it(`unsafe-odp's unsafeBugPaths counts exactly the seeds the checker catches`, async () => {
+    let taken = 0;
+    for (let seed = 1; seed <= SEEDS; seed++) {
+      const { check, nic } = await run(racingScript(seed, 'odp'), { seed, mm: MM, rdma: { mrKind: 'unsafe-odp' } });
+      const stale = check!.violations.some((v) => v.kind === 'stale_translation');
+      expect(nic.unsafeBugPaths > 0, `seed ${seed}: ${nic.unsafeBugPaths} bug paths, stale_translation ${stale}`).toBe(stale);
+      if (nic.unsafeBugPaths > 0) taken++;
+    }
+    expect(taken).toBeGreaterThan(0);
+  });
 });

@@ -30,6 +30,8 @@
 //                  unpin step releases them (pins.ts)
 //   dio / dio_p2p  O_DIRECT read or write on an nvme device's raw namespace (nvme.ts): ret 0 and
 //                  `moved` (blocks), `data` the words a read returned
+//   nvmet          a remote NVMe-oF host's read or write of that namespace through the in-kernel
+//                  target over RDMA (nvme.ts): the same result
 //   rdma           one RDMA operation on the VMA's MR (rdma.ts): ret 0 and the work completion's
 //                  `status`, `data` the words moved; rdma_advise: ibv_advise_mr of the pages
 // A VMA name the process does not have gives ret -EINVAL and an `error` (a failure of the step).
@@ -46,7 +48,7 @@ import type { Got } from './expectations.js';
 import { ADVICE, parseProt } from './mapping.js';
 import type { PhaseStats } from './phase-stats.js';
 import { holdPins, releasePins } from './pins.js';
-import { dioDmabuf, dioHost, dioP2p } from './nvme.js';
+import { dioDmabuf, dioHost, dioP2p, nvmetIo } from './nvme.js';
 import { rdmaAdvise, rdmaOp, rdmaRegMrP2pmem } from './rdma.js';
 import type { Reply, Request } from './requests.js';
 import { mmapOf, vmaRecord } from './setup.js';
@@ -74,6 +76,8 @@ export function actionKind(a: Action): string {
     case 'dio_p2p':
     case 'dio_dmabuf':
       return `dio_${a.io}`;
+    case 'nvmet':
+      return `nvmet_${a.io}`;
     default:
       return a.op;
   }
@@ -328,6 +332,9 @@ export function runAction(app: App, proc: Proc, a: PlainAction, stats: PhaseStat
     case 'dio_p2p':
       if (app.device(a.device)?.kind !== 'nvme') return fail(`no nvme device "${a.device}"`);
       return dioP2p(app, proc, a.device, a.io, a.provider, a.page, a.pages, a.block, call, done);
+    case 'nvmet':
+      if (app.device(a.device)?.kind !== 'nvme') return fail(`no nvme device "${a.device}"`);
+      return nvmetIo(a.device, a.io, a.block, a.pages, a.values, call, done);
     case 'rdma_reg_mr':
       if (app.device(a.device)?.kind !== 'rdma') return fail(`no rdma device "${a.device}"`);
       return rdmaRegMrP2pmem(app, proc, a.device, a.provider, a.page, a.pages, call, done);

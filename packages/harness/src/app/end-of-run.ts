@@ -7,11 +7,13 @@
 // Before the dump, every RDMA MR is deregistered and every QP destroyed (rdma.ts freeRdma), then
 // every GPU BO is freed (GEM_CLOSE, after its fences): a `pin` BO's or pinned MR's pages are
 // unpinned (dirtied) and interval notifiers are removed, so the dump sees no device pins. MRs go
-// first: a dma-buf MR holds the VRAM BO it imports.
+// first: a dma-buf MR holds the VRAM BO it imports. Last, each nvme device drains: the unpins its
+// completions sent mm reach mm before the dump.
 import type { Dump, DumpResult } from '@svmsim/kernel-mm';
 import type { FinalPage } from '@svmsim/kernel-mm/checker';
 import type { DmirrorDevmemRead } from '@svmsim/kernel-mm/dmirror';
 import type { GpuBoFree, GpuDevmemRead } from '@svmsim/gpu-driver';
+import type { NvmeDrain } from '@svmsim/nvme/dio-protocol';
 import { freeRdma } from './rdma.js';
 import type { App } from './state.js';
 
@@ -36,10 +38,23 @@ export function freeGpuBos(app: App, done: () => void): void {
   next(0);
 }
 
+/**
+ * nvme_drain of every nvme device, one after another; then `done`: the unpins their completions
+ * sent mm have all reached it before the dump and its leak check (dio-protocol.ts NvmeDrain).
+ */
+function drainNvme(app: App, done: () => void): void {
+  const nvmes = app.scenario.devices.filter((d) => d.kind === 'nvme').map((d) => d.id);
+  const next = (i: number): void => {
+    if (i === nvmes.length) return done();
+    app.io.call(nvmes[i]!, { type: 'nvme_drain' } satisfies NvmeDrain, () => next(i + 1));
+  };
+  next(0);
+}
+
 /** Dump and resolve; `state` tells each stage as it starts; `fail` if the dump shows the run did not drain (a migration still open). */
 export function dumpFinalPages(app: App, state: (s: 'dump' | 'devmem') => void, done: (pages: FinalPage[]) => void, fail: (reason: string) => void): void {
   state('dump');
-  freeRdma(app, () => freeGpuBos(app, () => dumpOnly(app, state, done, fail)));
+  freeRdma(app, () => freeGpuBos(app, () => drainNvme(app, () => dumpOnly(app, state, done, fail))));
 }
 
 function dumpOnly(app: App, state: (s: 'dump' | 'devmem') => void, done: (pages: FinalPage[]) => void, fail: (reason: string) => void): void {

@@ -14,6 +14,7 @@
 import { FOLL_PCI_P2PDMA, FOLL_WRITE, MAP_SHARED, PAGE_SIZE, PROT_READ, PROT_WRITE, type GetUserPages, type GupP2pdma, type Mmap } from '@svmsim/kernel-mm';
 import type { Message } from '@svmsim/runtime';
 import type { NvmeDio } from '@svmsim/nvme/dio-protocol';
+import type { NvmetRdmaCmd } from '@svmsim/nvme/nvmet-protocol';
 import type { Got } from './expectations.js';
 import type { Reply, Request } from './requests.js';
 import type { App, Proc } from './state.js';
@@ -94,6 +95,17 @@ export function dioDmabuf(proc: Proc, device: string, io: 'read' | 'write', buff
     buffer.fd = r.fd as number;
     go(buffer.fd);
   });
+}
+
+/**
+ * A remote NVMe-oF host's read or write of `pages` blocks from `block` of `device`'s namespace,
+ * exported by the in-kernel target over RDMA (packages/nvme/src/nvmet-rdma.ts): the command capsule
+ * arrives at the target, which stages the data in p2pmem or system memory and moves it with RDMA
+ * READ / WRITE on its NIC. The process stands for the remote host here; no page of it is touched.
+ */
+export function nvmetIo(device: string, io: 'read' | 'write', block: number, pages: number, values: readonly number[] | undefined, call: Call, done: (got: Got) => void): void {
+  const m: NvmetRdmaCmd = { type: 'nvmet_rdma_cmd', op: io, slba: block, nlb: pages, ...(values ? { values: Float64Array.from(values) } : {}) };
+  call(device, m, (res) => finished(res, done));
 }
 
 function finished(res: Reply, done: (got: Got) => void): void {

@@ -6,11 +6,12 @@ import type { DmirrorRequest } from '@svmsim/kernel-mm/dmirror';
 import type { GpuRequest } from '@svmsim/gpu-driver';
 import type { DmaBufExport } from '@svmsim/gpu-driver/dma-buf-protocol';
 import type { PeerRequest, RdmaRequest } from '@svmsim/rdma-odp';
-import type { NvmeDio } from '@svmsim/nvme/dio-protocol';
+import type { NvmeDio, NvmeDrain } from '@svmsim/nvme/dio-protocol';
+import type { NvmetRdmaCmd } from '@svmsim/nvme/nvmet-protocol';
 import { Continuations, type Ctx, type Envelope, type Message } from '@svmsim/runtime';
 
 /** What the app sends: mm's requests, the dmirror and gpu devices' ioctls, the rdma devices' verbs and their peers' posts. */
-export type Request = MmRequest | DmirrorRequest | GpuRequest | DmaBufExport | RdmaRequest | PeerRequest | NvmeDio;
+export type Request = MmRequest | DmirrorRequest | GpuRequest | DmaBufExport | RdmaRequest | PeerRequest | NvmeDio | NvmetRdmaCmd | NvmeDrain;
 
 /** A reply from mm or a device: every one carries `ret` (>= 0 or -errno); the rest depends on its type. */
 export type Reply = Message & { ret: number } & Record<string, unknown>;

@@ -3,9 +3,11 @@
 // seed where it was taken must be (the checker sees every access and every lost write).
 //
 //   unsafeBugPaths       a device that counts exactly the accesses its bug makes (rdma unsafe-odp:
-//                        DMAs issued through an entry zapped and already acked; nvme unsafe-nvme:
-//                        requests whose pages it released before their DMA) says so itself;
-//   readRetriesSkipped   dmirror unsafe-skip-read-retry, gpu unsafe-svm: read_retry said stale
+//                        DMAs issued after the driver acked the invalidation of their entry, at a
+//                        seq older than its cur_seq — not DMAs merely in flight at a zap, which
+//                        may reach mm before the ack and be legal; nvme unsafe-nvme: requests
+//                        whose pages it released before their DMA) says so itself;
+//   readRetriesSkipped   dmirror unsafe-skip-read-retry, gpu unsafe-svm and unsafe-uvm: read_retry said stale
 //                        and the driver mapped anyway;
 //   unsafeEarlyAcks      gpu unsafe-userptr: an invalidation acked while a job used the BO.
 export const UNSAFE_PATH_COUNTERS: readonly string[] = ['readRetriesSkipped', 'unsafeEarlyAcks'];

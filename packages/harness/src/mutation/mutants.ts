@@ -33,6 +33,10 @@ const VITEST = 'node_modules/vitest/vitest.mjs';
 
 export const KILLERS: Killer[] = [
   { id: 'sweep mirror-race', argv: [CLI, 'sweep', 'mirror-race', '--seeds', '1..30', '--jobs', '2'] },
+  // skip-set-seq-mirror fails every seed of mirror-race (1..30 when chosen), but each of its runs
+  // takes seconds (the real code's: 0.1 s), so 30 seeds ran into KILLER_TIMEOUT_MS on a loaded
+  // machine. Four seeds kill it: a seeded run is deterministic, so the same four always do.
+  { id: 'sweep mirror-race 1..4', argv: [CLI, 'sweep', 'mirror-race', '--seeds', '1..4', '--jobs', '2'] },
   { id: 'sweep svm-race', argv: [CLI, 'sweep', 'packages/harness/test/fixtures/svm-race.yaml', '--seeds', '1..12', '--jobs', '2'] },
   { id: 'sweep kfd-svm-race', argv: [CLI, 'sweep', 'packages/harness/test/fixtures/kfd-svm-race.yaml', '--seeds', '1..12', '--jobs', '2'] },
   { id: 'sweep gup-vs-readonly pin', argv: [CLI, 'sweep', 'gup-vs-readonly', '--policy', 'gpu0=pin', '--seeds', '1..2', '--jobs', '2'] },
@@ -96,7 +100,7 @@ export const MUTANTS: Mutant[] = [
     file: 'packages/kernel-mm/dist/dmirror.js',
     source: 'packages/kernel-mm/src/dmirror.ts invalidate',
     edits: [{ search: 'mmu_interval_set_seq(this.ctx, env.from, n, m.cur_seq);', replace: '', all: true }],
-    killers: ['sweep mirror-race'],
+    killers: ['sweep mirror-race 1..4'],
   },
   {
     name: 'map-after-unlock',

@@ -108,6 +108,13 @@ export const COLUMNS: Record<string, Column> = {
   'gpu-invalidations-per-page-s': { title: 'invalidated/page/s', cell: gpuCell((g, r) => fig(n(g, 'pagesInvalidated') / Math.max(1, n(g, 'boPagesCreated')) / simS(r))) },
   'rebinds-per-page-s': { title: 'rebound/page/s', cell: gpuCell((g, r) => fig(n(g, 'gpuvmRebinds') / Math.max(1, n(g, 'boPagesCreated')) / simS(r))) },
   'device-faults': { title: 'device faults', cell: gpuCell((g) => String(n(g, 'deviceFaults'))) },
+  // uvm: batches fetched from the replayable fault buffer and faults coalesced into another of their batch.
+  'fault-batches': { title: 'fault batches/coalesced', cell: gpuCell((g) => (g.faultsFetched === undefined ? '-' : `${n(g, 'faultBatches')}/${n(g, 'faultsCoalesced')}`)) },
+  // uvm: its thrashing_stats (uvm_perf_thrashing.c): pages found thrashing, throttles, pins here / elsewhere.
+  thrashing: {
+    title: 'thrashing/throttle/pin local/remote',
+    cell: gpuCell((g) => (g.pin_local === undefined ? '-' : `${n(g, 'thrashing')}/${n(g, 'throttle')}/${n(g, 'pin_local')}/${n(g, 'pin_remote')}`)),
+  },
   'fault-latency': { title: 'fault p50/p99', cell: gpuCell((g) => `${formatDuration(n(g, 'faultLatencyP50Ns'))} / ${formatDuration(n(g, 'faultLatencyP99Ns'))}`) },
   preemptions: { title: 'preemptions', cell: gpuCell((g) => String(n(g, 'preemptions'))) },
   'restore-walked': { title: 'restore pages walked', cell: gpuCell((g) => String(n(g, 'restorePagesWalked'))) },

@@ -37,13 +37,15 @@ export const DEVICE_KINDS: Record<DeviceSpec['kind'], DeviceKind> = {
   gpu: {
     module: () => gpuDriver('gpu-actor'),
     exportName: 'createGpu',
-    policies: ['userptr', 'pin', 'preempt', 'svm-fault', 'kfd-svm', 'unsafe-userptr', 'unsafe-svm'],
+    policies: ['userptr', 'pin', 'preempt', 'svm-fault', 'kfd-svm', 'uvm', 'unsafe-userptr', 'unsafe-svm', 'unsafe-uvm'],
     config: (d, s) => ({
       policy: d.policy,
       waves: d.waves,
       svm: { vramPages: d.devicePages, faultWindowPages: d.faultWindowPages, faultPermission: d.faultPermission },
       ...(d.vramBoPages !== undefined && { vramBos: { pages: d.vramBoPages } }),
       ...(d.xnack !== undefined && { xnack: d.xnack }),
+      ...((d.granularity !== undefined || d.retryFaultPending !== undefined) && { kfd: { granularity: d.granularity, retryFaultPendingNs: d.retryFaultPending } }),
+      ...(d.uvm !== undefined && { uvm: uvmConfig(d.uvm) }),
       dmabufMoveNotify: s.machine.dmabufMoveNotify,
       kernel: s.machine.kernel,
       // 0 keeps the default, as the module parameter does.
@@ -65,7 +67,9 @@ export const DEVICE_KINDS: Record<DeviceSpec['kind'], DeviceKind> = {
     policies: [...NVME_POLICIES],
     config: (d, s) => {
       const failure = (NVME_FAILURE_POLICIES as readonly string[]).includes(d.policy) ? d.policy : undefined;
-      const nvmes = s.devices.filter((x) => x.kind === 'nvme').map((x) => ({ id: x.id, slot: x.slot ?? 'switch' }));
+      // Every device on the PCI bus by its slot: the controllers, and the NICs an NVMe-oF target uses.
+      const onBus = s.devices.filter((x) => x.kind === 'nvme' || x.kind === 'rdma').map((x) => ({ id: x.id, slot: x.slot ?? 'switch' }));
+      const providers = s.devices.filter((x) => x.kind === 'nvme' && x.cmbPages !== undefined).map((x) => x.id);
       return {
         ...(failure !== undefined && { failure, failAtNs: d.failAt ?? 2_000_000 }),
         ...(d.ioTimeout !== undefined && { ioTimeoutNs: d.ioTimeout }),
@@ -75,13 +79,20 @@ export const DEVICE_KINDS: Record<DeviceSpec['kind'], DeviceKind> = {
           ...(d.blocks !== undefined && { blocks: d.blocks }),
           queueSupportsP2p: d.p2pQueue !== false,
           dmabufImporter: d.dmabufImporter === true,
-          pci: { nodes: slotTopologyNodes(nvmes), whitelisted: s.machine.pci?.hostBridgeWhitelisted ? ['rc0'] : [], cpuSupportsP2pdma: s.machine.pci?.cpuSupportsP2pdma === true },
+          pci: { nodes: slotTopologyNodes(onBus), whitelisted: s.machine.pci?.hostBridgeWhitelisted ? ['rc0'] : [], cpuSupportsP2pdma: s.machine.pci?.cpuSupportsP2pdma === true },
+          ...(d.nvmet !== undefined && { nvmet: { nic: d.nvmet.nic, p2pmem: d.nvmet.p2pmem, providers } }),
         },
         mm: 'mm',
       };
     },
   },
 };
+
+/** A gpu's `uvm:` key as the policy's options (policy-uvm.ts): the lapse is lapseNs there. */
+function uvmConfig(u: NonNullable<DeviceSpec['uvm']>) {
+  const { lapse, ...thrashing } = u.thrashing ?? {};
+  return { ...u, ...(u.thrashing && { thrashing: { ...thrashing, ...(lapse !== undefined && { lapseNs: lapse }) } }) };
+}
 
 export interface RunActorsOptions {
   seed: number;

@@ -57,14 +57,14 @@ export const DEVICE_KINDS = ['dmirror', 'gpu', 'rdma', 'nvme'] as const;
 /** Each device kind's policies, its default first. */
 export const POLICIES_BY_KIND: Record<(typeof DEVICE_KINDS)[number], readonly string[]> = {
   dmirror: DEVICE_POLICIES,
-  gpu: ['userptr', 'pin', 'preempt', 'svm-fault', 'kfd-svm', 'unsafe-userptr', 'unsafe-svm'],
+  gpu: ['userptr', 'pin', 'preempt', 'svm-fault', 'kfd-svm', 'uvm', 'unsafe-userptr', 'unsafe-svm', 'unsafe-uvm'],
   rdma: ['odp', 'pinned-mr', 'implicit-odp', 'dmabuf', 'unsafe-odp'],
   // The safe driver against a healthy controller, or one that fails at failAt in one of three
   // ways (selected like a policy, so that `compare` runs each as a row); and the unsafe twin.
   nvme: NVME_POLICIES,
 };
 /** Keys of a device spec that only an nvme device takes. */
-const NVME_DEVICE_KEYS = ['failAt', 'ioTimeout', 'slot', 'cmbPages', 'p2pQueue', 'blocks', 'dmabufImporter'] as const;
+const NVME_DEVICE_KEYS = ['failAt', 'ioTimeout', 'cmbPages', 'p2pQueue', 'blocks', 'dmabufImporter', 'nvmet'] as const;
 export const PCI_SLOTS = ['switch', 'switch-acs', 'root-port'] as const;
 /** Keys of a device spec that only an rdma device takes. */
 const RDMA_DEVICE_KEYS = ['qps', 'qpType', 'rnrRetry', 'minRnrTimer', 'retryCnt', 'timeout', 'rkeyFaultResponse', 'exporter'] as const;
@@ -320,6 +320,26 @@ const machineSchema = strict({
 
 const fileSchema = strict({ name: nameSchema, pages: count(1) });
 
+/**
+ * gpu, policy uvm: NVIDIA UVM's module parameters (packages/gpu-driver/src/policy-uvm.ts,
+ * uvm-thrashing.ts), each with UVM's default when left out; the ranges are the ones UVM accepts.
+ */
+const uvmSchema = strict({
+  batchCount: count(1).optional(),
+  prefetch: flag.optional(),
+  prefetchThreshold: z.int().min(0).max(100).optional(),
+  thrashing: strict({
+    enable: flag.optional(),
+    threshold: z.int().min(1).max(7).optional(),
+    pinThreshold: z.int().min(1).max(255).optional(),
+    lapse: durationSchema.refine((v) => v >= 1_000, { error: 'must be at least 1us' }).optional(),
+    nap: z.int().min(1).max(100).optional(),
+    epoch: count(1).optional(),
+    pin: count(0).optional(),
+    maxResets: count(0).optional(),
+  }).optional(),
+});
+
 const deviceSchema = strict({
   id: nameSchema,
   kind: oneOf(DEVICE_KINDS).default('dmirror'),
@@ -330,6 +350,11 @@ const deviceSchema = strict({
   waves: count(1).optional(),
   vramBoPages: count(1).optional(),
   xnack: flag.optional(),
+  // kfd-svm: amdgpu's svm_default_granularity (log2 pages, default 9: 2 MiB; the kernel clamps
+  // larger values to 0x1B) and the AMDGPU_SVM_RANGE_RETRY_FAULT_PENDING window (default 2ms).
+  granularity: z.int().min(0).max(0x1b).optional(),
+  retryFaultPending: durationSchema.optional(),
+  uvm: uvmSchema.optional(),
   compare: z.array(z.string()).min(1).optional(),
   qps: z.int().min(1).max(64).optional(),
   qpType: oneOf(['rc', 'ud']).optional(),
@@ -346,8 +371,12 @@ const deviceSchema = strict({
   p2pQueue: flag.optional(),
   blocks: z.int().min(1).max(NVME_ACTOR_NAMESPACE_BLOCKS).optional(),
   dmabufImporter: flag.optional(),
+  // The in-kernel NVMe-oF target exporting the namespace over `nic` (packages/nvme/src/nvmet-rdma.ts);
+  // p2pmem is the namespace's configfs attribute: off (default), auto, or a provider's id.
+  nvmet: strict({ nic: nameSchema, p2pmem: nameSchema.default('off') }).optional(),
 })
   .superRefine((d, ctx) => {
+    if (d.slot !== undefined && d.kind !== 'nvme' && d.kind !== 'rdma') ctx.addIssue({ continue: false, code: 'custom', path: ['slot'], input: d.slot, message: `${show(d.slot)}: slot applies to nvme and rdma devices only` });
     for (const k of NVME_DEVICE_KEYS) {
       if (d[k] !== undefined && d.kind !== 'nvme') ctx.addIssue({ continue: false, code: 'custom', path: [k], input: d[k], message: `${show(d[k])}: ${k} applies to nvme devices only` });
     }
@@ -366,8 +395,11 @@ const deviceSchema = strict({
       ctx.addIssue({ continue: false, code: 'custom', path: ['exporter'], message: 'missing; policy dmabuf registers MRs over VRAM BOs of a gpu: name it (exporter: <gpu id>)' });
     }
     if (d.devicePages === 0 && d.kind === 'dmirror') ctx.addIssue({ continue: false, code: 'custom', path: ['devicePages'], input: 0, message: '0: a dmirror needs at least 1 device page (0 turns VRAM off on a gpu only)' });
-    for (const k of ['faultWindowPages', 'faultPermission', 'waves', 'vramBoPages', 'xnack'] as const) {
+    for (const k of ['faultWindowPages', 'faultPermission', 'waves', 'vramBoPages', 'xnack', 'uvm'] as const) {
       if (d[k] !== undefined && d.kind !== 'gpu') ctx.addIssue({ continue: false, code: 'custom', path: [k], input: d[k], message: `${d[k]}: ${k} applies to gpu devices only` });
+    }
+    for (const k of ['granularity', 'retryFaultPending'] as const) {
+      if (d[k] !== undefined && d.kind !== 'gpu') ctx.addIssue({ continue: false, code: 'custom', path: [k], input: d[k], message: `${d[k]}: ${k} applies to gpu devices (policy kfd-svm) only` });
     }
   })
   .transform((d) => ({
@@ -380,9 +412,13 @@ const deviceSchema = strict({
     ...(d.waves !== undefined && { waves: d.waves }),
     ...(d.vramBoPages !== undefined && { vramBoPages: d.vramBoPages }),
     ...(d.xnack !== undefined && { xnack: d.xnack }),
+    ...(d.granularity !== undefined && { granularity: d.granularity }),
+    ...(d.retryFaultPending !== undefined && { retryFaultPending: d.retryFaultPending }),
+    ...(d.uvm !== undefined && { uvm: d.uvm }),
     ...(d.compare !== undefined && { compare: d.compare }),
     ...Object.fromEntries(RDMA_DEVICE_KEYS.filter((k) => d[k] !== undefined).map((k) => [k, d[k]])),
     ...Object.fromEntries(NVME_DEVICE_KEYS.filter((k) => d[k] !== undefined).map((k) => [k, d[k]])),
+    ...(d.slot !== undefined && { slot: d.slot }),
   }));
 /** Device memory by default: dmirror's device-private pages; the GPU's VRAM (svm-fault); none on a NIC. */
 const DEFAULT_DEVICE_PAGES = { dmirror: 256, gpu: 64, rdma: 0, nvme: 0 } as const;
@@ -603,6 +639,10 @@ const OPS = {
   rdma_reg_mr: strict({ device: nameSchema, provider: nameSchema, page: count(0).default(0), pages: count(1).default(1) })
     .transform((b) => ({ op: 'rdma_reg_mr' as const, ...b })),
   // O_DIRECT into (or out of) a VRAM buffer of gpu_alloc through the out-of-tree NVMe dma-buf importer.
+  // A remote NVMe-oF host's read or write of `pages` blocks from `block` on an nvme device's namespace
+  // exported over RDMA (its `nvmet`); a write carries the host's words, one per page.
+  nvmet: strict({ device: nameSchema, io: oneOf(['read', 'write']), block: count(0).default(0), pages: count(1).default(1), values: words.optional() })
+    .transform((b) => ({ op: 'nvmet' as const, ...b })),
   dio_dmabuf: strict({ device: nameSchema, io: oneOf(['read', 'write']), buffer: nameSchema, page: count(0).default(0), pages: count(1).default(1), block: count(0).default(0) })
     .transform((b) => ({ op: 'dio_dmabuf' as const, ...b })),
   migrate_pages: strict(range).transform((b) => ({ op: 'migrate_pages' as const, ...b })),
@@ -895,6 +935,7 @@ function crossCheckOrThrow(s: Scenario, issue: (path: Path, input: unknown, mess
   const nvmes = s.devices.filter((d) => d.kind === 'nvme').map((d) => d.id);
   const cmbs = s.devices.filter((d) => d.kind === 'nvme' && d.cmbPages !== undefined).map((d) => d.id);
   const importers = s.devices.filter((d) => d.kind === 'nvme' && d.dmabufImporter === true).map((d) => d.id);
+  const nvmetTargets = s.devices.filter((d) => d.kind === 'nvme' && d.nvmet !== undefined).map((d) => d.id);
   /** Per process, its VMAs backed by a GPU BO, and by an RDMA MR. */
   const gpuVmasOf = new Map<string, Set<string>>();
   const rdmaVmasOf = new Map<string, Set<string>>();
@@ -906,6 +947,11 @@ function crossCheckOrThrow(s: Scenario, issue: (path: Path, input: unknown, mess
   };
   s.devices.forEach((d, i) => {
     if (d.exporter !== undefined) ref(['devices', i, 'exporter'], d.exporter, gpus, 'a declared gpu device', 'gpu devices');
+    if (d.nvmet !== undefined) {
+      ref(['devices', i, 'nvmet', 'nic'], d.nvmet.nic, rdmas, 'a declared rdma device', 'rdma devices');
+      const p2p = d.nvmet.p2pmem;
+      if (p2p !== 'off' && p2p !== 'auto') ref(['devices', i, 'nvmet', 'p2pmem'], p2p, cmbs, 'off, auto, or an nvme device with a CMB (cmbPages)', 'nvme devices with one');
+    }
   });
 
   /** VMA names per process: declared ones, and those later phases can see after a script's mmap. */
@@ -1062,6 +1108,11 @@ function crossCheckOrThrow(s: Scenario, issue: (path: Path, input: unknown, mess
         if (cmbs.includes(a.provider) && a.page + a.pages > cmbPages) issue([...ap, 'pages'], a.pages, `pages [${a.page}, ${a.page + a.pages}) are outside the ${cmbPages}-page CMB of ${a.provider}`);
         break;
       }
+      case 'nvmet':
+        ref([...ap, 'device'], a.device, nvmetTargets, 'an nvme device exported by an NVMe-oF target (nvmet: {nic})', 'nvme devices with one');
+        if (a.io === 'write' && a.values?.length !== a.pages) issue([...ap, 'values'], a.values, `a write carries the host's words, one per page: ${n(a.pages, 'word')}`);
+        if (a.io === 'read' && a.values !== undefined) issue([...ap, 'values'], a.values, 'a read carries no words (expect.data checks what it returns)');
+        break;
       case 'rdma_reg_mr': {
         ref([...ap, 'device'], a.device, rdmas, 'a declared rdma device', 'rdma devices');
         ref([...ap, 'provider'], a.provider, cmbs, 'an nvme device with a CMB (cmbPages)', 'nvme devices with one');
@@ -1081,8 +1132,8 @@ function crossCheckOrThrow(s: Scenario, issue: (path: Path, input: unknown, mess
     if (e === undefined) return;
     const ep: Path = [...at, 'expect'];
     if (e.data !== undefined) {
-      const words = a.op === 'load' || a.op === 'store' || a.op === 'read_buffer' || (a.op === 'dmirror' && DMIRROR_DATA_CMDS.includes(a.cmd)) || ((a.op === 'dio' || a.op === 'dio_p2p' || a.op === 'dio_dmabuf') && a.io === 'read');
-      if (!words) issue([...ep, 'data'], e.data, `${describe(a)} returns no data; expect.data applies to load, store, read_buffer, dio reads and dmirror ${list(DMIRROR_DATA_CMDS)}`);
+      const words = a.op === 'load' || a.op === 'store' || a.op === 'read_buffer' || (a.op === 'dmirror' && DMIRROR_DATA_CMDS.includes(a.cmd)) || ((a.op === 'dio' || a.op === 'dio_p2p' || a.op === 'dio_dmabuf' || a.op === 'nvmet') && a.io === 'read');
+      if (!words) issue([...ep, 'data'], e.data, `${describe(a)} returns no data; expect.data applies to load, store, read_buffer, dio and nvmet reads and dmirror ${list(DMIRROR_DATA_CMDS)}`);
       const pages = (a as { pages?: number }).pages;
       if (pages !== undefined && e.data.length !== pages) issue([...ep, 'data'], e.data, `${n(e.data.length, 'word')} for ${n(pages, 'page')}; expect one word per page`);
     }

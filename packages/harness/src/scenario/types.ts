@@ -100,7 +100,7 @@ export interface DeviceSpec {
   kind: 'dmirror' | 'gpu' | 'rdma' | 'nvme';
   /**
    * dmirror: `safe` (default), or `unsafe-skip-read-retry` (the bug the checker must catch).
-   * gpu: `userptr` (default), `pin`, `preempt`, `svm-fault`, or `unsafe-userptr` / `unsafe-svm` (the bugs the checker must catch).
+   * gpu: `userptr` (default), `pin`, `preempt`, `svm-fault`, `kfd-svm`, `uvm`, or `unsafe-userptr` / `unsafe-svm` / `unsafe-uvm` (the bugs the checker must catch).
    * rdma: the kind of MR the process registers over its VMAs: `odp` (default), `pinned-mr`,
    * `implicit-odp`, `dmabuf` (over a VRAM BO of `exporter`), or `unsafe-odp` (the bug the checker must catch).
    */
@@ -122,6 +122,8 @@ export interface DeviceSpec {
   vramBoPages?: number;
   /** gpu, policy kfd-svm: XNACK (retry faults) on (default) or off (queue eviction and restore). */
   xnack?: boolean;
+  /** gpu, policy uvm: UVM's module parameters (uvm_perf_fault_batch_count, uvm_perf_prefetch_*, uvm_perf_thrashing_*); UVM's defaults when absent. */
+  uvm?: UvmDeviceSpec;
   /** rdma: the RC (or UD) QPs setup connects per process to the peer (default 4); workload threads take them in turn. */
   qps?: number;
   qpType?: 'rc' | 'ud';
@@ -138,7 +140,7 @@ export interface DeviceSpec {
   failAt?: number;
   /** nvme: io_timeout (default 30 s). */
   ioTimeout?: number;
-  /** nvme: where it sits on the PCI bus (default switch): behind the one switch, on its ACS-redirecting downstream port, or on a root port of its own. */
+  /** nvme, rdma: where it sits on the PCI bus (default switch): behind the one switch, on its ACS-redirecting downstream port, or on a root port of its own. */
   slot?: 'switch' | 'switch-acs' | 'root-port';
   /** nvme: pages of its CMB, published as p2pmem for the other controllers' direct I/O (none by default). */
   cmbPages?: number;
@@ -148,6 +150,12 @@ export interface DeviceSpec {
   blocks?: number;
   /** nvme: the out-of-tree dma-buf importer (dio_dmabuf steps into a GPU's VRAM BO); default false. */
   dmabufImporter?: boolean;
+  /** gpu, kfd-svm: svm_default_granularity, log2 pages (default 9). */
+  granularity?: number;
+  /** gpu, kfd-svm: AMDGPU_SVM_RANGE_RETRY_FAULT_PENDING, ns (default 2 ms). */
+  retryFaultPending?: number;
+  /** nvme: the in-kernel NVMe-oF target exporting its namespace over an rdma device (nvmet steps). */
+  nvmet?: { nic: string; p2pmem: string };
 }
 
 export interface ProcessSpec {
@@ -335,6 +343,7 @@ export type Action =
   | { op: 'rdma'; device: string; vma: string; verb: RdmaOp; page: number; pages: number }
   | { op: 'dio'; device: string; io: 'read' | 'write'; vma: string; page: number; pages: number; block: number }
   | { op: 'dio_p2p'; device: string; io: 'read' | 'write'; provider: string; page: number; pages: number; block: number }
+  | { op: 'nvmet'; device: string; io: 'read' | 'write'; block: number; pages: number; values?: number[] }
   | { op: 'dio_dmabuf'; device: string; io: 'read' | 'write'; buffer: string; page: number; pages: number; block: number }
   /** ibv_reg_mr of a pinned MR on `device` over pages [page, page + pages) of the process's mapping of `provider`'s p2pmem. ret 0 or -errno. */
   | { op: 'rdma_reg_mr'; device: string; provider: string; page: number; pages: number }
@@ -380,4 +389,12 @@ export interface StepResult {
   got: Record<string, unknown>;
   /** The unmet expectations, one line each; empty when met (or nothing expected). */
   failures: string[];
+}
+
+/** A gpu's `uvm:` key: NVIDIA UVM's module parameters (lapse in ns; nap, epoch and pin in lapses, as UVM's). */
+export interface UvmDeviceSpec {
+  batchCount?: number;
+  prefetch?: boolean;
+  prefetchThreshold?: number;
+  thrashing?: { enable?: boolean; threshold?: number; pinThreshold?: number; lapse?: number; nap?: number; epoch?: number; pin?: number; maxResets?: number };
 }
