@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { readTrace } from '@svmsim/runtime';
 import { hmmTestsCommand, hmmTestScenario } from '@svmsim/harness/commands/hmm-tests';
 import { hmmTestRuns, MAPPED_HMM_TESTS } from '@svmsim/harness/hmm-tests/cases';
 import { applyPolicies } from '@svmsim/harness/run/actors';
@@ -74,6 +75,38 @@ describe('hmm-tests suite', () => {
       fs.rmSync(dir, { recursive: true, force: true });
     }
   }, 120_000);
+
+  // No hmm-tests.c case can fail on skip-read-retry (anon_teardown above), so the suite's scenario
+  // language states one that can: test/fixtures/dmirror-dontneed-race.yaml, anon_teardown with
+  // MADV_DONTNEED in place of the munmap and a forked child keeping the old frames. A skipped
+  // read_retry shows in the copy only when it was on a round's first range (a later range's stale
+  // entries are faulted over, since dmirror_read faults from the first page missing): those rounds,
+  // and only those, must fail their read; the safe dmirror passes every round of every seed.
+  it('a dmirror that skips read_retry fails the MADV_DONTNEED read race in exactly the rounds where it skipped it on the first range', async () => {
+    const file = path.join(import.meta.dirname, 'fixtures/dmirror-dontneed-race.yaml');
+    let caught = 0;
+    for (const seed of [1, 2, 3, 4, 5, 6]) {
+      const safe = await run(file, seed);
+      expect({ seed, failures: safe.steps.flatMap((s) => s.failures), violations: safe.check.violations }).toEqual({ seed, failures: [], violations: [] });
+      expect(safe.devices.mirror0.readRetries, `seed ${seed}`).toBeGreaterThan(0);
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'svmsim-hmm-'));
+      try {
+        const unsafe = await runScenario(applyPolicies(loadScenario(file), { mirror0: 'unsafe-skip-read-retry' }), { seed, mode: 'deterministic', timeScale: 0.02, traceDir: dir });
+        const bufferStarts = unsafe.steps.filter((s) => s.step.startsWith('mmap')).map((s) => s.got.addr as number);
+        const skippedAt = new Set(readTrace(dir).filter((l) => l.ev === 'dmirror_read_retry_skipped').map((l) => (l as unknown as { start: number }).start));
+        const reads = unsafe.steps.filter((s) => s.step.endsWith('/read'));
+        expect(reads.length).toBe(bufferStarts.length);
+        const failed = reads.map((s) => s.failures.length > 0);
+        const firstRangeStale = bufferStarts.map((a) => skippedAt.has(a));
+        expect({ seed, failed }).toEqual({ seed, failed: firstRangeStale });
+        caught += failed.filter(Boolean).length;
+        if (failed.some(Boolean)) expect(unsafe.check.violations.some((v) => v.startsWith('stale_translation'))).toBe(true);
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    }
+    expect(caught).toBeGreaterThan(0);
+  }, 300_000);
 
   it('the racing tests pass in thread mode too', async () => {
     for (const name of ['anon_teardown', 'exclusive_cow', 'hmm_cow_in_device']) {

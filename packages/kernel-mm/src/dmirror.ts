@@ -759,6 +759,8 @@ class Dmirror implements Actor<Message> {
                 return again();
               }
               this.stats.readRetriesSkipped++;
+              // Where the stale pfns go: a test picks the runs whose skip lands where a read copies it.
+              if (this.ctx.tracing) this.ctx.trace('dmirror_read_retry_skipped', { sub: n.sub, seq, invalidate_seq: n.invalidate_seq, start, end });
             }
             const res = locked(h as HmmRangeFaultResult, seq);
             file.mutex.unlock();
