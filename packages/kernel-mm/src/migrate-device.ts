@@ -5,9 +5,11 @@
 // Documentation/mm/hmm.rst.
 //
 // migrate_vma_setup (collect + unmap):
-//   the range is locked until finalize (faults on it wait, as on migration entries);
-//   MMU_NOTIFY_MIGRATE over the range with owner = pgmap_owner (the caller's own mirror may skip
-//   the work but still sets its seq); then per page:
+//   the range is locked for the walk (the PTLs of migrate_vma_collect_pmd) under MMU_NOTIFY_MIGRATE
+//   over the range with owner = pgmap_owner (the caller's own mirror may skip the work but still
+//   sets its seq); after it only the pages left under migration entries stay locked until
+//   finalize (their folio locks): a fault on one waits (migration_entry_wait), a fault on a hole
+//   or on the zero page proceeds. Per page:
 //     pte_none in an anonymous VMA → offered with no source (MIGRATE_PFN_MIGRATE), whatever the
 //       flags; the zero page likewise, with SELECT_SYSTEM only
 //     a present anonymous page, SELECT_SYSTEM, not pinned → migration entry,
@@ -19,7 +21,9 @@
 //     anything else (a locked page, pinned pages: migrate_vma_check_page) → 0
 // migrate_vma_pages + migrate_vma_finalize (one message here): pages with a destination take it
 //   (a device-private entry, or a new RAM page with the driver's content); the others get their
-//   PTE back; the lock is released.
+//   PTE back; the locks are released. A hole or zero page offered with no source gets its device
+//   page only if its PTE is still none or the zero page (migrate_vma_insert_page): a CPU fault
+//   since setup wins, and the page is reported not migrated.
 //
 // A CPU fault on a device-private entry (do_swap_page → migrate_to_ram): MMU_NOTIFY_MIGRATE on the
 // page with the owner's pgmap owner (as the owner's migrate_to_ram → migrate_vma_setup does), then
@@ -52,7 +56,8 @@ interface Migration {
   p: Process;
   start: number;
   npages: number;
-  lock: number;
+  /** The runs of pages under migration entries, each a range lock until finalize (the folio locks). */
+  locks: LockedRun[];
   /** Per page: MIGRATE_PFN_* of the source, and what the PTE was (to restore or to know the source). */
   srcFlags: Uint8Array;
   /** Collected, but migrate_vma_pages will clear MIGRATE_PFN_MIGRATE: a page-cache page, or a new page outside an anonymous VMA. */
@@ -67,6 +72,13 @@ interface Migration {
   others: OtherMapping[];
   /** The driver that set it up: if it dies, the migration is undone (its range must not stay locked). */
   driver: string;
+}
+
+/** Pages [start, end) of the migration's process, under lock `id`. */
+interface LockedRun {
+  start: number;
+  end: number;
+  id: number;
 }
 
 /** A mapping of a collected page in another process (or at another address): what try_to_migrate unmapped. */
@@ -101,7 +113,7 @@ export function migrate_vma_setup(k: Kernel, env: Envelope<Message>, m: MigrateV
     const range = { start: m.start, end: m.end, event: 'MMU_NOTIFY_MIGRATE' as const, blockable: true, owner: m.pgmap_owner, task: processTask(p), caller: 'migrate_vma_collect' };
     mmu_notifier_invalidate_range_start(k, p, range, (_ret, inv) => {
       const mig: Migration = {
-        id: k.nextMigrationId++, p, start, npages, lock, owner: m.pgmap_owner, driver: env.from, others: [],
+        id: k.nextMigrationId++, p, start, npages, locks: [], owner: m.pgmap_owner, driver: env.from, others: [],
         srcFlags: new Uint8Array(npages), refused: new Uint8Array(npages), pteFlags: new Uint16Array(npages), pteValue: new Float64Array(npages),
       };
       const data = new Float64Array(npages);
@@ -151,6 +163,7 @@ export function migrate_vma_setup(k: Kernel, env: Envelope<Message>, m: MigrateV
         cpages++;
       }
       mmu_notifier_invalidate_range_end(k, inv);
+      holdMigrationEntries(k, mig, lock);
       migrationsOf(k).set(mig.id, mig);
       tryToMigrateShared(k, mig, shared, (dropped) => {
         cpages -= dropped;
@@ -159,6 +172,41 @@ export function migrate_vma_setup(k: Kernel, env: Envelope<Message>, m: MigrateV
       });
     });
   });
+}
+
+/**
+ * The end of migrate_vma_collect (mm/migrate_device.c, torvalds/linux 022a12de, after v6.15; the
+ * same in v6.15): the walk's PTLs are dropped, and what stays locked is the folio of each page that
+ * got a migration entry. Here: the walk's lock over the whole range becomes one lock per run of
+ * migration entries; holes, the zero page and the pages not collected are free again.
+ */
+function holdMigrationEntries(k: Kernel, mig: Migration, walkLock: number): void {
+  const { p } = mig;
+  const runs: [number, number][] = [];
+  for (let i = 0; i < mig.npages; i++) {
+    const vpn = mig.start + i;
+    if ((p.pt.flags(vpn) & PTE_KIND_MASK) !== PTE_MIGRATION) continue;
+    const last = runs.at(-1);
+    if (last !== undefined && last[1] === vpn) last[1] = vpn + 1;
+    else runs.push([vpn, vpn + 1]);
+  }
+  const ids = p.locks.narrow(walkLock, runs, 'migrate_vma');
+  mig.locks = runs.map(([start, end], j) => ({ start, end, id: ids[j] }));
+}
+
+/** A page left the migration before finalize (its PTE restored): its lock goes, the rest of its run stays. */
+function releaseMigrationPage(mig: Migration, vpn: number): void {
+  const j = mig.locks.findIndex((r) => vpn >= r.start && vpn < r.end);
+  if (j < 0) return;
+  const r = mig.locks[j];
+  const parts = ([[r.start, vpn], [vpn + 1, r.end]] as [number, number][]).filter(([a, b]) => a < b);
+  const ids = mig.p.locks.narrow(r.id, parts, 'migrate_vma');
+  mig.locks.splice(j, 1, ...parts.map(([start, end], n) => ({ start, end, id: ids[n] })));
+}
+
+function releaseMigrationLocks(mig: Migration): void {
+  for (const r of mig.locks) mig.p.locks.unlock(r.id);
+  mig.locks = [];
 }
 
 /**
@@ -222,6 +270,7 @@ function tryToMigrateShared(k: Kernel, mig: Migration, shared: number[], done: (
   const drop = (i: number, mine: OtherMapping[]): void => {
     const vpn = mig.start + i;
     if ((p.pt.flags(vpn) & PTE_KIND_MASK) === PTE_MIGRATION) p.pt.setFlags(vpn, mig.pteFlags[i]);
+    releaseMigrationPage(mig, vpn);
     for (const o of mine) {
       if ((o.p.pt.flags(o.vpn) & PTE_KIND_MASK) === PTE_MIGRATION) o.p.pt.setFlags(o.vpn, o.flags);
       o.p.locks.unlock(o.lock);
@@ -239,12 +288,13 @@ export function migrate_vma_finalize(k: Kernel, env: Envelope<Message>, m: Migra
     return k.ctx.reply(env, { type: 'migrate_vma_finalize_result', ret: EINVAL, migrated: 0 });
   }
   migrationsOf(k).delete(mig.id);
-  // migrate_vma_pages: a page with no source (pte_none or the zero page had no migration entry)
-  // gets its new PTE under an invalidation of its own (MMU_NOTIFY_MIGRATE, owner = pgmap_owner),
-  // since mirrors may have mapped the zero page there since setup.
-  const fresh = m.dst_pfns.some((d, i) => d >= 0 && mig.srcFlags[i] & MIGRATE_PFN_MIGRATE && !(mig.srcFlags[i] & MIGRATE_PFN_VALID));
-  if (!fresh) return finalizePages(k, env, m, mig);
-  const range = { start: mig.start * PAGE_SIZE, end: (mig.start + mig.npages) * PAGE_SIZE, event: 'MMU_NOTIFY_MIGRATE' as const, blockable: true, owner: mig.owner, task: processTask(mig.p), caller: 'migrate_vma_pages' };
+  // __migrate_device_pages: a page with no source (pte_none or the zero page had no migration
+  // entry) gets its new PTE under an invalidation of its own (MMU_NOTIFY_MIGRATE, owner =
+  // pgmap_owner), from the first such page to the end of the range, since the CPU or a mirror may
+  // have mapped something there since setup.
+  const first = m.dst_pfns.findIndex((d, i) => d >= 0 && (mig.srcFlags[i] & MIGRATE_PFN_MIGRATE) !== 0 && !(mig.srcFlags[i] & MIGRATE_PFN_VALID));
+  if (first < 0) return finalizePages(k, env, m, mig);
+  const range = { start: (mig.start + first) * PAGE_SIZE, end: (mig.start + mig.npages) * PAGE_SIZE, event: 'MMU_NOTIFY_MIGRATE' as const, blockable: true, owner: mig.owner, task: processTask(mig.p), caller: 'migrate_vma_pages' };
   mmu_notifier_invalidate_range_start(k, mig.p, range, (_r, inv) => {
     finalizePages(k, env, m, mig);
     mmu_notifier_invalidate_range_end(k, inv);
@@ -297,10 +347,17 @@ function finalizePages(k: Kernel, env: Envelope<Message>, m: MigrateVmaFinalize,
         restore();
         continue;
       }
-      if (oldKind === PTE_PRESENT) {
+      if (!(src & MIGRATE_PFN_VALID)) {
+        // No source: a hole or the zero page, not locked since setup.
+        if (!migrateVmaInsertable(k, p, vpn)) {
+          after[i] &= ~MIGRATE_PFN_MIGRATE;
+          continue;
+        }
+        if (p.pt.kind(vpn) === PTE_PRESENT) k.zapPte(p, vpn);
+      } else if (oldKind === PTE_PRESENT) {
         p.pt.setFlags(vpn, oldF); // back to present so zapPte can drop the page normally
         k.zapPte(p, vpn);
-      } else if (oldKind !== PTE_NONE) {
+      } else {
         after[i] &= ~MIGRATE_PFN_MIGRATE;
         continue;
       }
@@ -325,7 +382,21 @@ function finalizePages(k: Kernel, env: Envelope<Message>, m: MigrateVmaFinalize,
   // before it is told to drop them, never after.
   k.ctx.reply(env, { type: 'migrate_vma_finalize_result', ret: 0, migrated, src_flags: after });
   for (const o of mig.others) o.p.locks.unlock(o.lock);
-  p.locks.unlock(mig.lock);
+  releaseMigrationLocks(mig);
+}
+
+/**
+ * migrate_vma_insert_page's checks (mm/migrate_device.c, torvalds/linux 022a12de; v6.15 the same):
+ * only an anonymous VMA is populated, and only where the PTE is still none or the zero page; any
+ * other PTE means a fault got there after setup, and the page backs off (MIGRATE_PFN_MIGRATE
+ * cleared). A page whose lock is held has a fault (or another PTE change) under way, which takes
+ * the PTL before this would: it backs off too.
+ */
+function migrateVmaInsertable(k: Kernel, p: Process, vpn: number): boolean {
+  const vma = p.vmas.find(vpn);
+  if (!vma || !vmaIsAnon(vma) || p.locks.isLocked(vpn)) return false;
+  const kind = p.pt.kind(vpn);
+  return kind === PTE_NONE || (kind === PTE_PRESENT && p.pt.value(vpn) === ZERO_PFN);
 }
 
 /**
@@ -344,7 +415,7 @@ export function abortMigrationsOf(k: Kernel, driver: string): void {
       if ((o.p.pt.flags(o.vpn) & PTE_KIND_MASK) === PTE_MIGRATION) o.p.pt.setFlags(o.vpn, o.flags);
       o.p.locks.unlock(o.lock);
     }
-    mig.p.locks.unlock(mig.lock);
+    releaseMigrationLocks(mig);
     k.ctx.trace('migrate_vma_abort', { pid: mig.p.pid, migration: mig.id, driver });
   }
 }
