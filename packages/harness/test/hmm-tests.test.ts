@@ -100,6 +100,13 @@ describe('hmm-tests suite', () => {
         const firstRangeStale = bufferStarts.map((a) => skippedAt.has(a));
         expect({ seed, failed }).toEqual({ seed, failed: firstRangeStale });
         caught += failed.filter(Boolean).length;
+        if (seed === 6) {
+          // The harness README shows this run's unmet expects.
+          const readme = fs.readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+          const shown = unsafe.steps.flatMap((s) => s.failures.map((f) => `step "${s.step}" (phase ${s.phase}): ${f}`));
+          expect(shown.length).toBeGreaterThan(0);
+          for (const line of shown) expect(readme).toContain(line);
+        }
         if (failed.some(Boolean)) expect(unsafe.check.violations.some((v) => v.startsWith('stale_translation'))).toBe(true);
       } finally {
         fs.rmSync(dir, { recursive: true, force: true });

@@ -87,7 +87,7 @@
 // of a range partly on the device reads it back with -ENOENT (hmm-tests' migrate_fault).
 import { Continuations, Mutex, type Actor, type ActorId, type Ctx, type Envelope, type Incoming, type Message } from '@svmsim/runtime';
 import {
-  EBADF, EBUSY, EFAULT, EINVAL, EIO, ENOENT, ENOMEM, EPERM, ERRNO_NAMES, ESRCH, HMM_PFN_DEVICE_PRIVATE, HMM_PFN_ERROR, HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE,
+  EBADF, EBUSY, EFAULT, EINVAL, EIO, ENOENT, ENOMEM, EPERM, ERRNO_NAMES, ESRCH, SVMSIM_PFN_DEVICE_PRIVATE, HMM_PFN_ERROR, HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE,
   HMM_PFN_VALID, HMM_PFN_WRITE, MIGRATE_PFN_MIGRATE, MIGRATE_PFN_VALID, MIGRATE_PFN_WRITE, MIGRATE_VMA_SELECT_DEVICE_PRIVATE,
   MIGRATE_VMA_SELECT_SYSTEM, PAGE_SIZE, PROT_READ, ZERO_PFN, mmu_interval_read_retry, mmu_interval_set_seq,
   type DevicePageFree, type DmaAccess, type DmaReadResult, type HmmRangeFault, type HmmRangeFaultResult, type Invalidate,
@@ -813,7 +813,7 @@ class Dmirror implements Actor<Message> {
         this.warn('WARN_ON: write fault gave a read-only pfn', { addr: (first + i) * PAGE_SIZE });
         return EFAULT;
       }
-      file.pt.set(first + i, { pfn: res.pfns[i], tag: writable ? 'write' : 'read', dev: (f & HMM_PFN_DEVICE_PRIVATE) !== 0, seq });
+      file.pt.set(first + i, { pfn: res.pfns[i], tag: writable ? 'write' : 'read', dev: (f & SVMSIM_PFN_DEVICE_PRIVATE) !== 0, seq });
     }
     return 0;
   }
@@ -942,12 +942,12 @@ class Dmirror implements Actor<Message> {
     });
   }
 
-  /** dmirror_mkentry. mm reports HMM_PFN_DEVICE_PRIVATE only for this device's pages (dev_private_owner). */
+  /** dmirror_mkentry. mm reports SVMSIM_PFN_DEVICE_PRIVATE only for this device's pages (dev_private_owner). */
   private mkentry(flags: number, pfn: number): number {
     if (flags & HMM_PFN_ERROR) return HMM_DMIRROR_PROT_ERROR;
     if (!(flags & HMM_PFN_VALID)) return HMM_DMIRROR_PROT_NONE;
     let perm: number;
-    if (flags & HMM_PFN_DEVICE_PRIVATE) perm = this.isLocalDevPfn(pfn) ? HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL : HMM_DMIRROR_PROT_DEV_PRIVATE_REMOTE;
+    if (flags & SVMSIM_PFN_DEVICE_PRIVATE) perm = this.isLocalDevPfn(pfn) ? HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL : HMM_DMIRROR_PROT_DEV_PRIVATE_REMOTE;
     else if (pfn === ZERO_PFN) perm = HMM_DMIRROR_PROT_ZERO;
     else perm = HMM_DMIRROR_PROT_NONE;
     return perm | (flags & HMM_PFN_WRITE ? HMM_DMIRROR_PROT_WRITE : HMM_DMIRROR_PROT_READ);

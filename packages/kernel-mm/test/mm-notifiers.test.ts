@@ -55,6 +55,35 @@ describe('mm: who gets which mmu_notifier event', () => {
     expect(ret(results[7])).toBe(0);
   });
 
+  // mm/memory.c copy_page_range (v6.15; the same in the v6.18 tree): dup_mmap calls it per VMA,
+  // and for a COW mapping it starts PROTECTION_PAGE over that VMA, copies, and ends it before the
+  // next VMA's. So each is its own epoch of the mm's invalidate_seq (a fresh odd cur_seq), and a
+  // shared mapping gets none.
+  it('fork sends one PROTECTION_PAGE per populated COW VMA, each ended before the next starts', async () => {
+    const B = A + 16 * PAGE_SIZE;
+    const C = A + 32 * PAGE_SIZE;
+    const S = A + 48 * PAGE_SIZE;
+    const { invalidations, results } = await runMm([
+      create,
+      { msg: { type: 'mmap', pid: 1, addr: A, length: 2 * PAGE_SIZE, prot: RW, flags: MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED } as never },
+      { msg: { type: 'mmap', pid: 1, addr: B, length: 2 * PAGE_SIZE, prot: RW, flags: MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED } as never },
+      { msg: { type: 'mmap', pid: 1, addr: C, length: 2 * PAGE_SIZE, prot: RW, flags: MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED } as never },
+      { msg: { type: 'mmap', pid: 1, addr: S, length: 2 * PAGE_SIZE, prot: RW, flags: MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED } as never },
+      subscribe(1, A, 64 * PAGE_SIZE),
+      store(1, 0, 1), store(1, 0, 2, B), store(1, 1, 3, C), store(1, 0, 4, S),
+      { msg: { type: 'fork', pid: 1 } as never },
+      load(2, 0), load(2, 0, B), load(2, 1, C), load(2, 0, S),
+    ]);
+    const prot = invalidations.filter((i) => i.event === 'MMU_NOTIFY_PROTECTION_PAGE');
+    expect(prot.map((i) => [i.start, i.end])).toEqual([[A, A + 2 * PAGE_SIZE], [B, B + 2 * PAGE_SIZE], [C, C + 2 * PAGE_SIZE]]);
+    // Three epochs: each start finds the mm idle (even) and makes it odd anew.
+    const seqs = prot.map((i) => i.cur_seq);
+    expect(seqs.every((q) => q % 2 === 1)).toBe(true);
+    expect(new Set(seqs).size).toBe(3);
+    expect(seqs).toEqual([...seqs].sort((x, y) => x - y));
+    expect([11, 12, 13, 14].map((i) => val(results[i]))).toEqual([1, 2, 3, 4]);
+  });
+
   it('fork copies a pinned anonymous page at once: the parent keeps writing it without a fault', async () => {
     const dir = tmp();
     const { results, mm } = await runMm([
