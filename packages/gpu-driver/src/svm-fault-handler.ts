@@ -61,7 +61,7 @@
 //
 // Departure: the fault buffer is unbounded (HW rings overflow and drop faults; the wave retries them).
 import {
-  EAGAIN, EBUSY, EFAULT, EPERM, HMM_PFN_DEVICE_PRIVATE, HMM_PFN_ERROR, HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_VALID, HMM_PFN_WRITE, PAGE_SIZE,
+  EAGAIN, EBUSY, EFAULT, EPERM, SVMSIM_PFN_DEVICE_PRIVATE, HMM_PFN_ERROR, HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_VALID, HMM_PFN_WRITE, PAGE_SIZE,
   mmu_interval_read_retry, type HmmRangeFault, type HmmRangeFaultResult, type MmuIntervalReadBeginResult, type Pid,
 } from '@svmsim/kernel-mm';
 import { boFirstVpn, type Bo } from './bo.js';
@@ -450,7 +450,7 @@ export function createSvmFaultHandler(host: GpuHost, opts: SvmFaultHandlerOption
     }
     for (let i = 0; i < res.flags.length; i++) {
       const f = res.flags[i];
-      const vramPage = (f & HMM_PFN_DEVICE_PRIVATE) !== 0;
+      const vramPage = (f & SVMSIM_PFN_DEVICE_PRIVATE) !== 0;
       const pte: GpuPte = { pfn: res.pfns[i], writable: (f & HMM_PFN_WRITE) !== 0 && !bo.readonly, tr: { via: 'mirror', sub, seq } };
       if (vramPage) pte.vram = true;
       const old = host.vm.lookup(bo.pid, (ws + i) * PAGE_SIZE);

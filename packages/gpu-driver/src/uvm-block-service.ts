@@ -31,7 +31,7 @@
 // page through the pfn flags); an own VRAM page returned read-only to a write fault fails the fault
 // (UVM migrates it to system memory first).
 import {
-  EBUSY, EFAULT, HMM_PFN_DEVICE_PRIVATE, HMM_PFN_ERROR, HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_VALID, HMM_PFN_WRITE, PAGE_SIZE,
+  EBUSY, EFAULT, SVMSIM_PFN_DEVICE_PRIVATE, HMM_PFN_ERROR, HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_VALID, HMM_PFN_WRITE, PAGE_SIZE,
   mmu_interval_read_retry, type HmmRangeFaultResult, type MmuIntervalReadBeginResult,
 } from '@svmsim/kernel-mm';
 import { boFirstVpn, type Bo } from './bo.js';
@@ -324,7 +324,7 @@ export class UvmBlockService {
     for (let i = 0; i < res.flags.length; i++) {
       const f = res.flags[i];
       const pte: GpuPte = { pfn: res.pfns[i], writable: (f & HMM_PFN_WRITE) !== 0 && !bo.readonly, tr: { via: 'mirror', sub, seq } };
-      if (f & HMM_PFN_DEVICE_PRIVATE) pte.vram = true;
+      if (f & SVMSIM_PFN_DEVICE_PRIVATE) pte.vram = true;
       const old = this.host.vm.lookup(bo.pid, (r.ws + i) * PAGE_SIZE);
       if (!old || old.pfn !== pte.pfn || old.writable !== pte.writable || old.vram !== pte.vram) changed++;
       this.host.vm.set(bo.pid, r.ws + i, pte);

@@ -321,7 +321,22 @@ export function newTraceChecker(): TraceChecker {
       }
       case 'fork': {
         const k = f as unknown as EvFork, parent = proc(k.pid);
-        procs.set(k.child, { vmas: parent.vmas.map((v) => ({ ...v })), own: new Map(parent.own) });
+        if (k.start === undefined || k.end === undefined) {
+          procs.set(k.child, { vmas: parent.vmas.map((v) => ({ ...v })), own: new Map(parent.own) });
+          break;
+        }
+        // One VMA's private pages, at the instant its copy_page_range ran.
+        let child = procs.get(k.child);
+        if (!child) procs.set(k.child, (child = { vmas: parent.vmas.map((v) => ({ ...v })), own: new Map() }));
+        const s = pageOf(k.start), e = pageOf(k.end);
+        if (e - s <= parent.own.size) {
+          for (let pg = s; pg < e; pg++) {
+            const w = parent.own.get(pg);
+            if (w !== undefined) child.own.set(pg, w);
+          }
+        } else {
+          for (const [pg, w] of parent.own) if (pg >= s && pg < e) child.own.set(pg, w);
+        }
         break;
       }
       case 'process_exit':

@@ -22,6 +22,8 @@
 //                                   dmirror_fault from that page to the end, cmd->faults++
 //   dmirror_fault                   64-page hmm_ranges (pfns[64]), each by dmirror_range_fault
 //   dmirror_range_fault             mmu_interval_read_begin → hmm_range_fault (-EBUSY: again) →
+//                                   mmap_read_unlock, a seeded scheduling gap (an invalidation
+//                                   can run to its ack in it) →
 //                                   mutex_lock; mmu_interval_read_retry (again) → dmirror_do_fault
 //                                   (program the mirror's table) → mutex_unlock; bounded by
 //                                   HMM_RANGE_DEFAULT_TIMEOUT (1000 ms) → -EBUSY, as the kernel
@@ -86,7 +88,7 @@
 import { Continuations, Mutex, type Actor, type ActorId, type Ctx, type Envelope, type Incoming, type Message } from '@svmsim/runtime';
 import { AckedInvalidations } from './acked-invalidations.js';
 import {
-  EBADF, EBUSY, EFAULT, EINVAL, EIO, ENOENT, ENOMEM, EPERM, ERRNO_NAMES, ESRCH, HMM_PFN_DEVICE_PRIVATE, HMM_PFN_ERROR, HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE,
+  EBADF, EBUSY, EFAULT, EINVAL, EIO, ENOENT, ENOMEM, EPERM, ERRNO_NAMES, ESRCH, SVMSIM_PFN_DEVICE_PRIVATE, HMM_PFN_ERROR, HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE,
   HMM_PFN_VALID, HMM_PFN_WRITE, MIGRATE_PFN_MIGRATE, MIGRATE_PFN_VALID, MIGRATE_PFN_WRITE, MIGRATE_VMA_SELECT_DEVICE_PRIVATE,
   MIGRATE_VMA_SELECT_SYSTEM, PAGE_SIZE, PROT_READ, ZERO_PFN, mmu_interval_read_retry, mmu_interval_set_seq,
   type DevicePageFree, type DmaAccess, type DmaReadResult, type HmmRangeFault, type HmmRangeFaultResult, type Invalidate,
@@ -198,8 +200,15 @@ export type DmirrorUnsafe = 'skip-read-retry' | 'skip-set-seq' | 'skip-owner-che
 export interface DmirrorCosts {
   /** One page of DMA (the device copying 4 KiB to or from memory), during which the mutex is held. */
   dmaPageNs: number;
+  /**
+   * The longest scheduling gap of dmirror_range_fault between mmap_read_unlock and
+   * mutex_lock(&dmirror->mutex) (the thread preempted there): each gap is drawn in [0, this] from
+   * the seeded rng, and is a timer even at 0, so an invalidation already sent is delivered in it
+   * on some seeds.
+   */
+  unlockToMutexGapNsMax: number;
 }
-export const DEFAULT_DMIRROR_COSTS: DmirrorCosts = { dmaPageNs: 100 };
+export const DEFAULT_DMIRROR_COSTS: DmirrorCosts = { dmaPageNs: 100, unlockToMutexGapNsMax: 1000 };
 
 export interface DmirrorConfig {
   /** The mm actor. Default 'mm'. */
@@ -755,7 +764,7 @@ class Dmirror implements Actor<Message> {
             return again();
           }
           if (hret < 0) return done(hret);
-          file.mutex.lock(() => {
+          this.unlockToMutexGap(() => file.mutex.lock(() => {
             if (mmu_interval_read_retry(n, seq)) {
               if (!this.skipReadRetry) {
                 file.mutex.unlock();
@@ -764,15 +773,37 @@ class Dmirror implements Actor<Message> {
                 return again();
               }
               this.stats.readRetriesSkipped++;
+              // Where the stale pfns go: a test picks the runs whose skip lands where a read copies it.
+              if (this.ctx.tracing) this.ctx.trace('dmirror_read_retry_skipped', { sub: n.sub, seq, invalidate_seq: n.invalidate_seq, start, end });
             }
             const res = locked(h as HmmRangeFaultResult, seq);
             file.mutex.unlock();
             done(res);
-          });
+          }));
         })));
       });
     };
     again();
+  }
+
+  /**
+   * The window of dmirror_range_fault (test_hmm.c v6.15) between mmap_read_unlock(mm) and
+   * mutex_lock(&dmirror->mutex): nothing holds an invalidation off there, so one can run to its
+   * ack in between. That is what mmu_interval_read_retry is for:
+   *
+   *   dmirror_range_fault                    munmap (or any invalidation)
+   *   hmm_range_fault → pfns, seq
+   *   mmap_read_unlock                       mmap_write_lock
+   *   (preempted)                            invalidate_range_start: callback takes the mutex,
+   *                                          set_seq, zaps, unlocks; PTEs cleared, frames freed
+   *   mutex_lock
+   *   read_retry(seq): true → again          (skip it: the freed frames are mirrored)
+   *
+   * In the actor model the reply to mmap_read_unlock comes before anything mm sends after it
+   * (FIFO), so without a gap the mutex would always be taken first. The gap is a seeded timer.
+   */
+  private unlockToMutexGap(then: () => void): void {
+    this.waits.after(this.ctx.rng.int(this.costs.unlockToMutexGapNsMax + 1), then);
   }
 
   /** dmirror_range_fault */
@@ -796,7 +827,7 @@ class Dmirror implements Actor<Message> {
         this.warn('WARN_ON: write fault gave a read-only pfn', { addr: (first + i) * PAGE_SIZE });
         return EFAULT;
       }
-      file.pt.set(first + i, { pfn: res.pfns[i], tag: writable ? 'write' : 'read', dev: (f & HMM_PFN_DEVICE_PRIVATE) !== 0, seq });
+      file.pt.set(first + i, { pfn: res.pfns[i], tag: writable ? 'write' : 'read', dev: (f & SVMSIM_PFN_DEVICE_PRIVATE) !== 0, seq });
     }
     return 0;
   }
@@ -925,12 +956,12 @@ class Dmirror implements Actor<Message> {
     });
   }
 
-  /** dmirror_mkentry. mm reports HMM_PFN_DEVICE_PRIVATE only for this device's pages (dev_private_owner). */
+  /** dmirror_mkentry. mm reports SVMSIM_PFN_DEVICE_PRIVATE only for this device's pages (dev_private_owner). */
   private mkentry(flags: number, pfn: number): number {
     if (flags & HMM_PFN_ERROR) return HMM_DMIRROR_PROT_ERROR;
     if (!(flags & HMM_PFN_VALID)) return HMM_DMIRROR_PROT_NONE;
     let perm: number;
-    if (flags & HMM_PFN_DEVICE_PRIVATE) perm = this.isLocalDevPfn(pfn) ? HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL : HMM_DMIRROR_PROT_DEV_PRIVATE_REMOTE;
+    if (flags & SVMSIM_PFN_DEVICE_PRIVATE) perm = this.isLocalDevPfn(pfn) ? HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL : HMM_DMIRROR_PROT_DEV_PRIVATE_REMOTE;
     else if (pfn === ZERO_PFN) perm = HMM_DMIRROR_PROT_ZERO;
     else perm = HMM_DMIRROR_PROT_NONE;
     return perm | (flags & HMM_PFN_WRITE ? HMM_DMIRROR_PROT_WRITE : HMM_DMIRROR_PROT_READ);

@@ -21,7 +21,7 @@ import type { Kernel } from './kernel.js';
 import { mmap_lock_contract } from './mmap-lock.js';
 import { PTE_DEVICE_PRIVATE, PTE_KIND_MASK, PTE_MIGRATION, PTE_PRESENT, PTE_PROTNONE, PTE_WRITE } from './page-table.js';
 import {
-  EBUSY, EFAULT, EINVAL, ENOENT, EPERM, HMM_PFN_DEVICE_PRIVATE, HMM_PFN_ERROR, HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_VALID, HMM_PFN_WRITE,
+  EBUSY, EFAULT, EINVAL, ENOENT, EPERM, SVMSIM_PFN_DEVICE_PRIVATE, HMM_PFN_ERROR, HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_VALID, HMM_PFN_WRITE,
   PAGE_SIZE, type HmmRangeFault, type HmmRangeFaultResult, type MmuIntervalNotifierInsert, type MmuIntervalNotifierRemove, type MmuIntervalReadBegin, type MmuIntervalSetSeq,
 } from './protocol.js';
 import { vmaReadable, vmaWritable } from './vma.js';
@@ -81,7 +81,7 @@ export function hmm_range_fault(k: Kernel, env: Envelope<Message>, m: HmmRangeFa
       }
       if (kind === PTE_DEVICE_PRIVATE && m.dev_private_owner !== null && k.devicePages.owner(p.pt.value(vpn)) === m.dev_private_owner) {
         pfns[i] = p.pt.value(vpn);
-        flags[i] = HMM_PFN_VALID | HMM_PFN_DEVICE_PRIVATE | (f & PTE_WRITE ? HMM_PFN_WRITE : 0);
+        flags[i] = HMM_PFN_VALID | SVMSIM_PFN_DEVICE_PRIVATE | (f & PTE_WRITE ? HMM_PFN_WRITE : 0);
         continue;
       }
       if (!wantFault) {

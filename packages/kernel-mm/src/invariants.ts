@@ -41,7 +41,7 @@ export function checkInvariants(k: Kernel, after: string): void {
   const swapUsers = newSwapUsers(swapScratch);
   const flags = pm.flags, mapcount = pm.mapcount, anonExclusive = pm.anonExclusive, nrFrames = pm.nrFrames;
   for (const p of k.procs.values()) {
-    if (!p.alive) continue;
+    if (!p.alive && !p.forking) continue;
     // One walk from the first VMA's start to the last one's end, the gaps between VMAs included (an
     // entry there is a stray), rather than one per VMA: mprotect and munmap cut a mapping into tens
     // of VMAs. The entries it finds are counted: if that is every entry the table holds, none lies

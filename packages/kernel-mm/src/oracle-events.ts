@@ -30,8 +30,13 @@ export interface EvZap { pid: Pid; start: number; end: number }
  * follows the file.
  */
 export interface EvCow { pid: Pid; addr: number }
-/** The child starts with a copy of every mapping of the parent (shared ones still shared). */
-export interface EvFork { pid: Pid; child: Pid }
+/**
+ * The child starts with a copy of every mapping of the parent (shared ones still shared). With
+ * `start`/`end` (bytes): the private pages of [start, end) only, copied at this instant (fork
+ * copies VMA by VMA, copy_page_range; the first event for a child also makes it, with the
+ * parent's VMAs); without them, every page at once.
+ */
+export interface EvFork { pid: Pid; child: Pid; start?: number; end?: number }
 export interface EvProcessExit { pid: Pid }
 export interface EvFileCreate { file: number; pages: number }
 

@@ -20,6 +20,8 @@ export class Process {
   /** Exiting or reaped: no new faults. */
   exiting = false;
   alive = true;
+  /** A child whose address space fork (dup_mmap) is still copying: not alive yet, but its PTEs count. */
+  forking = false;
   /** The actor that runs this process's threads: it gets SIGKILL when the OOM killer picks it. */
   owner = '';
   /** Picked by the OOM killer (tsk_is_oom_victim). */

@@ -95,8 +95,16 @@ export const HMM_PFN_WRITE = 1 << 1;
 export const HMM_PFN_ERROR = 1 << 2;
 export const HMM_PFN_REQ_FAULT = HMM_PFN_VALID;
 export const HMM_PFN_REQ_WRITE = HMM_PFN_WRITE;
-/** Not a kernel flag: the pfn is a device-private page of the caller (`dev_private_owner`), in its own pfn space. */
-export const HMM_PFN_DEVICE_PRIVATE = 1 << 7;
+/**
+ * svmsim's own bit, not a kernel flag: the v6.15 include/linux/hmm.h has none (the first
+ * test_hmm.c, 2020, read a per-range `range->flags[HMM_PFN_DEVICE_PRIVATE]`, a table the later
+ * pfn format dropped). The pfn is a device-private page of the caller (`dev_private_owner`), in
+ * the device's own pfn space. Kernel drivers derive it from the page,
+ * is_device_private_page(hmm_pfn_to_page(pfn)) (test_hmm.c dmirror_mkentry, nouveau's
+ * nouveau_hmm_convert_pfn); here a pfn is a number in one of two spaces (frames or device pages),
+ * so mm says which.
+ */
+export const SVMSIM_PFN_DEVICE_PRIVATE = 1 << 7;
 
 // ---- migrate_vma (include/linux/migrate.h) ----
 export const MIGRATE_VMA_SELECT_SYSTEM = 1 << 0;

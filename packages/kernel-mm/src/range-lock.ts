@@ -53,6 +53,27 @@ export class RangeLocks {
     const i = this.held.findIndex((h) => h.id === id);
     assert(i >= 0, `range unlock of lock ${id} that is not held`);
     this.held.splice(i, 1);
+    this.grantWaiters();
+  }
+
+  /**
+   * Keep only `runs` ([start, end) page ranges inside lock `id`) of a held lock, at once, and let
+   * waiters into the rest: a walk that held a whole range while it looked at every PTE keeps the
+   * pages it left under migration entries (migrate_vma_collect: the PTL is dropped after the walk,
+   * the folio locks stay). Returns the new locks' ids, one per run, in order.
+   */
+  narrow(id: number, runs: [number, number][], what: string): number[] {
+    const i = this.held.findIndex((h) => h.id === id);
+    assert(i >= 0, `range narrow of lock ${id} that is not held`);
+    const h = this.held[i];
+    for (const [s, e] of runs) assert(s < e && s >= h.start && e <= h.end, `range narrow of [${h.start}, ${h.end}) to [${s}, ${e})`);
+    this.held.splice(i, 1);
+    const ids = runs.map(([start, end]) => this.record({ start, end, what, grant: () => {} }));
+    this.grantWaiters();
+    return ids;
+  }
+
+  private grantWaiters(): void {
     // Grant, in order, every waiter that overlaps neither a holder nor an earlier waiter.
     const still: Waiter[] = [];
     const ready: Waiter[] = [];

@@ -461,6 +461,28 @@ describe('dmirror: hmm-tests.c cases against mm, every seed checked by the data 
     noViolations(r, 1);
   });
 
+  // mm/migrate_device.c (v6.15): a present shmem page has a mapping, so migrate_vma_collect_pmd
+  // collects it (migrate_vma_check_page counts the page cache's reference) and args.cpages counts
+  // it; migrate_vma_pages then clears MIGRATE_PFN_MIGRATE ("For now only support anonymous memory
+  // migrating to device private"). A pte_none in the shmem VMA is not offered (not
+  // vma_is_anonymous): hmm-tests' migrate_shared sees -ENOENT either way.
+  it('migrate_shared with pages present: migrate_vma_setup collects them (cpages), migrate_vma_pages refuses them, the CPU still reads them', async () => {
+    const r = await run([
+      S.create(),
+      { label: 'mmap', msg: (v) => ({ type: 'mmap', pid: v.pid, addr: 0, length: 4 * PAGE_SIZE, prot: RW, flags: MAP_SHARED | MAP_ANONYMOUS }) as Message, then: (x, v) => (v.buf = x.ret) },
+      ...stores(0, 3, val),
+      S.open(),
+      S.cmd('HMM_DMIRROR_MIGRATE_TO_DEV', 0, 4, 'migrate'),
+      S.load(1, 'load1'),
+    ], 1);
+    expect(res(r, 'migrate').ret).toBe(ENOENT);
+    const setup = r.lines.find((l) => l.ev === 'migrate_vma_setup') as any;
+    expect(setup.cpages).toBe(3);
+    expect(r.lines.find((l) => l.ev === 'migrate_vma_finalize')).toMatchObject({ migrated: 0 });
+    expect(r.out.load1).toMatchObject({ value: val(1), faults: 0 });
+    noViolations(r, 1);
+  });
+
   it('exclusive, check_exclusive: the device holds the pages atomically until the CPU touches them', async () => {
     const N = 5;
     for (let seed = 1; seed <= 50; seed++) {
@@ -734,6 +756,8 @@ function openAndFault(h: HandCtx, n: number, write = false): number {
   const pfns = Float64Array.from({ length: n }, (_, i) => 100 + i);
   h.deliver('mm', { type: 'hmm_range_fault_result', ret: 0, pfns, flags } as Message, hrf.id);
   expect(h.readLocksHeld).toBe(0); // and not after it: the mutex and read_retry come unlocked
+  expect(h.has('dma_access')).toBe(false); // the scheduling gap before mutex_lock
+  h.fireTimers();
   return cmdId;
 }
 
@@ -777,13 +801,24 @@ describe('dmirror callbacks, driven by hand', () => {
     h.deliver('mm', inval({ cur_seq: 3 }));
     expect(h.take('invalidate_ack').msg.ok).toBe(true);
     h.deliver('mm', { type: 'hmm_range_fault_result', ret: 0, pfns: new Float64Array([100]), flags: new Uint8Array([HMM_PFN_VALID]) } as Message, hrf.id);
+    h.fireTimers();
     // Stale: goto again.
     expect(h.has('dma_access')).toBe(false);
     // The epoch over, read_begin returns the subscription's seq: the cur_seq of its last invalidation.
     h.deliver('mm', { type: 'read_begin_result', ret: 0, seq: 3 } as Message, h.take('mmu_interval_read_begin').id);
     h.deliver('mm', { type: 'hmm_range_fault_result', ret: 0, pfns: new Float64Array([200]), flags: new Uint8Array([HMM_PFN_VALID]) } as Message, h.take('hmm_range_fault').id);
-    expect(h.take('dma_access').msg).toMatchObject({ pfn: 200, tr: { sub: 7, seq: 3 } });
-    expect(h.actor.summary()).toMatchObject({ readRetries: 1 });
+    // This time the invalidation comes after mmap_read_unlock, before mutex_lock (test_hmm.c's
+    // window): it takes the free mutex, sets the seq and zaps; read_retry then says stale.
+    expect(h.has('dma_access')).toBe(false);
+    h.deliver('mm', inval({ cur_seq: 5 }));
+    expect(h.take('invalidate_ack').msg.ok).toBe(true);
+    h.fireTimers();
+    expect(h.has('dma_access')).toBe(false);
+    h.deliver('mm', { type: 'read_begin_result', ret: 0, seq: 5 } as Message, h.take('mmu_interval_read_begin').id);
+    h.deliver('mm', { type: 'hmm_range_fault_result', ret: 0, pfns: new Float64Array([300]), flags: new Uint8Array([HMM_PFN_VALID]) } as Message, h.take('hmm_range_fault').id);
+    h.fireTimers();
+    expect(h.take('dma_access').msg).toMatchObject({ pfn: 300, tr: { sub: 7, seq: 5 } });
+    expect(h.actor.summary()).toMatchObject({ readRetries: 2 });
   });
 
   it('skip-read-retry programs the stale pfns', () => {
@@ -795,6 +830,7 @@ describe('dmirror callbacks, driven by hand', () => {
     const hrf = h.take('hmm_range_fault');
     h.deliver('mm', inval({ cur_seq: 3 }));
     h.deliver('mm', { type: 'hmm_range_fault_result', ret: 0, pfns: new Float64Array([100]), flags: new Uint8Array([HMM_PFN_VALID]) } as Message, hrf.id);
+    h.fireTimers();
     expect(h.take('dma_access').msg).toMatchObject({ pfn: 100, tr: { seq: 2 } });
     expect(h.actor.summary()).toMatchObject({ readRetries: 0, readRetriesSkipped: 1 });
   });
@@ -877,6 +913,7 @@ describe('dmirror callbacks, driven by hand', () => {
     h.deliver('mm', { type: 'mmu_interval_notifier_insert_result', ret: 0, sub: 8 } as Message, h.take('mmu_interval_notifier_insert').id);
     h.deliver('mm', { type: 'read_begin_result', ret: 0, seq: 0 } as Message, h.take('mmu_interval_read_begin').id);
     h.deliver('mm', { type: 'hmm_range_fault_result', ret: 0, pfns: new Float64Array([dst[1]]), flags: new Uint8Array([HMM_PFN_VALID | HMM_PFN_WRITE | 0x80]) } as Message, h.take('hmm_range_fault').id);
+    h.fireTimers();
     h.deliver('mm', { type: 'syscall_result', ret: 0 } as Message, h.take('mmu_interval_notifier_remove').id);
     expect(h.take('dmirror_result').msg).toMatchObject({ ret: 0, cpages: 1, snapshot: [HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL | HMM_DMIRROR_PROT_WRITE] });
     // RELEASE migrates the page still on the device back, through the mapping it was made for.
@@ -992,6 +1029,27 @@ describe('dmirror with fork, exit, files, reclaim (more of hmm-tests.c)', () => 
       expect(r.out['child-load']).toMatchObject({ value: 9, faults: 1 });
       expect(r.out['parent-load']).toMatchObject({ value: 9, faults: 0 }); // already on the RAM page
       expect(res(r, 'snapshot').snapshot).toEqual([HMM_DMIRROR_PROT_READ]); // shared, read-only: COW
+      noViolations(r, seed);
+    }
+  });
+
+  // mm/migrate_device.c (v6.15): migrate_vma_collect_pmd collects a page mapped by parent and
+  // child (not anon-exclusive after fork); migrate_device_unmap's try_to_migrate unmaps the
+  // child's mapping, migrate_vma_check_page finds no reference beyond the mappings, and
+  // remove_migration_ptes gives both the device page, read-only.
+  it('MIGRATE_TO_DEV after fork moves the pages shared with the child too; the child\'s load brings them back', async () => {
+    for (let seed = 1; seed <= SEEDS_MORE; seed++) {
+      const r = await run([
+        S.create(), S.mmap(3), ...stores(0, 3, val), fork(), S.open(), S.cmd('HMM_DMIRROR_MIGRATE_TO_DEV', 0, 3, 'migrate'),
+        S.cmd('HMM_DMIRROR_SNAPSHOT', 0, 3, 'snapshot'),
+        child(S.load(0, 'child-load')), S.load(1, 'parent-load1'),
+      ], seed);
+      expect(res(r, 'migrate')).toMatchObject({ ret: 0, cpages: 3, data: [val(0), val(1), val(2)] });
+      expect(res(r, 'snapshot').snapshot).toEqual(Array(3).fill(HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL | HMM_DMIRROR_PROT_READ));
+      expect(r.out['child-load']).toMatchObject({ value: val(0), faults: 1 });
+      expect(r.out['parent-load1']).toMatchObject({ value: val(1), faults: 1 });
+      // One CLEAR per page for the child's mapping (try_to_migrate_one).
+      expect(r.lines.filter((l) => l.ev === 'invalidate_start' && (l as any).caller === 'try_to_migrate_one' && (l as any).event === 'MMU_NOTIFY_CLEAR').length).toBe(3);
       noViolations(r, seed);
     }
   });

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
   EBUSY, EFAULT, ENOMEM, EPERM, FOLL_FORCE, FOLL_LONGTERM, FOLL_WRITE, HMM_PFN_ERROR, HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_VALID, HMM_PFN_WRITE,
-  MADV_PAGEOUT, MAP_ANONYMOUS, MIGRATE_PFN_MIGRATE, MIGRATE_VMA_SELECT_DEVICE_PRIVATE, MAP_FIXED, MAP_PRIVATE, MAP_SHARED, PAGE_SIZE, PROT_READ, PROT_WRITE, ZERO_PFN,
+  MADV_PAGEOUT, MAP_ANONYMOUS, MIGRATE_PFN_MIGRATE, MIGRATE_VMA_SELECT_DEVICE_PRIVATE, MIGRATE_VMA_SELECT_SYSTEM, MAP_FIXED, MAP_PRIVATE, MAP_SHARED, PAGE_SIZE, PROT_READ, PROT_WRITE, ZERO_PFN,
 } from '@svmsim/kernel-mm';
 import { readTrace, type Message } from '@svmsim/runtime';
 import { ret, runMm, val, type Step } from '@svmsim/kernel-mm/testing/mm-harness';
@@ -53,6 +53,35 @@ describe('mm: who gets which mmu_notifier event', () => {
     expect(invalidations.map((i) => i.event)).toEqual(['MMU_NOTIFY_PROTECTION_PAGE', 'MMU_NOTIFY_RELEASE', 'MMU_NOTIFY_UNMAP']);
     expect(ret(results[6])).toBe(0);
     expect(ret(results[7])).toBe(0);
+  });
+
+  // mm/memory.c copy_page_range (v6.15; the same in the v6.18 tree): dup_mmap calls it per VMA,
+  // and for a COW mapping it starts PROTECTION_PAGE over that VMA, copies, and ends it before the
+  // next VMA's. So each is its own epoch of the mm's invalidate_seq (a fresh odd cur_seq), and a
+  // shared mapping gets none.
+  it('fork sends one PROTECTION_PAGE per populated COW VMA, each ended before the next starts', async () => {
+    const B = A + 16 * PAGE_SIZE;
+    const C = A + 32 * PAGE_SIZE;
+    const S = A + 48 * PAGE_SIZE;
+    const { invalidations, results } = await runMm([
+      create,
+      { msg: { type: 'mmap', pid: 1, addr: A, length: 2 * PAGE_SIZE, prot: RW, flags: MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED } as never },
+      { msg: { type: 'mmap', pid: 1, addr: B, length: 2 * PAGE_SIZE, prot: RW, flags: MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED } as never },
+      { msg: { type: 'mmap', pid: 1, addr: C, length: 2 * PAGE_SIZE, prot: RW, flags: MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED } as never },
+      { msg: { type: 'mmap', pid: 1, addr: S, length: 2 * PAGE_SIZE, prot: RW, flags: MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED } as never },
+      subscribe(1, A, 64 * PAGE_SIZE),
+      store(1, 0, 1), store(1, 0, 2, B), store(1, 1, 3, C), store(1, 0, 4, S),
+      { msg: { type: 'fork', pid: 1 } as never },
+      load(2, 0), load(2, 0, B), load(2, 1, C), load(2, 0, S),
+    ]);
+    const prot = invalidations.filter((i) => i.event === 'MMU_NOTIFY_PROTECTION_PAGE');
+    expect(prot.map((i) => [i.start, i.end])).toEqual([[A, A + 2 * PAGE_SIZE], [B, B + 2 * PAGE_SIZE], [C, C + 2 * PAGE_SIZE]]);
+    // Three epochs: each start finds the mm idle (even) and makes it odd anew.
+    const seqs = prot.map((i) => i.cur_seq);
+    expect(seqs.every((q) => q % 2 === 1)).toBe(true);
+    expect(new Set(seqs).size).toBe(3);
+    expect(seqs).toEqual([...seqs].sort((x, y) => x - y));
+    expect([11, 12, 13, 14].map((i) => val(results[i]))).toEqual([1, 2, 3, 4]);
   });
 
   it('fork copies a pinned anonymous page at once: the parent keeps writing it without a fault', async () => {
@@ -247,6 +276,56 @@ describe('mm: migrate_vma_setup collection', () => {
     expect(setup.cpages).toBe(1);
     expect(setup.src_flags[0] & MIGRATE_PFN_MIGRATE).toBe(MIGRATE_PFN_MIGRATE);
     expect(setup.src_flags[1]).toBe(0);
+  });
+});
+
+// mm/migrate_device.c (torvalds/linux 022a12de, after v6.15; these paths as in v6.15): only the
+// pages migrate_vma_collect_pmd leaves under migration entries stay locked until
+// migrate_vma_finalize; a hole is offered (MIGRATE_PFN_MIGRATE, no source) but left as it is, so a
+// CPU fault on it goes ahead, and migrate_vma_insert_page then finds the PTE no longer none and
+// backs off.
+describe('mm: an open migration locks only its migration entries', () => {
+  it('a CPU store to a hole completes before finalize, which then leaves that page out; the other hole and the collected page move', async () => {
+    const { results } = await runMm([
+      create, anon(3), store(1, 1, 7), rlock,
+      { msg: { type: 'memremap_pages', nr_pages: 4 } as never },
+      { msg: { type: 'migrate_vma_setup', pid: 1, start: A, end: A + 3 * PAGE_SIZE, flags: MIGRATE_VMA_SELECT_SYSTEM, pgmap_owner: 'app' } as never },
+      store(1, 0, 5), // a hole: the fault does not wait for the migration
+      (r) => {
+        const base = (r[4] as unknown as { base: number }).base;
+        return { msg: { type: 'migrate_vma_finalize', migration: (r[5] as unknown as { migration: number }).migration, dst_pfns: Float64Array.from([base, base + 1, base + 2]) } as never };
+      },
+      load(1, 0),
+    ]);
+    const setup = results[5] as unknown as { ret: number; cpages: number; src_flags: Uint8Array };
+    expect(setup).toMatchObject({ ret: 0, cpages: 3 });
+    expect(ret(results[6])).toBe(0);
+    const fin = results[7] as unknown as { ret: number; migrated: number; src_flags: Uint8Array };
+    expect(fin).toMatchObject({ ret: 0, migrated: 2 });
+    expect([...fin.src_flags].map((f) => f & MIGRATE_PFN_MIGRATE)).toEqual([0, MIGRATE_PFN_MIGRATE, MIGRATE_PFN_MIGRATE]);
+    // The CPU's page stayed: read without a fault, with the value stored during the migration.
+    expect(results[8]).toMatchObject({ value: 5, faults: 0 });
+  });
+
+  it('a CPU write to the zero page offered by setup proceeds (wp_page_copy); the page is then not migrated', async () => {
+    const { results } = await runMm([
+      create, anon(2), load(1, 0), rlock,
+      { msg: { type: 'memremap_pages', nr_pages: 2 } as never },
+      { msg: { type: 'migrate_vma_setup', pid: 1, start: A, end: A + 2 * PAGE_SIZE, flags: MIGRATE_VMA_SELECT_SYSTEM, pgmap_owner: 'app' } as never },
+      store(1, 0, 9),
+      (r) => {
+        const base = (r[4] as unknown as { base: number }).base;
+        return { msg: { type: 'migrate_vma_finalize', migration: (r[5] as unknown as { migration: number }).migration, dst_pfns: Float64Array.from([base, base + 1]) } as never };
+      },
+      load(1, 0),
+    ]);
+    const setup = results[5] as unknown as { cpages: number; src_flags: Uint8Array };
+    expect(setup.cpages).toBe(2);
+    expect(ret(results[6])).toBe(0);
+    const fin = results[7] as unknown as { migrated: number; src_flags: Uint8Array };
+    expect(fin.migrated).toBe(1);
+    expect(fin.src_flags[0] & MIGRATE_PFN_MIGRATE).toBe(0);
+    expect(results[8]).toMatchObject({ value: 9, faults: 0 });
   });
 });
 
