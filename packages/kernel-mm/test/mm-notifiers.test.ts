@@ -98,6 +98,25 @@ describe('mm: who gets which mmu_notifier event', () => {
     expect(mm.cpuFaultsByKind.write_protect ?? 0).toBe(0);
     expect((results[5] as unknown as { faults: number }).faults).toBe(0);
   });
+  it('fork copies a DMA-pinned page for the child: a device write through the pin lands in the parent only', async () => {
+    // mm/memory.c copy_present_pte (v6.15): folio_try_dup_anon_rmap_pte fails for a page that may be
+    // pinned (folio_needs_cow_for_dma), so copy_present_page gives the child its own copy and the
+    // parent keeps the pinned frame.
+    const pfnOf = (m: Message) => (m as unknown as { pfns: Float64Array }).pfns[0];
+    // A DMA write has no reply: the step only sends it.
+    const dmaWrite: Step = (results) => ({
+      send: { msg: { type: 'dma_access', dev: 'app', pid: 1, addr: A, pfn: pfnOf(results[3] as never), write: true, value: 7, tr: { via: 'pin' } } as never },
+    });
+    const { results } = await runMm([
+      create, anon(1), store(1, 0, 1),
+      { msg: { type: 'get_user_pages', pid: 1, start: A, nr_pages: 1, gup_flags: FOLL_WRITE | FOLL_LONGTERM, pin: true } as never },
+      { msg: { type: 'fork', pid: 1 } as never },
+      dmaWrite, load(1, 0), load(2, 0),
+    ]);
+    expect(ret(results[3])).toBe(1);
+    expect(val(results[5])).toBe(7);
+    expect(val(results[6])).toBe(1);
+  });
 });
 
 describe('mm: gup and pin', () => {
