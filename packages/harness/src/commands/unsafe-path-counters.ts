@@ -9,8 +9,10 @@
 //                        whose pages it released before their DMA) says so itself;
 //   readRetriesSkipped   dmirror unsafe-skip-read-retry, gpu unsafe-svm and unsafe-uvm: read_retry said stale
 //                        and the driver mapped anyway;
-//   unsafeEarlyAcks      gpu unsafe-userptr: an invalidation acked while a job used the BO.
-export const UNSAFE_PATH_COUNTERS: readonly string[] = ['readRetriesSkipped', 'unsafeEarlyAcks'];
+//   unsafeEarlyAcks      gpu unsafe-userptr: an invalidation acked while a job used the BO;
+//   pagesValidSkipped    gpu unsafe-gpusvm: drm_gpusvm_range_pages_valid said an invalidation had
+//                        unmapped the range's pages since get_pages, and the driver bound them anyway.
+export const UNSAFE_PATH_COUNTERS: readonly string[] = ['readRetriesSkipped', 'unsafeEarlyAcks', 'pagesValidSkipped'];
 
 /** The unsafe-path count of a run: per device its own unsafeBugPaths if it has one, else the sum of the others. */
 export function unsafePathsTaken(devices: Record<string, Record<string, unknown>>): number {

@@ -37,7 +37,7 @@ export const DEVICE_KINDS: Record<DeviceSpec['kind'], DeviceKind> = {
   gpu: {
     module: () => gpuDriver('gpu-actor'),
     exportName: 'createGpu',
-    policies: ['userptr', 'pin', 'preempt', 'svm-fault', 'kfd-svm', 'uvm', 'unsafe-userptr', 'unsafe-svm', 'unsafe-uvm'],
+    policies: ['userptr', 'pin', 'preempt', 'svm-fault', 'kfd-svm', 'uvm', 'gpusvm', 'unsafe-userptr', 'unsafe-svm', 'unsafe-uvm', 'unsafe-gpusvm'],
     config: (d, s) => ({
       policy: d.policy,
       waves: d.waves,
@@ -46,6 +46,7 @@ export const DEVICE_KINDS: Record<DeviceSpec['kind'], DeviceKind> = {
       ...(d.xnack !== undefined && { xnack: d.xnack }),
       ...((d.granularity !== undefined || d.retryFaultPending !== undefined) && { kfd: { granularity: d.granularity, retryFaultPendingNs: d.retryFaultPending } }),
       ...(d.uvm !== undefined && { uvm: uvmConfig(d.uvm) }),
+      ...(d.gpusvm !== undefined && { gpusvm: d.gpusvm }),
       dmabufMoveNotify: s.machine.dmabufMoveNotify,
       kernel: s.machine.kernel,
       // 0 keeps the default, as the module parameter does.

@@ -57,7 +57,7 @@ export const DEVICE_KINDS = ['dmirror', 'gpu', 'rdma', 'nvme'] as const;
 /** Each device kind's policies, its default first. */
 export const POLICIES_BY_KIND: Record<(typeof DEVICE_KINDS)[number], readonly string[]> = {
   dmirror: DEVICE_POLICIES,
-  gpu: ['userptr', 'pin', 'preempt', 'svm-fault', 'kfd-svm', 'uvm', 'unsafe-userptr', 'unsafe-svm', 'unsafe-uvm'],
+  gpu: ['userptr', 'pin', 'preempt', 'svm-fault', 'kfd-svm', 'uvm', 'gpusvm', 'unsafe-userptr', 'unsafe-svm', 'unsafe-uvm', 'unsafe-gpusvm'],
   rdma: ['odp', 'pinned-mr', 'implicit-odp', 'dmabuf', 'unsafe-odp'],
   // The safe driver against a healthy controller, or one that fails at failAt in one of three
   // ways (selected like a policy, so that `compare` runs each as a row); and the unsafe twin.
@@ -340,6 +340,24 @@ const uvmSchema = strict({
   }).optional(),
 });
 
+/**
+ * gpu, policy gpusvm: xe's DRM GPU SVM settings (packages/gpu-driver/src/policy-gpusvm.ts), each
+ * with xe's default when left out: the svm_notifier_size module parameter (MiB), the fault chunk
+ * sizes (KiB, largest first, powers of two ending with a 4 KiB page, none above the notifier) and
+ * atomic_svm_timeslice_ms (debugfs).
+ */
+const gpusvmSchema = strict({
+  notifierSizeMiB: z.int().min(2).max(1 << 20).refine((v) => (v & (v - 1)) === 0, { error: 'must be a power of two' }).optional(),
+  chunkSizesKiB: z.array(z.int().min(4).max(1 << 20).refine((v) => (v & (v - 1)) === 0, { error: 'must be a power of two' })).min(1).max(8)
+    .refine((a) => a[a.length - 1] === 4, { error: 'must end with 4 (a page)' })
+    .refine((a) => a.every((v, i) => i === 0 || v < a[i - 1]), { error: 'must be in descending order' })
+    .optional(),
+  atomicTimesliceMs: z.int().min(0).max(60_000).optional(),
+}).superRefine((g, ctx) => {
+  const top = g.chunkSizesKiB?.[0];
+  if (top !== undefined && top > (g.notifierSizeMiB ?? 512) * 1024) ctx.addIssue({ continue: false, code: 'custom', path: ['chunkSizesKiB'], input: top, message: `${top}: a chunk larger than the notifier (${g.notifierSizeMiB ?? 512} MiB)` });
+});
+
 const deviceSchema = strict({
   id: nameSchema,
   kind: oneOf(DEVICE_KINDS).default('dmirror'),
@@ -355,6 +373,7 @@ const deviceSchema = strict({
   granularity: z.int().min(0).max(0x1b).optional(),
   retryFaultPending: durationSchema.optional(),
   uvm: uvmSchema.optional(),
+  gpusvm: gpusvmSchema.optional(),
   compare: z.array(z.string()).min(1).optional(),
   qps: z.int().min(1).max(64).optional(),
   qpType: oneOf(['rc', 'ud']).optional(),
@@ -395,7 +414,7 @@ const deviceSchema = strict({
       ctx.addIssue({ continue: false, code: 'custom', path: ['exporter'], message: 'missing; policy dmabuf registers MRs over VRAM BOs of a gpu: name it (exporter: <gpu id>)' });
     }
     if (d.devicePages === 0 && d.kind === 'dmirror') ctx.addIssue({ continue: false, code: 'custom', path: ['devicePages'], input: 0, message: '0: a dmirror needs at least 1 device page (0 turns VRAM off on a gpu only)' });
-    for (const k of ['faultWindowPages', 'faultPermission', 'waves', 'vramBoPages', 'xnack', 'uvm'] as const) {
+    for (const k of ['faultWindowPages', 'faultPermission', 'waves', 'vramBoPages', 'xnack', 'uvm', 'gpusvm'] as const) {
       if (d[k] !== undefined && d.kind !== 'gpu') ctx.addIssue({ continue: false, code: 'custom', path: [k], input: d[k], message: `${d[k]}: ${k} applies to gpu devices only` });
     }
     for (const k of ['granularity', 'retryFaultPending'] as const) {
@@ -415,6 +434,7 @@ const deviceSchema = strict({
     ...(d.granularity !== undefined && { granularity: d.granularity }),
     ...(d.retryFaultPending !== undefined && { retryFaultPending: d.retryFaultPending }),
     ...(d.uvm !== undefined && { uvm: d.uvm }),
+    ...(d.gpusvm !== undefined && { gpusvm: d.gpusvm }),
     ...(d.compare !== undefined && { compare: d.compare }),
     ...Object.fromEntries(RDMA_DEVICE_KEYS.filter((k) => d[k] !== undefined).map((k) => [k, d[k]])),
     ...Object.fromEntries(NVME_DEVICE_KEYS.filter((k) => d[k] !== undefined).map((k) => [k, d[k]])),
@@ -611,6 +631,7 @@ const OPS = {
     buffer: nameSchema.optional(),
     touch: z.number().gt(0).max(1).default(0.01),
     write: flag.default(true),
+    atomic: flag.default(false),
     duration: durationSchema.default(100_000),
     queue: oneOf(GPU_QUEUES).default('gfx'),
     wait: flag.default(true),
