@@ -54,7 +54,7 @@
 // inserts one per 512 MiB window (the window still bounds the ranges); an own MIGRATE keeps the
 // entries of our VRAM pages (the kernel's time-slice check comes before the invalidation); a range
 // whose faulting page lost its GPU entry to svm-vram.ts's page-at-a-time moves counts as invalidated.
-import { EAGAIN, EBUSY, EFAULT, EINVAL, ENOENT, EOPNOTSUPP, EPERM, PAGE_SIZE, PROT_WRITE, mmu_interval_set_seq, type DevicePageFree, type Invalidate, type MigrateToRam, type Pid, type VmaLookupResult } from '@svmsim/kernel-mm';
+import { EAGAIN, EBUSY, EFAULT, EINVAL, ENOENT, EOPNOTSUPP, EPERM, HMM_PFN_DEVICE_PRIVATE, HMM_PFN_WRITE, PAGE_SIZE, PROT_WRITE, mmu_interval_set_seq, type DevicePageFree, type Invalidate, type MigrateToRam, type Pid, type VmaLookupResult } from '@svmsim/kernel-mm';
 import { Mutex, type Envelope, type Message } from '@svmsim/runtime';
 import { boEnd, boFirstVpn, type Bo, type UserptrNotifier } from './bo.js';
 import { XeSvmGarbageCollector } from './gpusvm-garbage-collector.js';
@@ -115,6 +115,12 @@ interface XeFault {
   resolve: (replay: boolean) => void;
 }
 
+/** A page of the range's pages is one of our device-private pages that the CPU has read-only. */
+function hasReadOnlyDevicePage(r: DrmGpusvmRange): boolean {
+  for (let i = 0; i < r.pfnFlags.length; i++) if (r.pfnFlags[i] & HMM_PFN_DEVICE_PRIVATE && !(r.pfnFlags[i] & HMM_PFN_WRITE)) return true;
+  return false;
+}
+
 export function createGpusvmPolicy(host: GpuHost, opts: GpusvmOptions): Policy {
   return new GpusvmPolicy(host, opts, checkedOptions(opts));
 }
@@ -156,6 +162,14 @@ class GpusvmPolicy implements Policy {
     invalidationsZapped: 0, ptesZapped: 0, ownMigrateInvalidations: 0,
     /** CPU faults on our VRAM pages served (migrate_to_ram after any time slice). */
     migrateToRamRangeInvalidations: 0,
+    /**
+     * Write faults whose get_pages found one of our device-private pages read-only (migrated from a
+     * read-only PTE; mprotect back to RW leaves the device-private entry read-only): hmm_range_fault
+     * hands it back without HMM_PFN_WRITE even under REQ_WRITE, and the GPU entry follows the HMM
+     * flags here, so the range is faulted home first (drm_gpusvm_range_evict) and the fault retries
+     * on system pages that REQ_WRITE makes writable. Without this the GPU's write refaults forever.
+     */
+    readOnlyDevmemEvictions: 0,
     /** A "valid" range whose faulting page had lost its entry to svm-vram's page-at-a-time move (see the header). */
     validRangesMissingEntry: 0,
     faultsOfClosingBos: 0, freeDrainWaits: 0,
@@ -307,6 +321,11 @@ class GpusvmPolicy implements Policy {
           if (gret === EOPNOTSUPP) return this.walks.evict(r, n, () => again()); // xe_svm_range_get_pages
           if (gret === EFAULT || gret === EPERM) return again();
           if (gret < 0) return done(gret);
+          if (f.write && hasReadOnlyDevicePage(r)) {
+            // See readOnlyDevmemEvictions: bind it and the GPU's write faults on it forever.
+            this.s.readOnlyDevmemEvictions++;
+            return this.walks.evict(r, n, () => (migrateTryCount > 0 || !ctx.devmem_only ? retry() : done(EFAULT)));
+          }
           this.bind(bo, r, n, (bret) => {
             if (bret === EAGAIN) {
               ctx.timesliceNs *= 2;

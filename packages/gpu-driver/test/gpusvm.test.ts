@@ -30,8 +30,10 @@ describe('drm_gpusvm_range_chunk_size (xe: 2 MiB, 64 KiB, 4 KiB in 512 MiB notif
     expect(sizeAt(g, 4100, { ...wide, vmaEnd: 4196 })).toBe(16);
     // A VMA of 8 pages: 4 KiB.
     expect(sizeAt(g, 4100, { ...wide, vmaStart: 4096, vmaEnd: 4104 })).toBe(1);
-    // The GPU VA (the mirror BO) bounds it too.
-    expect(sizeAt(g, 4100, { ...wide, gpuvaStart: 4098 })).toBe(16);
+    // The GPU VA (the mirror BO) bounds it too: ending inside the 2 MiB chunk, 64 KiB; starting
+    // inside the 64 KiB one, 4 KiB.
+    expect(sizeAt(g, 4100, { ...wide, gpuvaEnd: 4200 })).toBe(16);
+    expect(sizeAt(g, 4100, { ...wide, gpuvaStart: 4098 })).toBe(1);
     // A notifier of 1024 pages: a 2 MiB chunk never crosses it.
     const small = new DrmGpusvm(1024, XE_FAULT_CHUNK_PAGES);
     expect(sizeAt(small, 1000, wide)).toBe(512);
@@ -59,6 +61,16 @@ const twoChunks = (): Step[] => {
   steps.push(boCreate(A, 1024));
   return steps;
 };
+/**
+ * Loads of the pages [0, pages) of A except those in `skip`: the CPU faults every VRAM page home
+ * before mm's dump (the dump of this harness cannot read device memory; a page left in VRAM would
+ * read as its device pfn).
+ */
+const home = (pages: number, skip: (i: number) => boolean = () => false): Step[] => {
+  const steps: Step[] = [];
+  for (let i = 0; i < pages; i++) if (!skip(i)) steps.push(load(A + i * PAGE_SIZE));
+  return steps;
+};
 const munmap = (page: number, pages: number): Step => ({ msg: { type: 'munmap', pid: PID, addr: A + page * PAGE_SIZE, length: pages * PAGE_SIZE } as never });
 const atomicSubmit = (touch: number, durationNs: number) => gpu({ type: 'gpu_submit', bos: [1], pattern: { touch, write: true, atomic: true }, durationNs, queue: 'compute' });
 
@@ -70,6 +82,7 @@ describe('gpusvm: ranges are never split', () => {
       munmap(496, 16),
       { sleepNs: 100_000 }, // the collector's work runs
       submit([1], 0.01, 50_000), waitLast, // page 0 and the others again
+      ...home(1024, (i) => i >= 496 && i < 512),
       gpu({ type: 'gpu_bo_free', handle: 1 }),
     ];
     const { check, gpu: g } = await runGpusvm('gpusvm', steps, { svm: { vramPages: 1024 } }, 1, { frames: 2048 });
@@ -89,7 +102,7 @@ describe('gpusvm: ranges are never split', () => {
   });
 
   it('without the partial munmap nothing is collected (the figures can tell the two apart)', async () => {
-    const steps = [...twoChunks(), submit([1], 0.01, 50_000), waitLast, { sleepNs: 100_000 }, submit([1], 0.01, 50_000), waitLast];
+    const steps = [...twoChunks(), submit([1], 0.01, 50_000), waitLast, { sleepNs: 100_000 }, submit([1], 0.01, 50_000), waitLast, ...home(1024)];
     const { gpu: g } = await runGpusvm('gpusvm', steps, { svm: { vramPages: 1024 } }, 1, { frames: 2048 });
     expect(g.partialUnmapRangeDrops).toBe(0);
     expect(g.rangesGarbageCollected).toBe(0);
@@ -106,6 +119,7 @@ describe('gpusvm: the devmem_only time slice (atomic_svm_timeslice_ms)', () => {
     { sleepNs: 10_000_000 },
     store(A + 300 * PAGE_SIZE, 98), // after the slice: at once
     load(A + 5 * PAGE_SIZE),
+    ...home(512),
   ];
 
   it('a CPU fault on VRAM an atomic fault migrated waits out the 5 ms slice; with a 0 ms slice it does not', async () => {
@@ -147,6 +161,7 @@ describe('gpusvm: the checker over many seeds', () => {
   it('invalidations racing faulting jobs (munmap, mprotect, pageout, reclaim), with and without VRAM, 20 seeds each: no violation, nothing pending', async () => {
     let faults = 0;
     let collected = 0;
+    let roDevmem = 0;
     for (const vramPages of [0, 8]) {
       for (let seed = 1; seed <= 20; seed++) {
         const { check, gpu: g, r } = await runGpusvm('gpusvm', racingScript(seed, { pressure: true }), { svm: { vramPages } }, seed, { frames: 40, swapPages: 128 });
@@ -159,8 +174,12 @@ describe('gpusvm: the checker over many seeds', () => {
         expect(g.deviceFaultsResolved + g.deviceFaultsCancelled, k).toBe(g.deviceFaults);
         faults += g.deviceFaults;
         collected += g.rangesGarbageCollected;
+        roDevmem += g.readOnlyDevmemEvictions;
       }
     }
+    // A page mprotect made read-only migrates to VRAM as a read-only device-private entry; the GPU's
+    // write fault on it once refaulted forever (vram 8, seed 2): now the range is faulted home first.
+    expect(roDevmem).toBeGreaterThan(0);
     expect(faults).toBeGreaterThan(100);
     expect(collected).toBeGreaterThan(0); // the munmaps of the script reached ranges
   }, 600_000);
