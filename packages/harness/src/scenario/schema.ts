@@ -346,8 +346,10 @@ const uvmSchema = strict({
  * sizes (KiB, largest first, powers of two ending with a 4 KiB page, none above the notifier) and
  * atomic_svm_timeslice_ms (debugfs).
  */
+/** A sane bound on svm_notifier_size: 4 GiB per notifier is 8x xe's default of 512 MiB. */
+const GPUSVM_NOTIFIER_SIZE_MIB_MAX = 4096;
 const gpusvmSchema = strict({
-  notifierSizeMiB: z.int().min(2).max(1 << 20).refine((v) => (v & (v - 1)) === 0, { error: 'must be a power of two' }).optional(),
+  notifierSizeMiB: z.int().min(2).max(GPUSVM_NOTIFIER_SIZE_MIB_MAX).refine((v) => (v & (v - 1)) === 0, { error: 'must be a power of two' }).optional(),
   chunkSizesKiB: z.array(z.int().min(4).max(1 << 20).refine((v) => (v & (v - 1)) === 0, { error: 'must be a power of two' })).min(1).max(8)
     .refine((a) => a[a.length - 1] === 4, { error: 'must end with 4 (a page)' })
     .refine((a) => a.every((v, i) => i === 0 || v < a[i - 1]), { error: 'must be in descending order' })
