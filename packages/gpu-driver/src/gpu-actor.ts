@@ -13,7 +13,11 @@
 //                   prefetch, migrate to VRAM, thrashing throttling and pinning (policy-uvm.ts)
 //   unsafe-userptr  userptr that acks invalidations without waiting for fences (caught by the checker)
 //   unsafe-svm      svm-fault without mmu_interval_read_retry (caught by the checker)
+//   gpusvm          the DRM GPU SVM layer as xe uses it: per-fault ranges of 2 MiB / 64 KiB / 4 KiB
+//                   in 512 MiB notifiers, migration to VRAM through drm_pagemap, the atomic time
+//                   slice, a garbage collector of unmapped ranges (policy-gpusvm.ts)
 //   unsafe-uvm      uvm without mmu_interval_read_retry (caught by the checker)
+//   unsafe-gpusvm   gpusvm binding without drm_gpusvm_range_pages_valid (caught by the checker)
 //   report variants (one real report each, harness scenarios/reports/):
 //     kfd-svm-read-begin-outside-loop   kfd-svm with read_begin outside amdgpu_hmm_range_get_pages' retry loop
 //     unsafe-lock-not-pinned            memory "locked" for a DMA engine without a pin: invalidations ignored (caught by the checker)
@@ -47,20 +51,21 @@ import { createKfdSvmPolicy } from './policy-kfd-svm.js';
 import { createLockNotPinnedPolicy } from './policy-lock-not-pinned.js';
 import { createKfdSvmReadBeginOutsideLoopPolicy } from './policy-kfd-svm-read-begin-outside-loop.js';
 import { createUvmPolicy, type UvmOptions } from './policy-uvm.js';
+import { createGpusvmPolicy, type GpusvmOptions } from './policy-gpusvm.js';
 import { DEFAULT_KERNEL_ERA, KERNEL_ERA_DEFAULTS, KERNEL_ERAS, type KernelEra, type KernelEraDefaults, type LockupTimeoutMs } from './kernel-era.js';
 import { DEFAULT_RECOVERY_COSTS, GpuRecovery, type RecoveryCosts } from './job-timeout.js';
 import { GPU_ERRNO_NAMES } from './gpu-protocol.js';
 import { DEFAULT_GPU_COST_PROFILE, GPU_COST_PROFILE_NAMES, profileOverrides, splitCostOverrides, type GpuCostParts } from './cost-profiles.js';
 import { DEFAULT_GPU_COSTS, newStats, type GpuCosts, type GpuHost, type GpuStats, type Policy, type Reply, type SubscribedBo } from './policy.js';
 
-export type GpuPolicyName = 'pin' | 'userptr' | 'preempt' | 'svm-fault' | 'kfd-svm' | 'uvm' | 'unsafe-userptr' | 'unsafe-svm' | 'unsafe-uvm' | GpuReportVariant;
+export type GpuPolicyName = 'pin' | 'userptr' | 'preempt' | 'svm-fault' | 'kfd-svm' | 'uvm' | 'gpusvm' | 'unsafe-userptr' | 'unsafe-svm' | 'unsafe-uvm' | 'unsafe-gpusvm' | GpuReportVariant;
 /**
  * Variants that reproduce one real report each (harness scenarios/reports/): a driver as a bug or a
  * module parameter left it. Not in any default comparison; a scenario's `compare:` names them.
  */
 export type GpuReportVariant = 'kfd-svm-read-begin-outside-loop' | 'unsafe-lock-not-pinned' | 'uvm-thrashing-off';
 export const GPU_REPORT_VARIANTS: readonly GpuReportVariant[] = ['kfd-svm-read-begin-outside-loop', 'unsafe-lock-not-pinned', 'uvm-thrashing-off'];
-export const GPU_POLICIES: readonly GpuPolicyName[] = ['pin', 'userptr', 'preempt', 'svm-fault', 'kfd-svm', 'uvm', 'unsafe-userptr', 'unsafe-svm', 'unsafe-uvm', ...GPU_REPORT_VARIANTS];
+export const GPU_POLICIES: readonly GpuPolicyName[] = ['pin', 'userptr', 'preempt', 'svm-fault', 'kfd-svm', 'uvm', 'gpusvm', 'unsafe-userptr', 'unsafe-svm', 'unsafe-uvm', 'unsafe-gpusvm', ...GPU_REPORT_VARIANTS];
 
 export interface GpuConfig {
   policy: GpuPolicyName;
@@ -91,6 +96,8 @@ export interface GpuConfig {
   svm?: Partial<SvmFaultOptions>;
   /** uvm: its module parameters (policy-uvm.ts). */
   uvm?: Partial<Omit<UvmOptions, 'unsafe' | 'maxBusyRetries'>>;
+  /** gpusvm: xe's svm_notifier_size, fault chunk sizes and atomic_svm_timeslice_ms (policy-gpusvm.ts); VRAM is `svm.vramPages`. */
+  gpusvm?: Partial<Omit<GpusvmOptions, 'unsafe' | 'maxBusyRetries' | 'vramPages'>>;
   /** VRAM BOs: their budget and copy cost (vram-bos.ts). */
   vramBos?: Partial<VramBoOptions>;
   /**
@@ -239,6 +246,9 @@ class Gpu implements Actor<Message>, GpuHost {
       case 'uvm':
       case 'unsafe-uvm':
         return createUvmPolicy(this, { vramPages: cfg.svm?.vramPages, ...cfg.uvm, unsafe: cfg.policy === 'unsafe-uvm', maxBusyRetries });
+      case 'gpusvm':
+      case 'unsafe-gpusvm':
+        return createGpusvmPolicy(this, { vramPages: cfg.svm?.vramPages, ...cfg.gpusvm, unsafe: cfg.policy === 'unsafe-gpusvm', maxBusyRetries });
     }
   }
 
@@ -456,6 +466,7 @@ class Gpu implements Actor<Message>, GpuHost {
         }
       },
       gpuFault: this.policy.gpuFault?.bind(this.policy),
+      atomicNeedsVram: this.policy.atomicNeedsVram === true,
       vmFault: (job, pid, addr, write) => {
         job.faults++;
         this.stats.gpuPageFaults++;

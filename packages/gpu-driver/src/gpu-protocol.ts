@@ -35,6 +35,8 @@ export interface AccessPattern {
   value?: number;
   /** Where in the BO the touched pages start, as a fraction [0, 1) of the spacing between them (default 0): jobs with different shifts touch different pages. */
   shift?: number;
+  /** Atomics (read-modify-write, so writes too): under gpusvm they need the page in this GPU's VRAM. */
+  atomic?: boolean;
 }
 
 export interface GpuSubmit {

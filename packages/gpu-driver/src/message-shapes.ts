@@ -21,12 +21,13 @@ const bos = (v: unknown): string | undefined => {
   return i < 0 ? undefined : `element ${i}: ${JSON.stringify(v[i])} is not a BO handle`;
 };
 const pattern = (v: unknown): string | undefined => {
-  const p = v as { touch?: unknown; write?: unknown; value?: unknown; shift?: unknown } | null;
+  const p = v as { touch?: unknown; write?: unknown; value?: unknown; shift?: unknown; atomic?: unknown } | null;
   if (p === null || typeof p !== 'object') return `${JSON.stringify(v)} is not an access pattern {touch, write}`;
   if (typeof p.touch !== 'number' || !(p.touch > 0 && p.touch <= 1)) return `touch: ${JSON.stringify(p.touch)} is not a fraction in (0, 1]`;
   if (typeof p.write !== 'boolean') return `write: ${JSON.stringify(p.write)} is not true or false`;
   if (p.value !== undefined && (typeof p.value !== 'number' || !Number.isFinite(p.value))) return `value: ${JSON.stringify(p.value)} is not a finite number`;
   if (p.shift !== undefined && (typeof p.shift !== 'number' || !(p.shift >= 0 && p.shift < 1))) return `shift: ${JSON.stringify(p.shift)} is not a fraction in [0, 1)`;
+  if (p.atomic !== undefined && typeof p.atomic !== 'boolean') return `atomic: ${JSON.stringify(p.atomic)} is not a boolean`;
   return undefined;
 };
 const duration = (v: unknown) => (typeof v === 'number' && v >= 0 && v <= JOB_DURATION_NS_MAX ? undefined : `${JSON.stringify(v)} is not a duration from 0 to ${JOB_DURATION_NS_MAX} ns`);

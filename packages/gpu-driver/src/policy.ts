@@ -224,6 +224,11 @@ export interface Policy {
    * fences of the jobs using it. KFD (preempt): the process's eviction fence, i.e. evict the process.
    */
   evictionFence?(bo: Bo, then: () => void): void;
+  /**
+   * An atomic access through an entry that does not map this GPU's VRAM faults (xe on a discrete
+   * GPU: system memory takes no device atomics by default, xe_vma_need_vram_for_atomic).
+   */
+  readonly atomicNeedsVram?: boolean;
   /** Figures of the policy's own, merged into the GPU's summary. */
   summary?(): Record<string, unknown>;
   /** VRAM pages holding process memory (svm-fault's device-private pages), for the trace's counters. */

@@ -35,6 +35,8 @@ export interface QueueHost {
   dma(job: Job, bo: Bo, page: number, pte: GpuPte): void;
   /** A fault handler, if the policy can resolve GPU page faults: resolve(true) replays, resolve(false) cancels. */
   gpuFault?: (job: Job, pid: Pid, addr: number, write: boolean, resolve: (replay: boolean) => void) => void;
+  /** The policy's atomics need VRAM: an atomic access through a system-memory entry faults (Policy.atomicNeedsVram). */
+  atomicNeedsVram?: boolean;
   /** A VM fault (an access dropped). */
   vmFault(job: Job, pid: Pid, addr: number, write: boolean): void;
   trace(ev: string, fields: Record<string, unknown>): void;
@@ -228,9 +230,10 @@ export class GpuQueues {
     const { job } = w.run;
     const a = w.plan[w.next];
     const addr = a.bo.addr + a.page * PAGE_SIZE;
-    const write = job.pattern.write;
+    const write = job.pattern.write || job.pattern.atomic === true;
     const pte = this.host.lookup(a.bo.pid, addr);
-    if (pte && (!write || pte.writable)) {
+    const atomicFault = job.pattern.atomic === true && this.host.atomicNeedsVram === true && pte?.vram !== true;
+    if (pte && (!write || pte.writable) && !atomicFault) {
       this.host.dma(job, a.bo, a.page, pte);
       w.next++;
       return this.proceed(w);

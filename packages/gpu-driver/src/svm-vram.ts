@@ -91,6 +91,12 @@ export interface SvmVramOptions {
    * together. Unset: the range alone (kfd's svm_bo, nouveau's chunk of the migration).
    */
   evictChunkPages?: number;
+  /**
+   * Called under the notifier lock when a VRAM page's GPUVM entry is cleared because the page
+   * leaves VRAM (eviction, migrate_to_ram): a policy that maps ranges (gpusvm) invalidates the
+   * page's whole range there. Returns the further entries it cleared (for the TLB flush).
+   */
+  onVramPageZap?: (pid: Pid, vpn: number) => number;
 }
 
 export interface SvmVram {
@@ -102,7 +108,11 @@ export interface SvmVram {
   has(pid: Pid, vpn: number): boolean;
   /** svm_migrate_vma_to_vram of [ws, we) (pages) of the BO under migrate_mutex; `done` always runs. */
   /** `locked`: the caller holds mmap_read_lock of bo.pid already (kfd's restore path). */
-  migrateToVram(bo: Bo, ws: number, we: number, done: () => void, locked?: boolean): void;
+  /**
+   * `allOrNothing` (drm_pagemap_migrate_to_devmem): unless VRAM has room for every page and
+   * migrate_vma_setup selects every page, nothing moves. done(migrated) with the pages moved.
+   */
+  migrateToVram(bo: Bo, ws: number, we: number, done: (migrated: number) => void, locked?: boolean, allOrNothing?: boolean): void;
   /**
    * svm_migrate_vram_to_ram of one page of the BO (the fault handler's read-only VRAM page) under
    * migrate_mutex; done(false) without moving anything if the BO is closing.
@@ -222,16 +232,17 @@ export function createSvmVram(host: GpuHost, opts: SvmVramOptions): SvmVram {
    * not move stays in system memory and is mapped from there). Nothing moves once the BO is closing:
    * freeBo waits for migrate_mutex, so a migration queued behind it must not start after the BO is gone.
    */
-  const migrateToVram = (bo: Bo, ws: number, we: number, done: () => void, locked = false): void => {
+  const migrateToVram = (bo: Bo, ws: number, we: number, done: (migrated: number) => void, locked = false, allOrNothing = false): void => {
     const pid = bo.pid;
     const keys: number[] = [];
     for (let v = ws; v < we; v++) if (!migrating.has(pageKey(pid, v))) keys.push(pageKey(pid, v));
-    if (keys.length === 0) return done();
+    if (keys.length === 0 || (allOrNothing && keys.length < we - ws)) return done(0);
     for (const k of keys) migrating.add(k);
+    let moved = 0;
     const finish = (): void => {
       for (const k of keys) migrating.delete(k);
       migrateUnlock();
-      done();
+      done(moved);
     };
     migrateWaiters++;
     s.migrateWaitersMax = Math.max(s.migrateWaitersMax, migrateWaiters);
@@ -256,7 +267,11 @@ export function createSvmVram(host: GpuHost, opts: SvmVramOptions): SvmVram {
             const n = we - ws;
             const dst = new Float64Array(n).fill(-1);
             let copies = 0;
-            for (let i = 0; i < n; i++) {
+            // drm_pagemap_migrate_to_devmem: "we want to migrate all or nothing" (cpages != npages
+            // → -EBUSY), and xe_bo_create of the whole range failing leaves everything in place.
+            let all = vramFree.length >= n;
+            for (let i = 0; all && i < n; i++) if (!(su.src_flags[i] & MIGRATE_PFN_MIGRATE)) all = false;
+            for (let i = 0; i < n && (all || !allOrNothing); i++) {
               if (!(su.src_flags[i] & MIGRATE_PFN_MIGRATE)) {
                 unmovable.add(pageKey(pid, ws + i));
                 continue;
@@ -282,6 +297,7 @@ export function createSvmVram(host: GpuHost, opts: SvmVramOptions): SvmVram {
                   unmovable.delete(pageKey(pid, ws + i));
                 }
                 const migrated = (fr as MigrateVmaFinalizeResult).migrated;
+                moved = migrated;
                 s.migratedToVram += migrated;
                 if (migrated > 0) vramRanges.push({ pid, startVpn: ws, endVpn: we });
                 if (tracing()) host.ctx.trace('gpu_migrate_to_vram', { pid, start: ws * PAGE_SIZE, end: we * PAGE_SIZE, migrated });
@@ -364,6 +380,7 @@ export function createSvmVram(host: GpuHost, opts: SvmVramOptions): SvmVram {
             if (!page) continue;
             const pte = host.vm.lookup(r.pid, vpn * PAGE_SIZE);
             if (pte?.vram && pte.pfn === dpfn) zapped += host.vm.clear(r.pid, vpn * PAGE_SIZE, (vpn + 1) * PAGE_SIZE);
+            zapped += opts.onVramPageZap?.(r.pid, vpn) ?? 0;
             vramAt.delete(pageKey(r.pid, vpn));
             dstData[i] = page.value;
             dst[i] = 0; // any destination: mm allocates the system page
@@ -460,7 +477,8 @@ export function createSvmVram(host: GpuHost, opts: SvmVramOptions): SvmVram {
         lock.lock(() => {
           const vpn = Math.floor(m.addr / PAGE_SIZE);
           const pte = host.vm.lookup(m.pid, m.addr);
-          const zapped = pte?.vram && pte.pfn === m.dev_pfn ? host.vm.clear(m.pid, vpn * PAGE_SIZE, (vpn + 1) * PAGE_SIZE) : 0;
+          let zapped = pte?.vram && pte.pfn === m.dev_pfn ? host.vm.clear(m.pid, vpn * PAGE_SIZE, (vpn + 1) * PAGE_SIZE) : 0;
+          zapped += opts.onVramPageZap?.(m.pid, vpn) ?? 0;
           if (vramAt.get(pageKey(m.pid, vpn)) === m.dev_pfn) vramAt.delete(pageKey(m.pid, vpn));
           host.flushTlb(zapped, () => {
             lock.unlock();

@@ -20,7 +20,7 @@ function svmsim(...args: string[]): { code: number; out: string; err: string } {
 }
 
 type Gpu = Record<string, number>;
-const SAFE = ['userptr', 'pin', 'preempt', 'svm-fault', 'kfd-svm', 'uvm'] as const;
+const SAFE = ['userptr', 'pin', 'preempt', 'svm-fault', 'kfd-svm', 'uvm', 'gpusvm'] as const;
 
 /** `svmsim compare <scenarios> --json`: every report, by scenario and policy. */
 function compare(...scenarios: string[]): Map<string, RunReport> {
@@ -183,7 +183,7 @@ describe('thread mode', () => {
     const r = svmsim('compare', 'gup-vs-readonly', 'kswapd-vs-compute', '--threads', '--json');
     expect(r.code, r.err).toBe(0);
     const reports = JSON.parse(r.out) as RunReport[];
-    expect(reports).toHaveLength(12);
+    expect(reports).toHaveLength(2 * SAFE.length);
     for (const x of reports) {
       const k = `${x.scenario}/${x.policies.gpu0}`;
       expect(x.mode, k).toBe('threads');

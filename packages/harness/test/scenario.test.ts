@@ -315,7 +315,7 @@ describe('errors: one line, the path, the value, what is allowed, did you mean',
     [
       'unknown key, with did-you-mean',
       variant('{ id: mirror0 }', '{ id: mirror0, polcy: safe }'),
-      'my.yaml: devices[0]: unknown key "polcy"; allowed keys: id, kind, policy, devicePages, faultWindowPages, faultPermission, waves, vramBoPages, xnack, granularity, retryFaultPending, uvm, costs, invalidateMultipass, compare, qps, qpType, rnrRetry, minRnrTimer, retryCnt, timeout, rkeyFaultResponse, exporter, failAt, ioTimeout, slot, cmbPages, p2pQueue, blocks, dmabufImporter, nvmet (did you mean policy?)',
+      'my.yaml: devices[0]: unknown key "polcy"; allowed keys: id, kind, policy, devicePages, faultWindowPages, faultPermission, waves, vramBoPages, xnack, granularity, retryFaultPending, uvm, costs, invalidateMultipass, gpusvm, compare, qps, qpType, rnrRetry, minRnrTimer, retryCnt, timeout, rkeyFaultResponse, exporter, failAt, ioTimeout, slot, cmbPages, p2pQueue, blocks, dmabufImporter, nvmet (did you mean policy?)',
     ],
     [
       'a gpu-only key on a dmirror',

@@ -266,8 +266,8 @@ describe('svmsim report (HTML) in Chromium', () => {
     expect(errors).toEqual([]);
     const bars = figs.filter((f) => f.plot === 'compare');
     expect(bars.length).toBeGreaterThan(0);
-    for (const b of bars) expect(b.marks).toBe(6); // userptr, pin, preempt, svm-fault, kfd-svm, uvm
-    expect(figs.filter((f) => f.plot === 'notifier-wait')).toHaveLength(6); // one section per run
+    for (const b of bars) expect(b.marks).toBe(7); // userptr, pin, preempt, svm-fault, kfd-svm, uvm, gpusvm
+    expect(figs.filter((f) => f.plot === 'notifier-wait')).toHaveLength(7); // one section per run (a policy each)
   });
 
   it.skipIf(chromium !== undefined)('is skipped: no Chromium at /usr/bin/chromium (apt-get install chromium; .ci/run installs it)', () => {

@@ -97,7 +97,7 @@ export const HMM_PFN_REQ_FAULT = HMM_PFN_VALID;
 export const HMM_PFN_REQ_WRITE = HMM_PFN_WRITE;
 /**
  * svmsim's own bit, not a kernel flag: the v6.15 include/linux/hmm.h has none (the first
- * test_hmm.c, 2020, read a per-range `range->flags[HMM_PFN_DEVICE_PRIVATE]`, a table the later
+ * test_hmm.c, 2020, read a per-range `range->flags[SVMSIM_PFN_DEVICE_PRIVATE]`, a table the later
  * pfn format dropped). The pfn is a device-private page of the caller (`dev_private_owner`), in
  * the device's own pfn space. Kernel drivers derive it from the page,
  * is_device_private_page(hmm_pfn_to_page(pfn)) (test_hmm.c dmirror_mkentry, nouveau's

@@ -245,7 +245,7 @@ export function runAction(app: App, proc: Proc, a: PlainAction, stats: PhaseStat
         if (!bo) return fail(`VMA "${a.vma}" has no BO on ${a.device} (give the VMA gpu: ${a.device})`);
         handle = bo.handle;
       }
-      const m: GpuSubmit = { type: 'gpu_submit', bos: [handle], pattern: { touch: a.touch, write: a.write }, durationNs: a.duration, queue: a.queue, ...(app.nextJobHangs(a.device) && { hang: true }) };
+      const m: GpuSubmit = { type: 'gpu_submit', bos: [handle], pattern: { touch: a.touch, write: a.write || a.atomic, ...(a.atomic && { atomic: true }) }, durationNs: a.duration, queue: a.queue, ...(app.nextJobHangs(a.device) && { hang: true }) };
       return call(a.device, m, (s) => {
         const got: Got = { ret: Math.min(0, s.ret), job: s.job, pagesWalked: s.pagesWalked, resubmissions: s.resubmissions };
         if (s.ret < 0 || !a.wait) return done(got);

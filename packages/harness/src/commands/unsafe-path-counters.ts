@@ -6,7 +6,7 @@
 //   rdma unsafe-odp       DMAs issued after the driver acked the invalidation of their MTT entry, at
 //                         a seq older than its cur_seq (not DMAs merely in flight at a zap: those
 //                         may reach mm before the ack and are legal);
-//   dmirror unsafe-*, gpu unsafe-userptr / unsafe-svm / unsafe-uvm
+//   dmirror unsafe-*, gpu unsafe-userptr / unsafe-svm / unsafe-uvm / unsafe-gpusvm
 //                         DMAs through a mirror translation whose page's invalidation the driver had
 //                         acked at a newer seq (kernel-mm acked-invalidations.ts). Not "read_retry
 //                         said stale" (the invalidation may have covered other pages of the

@@ -127,6 +127,18 @@ export const COLUMNS: Record<string, Column> = {
     title: 'VRAM evictions (chunks), pages out; to VRAM/to RAM',
     cell: gpuCell((g) => (g.vramEvictions === undefined ? '-' : `${n(g, 'vramEvictions')} (${n(g, 'vramChunksEvicted')}), ${n(g, 'vramPagesEvicted')}; ${n(g, 'migratedToVram')}/${n(g, 'migratedToRam')}`)),
   },
+  // gpusvm (drm_gpusvm + xe): ranges created / removed by the garbage collector / dropped whole by a partial munmap.
+  'svm-ranges': {
+    title: 'ranges created/collected/partial drops',
+    cell: gpuCell((g) => (g.rangesGarbageCollected === undefined ? '-' : `${n(g, 'rangesCreated')}/${n(g, 'rangesGarbageCollected')}/${n(g, 'partialUnmapRangeDrops')}`)),
+  },
+  // gpusvm: drm_gpusvm_get_pages repeated (hmm_range_fault -EBUSY or a stale read_retry) and binds refused by drm_gpusvm_range_pages_valid.
+  'get-pages-retries': { title: 'get_pages retries/bind retries', cell: gpuCell((g) => (g.getPagesRetries === undefined ? '-' : `${n(g, 'getPagesRetries')}/${n(g, 'bindRetries')}`)) },
+  // gpusvm: whole-range migrations to VRAM (drm_pagemap_migrate_to_devmem), pages, and CPU faults the atomic time slice refused.
+  'svm-migrations': {
+    title: 'to VRAM ranges/pages, timeslice refusals',
+    cell: gpuCell((g) => (g.timesliceRefusals === undefined ? '-' : `${n(g, 'migrationsToVram')}/${n(g, 'migratedToVram')}, ${n(g, 'timesliceRefusals')}`)),
+  },
   'fault-latency': { title: 'fault p50/p99', cell: gpuCell((g) => `${formatDuration(n(g, 'faultLatencyP50Ns'))} / ${formatDuration(n(g, 'faultLatencyP99Ns'))}`) },
   preemptions: { title: 'preemptions', cell: gpuCell((g) => String(n(g, 'preemptions'))) },
   'restore-walked': { title: 'restore pages walked', cell: gpuCell((g) => String(n(g, 'restorePagesWalked'))) },

@@ -53,7 +53,7 @@ export const DEVICE_KINDS: Record<DeviceSpec['kind'], DeviceKind> = {
   gpu: {
     module: () => gpuDriver('gpu-actor'),
     exportName: 'createGpu',
-    policies: ['userptr', 'pin', 'preempt', 'svm-fault', 'kfd-svm', 'uvm', 'unsafe-userptr', 'unsafe-svm', 'unsafe-uvm', ...REPORT_VARIANTS],
+    policies: ['userptr', 'pin', 'preempt', 'svm-fault', 'kfd-svm', 'uvm', 'gpusvm', 'unsafe-userptr', 'unsafe-svm', 'unsafe-uvm', 'unsafe-gpusvm', ...REPORT_VARIANTS],
     config: (d, s) => ({
       policy: d.policy,
       waves: d.waves,
@@ -64,6 +64,7 @@ export const DEVICE_KINDS: Record<DeviceSpec['kind'], DeviceKind> = {
         kfd: { granularity: d.granularity, retryFaultPendingNs: d.retryFaultPending, hangRestoreFence: hangRestoreOf(d.id, s) },
       }),
       ...(d.uvm !== undefined && { uvm: uvmConfig(d.uvm) }),
+      ...(d.gpusvm !== undefined && { gpusvm: d.gpusvm }),
       dmabufMoveNotify: s.machine.dmabufMoveNotify,
       ...(d.invalidateMultipass !== undefined && { invalidateMultipass: d.invalidateMultipass }),
       kernel: s.machine.kernel,

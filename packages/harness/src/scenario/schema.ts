@@ -60,7 +60,7 @@ export const DEVICE_KINDS = ['dmirror', 'gpu', 'rdma', 'nvme'] as const;
 export const POLICIES_BY_KIND: Record<(typeof DEVICE_KINDS)[number], readonly string[]> = {
   dmirror: DEVICE_POLICIES,
   // Then the report variants (gpu-driver GPU_REPORT_VARIANTS): compared only where a scenario names them.
-  gpu: ['userptr', 'pin', 'preempt', 'svm-fault', 'kfd-svm', 'uvm', 'unsafe-userptr', 'unsafe-svm', 'unsafe-uvm', 'kfd-svm-read-begin-outside-loop', 'unsafe-lock-not-pinned', 'uvm-thrashing-off'],
+  gpu: ['userptr', 'pin', 'preempt', 'svm-fault', 'kfd-svm', 'uvm', 'gpusvm', 'unsafe-userptr', 'unsafe-svm', 'unsafe-uvm', 'unsafe-gpusvm', 'kfd-svm-read-begin-outside-loop', 'unsafe-lock-not-pinned', 'uvm-thrashing-off'],
   rdma: ['odp', 'pinned-mr', 'implicit-odp', 'dmabuf', 'unsafe-odp'],
   // The safe driver against a healthy controller, or one that fails at failAt in one of three
   // ways (selected like a policy, so that `compare` runs each as a row); and the unsafe twin.
@@ -351,6 +351,26 @@ const uvmSchema = strict({
 const gpuCostsSchema = strict(Object.fromEntries(GPU_COST_KEYS.map((k) => [k, durationSchema.optional()])) as Record<string, z.ZodOptional<typeof durationSchema>>)
   .transform((c): Record<string, number> => Object.fromEntries(Object.entries(c).filter(([, v]) => v !== undefined)) as Record<string, number>);
 
+/**
+ * gpu, policy gpusvm: xe's DRM GPU SVM settings (packages/gpu-driver/src/policy-gpusvm.ts), each
+ * with xe's default when left out: the svm_notifier_size module parameter (MiB), the fault chunk
+ * sizes (KiB, largest first, powers of two ending with a 4 KiB page, none above the notifier) and
+ * atomic_svm_timeslice_ms (debugfs).
+ */
+/** A sane bound on svm_notifier_size: 4 GiB per notifier is 8x xe's default of 512 MiB. */
+const GPUSVM_NOTIFIER_SIZE_MIB_MAX = 4096;
+const gpusvmSchema = strict({
+  notifierSizeMiB: z.int().min(2).max(GPUSVM_NOTIFIER_SIZE_MIB_MAX).refine((v) => (v & (v - 1)) === 0, { error: 'must be a power of two' }).optional(),
+  chunkSizesKiB: z.array(z.int().min(4).max(1 << 20).refine((v) => (v & (v - 1)) === 0, { error: 'must be a power of two' })).min(1).max(8)
+    .refine((a) => a[a.length - 1] === 4, { error: 'must end with 4 (a page)' })
+    .refine((a) => a.every((v, i) => i === 0 || v < a[i - 1]), { error: 'must be in descending order' })
+    .optional(),
+  atomicTimesliceMs: z.int().min(0).max(60_000).optional(),
+}).superRefine((g, ctx) => {
+  const top = g.chunkSizesKiB?.[0];
+  if (top !== undefined && top > (g.notifierSizeMiB ?? 512) * 1024) ctx.addIssue({ continue: false, code: 'custom', path: ['chunkSizesKiB'], input: top, message: `${top}: a chunk larger than the notifier (${g.notifierSizeMiB ?? 512} MiB)` });
+});
+
 const deviceSchema = strict({
   id: nameSchema,
   kind: oneOf(DEVICE_KINDS).default('dmirror'),
@@ -370,6 +390,7 @@ const deviceSchema = strict({
   costs: gpuCostsSchema.optional(),
   // gpu: the notifier has invalidate_multipass (svm-fault, userptr).
   invalidateMultipass: flag.optional(),
+  gpusvm: gpusvmSchema.optional(),
   compare: z.array(z.string()).min(1).optional(),
   qps: z.int().min(1).max(64).optional(),
   qpType: oneOf(['rc', 'ud']).optional(),
@@ -410,7 +431,7 @@ const deviceSchema = strict({
       ctx.addIssue({ continue: false, code: 'custom', path: ['exporter'], message: 'missing; policy dmabuf registers MRs over VRAM BOs of a gpu: name it (exporter: <gpu id>)' });
     }
     if (d.devicePages === 0 && d.kind === 'dmirror') ctx.addIssue({ continue: false, code: 'custom', path: ['devicePages'], input: 0, message: '0: a dmirror needs at least 1 device page (0 turns VRAM off on a gpu only)' });
-    for (const k of ['faultWindowPages', 'faultPermission', 'waves', 'vramBoPages', 'xnack', 'uvm', 'invalidateMultipass'] as const) {
+    for (const k of ['faultWindowPages', 'faultPermission', 'waves', 'vramBoPages', 'xnack', 'uvm', 'gpusvm', 'invalidateMultipass'] as const) {
       if (d[k] !== undefined && d.kind !== 'gpu') ctx.addIssue({ continue: false, code: 'custom', path: [k], input: d[k], message: `${d[k]}: ${k} applies to gpu devices only` });
     }
     if (d.costs !== undefined && d.kind !== 'gpu') ctx.addIssue({ continue: false, code: 'custom', path: ['costs'], input: d.costs, message: `${show(d.costs)}: costs applies to gpu devices only (nvme costs are machine.nvme.costs)` });
@@ -441,6 +462,7 @@ const deviceSchema = strict({
     ...(d.uvm !== undefined && { uvm: d.uvm }),
     ...(d.costs !== undefined && { costs: d.costs }),
     ...(d.invalidateMultipass !== undefined && { invalidateMultipass: d.invalidateMultipass }),
+    ...(d.gpusvm !== undefined && { gpusvm: d.gpusvm }),
     ...(d.compare !== undefined && { compare: d.compare }),
     ...Object.fromEntries(RDMA_DEVICE_KEYS.filter((k) => d[k] !== undefined).map((k) => [k, d[k]])),
     ...Object.fromEntries(NVME_DEVICE_KEYS.filter((k) => d[k] !== undefined).map((k) => [k, d[k]])),
@@ -642,6 +664,7 @@ const OPS = {
     buffer: nameSchema.optional(),
     touch: z.number().gt(0).max(1).default(0.01),
     write: flag.default(true),
+    atomic: flag.default(false),
     duration: durationSchema.default(100_000),
     queue: oneOf(GPU_QUEUES).default('gfx'),
     wait: flag.default(true),

@@ -110,7 +110,7 @@ export interface DeviceSpec {
   kind: 'dmirror' | 'gpu' | 'rdma' | 'nvme';
   /**
    * dmirror: `safe` (default), or `unsafe-skip-read-retry` (the bug the checker must catch).
-   * gpu: `userptr` (default), `pin`, `preempt`, `svm-fault`, `kfd-svm`, `uvm`, or `unsafe-userptr` / `unsafe-svm` / `unsafe-uvm` (the bugs the checker must catch).
+   * gpu: `userptr` (default), `pin`, `preempt`, `svm-fault`, `kfd-svm`, `uvm`, `gpusvm`, or `unsafe-userptr` / `unsafe-svm` / `unsafe-uvm` / `unsafe-gpusvm` (the bugs the checker must catch).
    *   Report variants (scenarios/reports/): `kfd-svm-read-begin-outside-loop`, `unsafe-lock-not-pinned`, `uvm-thrashing-off`.
    * rdma: the kind of MR the process registers over its VMAs: `odp` (default), `pinned-mr`,
    * `implicit-odp`, `dmabuf` (over a VRAM BO of `exporter`), or `unsafe-odp` (the bug the checker must catch).
@@ -139,6 +139,8 @@ export interface DeviceSpec {
   invalidateMultipass?: boolean;
   /** gpu, policy uvm: UVM's module parameters (uvm_perf_fault_batch_count, uvm_perf_prefetch_*, uvm_perf_thrashing_*); UVM's defaults when absent. */
   uvm?: UvmDeviceSpec;
+  /** gpu, policy gpusvm: xe's svm_notifier_size (MiB), fault chunk sizes (KiB) and atomic_svm_timeslice_ms; xe's defaults when absent. */
+  gpusvm?: { notifierSizeMiB?: number; chunkSizesKiB?: number[]; atomicTimesliceMs?: number };
   /** rdma: the RC (or UD) QPs setup connects per process to the peer (default 4); workload threads take them in turn. */
   qps?: number;
   qpType?: 'rc' | 'ud';
@@ -338,7 +340,7 @@ export type Action =
    * gpu_submit, then gpu_wait for it unless `wait: false` (the job runs on; the BO's free at the end
    * of the run waits for it).
    */
-  | { op: 'gpu'; device: string; vma?: string; buffer?: string; touch: number; write: boolean; duration: Ns; queue: 'gfx' | 'compute'; wait: boolean }
+  | { op: 'gpu'; device: string; vma?: string; buffer?: string; touch: number; write: boolean; atomic: boolean; duration: Ns; queue: 'gfx' | 'compute'; wait: boolean }
   /** A VRAM BO of `pages` on `device` (GEM_CREATE in VRAM), named `buffer` in the process; TTM may evict others to place it. */
   | { op: 'gpu_alloc'; device: string; buffer: string; pages: number }
   /** GEM_CLOSE of the VRAM BO `buffer` (after its jobs). */
