@@ -36,11 +36,11 @@ export const BUILTIN_DIR = fileURLToPath(new URL('../../scenarios/', import.meta
 
 const EXTENSIONS = ['.yaml', '.yml', '.json'];
 
-/** Names of the built-in scenarios, sorted. */
-export function builtinNames(): string[] {
+/** The scenario names (`<name>.yaml`) in `dir`, sorted; none if the directory is missing. */
+function yamlNamesIn(dir: string): string[] {
   let entries: string[];
   try {
-    entries = fs.readdirSync(BUILTIN_DIR);
+    entries = fs.readdirSync(dir);
   } catch {
     return [];
   }
@@ -48,6 +48,11 @@ export function builtinNames(): string[] {
     .filter((f) => f.endsWith('.yaml'))
     .map((f) => f.slice(0, -'.yaml'.length))
     .sort();
+}
+
+/** Names of the built-in scenarios, sorted. */
+export function builtinNames(): string[] {
+  return yamlNamesIn(BUILTIN_DIR);
 }
 
 /**
@@ -60,16 +65,7 @@ export const REPORTS_DIR = path.join(BUILTIN_DIR, 'reports');
 
 /** Names of the real-report built-ins, sorted. */
 export function reportScenarioNames(): string[] {
-  let entries: string[];
-  try {
-    entries = fs.readdirSync(REPORTS_DIR);
-  } catch {
-    return [];
-  }
-  return entries
-    .filter((f) => f.endsWith('.yaml'))
-    .map((f) => f.slice(0, -'.yaml'.length))
-    .sort();
+  return yamlNamesIn(REPORTS_DIR);
 }
 
 /** The real-report built-ins with their descriptions, sorted by name. */
