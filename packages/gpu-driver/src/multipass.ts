@@ -14,6 +14,9 @@
 // writing the request (the GuC CT message / MMIO write), spent in the first pass; and the rest of
 // `tlbFlushNs`, the hardware's walk of its TLBs, which runs on its own and the second pass waits
 // for. A one-pass callback spends `tlbFlushNs` in all, as before.
+import type { Envelope, Message } from '@svmsim/runtime';
+import type { InvalidatePass } from '@svmsim/kernel-mm';
+import type { GpuHost } from './policy.js';
 
 /** A TLB invalidation that has been issued: done once the hardware has finished it (its fence). */
 export class TlbInvalFence {
@@ -62,4 +65,17 @@ export class PassTable<T> {
   get pending(): number {
     return this.passes.size;
   }
+}
+
+/**
+ * The second pass mm calls (`invalidate_pass`): its state; or, for a cookie this GPU never handed
+ * out, a warning and the pass answered done at once (undefined).
+ */
+export function takeSecondPass<T>(host: Pick<GpuHost, 'reply' | 'warn'>, passes: PassTable<T>, env: Envelope<Message>, m: InvalidatePass): T | undefined {
+  const p = passes.take(m.pass);
+  if (p === undefined) {
+    host.warn('invalidate_pass for a pass this GPU did not hand out', { sub: m.sub, pass: m.pass });
+    host.reply(env, { type: 'invalidate_pass_done', sub: m.sub, next: null });
+  }
+  return p;
 }

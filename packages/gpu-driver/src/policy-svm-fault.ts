@@ -57,7 +57,7 @@
 import {
   PAGE_SIZE, mmu_interval_set_seq, type DevicePageFree, type Invalidate, type InvalidateMultipass, type InvalidatePass, type MigrateToRam, type Pid,
 } from '@svmsim/kernel-mm';
-import { PassTable, type TlbInvalFence } from './multipass.js';
+import { PassTable, takeSecondPass, type TlbInvalFence } from './multipass.js';
 import type { Envelope, Message } from '@svmsim/runtime';
 import { boEnd, type Bo } from './bo.js';
 import type { GpuPte } from './gpuvm.js';
@@ -250,11 +250,8 @@ export function createSvmFaultPolicy(host: GpuHost, opts: SvmFaultOptions): Poli
 
       invalidatePass(env: Envelope<Message>, m: InvalidatePass): void {
         const done = () => host.reply(env, { type: 'invalidate_pass_done', sub: m.sub, next: null });
-        const p = passes.take(m.pass);
-        if (!p) {
-          host.warn('invalidate_pass for a pass this GPU did not hand out', { sub: m.sub, pass: m.pass });
-          return done();
-        }
+        const p = takeSecondPass(host, passes, env, m);
+        if (!p) return;
         const t0 = host.ctx.now();
         // xe_svm_invalidate_second: xe_gt_tlb_invalidation_fence_wait on each fence; then the
         // range's event_end (nothing left to do here: GPUVM was zapped in the first pass).

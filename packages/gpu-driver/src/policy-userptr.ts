@@ -36,7 +36,7 @@
 import {
   EAGAIN, EFAULT, EPERM, mmu_interval_read_retry, mmu_interval_set_seq, type Invalidate, type InvalidateMultipass, type InvalidatePass, type VmaLookupResult,
 } from '@svmsim/kernel-mm';
-import { PassTable } from './multipass.js';
+import { PassTable, takeSecondPass } from './multipass.js';
 import type { Envelope, Message } from '@svmsim/runtime';
 import type { Bo } from './bo.js';
 import { bindUserPages, getUserPages, registerUserptr, unregisterUserptr, type WalkedBo } from './user-pages.js';
@@ -228,11 +228,8 @@ export function createUserptrPolicy(host: GpuHost, opts: UserptrOptions): Policy
 
     invalidatePass(env: Envelope<Message>, m: InvalidatePass): void {
       const done = () => host.reply(env, { type: 'invalidate_pass_done', sub: m.sub, next: null });
-      const p = passes.take(m.pass);
-      if (!p) {
-        host.warn('invalidate_pass for a pass this GPU did not hand out', { sub: m.sub, pass: m.pass });
-        return done();
-      }
+      const p = takeSecondPass(host, passes, env, m);
+      if (!p) return;
       const t0 = host.ctx.now();
       // invalidate_finish: dma_resv_wait_timeout(BOOKKEEP) on what the first pass saw.
       waitFences(p.jobs.map((j) => j.fence), () => {
